@@ -16,6 +16,7 @@ export default defineConfig({
           include: ['tests/**/*.test.ts'],
           environment: 'node',
           pool: 'forks',
+          setupFiles: ['tests/setup/node-globals.ts'],
           testTimeout: 60_000,
         },
       },

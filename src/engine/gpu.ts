@@ -71,6 +71,10 @@ export interface GpuOptions {
   powerPreference?: GPUPowerPreference;
 }
 
+/** Dawn's GPU object for Node: held for the life of the process, as a collected instance takes
+ * its devices down with it (seen as native crashes mid-dispatch). */
+let dawnGpu: GPU | undefined;
+
 async function gpuEntryPoint(): Promise<{ gpu: GPU; runtime: GpuInfo['runtime'] }> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return { gpu: nav.gpu, runtime: 'browser' };
@@ -89,7 +93,8 @@ async function gpuEntryPoint(): Promise<{ gpu: GPU; runtime: GpuInfo['runtime'] 
     globals: Record<string, unknown>;
   };
   Object.assign(globalThis, dawn.globals);
-  return { gpu: dawn.create(DAWN_FLAGS), runtime: 'node' };
+  dawnGpu ??= dawn.create(DAWN_FLAGS);
+  return { gpu: dawnGpu, runtime: 'node' };
 }
 
 export async function getGpu(options: GpuOptions = {}): Promise<Gpu> {

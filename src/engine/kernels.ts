@@ -1,0 +1,110 @@
+// Loads WGSL from shaders/, specialises it for the storage type, and caches compiled pipelines.
+// Every kernel binds its storage buffers at @binding(0..n-1) of group 0 and takes its scalar
+// parameters in one uniform struct `p`, whose layout webgpu-utils reads from the WGSL itself.
+import { makeShaderDataDefinitions, makeStructuredView, type StructuredView } from 'webgpu-utils';
+import type { Gpu } from './gpu.ts';
+import type { DType } from './tensor.ts';
+import matmulWgsl from '../../shaders/matmul.wgsl?raw';
+
+/** The WGSL sources, by kernel family. */
+export const SHADERS = { matmul: matmulWgsl } as const;
+export type ShaderName = keyof typeof SHADERS;
+
+export interface KernelSpec {
+  shader: ShaderName;
+  /** Storage type of the tensors the kernel reads and writes; the shader sees it as `T`. */
+  dtype: DType;
+  /** Values for the shader's `override` constants. */
+  constants?: Record<string, number | boolean>;
+  entryPoint?: string;
+}
+
+export interface Kernel {
+  pipeline: GPUComputePipeline;
+  /** The uniform `p`, laid out as the shader declares it; undefined when the shader has none. */
+  params?: StructuredView;
+  paramsBinding: number;
+}
+
+/** The WGSL a spec compiles: the storage-type alias (and `enable f16`) ahead of the source. */
+export function specialise(source: string, dtype: DType): string {
+  return `${dtype === 'f16' ? 'enable f16;\n' : ''}alias T = ${dtype};\n${source}`;
+}
+
+export class Kernels {
+  private readonly cache = new Map<string, Kernel>();
+
+  constructor(readonly gpu: Gpu) {}
+
+  get device(): GPUDevice {
+    return this.gpu.device;
+  }
+
+  get(spec: KernelSpec): Kernel {
+    if (spec.dtype === 'f16' && !this.gpu.info.f16) throw new Error(`kernel ${spec.shader}: this device has no shader-f16`);
+    const key = JSON.stringify([spec.shader, spec.dtype, spec.entryPoint ?? 'main', spec.constants ?? {}]);
+    let kernel = this.cache.get(key);
+    if (!kernel) {
+      kernel = this.compile(spec);
+      this.cache.set(key, kernel);
+    }
+    return kernel;
+  }
+
+  /**
+   * Records one dispatch into `pass`. `buffers` are bound at bindings 0..n-1 and the uniform
+   * struct `p` (filled from `params`) after them.
+   */
+  dispatch(
+    pass: GPUComputePassEncoder,
+    kernel: Kernel,
+    buffers: GPUBuffer[],
+    params: Record<string, number>,
+    workgroups: [number, number?, number?],
+  ): void {
+    const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
+    if (kernel.params) {
+      kernel.params.set(params);
+      const uniform = this.device.createBuffer({
+        size: kernel.params.arrayBuffer.byteLength,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      });
+      this.device.queue.writeBuffer(uniform, 0, new Uint8Array(kernel.params.arrayBuffer));
+      entries.push({ binding: kernel.paramsBinding, resource: { buffer: uniform } });
+    }
+    const bindGroup = this.device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries });
+    pass.setPipeline(kernel.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    const limit = this.gpu.info.limits.maxComputeWorkgroupsPerDimension;
+    const [x, y = 1, z = 1] = workgroups;
+    if (x > limit || y > limit || z > limit) throw new Error(`dispatch ${x}x${y}x${z} exceeds ${limit} workgroups per dimension`);
+    pass.dispatchWorkgroups(x, y, z);
+  }
+
+  /** One compute pass with one dispatch, submitted now. */
+  run(kernel: Kernel, buffers: GPUBuffer[], params: Record<string, number>, workgroups: [number, number?, number?]): void {
+    const encoder = this.device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    this.dispatch(pass, kernel, buffers, params, workgroups);
+    pass.end();
+    this.device.queue.submit([encoder.finish()]);
+  }
+
+  private compile(spec: KernelSpec): Kernel {
+    const code = specialise(SHADERS[spec.shader], spec.dtype);
+    const module = this.device.createShaderModule({ code, label: spec.shader });
+    // WebGPU takes override constants as numbers only (bool overrides read 0/1).
+    const constants = Object.fromEntries(Object.entries(spec.constants ?? {}).map(([k, v]) => [k, Number(v)]));
+    const pipeline = this.device.createComputePipeline({
+      label: `${spec.shader}:${spec.dtype}`,
+      layout: 'auto',
+      compute: { module, entryPoint: spec.entryPoint ?? 'main', constants },
+    });
+    const uniform = makeShaderDataDefinitions(code).uniforms.p;
+    return {
+      pipeline,
+      params: uniform ? makeStructuredView(uniform) : undefined,
+      paramsBinding: uniform?.binding ?? -1,
+    };
+  }
+}

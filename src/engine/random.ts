@@ -1,0 +1,21 @@
+// Seeded PRNG for tests, self-tests and (later) LoRA init: reproducible across runs and runtimes.
+
+/** mulberry32: small, fast, good enough for test data and weight init. Returns [0, 1). */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Uniform values in [-1, 1). */
+export function randomF32(n: number, seed: number): Float32Array {
+  const next = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = next() * 2 - 1;
+  return out;
+}

@@ -1,0 +1,64 @@
+// GPU tensors: a storage buffer with a shape and a storage type. Row-major, no strides.
+import { f16ArrayToF32, f32ArrayToF16 } from '../io/dtype.ts';
+
+export type DType = 'f32' | 'f16';
+
+export interface Tensor {
+  buffer: GPUBuffer;
+  shape: number[];
+  dtype: DType;
+}
+
+export const BYTES: Record<DType, number> = { f32: 4, f16: 2 };
+
+export function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+// A function, not a constant: in Node the GPUBufferUsage global exists only once gpu.ts loaded Dawn.
+function usage(): number {
+  return GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+}
+
+/** A zero-filled tensor. Sizes are padded to 4 bytes, as WebGPU requires for copies. */
+export function createTensor(device: GPUDevice, shape: number[], dtype: DType, label?: string): Tensor {
+  const size = Math.max(4, align4(numel(shape) * BYTES[dtype]));
+  return { buffer: device.createBuffer({ size, usage: usage(), label }), shape, dtype };
+}
+
+/** Uploads f32 values, converting to the tensor's storage type. */
+export function uploadTensor(device: GPUDevice, data: Float32Array, shape: number[], dtype: DType, label?: string): Tensor {
+  if (data.length !== numel(shape)) throw new Error(`uploadTensor: ${data.length} values for shape [${shape}]`);
+  const t = createTensor(device, shape, dtype, label);
+  const typed = dtype === 'f32' ? data : f32ArrayToF16(data);
+  const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
+  // writeBuffer wants a multiple of 4 bytes; an odd number of f16 values needs one pad value.
+  const padded = bytes.byteLength % 4 === 0 ? bytes : copyPadded(bytes);
+  device.queue.writeBuffer(t.buffer, 0, padded);
+  return t;
+}
+
+/** Reads a tensor back as f32 values. */
+export async function readTensor(device: GPUDevice, t: Tensor): Promise<Float32Array> {
+  const n = numel(t.shape);
+  const size = t.buffer.size;
+  const staging = device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const encoder = device.createCommandEncoder();
+  encoder.copyBufferToBuffer(t.buffer, 0, staging, 0, size);
+  device.queue.submit([encoder.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const copy = staging.getMappedRange().slice(0);
+  staging.unmap();
+  staging.destroy();
+  return t.dtype === 'f32' ? new Float32Array(copy, 0, n) : f16ArrayToF32(new Uint16Array(copy, 0, n));
+}
+
+function copyPadded(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(align4(bytes.byteLength));
+  out.set(bytes);
+  return out;
+}
+
+function align4(n: number): number {
+  return Math.ceil(n / 4) * 4;
+}
