@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../src/engine/gpu.ts';
 import { Kernels } from '../src/engine/kernels.ts';
 import { matmul } from '../src/engine/matmul.ts';
+import source from '../shaders/matmul.wgsl?raw';
 import { matmulRef, maxRelError } from '../src/engine/reference/matmul.ts';
 import { MATMUL_TOLERANCE, matmulSelfTest } from '../src/engine/selftest.ts';
 import { uploadTensor, readTensor } from '../src/engine/tensor.ts';
@@ -73,9 +74,9 @@ describe('matmul plumbing', () => {
   });
 
   it('caches compiled pipelines', () => {
-    const k1 = kernels.get({ shader: 'matmul', dtype: 'f32', constants: { TRANS_B: false } });
-    const k2 = kernels.get({ shader: 'matmul', dtype: 'f32', constants: { TRANS_B: false } });
-    const k3 = kernels.get({ shader: 'matmul', dtype: 'f32', constants: { TRANS_B: true } });
+    const k1 = kernels.get({ name: 'matmul', source, dtype: 'f32', constants: { TRANS_B: false } });
+    const k2 = kernels.get({ name: 'matmul', source, dtype: 'f32', constants: { TRANS_B: false } });
+    const k3 = kernels.get({ name: 'matmul', source, dtype: 'f32', constants: { TRANS_B: true } });
     expect(k1).toBe(k2);
     expect(k3).not.toBe(k1);
   });

@@ -1,17 +1,16 @@
-// Loads WGSL from shaders/, specialises it for the storage type, and caches compiled pipelines.
+// Specialises WGSL from shaders/ for the storage type and caches the compiled pipelines. Each
+// kernel's wrapper imports its own source (`import src from '../../shaders/x.wgsl?raw'`).
 // Every kernel binds its storage buffers at @binding(0..n-1) of group 0 and takes its scalar
 // parameters in one uniform struct `p`, whose layout webgpu-utils reads from the WGSL itself.
 import { makeShaderDataDefinitions, makeStructuredView, type StructuredView } from 'webgpu-utils';
 import type { Gpu } from './gpu.ts';
 import type { DType } from './tensor.ts';
-import matmulWgsl from '../../shaders/matmul.wgsl?raw';
-
-/** The WGSL sources, by kernel family. */
-export const SHADERS = { matmul: matmulWgsl } as const;
-export type ShaderName = keyof typeof SHADERS;
 
 export interface KernelSpec {
-  shader: ShaderName;
+  /** Names the kernel in labels and errors, e.g. 'matmul'. */
+  name: string;
+  /** The WGSL source, using `T` for the storage type. */
+  source: string;
   /** Storage type of the tensors the kernel reads and writes; the shader sees it as `T`. */
   dtype: DType;
   /** Values for the shader's `override` constants. */
@@ -20,6 +19,7 @@ export interface KernelSpec {
 }
 
 export interface Kernel {
+  source: string;
   pipeline: GPUComputePipeline;
   /** The uniform `p`, laid out as the shader declares it; undefined when the shader has none. */
   params?: StructuredView;
@@ -41,13 +41,15 @@ export class Kernels {
   }
 
   get(spec: KernelSpec): Kernel {
-    if (spec.dtype === 'f16' && !this.gpu.info.f16) throw new Error(`kernel ${spec.shader}: this device has no shader-f16`);
-    const key = JSON.stringify([spec.shader, spec.dtype, spec.entryPoint ?? 'main', spec.constants ?? {}]);
-    let kernel = this.cache.get(key);
-    if (!kernel) {
-      kernel = this.compile(spec);
-      this.cache.set(key, kernel);
+    if (spec.dtype === 'f16' && !this.gpu.info.f16) throw new Error(`kernel ${spec.name}: this device has no shader-f16`);
+    const key = JSON.stringify([spec.name, spec.dtype, spec.entryPoint ?? 'main', spec.constants ?? {}]);
+    const hit = this.cache.get(key);
+    if (hit) {
+      if (hit.source !== spec.source) throw new Error(`kernel name '${spec.name}' is used by two different shaders`);
+      return hit;
     }
+    const kernel = this.compile(spec);
+    this.cache.set(key, kernel);
     return kernel;
   }
 
@@ -91,17 +93,18 @@ export class Kernels {
   }
 
   private compile(spec: KernelSpec): Kernel {
-    const code = specialise(SHADERS[spec.shader], spec.dtype);
-    const module = this.device.createShaderModule({ code, label: spec.shader });
+    const code = specialise(spec.source, spec.dtype);
+    const module = this.device.createShaderModule({ code, label: spec.name });
     // WebGPU takes override constants as numbers only (bool overrides read 0/1).
     const constants = Object.fromEntries(Object.entries(spec.constants ?? {}).map(([k, v]) => [k, Number(v)]));
     const pipeline = this.device.createComputePipeline({
-      label: `${spec.shader}:${spec.dtype}`,
+      label: `${spec.name}:${spec.dtype}`,
       layout: 'auto',
       compute: { module, entryPoint: spec.entryPoint ?? 'main', constants },
     });
     const uniform = makeShaderDataDefinitions(code).uniforms.p;
     return {
+      source: spec.source,
       pipeline,
       params: uniform ? makeStructuredView(uniform) : undefined,
       paramsBinding: uniform?.binding ?? -1,

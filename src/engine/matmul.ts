@@ -2,6 +2,7 @@
 // WGSL in shaders/, this wrapper, a float64 reference in reference/, a test comparing the two.
 import type { Kernels } from './kernels.ts';
 import { createTensor, type Tensor } from './tensor.ts';
+import source from '../../shaders/matmul.wgsl?raw';
 
 export interface MatmulShape {
   m: number;
@@ -16,7 +17,7 @@ const TILE = 64;
 /** Records C[M,N] = A[M,K] · op(B) into `pass`. */
 export function encodeMatmul(kernels: Kernels, pass: GPUComputePassEncoder, a: Tensor, b: Tensor, c: Tensor, s: MatmulShape): void {
   checkShapes(a, b, c, s);
-  const kernel = kernels.get({ shader: 'matmul', dtype: a.dtype, constants: { TRANS_B: !!s.transB } });
+  const kernel = kernels.get({ name: 'matmul', source, dtype: a.dtype, constants: { TRANS_B: !!s.transB } });
   kernels.dispatch(pass, kernel, [a.buffer, b.buffer, c.buffer], { m: s.m, n: s.n, k: s.k }, [
     Math.ceil(s.n / TILE),
     Math.ceil(s.m / TILE),
