@@ -1,0 +1,18 @@
+// The data worker (IndexedDB, files, datasets, demo manifest) behind a typed, restartable proxy.
+import type { DataApi } from './api.ts';
+import { WorkerHandle, type MethodList } from './worker-handle.ts';
+
+const methods: MethodList<DataApi> = {
+  storeProbe: true,
+  demoManifest: true,
+  crash: true,
+};
+
+export const dataWorker = new WorkerHandle<DataApi>(
+  'data',
+  () => new Worker(new URL('../../workers/data.worker.ts', import.meta.url), { type: 'module', name: 'data' }),
+  methods,
+);
+
+/** Use this, not a raw Worker: calls reject (never hang) if the worker dies. */
+export const data: DataApi = dataWorker.api;

@@ -1,0 +1,21 @@
+// The trainer worker (GPU device, model, training) behind a typed, restartable proxy.
+import type { TrainerApi } from './api.ts';
+import { WorkerHandle, type MethodList } from './worker-handle.ts';
+
+const methods: MethodList<TrainerApi> = {
+  init: true,
+  describe: true,
+  onDeviceLost: true,
+  selfTest: true,
+  loseDevice: true,
+  crash: true,
+};
+
+export const trainerWorker = new WorkerHandle<TrainerApi>(
+  'trainer',
+  () => new Worker(new URL('../../workers/trainer.worker.ts', import.meta.url), { type: 'module', name: 'trainer' }),
+  methods,
+);
+
+/** Use this, not a raw Worker: calls reject (never hang) if the worker dies. */
+export const trainer: TrainerApi = trainerWorker.api;
