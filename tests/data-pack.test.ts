@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { packExamples, packStats, RowPacker } from '../src/data/pack.ts';
 import type { PackedRow, PackInput } from '../src/data/pack.ts';
-import { seededPermutation, seededRandom, shuffleInPlace } from '../src/data/shuffle.ts';
+import { rng as seededRandom, seededPermutation, shuffleInPlace } from '../src/util/random.ts';
 
 const PAD = -7; // distinct from every example token below
 

@@ -20,7 +20,7 @@ export { encodePrompt, renderWithSpans, tokenizeExample } from './tokenize.ts';
 export type { TokenizeContext, TokenizeOptions, TokenizeResult } from './tokenize.ts';
 export { packExamples, packStats, RowPacker } from './pack.ts';
 export type { PackedRow, PackInput, PackOptions, PackStats } from './pack.ts';
-export { seededPermutation, seededRandom, shuffleInPlace } from './shuffle.ts';
+export { rng as seededRandom, seededPermutation, shuffleInPlace } from '../util/random.ts';
 export { TokenStatsAccumulator } from './stats.ts';
 export type { DataStats, LengthHistogram, TokenStats } from './stats.ts';
 export { tokenizeRecords } from './pipeline.ts';

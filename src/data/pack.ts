@@ -5,7 +5,7 @@
 // sees each document from position 0. Packing is first-fit over a bounded set of open rows (so it
 // streams); without packing every example gets its own padded row. Padding is never trained.
 
-import { seededPermutation } from './shuffle.ts';
+import { seededPermutation } from '../util/random.ts';
 
 export interface PackInput {
   input_ids: Int32Array;

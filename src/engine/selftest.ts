@@ -3,7 +3,7 @@
 import type { Gpu } from './gpu.ts';
 import { Kernels } from './kernels.ts';
 import { matmul } from './matmul.ts';
-import { randomF32 } from './random.ts';
+import { randomF32 } from '../util/random.ts';
 import { matmulRef, maxRelError } from './reference/matmul.ts';
 import { readTensor, uploadTensor, type DType } from './tensor.ts';
 import { f16ArrayToF32, f32ArrayToF16 } from '../io/dtype.ts';

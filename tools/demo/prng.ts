@@ -1,5 +1,6 @@
-// A small seeded PRNG for the demo generator: mulberry32 (32-bit state, Math.imul only), so the
-// same seed gives the same bytes on every machine and every JS engine.
+// The demo generator's randomness: the project's seeded PRNG (src/util/random.ts) with the
+// helpers the generator needs; integer-only arithmetic, so the bytes are the same everywhere.
+import { rng } from '../../src/util/random.ts';
 
 export interface Rng {
   /** Uniform 32-bit unsigned integer. */
@@ -19,14 +20,8 @@ export interface Rng {
 }
 
 export function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  const u32 = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
+  const next = rng(seed);
+  const u32 = (): number => next() * 4294967296; // exact: rng() is a u32 divided by 2^32
   const float = (): number => u32() / 4294967296;
   const int = (n: number): number => Math.floor(float() * n);
   return {
