@@ -1,6 +1,7 @@
 import { defineConfig } from 'vite';
 
 export default defineConfig({
+  publicDir: false,
   ssr: { noExternal: true, external: ['webgpu'] },
   build: {
     ssr: 'tools/bench/bench.ts',
