@@ -2,9 +2,13 @@
 
     python tools/reference/make_nf4_fixture.py --out tests/fixtures/nf4
 
-Needs torch with a CUDA GPU and bitsandbytes (a release, or a source build on PYTHONPATH: see
-tools/reference/build_bnb_from_source.sh). There is deliberately no fallback: a fixture that did
-not come from bitsandbytes itself would only test us against our own reading of it.
+Needs torch with a CUDA GPU and bitsandbytes: a release, or a source build on PYTHONPATH, which
+takes about 30 s on the H200 machine (no pip index there):
+    cmake -B build -DCOMPUTE_BACKEND=cuda -DCOMPUTE_CAPABILITY=90 . && cmake --build build -j16
+    PYTHONPATH=<bitsandbytes checkout> python tools/reference/make_nf4_fixture.py --out ...
+There is deliberately no fallback: a fixture that did not come from bitsandbytes itself would only
+test us against our own reading of it. The fixtures in tests/fixtures/nf4 were made that way from
+bitsandbytes 0.50.2.dev0 (commit 95f9af3), torch 2.11.0+cu130, on an H200.
 
 Each case is <case>.safetensors + <case>.json. The safetensors file holds
   input                 the tensor that was quantized (its own dtype)
@@ -45,7 +49,7 @@ except Exception as e:  # ImportError, or a missing native library
         "make_nf4_fixture: bitsandbytes is not importable "
         f"({type(e).__name__}: {e}).\n"
         "Install it (pip install bitsandbytes) or build it from source "
-        "(tools/reference/build_bnb_from_source.sh) and put it on PYTHONPATH. "
+        "(see this script's docstring) and put it on PYTHONPATH. "
         "NF4 fixtures must come from the real library; there is no pure-torch fallback."
     )
 
