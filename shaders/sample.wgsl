@@ -1,0 +1,265 @@
+// Next-token sampling on the GPU, as transformers' generate() processes scores, one workgroup per
+// row of logits [rows, V] (f32), no sort:
+//   1. repetition penalty over the ids in `prev` (transformers' RepetitionPenaltyLogitsProcessor:
+//      z < 0 ? z * penalty : z / penalty, applied once per distinct id however often it occurs);
+//   2. greedy (temperature <= 0): the first index of the maximum, done;
+//   3. s = z / temperature; m = max s; e = exp(s - m) (arguments <= 0: WGSL's exp is accurate there);
+//   4. top-k (0 < k < V): keep s >= the k-th largest value (ties kept, as TopKLogitsWarper);
+//   5. top-p (p < 1): keep a token when the mass of the kept tokens strictly above it is
+//      < p · (mass of the kept tokens): TopPLogitsWarper's rule (it removes a token whose
+//      ascending cumulative probability is <= 1 - p), with ties treated alike; p = 0 keeps
+//      the top token(s) (min_tokens_to_keep = 1);
+//   6. draw: the smallest index i with Σ_{j <= i, kept} e_j > u · Σ_kept e, u in [0, 1) given per
+//      row (seeded on the CPU): the inverse CDF in index order. (torch.multinomial draws the
+//      same distribution with its own RNG and method; only the distribution is shared.)
+// Thresholds are searched, not sorted for: a value s maps to an order-preserving u32 key, and an
+// 8-ary search over keys (7 probe keys per pass, 11 passes for 32 bits) finds the smallest key t
+// with A(t) = Σ_{kept j, key_j > t} w_j < goal (w = 1 for top-k, e for top-p); the tokens kept
+// are then exactly those with key >= t. Each pass is one sweep over V and three barriers.
+// scratch [rows, 2V] holds s and then e per row. out [rows] u32 receives the token id.
+// Assumptions: no NaN logits; -0 and +0 order as different keys (ties between them are not
+// treated as ties). Sums are f32: the draw and the top-p cut can differ from a float64 sampler
+// only where u (or p) lies within their rounding (~1e-6 here; the tests allow 1e-5) of a boundary
+// of the CDF.
+
+struct Params {
+  vocab: u32,
+  rows: u32,
+  n_prev: u32,
+  top_k: u32,
+  temperature: f32,
+  top_p: f32,
+  penalty: f32,
+}
+
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> prev: array<u32>;
+@group(0) @binding(2) var<storage, read> uniforms: array<f32>;
+@group(0) @binding(3) var<storage, read_write> scratch: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<u32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+const WG = 256u;
+const PROBES = 7u;
+const NEG = -3.0e38;
+const BELOW_ONE = 0.99999994; // the largest f32 below 1
+
+var<workgroup> red: array<f32, 1792>; // [PROBES][WG] per-invocation partials
+var<workgroup> red_i: array<u32, WG>;
+var<workgroup> probe_sum: array<f32, PROBES>;
+var<workgroup> result: f32;
+var<workgroup> bounds: vec2u; // the search interval [lo, hi], published by invocation 0
+var<workgroup> pick: vec2u; // the invocation holding the draw, and the remainder's bits
+
+// Reductions use few barriers (they are slow on CPU Vulkan drivers such as lavapipe, which the
+// tests run on): partials go to workgroup memory, one barrier, then one invocation (one per probe
+// in the search) adds them up in order, and workgroupUniformLoad hands the result to all as a
+// uniform value. On a GPU the sequential sums of 256 values cost a few microseconds per pass.
+
+/** Order-preserving key of an f32: a < b (as numbers, no NaN) <=> key(a) < key(b). */
+fn key(x: f32) -> u32 {
+  let b = bitcast<u32>(x);
+  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+
+/** Σ (or max) over the workgroup of v, the same value in every invocation. */
+fn reduce(tid: u32, v: f32, take_max: bool) -> f32 {
+  red[tid] = v;
+  workgroupBarrier();
+  if (tid == 0u) {
+    var r = red[0];
+    for (var t = 1u; t < WG; t++) { r = select(r + red[t], max(r, red[t]), take_max); }
+    result = r;
+  }
+  return workgroupUniformLoad(&result);
+}
+
+/**
+ * The smallest key t in [lo, hi] with A(t) < goal, A(t) = Σ_{i: key_i >= floor_key, key_i > t} w_i
+ * (w_i = 1, or e_i when `mass`), given A(hi) < goal. 8-ary search: per pass 7 probes, at most
+ * 11 passes for 32 bits (each pass leaves at most span / 8 + 1 keys).
+ */
+fn search(tid: u32, base: u32, lo0: u32, hi0: u32, floor_key: u32, goal: f32, mass: bool) -> u32 {
+  if (tid == 0u) { bounds = vec2u(lo0, hi0); }
+  var b = workgroupUniformLoad(&bounds);
+  loop {
+    if (b.x >= b.y) { break; }
+    let lo = b.x;
+    let hi = b.y;
+    let span = hi - lo;
+    let step = span / 8u + 1u; // 7 * step < 2^32: no overflow below
+    var probe = array<u32, PROBES>();
+    for (var j = 0u; j < PROBES; j++) {
+      let off = (j + 1u) * step - 1u;
+      probe[j] = select(hi, lo + off, off < span);
+    }
+    // Explicit zeros: Dawn on lavapipe does not re-zero a bare `var acc: array<...>;` per pass.
+    var acc = array<f32, PROBES>();
+    for (var i = tid; i < p.vocab; i += WG) {
+      let kv = key(scratch[base + i]);
+      if (kv >= floor_key) {
+        let w = select(1.0, scratch[base + p.vocab + i], mass);
+        for (var j = 0u; j < PROBES; j++) {
+          if (kv > probe[j]) { acc[j] += w; }
+        }
+      }
+    }
+    for (var j = 0u; j < PROBES; j++) { red[j * WG + tid] = acc[j]; }
+    workgroupBarrier();
+    if (tid < PROBES) {
+      var sum = 0.0;
+      for (var t = 0u; t < WG; t++) { sum += red[tid * WG + t]; }
+      probe_sum[tid] = sum;
+    }
+    workgroupBarrier();
+    if (tid == 0u) {
+      // The first probe below the goal bounds the answer from above, the one before it from below.
+      var nb = vec2u(lo, hi);
+      var found = false;
+      for (var j = 0u; j < PROBES; j++) {
+        if (!found) {
+          if (probe_sum[j] < goal) {
+            nb.y = probe[j];
+            found = true;
+          } else {
+            nb.x = probe[j] + 1u;
+          }
+        }
+      }
+      bounds = nb;
+    }
+    b = workgroupUniformLoad(&bounds);
+  }
+  return b.y;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let row = wg.y * nwg.x + wg.x; // uniform per workgroup
+  if (row >= p.rows) { return; }
+  let tid = lid.x;
+  let V = p.vocab;
+  let lbase = row * V;
+  let base = row * 2u * V; // s at base.., e at base + V..
+
+  // 1. Copy, then the penalty from the original values (duplicates write the same value).
+  for (var i = tid; i < V; i += WG) { scratch[base + i] = logits[lbase + i]; }
+  storageBarrier();
+  if (p.penalty != 1.0) {
+    for (var j = tid; j < p.n_prev; j += WG) {
+      let id = prev[j];
+      if (id < V) {
+        let z = logits[lbase + id];
+        scratch[base + id] = select(z / p.penalty, z * p.penalty, z < 0.0);
+      }
+    }
+  }
+  storageBarrier();
+
+  // 2. Greedy: the first index of the maximum.
+  if (p.temperature <= 0.0) {
+    var best = NEG;
+    var bi = 0xffffffffu;
+    for (var i = tid; i < V; i += WG) {
+      let z = scratch[base + i];
+      if (bi == 0xffffffffu || z > best) {
+        best = z;
+        bi = i;
+      }
+    }
+    red[tid] = best;
+    red_i[tid] = bi;
+    workgroupBarrier();
+    if (tid == 0u) {
+      // Each invocation saw the first maximum of its indices; the lowest index wins ties.
+      var z = red[0];
+      var iz = red_i[0];
+      for (var t = 1u; t < WG; t++) {
+        let io = red_i[t];
+        let zo = red[t];
+        if (io != 0xffffffffu && (iz == 0xffffffffu || zo > z || (zo == z && io < iz))) {
+          z = zo;
+          iz = io;
+        }
+      }
+      out[row] = iz;
+    }
+    return;
+  }
+
+  // 3. Temperature, max, exp.
+  var mx = NEG;
+  for (var i = tid; i < V; i += WG) {
+    let s = scratch[base + i] / p.temperature;
+    scratch[base + i] = s;
+    mx = max(mx, s);
+  }
+  mx = reduce(tid, mx, true);
+  for (var i = tid; i < V; i += WG) { scratch[base + V + i] = exp(scratch[base + i] - mx); }
+  storageBarrier();
+
+  // 4. Top-k: the k-th largest key.
+  let top = key(mx);
+  var cut = 0u;
+  if (p.top_k > 0u && p.top_k < V) {
+    cut = search(tid, base, 0u, top, 0u, f32(p.top_k), false);
+  }
+
+  // 5. Top-p among the top-k survivors.
+  if (p.top_p < 1.0) {
+    var z = 0.0;
+    for (var i = tid; i < V; i += WG) {
+      if (key(scratch[base + i]) >= cut) { z += scratch[base + V + i]; }
+    }
+    z = reduce(tid, z, false);
+    cut = search(tid, base, cut, top, cut, p.top_p * z, true);
+  }
+
+  // 6. Draw: each invocation sums a contiguous range of indices; invocation 0 scans the sums.
+  let per = (V + WG - 1u) / WG;
+  let start = min(tid * per, V);
+  let end = min(start + per, V);
+  var own = 0.0;
+  for (var i = start; i < end; i++) {
+    if (key(scratch[base + i]) >= cut) { own += scratch[base + V + i]; }
+  }
+  red[tid] = own;
+  workgroupBarrier();
+  if (tid == 0u) {
+    var total = 0.0;
+    for (var t = 0u; t < WG; t++) { total += red[t]; }
+    let r = min(max(uniforms[row], 0.0), BELOW_ONE) * total;
+    var acc = 0.0;
+    var sel = WG;
+    var last = 0u;
+    for (var t = 0u; t < WG; t++) {
+      let v = red[t];
+      if (v > 0.0) {
+        last = t;
+        if (sel == WG && acc + v > r) { sel = t; }
+        if (sel == WG) { acc += v; }
+      }
+    }
+    // Rounding can leave r at or past the sum: then the last kept token (in the last range).
+    if (sel == WG) {
+      sel = last;
+      acc -= red[last];
+    }
+    pick = vec2u(sel, bitcast<u32>(r - acc));
+  }
+  workgroupBarrier();
+  if (tid == pick.x) {
+    let rem = bitcast<f32>(pick.y);
+    var c = 0.0;
+    var chosen = 0xffffffffu;
+    var last_kept = 0u;
+    for (var i = start; i < end; i++) {
+      if (key(scratch[base + i]) >= cut) {
+        last_kept = i;
+        c += scratch[base + V + i];
+        if (chosen == 0xffffffffu && c > rem) { chosen = i; }
+      }
+    }
+    out[row] = select(chosen, last_kept, chosen == 0xffffffffu);
+  }
+}

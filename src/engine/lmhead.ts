@@ -1,0 +1,270 @@
+// The chunked lm_head (shaders/lmhead.wgsl): per-token cross-entropy over the vocabulary without
+// a [tokens x V] logits tensor, and the full logits of a few rows (generation).
+//   loss:   for each vocabulary chunk of Vc rows of E [V, H]: a fused tile kernel computes the
+//           chunk's logits in registers and leaves per-row (max, Σ exp) partials and the target's
+//           logit; a per-row kernel folds them into a running logsumexp. lse and
+//           loss = lse - logit[target] per row come out (f32), loss 0 where the row's target is
+//           not trained (id >= V, e.g. 0xffffffff).
+//   logits: the same tiles written out for rows [firstRow, firstRow + rows) -> [rows, V] f32.
+// Each chunk binds only its rows of E (a buffer range), so E never has to fit one storage
+// binding (maxStorageBufferBindingSize): Llama 3's 128256 x 4096 f16 is 1 GB.
+// Reference: reference/lmhead.ts.
+import type { U32Tensor } from './embedding.ts';
+import { expectShape, grid, submitPass } from './elementwise.ts';
+import type { Kernel, Kernels } from './kernels.ts';
+import { BYTES, createTensor, type DType, type Tensor } from './tensor.ts';
+import source from '../../shaders/lmhead.wgsl?raw';
+
+const TILE = 64;
+/** Vocabulary rows per chunk are a multiple of this, so every chunk's byte offset in E is a
+ * multiple of 256 (the largest minStorageBufferOffsetAlignment WebGPU allows). */
+export const LMHEAD_CHUNK_ALIGN = 256;
+/** Default vocabulary rows per chunk: 128 tiles, 8 KiB of partials per row. */
+export const LMHEAD_DEFAULT_CHUNK = 8192;
+
+/** Vocabulary rows per chunk: `requested` rounded down to LMHEAD_CHUNK_ALIGN, within the binding limit. */
+export function lmHeadChunkRows(kernels: Kernels, hidden: number, dtype: DType, requested = LMHEAD_DEFAULT_CHUNK): number {
+  const limit = kernels.gpu.info.limits.maxStorageBufferBindingSize;
+  const fit = Math.floor(limit / (hidden * BYTES[dtype]) / LMHEAD_CHUNK_ALIGN) * LMHEAD_CHUNK_ALIGN;
+  const chunk = Math.min(Math.floor(requested / LMHEAD_CHUNK_ALIGN) * LMHEAD_CHUNK_ALIGN, fit);
+  if (chunk < LMHEAD_CHUNK_ALIGN) throw new Error(`lm_head: a chunk of ${requested} rows of ${hidden} does not fit a binding`);
+  return chunk;
+}
+
+/** Scratch of the loss path for up to `rows` rows and chunks of `chunk` vocabulary rows. */
+export interface LmHeadScratch {
+  rows: number;
+  chunk: number;
+  /** [rows, chunk / 64, 2] f32: per-tile max and Σ exp. */
+  partial: GPUBuffer;
+  /** [rows] f32: the logit of each row's target. */
+  tlogit: GPUBuffer;
+  /** [rows, 2] f32: running max and Σ exp. */
+  run: GPUBuffer;
+}
+
+export function createLmHeadScratch(kernels: Kernels, rows: number, chunk: number): LmHeadScratch {
+  if (!(chunk > 0 && chunk % LMHEAD_CHUNK_ALIGN === 0)) throw new Error(`lm_head: chunk ${chunk} is not a multiple of ${LMHEAD_CHUNK_ALIGN}`);
+  const device = kernels.device;
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const partialBytes = rows * (chunk / TILE) * 2 * 4;
+  if (partialBytes > kernels.gpu.info.limits.maxStorageBufferBindingSize) {
+    throw new Error(`lm_head: partials of ${rows} rows x ${chunk / TILE} tiles exceed a binding; use a smaller chunk`);
+  }
+  return {
+    rows,
+    chunk,
+    partial: device.createBuffer({ size: Math.max(4, partialBytes), usage, label: 'lmhead.partial' }),
+    tlogit: device.createBuffer({ size: Math.max(4, rows * 4), usage, label: 'lmhead.tlogit' }),
+    run: device.createBuffer({ size: Math.max(4, rows * 8), usage, label: 'lmhead.run' }),
+  };
+}
+
+export function destroyLmHeadScratch(s: LmHeadScratch): void {
+  s.partial.destroy();
+  s.tlogit.destroy();
+  s.run.destroy();
+}
+
+export interface LmHeadLossTensors {
+  /** [M, H], storage type: the final norm's output. */
+  h: Tensor;
+  /** [V, H], storage type: lm_head.weight, or the embedding table when tied. */
+  embed: Tensor;
+  /** M target ids (labels already shifted: the id of the next token); an id >= V is not trained. */
+  targets: U32Tensor;
+  /** Output [M] f32: log Σ_v exp(logit_v) (the backward's softmax is exp(logit - lse)). */
+  lse: Tensor;
+  /** Output [M] f32: lse - logit[target], 0 where the target is not trained. */
+  loss: Tensor;
+}
+
+/** Records the chunked lm_head + cross-entropy statistics (see the header) into `pass`. */
+export function encodeLmHeadLoss(kernels: Kernels, pass: GPUComputePassEncoder, t: LmHeadLossTensors, scratch: LmHeadScratch): void {
+  const { vocab, hidden } = checkEmbed(t.embed, t.h);
+  const rows = t.h.shape[0];
+  if (t.targets.length !== rows) throw new Error(`lm_head: ${t.targets.length} targets for ${rows} rows`);
+  expectShape('lm_head', t.lse, [rows], 'lse');
+  expectShape('lm_head', t.loss, [rows], 'loss');
+  if (t.lse.dtype !== 'f32' || t.loss.dtype !== 'f32') throw new Error('lm_head: lse and loss must be f32');
+  if (scratch.rows < rows) throw new Error(`lm_head: the scratch holds ${scratch.rows} rows, not ${rows}`);
+  checkBinding(kernels, 'h', t.h.buffer.size);
+  const stats = kernels.get({ name: 'lmhead', source, dtype: t.h.dtype, entryPoint: 'stats' });
+  const combine = kernels.get({ name: 'lmhead', source, dtype: t.h.dtype, entryPoint: 'combine' });
+  const tiles = scratch.chunk / TILE;
+  for (let v0 = 0; v0 < vocab; v0 += scratch.chunk) {
+    const chunkRows = Math.min(scratch.chunk, vocab - v0);
+    const params = {
+      rows,
+      row0: 0,
+      hidden,
+      vocab,
+      v0,
+      chunk_rows: chunkRows,
+      tiles,
+      first: v0 === 0 ? 1 : 0,
+      out_stride: 0,
+      out_col0: 0,
+    };
+    dispatchBound(
+      kernels,
+      pass,
+      stats,
+      [
+        [0, { buffer: t.h.buffer }],
+        [1, embedRange(t.embed, v0, chunkRows)],
+        [2, { buffer: t.targets.buffer }],
+        [3, { buffer: scratch.partial }],
+        [4, { buffer: scratch.tlogit }],
+      ],
+      params,
+      [Math.ceil(chunkRows / TILE), Math.ceil(rows / TILE)],
+    );
+    dispatchBound(
+      kernels,
+      pass,
+      combine,
+      [
+        [2, { buffer: t.targets.buffer }],
+        [3, { buffer: scratch.partial }],
+        [4, { buffer: scratch.tlogit }],
+        [5, { buffer: scratch.run }],
+        [6, { buffer: t.lse.buffer }],
+        [7, { buffer: t.loss.buffer }],
+      ],
+      params,
+      grid(kernels, Math.ceil(rows / 64)),
+    );
+  }
+}
+
+/**
+ * Records logits out[i, v] = h[firstRow + i] · E[v] for the rows of `out` ([rows, V] f32), chunk
+ * by chunk over V. firstRow defaults to the last rows of h (generation: out [1, V] gets the last
+ * position's logits).
+ */
+export function encodeLmHeadLogits(
+  kernels: Kernels,
+  pass: GPUComputePassEncoder,
+  h: Tensor,
+  embed: Tensor,
+  out: Tensor,
+  opts: { firstRow?: number; chunk?: number } = {},
+): void {
+  const { vocab, hidden } = checkEmbed(embed, h);
+  if (out.shape.length !== 2 || out.shape[1] !== vocab || out.dtype !== 'f32') {
+    throw new Error(`lm_head: out is ${out.dtype} [${out.shape}], expected f32 [rows, ${vocab}]`);
+  }
+  const rows = out.shape[0];
+  const firstRow = opts.firstRow ?? h.shape[0] - rows;
+  if (!(Number.isInteger(firstRow) && firstRow >= 0 && firstRow + rows <= h.shape[0])) {
+    throw new Error(`lm_head: rows [${firstRow}, ${firstRow + rows}) are outside h's ${h.shape[0]}`);
+  }
+  checkBinding(kernels, 'h', h.buffer.size);
+  checkBinding(kernels, 'out', out.buffer.size);
+  const chunk = lmHeadChunkRows(kernels, hidden, embed.dtype, opts.chunk);
+  const kernel = kernels.get({ name: 'lmhead', source, dtype: h.dtype, entryPoint: 'logits' });
+  for (let v0 = 0; v0 < vocab; v0 += chunk) {
+    const chunkRows = Math.min(chunk, vocab - v0);
+    const params = {
+      rows,
+      row0: firstRow,
+      hidden,
+      vocab,
+      v0,
+      chunk_rows: chunkRows,
+      tiles: 0,
+      first: 0,
+      out_stride: vocab,
+      out_col0: v0,
+    };
+    dispatchBound(
+      kernels,
+      pass,
+      kernel,
+      [
+        [0, { buffer: h.buffer }],
+        [1, embedRange(embed, v0, chunkRows)],
+        [8, { buffer: out.buffer }],
+      ],
+      params,
+      [Math.ceil(chunkRows / TILE), Math.ceil(rows / TILE)],
+    );
+  }
+}
+
+/** Allocates scratch and outputs, records encodeLmHeadLoss and submits it. */
+export function lmHeadLoss(
+  kernels: Kernels,
+  h: Tensor,
+  embed: Tensor,
+  targets: U32Tensor,
+  opts: { chunk?: number } = {},
+): { lse: Tensor; loss: Tensor } {
+  const rows = h.shape[0];
+  const chunk = lmHeadChunkRows(kernels, h.shape[1], embed.dtype, opts.chunk);
+  const scratch = createLmHeadScratch(kernels, rows, chunk);
+  const lse = createTensor(kernels.device, [rows], 'f32', 'lmhead.lse');
+  const loss = createTensor(kernels.device, [rows], 'f32', 'lmhead.loss');
+  submitPass(kernels, (pass) => encodeLmHeadLoss(kernels, pass, { h, embed, targets, lse, loss }, scratch));
+  // Destroying after submit is allowed: WebGPU frees the memory once the queued work is done.
+  destroyLmHeadScratch(scratch);
+  return { lse, loss };
+}
+
+/** Allocates out [rows, V] f32 (default: the last row of h), records encodeLmHeadLogits and submits it. */
+export function lmHeadLogits(kernels: Kernels, h: Tensor, embed: Tensor, opts: { rows?: number; firstRow?: number; chunk?: number } = {}): Tensor {
+  const out = createTensor(kernels.device, [opts.rows ?? 1, embed.shape[0]], 'f32', 'lmhead.logits');
+  submitPass(kernels, (pass) => encodeLmHeadLogits(kernels, pass, h, embed, out, opts));
+  return out;
+}
+
+function checkEmbed(embed: Tensor, h: Tensor): { vocab: number; hidden: number } {
+  if (embed.shape.length !== 2) throw new Error(`lm_head: E has shape [${embed.shape}], expected [vocab, hidden]`);
+  const [vocab, hidden] = embed.shape;
+  if (h.shape.length !== 2 || h.shape[1] !== hidden) throw new Error(`lm_head: h has shape [${h.shape}], expected [rows, ${hidden}]`);
+  if (h.dtype !== embed.dtype) throw new Error(`lm_head: h is ${h.dtype} but E is ${embed.dtype}`);
+  return { vocab, hidden };
+}
+
+/** The byte range of E's rows [v0, v0 + rows): offsets are multiples of 256 (chunks are). */
+function embedRange(embed: Tensor, v0: number, rows: number): GPUBufferBinding {
+  const rowBytes = embed.shape[1] * BYTES[embed.dtype];
+  const offset = v0 * rowBytes;
+  const size = Math.min(Math.ceil((rows * rowBytes) / 4) * 4, embed.buffer.size - offset);
+  return { buffer: embed.buffer, offset, size };
+}
+
+function checkBinding(kernels: Kernels, what: string, size: number): void {
+  const limit = kernels.gpu.info.limits.maxStorageBufferBindingSize;
+  if (size > limit) throw new Error(`lm_head: ${what} (${size} B) exceeds maxStorageBufferBindingSize ${limit}`);
+}
+
+/**
+ * One dispatch with explicit binding numbers and buffer ranges. Kernels.dispatch binds whole
+ * buffers at 0..n-1; the lm_head needs a range of E per chunk and entry points with different
+ * bindings, so this local variant of it does the same with (binding, range) pairs.
+ */
+function dispatchBound(
+  kernels: Kernels,
+  pass: GPUComputePassEncoder,
+  kernel: Kernel,
+  bindings: [number, GPUBufferBinding][],
+  params: Record<string, number>,
+  workgroups: [number, number?, number?],
+): void {
+  const device = kernels.device;
+  const entries: GPUBindGroupEntry[] = bindings.map(([binding, resource]) => ({ binding, resource }));
+  if (kernel.params) {
+    kernel.params.set(params);
+    const uniform = device.createBuffer({ size: kernel.params.arrayBuffer.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(uniform, 0, new Uint8Array(kernel.params.arrayBuffer));
+    entries.push({ binding: kernel.paramsBinding, resource: { buffer: uniform } });
+  }
+  const limit = kernels.gpu.info.limits.maxComputeWorkgroupsPerDimension;
+  const [x, y = 1, z = 1] = workgroups;
+  if (x > limit || y > limit || z > limit) throw new Error(`lm_head: dispatch ${x}x${y}x${z} exceeds ${limit} workgroups per dimension`);
+  pass.setPipeline(kernel.pipeline);
+  pass.setBindGroup(0, device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries }));
+  pass.dispatchWorkgroups(x, y, z);
+}

@@ -1,0 +1,136 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { submitPass } from '../src/engine/elementwise.ts';
+import type { Gpu } from '../src/engine/gpu.ts';
+import { Kernels } from '../src/engine/kernels.ts';
+import { encodeLora, lora, loraScale } from '../src/engine/lora.ts';
+import { loraRef } from '../src/engine/reference/lora.ts';
+import { maxRelError } from '../src/engine/reference/matmul.ts';
+import { createTensor, readTensor, uploadTensor, type DType, type Tensor } from '../src/engine/tensor.ts';
+import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';
+import { randomF32 } from '../src/util/random.ts';
+import { testGpu } from './gpu/device.ts';
+
+// Component-wise relative errors (reference/lora.ts scales): u is an f32 dot product over K
+// (x in f16 is exact in f32, so u keeps f32 accuracy in both modes); y = y0 + scale · u Bᵀ rounds
+// once to y's type: 2^-11 relative in f16.
+const TOL = { f32: 1e-5, f16: 1e-3 };
+
+let gpu: Gpu;
+let kernels: Kernels;
+beforeAll(async () => {
+  gpu = await testGpu();
+  kernels = new Kernels(gpu);
+});
+
+const asStored = (x: Float32Array, dtype: DType) => (dtype === 'f16' ? f16ArrayToF32(f32ArrayToF16(x)) : x);
+
+interface Case {
+  m: number;
+  k: number;
+  n: number;
+  r: number;
+  dtype?: DType;
+  out?: DType;
+}
+
+async function runCase(c: Case, seed: number): Promise<{ u: number; y: number }> {
+  const dtype = c.dtype ?? 'f32';
+  const out = c.out ?? dtype;
+  const scale = loraScale({ r: c.r, alpha: 16, rslora: c.r % 2 === 0 });
+  const x = asStored(randomF32(c.m * c.k, seed), dtype);
+  const a = randomF32(c.r * c.k, seed + 1).map((v) => v * 0.1);
+  const b = randomF32(c.n * c.r, seed + 2).map((v) => v * 0.1);
+  const y0 = asStored(randomF32(c.m * c.n, seed + 3), out);
+  const tx = uploadTensor(gpu.device, x, [c.m, c.k], dtype);
+  const ta = uploadTensor(gpu.device, a, [c.r, c.k], 'f32');
+  const tb = uploadTensor(gpu.device, b, [c.n, c.r], 'f32');
+  const ty = uploadTensor(gpu.device, y0, [c.m, c.n], out);
+  const tu = lora(kernels, tx, { a: ta, b: tb, scale }, ty);
+  const u = await readTensor(gpu.device, tu);
+  const y = await readTensor(gpu.device, ty);
+  for (const t of [tx, ta, tb, ty, tu] as Tensor[]) t.buffer.destroy();
+  const ref = loraRef(x, a, b, y0, { ...c, scale });
+  return { u: maxRelError(u, ref.u, ref.uScale), y: maxRelError(y, ref.y, ref.yScale) };
+}
+
+const label = (c: Case) => `M ${c.m}, K ${c.k}, N ${c.n}, r ${c.r}${c.dtype ? `, x ${c.dtype}, y ${c.out ?? c.dtype}` : ''}`;
+
+describe(`LoRA f32: u = x Aᵀ, y += scale · u Bᵀ, against float64 (component-wise, < ${TOL.f32})`, () => {
+  // r not a multiple of 16 leaves a partial column group in the down kernel; M not a multiple of
+  // 8 / 64 partial row groups; K odd and 4101 the slice loop's tail.
+  const cases: Case[] = [
+    { m: 1, k: 64, n: 70, r: 8 },
+    { m: 7, k: 192, n: 130, r: 16 },
+    { m: 33, k: 75, n: 70, r: 64 },
+    { m: 100, k: 192, n: 130, r: 16 },
+    { m: 33, k: 75, n: 70, r: 20 },
+    { m: 3, k: 4101, n: 9, r: 16 },
+  ];
+  for (const [i, c] of cases.entries()) {
+    it(label(c), async () => {
+      const err = await runCase(c, 10 + i);
+      console.log(`lora ${label(c)}: u ${err.u.toExponential(2)}, y ${err.y.toExponential(2)}`);
+      expect(err.u).toBeLessThan(TOL.f32);
+      expect(err.y).toBeLessThan(TOL.f32);
+    });
+  }
+});
+
+describe('LoRA, f16 activations (A, B and u stay f32)', () => {
+  const cases: Case[] = [
+    { m: 33, k: 192, n: 70, r: 16, dtype: 'f16', out: 'f16' },
+    { m: 7, k: 75, n: 130, r: 8, dtype: 'f16', out: 'f32' },
+  ];
+  for (const [i, c] of cases.entries()) {
+    const tol = c.out === 'f16' ? TOL.f16 : TOL.f32;
+    it(`${label(c)} (y < ${tol})`, async (ctx) => {
+      if (!gpu.info.f16) ctx.skip();
+      const err = await runCase(c, 20 + i);
+      console.log(`lora ${label(c)}: u ${err.u.toExponential(2)}, y ${err.y.toExponential(2)}`);
+      expect(err.u).toBeLessThan(TOL.f32);
+      expect(err.y).toBeLessThan(tol);
+      if (c.out === 'f16') expect(err.y, 'f16 rounding is visible').toBeGreaterThan(1e-6);
+    });
+  }
+});
+
+describe('LoRA plumbing', () => {
+  it('loraScale: alpha / r, or alpha / sqrt(r) with rsLoRA (PEFT)', () => {
+    expect(loraScale({ r: 16, alpha: 16 })).toBe(1);
+    expect(loraScale({ r: 16, alpha: 16, rslora: true })).toBe(4);
+    expect(loraScale({ r: 8, alpha: 32 })).toBe(4);
+    expect(loraScale({ r: 64, alpha: 16, rslora: true })).toBe(2);
+    expect(() => loraScale({ r: 0, alpha: 16 })).toThrow(/positive integer/);
+  });
+
+  it('a product checked by hand', async () => {
+    // x = [1, 2], A = [[1, 0], [0, 1], [1, 1]] (r 3), B = [[1, 1, 1]] (N 1), scale 0.5, y0 = 10:
+    // u = [1, 2, 3], y = 10 + 0.5 · 6 = 13.
+    const x = uploadTensor(gpu.device, new Float32Array([1, 2]), [1, 2], 'f32');
+    const a = uploadTensor(gpu.device, new Float32Array([1, 0, 0, 1, 1, 1]), [3, 2], 'f32');
+    const b = uploadTensor(gpu.device, new Float32Array([1, 1, 1]), [1, 3], 'f32');
+    const y = uploadTensor(gpu.device, new Float32Array([10]), [1, 1], 'f32');
+    const u = lora(kernels, x, { a, b, scale: 0.5 }, y);
+    expect([...(await readTensor(gpu.device, u))]).toEqual([1, 2, 3]);
+    expect([...(await readTensor(gpu.device, y))]).toEqual([13]);
+  });
+
+  it('rejects bad shapes and types with clear messages', () => {
+    const x = createTensor(gpu.device, [3, 64], 'f32');
+    const a = createTensor(gpu.device, [8, 64], 'f32');
+    const b = createTensor(gpu.device, [70, 8], 'f32');
+    const u = createTensor(gpu.device, [3, 8], 'f32');
+    const y = createTensor(gpu.device, [3, 70], 'f32');
+    const run = (f: (pass: GPUComputePassEncoder) => void) => () => submitPass(kernels, f);
+    expect(run((p) => encodeLora(kernels, p, x, { a, b: createTensor(gpu.device, [70, 9], 'f32'), scale: 1 }, u, y))).toThrow(
+      /B has shape \[70,9\], expected \[out, 8\]/,
+    );
+    expect(run((p) => encodeLora(kernels, p, x, { a, b, scale: 1 }, createTensor(gpu.device, [3, 9], 'f32'), y))).toThrow(
+      /u has shape \[3,9\], expected \[3,8\]/,
+    );
+    expect(run((p) => encodeLora(kernels, p, x, { a: createTensor(gpu.device, [8, 64], 'f16'), b, scale: 1 }, u, y))).toThrow(
+      /must be f32/,
+    );
+    expect(run((p) => encodeLora(kernels, p, x, { a, b, scale: 1 }, u, x))).toThrow(/y has shape/);
+  });
+});
