@@ -257,7 +257,7 @@ describe('errors', () => {
     expect(e.status).toBe(401);
     expect(e.code).toBe('GatedRepo');
     expect(e.message).toBe(
-      `webtune/tiny-gated-llama is gated: open ${hub.url}/webtune/tiny-gated-llama, accept the licence, then paste a token with read access in Settings.`,
+      `webtune/tiny-gated-llama is gated: open ${hub.url}/webtune/tiny-gated-llama, accept the licence, then paste a token with read access in the Model tab (Hugging Face token).`,
     );
   });
 
@@ -278,7 +278,7 @@ describe('errors', () => {
     expect(anon.kind).toBe('repo-not-found');
     expect(anon.status).toBe(401);
     expect(anon.message).toBe(
-      `Model webtune/no-such-model was not found on ${new URL(hub.url).host}: check the name. If it is private or gated, paste a token with read access in Settings.`,
+      `Model webtune/no-such-model was not found on ${new URL(hub.url).host}: check the name. If it is private or gated, paste a token with read access in the Model tab (Hugging Face token).`,
     );
     const tok = await hubError(makeClient('hf_mock_ok').datasetInfo('webtune/no-such-data'));
     expect(tok.kind).toBe('repo-not-found');

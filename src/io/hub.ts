@@ -625,7 +625,7 @@ export class HubClient {
     if (status === 429) {
       const s = retryAfterSeconds(res.headers);
       const wait = s === undefined ? 'wait a minute' : `wait ${s} s`;
-      const hint = this.token ? '' : ' (a token in Settings raises the limit)';
+      const hint = this.token ? '' : ' (a token in the Model tab (Hugging Face token) raises the limit)';
       return err('rate-limited', `${host} is limiting requests: ${wait} and try again${hint}.`, s);
     }
     if (code === 'GatedRepo') {
@@ -635,12 +635,12 @@ export class HubClient {
           `Your token cannot read ${name} yet: open ${page}, accept the licence (some authors approve requests by hand, which can take a while), then try again.`,
         );
       }
-      return err('gated', `${name} is gated: open ${page}, accept the licence, then paste a token with read access in Settings.`);
+      return err('gated', `${name} is gated: open ${page}, accept the licence, then paste a token with read access in the Model tab (Hugging Face token).`);
     }
     if (status === 401 && /invalid credentials/i.test(detail)) {
       return err(
         'unauthorized',
-        `${host} refused the Hugging Face token: paste a valid token with read access in Settings, or remove it to use public repos.`,
+        `${host} refused the Hugging Face token: paste a valid token with read access in the Model tab (Hugging Face token), or remove it to use public repos.`,
       );
     }
     const viewerHidden = code === 'ExternalUnauthenticatedError' || code === 'ExternalAuthenticatedError';
@@ -648,7 +648,7 @@ export class HubClient {
       const what = repo?.type === 'dataset' ? 'Dataset' : 'Model';
       const msg = this.token
         ? `${what} ${name} was not found on ${host}, or your token cannot read it: check the name and the token's access.`
-        : `${what} ${name} was not found on ${host}: check the name. If it is private or gated, paste a token with read access in Settings.`;
+        : `${what} ${name} was not found on ${host}: check the name. If it is private or gated, paste a token with read access in the Model tab (Hugging Face token).`;
       return err('repo-not-found', msg);
     }
     if (code === 'RevisionNotFound') {
