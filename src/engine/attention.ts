@@ -1,0 +1,151 @@
+// Causal grouped-query attention forward (shaders/attention.wgsl), flash-attention style: tiled
+// over keys with an online softmax, so memory is O(T), never a [T x S] score matrix. One kernel
+// serves packed training rows (segment ids, S = T) and chat decode against a KV cache (T new
+// queries at positions S - T .. S - 1), with an optional sliding window.
+import type { U32Tensor } from './embedding.ts';
+import { expectShape } from './elementwise.ts';
+import type { Kernels } from './kernels.ts';
+import { BYTES, type DType, type Tensor } from './tensor.ts';
+import source from '../../shaders/attention.wgsl?raw';
+
+export interface AttentionTensors {
+  /** [batch, tq, heads, headDim], storage type. */
+  q: Tensor;
+  /** [batch, skv, kvHeads, headDim], storage type. */
+  k: Tensor;
+  /** [batch, skv, kvHeads, headDim], storage type. */
+  v: Tensor;
+  /** Output [batch, tq, heads, headDim], storage type. */
+  o: Tensor;
+  /** Output [batch, heads, tq], f32: log Σ_j exp(scale · q·k_j) per query row (for the backward). */
+  lse: Tensor;
+  /**
+   * [batch, skv] u32 (length batch · skv): document of each key position; query i has the id of
+   * position causalOffset + i. A query attends only keys of its own segment; segment 0 is
+   * padding and attends nothing. Absent: one sequence per batch row.
+   */
+  segmentIds?: U32Tensor;
+}
+
+export interface AttentionShape {
+  batch: number;
+  /** Query tokens per batch row. */
+  tq: number;
+  /** Key/value tokens per batch row (= tq in training; the cache length in decode). */
+  skv: number;
+  /** Query heads (num_attention_heads). */
+  heads: number;
+  /** Key/value heads (num_key_value_heads); divides heads. */
+  kvHeads: number;
+  /** Up to 128. */
+  headDim: number;
+  /** Score scale; default 1 / sqrt(headDim). */
+  scale?: number;
+  /** Absolute position of query 0; default skv - tq (0 in training, the cache offset in decode). */
+  causalOffset?: number;
+  /** Sliding window: key j is allowed only if position - j < window. 0 (default): no window. */
+  window?: number;
+}
+
+/** Query rows per workgroup (the shader's BR). */
+export const ATTENTION_ROWS = 64;
+/** Largest head dim the kernel takes (its register arrays: MAX_D4 vec4s). */
+export const ATTENTION_MAX_HEAD_DIM = 128;
+const MAX_BC = 32;
+/** Workgroup bytes besides the K/V tiles: 32 segment ids and the key range (3 x 16 B as Dawn counts), rounded up. */
+const RESERVED_BYTES = 256;
+
+/**
+ * vec4 slots of each of the shader's K and V tiles (its TILE4): as many as fit both tiles in
+ * `workgroupBytes`, up to 32 keys of head dim 128.
+ */
+export function attentionTileSlots(dtype: DType, workgroupBytes: number): number {
+  return Math.min(MAX_BC * (ATTENTION_MAX_HEAD_DIM / 4), Math.floor((workgroupBytes - RESERVED_BYTES) / (2 * 4 * BYTES[dtype])));
+}
+
+/**
+ * Keys per tile (the shader's bc) for a head dim: TILE4 / ceil(headDim / 4), at most 32. With
+ * WebGPU's default 16 KiB of workgroup memory: head dim 128 gives 15 keys in f32 and 31 in
+ * f16; 64 gives 31 and 32.
+ */
+export function attentionKeysPerTile(headDim: number, dtype: DType, workgroupBytes: number): number {
+  const bc = Math.min(MAX_BC, Math.floor(attentionTileSlots(dtype, workgroupBytes) / Math.ceil(headDim / 4)));
+  if (bc < 1) throw new Error(`attention: head dim ${headDim} does not fit ${workgroupBytes} bytes of workgroup memory`);
+  return bc;
+}
+
+/**
+ * Records o = softmax(mask(scale · q kᵀ)) v per (batch, query head), and lse, into `pass`.
+ * GQA: query head h uses kv head floor(h / (heads / kvHeads)). Masks: causal (key position <=
+ * query position), the window, segments. A query with no allowed key (padding) gets o = 0,
+ * lse = 0. f32 accumulation whatever the storage type.
+ */
+export function encodeAttention(
+  kernels: Kernels,
+  pass: GPUComputePassEncoder,
+  t: AttentionTensors,
+  s: AttentionShape,
+): void {
+  const { batch, tq, skv, heads, kvHeads, headDim } = s;
+  const scale = s.scale ?? 1 / Math.sqrt(headDim);
+  const causalOffset = s.causalOffset ?? skv - tq;
+  const window = s.window ?? 0;
+  for (const [name, value] of Object.entries({ batch, tq, skv, heads, kvHeads, headDim })) {
+    if (!Number.isInteger(value) || value < 1) throw new Error(`attention: ${name} must be a positive integer, not ${value}`);
+  }
+  if (heads % kvHeads !== 0) throw new Error(`attention: heads (${heads}) must be a multiple of kvHeads (${kvHeads})`);
+  if (headDim > ATTENTION_MAX_HEAD_DIM) throw new Error(`attention: head dim ${headDim} exceeds ${ATTENTION_MAX_HEAD_DIM}`);
+  if (!Number.isInteger(causalOffset) || causalOffset < 0 || causalOffset + tq > skv) {
+    throw new Error(`attention: causalOffset ${causalOffset} must be in 0..skv - tq (${skv - tq})`);
+  }
+  if (!Number.isInteger(window) || window < 0) throw new Error(`attention: window must be an integer >= 0, not ${window}`);
+  if (!Number.isFinite(scale)) throw new Error(`attention: scale must be finite, not ${scale}`);
+  expectShape('attention', t.q, [batch, tq, heads, headDim], 'q');
+  expectShape('attention', t.k, [batch, skv, kvHeads, headDim], 'k');
+  expectShape('attention', t.v, [batch, skv, kvHeads, headDim], 'v');
+  expectShape('attention', t.o, [batch, tq, heads, headDim], 'o');
+  expectShape('attention', t.lse, [batch, heads, tq], 'lse');
+  const dtype = t.q.dtype;
+  for (const [name, x] of [['k', t.k], ['v', t.v], ['o', t.o]] as const) {
+    if (x.dtype !== dtype) throw new Error(`attention: ${name} is ${x.dtype} but q is ${dtype}`);
+  }
+  if (t.lse.dtype !== 'f32') throw new Error(`attention: lse must be f32, not ${t.lse.dtype}`);
+  if (t.segmentIds && t.segmentIds.length !== batch * skv) {
+    throw new Error(`attention: segmentIds has ${t.segmentIds.length} values, expected batch · skv = ${batch * skv}`);
+  }
+  if (batch * Math.max(tq, skv) * heads * headDim >= 2 ** 32) throw new Error('attention: tensors of 2^32 values or more');
+
+  const workgroupBytes = kernels.gpu.info.limits.maxComputeWorkgroupStorageSize;
+  attentionKeysPerTile(headDim, dtype, workgroupBytes); // throws if not even one key fits
+  // One pipeline per storage type (and device): the head dim is a run-time parameter.
+  const constants = { TILE4: attentionTileSlots(dtype, workgroupBytes) };
+  const kernel = kernels.get({ name: 'attention', source, dtype, constants });
+  const seg = t.segmentIds?.buffer ?? placeholder(kernels.device);
+  const params = {
+    tq,
+    skv,
+    heads,
+    kv_heads: kvHeads,
+    head_dim: headDim,
+    causal_offset: causalOffset,
+    window,
+    use_segments: t.segmentIds ? 1 : 0,
+    scale_log2: scale * Math.LOG2E,
+  };
+  kernels.dispatch(pass, kernel, [t.q.buffer, t.k.buffer, t.v.buffer, seg, t.o.buffer, t.lse.buffer], params, [
+    Math.ceil(tq / ATTENTION_ROWS),
+    heads,
+    batch,
+  ]);
+}
+
+/** A 4-byte buffer bound in place of absent segment ids (the shader does not read it). */
+const placeholders = new WeakMap<GPUDevice, GPUBuffer>();
+function placeholder(device: GPUDevice): GPUBuffer {
+  let buffer = placeholders.get(device);
+  if (!buffer) {
+    buffer = device.createBuffer({ size: 4, usage: GPUBufferUsage.STORAGE, label: 'attention.no-segments' });
+    placeholders.set(device, buffer);
+  }
+  return buffer;
+}
