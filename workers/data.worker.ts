@@ -1,11 +1,19 @@
-// Data worker: owns IndexedDB, files and dataset streams (later: the tokenize/pack pipeline).
+// Data worker: owns IndexedDB, files and dataset streams, and the tokenize/pack pipeline.
 // Thin: it wires src/data and src/io to the comlink API declared in src/client/api.ts.
 import { createStore, del, get, set } from 'idb-keyval';
-import type { DataApi, DemoManifest } from '../src/client/api.ts';
+import type { DataApi, DatasetSource, DemoManifest, HubEndpoints, PrepareOrigin, PrepareRequest } from '../src/client/api.ts';
+import { idleProgress, inspectSource, openFileSource, openHubSource, prepareDataset, PreparedStore, previewSource, stableStringify } from '../src/data/index.ts';
+import type { LoadedTokenizer, PreparedManifest, PrepareProgress, RecordSource, TokenizerSource } from '../src/data/index.ts';
+import { idbKeyValueStore } from '../src/data/idb-kv.ts';
+import { loadTokenizer } from '../src/data/tokenizer-load.ts';
+import { HubClient } from '../src/io/hub.ts';
 import { crash, exposeApi } from './expose.ts';
 
 // A database of its own: idb-keyval creates one object store per database.
 const probeStore = createStore('webtune-probe', 'probe');
+const prepared = new PreparedStore(idbKeyValueStore('webtune-datasets', 'kv'));
+const jobs = new Map<string, AbortController>();
+const tokenizers = new Map<string, Promise<LoadedTokenizer>>();
 
 function randomToken(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(12));
@@ -30,6 +38,73 @@ function checkManifest(value: unknown, url: string): DemoManifest {
     if (typeof d.rows !== 'number' || typeof d.bytes !== 'number') throw bad(`dataset "${d.id}" needs rows and bytes`);
   }
   return m as DemoManifest;
+}
+
+async function openSource(source: DatasetSource, signal?: AbortSignal): Promise<RecordSource> {
+  switch (source.kind) {
+    case 'file':
+      return openFileSource(source.file);
+    case 'demo': {
+      const res = await fetch(source.url, { signal });
+      if (!res.ok) throw new Error(`The demo dataset is missing: ${source.url} answered HTTP ${res.status}.`);
+      const blob = await res.blob();
+      const name = source.url.split('/').pop() ?? source.id;
+      return openFileSource(new File([blob], name), { kind: 'demo', label: source.name, identity: `demo:${source.id}:${blob.size}` });
+    }
+    case 'hub': {
+      return openHubSource(hubClient(source.hub), source, { signal });
+    }
+  }
+}
+
+function hubClient(hub: HubEndpoints): HubClient {
+  return new HubClient({ endpoint: hub.endpoint, datasetsServer: hub.datasetsServer, token: hub.token });
+}
+
+function tokenizer(source: TokenizerSource): Promise<LoadedTokenizer> {
+  const key = stableStringify(source);
+  let t = tokenizers.get(key);
+  if (!t) {
+    t = loadTokenizer(source);
+    t.catch(() => tokenizers.delete(key)); // a failed load is tried again next time
+    tokenizers.set(key, t);
+    // A Llama 3 tokenizer holds ~100 MB: keep the two most recent.
+    for (const old of tokenizers.keys()) if (tokenizers.size > 2) tokenizers.delete(old);
+  }
+  return t;
+}
+
+async function runPrepare(jobId: string, source: DatasetSource, request: PrepareRequest, onProgress: (p: PrepareProgress) => void): Promise<PreparedManifest> {
+  if (jobs.has(jobId)) throw new Error(`A preparation with id ${jobId} is already running.`);
+  const ctrl = new AbortController();
+  jobs.set(jobId, ctrl);
+  // The page may be gone or busy: progress is best effort.
+  const report = (p: PrepareProgress): void => void Promise.resolve(onProgress(p)).catch(() => undefined);
+  const origin = originOf(source, request);
+  try {
+    report(idleProgress('loading tokenizer'));
+    const [src, tok] = await Promise.all([openSource(source, ctrl.signal), tokenizer(request.tokenizer)]);
+    return await prepareDataset(src, optionsOf(request), { store: prepared, tokenizer: tok, signal: ctrl.signal, onProgress: report, origin });
+  } finally {
+    jobs.delete(jobId);
+  }
+}
+
+/** What is stored with the manifest to continue later: never a Hub token, never a file's bytes. */
+function originOf(source: DatasetSource, request: PrepareRequest): PrepareOrigin {
+  const { token: _t, ...tokenizerSource } = request.tokenizer as TokenizerSource & { token?: string };
+  const stored: PrepareOrigin['source'] =
+    source.kind === 'file'
+      ? { kind: 'file', name: source.file.name, size: source.file.size, lastModified: source.file.lastModified }
+      : source.kind === 'hub'
+        ? { ...source, hub: { endpoint: source.hub.endpoint, datasetsServer: source.hub.datasetsServer } }
+        : source;
+  return { source: stored, request: { ...request, tokenizer: tokenizerSource as TokenizerSource } };
+}
+
+function optionsOf(request: PrepareRequest) {
+  const { tokenizer: _tokenizer, ...options } = request;
+  return options;
 }
 
 const api: DataApi = {
@@ -65,6 +140,46 @@ const api: DataApi = {
   },
 
   crash: (mode) => crash('data', mode),
+
+  async inspect(source, mapping) {
+    return inspectSource(await openSource(source), { mapping });
+  },
+
+  async preview(source, request, n = 3) {
+    const [src, tok] = await Promise.all([openSource(source), tokenizer(request.tokenizer)]);
+    return previewSource(src, optionsOf(request), tok, n);
+  },
+
+  prepare: (jobId, source, request, onProgress) => runPrepare(jobId, source, request, onProgress),
+
+  async resumePrepared(jobId, fingerprint, onProgress) {
+    const m = await prepared.manifest(fingerprint);
+    if (!m) throw new Error(`No prepared dataset ${fingerprint} in this browser.`);
+    const origin = m.origin as PrepareOrigin | undefined;
+    if (!origin) throw new Error(`${m.name} cannot be continued: prepare it again from its source.`);
+    if (origin.source.kind === 'file') throw new Error(`Choose ${origin.source.name} again and press Prepare with the same options: it continues from the stored shards.`);
+    return runPrepare(jobId, origin.source, origin.request, onProgress);
+  },
+
+  async cancel(jobId) {
+    const ctrl = jobs.get(jobId);
+    ctrl?.abort(new DOMException('Cancelled: the stored shards are kept; prepare again to continue.', 'AbortError'));
+    return ctrl !== undefined;
+  },
+
+  listPrepared: () => prepared.list(),
+  openPrepared: async (fp) => (await prepared.manifest(fp)) ?? null,
+  readShard: (fp, index, split) => prepared.readShard(fp, index, split),
+  deletePrepared: (fp) => prepared.delete(fp),
+
+  hubSplits(hub, dataset) {
+    return hubClient(hub).datasetSplits(dataset.trim());
+  },
+
+  async tokenizerFacts(source) {
+    const t = await tokenizer(source);
+    return { id: t.id, bosToken: t.info.bosToken, eosToken: t.info.eosToken, hasChatTemplate: t.info.chatTemplate !== null };
+  },
 };
 
 exposeApi(api);

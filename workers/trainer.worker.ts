@@ -1,12 +1,63 @@
-// Trainer worker: owns the GPU device (and later the model and the training loop). Thin: it wires
-// src/engine to the comlink API declared in src/client/api.ts.
+// Trainer worker: owns the GPU device, the loaded model and its file cache (later the training
+// loop). Thin: it wires src/engine and src/io to the comlink API declared in src/client/api.ts.
+import { chatReply, createChatSession, destroyChatSession, type ChatSession } from '../src/engine/chat.ts';
 import { describeGpu, getGpu, type Gpu } from '../src/engine/gpu.ts';
+import { Kernels } from '../src/engine/kernels.ts';
+import { loadModel, unloadModel, type LoadedModel } from '../src/engine/loader.ts';
+import type { LoraSet } from '../src/engine/lora-weights.ts';
+import { presetViews } from '../src/engine/presets.ts';
 import { matmulSelfTest } from '../src/engine/selftest.ts';
+import type { ModelCache } from '../src/io/cache.ts';
+import { openBrowserCache } from '../src/io/cache-browser.ts';
 import type { DeviceLost, SelfTestOptions, TrainerApi } from '../src/client/api.ts';
+import type { TemplateId } from '../src/data/templates.ts';
 import { crash, exposeApi } from './expose.ts';
 
 let gpuPromise: Promise<Gpu> | null = null;
 const lostListeners = new Set<(lost: DeviceLost) => void>();
+let kernels: Kernels | null = null;
+let model: LoadedModel | null = null;
+let loading: AbortController | null = null;
+let cachePromise: Promise<ModelCache> | null = null;
+
+/** The trained adapter, once training holds one (issue 6); chat uses it when asked to. */
+const adapter: LoraSet | null = null;
+/** Chat state for the loaded model and a template: tokenizer, KV cache, generator. */
+let chat: { model: LoadedModel; template: string; session: Promise<ChatSession> } | null = null;
+let generating: { ctrl: AbortController; done: Promise<unknown> } | null = null;
+
+const cache = (): Promise<ModelCache> => (cachePromise ??= openBrowserCache());
+
+function dropChat(): void {
+  const old = chat;
+  chat = null;
+  old?.session.then(destroyChatSession, () => undefined);
+}
+
+function chatSession(k: Kernels, m: LoadedModel, template: TemplateId | undefined): Promise<ChatSession> {
+  const key = template ?? '';
+  if (chat?.model !== m || chat.template !== key) {
+    dropChat();
+    const session = createChatSession(k, m, { template });
+    session.catch(() => {
+      if (chat?.session === session) chat = null;
+    });
+    chat = { model: m, template: key, session };
+  }
+  return chat.session;
+}
+
+function kernelsFor(g: Gpu): Kernels {
+  if (kernels?.gpu !== g) kernels = new Kernels(g);
+  return kernels;
+}
+
+function dropModel(): void {
+  generating?.ctrl.abort();
+  dropChat();
+  if (model) unloadModel(model);
+  model = null;
+}
 
 /** The device, created on first use; a failed creation or a lost device is retried next time. */
 function gpu(): Promise<Gpu> {
@@ -14,6 +65,8 @@ function gpu(): Promise<Gpu> {
     const p = getGpu().then((g) => {
       g.onLost((reason, message) => {
         if (gpuPromise === p) gpuPromise = null;
+        model = null; // its buffers went with the device
+        chat = null;
         for (const listener of lostListeners) {
           try {
             listener({ reason, message });
@@ -50,6 +103,74 @@ const api: TrainerApi = {
     if (gpuPromise) (await gpuPromise).device.destroy();
   },
   crash: (mode) => crash('trainer', mode),
+  async loadModel(source, onProgress) {
+    loading?.abort(new DOMException('Another load started.', 'AbortError'));
+    const ctrl = new AbortController();
+    loading = ctrl;
+    try {
+      const g = await gpu();
+      dropModel(); // free the GPU before filling it again
+      const deps = { gpu: g, kernels: kernelsFor(g), cache: await cache() };
+      const loaded = await loadModel(deps, source, { signal: ctrl.signal, onProgress });
+      model = loaded;
+      return loaded.summary;
+    } finally {
+      if (loading === ctrl) loading = null;
+    }
+  },
+  async cancelLoad() {
+    loading?.abort(new DOMException('The load was cancelled.', 'AbortError'));
+  },
+  async unloadModel() {
+    dropModel();
+  },
+  async currentModel() {
+    return model?.summary ?? null;
+  },
+  async presets() {
+    const info = await gpu().then((g) => g.info, () => null);
+    return presetViews(info);
+  },
+  async cacheState() {
+    const c = await cache();
+    return { kind: c.kind, files: await c.list(), usage: await c.estimate().catch(() => null) };
+  },
+  async clearCache(repo) {
+    return (await cache()).clear(repo);
+  },
+  async generate(messages, options, onToken) {
+    const m = model;
+    if (!m) throw new Error('Load a model before chatting.');
+    const previous = generating;
+    previous?.ctrl.abort(); // one answer at a time: a new question stops the old answer
+    await previous?.done.catch(() => undefined);
+    const session = await chatSession(kernelsFor(await gpu()), m, options.template);
+    const ctrl = new AbortController();
+    const done = chatReply(
+      session,
+      messages,
+      options.adapter === false ? null : adapter,
+      {
+        maxNewTokens: options.maxNewTokens ?? 256,
+        temperature: options.temperature ?? 0.7,
+        topK: options.topK ?? 0,
+        topP: options.topP ?? 0.9,
+        repetitionPenalty: options.repetitionPenalty ?? 1.1,
+        seed: options.seed ?? Math.floor(Math.random() * 2 ** 32),
+        signal: ctrl.signal,
+      },
+      (t) => onToken(t),
+    );
+    generating = { ctrl, done };
+    try {
+      return await done;
+    } finally {
+      if (generating?.ctrl === ctrl) generating = null;
+    }
+  },
+  async cancelGenerate() {
+    generating?.ctrl.abort();
+  },
 };
 
 exposeApi(api);

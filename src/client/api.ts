@@ -5,8 +5,29 @@
 // comlink proxy (the client wraps it), so the worker can call it back.
 import type { GpuInfo, NoWebGPUReason } from '../engine/gpu.ts';
 import type { MatmulCheck } from '../engine/selftest.ts';
+import type { LoadProgress, ModelSourceSpec, ModelSummary } from '../engine/loader.ts';
+import type { PresetView } from '../engine/presets.ts';
+import type { CachedFileInfo, CacheKind, StorageUsage } from '../io/cache.ts';
+import type {
+  FormatMapping,
+  HubDatasetSpec,
+  InspectResult,
+  PreparedManifest,
+  PreparedShard,
+  PrepareOptions,
+  PrepareProgress,
+  PreviewResult,
+  SplitName,
+  TokenizerSource,
+} from '../data/index.ts';
+import type { DatasetSplit } from '../io/hub.ts';
+import type { ChatReply, ChatToken } from '../engine/chat.ts';
+import type { TemplateId } from '../data/templates.ts';
+import type { Message } from '../data/types.ts';
 
 export type { GpuInfo, NoWebGPUReason, MatmulCheck };
+export type { LoadProgress, ModelSourceSpec, ModelSummary, PresetView, CachedFileInfo, CacheKind, StorageUsage };
+export type { ChatReply, ChatToken, Message as ChatMessage };
 
 export type WorkerName = 'trainer' | 'data';
 
@@ -24,6 +45,35 @@ export interface SelfTestOptions {
   k?: number;
 }
 
+/** The model cache as the Model tab shows it. */
+export interface CacheState {
+  /** Where files are kept: OPFS, the Cache API, or memory (nothing persists). */
+  kind: CacheKind;
+  files: CachedFileInfo[];
+  /** navigator.storage.estimate(); null where the browser does not say. */
+  usage: StorageUsage | null;
+}
+
+/** Options of one chat answer; transformers' generate() names. */
+export interface ChatRequestOptions {
+  /** max_new_tokens (default 256). */
+  maxNewTokens?: number;
+  /** 0: greedy (default 0.7). */
+  temperature?: number;
+  /** 0: off (default 0). */
+  topK?: number;
+  /** 1: off (default 0.9). */
+  topP?: number;
+  /** 1: off (default 1.1). */
+  repetitionPenalty?: number;
+  /** Seed of the sampler's uniforms (default: a new one per call). */
+  seed?: number;
+  /** Apply the LoRA adapter held by the worker (default true; without one, the base model). */
+  adapter?: boolean;
+  /** Chat template (default: the model's own when its tokenizer has one, else ChatML). */
+  template?: TemplateId;
+}
+
 export interface TrainerApi {
   /** Creates the GPU device once (later calls return the same facts); rejects with a
    *  RemoteError named 'NoWebGPUError' (with `reason`) when WebGPU is missing or refused. */
@@ -39,6 +89,27 @@ export interface TrainerApi {
   /** For testing failure handling: 'throw' rejects this call; 'die' throws an uncaught error in
    *  the worker's global scope right after the call returns (the Worker's 'error' event fires). */
   crash(mode: CrashMode): Promise<void>;
+  /** Loads a model onto the GPU, unloading the one held first. Rejects with an error named
+   *  'AbortError' after cancelLoad(), 'HubError' (gated, not found, offline, rate limited),
+   *  'UnsupportedModelError', 'StorageQuotaError', 'ModelLoadError'… each with a message for people. */
+  loadModel(source: ModelSourceSpec, onProgress: (p: LoadProgress) => void): Promise<ModelSummary>;
+  /** Stops a load in progress (downloaded bytes stay cached for the next attempt). */
+  cancelLoad(): Promise<void>;
+  /** Frees the model's GPU memory. */
+  unloadModel(): Promise<void>;
+  /** The model held now; null after a page reload (a new worker) or an unload. */
+  currentModel(): Promise<ModelSummary | null>;
+  /** Curated models with download size and the memory planner's estimate on this GPU. */
+  presets(): Promise<PresetView[]>;
+  cacheState(): Promise<CacheState>;
+  /** Deletes cached files of one repo (all repos when omitted); resolves to the bytes freed. */
+  clearCache(repo?: string): Promise<number>;
+  /** Answers a conversation with the loaded model (KV cache, GPU sampling), streaming each token
+   *  to `onToken`; stops at EOS / the template's end of turn, maxNewTokens, a full context, or
+   *  cancelGenerate() (then it resolves with stop 'aborted' and the text so far). */
+  generate(messages: Message[], options: ChatRequestOptions, onToken: (t: ChatToken) => void): Promise<ChatReply>;
+  /** Stops the answer being generated, if any. */
+  cancelGenerate(): Promise<void>;
 }
 
 export interface StoreProbe {
@@ -72,12 +143,67 @@ export interface DemoManifest {
   datasets: DemoDatasetEntry[];
 }
 
+/** Where Hub requests go: the app's settings. */
+export interface HubEndpoints {
+  endpoint: string;
+  datasetsServer: string;
+  /** A Hugging Face token for gated or private datasets (never stored by the data worker). */
+  token?: string;
+}
+
+/** Where a dataset's records come from. Plain data: a File crosses to the worker as a clone. */
+export type DatasetSource =
+  | { kind: 'file'; file: File }
+  /** A demo dataset, fetched by the worker from `url` (absolute). */
+  | { kind: 'demo'; id: string; name: string; url: string }
+  | ({ kind: 'hub'; hub: HubEndpoints } & HubDatasetSpec);
+
+/** Preparation options plus the tokenizer to use. */
+export interface PrepareRequest extends PrepareOptions {
+  tokenizer: TokenizerSource;
+}
+
+/** Stored with each manifest by the data worker, so that a partial preparation can go on. */
+export interface PrepareOrigin {
+  /** A file source keeps only what identifies the file. */
+  source: Exclude<DatasetSource, { kind: 'file' }> | { kind: 'file'; name: string; size: number; lastModified: number };
+  request: PrepareRequest;
+}
+
+export interface TokenizerFactsView {
+  id: string;
+  bosToken: string | null;
+  eosToken: string | null;
+  hasChatTemplate: boolean;
+}
+
 export interface DataApi {
   /** Writes a random value to IndexedDB from the worker, reads it back, deletes it. */
   storeProbe(): Promise<StoreProbe>;
   /** Fetches `${baseUrl}demo/manifest.json`; `baseUrl` is the app's absolute base URL. */
   demoManifest(baseUrl: string): Promise<DemoManifest>;
   crash(mode: CrashMode): Promise<void>;
+
+  /** Detected format, columns and the first records under `mapping` (or the detected one). */
+  inspect(source: DatasetSource, mapping?: FormatMapping | null): Promise<InspectResult>;
+  /** The first `n` examples rendered, tokenized and masked as preparing would. */
+  preview(source: DatasetSource, request: PrepareRequest, n?: number): Promise<PreviewResult>;
+  /** Prepares (or finds, or resumes) a dataset in IndexedDB; `onProgress` a few times a second.
+   *  Rejects with name 'AbortError' after cancel(jobId), keeping the shards stored so far. */
+  prepare(jobId: string, source: DatasetSource, request: PrepareRequest, onProgress: (p: PrepareProgress) => void): Promise<PreparedManifest>;
+  /** Continues a partial preparation of a demo or Hub dataset from its stored cursor (a file
+   *  must be chosen again: its bytes are not kept). */
+  resumePrepared(jobId: string, fingerprint: string, onProgress: (p: PrepareProgress) => void): Promise<PreparedManifest>;
+  /** false when no such job runs. */
+  cancel(jobId: string): Promise<boolean>;
+  /** Prepared datasets in IndexedDB, newest first (partial ones too). */
+  listPrepared(): Promise<PreparedManifest[]>;
+  openPrepared(fingerprint: string): Promise<PreparedManifest | null>;
+  readShard(fingerprint: string, index: number, split?: SplitName): Promise<PreparedShard>;
+  deletePrepared(fingerprint: string): Promise<void>;
+  /** The dataset viewer's configs and splits of a Hub dataset. */
+  hubSplits(hub: HubEndpoints, dataset: string): Promise<DatasetSplit[]>;
+  tokenizerFacts(source: TokenizerSource): Promise<TokenizerFactsView>;
 }
 
 /**

@@ -6,6 +6,17 @@ const methods: MethodList<DataApi> = {
   storeProbe: true,
   demoManifest: true,
   crash: true,
+  inspect: true,
+  preview: true,
+  prepare: true,
+  resumePrepared: true,
+  cancel: true,
+  listPrepared: true,
+  openPrepared: true,
+  readShard: true,
+  deletePrepared: true,
+  hubSplits: true,
+  tokenizerFacts: true,
 };
 
 export const dataWorker = new WorkerHandle<DataApi>(

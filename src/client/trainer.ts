@@ -9,6 +9,15 @@ const methods: MethodList<TrainerApi> = {
   selfTest: true,
   loseDevice: true,
   crash: true,
+  loadModel: true,
+  cancelLoad: true,
+  unloadModel: true,
+  currentModel: true,
+  presets: true,
+  cacheState: true,
+  clearCache: true,
+  generate: true,
+  cancelGenerate: true,
 };
 
 export const trainerWorker = new WorkerHandle<TrainerApi>(

@@ -20,6 +20,15 @@ export class IssueLog {
 
   constructor(readonly maxExamples = 20) {}
 
+  /** A log that continues from a saved summary (resuming a preparation). */
+  static fromSummary(summary: IssueSummary, maxExamples = 20): IssueLog {
+    const log = new IssueLog(maxExamples);
+    log.total = summary.total;
+    for (const [reason, n] of Object.entries(summary.byReason)) log.byReason.set(reason, n);
+    log.examples.push(...summary.examples.slice(0, maxExamples).map((e) => ({ ...e })));
+    return log;
+  }
+
   /** `reason` is a short category used for counting; `detail` is the specific message. */
   add(reason: string, where: string, detail?: string): void {
     this.total++;

@@ -6,7 +6,7 @@
 import { IssueLog, shorten } from './issues.ts';
 import { describeJson, errorMessage, isPlainObject } from './jsonl.ts';
 import { decodeUtf8 } from './text-stream.ts';
-import type { SourceRecord } from './types.ts';
+import type { ReadPosition, SourceRecord } from './types.ts';
 
 export const DEFAULT_MAX_ITEM_LENGTH = 64 * 1024 * 1024;
 
@@ -15,6 +15,10 @@ export class JsonArrayError extends Error {}
 export interface JsonArrayOptions {
   /** An item longer than this (UTF-16 code units) is skipped and counted. */
   maxItemLength?: number;
+  /** Items 1..skipItems are passed over unparsed and unreported (resuming). */
+  skipItems?: number;
+  /** Set to the record's item number (1-based) before each record is yielded. */
+  position?: ReadPosition;
 }
 
 const enum State {
@@ -29,6 +33,7 @@ export async function* readJsonArray(
   options: JsonArrayOptions = {},
 ): AsyncGenerator<SourceRecord> {
   const maxItem = options.maxItemLength ?? DEFAULT_MAX_ITEM_LENGTH;
+  const skip = options.skipItems ?? 0;
   let state = State.BeforeArray;
   let depth = 0; // nesting inside the current item
   let inString = false;
@@ -44,6 +49,10 @@ export async function* readJsonArray(
   const finishItem = (text: string): SourceRecord | null => {
     const where = `item ${itemIndex + 1} (line ${itemLine})`;
     itemIndex++;
+    if (itemIndex <= skip) {
+      itemTooLong = false;
+      return null;
+    }
     if (itemTooLong) {
       itemTooLong = false;
       issues.add('item too long', where, `longer than ${maxItem} characters`);
@@ -65,6 +74,7 @@ export async function* readJsonArray(
       issues.add('not a JSON object', where, `got ${describeJson(value)}`);
       return null;
     }
+    if (options.position) options.position.units = itemIndex;
     return { where, value };
   };
 
@@ -111,7 +121,7 @@ export async function* readJsonArray(
       } else if ((c === 0x7d /* } */ || c === 0x5d) /* ] */ && depth > 0) {
         depth--;
       } else if (depth === 0 && (c === 0x2c /* , */ || c === 0x5d)) {
-        const text = itemTooLong ? '' : item + chunk.slice(segStart, i);
+        const text = itemTooLong || itemIndex < skip ? '' : item + chunk.slice(segStart, i);
         item = '';
         const closingEmpty = c === 0x5d && itemIndex === 0 && !itemStarted && text.trim().length === 0;
         if (!closingEmpty) {
@@ -124,7 +134,7 @@ export async function* readJsonArray(
         if (c === 0x5d) state = State.AfterArray;
       }
     }
-    if (state === State.InArray && !itemTooLong) {
+    if (state === State.InArray && !itemTooLong && itemIndex >= skip) {
       item += chunk.slice(segStart);
       if (item.length > maxItem) {
         itemTooLong = true;

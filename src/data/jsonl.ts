@@ -3,11 +3,15 @@
 
 import { IssueLog, shorten } from './issues.ts';
 import { decodeUtf8 } from './text-stream.ts';
-import type { DataRecord, SourceRecord } from './types.ts';
+import type { DataRecord, ReadPosition, SourceRecord } from './types.ts';
 
 export interface JsonlOptions {
   /** A line longer than this (in UTF-16 code units) is skipped without being parsed. */
   maxLineLength?: number;
+  /** Lines 1..skipLines are passed over unparsed and unreported (resuming). */
+  skipLines?: number;
+  /** Set to the record's line number before each record is yielded. */
+  position?: ReadPosition;
 }
 
 export const DEFAULT_MAX_LINE_LENGTH = 64 * 1024 * 1024;
@@ -18,6 +22,8 @@ export async function* readJsonl(
   options: JsonlOptions = {},
 ): AsyncGenerator<SourceRecord> {
   const maxLine = options.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH;
+  const skip = options.skipLines ?? 0;
+  const position = options.position;
   let pending = '';
   let lineNo = 0;
   let skippingLongLine = false;
@@ -37,11 +43,16 @@ export async function* readJsonl(
       }
       const line = pending + piece;
       pending = '';
+      if (lineNo <= skip) continue;
       const rec = parseLine(line, lineNo, issues);
-      if (rec) yield rec;
+      if (rec) {
+        if (position) position.units = lineNo;
+        yield rec;
+      }
     }
     if (!skippingLongLine) {
-      pending += chunk.slice(start);
+      // While skipping, only the line break matters: keep the tail short.
+      pending = lineNo + 1 <= skip ? '' : pending + chunk.slice(start);
       if (pending.length > maxLine) {
         issues.add('line too long', `line ${lineNo + 1}`, `longer than ${maxLine} characters`);
         skippingLongLine = true;
@@ -49,9 +60,12 @@ export async function* readJsonl(
       }
     }
   }
-  if (!skippingLongLine && pending.length > 0) {
+  if (!skippingLongLine && pending.length > 0 && lineNo + 1 > skip) {
     const rec = parseLine(pending, lineNo + 1, issues);
-    if (rec) yield rec;
+    if (rec) {
+      if (position) position.units = lineNo + 1;
+      yield rec;
+    }
   }
 }
 

@@ -5,7 +5,7 @@
 import { parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
 import type { AsyncBuffer, FileMetaData } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
-import type { SourceRecord } from './types.ts';
+import type { ReadPosition, SourceRecord } from './types.ts';
 
 export type { AsyncBuffer };
 
@@ -39,7 +39,11 @@ export interface ParquetReadOptions {
   columns?: string[];
   /** First row to read (for resuming); rows before it are not decoded where avoidable. */
   startRow?: number;
+  /** Row to stop before (exclusive; default: all rows). */
+  endRow?: number;
   metadata?: FileMetaData;
+  /** Set to the record's row index + 1 before each record is yielded. */
+  position?: ReadPosition;
 }
 
 /**
@@ -48,10 +52,12 @@ export interface ParquetReadOptions {
  */
 export async function* readParquet(file: AsyncBuffer, options: ParquetReadOptions = {}): AsyncGenerator<SourceRecord> {
   const metadata = options.metadata ?? (await parquetMetadataAsync(file));
+  const endRow = options.endRow ?? Infinity;
   let groupStart = 0;
   for (const group of metadata.row_groups) {
+    if (groupStart >= endRow) break;
     const groupRows = Number(group.num_rows);
-    const groupEnd = groupStart + groupRows;
+    const groupEnd = Math.min(groupStart + groupRows, endRow);
     const from = Math.max(groupStart, options.startRow ?? 0);
     if (from < groupEnd) {
       const rows = await parquetReadObjects({
@@ -64,14 +70,16 @@ export async function* readParquet(file: AsyncBuffer, options: ParquetReadOption
         rowFormat: 'object',
       });
       for (let i = 0; i < rows.length; i++) {
+        if (options.position) options.position.units = from + i + 1;
         yield { where: `row ${from + i}`, value: rows[i] as Record<string, unknown> };
       }
     }
-    groupStart = groupEnd;
+    groupStart += groupRows;
   }
 }
 
-function topLevelColumns(metadata: FileMetaData): string[] {
+/** Names of the top-level columns, in schema order. */
+export function topLevelColumns(metadata: FileMetaData): string[] {
   // schema[0] is the root; its children follow depth-first. Collect the root's direct children.
   const schema = metadata.schema;
   const names: string[] = [];

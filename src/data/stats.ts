@@ -33,6 +33,22 @@ export interface DataStats {
   packing?: PackStats;
 }
 
+/** Everything a TokenStatsAccumulator holds, as plain data (saved with a resume cursor). */
+export interface TokenStatsState {
+  maxSeqLength: number;
+  binWidth: number;
+  counts: number[];
+  examples: number;
+  tokens: number;
+  trained: number;
+  truncated: number;
+  misaligned: number;
+  min: number;
+  max: number;
+  lengthSum: number;
+  overflow: number;
+}
+
 export class TokenStatsAccumulator {
   private examples = 0;
   private tokens = 0;
@@ -43,12 +59,45 @@ export class TokenStatsAccumulator {
   private max = 0;
   private lengthSum = 0;
   private overflow = 0;
-  private readonly counts: number[];
-  private readonly binWidth: number;
+  private counts: number[];
+  private binWidth: number;
 
   constructor(private readonly maxSeqLength: number, bins = 32) {
     this.binWidth = Math.max(1, Math.ceil(maxSeqLength / bins));
     this.counts = new Array<number>(Math.ceil(maxSeqLength / this.binWidth)).fill(0);
+  }
+
+  state(): TokenStatsState {
+    return {
+      maxSeqLength: this.maxSeqLength,
+      binWidth: this.binWidth,
+      counts: [...this.counts],
+      examples: this.examples,
+      tokens: this.tokens,
+      trained: this.trained,
+      truncated: this.truncated,
+      misaligned: this.misaligned,
+      min: this.min,
+      max: this.max,
+      lengthSum: this.lengthSum,
+      overflow: this.overflow,
+    };
+  }
+
+  static restore(s: TokenStatsState): TokenStatsAccumulator {
+    const acc = new TokenStatsAccumulator(s.maxSeqLength);
+    acc.binWidth = s.binWidth;
+    acc.counts = [...s.counts];
+    acc.examples = s.examples;
+    acc.tokens = s.tokens;
+    acc.trained = s.trained;
+    acc.truncated = s.truncated;
+    acc.misaligned = s.misaligned;
+    acc.min = s.min;
+    acc.max = s.max;
+    acc.lengthSum = s.lengthSum;
+    acc.overflow = s.overflow;
+    return acc;
   }
 
   add(result: TokenizeResult): void {

@@ -6,9 +6,11 @@
 // at the span boundaries and checking that the pieces concatenate to the whole. When a boundary
 // falls inside a token (rare: e.g. content that begins with a newline right after a newline), the
 // boundary is located by tokenizing the prefix, and the token crossing it is trained (counted in
-// `misalignedBoundaries`).
+// `misalignedBoundaries`). Byte-level BPE tokenizers skip the second tokenization: boundaries are
+// found by counting the bytes of each token (token-bytes.ts).
 
 import { renderChat } from './templates.ts';
+import { tokenByteLengths, utf8Length } from './token-bytes.ts';
 import type { EffectiveTemplate } from './templates.ts';
 import type { TokenizerInfo, TokenizerLike } from './tokenizer-info.ts';
 import type { Example, Message, Outcome, TokenizedExample } from './types.ts';
@@ -61,7 +63,8 @@ export function renderWithSpans(template: EffectiveTemplate, messages: readonly 
     let through: string;
     let before = '';
     try {
-      through = renderChat(template, messages.slice(0, i + 1));
+      // The usual last turn: its prefix is the whole conversation, already rendered.
+      through = i === messages.length - 1 ? text : renderChat(template, messages.slice(0, i + 1));
       if (i > 0) before = renderChat(template, messages.slice(0, i), { addGenerationPrompt: true });
     } catch (e) {
       return { ok: false, reason: 'template error', detail: e instanceof Error ? e.message : String(e) };
@@ -165,6 +168,8 @@ interface Aligned {
 /** Tokenizes `text` whole and maps character spans to token index spans. */
 export function alignSpans(tok: TokenizerLike, text: string, spans: readonly CharSpan[]): Aligned {
   const whole = tok.encode(text, { add_special_tokens: false });
+  const lens = tokenByteLengths(tok);
+  if (lens && whole.every((id) => lens[id] >= 0)) return alignByBytes(whole, lens, text, spans);
   const cuts = [...new Set(spans.flatMap((s) => [s.start, s.end]))].filter((c) => c > 0 && c < text.length).sort((a, b) => a - b);
 
   // Fast path: pieces between cuts tokenize to exactly the whole's tokens.
@@ -207,6 +212,36 @@ export function alignSpans(tok: TokenizerLike, text: string, spans: readonly Cha
         startAt.set(c, k); // the token crossing the cut is trained
         endAt.set(c, Math.min(k + 1, whole.length));
       }
+    }
+  }
+  const edge = (c: number, m: Map<number, number>) => (c <= 0 ? 0 : c >= text.length ? whole.length : m.get(c)!);
+  const tokenSpans = spans.map((s) => ({ start: edge(s.start, startAt), end: edge(s.end, endAt) }));
+  return { ids: whole, tokenSpans, misaligned };
+}
+
+/**
+ * Byte-level tokenizers: a cut is at the token boundary whose byte offset equals the cut's; a cut
+ * inside a token trains that token (as the re-tokenizing path does).
+ */
+function alignByBytes(whole: number[], lens: Int32Array, text: string, spans: readonly CharSpan[]): Aligned {
+  const cuts = [...new Set(spans.flatMap((s) => [s.start, s.end]))].filter((c) => c > 0 && c < text.length).sort((a, b) => a - b);
+  const startAt = new Map<number, number>();
+  const endAt = new Map<number, number>();
+  let misaligned = 0;
+  let k = 0; // tokens wholly before `bytes`
+  let tokenEnd = 0; // byte offset where token k-1 ends
+  let bytes = 0;
+  let prev = 0;
+  for (const c of cuts) {
+    bytes += utf8Length(text, prev, c);
+    prev = c;
+    while (k < whole.length && tokenEnd + lens[whole[k]] <= bytes) tokenEnd += lens[whole[k++]];
+    startAt.set(c, k);
+    if (tokenEnd === bytes) {
+      endAt.set(c, k);
+    } else {
+      misaligned++;
+      endAt.set(c, Math.min(k + 1, whole.length));
     }
   }
   const edge = (c: number, m: Map<number, number>) => (c <= 0 ? 0 : c >= text.length ? whole.length : m.get(c)!);

@@ -8,12 +8,14 @@ import type { TokenizerFacts } from './templates.ts';
  */
 export interface TokenizerLike {
   encode(text: string, options?: { add_special_tokens?: boolean }): number[];
-  decode(ids: number[], options?: { skip_special_tokens?: boolean }): string;
+  decode(ids: number[], options?: { skip_special_tokens?: boolean; clean_up_tokenization_spaces?: boolean }): string;
   readonly bos_token?: string | null;
   readonly eos_token?: string | null;
   readonly pad_token?: string | null;
   readonly chat_template?: unknown;
   readonly all_special_tokens?: readonly string[];
+  /** Token text -> id (byte-level tokenizers get a faster alignment with it). */
+  get_vocab?(): Map<string, number> | Record<string, number>;
 }
 
 export interface TokenizerInfo extends TokenizerFacts {

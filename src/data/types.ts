@@ -34,3 +34,12 @@ export interface TokenizedExample {
 
 /** Either a value, or the reason it was rejected (counted, never thrown). */
 export type Outcome<T> = { ok: true; value: T } | { ok: false; reason: string; detail?: string };
+
+/**
+ * Where a reader is in its source: source units (JSONL lines, JSON array items, Parquet rows)
+ * consumed up to and including the record it yielded last. A reader updates it just before each
+ * yield, so a consumer that stops after a record can resume with `skip = units`.
+ */
+export interface ReadPosition {
+  units: number;
+}

@@ -424,6 +424,37 @@ export function ropeInverseFrequencies(arch: Pick<ModelArch, 'headDim' | 'ropeTh
   return inv;
 }
 
+/** ropeInverseFrequencies in float32, step by step as transformers computes its f32 inv_freq
+ * tensor (every operation rounded to f32, Python scalars taken as f32): what the GPU's RoPE gets. */
+export function ropeInverseFrequenciesF32(arch: Pick<ModelArch, 'headDim' | 'ropeTheta' | 'ropeScaling'>): Float32Array {
+  const f = Math.fround;
+  const half = arch.headDim / 2;
+  const inv = new Float32Array(half);
+  const base = f(arch.ropeTheta);
+  // 1.0 / (base ** (arange(0, dim, 2).float() / dim))
+  for (let i = 0; i < half; i++) inv[i] = f(1 / f(Math.pow(base, f(f(2 * i) / arch.headDim))));
+  const s = arch.ropeScaling;
+  if (s.type === 'linear') {
+    for (let i = 0; i < half; i++) inv[i] = f(inv[i] / f(s.factor));
+  } else if (s.type === 'llama3') {
+    const lowFreqWavelen = s.originalMaxPositions / s.lowFreqFactor; // Python floats
+    const highFreqWavelen = s.originalMaxPositions / s.highFreqFactor;
+    const factor = f(s.factor);
+    for (let i = 0; i < half; i++) {
+      const wavelen = f(f(2 * Math.PI) / inv[i]);
+      const scaled = wavelen > lowFreqWavelen ? f(inv[i] / factor) : inv[i];
+      const medium = !(wavelen < highFreqWavelen) && !(wavelen > lowFreqWavelen);
+      if (!medium) {
+        inv[i] = scaled;
+        continue;
+      }
+      const smooth = f(f(f(f(s.originalMaxPositions) / wavelen) - f(s.lowFreqFactor)) / f(s.highFreqFactor - s.lowFreqFactor));
+      inv[i] = f(f(f(f(1 - smooth) * scaled) / factor) + f(smooth * scaled));
+    }
+  }
+  return inv;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Quantization
 

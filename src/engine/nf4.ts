@@ -6,6 +6,7 @@
 // Double quantization runs on the CPU (doubleQuantizeNf4): the absmax arrays are small (one f32 per
 // 64 weights), so they are read back, compressed exactly as bnb does, and the DECODED absmax written
 // back, so that the GPU weight then holds what a double-quantized bnb weight dequantizes to.
+import { trackedBuffer } from './gpu-memory.ts';
 import type { Kernels } from './kernels.ts';
 import { createTensor, numel, type DType, type Tensor } from './tensor.ts';
 import { grid, submitPass } from './elementwise.ts';
@@ -84,8 +85,8 @@ export function createNf4Weight(
     numel: n,
     blocksize,
     dtype: opts.dtype ?? 'float32',
-    words: device.createBuffer({ size: Math.max(4, Math.ceil(n / 8) * 4), usage: storage(), label: `${label}.words` }),
-    absmax: device.createBuffer({ size: Math.max(4, nf4BlockCount(n, blocksize) * 4), usage: storage(), label: `${label}.absmax` }),
+    words: trackedBuffer(device, { size: Math.max(4, Math.ceil(n / 8) * 4), usage: storage(), label: `${label}.words` }, 'weights-nf4'),
+    absmax: trackedBuffer(device, { size: Math.max(4, nf4BlockCount(n, blocksize) * 4), usage: storage(), label: `${label}.absmax` }, 'weights-nf4'),
   };
 }
 
@@ -194,6 +195,7 @@ function checkChunk(what: string, n: number, w: Nf4GpuWeight, offset: number): n
 }
 
 async function readBuffer(device: GPUDevice, buffer: GPUBuffer): Promise<ArrayBuffer> {
+  // Untracked: a staging buffer lives only for this call (gpu-memory.ts).
   const staging = device.createBuffer({ size: buffer.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   const encoder = device.createCommandEncoder();
   encoder.copyBufferToBuffer(buffer, 0, staging, 0, buffer.size);

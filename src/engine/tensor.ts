@@ -1,5 +1,6 @@
 // GPU tensors: a storage buffer with a shape and a storage type. Row-major, no strides.
 import { f16ArrayToF32, f32ArrayToF16 } from '../io/dtype.ts';
+import { categoryOfLabel, trackedBuffer, type MemoryCategory } from './gpu-memory.ts';
 
 export type DType = 'f32' | 'f16';
 
@@ -20,16 +21,19 @@ function usage(): number {
   return GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 }
 
-/** A zero-filled tensor. Sizes are padded to 4 bytes, as WebGPU requires for copies. */
-export function createTensor(device: GPUDevice, shape: number[], dtype: DType, label?: string): Tensor {
+/**
+ * A zero-filled tensor. Sizes are padded to 4 bytes, as WebGPU requires for copies. Its buffer is
+ * counted in the device's GpuMemory under `category` (default: from the label, categoryOfLabel).
+ */
+export function createTensor(device: GPUDevice, shape: number[], dtype: DType, label?: string, category?: MemoryCategory): Tensor {
   const size = Math.max(4, align4(numel(shape) * BYTES[dtype]));
-  return { buffer: device.createBuffer({ size, usage: usage(), label }), shape, dtype };
+  return { buffer: trackedBuffer(device, { size, usage: usage(), label }, category ?? categoryOfLabel(label)), shape, dtype };
 }
 
 /** Uploads f32 values, converting to the tensor's storage type. */
-export function uploadTensor(device: GPUDevice, data: Float32Array, shape: number[], dtype: DType, label?: string): Tensor {
+export function uploadTensor(device: GPUDevice, data: Float32Array, shape: number[], dtype: DType, label?: string, category?: MemoryCategory): Tensor {
   if (data.length !== numel(shape)) throw new Error(`uploadTensor: ${data.length} values for shape [${shape}]`);
-  const t = createTensor(device, shape, dtype, label);
+  const t = createTensor(device, shape, dtype, label, category);
   const typed = dtype === 'f32' ? data : f32ArrayToF16(data);
   const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
   // writeBuffer wants a multiple of 4 bytes; an odd number of f16 values needs one pad value.
@@ -42,6 +46,7 @@ export function uploadTensor(device: GPUDevice, data: Float32Array, shape: numbe
 export async function readTensor(device: GPUDevice, t: Tensor): Promise<Float32Array> {
   const n = numel(t.shape);
   const size = t.buffer.size;
+  // Untracked: a staging buffer lives only for this call (gpu-memory.ts).
   const staging = device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   const encoder = device.createCommandEncoder();
   encoder.copyBufferToBuffer(t.buffer, 0, staging, 0, size);

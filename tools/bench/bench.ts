@@ -1,82 +1,89 @@
-// `npm run bench`: engine kernels timed on whatever GPU Dawn finds, written as JSON.
-// Timing: GPU timestamps around the dispatches when the adapter has timestamp-query (else wall
-// clock around submit + onSubmittedWorkDone), warm-up first, median of the repeats, and inputs
-// rotated across several copies so repeats do not run out of a warm L2.
+// `npm run bench`: engine figures on whatever GPU Dawn finds, written as JSON (--json FILE).
+//   matmul  tiled matmul TFLOP/s (matmul.ts)
+//   nf4     NF4 quantization throughput, GB/s of 16-bit input (nf4.ts)
+//   load    load time of a 1B-shape model from the cache to the GPU (load.ts)
+// Kernel timing: GPU timestamps around the dispatches when the adapter has timestamp-query (else
+// wall clock around submit + onSubmittedWorkDone), warm-up first, median of the repeats, inputs
+// rotated across several copies so repeats do not run out of a warm L2 (timing.ts).
 // With --torch FILE (written by tools/reference/bench_torch.py), PyTorch's figures for the same
 // shapes are put side by side with ours as ratios.
+//
+// Options: --only matmul,nf4,load   --sizes 1024,2048,4096   --repeats N   --json FILE   --torch FILE
+//          --quick (small shapes and few repeats, for a software GPU)
+//          --load-shape 1b|8b   --load-layers N   --load-vocab N   --load-repeats N   --load-dir DIR
+//          --load-shard-bytes N   --keep (leave the generated cache folder in place)
 import '../../tests/setup/node-globals.ts';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { getGpu, describeGpu, type Gpu } from '../../src/engine/gpu.ts';
+import { tmpdir } from 'node:os';
+import { describeGpu, getGpu } from '../../src/engine/gpu.ts';
 import { Kernels } from '../../src/engine/kernels.ts';
-import { encodeMatmul } from '../../src/engine/matmul.ts';
-import { matmulSelfTest } from '../../src/engine/selftest.ts';
-import { createTensor, type DType, type Tensor } from '../../src/engine/tensor.ts';
+import { benchLoad, describeLoad, type LoadBenchOptions, type LoadResult } from './load.ts';
+import { benchMatmul, type MatmulResult } from './matmul.ts';
+import { benchNf4, NF4_SHAPES, type Nf4Result } from './nf4.ts';
+
+const SECTIONS = ['matmul', 'nf4', 'load'] as const;
+type Section = (typeof SECTIONS)[number];
 
 interface Args {
   json?: string;
   torch?: string;
+  only: Section[];
   sizes: number[];
   repeats: number;
+  quick: boolean;
+  load: LoadBenchOptions;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { sizes: [1024, 2048, 4096], repeats: 20 };
+  const quick = argv.includes('--quick');
+  const args: Args = {
+    only: [...SECTIONS],
+    sizes: quick ? [256, 512] : [1024, 2048, 4096],
+    repeats: quick ? 3 : 20,
+    quick,
+    // --quick: the 1B's layer shapes, 2 of its 16 layers and a 16k vocab (about 0.16 B params).
+    load: { shape: '1b', dir: tmpdir(), keep: false, repeats: quick ? 2 : 3, ...(quick ? { layers: 2, vocab: 16384 } : {}) },
+  };
+  const num = (flag: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`${flag} wants a positive integer, got ${v}`);
+    return n;
+  };
   for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
     const v = argv[i + 1];
-    if (argv[i] === '--json') (args.json = v), i++;
-    else if (argv[i] === '--torch') (args.torch = v), i++;
-    else if (argv[i] === '--sizes') (args.sizes = v.split(',').map(Number)), i++;
-    else if (argv[i] === '--repeats') (args.repeats = Number(v)), i++;
+    if (flag === '--quick' || flag === '--build-only') continue;
+    if (flag === '--keep') {
+      args.load.keep = true;
+      continue;
+    }
+    i++;
+    if (flag === '--json') args.json = v;
+    else if (flag === '--torch') args.torch = v;
+    else if (flag === '--sizes') args.sizes = v.split(',').map((s) => num(flag, s));
+    else if (flag === '--repeats') args.repeats = num(flag, v);
+    else if (flag === '--only') {
+      const only = v.split(',') as Section[];
+      for (const s of only) if (!SECTIONS.includes(s)) throw new Error(`--only: ${s} is not one of ${SECTIONS.join(', ')}`);
+      args.only = only;
+    } else if (flag === '--load-shape') args.load.shape = v;
+    else if (flag === '--load-layers') args.load.layers = num(flag, v);
+    else if (flag === '--load-vocab') args.load.vocab = num(flag, v);
+    else if (flag === '--load-repeats') args.load.repeats = num(flag, v);
+    else if (flag === '--load-dir') args.load.dir = v;
+    else if (flag === '--load-shard-bytes') args.load.shardBytes = num(flag, v);
+    else throw new Error(`unknown option ${flag}`);
   }
   return args;
 }
 
-/** Runs `encode` `repeats` times after warm-up; returns the median seconds of one run. */
-async function time(gpu: Gpu, repeats: number, encode: (pass: GPUComputePassEncoder, i: number) => void): Promise<number> {
-  const { device } = gpu;
-  const samples: number[] = [];
-  const query = gpu.info.timestamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : undefined;
-  const resolve = query && device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-  const read = query && device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  for (let i = -3; i < repeats; i++) {
-    const encoder = device.createCommandEncoder();
-    const pass = encoder.beginComputePass(query ? { timestampWrites: { querySet: query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : undefined);
-    encode(pass, i + 3);
-    pass.end();
-    if (query && resolve && read) {
-      encoder.resolveQuerySet(query, 0, 2, resolve, 0);
-      encoder.copyBufferToBuffer(resolve, 0, read, 0, 16);
-    }
-    const t0 = performance.now();
-    device.queue.submit([encoder.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    const wall = (performance.now() - t0) / 1e3;
-    let seconds = wall;
-    if (read) {
-      await read.mapAsync(GPUMapMode.READ);
-      const [begin, end] = new BigUint64Array(read.getMappedRange());
-      seconds = Number(end - begin) / 1e9;
-      read.unmap();
-    }
-    if (i >= 0) samples.push(seconds);
+function addTorch(results: MatmulResult[], file: string): void {
+  const torch = JSON.parse(readFileSync(file, 'utf8')) as { results: { op: string; shape: number[]; dtype: string; tflops: number }[] };
+  const torchDtype: Record<string, string> = { f32: 'float32', f16: 'float16' };
+  for (const r of results) {
+    const t = torch.results.find((x) => x.op === r.op && x.shape.join() === r.shape.join() && x.dtype === torchDtype[r.dtype]);
+    if (t) Object.assign(r, { torchTflops: t.tflops, ratioToTorch: r.tflops / t.tflops });
   }
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)];
-}
-
-async function benchMatmul(gpu: Gpu, kernels: Kernels, n: number, dtype: DType, repeats: number) {
-  // Enough copies that one repeat's operands are out of L2 by the time they come round again.
-  const bytes = n * n * (dtype === 'f32' ? 4 : 2);
-  const copies = Math.max(2, Math.min(8, Math.ceil((256 << 20) / (2 * bytes))));
-  const make = () => createTensor(gpu.device, [n, n], dtype);
-  const as: Tensor[] = Array.from({ length: copies }, make);
-  const bs: Tensor[] = Array.from({ length: copies }, make);
-  const c = make();
-  const seconds = await time(gpu, repeats, (pass, i) =>
-    encodeMatmul(kernels, pass, as[i % copies], bs[i % copies], c, { m: n, n, k: n, transB: true }),
-  );
-  for (const t of [...as, ...bs, c]) t.buffer.destroy();
-  return { op: 'matmul', shape: [n, n, n], dtype, ms: seconds * 1e3, tflops: (2 * n ** 3) / seconds / 1e12 };
 }
 
 async function main() {
@@ -84,28 +91,41 @@ async function main() {
   const gpu = await getGpu();
   const kernels = new Kernels(gpu);
   console.log(describeGpu(gpu.info));
-  const results: Record<string, unknown>[] = [];
-  for (const dtype of ['f32', 'f16'] as const) {
-    if (dtype === 'f16' && !gpu.info.f16) continue;
-    const check = await matmulSelfTest(gpu, { m: 257, n: 129, k: 300, dtype, transB: true, kernels });
-    if (!check.ok) throw new Error(`matmul ${dtype} is wrong (max rel error ${check.maxRelError}); not timing it`);
-    for (const n of args.sizes) {
-      const r = await benchMatmul(gpu, kernels, n, dtype, args.repeats);
-      results.push({ ...r, maxRelError: check.maxRelError });
-      console.log(`matmul ${n}^3 ${dtype}: ${r.ms.toFixed(3)} ms, ${r.tflops.toFixed(2)} TFLOP/s`);
-    }
+  const results: (MatmulResult | Nf4Result | LoadResult)[] = [];
+  const summary: string[] = [];
+
+  if (args.only.includes('matmul')) {
+    const mm = await benchMatmul(gpu, kernels, args.sizes, args.repeats);
+    if (args.torch) addTorch(mm, args.torch);
+    results.push(...mm);
+    for (const r of mm) summary.push(`matmul ${r.shape[0]}^3 ${r.dtype}: ${r.tflops.toPrecision(3)} TFLOP/s`);
   }
-  if (args.torch) {
-    const torch = JSON.parse(readFileSync(args.torch, 'utf8')) as { results: { op: string; shape: number[]; dtype: string; tflops: number }[] };
-    const torchDtype: Record<string, string> = { f32: 'float32', f16: 'float16' };
-    for (const r of results) {
-      const t = torch.results.find((x) => x.op === r.op && x.shape.join() === (r.shape as number[]).join() && x.dtype === torchDtype[r.dtype as string]);
-      if (t) Object.assign(r, { torchTflops: t.tflops, ratioToTorch: (r.tflops as number) / t.tflops });
-    }
+  if (args.only.includes('nf4')) {
+    const nf4 = await benchNf4(gpu, kernels, args.repeats, NF4_SHAPES);
+    results.push(...nf4);
+    for (const r of nf4) summary.push(`NF4 quantize [${r.shape.join('x')}] ${r.dtype} input: ${r.gbps16.toFixed(2)} GB/s of 16-bit input`);
   }
-  const out = { date: new Date().toISOString(), gpu: gpu.info, timing: gpu.info.timestamps ? 'gpu-timestamps' : 'wall-clock', results };
-  if (args.json) writeFileSync(args.json, JSON.stringify(out, null, 2));
-  else console.log(JSON.stringify(out, null, 2));
+  if (args.only.includes('load')) {
+    const load = await benchLoad(gpu, kernels, args.load);
+    results.push(load);
+    console.log(describeLoad(load));
+    summary.push(describeLoad(load));
+  }
+
+  const out = {
+    date: new Date().toISOString(),
+    gpu: gpu.info,
+    timing: gpu.info.timestamps ? 'gpu-timestamps' : 'wall-clock',
+    quick: args.quick,
+    summary,
+    results,
+  };
+  console.log('\n== summary ==');
+  for (const line of summary) console.log(line);
+  if (args.json) {
+    writeFileSync(args.json, JSON.stringify(out, null, 2));
+    console.log(`written ${args.json}`);
+  } else console.log(JSON.stringify(out, null, 2));
   process.exit(0);
 }
 

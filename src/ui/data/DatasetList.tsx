@@ -1,12 +1,15 @@
 import { formatBytes } from '../../util/format.ts';
 import { useCatalogStore } from '../../store/catalog.ts';
+import { useDatasetStore } from '../../store/dataset.ts';
 import { formatInt } from '../format.ts';
 import { Notice } from '../widgets/Notice.tsx';
 
 export function DatasetList() {
   const status = useCatalogStore((s) => s.status);
   const datasets = useCatalogStore((s) => s.manifest?.datasets);
+  const baseUrl = useCatalogStore((s) => s.baseUrl);
   const error = useCatalogStore((s) => s.error);
+  const choose = useDatasetStore((s) => s.chooseSource);
 
   if (status === 'idle' || status === 'loading') return <Notice>Reading the demo manifest…</Notice>;
   if (!datasets) {
@@ -31,6 +34,9 @@ export function DatasetList() {
             Size
           </th>
           <th scope="col">Source</th>
+          <th scope="col">
+            <span className="visually-hidden">Use</span>
+          </th>
         </tr>
       </thead>
       <tbody>
@@ -42,6 +48,16 @@ export function DatasetList() {
             <td className="num">{formatBytes(d.bytes)}</td>
             <td>
               <span className="badge">Demo (offline)</span>
+            </td>
+            <td>
+              <button
+                type="button"
+                className="secondary"
+                data-testid="demo-use"
+                onClick={() => void choose({ kind: 'demo', id: d.id, name: d.name, url: new URL(d.path, baseUrl).href })}
+              >
+                Use
+              </button>
             </td>
           </tr>
         ))}

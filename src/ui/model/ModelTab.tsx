@@ -1,32 +1,23 @@
+import { useEffect } from 'react';
+import { useGpuStore } from '../../store/gpu.ts';
 import { useModelStore } from '../../store/model.ts';
-import { formatCount } from '../format.ts';
-import { Notice } from '../widgets/Notice.tsx';
 import { Section } from '../widgets/Section.tsx';
+import { CachePanel } from './CachePanel.tsx';
+import { CurrentModel } from './CurrentModel.tsx';
 import { Diagnostics } from './Diagnostics.tsx';
 import { GpuInfoPanel } from './GpuInfoPanel.tsx';
 import { ModelList } from './ModelList.tsx';
-
-function CurrentModel() {
-  const status = useModelStore((s) => s.status);
-  const model = useModelStore((s) => s.model);
-  const error = useModelStore((s) => s.error);
-  if (status === 'loaded' && model) {
-    return (
-      <Notice tone="ok" testId="model-status">
-        Loaded: {model.name} ({formatCount(model.params)} parameters, {model.quantization})
-      </Notice>
-    );
-  }
-  if (status === 'loading') return <Notice testId="model-status">Loading…</Notice>;
-  if (status === 'error') return <Notice tone="error" testId="model-status">{error}</Notice>;
-  return (
-    <Notice tone="empty" testId="model-status">
-      No model loaded
-    </Notice>
-  );
-}
+import './model.css';
 
 export function ModelTab() {
+  const gpuStatus = useGpuStore((s) => s.status);
+  // Presets are planned against the GPU's limits, and the cache lives in the trainer worker.
+  useEffect(() => {
+    if (gpuStatus !== 'ready') return;
+    void useModelStore.getState().loadPresets();
+    void useModelStore.getState().refreshCache();
+  }, [gpuStatus]);
+
   return (
     <>
       <Section title="Current model">
@@ -34,6 +25,9 @@ export function ModelTab() {
       </Section>
       <Section title="Models">
         <ModelList />
+      </Section>
+      <Section title="Cached model files">
+        <CachePanel />
       </Section>
       <Section title="GPU">
         <GpuInfoPanel />

@@ -1,4 +1,5 @@
-import { useDatasetStore } from '../../store/dataset.ts';
+import { useSelectedDataset } from '../../store/dataset.ts';
+import { usePreparedList } from '../data/usePreparedList.ts';
 import { useGpuStore } from '../../store/gpu.ts';
 import { useModelStore } from '../../store/model.ts';
 import { useRunStore } from '../../store/run.ts';
@@ -8,7 +9,8 @@ import { Section } from '../widgets/Section.tsx';
 
 export function TrainTab() {
   const modelLoaded = useModelStore((s) => s.status === 'loaded');
-  const datasetReady = useDatasetStore((s) => s.status === 'ready');
+  usePreparedList();
+  const datasetReady = useSelectedDataset() !== null;
   const gpuReady = useGpuStore((s) => s.status === 'ready');
   const run = useRunStore((s) => s.status);
   const ready = modelLoaded && datasetReady;
@@ -28,7 +30,7 @@ export function TrainTab() {
         testId="train-checklist"
         items={[
           { id: 'model', label: 'Model loaded', done: modelLoaded, hint: <a href="#model">Model tab</a> },
-          { id: 'dataset', label: 'Dataset prepared', done: datasetReady, hint: <a href="#data">Data tab</a> },
+          { id: 'dataset', label: 'Dataset prepared and selected', done: datasetReady, hint: <a href="#data">Data tab</a> },
         ]}
       />
       {!gpuReady && <Notice tone="warn">The GPU is not ready; see the Model tab.</Notice>}

@@ -1,0 +1,43 @@
+// AdamW with 32-bit states, one invocation per parameter, in torch.optim.AdamW's order of
+// operations (single-tensor path, amsgrad off, maximize off):
+//   param *= 1 - lr · weight_decay                      (decoupled weight decay: `decay`)
+//   m      = m + (1 - β1) (g - m)                       (exp_avg.lerp_(grad, 1 - β1))
+//   v      = v · β2 + (1 - β2) g g                      (exp_avg_sq.mul_(β2).addcmul_(g, g, 1 - β2))
+//   denom  = sqrt(v) / sqrt(1 - β2^t) + eps
+//   param -= (lr / (1 - β1^t)) · (m / denom)            (param.addcdiv_(m, denom, -step_size))
+// The step-dependent scalars (step_size, bc2_sqrt) are computed by the wrapper in float64, as
+// torch computes them in Python floats. All buffers f32 (master weights, f32 gradients).
+// Large n: the grid is 2-D (x up to the per-dimension limit); the flat index is rebuilt below.
+
+struct Params {
+  n: u32,
+  beta2: f32,
+  one_minus_beta1: f32,
+  one_minus_beta2: f32,
+  eps: f32,
+  decay: f32,     // 1 - lr · weight_decay
+  step_size: f32, // lr / (1 - β1^t)
+  bc2_sqrt: f32,  // sqrt(1 - β2^t)
+}
+
+@group(0) @binding(0) var<storage, read_write> param: array<f32>;
+@group(0) @binding(1) var<storage, read> grad: array<f32>;
+@group(0) @binding(2) var<storage, read_write> m: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+const WG = 256u;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
+  if (i >= p.n) { return; }
+  let g = grad[i];
+  let m0 = m[i];
+  let mi = m0 + p.one_minus_beta1 * (g - m0);
+  let vi = v[i] * p.beta2 + p.one_minus_beta2 * g * g;
+  m[i] = mi;
+  v[i] = vi;
+  let denom = sqrt(vi) / p.bc2_sqrt + p.eps;
+  param[i] = param[i] * p.decay - p.step_size * (mi / denom);
+}

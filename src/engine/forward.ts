@@ -1,0 +1,294 @@
+// The Llama-family forward pass, written out as llm.c's gpt2_forward is: a straight list of kernel
+// calls over a planned arena (activations.ts). One function per stage, so the trainer can recompute
+// one layer alone before its backward (gradient checkpointing):
+//
+//   encodeEmbedding   x0 = E[ids]                                         (f32 residual stream)
+//   encodeLayer(i)    ln1 = RMSNorm(x)                                     input_layernorm
+//                     q, k, v = ln1 · Wᵀ (+ bias) (+ s · B A ln1)          NF4 or dense, + LoRA
+//                     q, k = RMSNorm_headDim(q, k)                         Qwen3 q_norm / k_norm
+//                     q, k = RoPE(q, k; position_ids)
+//                     attn = softmax(q kᵀ / sqrt(D)) v                     causal, GQA, segments
+//                     h = x + attn · Woᵀ (+ LoRA)                          o_proj, residual add
+//                     ln2 = RMSNorm(h)                                     post_attention_layernorm
+//                     x' = h + down(silu(gate(ln2)) * up(ln2)) (+ LoRA)    MLP, residual add
+//   encodeHead        lnF = RMSNorm(x_L); per-token CE of the chunked lm_head and/or logits
+//
+// Packed rows [B, T] (training): segment ids keep documents apart, position ids restart per
+// document. With a KV cache (generation, generate.ts) a layer writes its roped k and v into the
+// cache and attends over it from position `past` on. Activations in the model's dtype (f16 where
+// the device has shader-f16: the one switch), the residual stream in f32.
+import { createActivations, destroyActivations, forwardTensors, type Activations, type ActivationOptions, type ForwardTensors } from './activations.ts';
+import type { LinearName } from './arch.ts';
+import { encodeAttention } from './attention.ts';
+import { encodeAdd, encodeSwiglu } from './elementwise.ts';
+import { encodeEmbedding } from './embedding.ts';
+import type { Kernels } from './kernels.ts';
+import { encodeLinear } from './linear.ts';
+import { encodeLmHeadLogits, encodeLmHeadLoss } from './lmhead.ts';
+import { encodeLora } from './lora.ts';
+import type { LoraSet } from './lora-weights.ts';
+import type { ModelWeights } from './model.ts';
+import { encodeRmsnorm } from './rmsnorm.ts';
+import { encodeRope } from './rope.ts';
+import { BYTES, readTensor, type Tensor } from './tensor.ts';
+
+export interface ForwardContext {
+  kernels: Kernels;
+  model: ModelWeights;
+  /** The LoRA set to apply; null: the base model alone (adapter off). */
+  lora: LoraSet | null;
+}
+
+/** Packed rows as the data pipeline makes them (src/data/pack.ts), row-major [batch, seqLen]. */
+export interface PackedBatch {
+  batch: number;
+  seqLen: number;
+  inputIds: ArrayLike<number>;
+  /** Position inside each token's document. */
+  positionIds: ArrayLike<number>;
+  /** 1..n per document of a row, 0 for padding. */
+  segmentIds: ArrayLike<number>;
+  /** 1 where a token is trained as a target (labels_mask); absent: every token. */
+  lossMask?: ArrayLike<number>;
+}
+
+/** Target id of a position that is not trained (>= any vocabulary). */
+export const IGNORE_TARGET = 0xffffffff;
+
+/**
+ * Next-token targets of packed rows: position i of a row predicts token i + 1 when it is in the
+ * same document (segment, not padding) and trained (lossMask[i + 1]); IGNORE_TARGET elsewhere.
+ * `count` is the number of trained targets: the loss is their mean.
+ */
+export function nextTokenTargets(b: PackedBatch): { targets: Uint32Array; count: number } {
+  const n = b.batch * b.seqLen;
+  const targets = new Uint32Array(n).fill(IGNORE_TARGET);
+  let count = 0;
+  for (let r = 0; r < b.batch; r++) {
+    for (let i = r * b.seqLen; i < (r + 1) * b.seqLen - 1; i++) {
+      const seg = b.segmentIds[i];
+      if (seg === 0 || b.segmentIds[i + 1] !== seg) continue;
+      if (b.lossMask && !b.lossMask[i + 1]) continue;
+      targets[i] = b.inputIds[i + 1];
+      count++;
+    }
+  }
+  return { targets, count };
+}
+
+/** A forward arena with its context: what a training step or a parity test holds. */
+export interface ForwardRun {
+  ctx: ForwardContext;
+  acts: Activations;
+}
+
+/** Plans the arena for (batch, seqLen) once; reuse it for every call of that shape or smaller. */
+export function createForwardRun(ctx: ForwardContext, options: ActivationOptions): ForwardRun {
+  const loraR = options.loraR ?? ctx.lora?.spec.r ?? 0;
+  return { ctx, acts: createActivations(ctx.kernels, ctx.model.arch, ctx.model.dtype, { ...options, loraR }) };
+}
+
+/** Writes a batch's ids, positions, segments and targets into the arena (queue writes, no allocation). */
+export function writeBatch(run: ForwardRun, b: PackedBatch): { tensors: ForwardTensors; trainedTokens: number } {
+  const t = forwardTensors(run.acts, b.batch, b.seqLen);
+  const n = t.tokens;
+  for (const [what, x] of [['inputIds', b.inputIds], ['positionIds', b.positionIds], ['segmentIds', b.segmentIds]] as const) {
+    if (x.length !== n) throw new Error(`forward: ${what} has ${x.length} values for ${b.batch} x ${b.seqLen}`);
+  }
+  const q = run.ctx.kernels.device.queue;
+  q.writeBuffer(t.ids.buffer, 0, Uint32Array.from(b.inputIds));
+  q.writeBuffer(t.positions.buffer, 0, Uint32Array.from(b.positionIds));
+  q.writeBuffer(t.segments.buffer, 0, Uint32Array.from(b.segmentIds));
+  const { targets, count } = nextTokenTargets(b);
+  q.writeBuffer(t.targets.buffer, 0, targets);
+  return { tensors: t, trainedTokens: count };
+}
+
+export interface ForwardOptions {
+  /** Per-token loss into tokenLoss / tokenLse (the arena must have been planned with loss). */
+  loss?: boolean;
+  /** Full logits of rows [firstRow, firstRow + rows of `out`) into `out` ([rows, V] f32). */
+  logits?: { out: Tensor; firstRow?: number };
+  /** Where layers write their K/V (generation); absent: attention over the batch itself. */
+  cache?: KvCacheView;
+}
+
+/** A KV cache as a layer sees it: buffers [capacity, kvHeads, headDim] per layer, `past` tokens
+ * already in it; the call's tokens go to positions past .. past + tokens - 1. Batch 1. */
+export interface KvCacheView {
+  k: GPUBuffer[];
+  v: GPUBuffer[];
+  capacity: number;
+  past: number;
+}
+
+/**
+ * Records the whole forward of the tensors `t` (written by writeBatch or by the caller) into
+ * `enc`: embedding, every layer, the head. Returns the final residual tensor.
+ */
+export function encodeForward(enc: GPUCommandEncoder, run: ForwardRun, t: ForwardTensors, opts: ForwardOptions = {}): Tensor {
+  const { ctx } = run;
+  const L = ctx.model.arch.layers;
+  let pass = enc.beginComputePass();
+  encodeEmbed(ctx, pass, t);
+  pass.end();
+  for (let i = 0; i < L; i++) encodeLayer(enc, ctx, t, i, layerInput(run, t, i), layerInput(run, t, i + 1), opts.cache);
+  const xL = layerInput(run, t, L);
+  pass = enc.beginComputePass();
+  encodeHead(ctx, pass, run.acts, t, xL, opts);
+  pass.end();
+  return xL;
+}
+
+/** The residual tensor that is layer i's input (i = layers: the final norm's input). */
+export function layerInput(run: ForwardRun, t: ForwardTensors, i: number): Tensor {
+  return run.acts.options.checkpoints ? t.residual[i] : t.residual[i % 2];
+}
+
+/** x0 = embed_tokens[ids] into residual[0] (f32). */
+export function encodeEmbed(ctx: ForwardContext, pass: GPUComputePassEncoder, t: ForwardTensors): void {
+  encodeEmbedding(ctx.kernels, pass, ctx.model.embed, t.ids, t.residual[0]);
+}
+
+/**
+ * Records decoder layer `i` from xIn to xOut (both [tokens, H] f32, distinct buffers). The
+ * arena's layer tensors then hold this layer's saves (ln1, q, k, v, attn, lse, h, ln2, gate, up,
+ * act, the LoRA u's, the rstds): what its backward needs. With `cache`, k and v are also
+ * written to the cache and attention runs over it.
+ */
+export function encodeLayer(
+  enc: GPUCommandEncoder,
+  ctx: ForwardContext,
+  t: ForwardTensors,
+  i: number,
+  xIn: Tensor,
+  xOut: Tensor,
+  cache?: KvCacheView,
+): void {
+  const { kernels, model } = ctx;
+  const { arch } = model;
+  const W = model.layers[i];
+  const lora = ctx.lora?.layers[i];
+  const { heads, kvHeads, headDim: D } = arch;
+  const n = t.tokens;
+  const eps = arch.rmsNormEps;
+  const proj = (p: GPUComputePassEncoder, name: LinearName, x: Tensor, y: Tensor): void => {
+    encodeLinear(kernels, p, x, W.linears[name], y);
+    const l = lora?.[name];
+    if (l) {
+      const u = t.u[name];
+      if (!u) throw new Error('forward: the arena was planned without LoRA buffers');
+      encodeLora(kernels, p, x, l, u, y);
+    }
+  };
+  const heads3 = (x: Tensor, h: number): Tensor => ({ ...x, shape: [n, h, D] });
+
+  let pass = enc.beginComputePass();
+  encodeRmsnorm(kernels, pass, xIn, W.inputNorm, t.ln1, t.rstd1, eps);
+  proj(pass, 'q_proj', t.ln1, t.qRaw);
+  proj(pass, 'k_proj', t.ln1, t.kRaw);
+  proj(pass, 'v_proj', t.ln1, t.v);
+  if (W.qNorm && W.kNorm && t.rstdQ && t.rstdK) {
+    encodeRmsnorm(kernels, pass, heads3(t.qRaw, heads), W.qNorm, heads3(t.q, heads), t.rstdQ, eps);
+    encodeRmsnorm(kernels, pass, heads3(t.kRaw, kvHeads), W.kNorm, heads3(t.k, kvHeads), t.rstdK, eps);
+  }
+  encodeRope(kernels, pass, heads3(t.q, heads), t.positions, model.invFreq);
+  encodeRope(kernels, pass, heads3(t.k, kvHeads), t.positions, model.invFreq);
+  const window = arch.slidingWindow ?? 0;
+  const q4 = { ...t.q, shape: [t.batch, t.seqLen, heads, D] };
+  const o4 = { ...t.attn, shape: [t.batch, t.seqLen, heads, D] };
+  if (cache) {
+    if (t.batch !== 1) throw new Error('forward: a KV cache takes batch 1');
+    const skv = cache.past + n;
+    if (skv > cache.capacity) throw new Error(`forward: the KV cache holds ${cache.capacity} tokens, not ${skv}`);
+    pass.end();
+    const row = kvHeads * D * BYTES[model.dtype];
+    enc.copyBufferToBuffer(t.k.buffer, 0, cache.k[i], cache.past * row, n * row);
+    enc.copyBufferToBuffer(t.v.buffer, 0, cache.v[i], cache.past * row, n * row);
+    pass = enc.beginComputePass();
+    const kv = (buffer: GPUBuffer): Tensor => ({ buffer, shape: [1, skv, kvHeads, D], dtype: model.dtype });
+    encodeAttention(
+      kernels,
+      pass,
+      { q: q4, k: kv(cache.k[i]), v: kv(cache.v[i]), o: o4, lse: t.lse },
+      { batch: 1, tq: n, skv, heads, kvHeads, headDim: D, causalOffset: cache.past, window },
+    );
+  } else {
+    const kv4 = (x: Tensor): Tensor => ({ ...x, shape: [t.batch, t.seqLen, kvHeads, D] });
+    encodeAttention(
+      kernels,
+      pass,
+      { q: q4, k: kv4(t.k), v: kv4(t.v), o: o4, lse: t.lse, segmentIds: t.segments },
+      { batch: t.batch, tq: t.seqLen, skv: t.seqLen, heads, kvHeads, headDim: D, window },
+    );
+  }
+  proj(pass, 'o_proj', t.attn, t.attnOut);
+  encodeAdd(kernels, pass, xIn, t.attnOut, t.mid);
+  encodeRmsnorm(kernels, pass, t.mid, W.postNorm, t.ln2, t.rstd2, eps);
+  proj(pass, 'gate_proj', t.ln2, t.gate);
+  proj(pass, 'up_proj', t.ln2, t.up);
+  encodeSwiglu(kernels, pass, t.gate, t.up, t.act);
+  proj(pass, 'down_proj', t.act, t.down);
+  encodeAdd(kernels, pass, t.mid, t.down, xOut);
+  pass.end();
+}
+
+/** lnF = RMSNorm(xL); then the chunked lm_head's per-token loss and/or logits. */
+export function encodeHead(
+  ctx: ForwardContext,
+  pass: GPUComputePassEncoder,
+  acts: Activations,
+  t: ForwardTensors,
+  xL: Tensor,
+  opts: ForwardOptions,
+): void {
+  const { kernels, model } = ctx;
+  encodeRmsnorm(kernels, pass, xL, model.finalNorm, t.lnF, t.rstdF, model.arch.rmsNormEps);
+  if (opts.loss) {
+    if (!t.tokenLse || !t.tokenLoss || !acts.lmScratch) throw new Error('forward: the arena was planned without the loss');
+    encodeLmHeadLoss(kernels, pass, { h: t.lnF, embed: model.lmHead, targets: t.targets, lse: t.tokenLse, loss: t.tokenLoss }, acts.lmScratch);
+  }
+  if (opts.logits) encodeLmHeadLogits(kernels, pass, t.lnF, model.lmHead, opts.logits.out, { firstRow: opts.logits.firstRow });
+}
+
+/** The arena's full-logits buffer as a [rows, V] tensor (rows <= the planned logitsRows). */
+export function logitsTensor(acts: Activations, rows: number): Tensor {
+  if (!acts.logits || rows > acts.options.logitsRows) throw new Error(`forward: the arena holds ${acts.options.logitsRows} rows of logits, not ${rows}`);
+  return { buffer: acts.logits, shape: [rows, acts.arch.vocabSize], dtype: 'f32' };
+}
+
+/** Mean of the per-token losses over `trainedTokens` (the sum in float64). */
+export async function readMeanLoss(device: GPUDevice, t: ForwardTensors, trainedTokens: number): Promise<number> {
+  if (!t.tokenLoss) throw new Error('forward: no loss in this arena');
+  const loss = await readTensor(device, t.tokenLoss);
+  let sum = 0;
+  for (const x of loss) sum += x;
+  return trainedTokens > 0 ? sum / trainedTokens : 0;
+}
+
+export interface ForwardResult {
+  /** Mean cross-entropy over the trained targets (when asked for). */
+  loss?: number;
+  trainedTokens: number;
+  /** [batch · seqLen, V] f32 (when asked for). */
+  logits?: Float32Array;
+}
+
+/** One forward of a packed batch, submitted and read back: the loss and/or the full logits. */
+export async function forwardBatch(run: ForwardRun, b: PackedBatch, want: { loss?: boolean; logits?: boolean }): Promise<ForwardResult> {
+  const { tensors: t, trainedTokens } = writeBatch(run, b);
+  const device = run.ctx.kernels.device;
+  const out = want.logits ? logitsTensor(run.acts, t.tokens) : undefined;
+  const enc = device.createCommandEncoder();
+  encodeForward(enc, run, t, { loss: want.loss, logits: out ? { out, firstRow: 0 } : undefined });
+  device.queue.submit([enc.finish()]);
+  const result: ForwardResult = { trainedTokens };
+  if (want.loss) result.loss = await readMeanLoss(device, t, trainedTokens);
+  if (out) result.logits = await readTensor(device, out);
+  return result;
+}
+
+/** Frees the arena (the model and the LoRA set belong to the caller). */
+export function destroyForwardRun(run: ForwardRun): void {
+  destroyActivations(run.acts);
+}

@@ -1,0 +1,176 @@
+// Checkpoint tensors onto the GPU, streamed in chunks so that no tensor is ever held whole in
+// memory as f32: frozen linears quantized to NF4 (bit-identical to the CPU reference), bnb-4bit
+// linears uploaded as stored, everything else in f32 or f16. Each upload is checked for GPU
+// out-of-memory and validation errors, which WebGPU reports only through error scopes.
+import { parseBnbQuantState, type Nf4SourceDtype, type RawTensor } from '../io/nf4.ts';
+import { f32ArrayToF16 } from '../io/dtype.ts';
+import { toF32, type Dtype, type TensorInfo, type TensorReader } from '../io/safetensors.ts';
+import { formatBytes } from '../util/format.ts';
+import { submitPass } from './elementwise.ts';
+import { trackedBuffer } from './gpu-memory.ts';
+import type { Kernels } from './kernels.ts';
+import { createNf4Weight, destroyNf4, doubleQuantizeNf4, encodeQuantizeNf4, uploadNf4, type Nf4GpuWeight } from './nf4.ts';
+import { BYTES, createTensor, type DType, type Tensor } from './tensor.ts';
+
+/** Largest piece of a tensor converted at a time: 64 MiB of f32. */
+const CHUNK_BYTES = 64 * 1024 * 1024;
+/** Chunks are whole multiples of this many elements (every NF4 blocksize divides it). */
+const CHUNK_ALIGN = 4096;
+
+const NF4_DTYPES: Partial<Record<Dtype, Nf4SourceDtype>> = { BF16: 'bfloat16', F16: 'float16', F32: 'float32' };
+
+export class WeightError extends Error {
+  override readonly name = 'WeightError';
+}
+
+/** GPU state shared by the uploads of one load: the f32 scratch buffer and what was allocated. */
+export class WeightUploader {
+  readonly chunkElems: number;
+  private scratch: GPUBuffer | null = null;
+  /** Bytes and buffers created (the model's GPU footprint). */
+  bytes = 0;
+  buffers = 0;
+
+  constructor(
+    readonly kernels: Kernels,
+    /** The largest tensor to be quantized, so that the scratch buffer is no larger than needed. */
+    private readonly largestLinear: number,
+  ) {
+    const limits = kernels.gpu.info.limits;
+    const budget = Math.min(CHUNK_BYTES, limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+    this.chunkElems = Math.max(CHUNK_ALIGN, Math.floor(budget / 4 / CHUNK_ALIGN) * CHUNK_ALIGN);
+  }
+
+  get device(): GPUDevice {
+    return this.kernels.device;
+  }
+
+  /** Frozen linear -> NF4 on the GPU, chunk by chunk; then bnb's double quantization if asked. */
+  async quantizeLinear(reader: TensorReader, t: TensorInfo, shape: number[], doubleQuant: boolean): Promise<Nf4GpuWeight> {
+    const dtype = NF4_DTYPES[t.dtype];
+    if (!dtype) throw new WeightError(`${t.file}: ${t.name} has dtype ${t.dtype}; a linear weight must be F32, F16 or BF16`);
+    return this.guard(t.name, async () => {
+      const w = createNf4Weight(this.device, shape, { dtype, label: t.name });
+      this.count(w.words.size + w.absmax.size, 2);
+      try {
+        const scratch = this.scratchBuffer();
+        const elem = t.byteLength / t.numel;
+        for (let off = 0; off < t.numel; off += this.chunkElems) {
+          const n = Math.min(this.chunkElems, t.numel - off);
+          const values = toF32(t, await reader.readRange(t.name, off * elem, n * elem));
+          // Queue order makes reusing the scratch safe: this write lands after the last dispatch.
+          this.device.queue.writeBuffer(scratch, 0, values);
+          submitPass(this.kernels, (pass) => encodeQuantizeNf4(this.kernels, pass, { buffer: scratch, shape: [n], dtype: 'f32' }, w, off));
+        }
+        if (doubleQuant) await doubleQuantizeNf4(this.device, w);
+        return w;
+      } catch (e) {
+        destroyNf4(w);
+        throw e;
+      }
+    });
+  }
+
+  /** A bitsandbytes 4-bit linear: its packed NF4 and quant state, uploaded as stored. */
+  async uploadBnbLinear(lookup: (name: string) => TensorReader, prefix: string, parts: string[], shape: number[]): Promise<Nf4GpuWeight> {
+    const raw: Record<string, RawTensor> = {};
+    for (const name of parts) {
+      const r = lookup(name);
+      const info = r.get(name);
+      raw[name] = { dtype: info.dtype, shape: info.shape, data: await r.read(name) };
+    }
+    const w = parseBnbQuantState(raw, prefix);
+    if (w.shape.join() !== shape.join()) {
+      throw new WeightError(`${prefix}weight: the quant state says shape [${w.shape}], the config implies [${shape}]`);
+    }
+    return this.guard(`${prefix}weight`, async () => {
+      const g = uploadNf4(this.device, w, `${prefix}weight`);
+      this.count(g.words.size + g.absmax.size, 2);
+      return g;
+    });
+  }
+
+  /** Any float tensor -> a GPU tensor of `dtype` (f16 rounds to nearest even), chunk by chunk. */
+  async uploadDense(reader: TensorReader, t: TensorInfo, shape: number[], dtype: DType): Promise<Tensor> {
+    return this.guard(t.name, async () => {
+      const out = createTensor(this.device, shape, dtype, t.name, 'weights-dense');
+      this.count(out.buffer.size, 1);
+      try {
+        const elem = t.byteLength / t.numel;
+        for (let off = 0; off < t.numel; off += this.chunkElems) {
+          const n = Math.min(this.chunkElems, t.numel - off);
+          const values = toF32(t, await reader.readRange(t.name, off * elem, n * elem));
+          const typed = dtype === 'f32' ? values : f32ArrayToF16(values);
+          let bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
+          if (bytes.length % 4 !== 0) {
+            const padded = new Uint8Array(bytes.length + 2); // the last f16 of an odd count
+            padded.set(bytes);
+            bytes = padded;
+          }
+          this.device.queue.writeBuffer(out.buffer, off * BYTES[dtype], bytes);
+        }
+        return out;
+      } catch (e) {
+        out.buffer.destroy();
+        throw e;
+      }
+    });
+  }
+
+  destroy(): void {
+    this.scratch?.destroy();
+    this.scratch = null;
+  }
+
+  private scratchBuffer(): GPUBuffer {
+    if (!this.scratch) {
+      const elems = Math.min(this.chunkElems, Math.ceil(Math.max(1, this.largestLinear) / CHUNK_ALIGN) * CHUNK_ALIGN);
+      this.scratch = trackedBuffer(
+        this.device,
+        { size: elems * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, label: 'load.scratch' },
+        'scratch',
+      );
+    }
+    return this.scratch;
+  }
+
+  private count(bytes: number, buffers: number): void {
+    this.bytes += bytes;
+    this.buffers += buffers;
+  }
+
+  /** Runs an upload inside error scopes and turns a GPU error into a message naming the tensor. */
+  private async guard<T extends object>(name: string, run: () => Promise<T>): Promise<T> {
+    const device = this.device;
+    device.pushErrorScope('out-of-memory');
+    device.pushErrorScope('validation');
+    let result: T | undefined;
+    let failed = false;
+    let thrown: unknown;
+    try {
+      result = await run();
+    } catch (e) {
+      failed = true;
+      thrown = e;
+    }
+    const validation = await device.popErrorScope();
+    const oom = await device.popErrorScope();
+    // A GPU error explains a JS error that follows it, so it wins.
+    if (oom || validation) {
+      if (result) release(result);
+      if (oom) {
+        throw new WeightError(
+          `The GPU ran out of memory at ${name} (${formatBytes(this.bytes)} of model weights allocated): pick a smaller model, or close other tabs and apps that use the GPU.`,
+        );
+      }
+      throw new WeightError(`The GPU refused ${name}: ${validation!.message}`);
+    }
+    if (failed) throw thrown;
+    return result!;
+  }
+}
+
+function release(x: object): void {
+  if ('words' in x) destroyNf4(x as Nf4GpuWeight);
+  else if ('buffer' in x) (x as Tensor).buffer.destroy();
+}

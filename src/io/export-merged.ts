@@ -1,0 +1,127 @@
+// The merged 16-bit export (specs/formats.md §5): the model's tensors, with the adapter merged in,
+// as bf16 or f16 safetensors shards of at most 5 GB (model.safetensors.index.json when there is
+// more than one), config.json (torch_dtype set, quantization_config dropped), generation_config.json
+// and the tokenizer files with the training chat template (and Unsloth's EOS rename, if the
+// template maps EOS). Every file streams: a shard reads and converts one tensor at a time.
+
+import { DEFAULT_MAX_SHARD_BYTES, formatShardIndex, planShards, safetensorsFileSize, writeSafetensors } from './safetensors.ts';
+import type { TensorToWrite } from './safetensors.ts';
+import { f32ArrayToBf16, f32ArrayToF16, u16ToBytesLE } from './dtype.ts';
+import { textFile } from './export-files.ts';
+import type { ExportFile } from './export-files.ts';
+import type { WeightSource } from './export-arch.ts';
+
+export class MergedExportError extends Error {
+  override name = 'MergedExportError';
+}
+
+export type MergedDtype = 'bfloat16' | 'float16';
+
+export interface MergedExportOptions {
+  /** The tensors to write (transformers names and shapes), in checkpoint order; no quant-state tensors. */
+  tensors: readonly { name: string; shape: readonly number[] }[];
+  /** f32 weights with the adapter merged (mergedWeights). */
+  weights: WeightSource;
+  dtype: MergedDtype;
+  /** The base model's config.json, parsed. */
+  config: Record<string, unknown>;
+  /** Its generation_config.json, if any. */
+  generationConfig?: Record<string, unknown> | null;
+  /** tokenizer.json and tokenizer_config.json, parsed. */
+  tokenizerJson: unknown;
+  tokenizerConfig: Record<string, unknown>;
+  /** The training template's Jinja (EffectiveTemplate.exportSource). */
+  chatTemplate?: string | null;
+  /** Unsloth's map_eos_token rename (EffectiveTemplate.eosRename). */
+  eosRename?: { from: string; to: string } | null;
+  maxShardBytes?: number;
+  /** More files to include as they are (special_tokens_map.json, README.md, …). */
+  extraFiles?: readonly ExportFile[];
+}
+
+const json = (v: unknown): string => `${JSON.stringify(v, null, 2)}\n`;
+
+/** config.json for the merged model: quantization_config dropped, the 16-bit dtype set. */
+export function mergedConfig(config: Record<string, unknown>, dtype: MergedDtype): Record<string, unknown> {
+  const c: Record<string, unknown> = { ...config };
+  delete c.quantization_config;
+  // transformers 5 writes `dtype`, 4.x (and tools that read config.json, e.g. llama.cpp's
+  // converter) `torch_dtype`: write both.
+  c.dtype = dtype;
+  c.torch_dtype = dtype;
+  return c;
+}
+
+/**
+ * Renames token text `from` to `to` everywhere in a tokenizer file, as Unsloth's map_eos_token
+ * does (a string replacement on the serialized JSON; if `to` already exists the two swap).
+ */
+export function renameToken<T>(file: T, from: string, to: string): T {
+  const esc = (s: string): string => JSON.stringify(s).slice(1, -1);
+  const marker = '\u0000webtune-rename\u0000';
+  let text = JSON.stringify(file);
+  text = text.split(esc(from)).join(esc(marker));
+  text = text.split(esc(to)).join(esc(from));
+  text = text.split(esc(marker)).join(esc(to));
+  return JSON.parse(text) as T;
+}
+
+/** tokenizer.json and tokenizer_config.json for the export: template set, EOS renamed if asked. */
+export function exportTokenizerFiles(
+  tokenizerJson: unknown,
+  tokenizerConfig: Record<string, unknown>,
+  chatTemplate?: string | null,
+  eosRename?: { from: string; to: string } | null,
+): { tokenizerJson: unknown; tokenizerConfig: Record<string, unknown> } {
+  let tj = tokenizerJson;
+  let tc: Record<string, unknown> = { ...tokenizerConfig };
+  if (eosRename) {
+    tj = renameToken(tj, eosRename.from, eosRename.to);
+    const template = tc.chat_template;
+    tc = renameToken(tc, eosRename.from, eosRename.to);
+    tc.chat_template = template; // the template is replaced below, never rewritten
+  }
+  if (chatTemplate) tc.chat_template = chatTemplate;
+  return { tokenizerJson: tj, tokenizerConfig: tc };
+}
+
+/** The files of the merged export, each streamed when written. */
+export function mergedModelFiles(opts: MergedExportOptions): ExportFile[] {
+  const tied = opts.config.tie_word_embeddings === true;
+  const list = opts.tensors.filter((t) => !(tied && t.name === 'lm_head.weight'));
+  if (list.length === 0) throw new MergedExportError('no tensors to write');
+  const dtype = opts.dtype === 'bfloat16' ? 'BF16' : 'F16';
+  const convert = opts.dtype === 'bfloat16' ? f32ArrayToBf16 : f32ArrayToF16;
+  const tensors: TensorToWrite[] = list.map((t) => {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    return {
+      name: t.name,
+      dtype,
+      shape: [...t.shape],
+      data: async () => {
+        const w = await opts.weights.read(t.name);
+        if (w.length !== n) throw new MergedExportError(`${t.name}: ${w.length} values, expected [${t.shape.join(', ')}]`);
+        return u16ToBytesLE(convert(w));
+      },
+    };
+  });
+  const plan = planShards(tensors, opts.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
+  const files: ExportFile[] = plan.shards.map((s) => ({
+    name: s.fileName,
+    size: safetensorsFileSize(s.tensors, { format: 'pt' }),
+    chunks: () => writeSafetensors(s.tensors, { format: 'pt' }),
+  }));
+  if (plan.index) files.push(textFile('model.safetensors.index.json', formatShardIndex(plan.index)));
+  files.push(textFile('config.json', json(mergedConfig(opts.config, opts.dtype))));
+  const gen = opts.generationConfig ?? {
+    _from_model_config: true,
+    ...(opts.config.bos_token_id !== undefined ? { bos_token_id: opts.config.bos_token_id } : {}),
+    ...(opts.config.eos_token_id !== undefined ? { eos_token_id: opts.config.eos_token_id } : {}),
+  };
+  files.push(textFile('generation_config.json', json(gen)));
+  const tok = exportTokenizerFiles(opts.tokenizerJson, opts.tokenizerConfig, opts.chatTemplate, opts.eosRename);
+  files.push(textFile('tokenizer.json', JSON.stringify(tok.tokenizerJson)));
+  files.push(textFile('tokenizer_config.json', json(tok.tokenizerConfig)));
+  for (const f of opts.extraFiles ?? []) files.push(f);
+  return files;
+}
