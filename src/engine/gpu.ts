@@ -24,8 +24,13 @@ const WANTED_LIMITS = [
   'maxComputeWorkgroupsPerDimension',
 ] as const;
 
-/** Dawn toggles for Node: expose f16 and subgroup matrices on NVIDIA under Vulkan (DESIGN.md). */
-const DAWN_FLAGS = ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia'];
+/** Dawn toggles for Node: expose f16 and subgroup matrices on NVIDIA under Vulkan (DESIGN.md), and
+ * full-resolution GPU timestamps (quantized by default: on the H200 they came back as a few
+ * significant bits of nanoseconds, e.g. 2^17 ns, which made benchmark timings coarse). */
+const DAWN_FLAGS = [
+  'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia',
+  'disable-dawn-features=timestamp_quantization',
+];
 
 export type GpuLimits = Record<(typeof WANTED_LIMITS)[number], number>;
 

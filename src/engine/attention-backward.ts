@@ -1,0 +1,168 @@
+// Causal grouped-query attention backward (shaders/attention-backward.wgsl), flash-attention
+// style: the probabilities are recomputed tile by tile from q, k and the forward's lse, so memory
+// stays O(T). Same masks as the forward (attention.ts): causal, sliding window, segment ids of
+// packed rows (segment 0 = padding: no gradient in or out). Three dispatches: D_i = dO_i · o_i,
+// then dq (one invocation per query), then dk and dv (one invocation per key, summing the query
+// heads of its GQA group). Reference: reference/attention-backward.ts.
+import { ATTENTION_MAX_HEAD_DIM, type AttentionShape } from './attention.ts';
+import type { U32Tensor } from './embedding.ts';
+import { expectShape, grid } from './elementwise.ts';
+import type { Kernel, Kernels } from './kernels.ts';
+import { BYTES, createTensor, type DType, type Tensor } from './tensor.ts';
+import source from '../../shaders/attention-backward.wgsl?raw';
+
+export interface AttentionBackwardTensors {
+  /** The forward's inputs: q [batch, tq, heads, headDim], k and v [batch, skv, kvHeads, headDim]. */
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  /** The forward's outputs: o [batch, tq, heads, headDim] and lse [batch, heads, tq] f32. */
+  o: Tensor;
+  lse: Tensor;
+  /** As for the forward: [batch, skv] u32 document ids, 0 = padding. */
+  segmentIds?: U32Tensor;
+  /** Gradient of o, shape and type of o. */
+  dout: Tensor;
+  /** Outputs, shapes and type of q, k, v (written, not accumulated). */
+  dq: Tensor;
+  dk: Tensor;
+  dv: Tensor;
+  /** Scratch [batch, heads, tq, 2] f32 (createAttentionBackwardStats): lse · log2 e and D_i. */
+  stats: Tensor;
+}
+
+/** Rows per workgroup of the dq and dkv kernels (the shader's BR). */
+export const ATTENTION_BACKWARD_ROWS = 64;
+const MAX_BC = 32;
+/** Workgroup bytes besides the two tiles: 32 segment ids, 32 (lse, D) pairs, the range (3 x 16 B), rounded up. */
+const RESERVED_BYTES = 512;
+
+/** vec4 slots of each of the shader's two staged tiles (its TILE4), as many as fit the workgroup memory. */
+export function attentionBackwardTileSlots(dtype: DType, workgroupBytes: number): number {
+  return Math.min(MAX_BC * (ATTENTION_MAX_HEAD_DIM / 4), Math.floor((workgroupBytes - RESERVED_BYTES) / (2 * 4 * BYTES[dtype])));
+}
+
+/** Rows (keys in dq, queries in dkv) per staged tile for a head dim: TILE4 / ceil(headDim / 4), at most 32. */
+export function attentionBackwardRowsPerTile(headDim: number, dtype: DType, workgroupBytes: number): number {
+  const bc = Math.min(MAX_BC, Math.floor(attentionBackwardTileSlots(dtype, workgroupBytes) / Math.ceil(headDim / 4)));
+  if (bc < 1) throw new Error(`attention backward: head dim ${headDim} does not fit ${workgroupBytes} bytes of workgroup memory`);
+  return bc;
+}
+
+/** The stats scratch for a shape: [batch, heads, tq, 2] f32. */
+export function createAttentionBackwardStats(device: GPUDevice, s: Pick<AttentionShape, 'batch' | 'heads' | 'tq'>): Tensor {
+  return createTensor(device, [s.batch, s.heads, s.tq, 2], 'f32', 'attention_backward.stats');
+}
+
+/**
+ * Records dq, dk, dv = the gradients of encodeAttention's o w.r.t. q, k, v given dO, into `pass`
+ * (three dispatches). The shape `s` is the forward's. f32 accumulation whatever the storage type.
+ */
+export function encodeAttentionBackward(kernels: Kernels, pass: GPUComputePassEncoder, t: AttentionBackwardTensors, s: AttentionShape): void {
+  const { batch, tq, skv, heads, kvHeads, headDim } = s;
+  const scale = s.scale ?? 1 / Math.sqrt(headDim);
+  const causalOffset = s.causalOffset ?? skv - tq;
+  const window = s.window ?? 0;
+  const what = 'attention backward';
+  for (const [name, value] of Object.entries({ batch, tq, skv, heads, kvHeads, headDim })) {
+    if (!Number.isInteger(value) || value < 1) throw new Error(`${what}: ${name} must be a positive integer, not ${value}`);
+  }
+  if (heads % kvHeads !== 0) throw new Error(`${what}: heads (${heads}) must be a multiple of kvHeads (${kvHeads})`);
+  if (headDim > ATTENTION_MAX_HEAD_DIM) throw new Error(`${what}: head dim ${headDim} exceeds ${ATTENTION_MAX_HEAD_DIM}`);
+  if (!Number.isInteger(causalOffset) || causalOffset < 0 || causalOffset + tq > skv) {
+    throw new Error(`${what}: causalOffset ${causalOffset} must be in 0..skv - tq (${skv - tq})`);
+  }
+  if (!Number.isInteger(window) || window < 0) throw new Error(`${what}: window must be an integer >= 0, not ${window}`);
+  if (!Number.isFinite(scale)) throw new Error(`${what}: scale must be finite, not ${scale}`);
+  const qShape = [batch, tq, heads, headDim];
+  const kvShape = [batch, skv, kvHeads, headDim];
+  for (const [name, x, shape] of [
+    ['q', t.q, qShape],
+    ['k', t.k, kvShape],
+    ['v', t.v, kvShape],
+    ['o', t.o, qShape],
+    ['dout', t.dout, qShape],
+    ['dq', t.dq, qShape],
+    ['dk', t.dk, kvShape],
+    ['dv', t.dv, kvShape],
+  ] as const) {
+    expectShape(what, x, shape, name);
+    if (x.dtype !== t.q.dtype) throw new Error(`${what}: ${name} is ${x.dtype} but q is ${t.q.dtype}`);
+  }
+  expectShape(what, t.lse, [batch, heads, tq], 'lse');
+  expectShape(what, t.stats, [batch, heads, tq, 2], 'stats');
+  if (t.lse.dtype !== 'f32' || t.stats.dtype !== 'f32') throw new Error(`${what}: lse and stats must be f32`);
+  if (t.segmentIds && t.segmentIds.length !== batch * skv) {
+    throw new Error(`${what}: segmentIds has ${t.segmentIds.length} values, expected batch · skv = ${batch * skv}`);
+  }
+  const outs = [t.dq, t.dk, t.dv, t.stats].map((x) => x.buffer);
+  const ins = [t.q, t.k, t.v, t.o, t.lse, t.dout].map((x) => x.buffer);
+  if (new Set([...outs, ...ins]).size !== outs.length + ins.length) throw new Error(`${what}: outputs and scratch must be buffers of their own`);
+  if (batch * Math.max(tq, skv) * heads * headDim >= 2 ** 32) throw new Error(`${what}: tensors of 2^32 values or more`);
+
+  const dtype = t.q.dtype;
+  const workgroupBytes = kernels.gpu.info.limits.maxComputeWorkgroupStorageSize;
+  attentionBackwardRowsPerTile(headDim, dtype, workgroupBytes); // throws if not even one row fits
+  const constants = { TILE4: attentionBackwardTileSlots(dtype, workgroupBytes) };
+  const get = (entryPoint: string) => kernels.get({ name: 'attention_backward', source, dtype, constants, entryPoint });
+  const seg = t.segmentIds?.buffer ?? placeholder(kernels.device);
+  const rows = batch * heads * tq;
+  const params = {
+    rows,
+    tq,
+    skv,
+    heads,
+    kv_heads: kvHeads,
+    head_dim: headDim,
+    causal_offset: causalOffset,
+    window,
+    use_segments: t.segmentIds ? 1 : 0,
+    scale_log2: scale * Math.LOG2E,
+    scale,
+  };
+  const rowsPerGroup = ATTENTION_BACKWARD_ROWS;
+  dispatchBound(kernels, pass, get('delta'), [[4, t.dout.buffer], [5, t.stats.buffer], [9, t.o.buffer], [10, t.lse.buffer]], params, grid(kernels, Math.ceil(rows / 64)));
+  const common: [number, GPUBuffer][] = [[0, t.q.buffer], [1, t.k.buffer], [2, t.v.buffer], [3, seg], [4, t.dout.buffer], [5, t.stats.buffer]];
+  dispatchBound(kernels, pass, get('dq_main'), [...common, [6, t.dq.buffer]], params, [Math.ceil(tq / rowsPerGroup), heads, batch]);
+  dispatchBound(kernels, pass, get('dkv_main'), [...common, [7, t.dk.buffer], [8, t.dv.buffer]], params, [Math.ceil(skv / rowsPerGroup), kvHeads, batch]);
+}
+
+/**
+ * One dispatch binding buffers at explicit binding numbers (Kernels.dispatch binds 0..n-1; the
+ * entry points here use different subsets of one shader's bindings). A local helper, as
+ * lmhead.ts has its own: kernels.ts does not export one.
+ */
+function dispatchBound(
+  kernels: Kernels,
+  pass: GPUComputePassEncoder,
+  kernel: Kernel,
+  bindings: [number, GPUBuffer][],
+  params: Record<string, number>,
+  workgroups: [number, number?, number?],
+): void {
+  const device = kernels.device;
+  const entries: GPUBindGroupEntry[] = bindings.map(([binding, buffer]) => ({ binding, resource: { buffer } }));
+  if (kernel.params) {
+    kernel.params.set(params);
+    const uniform = device.createBuffer({ size: kernel.params.arrayBuffer.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(uniform, 0, new Uint8Array(kernel.params.arrayBuffer));
+    entries.push({ binding: kernel.paramsBinding, resource: { buffer: uniform } });
+  }
+  const limit = kernels.gpu.info.limits.maxComputeWorkgroupsPerDimension;
+  const [x, y = 1, z = 1] = workgroups;
+  if (x > limit || y > limit || z > limit) throw new Error(`attention backward: dispatch ${x}x${y}x${z} exceeds ${limit} workgroups per dimension`);
+  pass.setPipeline(kernel.pipeline);
+  pass.setBindGroup(0, device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries }));
+  pass.dispatchWorkgroups(x, y, z);
+}
+
+/** A 4-byte buffer bound in place of absent segment ids (the shader does not read it). */
+const placeholders = new WeakMap<GPUDevice, GPUBuffer>();
+function placeholder(device: GPUDevice): GPUBuffer {
+  let buffer = placeholders.get(device);
+  if (!buffer) {
+    buffer = device.createBuffer({ size: 4, usage: GPUBufferUsage.STORAGE, label: 'attention_backward.no-segments' });
+    placeholders.set(device, buffer);
+  }
+  return buffer;
+}

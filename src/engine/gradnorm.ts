@@ -1,0 +1,94 @@
+// Global gradient-norm clipping (shaders/gradnorm.wgsl), as torch.nn.utils.clip_grad_norm_ with
+// norm_type 2: norm = ||all gradients||₂, then every gradient *= min(1, max_norm / (norm + 1e-6)).
+// Two-pass reduction: per-tensor partial sums of squares (one slot per 4096 elements), then one
+// workgroup folds them into (norm, coef, Σ g²) in a small f32 buffer, which stays on the GPU for
+// the scale pass and can be read back for the step's metrics (and the skip of non-finite steps).
+// Reference: reference/gradnorm.ts.
+import { FLAT_WORKGROUP, grid } from './elementwise.ts';
+import type { Kernels } from './kernels.ts';
+import { createTensor, numel, readTensor, type Tensor } from './tensor.ts';
+import source from '../../shaders/gradnorm.wgsl?raw';
+
+/** Elements per partial sum (the shader's workgroup of 256 x 16). */
+export const GRADNORM_CHUNK = 4096;
+/** The norm's epsilon in clip_grad_norm_: coef = max_norm / (norm + 1e-6). */
+export const GRADNORM_EPS = 1e-6;
+const F32_MAX = 3.4028234663852886e38;
+
+export interface GradNormScratch {
+  /** Partial sums: one f32 per GRADNORM_CHUNK elements of each tensor. */
+  partials: GPUBuffer;
+  capacity: number;
+  /** [3] f32: norm, clip coefficient, sum of squares. */
+  result: Tensor;
+}
+
+/** Partial-sum slots the gradients need. */
+export function gradNormSlots(grads: readonly Tensor[]): number {
+  return grads.reduce((s, t) => s + Math.ceil(numel(t.shape) / GRADNORM_CHUNK), 0);
+}
+
+/** Scratch for these gradients (or for `slots` partial sums). */
+export function createGradNormScratch(kernels: Kernels, grads: readonly Tensor[] | number): GradNormScratch {
+  const capacity = typeof grads === 'number' ? grads : gradNormSlots(grads);
+  const partials = kernels.device.createBuffer({
+    size: Math.max(4, capacity * 4),
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    label: 'gradnorm.partials',
+  });
+  return { partials, capacity, result: createTensor(kernels.device, [3], 'f32', 'gradnorm.result') };
+}
+
+export function destroyGradNormScratch(s: GradNormScratch): void {
+  s.partials.destroy();
+  s.result.buffer.destroy();
+}
+
+/**
+ * Records the global norm of `grads` (f32 tensors) and the clip coefficient
+ * min(1, maxNorm / (norm + 1e-6)) into scratch.result (maxNorm Infinity: coefficient 1).
+ */
+export function encodeGradNorm(kernels: Kernels, pass: GPUComputePassEncoder, grads: readonly Tensor[], scratch: GradNormScratch, maxNorm = Infinity): void {
+  if (grads.length === 0) throw new Error('gradnorm: no gradients');
+  for (const t of grads) if (t.dtype !== 'f32') throw new Error(`gradnorm: gradients must be f32, not ${t.dtype}`);
+  if (new Set(grads.map((t) => t.buffer)).size !== grads.length) throw new Error('gradnorm: a gradient buffer is listed twice');
+  const slots = gradNormSlots(grads);
+  if (slots > scratch.capacity) throw new Error(`gradnorm: ${slots} partial sums, the scratch holds ${scratch.capacity}`);
+  if (!(maxNorm > 0)) throw new Error(`gradnorm: max norm must be > 0, not ${maxNorm}`);
+  let offset = 0;
+  const partial = kernel(kernels, 0);
+  for (const t of grads) {
+    const n = numel(t.shape);
+    const groups = Math.ceil(n / GRADNORM_CHUNK);
+    kernels.dispatch(pass, partial, [t.buffer, scratch.partials, scratch.result.buffer], { n, offset, count: 0, max_norm: 0 }, grid(kernels, groups));
+    offset += groups;
+  }
+  const max = Math.min(maxNorm, F32_MAX);
+  kernels.dispatch(pass, kernel(kernels, 1), [grads[0].buffer, scratch.partials, scratch.result.buffer], { n: 0, offset: 0, count: slots, max_norm: max }, [1]);
+}
+
+/** Records g *= scratch.result's coefficient for every gradient (after encodeGradNorm). */
+export function encodeClipGrads(kernels: Kernels, pass: GPUComputePassEncoder, grads: readonly Tensor[], scratch: GradNormScratch): void {
+  const scale = kernel(kernels, 2);
+  for (const t of grads) {
+    if (t.dtype !== 'f32') throw new Error(`gradnorm: gradients must be f32, not ${t.dtype}`);
+    const n = numel(t.shape);
+    kernels.dispatch(pass, scale, [t.buffer, scratch.partials, scratch.result.buffer], { n, offset: 0, count: 0, max_norm: 0 }, grid(kernels, Math.ceil(n / FLAT_WORKGROUP)));
+  }
+}
+
+/** clip_grad_norm_: records the norm, then the scaling of every gradient. */
+export function encodeClipGradNorm(kernels: Kernels, pass: GPUComputePassEncoder, grads: readonly Tensor[], scratch: GradNormScratch, maxNorm: number): void {
+  encodeGradNorm(kernels, pass, grads, scratch, maxNorm);
+  encodeClipGrads(kernels, pass, grads, scratch);
+}
+
+/** Reads (norm, coef, Σ g²) back (after the recorded work is submitted). */
+export async function readGradNorm(device: GPUDevice, scratch: GradNormScratch): Promise<{ norm: number; coef: number; sumSquares: number }> {
+  const [norm, coef, sumSquares] = await readTensor(device, scratch.result);
+  return { norm, coef, sumSquares };
+}
+
+function kernel(kernels: Kernels, mode: number) {
+  return kernels.get({ name: 'gradnorm', source, dtype: 'f32', constants: { MODE: mode } });
+}

@@ -1,0 +1,100 @@
+// Float64 reference for shaders/lora-backward.wgsl: the gradients of y = y0 + s · (x Aᵀ) Bᵀ
+// (reference/lora.ts) with u = x Aᵀ, given dy:
+//   dB = s · dyᵀ u     [N, r]        du = s · dy B     [M, r]
+//   dA = duᵀ x         [r, K]        dx = du A         [M, K]
+// Each comes with its Σ |terms| scale for maxRelError (reference/matmul.ts); the scales of dA
+// and dx are built on du's, so they bound the error inherited from rounding in du as well.
+import type { LoraRefShape } from './lora.ts';
+
+export interface LoraBackwardRef {
+  u: Float64Array;
+  du: Float64Array;
+  duScale: Float64Array;
+  da: Float64Array;
+  daScale: Float64Array;
+  db: Float64Array;
+  dbScale: Float64Array;
+  dx: Float64Array;
+  dxScale: Float64Array;
+}
+
+export function loraBackwardRef(
+  x: ArrayLike<number>,
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  dy: ArrayLike<number>,
+  s: LoraRefShape,
+): LoraBackwardRef {
+  const { m, k, n, r, scale } = s;
+  const u = new Float64Array(m * r);
+  const uScale = new Float64Array(m * r);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < r; j++) {
+      let sum = 0;
+      let abs = 0;
+      for (let p = 0; p < k; p++) {
+        sum += x[i * k + p] * a[j * k + p];
+        abs += Math.abs(x[i * k + p] * a[j * k + p]);
+      }
+      u[i * r + j] = sum;
+      uScale[i * r + j] = abs;
+    }
+  }
+  const du = new Float64Array(m * r);
+  const duScale = new Float64Array(m * r);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < r; j++) {
+      let sum = 0;
+      let abs = 0;
+      for (let c = 0; c < n; c++) {
+        sum += dy[i * n + c] * b[c * r + j];
+        abs += Math.abs(dy[i * n + c] * b[c * r + j]);
+      }
+      du[i * r + j] = scale * sum;
+      duScale[i * r + j] = Math.abs(scale) * abs;
+    }
+  }
+  const db = new Float64Array(n * r);
+  const dbScale = new Float64Array(n * r);
+  for (let c = 0; c < n; c++) {
+    for (let j = 0; j < r; j++) {
+      let sum = 0;
+      let abs = 0;
+      for (let i = 0; i < m; i++) {
+        sum += dy[i * n + c] * u[i * r + j];
+        abs += Math.abs(dy[i * n + c]) * uScale[i * r + j];
+      }
+      db[c * r + j] = scale * sum;
+      dbScale[c * r + j] = Math.abs(scale) * abs;
+    }
+  }
+  const da = new Float64Array(r * k);
+  const daScale = new Float64Array(r * k);
+  for (let j = 0; j < r; j++) {
+    for (let p = 0; p < k; p++) {
+      let sum = 0;
+      let abs = 0;
+      for (let i = 0; i < m; i++) {
+        sum += du[i * r + j] * x[i * k + p];
+        abs += duScale[i * r + j] * Math.abs(x[i * k + p]);
+      }
+      da[j * k + p] = sum;
+      daScale[j * k + p] = abs;
+    }
+  }
+  const dx = new Float64Array(m * k);
+  const dxScale = new Float64Array(m * k);
+  for (let i = 0; i < m; i++) {
+    for (let p = 0; p < k; p++) {
+      let sum = 0;
+      let abs = 0;
+      for (let j = 0; j < r; j++) {
+        sum += du[i * r + j] * a[j * k + p];
+        abs += duScale[i * r + j] * Math.abs(a[j * k + p]);
+      }
+      dx[i * k + p] = sum;
+      dxScale[i * k + p] = abs;
+    }
+  }
+  return { u, du, duScale, da, daScale, db, dbScale, dx, dxScale };
+}
