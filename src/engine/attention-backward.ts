@@ -7,7 +7,7 @@
 import { ATTENTION_MAX_HEAD_DIM, type AttentionShape } from './attention.ts';
 import type { U32Tensor } from './embedding.ts';
 import { expectShape, grid } from './elementwise.ts';
-import type { Kernel, Kernels } from './kernels.ts';
+import type { Kernels } from './kernels.ts';
 import { BYTES, createTensor, type DType, type Tensor } from './tensor.ts';
 import source from '../../shaders/attention-backward.wgsl?raw';
 
@@ -121,40 +121,12 @@ export function encodeAttentionBackward(kernels: Kernels, pass: GPUComputePassEn
     scale,
   };
   const rowsPerGroup = ATTENTION_BACKWARD_ROWS;
-  dispatchBound(kernels, pass, get('delta'), [[4, t.dout.buffer], [5, t.stats.buffer], [9, t.o.buffer], [10, t.lse.buffer]], params, grid(kernels, Math.ceil(rows / 64)));
+  kernels.dispatchAt(pass, get('delta'), [[4, t.dout.buffer], [5, t.stats.buffer], [9, t.o.buffer], [10, t.lse.buffer]], params, grid(kernels, Math.ceil(rows / 64)));
   const common: [number, GPUBuffer][] = [[0, t.q.buffer], [1, t.k.buffer], [2, t.v.buffer], [3, seg], [4, t.dout.buffer], [5, t.stats.buffer]];
-  dispatchBound(kernels, pass, get('dq_main'), [...common, [6, t.dq.buffer]], params, [Math.ceil(tq / rowsPerGroup), heads, batch]);
-  dispatchBound(kernels, pass, get('dkv_main'), [...common, [7, t.dk.buffer], [8, t.dv.buffer]], params, [Math.ceil(skv / rowsPerGroup), kvHeads, batch]);
+  kernels.dispatchAt(pass, get('dq_main'), [...common, [6, t.dq.buffer]], params, [Math.ceil(tq / rowsPerGroup), heads, batch]);
+  kernels.dispatchAt(pass, get('dkv_main'), [...common, [7, t.dk.buffer], [8, t.dv.buffer]], params, [Math.ceil(skv / rowsPerGroup), kvHeads, batch]);
 }
 
-/**
- * One dispatch binding buffers at explicit binding numbers (Kernels.dispatch binds 0..n-1; the
- * entry points here use different subsets of one shader's bindings). A local helper, as
- * lmhead.ts has its own: kernels.ts does not export one.
- */
-function dispatchBound(
-  kernels: Kernels,
-  pass: GPUComputePassEncoder,
-  kernel: Kernel,
-  bindings: [number, GPUBuffer][],
-  params: Record<string, number>,
-  workgroups: [number, number?, number?],
-): void {
-  const device = kernels.device;
-  const entries: GPUBindGroupEntry[] = bindings.map(([binding, buffer]) => ({ binding, resource: { buffer } }));
-  if (kernel.params) {
-    kernel.params.set(params);
-    const uniform = device.createBuffer({ size: kernel.params.arrayBuffer.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    device.queue.writeBuffer(uniform, 0, new Uint8Array(kernel.params.arrayBuffer));
-    entries.push({ binding: kernel.paramsBinding, resource: { buffer: uniform } });
-  }
-  const limit = kernels.gpu.info.limits.maxComputeWorkgroupsPerDimension;
-  const [x, y = 1, z = 1] = workgroups;
-  if (x > limit || y > limit || z > limit) throw new Error(`attention backward: dispatch ${x}x${y}x${z} exceeds ${limit} workgroups per dimension`);
-  pass.setPipeline(kernel.pipeline);
-  pass.setBindGroup(0, device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries }));
-  pass.dispatchWorkgroups(x, y, z);
-}
 
 /** A 4-byte buffer bound in place of absent segment ids (the shader does not read it). */
 const placeholders = new WeakMap<GPUDevice, GPUBuffer>();

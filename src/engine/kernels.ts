@@ -64,7 +64,24 @@ export class Kernels {
     params: Record<string, number>,
     workgroups: [number, number?, number?],
   ): void {
-    const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
+    this.dispatchAt(pass, kernel, buffers.map((buffer, binding) => [binding, buffer]), params, workgroups);
+  }
+
+  /**
+   * Records one dispatch with explicit binding numbers; a binding may be a buffer range (e.g. the
+   * rows of one vocabulary chunk), for entry points that use only some of a shader's bindings.
+   */
+  dispatchAt(
+    pass: GPUComputePassEncoder,
+    kernel: Kernel,
+    bindings: [number, GPUBuffer | GPUBufferBinding][],
+    params: Record<string, number>,
+    workgroups: [number, number?, number?],
+  ): void {
+    const entries: GPUBindGroupEntry[] = bindings.map(([binding, r]) => ({
+      binding,
+      resource: 'buffer' in r ? r : { buffer: r },
+    }));
     if (kernel.params) {
       kernel.params.set(params);
       const uniform = this.device.createBuffer({
@@ -74,12 +91,12 @@ export class Kernels {
       this.device.queue.writeBuffer(uniform, 0, new Uint8Array(kernel.params.arrayBuffer));
       entries.push({ binding: kernel.paramsBinding, resource: { buffer: uniform } });
     }
-    const bindGroup = this.device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries });
-    pass.setPipeline(kernel.pipeline);
-    pass.setBindGroup(0, bindGroup);
     const limit = this.gpu.info.limits.maxComputeWorkgroupsPerDimension;
     const [x, y = 1, z = 1] = workgroups;
-    if (x > limit || y > limit || z > limit) throw new Error(`dispatch ${x}x${y}x${z} exceeds ${limit} workgroups per dimension`);
+    const label = kernel.pipeline.label;
+    if (x > limit || y > limit || z > limit) throw new Error(`${label}: dispatch ${x}x${y}x${z} exceeds ${limit} workgroups per dimension`);
+    pass.setPipeline(kernel.pipeline);
+    pass.setBindGroup(0, this.device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries }));
     pass.dispatchWorkgroups(x, y, z);
   }
 

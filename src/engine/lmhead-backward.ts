@@ -6,7 +6,7 @@
 // [rows, V]. Reference: reference/lmhead-backward.ts.
 import type { U32Tensor } from './embedding.ts';
 import { expectShape, submitPass, withResidualType } from './elementwise.ts';
-import type { Kernel, Kernels } from './kernels.ts';
+import type { Kernels } from './kernels.ts';
 import { LMHEAD_CHUNK_ALIGN, lmHeadChunkRows } from './lmhead.ts';
 import { BYTES, createTensor, type DType, type Tensor } from './tensor.ts';
 import source from '../../shaders/lmhead-backward.wgsl?raw';
@@ -114,11 +114,11 @@ export function encodeLmHeadBackward(
     };
     const e = embedRange(t.embed, v0, chunkRows);
     const g = { buffer: scratch.g };
-    dispatchBound(kernels, pass, grad, [[0, { buffer: t.h.buffer }], [1, e], [2, { buffer: t.targets.buffer }], [3, { buffer: t.lse.buffer }], [4, g]], params, [
+    kernels.dispatchAt(pass, grad, [[0, { buffer: t.h.buffer }], [1, e], [2, { buffer: t.targets.buffer }], [3, { buffer: t.lse.buffer }], [4, g]], params, [
       Math.ceil(chunkRows / TILE),
       Math.ceil(rows / TILE),
     ]);
-    dispatchBound(kernels, pass, dh, [[1, e], [4, g], [5, { buffer: t.dh.buffer }]], params, [Math.ceil(hidden / TILE), Math.ceil(rows / TILE)]);
+    kernels.dispatchAt(pass, dh, [[1, e], [4, g], [5, { buffer: t.dh.buffer }]], params, [Math.ceil(hidden / TILE), Math.ceil(rows / TILE)]);
   }
 }
 
@@ -148,30 +148,3 @@ function embedRange(embed: Tensor, v0: number, rows: number): GPUBufferBinding {
   return { buffer: embed.buffer, offset, size };
 }
 
-/**
- * One dispatch with explicit binding numbers and buffer ranges: the local helper lmhead.ts has
- * too (neither kernels.ts nor lmhead.ts exports one).
- */
-function dispatchBound(
-  kernels: Kernels,
-  pass: GPUComputePassEncoder,
-  kernel: Kernel,
-  bindings: [number, GPUBufferBinding][],
-  params: Record<string, number>,
-  workgroups: [number, number?, number?],
-): void {
-  const device = kernels.device;
-  const entries: GPUBindGroupEntry[] = bindings.map(([binding, resource]) => ({ binding, resource }));
-  if (kernel.params) {
-    kernel.params.set(params);
-    const uniform = device.createBuffer({ size: kernel.params.arrayBuffer.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    device.queue.writeBuffer(uniform, 0, new Uint8Array(kernel.params.arrayBuffer));
-    entries.push({ binding: kernel.paramsBinding, resource: { buffer: uniform } });
-  }
-  const limit = kernels.gpu.info.limits.maxComputeWorkgroupsPerDimension;
-  const [x, y = 1, z = 1] = workgroups;
-  if (x > limit || y > limit || z > limit) throw new Error(`lm_head backward: dispatch ${x}x${y}x${z} exceeds ${limit} workgroups per dimension`);
-  pass.setPipeline(kernel.pipeline);
-  pass.setBindGroup(0, device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries }));
-  pass.dispatchWorkgroups(x, y, z);
-}

@@ -11,7 +11,7 @@
 // Reference: reference/lmhead.ts.
 import type { U32Tensor } from './embedding.ts';
 import { expectShape, grid, submitPass } from './elementwise.ts';
-import type { Kernel, Kernels } from './kernels.ts';
+import type { Kernels } from './kernels.ts';
 import { BYTES, createTensor, type DType, type Tensor } from './tensor.ts';
 import source from '../../shaders/lmhead.wgsl?raw';
 
@@ -106,9 +106,7 @@ export function encodeLmHeadLoss(kernels: Kernels, pass: GPUComputePassEncoder, 
       out_stride: 0,
       out_col0: 0,
     };
-    dispatchBound(
-      kernels,
-      pass,
+    kernels.dispatchAt(pass,
       stats,
       [
         [0, { buffer: t.h.buffer }],
@@ -120,9 +118,7 @@ export function encodeLmHeadLoss(kernels: Kernels, pass: GPUComputePassEncoder, 
       params,
       [Math.ceil(chunkRows / TILE), Math.ceil(rows / TILE)],
     );
-    dispatchBound(
-      kernels,
-      pass,
+    kernels.dispatchAt(pass,
       combine,
       [
         [2, { buffer: t.targets.buffer }],
@@ -178,9 +174,7 @@ export function encodeLmHeadLogits(
       out_stride: vocab,
       out_col0: v0,
     };
-    dispatchBound(
-      kernels,
-      pass,
+    kernels.dispatchAt(pass,
       kernel,
       [
         [0, { buffer: h.buffer }],
@@ -240,31 +234,3 @@ function checkBinding(kernels: Kernels, what: string, size: number): void {
   if (size > limit) throw new Error(`lm_head: ${what} (${size} B) exceeds maxStorageBufferBindingSize ${limit}`);
 }
 
-/**
- * One dispatch with explicit binding numbers and buffer ranges. Kernels.dispatch binds whole
- * buffers at 0..n-1; the lm_head needs a range of E per chunk and entry points with different
- * bindings, so this local variant of it does the same with (binding, range) pairs.
- */
-function dispatchBound(
-  kernels: Kernels,
-  pass: GPUComputePassEncoder,
-  kernel: Kernel,
-  bindings: [number, GPUBufferBinding][],
-  params: Record<string, number>,
-  workgroups: [number, number?, number?],
-): void {
-  const device = kernels.device;
-  const entries: GPUBindGroupEntry[] = bindings.map(([binding, resource]) => ({ binding, resource }));
-  if (kernel.params) {
-    kernel.params.set(params);
-    const uniform = device.createBuffer({ size: kernel.params.arrayBuffer.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    device.queue.writeBuffer(uniform, 0, new Uint8Array(kernel.params.arrayBuffer));
-    entries.push({ binding: kernel.paramsBinding, resource: { buffer: uniform } });
-  }
-  const limit = kernels.gpu.info.limits.maxComputeWorkgroupsPerDimension;
-  const [x, y = 1, z = 1] = workgroups;
-  if (x > limit || y > limit || z > limit) throw new Error(`lm_head: dispatch ${x}x${y}x${z} exceeds ${limit} workgroups per dimension`);
-  pass.setPipeline(kernel.pipeline);
-  pass.setBindGroup(0, device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries }));
-  pass.dispatchWorkgroups(x, y, z);
-}
