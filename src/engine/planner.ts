@@ -200,10 +200,8 @@ export function planMemory(arch: ModelArch, settings: PlanSettings, gpu: Planner
   // ---- frozen base weights
   const weights = planWeights(arch, s);
   assumptions.push(
-    `frozen linears as NF4: 0.5 byte per weight + absmax per ${NF4_BLOCK} weights ` +
-      (weights.doubleQuant
-        ? `(double quant: 1 byte each + f32 per ${NF4_NESTED_BLOCK} absmax + f32 offset per tensor)`
-        : '(f32 each)'),
+    `frozen linears as NF4: 0.5 byte per weight + an f32 absmax per ${NF4_BLOCK} weights ` +
+      (weights.doubleQuant ? '(double-quantized in the file, decoded to f32 on the GPU)' : ''),
     `embed_tokens${arch.tiedEmbeddings ? ' (tied to lm_head)' : ' and lm_head'} in ${s.embeddingDtype} (WGSL has no bf16), norms and biases in f32`,
   );
 
@@ -475,7 +473,9 @@ function planWeights(arch: ModelArch, s: Required<PlanSettings>): WeightsPlan {
   let unquantized = 0;
   let quantizedLinears = 0;
   let unquantizedLinears = 0;
-  const perLinear = arch.linears.map((l) => nf4Bytes(l.out * l.in, s.doubleQuant, bs));
+  // On the GPU the engine holds the decoded f32 absmax whether or not the checkpoint or the
+  // download double-quantizes it (nf4.ts); the compressed form only matters for file sizes.
+  const perLinear = arch.linears.map((l) => nf4Bytes(l.out * l.in, false, bs));
   for (let i = 0; i < arch.layers; i++) {
     arch.linears.forEach((l, j) => {
       if (isUnquantized(arch, l, i)) {
@@ -493,7 +493,7 @@ function planWeights(arch: ModelArch, s: Required<PlanSettings>): WeightsPlan {
   const e = BYTES[s.embeddingDtype];
   const embedding = arch.params.embedding * e;
   const lmHead = arch.params.lmHead * e;
-  const codeTables = 16 * 4 + (s.doubleQuant ? 256 * 4 : 0);
+  const codeTables = 0; // the NF4 and dynamic-map tables are WGSL constants, not buffers
   return {
     nf4,
     absmax,
@@ -511,7 +511,7 @@ function planWeights(arch: ModelArch, s: Required<PlanSettings>): WeightsPlan {
 }
 
 function weightsDetail(arch: ModelArch, w: WeightsPlan, s: Required<PlanSettings>): string {
-  const parts = [`linears ${formatBytes(w.nf4)} NF4 + ${formatBytes(w.absmax)} absmax${w.doubleQuant ? ' (double quant)' : ''}`];
+  const parts = [`linears ${formatBytes(w.nf4)} NF4 + ${formatBytes(w.absmax)} absmax`];
   if (w.unquantized) parts.push(`${w.unquantizedLinears} unquantized linears ${formatBytes(w.unquantized)} f16`);
   parts.push(`embed_tokens ${formatBytes(w.embedding)} ${s.embeddingDtype}`);
   parts.push(arch.tiedEmbeddings ? 'lm_head tied' : `lm_head ${formatBytes(w.lmHead)} ${s.embeddingDtype}`);
