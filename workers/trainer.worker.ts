@@ -4,7 +4,12 @@ import { chatReply, createChatSession, destroyChatSession, type ChatSession } fr
 import { describeGpu, getGpu, type Gpu } from '../src/engine/gpu.ts';
 import { Kernels } from '../src/engine/kernels.ts';
 import { loadModel, unloadModel, type LoadedModel } from '../src/engine/loader.ts';
-import type { LoraSet } from '../src/engine/lora-weights.ts';
+import { destroyLora, type LoraSet } from '../src/engine/lora-weights.ts';
+import { destroyModelWeights, modelFromLoaded } from '../src/engine/model.ts';
+import { DEFAULT_TRAIN_SETTINGS, runTraining } from '../src/engine/train/loop.ts';
+import { shardRowSource } from '../src/engine/train/shard-source.ts';
+import { idbKeyValueStore } from '../src/data/idb-kv.ts';
+import { PreparedStore } from '../src/data/store.ts';
 import { presetViews } from '../src/engine/presets.ts';
 import { matmulSelfTest } from '../src/engine/selftest.ts';
 import type { ModelCache } from '../src/io/cache.ts';
@@ -21,7 +26,11 @@ let loading: AbortController | null = null;
 let cachePromise: Promise<ModelCache> | null = null;
 
 /** The trained adapter, once training holds one (issue 6); chat uses it when asked to. */
-const adapter: LoraSet | null = null;
+let adapter: LoraSet | null = null;
+/** The run in progress. */
+let training: AbortController | null = null;
+/** The data worker's prepared datasets (the same IndexedDB database, read here). */
+let prepared: PreparedStore | null = null;
 /** Chat state for the loaded model and a template: tokenizer, KV cache, generator. */
 let chat: { model: LoadedModel; template: string; session: Promise<ChatSession> } | null = null;
 let generating: { ctrl: AbortController; done: Promise<unknown> } | null = null;
@@ -54,7 +63,10 @@ function kernelsFor(g: Gpu): Kernels {
 
 function dropModel(): void {
   generating?.ctrl.abort();
+  training?.abort();
   dropChat();
+  if (adapter) destroyLora(adapter); // made for this model's shapes
+  adapter = null;
   if (model) unloadModel(model);
   model = null;
 }
@@ -67,6 +79,8 @@ function gpu(): Promise<Gpu> {
         if (gpuPromise === p) gpuPromise = null;
         model = null; // its buffers went with the device
         chat = null;
+        adapter = null;
+        training?.abort();
         for (const listener of lostListeners) {
           try {
             listener({ reason, message });
@@ -170,6 +184,37 @@ const api: TrainerApi = {
   },
   async cancelGenerate() {
     generating?.ctrl.abort();
+  },
+  async train(dataset, settings, onMetrics) {
+    const m = model;
+    if (!m) throw new Error('Load a model before training.');
+    if (training) throw new Error('A training run is already going; stop it first.');
+    const ctrl = new AbortController();
+    training = ctrl;
+    try {
+      const k = kernelsFor(await gpu());
+      prepared ??= new PreparedStore(idbKeyValueStore('webtune-datasets', 'kv'));
+      const source = await shardRowSource(prepared, dataset);
+      // f32 activations: the backward does not run the f16 mode yet.
+      const weights = await modelFromLoaded(k, m, { dtype: 'f32' });
+      try {
+        const r = await runTraining(k, weights, source, { ...DEFAULT_TRAIN_SETTINGS, ...settings }, (x) => onMetrics(x), ctrl.signal);
+        if (model !== m) {
+          destroyLora(r.lora); // the model changed under the run
+        } else {
+          if (adapter) destroyLora(adapter);
+          adapter = r.lora;
+        }
+        return { steps: r.steps, skipped: r.skipped, stopped: r.stopped, message: r.message };
+      } finally {
+        destroyModelWeights(weights);
+      }
+    } finally {
+      if (training === ctrl) training = null;
+    }
+  },
+  async stopTraining() {
+    training?.abort();
   },
 };
 

@@ -24,10 +24,23 @@ import type { DatasetSplit } from '../io/hub.ts';
 import type { ChatReply, ChatToken } from '../engine/chat.ts';
 import type { TemplateId } from '../data/templates.ts';
 import type { Message } from '../data/types.ts';
+import type { StepMetrics, TrainSettings } from '../engine/train/loop.ts';
 
 export type { GpuInfo, NoWebGPUReason, MatmulCheck };
 export type { LoadProgress, ModelSourceSpec, ModelSummary, PresetView, CachedFileInfo, CacheKind, StorageUsage };
 export type { ChatReply, ChatToken, Message as ChatMessage };
+export type { StepMetrics, TrainSettings };
+
+/** How a training run ended (the trained adapter stays in the trainer worker for chat and export). */
+export interface TrainSummary {
+  /** Steps taken, skipped ones included. */
+  steps: number;
+  /** Steps skipped for a non-finite loss or gradient norm. */
+  skipped: number;
+  stopped: 'done' | 'aborted' | 'diverged';
+  /** For people, when it did not end normally (e.g. "try a lower learning rate"). */
+  message?: string;
+}
 
 export type WorkerName = 'trainer' | 'data';
 
@@ -110,6 +123,13 @@ export interface TrainerApi {
   generate(messages: Message[], options: ChatRequestOptions, onToken: (t: ChatToken) => void): Promise<ChatReply>;
   /** Stops the answer being generated, if any. */
   cancelGenerate(): Promise<void>;
+  /** Trains a fresh LoRA adapter on the loaded model with the train split of a prepared dataset
+   *  (its fingerprint, from the data worker's store), `settings` over DEFAULT_TRAIN_SETTINGS;
+   *  `onMetrics` once per step. The adapter replaces the one held (chat uses it). Rejects when no
+   *  model is loaded or a run is already going. */
+  train(dataset: string, settings: Partial<TrainSettings>, onMetrics: (m: StepMetrics) => void): Promise<TrainSummary>;
+  /** Stops the run after its current step (train() then resolves with stopped 'aborted'). */
+  stopTraining(): Promise<void>;
 }
 
 export interface StoreProbe {

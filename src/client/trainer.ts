@@ -18,6 +18,8 @@ const methods: MethodList<TrainerApi> = {
   clearCache: true,
   generate: true,
   cancelGenerate: true,
+  train: true,
+  stopTraining: true,
 };
 
 export const trainerWorker = new WorkerHandle<TrainerApi>(

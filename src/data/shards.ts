@@ -54,7 +54,7 @@ export function blockBytes(b: ShardBlock): number {
   return b.input_ids.byteLength + b.labels_mask.byteLength + b.segment_ids.byteLength;
 }
 
-export function positionIds(b: Pick<ShardBlock, 'segment_ids'>): Int32Array {
+export function positionIds(b: Pick<ShardBlock, 'segment_ids' | 'seqLength'>): Int32Array {
   const seg = b.segment_ids;
   const pos = new Int32Array(seg.length);
   let p = 0;
@@ -63,7 +63,9 @@ export function positionIds(b: Pick<ShardBlock, 'segment_ids'>): Int32Array {
       p = 0; // padding
       continue;
     }
-    p = i > 0 && seg[i - 1] === seg[i] ? p + 1 : 0;
+    // A new row restarts at 0 even when its first document has the same id as the row before's last.
+    const rowStart = i % b.seqLength === 0;
+    p = !rowStart && seg[i - 1] === seg[i] ? p + 1 : 0;
     pos[i] = p;
   }
   return pos;

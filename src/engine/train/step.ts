@@ -1,0 +1,164 @@
+// One optimizer step of LoRA training (DESIGN.md data flow 3): zero the grads; for each
+// micro-batch of the accumulation, forward (keeping each layer's input) + backward
+// (train/backward.ts), the loss normalised over the trained tokens of the whole accumulated batch;
+// then the global grad norm, and, when it is finite, clipping (max_grad_norm) and AdamW (32-bit,
+// or 8-bit blockwise states) at the schedule's lr. A non-finite norm skips the update (counted
+// and reported); the schedule still advances, as the step was taken.
+import { createAdamwState, destroyAdamwState, encodeAdamwStep, type AdamwConfig, type AdamwState } from '../adamw.ts';
+import { encodeForward, nextTokenTargets, writeBatch, type ForwardRun, type PackedBatch } from '../forward.ts';
+import { createGradNormScratch, destroyGradNormScratch, encodeClipGrads, encodeGradNorm, readGradNorm, type GradNormScratch } from '../gradnorm.ts';
+import type { Kernels } from '../kernels.ts';
+import type { LoraSet } from '../lora-weights.ts';
+import { readTensor, type Tensor } from '../tensor.ts';
+import { createBackwardScratch, destroyBackwardScratch, encodeBackward, type BackwardScratch } from './backward.ts';
+import { createLoraGrads, destroyLoraGrads, encodeZeroGrads, gradTensors, type LoraGradSet } from './grads.ts';
+import type { LrSchedule } from './schedule.ts';
+
+export interface TrainerOptions {
+  /** The lr of scheduler step s (0-based): lrSchedule(...) or any function. */
+  schedule: LrSchedule;
+  /** AdamW hyperparameters besides lr (torch's defaults; weight decay 0.01). */
+  adamw?: Omit<AdamwConfig, 'lr'>;
+  /** 32 (default) or 8 (bnb-style blockwise states; small tensors keep 32-bit, as bnb does). */
+  optimizerBits?: 8 | 32;
+  /** 8-bit: tensors of fewer elements keep 32-bit states (bnb's min_8bit_size, default 4096; 0: none). */
+  min8bitSize?: number;
+  /** clip_grad_norm_'s max_norm; default 1.0; Infinity: the norm is measured, nothing clipped. */
+  maxGradNorm?: number;
+}
+
+interface Param {
+  param: Tensor;
+  grad: Tensor;
+  state: AdamwState;
+}
+
+export interface Trainer {
+  kernels: Kernels;
+  run: ForwardRun;
+  lora: LoraSet;
+  grads: LoraGradSet;
+  scratch: BackwardScratch;
+  params: Param[];
+  norm: GradNormScratch;
+  options: TrainerOptions;
+  /** Steps taken (the schedule's position). */
+  step: number;
+  /** Updates applied (AdamW's step count: the bias correction). */
+  updates: number;
+  /** Steps skipped for a non-finite grad norm, in total and in a row. */
+  skipped: number;
+  skippedInARow: number;
+}
+
+export interface StepResult {
+  /** Mean CE over the trained tokens of the accumulated batch (before the update). */
+  loss: number;
+  /** Global L2 norm of the LoRA grads before clipping. */
+  gradNorm: number;
+  /** The lr of this step. */
+  lr: number;
+  trainedTokens: number;
+  /** True when the update was skipped (non-finite grad norm, or no trained token). */
+  skipped: boolean;
+}
+
+/** A trainer over a forward run whose context holds `run.ctx.lora` (the trained set). */
+export function createTrainer(run: ForwardRun, options: TrainerOptions): Trainer {
+  const { kernels, lora } = run.ctx;
+  if (!lora) throw new Error('trainer: the forward context has no LoRA set to train');
+  if (run.acts.options.loraR !== lora.spec.r) throw new Error(`trainer: the arena was planned for r = ${run.acts.options.loraR}, the set has r = ${lora.spec.r}`);
+  const grads = createLoraGrads(kernels.device, lora);
+  const params: Param[] = [];
+  for (let i = 0; i < lora.layers.length; i++) {
+    for (const [name, w] of Object.entries(lora.layers[i])) {
+      const g = grads.layers[i][name as keyof (typeof grads.layers)[number]];
+      if (!w || !g) continue;
+      for (const [p, gr] of [[w.a, g.a], [w.b, g.b]] as const) {
+        params.push({ param: p, grad: gr, state: createAdamwState(kernels, p.shape[0] * p.shape[1], { bits: options.optimizerBits ?? 32, min8bitSize: options.min8bitSize }) });
+      }
+    }
+  }
+  if (params.length === 0) throw new Error('trainer: the LoRA set adapts no linear');
+  return {
+    kernels,
+    run,
+    lora,
+    grads,
+    scratch: createBackwardScratch(kernels, run),
+    params,
+    norm: createGradNormScratch(kernels, gradTensors(grads)),
+    options,
+    step: 0,
+    updates: 0,
+    skipped: 0,
+    skippedInARow: 0,
+  };
+}
+
+export function destroyTrainer(tr: Trainer): void {
+  destroyBackwardScratch(tr.scratch);
+  destroyLoraGrads(tr.grads);
+  destroyGradNormScratch(tr.norm);
+  for (const p of tr.params) destroyAdamwState(p.state);
+  tr.params = [];
+}
+
+/**
+ * Zeroes the grads (unless `zero` is false) and accumulates those of the micro-batches, the loss
+ * normalised over all their trained tokens. Returns the mean loss and that token count.
+ */
+export async function accumulateGrads(tr: Trainer, microBatches: readonly PackedBatch[], zero = true): Promise<{ loss: number; trainedTokens: number }> {
+  const device = tr.kernels.device;
+  if (zero) {
+    const enc = device.createCommandEncoder();
+    encodeZeroGrads(enc, tr.grads);
+    device.queue.submit([enc.finish()]);
+  }
+  const total = microBatches.reduce((s, b) => s + nextTokenTargets(b).count, 0);
+  if (total === 0) return { loss: 0, trainedTokens: 0 };
+  let sum = 0;
+  for (const b of microBatches) {
+    const { tensors: t, trainedTokens } = writeBatch(tr.run, b);
+    if (trainedTokens === 0) continue;
+    const enc = device.createCommandEncoder();
+    encodeForward(enc, tr.run, t, { loss: true });
+    encodeBackward(enc, tr.run, t, tr.scratch, tr.grads, total);
+    device.queue.submit([enc.finish()]);
+    // Read before the next micro-batch overwrites the per-token losses.
+    const losses = await readTensor(device, t.tokenLoss!);
+    for (const x of losses) sum += x;
+  }
+  return { loss: sum / total, trainedTokens: total };
+}
+
+/** One optimizer step over the micro-batches of an accumulated batch. */
+export async function trainStep(tr: Trainer, microBatches: readonly PackedBatch[]): Promise<StepResult> {
+  const { kernels } = tr;
+  const device = kernels.device;
+  const lr = tr.options.schedule(tr.step);
+  tr.step++;
+  const { loss, trainedTokens } = await accumulateGrads(tr, microBatches);
+  const grads = tr.params.map((p) => p.grad);
+  let enc = device.createCommandEncoder();
+  let pass = enc.beginComputePass();
+  encodeGradNorm(kernels, pass, grads, tr.norm, tr.options.maxGradNorm ?? 1.0);
+  pass.end();
+  device.queue.submit([enc.finish()]);
+  const { norm } = await readGradNorm(device, tr.norm);
+  if (trainedTokens === 0 || !Number.isFinite(norm) || !Number.isFinite(loss)) {
+    tr.skipped++;
+    tr.skippedInARow++;
+    return { loss, gradNorm: norm, lr, trainedTokens, skipped: true };
+  }
+  tr.skippedInARow = 0;
+  tr.updates++;
+  enc = device.createCommandEncoder();
+  pass = enc.beginComputePass();
+  encodeClipGrads(kernels, pass, grads, tr.norm);
+  const cfg: AdamwConfig = { ...tr.options.adamw, lr };
+  for (const p of tr.params) encodeAdamwStep(kernels, pass, p.param, p.grad, p.state, cfg, tr.updates);
+  pass.end();
+  device.queue.submit([enc.finish()]);
+  return { loss, gradNorm: norm, lr, trainedTokens, skipped: false };
+}
