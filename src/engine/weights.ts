@@ -1,7 +1,9 @@
 // Checkpoint tensors onto the GPU, streamed in chunks so that no tensor is ever held whole in
 // memory as f32: frozen linears quantized to NF4 (bit-identical to the CPU reference), bnb-4bit
-// linears uploaded as stored, everything else in f32 or f16. Each upload is checked for GPU
-// out-of-memory and validation errors, which WebGPU reports only through error scopes.
+// linears uploaded as stored, everything else in f32 or f16. bf16/f16 chunks go up as their raw
+// bytes and are widened on the GPU (widen.ts; the CPU conversion was the load's bottleneck); only
+// f32 (and f64) sources are converted on the CPU. Each upload is checked for GPU out-of-memory and
+// validation errors, which WebGPU reports only through error scopes.
 import { parseBnbQuantState, type Nf4SourceDtype, type RawTensor } from '../io/nf4.ts';
 import { f32ArrayToF16 } from '../io/dtype.ts';
 import { toF32, type Dtype, type TensorInfo, type TensorReader } from '../io/safetensors.ts';
@@ -11,6 +13,7 @@ import { trackedBuffer } from './gpu-memory.ts';
 import type { Kernels } from './kernels.ts';
 import { createNf4Weight, destroyNf4, doubleQuantizeNf4, encodeQuantizeNf4, uploadNf4, type Nf4GpuWeight } from './nf4.ts';
 import { BYTES, createTensor, type DType, type Tensor } from './tensor.ts';
+import { alignedBytes, canWiden, encodeWiden, padTo4, type WidenSource } from './widen.ts';
 
 /** Largest piece of a tensor converted at a time: 64 MiB of f32. */
 const CHUNK_BYTES = 64 * 1024 * 1024;
@@ -18,15 +21,20 @@ const CHUNK_BYTES = 64 * 1024 * 1024;
 const CHUNK_ALIGN = 4096;
 
 const NF4_DTYPES: Partial<Record<Dtype, Nf4SourceDtype>> = { BF16: 'bfloat16', F16: 'float16', F32: 'float32' };
+/** Checkpoint dtypes uploaded raw and converted on the GPU. */
+const RAW16: Partial<Record<Dtype, WidenSource>> = { BF16: 'bf16', F16: 'f16' };
 
 export class WeightError extends Error {
   override readonly name = 'WeightError';
 }
 
-/** GPU state shared by the uploads of one load: the f32 scratch buffer and what was allocated. */
+/** GPU state shared by the uploads of one load: the scratch buffers and what was allocated. */
 export class WeightUploader {
   readonly chunkElems: number;
+  /** f32 values of a chunk, quantized from. */
   private scratch: GPUBuffer | null = null;
+  /** Raw 16-bit words of a chunk, widened from. */
+  private raw: GPUBuffer | null = null;
   /** Bytes and buffers created (the model's GPU footprint). */
   bytes = 0;
   buffers = 0;
@@ -54,13 +62,23 @@ export class WeightUploader {
       this.count(w.words.size + w.absmax.size, 2);
       try {
         const scratch = this.scratchBuffer();
+        const from = RAW16[t.dtype];
         const elem = t.byteLength / t.numel;
         for (let off = 0; off < t.numel; off += this.chunkElems) {
           const n = Math.min(this.chunkElems, t.numel - off);
-          const values = toF32(t, await reader.readRange(t.name, off * elem, n * elem));
-          // Queue order makes reusing the scratch safe: this write lands after the last dispatch.
-          this.device.queue.writeBuffer(scratch, 0, values);
-          submitPass(this.kernels, (pass) => encodeQuantizeNf4(this.kernels, pass, { buffer: scratch, shape: [n], dtype: 'f32' }, w, off));
+          const bytes = await reader.readRange(t.name, off * elem, n * elem);
+          // Queue order makes reusing the scratch buffers safe: these writes land after the last dispatch.
+          if (from) {
+            const raw = this.rawBuffer(n);
+            this.device.queue.writeBuffer(raw, 0, padTo4(bytes));
+            submitPass(this.kernels, (pass) => {
+              encodeWiden(this.kernels, pass, raw, from, scratch, 'f32', n);
+              encodeQuantizeNf4(this.kernels, pass, { buffer: scratch, shape: [n], dtype: 'f32' }, w, off);
+            });
+          } else {
+            this.device.queue.writeBuffer(scratch, 0, toF32(t, bytes));
+            submitPass(this.kernels, (pass) => encodeQuantizeNf4(this.kernels, pass, { buffer: scratch, shape: [n], dtype: 'f32' }, w, off));
+          }
         }
         if (doubleQuant) await doubleQuantizeNf4(this.device, w);
         return w;
@@ -90,24 +108,34 @@ export class WeightUploader {
     });
   }
 
-  /** Any float tensor -> a GPU tensor of `dtype` (f16 rounds to nearest even), chunk by chunk. */
+  /**
+   * Any float tensor -> a GPU tensor of `dtype` (f16 rounds to nearest even), chunk by chunk: f16
+   * into f16 as stored, bf16/f16 into f32 and bf16 into f16 converted on the GPU (chunk offsets
+   * are multiples of CHUNK_ALIGN elements, so every range starts 256-byte aligned), the rest on
+   * the CPU.
+   */
   async uploadDense(reader: TensorReader, t: TensorInfo, shape: number[], dtype: DType): Promise<Tensor> {
     return this.guard(t.name, async () => {
       const out = createTensor(this.device, shape, dtype, t.name, 'weights-dense');
       this.count(out.buffer.size, 1);
       try {
+        const from = RAW16[t.dtype];
         const elem = t.byteLength / t.numel;
         for (let off = 0; off < t.numel; off += this.chunkElems) {
           const n = Math.min(this.chunkElems, t.numel - off);
-          const values = toF32(t, await reader.readRange(t.name, off * elem, n * elem));
-          const typed = dtype === 'f32' ? values : f32ArrayToF16(values);
-          let bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
-          if (bytes.length % 4 !== 0) {
-            const padded = new Uint8Array(bytes.length + 2); // the last f16 of an odd count
-            padded.set(bytes);
-            bytes = padded;
+          const bytes = await reader.readRange(t.name, off * elem, n * elem);
+          if (from === 'f16' && dtype === 'f16') {
+            this.device.queue.writeBuffer(out.buffer, off * 2, padTo4(bytes)); // the last f16 of an odd count padded
+          } else if (from && canWiden(from, dtype)) {
+            const raw = this.rawBuffer(n);
+            this.device.queue.writeBuffer(raw, 0, padTo4(bytes));
+            const range = { buffer: out.buffer, offset: off * BYTES[dtype], size: alignedBytes(n, dtype) };
+            submitPass(this.kernels, (pass) => encodeWiden(this.kernels, pass, raw, from, range, dtype, n));
+          } else {
+            const values = toF32(t, bytes);
+            const typed = dtype === 'f32' ? values : f32ArrayToF16(values);
+            this.device.queue.writeBuffer(out.buffer, off * BYTES[dtype], padTo4(new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength)));
           }
-          this.device.queue.writeBuffer(out.buffer, off * BYTES[dtype], bytes);
         }
         return out;
       } catch (e) {
@@ -120,6 +148,18 @@ export class WeightUploader {
   destroy(): void {
     this.scratch?.destroy();
     this.scratch = null;
+    this.raw?.destroy();
+    this.raw = null;
+  }
+
+  /** The raw-words buffer, grown (in CHUNK_ALIGN steps, at most a whole chunk) to hold n values. */
+  private rawBuffer(n: number): GPUBuffer {
+    const size = Math.min(this.chunkElems, Math.ceil(n / CHUNK_ALIGN) * CHUNK_ALIGN) * 2;
+    if (!this.raw || this.raw.size < size) {
+      this.raw?.destroy(); // work already submitted that reads it still completes
+      this.raw = trackedBuffer(this.device, { size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, label: 'load.raw' }, 'scratch');
+    }
+    return this.raw;
   }
 
   private scratchBuffer(): GPUBuffer {

@@ -3,8 +3,9 @@
 // takes, so no download is timed), then loadModel runs against it as the app does on a reload:
 // one model-info request (answered in-process) and every file a cache hit. Timed: loadModel until
 // its last GPU work is done. Also timed, to show where the time goes: reading the checkpoint
-// through the cache alone, and converting bf16 to f32 on the CPU alone (the loader does both for
-// every chunk, then writes f32 to the GPU and quantizes there).
+// through the cache alone (the loader's CPU side: it uploads the raw bf16 of every chunk, widens
+// it to f32 and quantizes on the GPU), and, for comparison, converting bf16 to f32 on the CPU
+// alone (what the loader did per chunk before the widening moved to the GPU).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { allTensorSpecs, parseModelConfig } from '../../src/engine/arch.ts';
@@ -79,7 +80,7 @@ export interface LoadResult {
   /** The first load, which also compiles the NF4 pipelines. */
   firstSeconds: number;
   allSeconds: number[];
-  /** Reading the checkpoint through the cache alone, and bf16 -> f32 on the CPU alone. */
+  /** Reading the checkpoint through the cache alone, and bf16 -> f32 on the CPU alone (for comparison: the loader widens on the GPU). */
   cacheReadGbps: number;
   bf16ToF32Gbps: number;
   nf4Bytes: number;
@@ -247,7 +248,7 @@ export function describeLoad(r: LoadResult): string {
   return (
     `load ${r.model} shape (${shape}; ${(r.params / 1e9).toFixed(2)} B params, ${(r.checkpointBytes / 1e9).toFixed(2)} GB bf16 in ${r.files.length} file(s)) ` +
     `from cache to GPU: ${r.seconds.toFixed(2)} s, ${r.gbps.toFixed(2)} GB/s (first load ${r.firstSeconds.toFixed(2)} s); ` +
-    `cache read alone ${r.cacheReadGbps.toFixed(2)} GB/s, bf16->f32 alone ${r.bf16ToF32Gbps.toFixed(2)} GB/s; ` +
+    `cache read alone ${r.cacheReadGbps.toFixed(2)} GB/s, bf16->f32 on the CPU alone ${r.bf16ToF32Gbps.toFixed(2)} GB/s (not on the load path: widened on the GPU); ` +
     `GPU ${(r.gpuBytes / 2 ** 30).toFixed(2)} GiB (peak ${(r.gpuLoadPeak / 2 ** 30).toFixed(2)} GiB while loading)`
   );
 }
