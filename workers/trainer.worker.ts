@@ -216,6 +216,9 @@ const api: TrainerApi = {
   async stopTraining() {
     training?.abort();
   },
+  async trainDefaults() {
+    return { ...DEFAULT_TRAIN_SETTINGS, targets: [...DEFAULT_TRAIN_SETTINGS.targets] };
+  },
 };
 
 exposeApi(api);

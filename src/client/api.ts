@@ -130,6 +130,8 @@ export interface TrainerApi {
   train(dataset: string, settings: Partial<TrainSettings>, onMetrics: (m: StepMetrics) => void): Promise<TrainSummary>;
   /** Stops the run after its current step (train() then resolves with stopped 'aborted'). */
   stopTraining(): Promise<void>;
+  /** DEFAULT_TRAIN_SETTINGS (the seed recipe), for the Train tab's form. */
+  trainDefaults(): Promise<TrainSettings>;
 }
 
 export interface StoreProbe {

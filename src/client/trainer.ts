@@ -20,6 +20,7 @@ const methods: MethodList<TrainerApi> = {
   cancelGenerate: true,
   train: true,
   stopTraining: true,
+  trainDefaults: true,
 };
 
 export const trainerWorker = new WorkerHandle<TrainerApi>(
