@@ -355,9 +355,12 @@ async function loadWeights(
       mine.sort((a, b) => endIn(a) - endIn(b)); // file order: each waits only for its own bytes
       tracker.tensorsTotal = plan!.jobs.length;
       const lookup = (name: string): SafetensorsFile => opened.get(paths[shardOf(name)])!;
-      for (const job of mine) {
+      for (const [k, job] of mine.entries()) {
         if (signal.aborted) throw abortError(signal);
         const name = job.spec.name;
+        // The next tensor's first chunks are read while this one's last are uploaded.
+        const next = mine[k + 1];
+        if (next && next.kind !== 'bnb') uploader.readAhead(lookup(next.spec.name), lookup(next.spec.name).get(next.spec.name));
         tracker.tensor = name;
         tracker.weights(job.kind === 'linear' ? 'Quantizing to NF4' : 'Uploading');
         if (job.kind === 'bnb') {

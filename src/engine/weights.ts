@@ -4,6 +4,11 @@
 // bytes and are widened on the GPU (widen.ts; the CPU conversion was the load's bottleneck); only
 // f32 (and f64) sources are converted on the CPU. Each upload is checked for GPU out-of-memory and
 // validation errors, which WebGPU reports only through error scopes.
+//
+// Reading, uploading and GPU work overlap: the cache reads of the next chunks (and, when the
+// loader announces it with readAhead, of the next tensor) are in flight while the current chunk
+// is copied up and processed, and nothing waits for the GPU per chunk (queue order makes reusing
+// the scratch buffers safe: a writeBuffer lands after the dispatches submitted before it).
 import { parseBnbQuantState, type Nf4SourceDtype, type RawTensor } from '../io/nf4.ts';
 import { f32ArrayToF16 } from '../io/dtype.ts';
 import { toF32, type Dtype, type TensorInfo, type TensorReader } from '../io/safetensors.ts';
@@ -19,6 +24,17 @@ import { alignedBytes, canWiden, encodeWiden, padTo4, type WidenSource } from '.
 const CHUNK_BYTES = 64 * 1024 * 1024;
 /** Chunks are whole multiples of this many elements (every NF4 blocksize divides it). */
 const CHUNK_ALIGN = 4096;
+/**
+ * Chunks read ahead of the one being uploaded (this tensor's, then the announced next tensor's):
+ * with the chunk in hand, at most READ_AHEAD + 1 chunks (<= 3 x 64 MiB) of checkpoint bytes are
+ * held on the CPU at a time.
+ */
+const READ_AHEAD = 2;
+/**
+ * Chunks submitted to the GPU and not yet done, before the next waits: bounds the staging memory
+ * that queued writeBuffer copies hold when the GPU is slower than the reads.
+ */
+const GPU_AHEAD = 4;
 
 const NF4_DTYPES: Partial<Record<Dtype, Nf4SourceDtype>> = { BF16: 'bfloat16', F16: 'float16', F32: 'float32' };
 /** Checkpoint dtypes uploaded raw and converted on the GPU. */
@@ -28,6 +44,43 @@ export class WeightError extends Error {
   override readonly name = 'WeightError';
 }
 
+interface ChunkRead {
+  /** First element, and element count. */
+  off: number;
+  n: number;
+  bytes: Promise<Uint8Array>;
+}
+
+/** The chunk reads of one tensor: those started (oldest first) and where the next starts. */
+class TensorReads {
+  readonly reads: ChunkRead[] = [];
+  private next = 0;
+
+  constructor(
+    readonly reader: TensorReader,
+    readonly t: TensorInfo,
+    private readonly chunkElems: number,
+  ) {}
+
+  get done(): boolean {
+    return this.next >= this.t.numel;
+  }
+
+  is(reader: TensorReader, t: TensorInfo): boolean {
+    return this.reader === reader && this.t.name === t.name;
+  }
+
+  start(): void {
+    const { t, next: off } = this;
+    const n = Math.min(this.chunkElems, t.numel - off);
+    const elem = t.byteLength / t.numel;
+    const bytes = (async () => this.reader.readRange(t.name, off * elem, n * elem))();
+    bytes.catch(() => undefined); // a read dropped unawaited (a failed or cancelled load) is no unhandled rejection
+    this.reads.push({ off, n, bytes });
+    this.next += n;
+  }
+}
+
 /** GPU state shared by the uploads of one load: the scratch buffers and what was allocated. */
 export class WeightUploader {
   readonly chunkElems: number;
@@ -35,6 +88,10 @@ export class WeightUploader {
   private scratch: GPUBuffer | null = null;
   /** Raw 16-bit words of a chunk, widened from. */
   private raw: GPUBuffer | null = null;
+  /** The tensor being read (first) and those announced to come next, with their reads started. */
+  private reading: TensorReads[] = [];
+  /** onSubmittedWorkDone of the chunks in flight on the GPU, oldest first. */
+  private inflight: Promise<unknown>[] = [];
   /** Bytes and buffers created (the model's GPU footprint). */
   bytes = 0;
   buffers = 0;
@@ -63,10 +120,7 @@ export class WeightUploader {
       try {
         const scratch = this.scratchBuffer();
         const from = RAW16[t.dtype];
-        const elem = t.byteLength / t.numel;
-        for (let off = 0; off < t.numel; off += this.chunkElems) {
-          const n = Math.min(this.chunkElems, t.numel - off);
-          const bytes = await reader.readRange(t.name, off * elem, n * elem);
+        for await (const { off, n, bytes } of this.chunks(reader, t)) {
           // Queue order makes reusing the scratch buffers safe: these writes land after the last dispatch.
           if (from) {
             const raw = this.rawBuffer(n);
@@ -79,6 +133,7 @@ export class WeightUploader {
             this.device.queue.writeBuffer(scratch, 0, toF32(t, bytes));
             submitPass(this.kernels, (pass) => encodeQuantizeNf4(this.kernels, pass, { buffer: scratch, shape: [n], dtype: 'f32' }, w, off));
           }
+          await this.submitted();
         }
         if (doubleQuant) await doubleQuantizeNf4(this.device, w);
         return w;
@@ -120,10 +175,7 @@ export class WeightUploader {
       this.count(out.buffer.size, 1);
       try {
         const from = RAW16[t.dtype];
-        const elem = t.byteLength / t.numel;
-        for (let off = 0; off < t.numel; off += this.chunkElems) {
-          const n = Math.min(this.chunkElems, t.numel - off);
-          const bytes = await reader.readRange(t.name, off * elem, n * elem);
+        for await (const { off, n, bytes } of this.chunks(reader, t)) {
           if (from === 'f16' && dtype === 'f16') {
             this.device.queue.writeBuffer(out.buffer, off * 2, padTo4(bytes)); // the last f16 of an odd count padded
           } else if (from && canWiden(from, dtype)) {
@@ -136,6 +188,7 @@ export class WeightUploader {
             const typed = dtype === 'f32' ? values : f32ArrayToF16(values);
             this.device.queue.writeBuffer(out.buffer, off * BYTES[dtype], padTo4(new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength)));
           }
+          await this.submitted();
         }
         return out;
       } catch (e) {
@@ -145,11 +198,69 @@ export class WeightUploader {
     });
   }
 
+  /**
+   * Announces the tensor uploaded after the current one (same reader and name as that upload will
+   * be given), so that its first chunks are read while the current one's last go up. Reads of a
+   * tensor announced but then not uploaded next are dropped.
+   */
+  readAhead(reader: TensorReader, t: TensorInfo): void {
+    this.reading.push(new TensorReads(reader, t, this.chunkElems));
+    if (this.reading.length > 1) this.fill(); // the current tensor's reads may all be started already
+  }
+
   destroy(): void {
+    this.reading = [];
+    this.inflight = [];
     this.scratch?.destroy();
     this.scratch = null;
     this.raw?.destroy();
     this.raw = null;
+  }
+
+  /** The chunks of `t` in order, each read READ_AHEAD chunks before it is asked for. */
+  private async *chunks(reader: TensorReader, t: TensorInfo): AsyncGenerator<{ off: number; n: number; bytes: Uint8Array }> {
+    const at = this.reading.findIndex((r) => r.is(reader, t));
+    let cur: TensorReads;
+    if (at >= 0) {
+      cur = this.reading[at];
+      this.reading.splice(0, at); // announced before it and not uploaded: dropped
+    } else {
+      cur = new TensorReads(reader, t, this.chunkElems);
+      this.reading.unshift(cur);
+    }
+    try {
+      while (!cur.done || cur.reads.length > 0) {
+        this.fill();
+        if (cur.reads.length === 0) cur.start(); // the reads held are all of tensors announced after it
+        const read = cur.reads.shift()!;
+        this.fill(); // the replacement starts before this chunk's bytes are awaited
+        yield { off: read.off, n: read.n, bytes: await read.bytes };
+      }
+    } finally {
+      const i = this.reading.indexOf(cur);
+      if (i >= 0) this.reading.splice(i, 1);
+    }
+  }
+
+  /** Starts reads, current tensor first, until READ_AHEAD are held. */
+  private fill(): void {
+    let held = 0;
+    for (const r of this.reading) held += r.reads.length;
+    for (const r of this.reading) {
+      while (held < READ_AHEAD && !r.done) {
+        r.start();
+        held++;
+      }
+      if (held >= READ_AHEAD) break;
+    }
+  }
+
+  /** After a chunk's GPU work is submitted: waits only while more than GPU_AHEAD chunks are in flight. */
+  private async submitted(): Promise<void> {
+    const done = this.device.queue.onSubmittedWorkDone();
+    done.catch(() => undefined);
+    this.inflight.push(done);
+    if (this.inflight.length > GPU_AHEAD) await this.inflight.shift();
   }
 
   /** The raw-words buffer, grown (in CHUNK_ALIGN steps, at most a whole chunk) to hold n values. */
