@@ -14,9 +14,8 @@ import {
   type AdamwConfig,
   type AdamwState,
 } from '../src/engine/adamw.ts';
-import { submitPass } from '../src/engine/elementwise.ts';
+import { submitPass, Kernels } from '../src/engine/kernels.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
-import { Kernels } from '../src/engine/kernels.ts';
 import { adamw8StepRef, adamwStepRef, dequantize8Ref, quantize8Ref, type Quantized8 } from '../src/engine/reference/adamw.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
 import { createTensor, readTensor, uploadTensor, type Tensor } from '../src/engine/tensor.ts';

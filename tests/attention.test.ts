@@ -7,13 +7,11 @@ import {
   type AttentionShape,
   type AttentionTensors,
 } from '../src/engine/attention.ts';
-import { submitPass } from '../src/engine/elementwise.ts';
-import { uploadU32 } from '../src/engine/embedding.ts';
+import { submitPass, Kernels } from '../src/engine/kernels.ts';
+import { uploadU32, createTensor, readTensor, uploadTensor, type DType } from '../src/engine/tensor.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
-import { Kernels } from '../src/engine/kernels.ts';
 import { attentionRef } from '../src/engine/reference/attention.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
-import { createTensor, readTensor, uploadTensor, type DType } from '../src/engine/tensor.ts';
 import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';
 import { randomF32 } from '../src/util/random.ts';
 import { testGpu } from './gpu/device.ts';

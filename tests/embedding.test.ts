@@ -1,11 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { submitPass } from '../src/engine/elementwise.ts';
-import { encodeEmbedding, uploadU32 } from '../src/engine/embedding.ts';
+import { submitPass, Kernels } from '../src/engine/kernels.ts';
+import { encodeEmbedding } from '../src/engine/embedding.ts';
+import { uploadU32, createTensor, readTensor, uploadTensor, type DType } from '../src/engine/tensor.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
-import { Kernels } from '../src/engine/kernels.ts';
 import { randomF32, rng } from '../src/util/random.ts';
 import { embeddingRef } from '../src/engine/reference/embedding.ts';
-import { createTensor, readTensor, uploadTensor, type DType } from '../src/engine/tensor.ts';
 import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';
 import { testGpu } from './gpu/device.ts';
 

@@ -2,9 +2,8 @@
 // reference y + bias, f32 and f16 storage, odd sizes. Error: f32 1 ulp-level (2e-7 relative);
 // f16 one rounding of the result (2^-11 = 4.9e-4).
 import { beforeAll, describe, expect, it } from 'vitest';
-import { submitPass } from '../src/engine/elementwise.ts';
+import { submitPass, Kernels } from '../src/engine/kernels.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
-import { Kernels } from '../src/engine/kernels.ts';
 import { encodeBiasAdd } from '../src/engine/linear.ts';
 import { readTensor, uploadTensor, type DType } from '../src/engine/tensor.ts';
 import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';

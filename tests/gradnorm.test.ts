@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { submitPass } from '../src/engine/elementwise.ts';
+import { submitPass, Kernels } from '../src/engine/kernels.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
 import {
   createGradNormScratch,
@@ -10,7 +10,6 @@ import {
   gradNormSlots,
   readGradNorm,
 } from '../src/engine/gradnorm.ts';
-import { Kernels } from '../src/engine/kernels.ts';
 import { gradNormRef } from '../src/engine/reference/gradnorm.ts';
 import { createTensor, readTensor, uploadTensor, type Tensor } from '../src/engine/tensor.ts';
 import { randomF32 } from '../src/util/random.ts';

@@ -1,8 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { uploadU32 } from '../src/engine/embedding.ts';
-import { submitPass } from '../src/engine/elementwise.ts';
+import { uploadU32, createTensor, readTensor, uploadTensor, type DType } from '../src/engine/tensor.ts';
+import { submitPass, Kernels } from '../src/engine/kernels.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
-import { Kernels } from '../src/engine/kernels.ts';
 import {
   createLmHeadScratch,
   encodeLmHeadLoss,
@@ -13,7 +12,6 @@ import {
 } from '../src/engine/lmhead.ts';
 import { lmHeadRef } from '../src/engine/reference/lmhead.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
-import { createTensor, readTensor, uploadTensor, type DType } from '../src/engine/tensor.ts';
 import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';
 import { randomF32, rng } from '../src/util/random.ts';
 import { testGpu } from './gpu/device.ts';

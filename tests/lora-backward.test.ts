@@ -1,7 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { submitPass } from '../src/engine/elementwise.ts';
+import { submitPass, Kernels } from '../src/engine/kernels.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
-import { Kernels } from '../src/engine/kernels.ts';
 import { loraScale } from '../src/engine/lora.ts';
 import { encodeLoraBackward } from '../src/engine/lora-backward.ts';
 import { loraRef } from '../src/engine/reference/lora.ts';

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../src/engine/gpu.ts';
-import { Kernels } from '../src/engine/kernels.ts';
+import { Kernels, submitPass } from '../src/engine/kernels.ts';
 import {
   createNf4Weight,
   dequantizeNf4Gpu,
@@ -13,7 +13,6 @@ import {
   readNf4,
   uploadNf4,
 } from '../src/engine/nf4.ts';
-import { submitPass } from '../src/engine/elementwise.ts';
 import { readTensor, uploadTensor, type DType } from '../src/engine/tensor.ts';
 import { f16ArrayToF32, f32ArrayToF16, f32Bits, f32FromBits } from '../src/io/dtype.ts';
 import { NF4_THRESHOLDS, dequantizeNf4, nf4Encode, parseBnbQuantState, quantizeNf4, roundToDtype, type RawTensor } from '../src/io/nf4.ts';

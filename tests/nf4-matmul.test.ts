@@ -1,7 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { submitPass } from '../src/engine/elementwise.ts';
+import { submitPass, Kernels } from '../src/engine/kernels.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
-import { Kernels } from '../src/engine/kernels.ts';
 import { destroyNf4, uploadNf4 } from '../src/engine/nf4.ts';
 import {
   encodeNf4Matmul,

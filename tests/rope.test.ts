@@ -1,13 +1,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { submitPass } from '../src/engine/elementwise.ts';
-import { uploadU32 } from '../src/engine/embedding.ts';
+import { submitPass, Kernels } from '../src/engine/kernels.ts';
+import { uploadU32, createTensor, readTensor, uploadTensor, type DType } from '../src/engine/tensor.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
-import { Kernels } from '../src/engine/kernels.ts';
 import { randomF32, rng } from '../src/util/random.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
 import { ropeRef } from '../src/engine/reference/rope.ts';
 import { encodeRope } from '../src/engine/rope.ts';
-import { createTensor, readTensor, uploadTensor, type DType } from '../src/engine/tensor.ts';
 import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';
 import { testGpu } from './gpu/device.ts';
 

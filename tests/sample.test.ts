@@ -1,11 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { uploadU32 } from '../src/engine/embedding.ts';
-import { submitPass } from '../src/engine/elementwise.ts';
+import { uploadU32, createTensor, uploadTensor } from '../src/engine/tensor.ts';
+import { submitPass, Kernels } from '../src/engine/kernels.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
-import { Kernels } from '../src/engine/kernels.ts';
 import { cdfInterval, sampleRef } from '../src/engine/reference/sample.ts';
 import { createSampleOutput, createSampleScratch, encodeSample, sampleToken, sampleTokens, type SampleOptions } from '../src/engine/sample.ts';
-import { createTensor, uploadTensor } from '../src/engine/tensor.ts';
 import { randomF32, rng } from '../src/util/random.ts';
 import { testGpu } from './gpu/device.ts';
 

@@ -1,7 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { submitPass } from '../src/engine/elementwise.ts';
+import { submitPass, Kernels } from '../src/engine/kernels.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
-import { Kernels } from '../src/engine/kernels.ts';
 import { magnitudes, swigluRef } from '../src/engine/reference/elementwise.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
 import { swigluBackwardRef } from '../src/engine/reference/swiglu-backward.ts';

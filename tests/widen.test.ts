@@ -3,13 +3,11 @@
 // written into ranges of a larger buffer as the loader does.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../src/engine/gpu.ts';
-import { Kernels } from '../src/engine/kernels.ts';
-import { submitPass } from '../src/engine/elementwise.ts';
+import { Kernels, submitPass } from '../src/engine/kernels.ts';
 import { alignedBytes, encodeWiden, padTo4, widenGpu, type WidenSource } from '../src/engine/widen.ts';
-import type { DType } from '../src/engine/tensor.ts';
+import { type DType, readTensor } from '../src/engine/tensor.ts';
 import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToF16, f32ArrayToBf16 } from '../src/io/dtype.ts';
 import { readNf4 } from '../src/engine/nf4.ts';
-import { readTensor } from '../src/engine/tensor.ts';
 import { WeightUploader } from '../src/engine/weights.ts';
 import { quantizeNf4 } from '../src/io/nf4.ts';
 import { bytesSource, openSafetensors, toF32, writeSafetensorsToBytes, type Dtype } from '../src/io/safetensors.ts';

@@ -9,10 +9,9 @@
 // norm's input). Everything else is one layer's worth, overwritten layer by layer, so that after
 // encodeLayer(i) it holds exactly the saves of layer i (its recompute before its backward).
 import type { LinearName, ModelArch } from './arch.ts';
-import type { U32Tensor } from './embedding.ts';
+import { type U32Tensor, BYTES, type DType, type Tensor } from './tensor.ts';
 import type { Kernels } from './kernels.ts';
 import { createLmHeadScratch, destroyLmHeadScratch, lmHeadChunkRows, type LmHeadScratch } from './lmhead.ts';
-import { BYTES, type DType, type Tensor } from './tensor.ts';
 
 export interface ActivationOptions {
   /** Capacity: the largest batch · seqLen a call may use is batch · seqLen. */

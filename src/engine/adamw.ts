@@ -7,8 +7,7 @@
 // operations in both (bnb's 8-bit kernel applies the decay after the step instead: a difference of
 // lr² · wd · step, far below the quantization noise).
 // Reference: reference/adamw.ts.
-import { grid, FLAT_WORKGROUP } from './elementwise.ts';
-import type { Kernels } from './kernels.ts';
+import { grid, FLAT_WORKGROUP, type Kernels } from './kernels.ts';
 import { createTensor, numel, type Tensor } from './tensor.ts';
 import { createDynamicMap, torchLinspaceF32 } from '../io/nf4.ts';
 import source32 from '../../shaders/adamw.wgsl?raw';

@@ -5,10 +5,8 @@
 // then dq (one invocation per query), then dk and dv (one invocation per key, summing the query
 // heads of its GQA group). Reference: reference/attention-backward.ts.
 import { ATTENTION_MAX_HEAD_DIM, type AttentionShape } from './attention.ts';
-import type { U32Tensor } from './embedding.ts';
-import { expectShape, grid } from './elementwise.ts';
-import type { Kernels } from './kernels.ts';
-import { BYTES, createTensor, type DType, type Tensor } from './tensor.ts';
+import { type U32Tensor, expectShape, BYTES, createTensor, type DType, type Tensor } from './tensor.ts';
+import { grid, type Kernels } from './kernels.ts';
 import source from '../../shaders/attention-backward.wgsl?raw';
 
 export interface AttentionBackwardTensors {

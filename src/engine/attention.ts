@@ -2,10 +2,8 @@
 // over keys with an online softmax, so memory is O(T), never a [T x S] score matrix. One kernel
 // serves packed training rows (segment ids, S = T) and chat decode against a KV cache (T new
 // queries at positions S - T .. S - 1), with an optional sliding window.
-import type { U32Tensor } from './embedding.ts';
-import { expectShape } from './elementwise.ts';
+import { type U32Tensor, expectShape, BYTES, type DType, type Tensor } from './tensor.ts';
 import type { Kernels } from './kernels.ts';
-import { BYTES, type DType, type Tensor } from './tensor.ts';
 import source from '../../shaders/attention.wgsl?raw';
 
 export interface AttentionTensors {

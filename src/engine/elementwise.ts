@@ -1,50 +1,8 @@
 // Elementwise kernels (shaders/elementwise.wgsl): SwiGLU and the (scaled) add of the residual
-// stream and of LoRA. Also the small helpers the other forward kernels share: the 2-D workgroup
-// grid for large arrays, the residual-type alias `R`, and one-pass submission.
-import type { Kernels } from './kernels.ts';
-import { numel, type DType, type Tensor } from './tensor.ts';
+// stream and of LoRA.
+import { FLAT_WORKGROUP, grid, withResidualType, type Kernels } from './kernels.ts';
+import { expectShape, numel, type DType, type Tensor } from './tensor.ts';
 import source from '../../shaders/elementwise.wgsl?raw';
-
-/** Invocations per workgroup of the flat (one value per invocation) kernels. */
-export const FLAT_WORKGROUP = 256;
-
-/**
- * A grid of at least `count` workgroups: [count, 1] up to the per-dimension limit, else 2-D.
- * Shaders rebuild the flat workgroup index as wg.y * nwg.x + wg.x and skip the excess.
- */
-export function grid(kernels: Kernels, count: number): [number, number] {
-  const limit = kernels.gpu.info.limits.maxComputeWorkgroupsPerDimension;
-  const n = Math.max(1, count);
-  return n <= limit ? [n, 1] : [limit, Math.ceil(n / limit)];
-}
-
-/**
- * Source with `alias R = …` ahead: the type of the residual-stream tensors of a kernel. It is the
- * storage type T, or f32 when T is f16 (DESIGN.md: f32 residual stream in the f16 mode).
- */
-export function withResidualType(kernel: string, src: string, dtype: DType, residual: DType): { name: string; source: string } {
-  if (residual !== 'f32' && residual !== dtype) {
-    throw new Error(`${kernel}: residual tensors must be f32 or the storage type ${dtype}, not ${residual}`);
-  }
-  return { name: `${kernel}(R=${residual})`, source: `alias R = ${residual};\n${src}` };
-}
-
-/** Records `record` into one compute pass and submits it now (tests, self-tests, one-offs). */
-export function submitPass(kernels: Kernels, record: (pass: GPUComputePassEncoder) => void): void {
-  const encoder = kernels.device.createCommandEncoder();
-  const pass = encoder.beginComputePass();
-  try {
-    record(pass);
-  } finally {
-    pass.end(); // a throw leaves nothing submitted
-  }
-  kernels.device.queue.submit([encoder.finish()]);
-}
-
-/** Throws unless `t` has exactly `shape`; `what` names it in the message. */
-export function expectShape(kernel: string, t: Tensor, shape: readonly number[], what: string): void {
-  if (t.shape.join() !== shape.join()) throw new Error(`${kernel}: ${what} has shape [${t.shape}], expected [${shape}]`);
-}
 
 /** Records out = silu(gate) * up (all one storage type, same shape; math in f32). */
 export function encodeSwiglu(kernels: Kernels, pass: GPUComputePassEncoder, gate: Tensor, up: Tensor, out: Tensor): void {

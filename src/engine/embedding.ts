@@ -1,27 +1,7 @@
 // Embedding lookup (shaders/embedding.wgsl): x = E[ids], the first step of the Llama forward.
-// Also the u32 buffers of token ids and position ids (tensor.ts holds float tensors only).
-import { expectShape, FLAT_WORKGROUP, grid, withResidualType } from './elementwise.ts';
-import type { Kernels } from './kernels.ts';
-import type { Tensor } from './tensor.ts';
+import { FLAT_WORKGROUP, grid, withResidualType, type Kernels } from './kernels.ts';
+import { expectShape, type Tensor, type U32Tensor } from './tensor.ts';
 import source from '../../shaders/embedding.wgsl?raw';
-
-/** A GPU buffer of `length` u32 values: token ids, position ids. */
-export interface U32Tensor {
-  buffer: GPUBuffer;
-  length: number;
-}
-
-/** Uploads u32 values into a new storage buffer. */
-export function uploadU32(device: GPUDevice, data: Uint32Array | readonly number[], label?: string): U32Tensor {
-  const values = data instanceof Uint32Array ? data : Uint32Array.from(data);
-  const buffer = device.createBuffer({
-    size: Math.max(4, values.byteLength),
-    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-    label,
-  });
-  device.queue.writeBuffer(buffer, 0, values);
-  return { buffer, length: values.length };
-}
 
 /**
  * Records out[t, :] = table[ids[t], :] for table [vocab, hidden] and out [tokens, hidden].

@@ -6,13 +6,12 @@
 // CPU reads it back each step to stream it and to check the stop ids. LoRA on or off per call.
 import { createActivations, destroyActivations, forwardTensors, type Activations } from './activations.ts';
 import type { ModelArch } from './arch.ts';
-import type { U32Tensor } from './embedding.ts';
+import { type U32Tensor, BYTES, createTensor, readTensor, type DType, type Tensor } from './tensor.ts';
 import { encodeForward, type ForwardRun, type KvCacheView } from './forward.ts';
 import type { Kernels } from './kernels.ts';
 import type { LoraSet } from './lora-weights.ts';
 import type { ModelWeights } from './model.ts';
 import { checkOptions, createSampleScratch, encodeSample, type SampleOptions, type SampleScratch } from './sample.ts';
-import { BYTES, createTensor, readTensor, type DType, type Tensor } from './tensor.ts';
 import { rng } from '../util/random.ts';
 
 /** K and V of every layer, [capacity, kvHeads, headDim] in the activation dtype; `length` filled. */

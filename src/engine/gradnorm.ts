@@ -4,8 +4,7 @@
 // workgroup folds them into (norm, coef, Σ g²) in a small f32 buffer, which stays on the GPU for
 // the scale pass and can be read back for the step's metrics (and the skip of non-finite steps).
 // Reference: reference/gradnorm.ts.
-import { FLAT_WORKGROUP, grid } from './elementwise.ts';
-import type { Kernels } from './kernels.ts';
+import { FLAT_WORKGROUP, grid, type Kernels } from './kernels.ts';
 import { createTensor, numel, readTensor, type Tensor } from './tensor.ts';
 import source from '../../shaders/gradnorm.wgsl?raw';
 

@@ -128,3 +128,39 @@ export class Kernels {
     };
   }
 }
+
+/** Invocations per workgroup of the flat (one value per invocation) kernels. */
+export const FLAT_WORKGROUP = 256;
+
+/**
+ * A grid of at least `count` workgroups: [count, 1] up to the per-dimension limit, else 2-D.
+ * Shaders rebuild the flat workgroup index as wg.y * nwg.x + wg.x and skip the excess.
+ */
+export function grid(kernels: Kernels, count: number): [number, number] {
+  const limit = kernels.gpu.info.limits.maxComputeWorkgroupsPerDimension;
+  const n = Math.max(1, count);
+  return n <= limit ? [n, 1] : [limit, Math.ceil(n / limit)];
+}
+
+/**
+ * Source with `alias R = …` ahead: the type of the residual-stream tensors of a kernel. It is the
+ * storage type T, or f32 when T is f16 (DESIGN.md: f32 residual stream in the f16 mode).
+ */
+export function withResidualType(kernel: string, src: string, dtype: DType, residual: DType): { name: string; source: string } {
+  if (residual !== 'f32' && residual !== dtype) {
+    throw new Error(`${kernel}: residual tensors must be f32 or the storage type ${dtype}, not ${residual}`);
+  }
+  return { name: `${kernel}(R=${residual})`, source: `alias R = ${residual};\n${src}` };
+}
+
+/** Records `record` into one compute pass and submits it now (tests, self-tests, one-offs). */
+export function submitPass(kernels: Kernels, record: (pass: GPUComputePassEncoder) => void): void {
+  const encoder = kernels.device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  try {
+    record(pass);
+  } finally {
+    pass.end(); // a throw leaves nothing submitted
+  }
+  kernels.device.queue.submit([encoder.finish()]);
+}

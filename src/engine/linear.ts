@@ -2,12 +2,11 @@
 // NF4 (the QLoRA path: fused dequantize-matmul, GEMV for a few rows) or dense in the activation
 // dtype (an unquantized base: parity with transformers, dequantized NF4 for checks). The LoRA
 // path next to it is lora.ts; the forward calls both.
-import { expectShape, FLAT_WORKGROUP, grid } from './elementwise.ts';
-import type { Kernels } from './kernels.ts';
+import { expectShape, numel, type Tensor } from './tensor.ts';
+import { FLAT_WORKGROUP, grid, type Kernels } from './kernels.ts';
 import { encodeMatmul } from './matmul.ts';
 import { encodeNf4Matmul } from './nf4-matmul.ts';
 import type { Nf4GpuWeight } from './nf4.ts';
-import { numel, type Tensor } from './tensor.ts';
 import source from '../../shaders/bias.wgsl?raw';
 
 /** A frozen linear, nn.Linear layout [out, in]; bias f32 [out] when the layer has one. */

@@ -4,11 +4,9 @@
 // N (the normaliser) is the number of trained tokens of the whole accumulated batch, so batch 8
 // x accumulation 2 gives the gradients of batch 16. Memory: a [rows, chunk] f32 scratch, never
 // [rows, V]. Reference: reference/lmhead-backward.ts.
-import type { U32Tensor } from './embedding.ts';
-import { expectShape, submitPass, withResidualType } from './elementwise.ts';
-import type { Kernels } from './kernels.ts';
+import { type U32Tensor, expectShape, BYTES, createTensor, type DType, type Tensor } from './tensor.ts';
+import { submitPass, withResidualType, type Kernels } from './kernels.ts';
 import { LMHEAD_CHUNK_ALIGN, lmHeadChunkRows } from './lmhead.ts';
-import { BYTES, createTensor, type DType, type Tensor } from './tensor.ts';
 import source from '../../shaders/lmhead-backward.wgsl?raw';
 
 const TILE = 64;

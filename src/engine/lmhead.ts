@@ -9,10 +9,8 @@
 // Each chunk binds only its rows of E (a buffer range), so E never has to fit one storage
 // binding (maxStorageBufferBindingSize): Llama 3's 128256 x 4096 f16 is 1 GB.
 // Reference: reference/lmhead.ts.
-import type { U32Tensor } from './embedding.ts';
-import { expectShape, grid, submitPass } from './elementwise.ts';
-import type { Kernels } from './kernels.ts';
-import { BYTES, createTensor, type DType, type Tensor } from './tensor.ts';
+import { type U32Tensor, expectShape, BYTES, createTensor, type DType, type Tensor } from './tensor.ts';
+import { grid, submitPass, type Kernels } from './kernels.ts';
 import source from '../../shaders/lmhead.wgsl?raw';
 
 const TILE = 64;

@@ -3,10 +3,9 @@
 //   dB += s · dyᵀ u,  du = s · dy B,  dA += duᵀ x,  dx += du A
 // The frozen base's share of dx comes from encodeNf4MatmulBackward (nf4-matmul.ts), recorded
 // first; this adds LoRA's share to it. Reference: reference/lora-backward.ts.
-import type { Kernels } from './kernels.ts';
+import { type Kernels, withResidualType } from './kernels.ts';
 import type { LoraWeights } from './lora.ts';
-import { expectShape, withResidualType } from './elementwise.ts';
-import { numel, type DType, type Tensor } from './tensor.ts';
+import { expectShape, numel, type DType, type Tensor } from './tensor.ts';
 import source from '../../shaders/lora-backward.wgsl?raw';
 
 /** Gradients of lora_A [r, K] and lora_B [N, r], f32 (accumulated over micro-batches). */

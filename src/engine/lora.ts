@@ -2,9 +2,8 @@
 // PEFT's names and layouts: lora_A [r, in], lora_B [out, r], scaling = lora_alpha / r, or
 // lora_alpha / sqrt(r) with use_rslora. A and B are f32 master weights in both numeric modes.
 // Reference: reference/lora.ts.
-import { expectShape, submitPass, withResidualType } from './elementwise.ts';
-import type { Kernels } from './kernels.ts';
-import { createTensor, numel, type Tensor } from './tensor.ts';
+import { expectShape, createTensor, numel, type Tensor } from './tensor.ts';
+import { submitPass, withResidualType, type Kernels } from './kernels.ts';
 import source from '../../shaders/lora.wgsl?raw';
 
 /** PEFT's `scaling`: lora_alpha / r, or lora_alpha / sqrt(r) with rsLoRA (use_rslora). */

@@ -3,10 +3,9 @@
 //   forward:  y[M, N] = x[M, K] · dequant(W)ᵀ (+ bias)   W [N, K] (nn.Linear's [out, in])
 //   backward: dx[M, K] = dy[M, N] · dequant(W)           (the gradient w.r.t. the layer input)
 // Reference: reference/nf4-matmul.ts (dequantizeNf4 on the CPU, then a float64 matmul).
-import { expectShape, grid, submitPass, withResidualType } from './elementwise.ts';
-import type { Kernels } from './kernels.ts';
+import { expectShape, createTensor, numel, type DType, type Tensor } from './tensor.ts';
+import { grid, submitPass, withResidualType, type Kernels } from './kernels.ts';
 import { NF4_WGSL, type Nf4GpuWeight } from './nf4.ts';
-import { createTensor, numel, type DType, type Tensor } from './tensor.ts';
 import source from '../../shaders/nf4-matmul.wgsl?raw';
 
 const TILE = 64;

@@ -7,9 +7,8 @@
 // 64 weights), so they are read back, compressed exactly as bnb does, and the DECODED absmax written
 // back, so that the GPU weight then holds what a double-quantized bnb weight dequantizes to.
 import { trackedBuffer } from './gpu-memory.ts';
-import type { Kernels } from './kernels.ts';
+import { type Kernels, grid, submitPass } from './kernels.ts';
 import { createTensor, numel, type DType, type Tensor } from './tensor.ts';
-import { grid, submitPass } from './elementwise.ts';
 import {
   DEFAULT_NF4_BLOCKSIZE,
   NF4_BLOCKSIZES,

@@ -2,9 +2,8 @@
 // forward's rstd (encodeRmsnorm writes it). The weight is frozen in QLoRA: no dw here (the
 // reference has it; on the GPU it would be a reduction over rows, a second kernel).
 // Reference: reference/rmsnorm-backward.ts.
-import { expectShape, grid, withResidualType } from './elementwise.ts';
-import type { Kernels } from './kernels.ts';
-import { numel, type DType, type Tensor } from './tensor.ts';
+import { expectShape, numel, type DType, type Tensor } from './tensor.ts';
+import { grid, withResidualType, type Kernels } from './kernels.ts';
 import source from '../../shaders/rmsnorm-backward.wgsl?raw';
 
 export interface RmsnormBackwardTensors {

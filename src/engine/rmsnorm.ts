@@ -1,8 +1,7 @@
 // RMSNorm forward (shaders/rmsnorm.wgsl): y = w · x / sqrt(mean(x²) + eps) over rows of x,
 // with the numerics of transformers' LlamaRMSNorm (see the shader's header).
-import { expectShape, grid, withResidualType } from './elementwise.ts';
-import type { Kernels } from './kernels.ts';
-import { numel, type Tensor } from './tensor.ts';
+import { expectShape, numel, type Tensor } from './tensor.ts';
+import { grid, withResidualType, type Kernels } from './kernels.ts';
 import source from '../../shaders/rmsnorm.wgsl?raw';
 
 /**

@@ -1,10 +1,8 @@
 // Rotary position embedding (shaders/rope.wgsl), in place on q or k, transformers' rotate_half
 // convention (pairs (d, d + headDim/2)). The frequencies come in as an f32 buffer made on the CPU
 // (arch.ts `ropeInverseFrequencies`, llama3 scaling included), so any scaling is the caller's.
-import type { U32Tensor } from './embedding.ts';
-import { expectShape, FLAT_WORKGROUP, grid } from './elementwise.ts';
-import type { Kernels } from './kernels.ts';
-import type { Tensor } from './tensor.ts';
+import { type U32Tensor, expectShape, type Tensor } from './tensor.ts';
+import { FLAT_WORKGROUP, grid, type Kernels } from './kernels.ts';
 import source from '../../shaders/rope.wgsl?raw';
 
 export interface RopeOptions {

@@ -4,10 +4,8 @@
 // Names and semantics follow transformers' generate(): temperature, top_k, top_p,
 // repetition_penalty. One workgroup per row of logits; no sort (threshold searches, see the
 // shader). Reference: reference/sample.ts.
-import { uploadU32, type U32Tensor } from './embedding.ts';
-import { expectShape, grid, submitPass } from './elementwise.ts';
-import type { Kernels } from './kernels.ts';
-import { uploadTensor, type Tensor } from './tensor.ts';
+import { grid, submitPass, type Kernels } from './kernels.ts';
+import { expectShape, readU32, uploadTensor, uploadU32, type Tensor, type U32Tensor } from './tensor.ts';
 import source from '../../shaders/sample.wgsl?raw';
 
 export interface SampleOptions {
@@ -109,20 +107,6 @@ export async function sampleToken(kernels: Kernels, logits: Tensor, prev: ArrayL
 /** Allocates the [rows] u32 output buffer of encodeSample. */
 export function createSampleOutput(device: GPUDevice, rows: number): U32Tensor {
   return uploadU32(device, new Uint32Array(rows), 'sample.out');
-}
-
-/** Reads a u32 buffer back (the sampled ids). */
-export async function readU32(device: GPUDevice, t: U32Tensor): Promise<Uint32Array> {
-  const size = Math.max(4, t.length * 4);
-  const staging = device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const encoder = device.createCommandEncoder();
-  encoder.copyBufferToBuffer(t.buffer, 0, staging, 0, size);
-  device.queue.submit([encoder.finish()]);
-  await staging.mapAsync(GPUMapMode.READ);
-  const ids = new Uint32Array(staging.getMappedRange().slice(0), 0, t.length);
-  staging.unmap();
-  staging.destroy();
-  return ids;
 }
 
 /** Validated options with the defaults filled in (shared by the reference). */

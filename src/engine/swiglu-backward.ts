@@ -1,8 +1,7 @@
 // SwiGLU backward (shaders/swiglu-backward.wgsl): dgate and dup from dout through
 // out = silu(gate) · up (encodeSwiglu). Reference: reference/swiglu-backward.ts.
-import { expectShape, FLAT_WORKGROUP, grid } from './elementwise.ts';
-import type { Kernels } from './kernels.ts';
-import { numel, type Tensor } from './tensor.ts';
+import { expectShape, numel, type Tensor } from './tensor.ts';
+import { FLAT_WORKGROUP, grid, type Kernels } from './kernels.ts';
 import source from '../../shaders/swiglu-backward.wgsl?raw';
 
 /**

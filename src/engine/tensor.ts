@@ -67,3 +67,40 @@ function copyPadded(bytes: Uint8Array): Uint8Array {
 function align4(n: number): number {
   return Math.ceil(n / 4) * 4;
 }
+
+/** Throws unless `t` has exactly `shape`; `what` names it in the message. */
+export function expectShape(kernel: string, t: Tensor, shape: readonly number[], what: string): void {
+  if (t.shape.join() !== shape.join()) throw new Error(`${kernel}: ${what} has shape [${t.shape}], expected [${shape}]`);
+}
+
+/** A GPU buffer of `length` u32 values: token ids, position ids. */
+export interface U32Tensor {
+  buffer: GPUBuffer;
+  length: number;
+}
+
+/** Uploads u32 values into a new storage buffer. */
+export function uploadU32(device: GPUDevice, data: Uint32Array | readonly number[], label?: string): U32Tensor {
+  const values = data instanceof Uint32Array ? data : Uint32Array.from(data);
+  const buffer = device.createBuffer({
+    size: Math.max(4, values.byteLength),
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    label,
+  });
+  device.queue.writeBuffer(buffer, 0, values);
+  return { buffer, length: values.length };
+}
+
+/** Reads a u32 buffer back (the sampled ids). */
+export async function readU32(device: GPUDevice, t: U32Tensor): Promise<Uint32Array> {
+  const size = Math.max(4, t.length * 4);
+  const staging = device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const encoder = device.createCommandEncoder();
+  encoder.copyBufferToBuffer(t.buffer, 0, staging, 0, size);
+  device.queue.submit([encoder.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const ids = new Uint32Array(staging.getMappedRange().slice(0), 0, t.length);
+  staging.unmap();
+  staging.destroy();
+  return ids;
+}

@@ -13,9 +13,8 @@ import { parseBnbQuantState, type Nf4SourceDtype, type RawTensor } from '../io/n
 import { f32ArrayToF16 } from '../io/dtype.ts';
 import { toF32, type Dtype, type TensorInfo, type TensorReader } from '../io/safetensors.ts';
 import { formatBytes } from '../util/format.ts';
-import { submitPass } from './elementwise.ts';
+import { submitPass, type Kernels } from './kernels.ts';
 import { trackedBuffer } from './gpu-memory.ts';
-import type { Kernels } from './kernels.ts';
 import { createNf4Weight, destroyNf4, doubleQuantizeNf4, encodeQuantizeNf4, uploadNf4, type Nf4GpuWeight } from './nf4.ts';
 import { BYTES, createTensor, type DType, type Tensor } from './tensor.ts';
 import { alignedBytes, canWiden, encodeWiden, padTo4, type WidenSource } from './widen.ts';

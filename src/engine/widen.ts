@@ -2,8 +2,7 @@
 // the CPU conversions of src/io/dtype.ts: the loader uploads a tensor's raw bf16/f16 bytes (half
 // the bytes of f32, and no CPU pass over them) and converts them here, ahead of the NF4 quantizer
 // or into a dense weight. Integer arithmetic only, so no shader-f16 is needed.
-import { FLAT_WORKGROUP, grid, submitPass } from './elementwise.ts';
-import type { Kernels } from './kernels.ts';
+import { FLAT_WORKGROUP, grid, submitPass, type Kernels } from './kernels.ts';
 import { createTensor, type DType, type Tensor } from './tensor.ts';
 import source from '../../shaders/widen.wgsl?raw';
 
