@@ -143,8 +143,10 @@ export async function prepareDataset(source: RecordSource, options: PrepareOptio
     // The reader has just yielded this example's record: `position` is its place in the source.
     chunk.push({ example, unit: position.units });
     chunkTokens += example.input_ids.length;
-    if (full()) await commit(false);
-    meter.tick('reading', counters);
+    if (full()) {
+      await commit(false);
+      meter.tick('reading', counters, true); // every stored shard is reported: a cancel can follow it
+    } else meter.tick('reading', counters);
     // Let the worker see messages (a cancel) while a decoded row group is being tokenized.
     if (now() - lastYield > 50) {
       await new Promise((r) => setTimeout(r, 0));
