@@ -4,7 +4,7 @@
 //   dA = duᵀ x         [r, K]        dx = du A         [M, K]
 // Each comes with its Σ |terms| scale for maxRelError (reference/matmul.ts); the scales of dA
 // and dx are built on du's, so they bound the error inherited from rounding in du as well.
-import type { LoraRefShape } from './lora.ts';
+import { loraRef, type LoraRefShape } from './lora.ts';
 
 export interface LoraBackwardRef {
   u: Float64Array;
@@ -26,20 +26,8 @@ export function loraBackwardRef(
   s: LoraRefShape,
 ): LoraBackwardRef {
   const { m, k, n, r, scale } = s;
-  const u = new Float64Array(m * r);
-  const uScale = new Float64Array(m * r);
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < r; j++) {
-      let sum = 0;
-      let abs = 0;
-      for (let p = 0; p < k; p++) {
-        sum += x[i * k + p] * a[j * k + p];
-        abs += Math.abs(x[i * k + p] * a[j * k + p]);
-      }
-      u[i * r + j] = sum;
-      uScale[i * r + j] = abs;
-    }
-  }
+  // u = x · Aᵀ and its error scale, exactly as the forward reference computes them.
+  const { u, uScale } = loraRef(x, a, b, new Float64Array(m * n), s);
   const du = new Float64Array(m * r);
   const duScale = new Float64Array(m * r);
   for (let i = 0; i < m; i++) {
