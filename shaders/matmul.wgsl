@@ -1,7 +1,9 @@
 // Tiled matmul: C[M,N] = A[M,K] · op(B), f32 accumulation.
 // op(B) = B stored [K,N], or with TRANS_B = Bᵀ for B stored [N,K] (the nn.Linear weight layout).
-// A 16x16 workgroup computes a 64x64 block of C, each invocation a 4x4 register block; A and B
-// tiles (64x16, 16x64) are staged through workgroup memory as f32 whatever the storage type.
+// A workgroup of 256 computes a 128x128 block of C with the register blocks of shaders/tile128.wgsl
+// (prepended by the wrapper). A (128x8) and op(B) (8x128) tiles are staged as f32 whatever the
+// storage type, double-buffered: the next tile's global loads are in flight while the current one
+// is computed, and one barrier per tile suffices.
 // `T` is the storage type (f32, or f16 with `enable f16;`), set by the loader in kernels.ts.
 
 struct Params { m: u32, n: u32, k: u32 }
@@ -13,59 +15,86 @@ struct Params { m: u32, n: u32, k: u32 }
 
 override TRANS_B: bool = false;
 
-const BM = 64u;
-const BN = 64u;
-const BK = 16u;
-const THREADS = 256u;
+/** Four k-consecutive elements of row `r` of a [rows, K] matrix starting at k `k`, zeros outside. */
+fn load4_a(r: u32, k: u32) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  if (r < p.m) {
+    for (var i = 0u; i < 4u; i++) {
+      if (k + i < p.k) { v[i] = f32(a[r * p.k + k + i]); }
+    }
+  }
+  return v;
+}
 
-var<workgroup> tile_a: array<f32, 1024>; // [BK][BM], k-major so the inner loop reads rows
-var<workgroup> tile_b: array<f32, 1024>; // [BK][BN]
+/** Four elements of op(B) for this invocation's share of the tile at k0 (see main). */
+fn load4_b(tid: u32, k0: u32, col0: u32) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  if (TRANS_B) {
+    // Like A: column col0 + tid / 2 of op(B) is row col0 + tid / 2 of B.
+    let col = col0 + tid / 2u;
+    let k = k0 + (tid % 2u) * 4u;
+    if (col < p.n) {
+      for (var i = 0u; i < 4u; i++) {
+        if (k + i < p.k) { v[i] = f32(b[col * p.k + k + i]); }
+      }
+    }
+  } else {
+    // Row k0 + tid / 32 of B, four consecutive columns.
+    let k = k0 + tid / 32u;
+    let col = col0 + (tid % 32u) * 4u;
+    if (k < p.k) {
+      for (var j = 0u; j < 4u; j++) {
+        if (col + j < p.n) { v[j] = f32(b[k * p.n + col + j]); }
+      }
+    }
+  }
+  return v;
+}
 
-@compute @workgroup_size(16, 16)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: u32) {
   let row0 = wg.y * BM;
   let col0 = wg.x * BN;
-  let tid = lid.y * 16u + lid.x;
-  var acc: array<f32, 16>;
+  let tx = tid % 16u;
+  let ty = tid / 16u;
+  var acc = Acc8x8();
 
-  for (var k0 = 0u; k0 < p.k; k0 += BK) {
-    for (var i = 0u; i < 4u; i++) {
-      let idx = tid + i * THREADS;
-      // A: consecutive invocations read consecutive k of one row (coalesced).
-      let r = idx / BK;
-      let ka = idx % BK;
-      var va = 0.0;
-      if (row0 + r < p.m && k0 + ka < p.k) { va = f32(a[(row0 + r) * p.k + k0 + ka]); }
-      tile_a[ka * BM + r] = va;
+  // This invocation's share of each tile: A row tid / 2, k (tid % 2) * 4 .. + 3; op(B) alike.
+  let ra = tid / 2u;
+  let kc = (tid % 2u) * 4u;
+  let tiles = (p.k + BK - 1u) / BK;
+  var next_a = load4_a(row0 + ra, kc);
+  var next_b = load4_b(tid, 0u, col0);
+  store_k4(true, 0u, ra, kc, next_a);
+  if (TRANS_B) { store_k4(false, 0u, ra, kc, next_b); } else { tile_b[tid] = next_b; }
+  workgroupBarrier();
 
-      var kb: u32;
-      var cb: u32;
-      if (TRANS_B) { cb = idx / BK; kb = idx % BK; } else { kb = idx / BN; cb = idx % BN; }
-      var vb = 0.0;
-      if (col0 + cb < p.n && k0 + kb < p.k) {
-        if (TRANS_B) { vb = f32(b[(col0 + cb) * p.k + k0 + kb]); } else { vb = f32(b[(k0 + kb) * p.n + col0 + cb]); }
-      }
-      tile_b[kb * BN + cb] = vb;
+  for (var t = 0u; t < tiles; t++) {
+    let cur = (t % 2u) * TILE_VEC4;
+    let more = t + 1u < tiles;
+    if (more) {
+      let k0 = (t + 1u) * BK;
+      next_a = load4_a(row0 + ra, k0 + kc);
+      next_b = load4_b(tid, k0, col0);
     }
-    workgroupBarrier();
-
-    for (var kk = 0u; kk < BK; kk++) {
-      var av: array<f32, 4>;
-      var bv: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) { av[i] = tile_a[kk * BM + lid.y * 4u + i]; }
-      for (var j = 0u; j < 4u; j++) { bv[j] = tile_b[kk * BN + lid.x * 4u + j]; }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]); }
-      }
+    acc_tile(&acc, cur, tx, ty);
+    if (more) {
+      let nxt = TILE_VEC4 - cur;
+      store_k4(true, nxt, ra, kc, next_a);
+      if (TRANS_B) { store_k4(false, nxt, ra, kc, next_b); } else { tile_b[nxt + tid] = next_b; }
     }
     workgroupBarrier();
   }
 
-  for (var i = 0u; i < 4u; i++) {
-    let r = row0 + lid.y * 4u + i;
-    for (var j = 0u; j < 4u; j++) {
-      let col = col0 + lid.x * 4u + j;
-      if (r < p.m && col < p.n) { c[r * p.n + col] = T(acc[i * 4u + j]); }
+  for (var i = 0u; i < 8u; i++) {
+    let r = row0 + acc_row_index(i, ty);
+    if (r >= p.m) { continue; }
+    for (var h = 0u; h < 2u; h++) {
+      let v = acc_row(acc, i, h);
+      let col = col0 + h * 64u + tx * 4u;
+      for (var j = 0u; j < 4u; j++) {
+        if (col + j < p.n) { c[r * p.n + col + j] = T(v[j]); }
+      }
     }
   }
 }

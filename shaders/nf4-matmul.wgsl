@@ -13,9 +13,9 @@
 // whole word (eight consecutive elements of one row, one absmax); otherwise element by element.
 //
 // Entry points:
-//   main  tiled, as shaders/matmul.wgsl: a 16x16 workgroup computes a 64x64 block of out, each
-//         invocation a 4x4 register block, k in steps of 16; A tile (64x16) and the dequantized
-//         W tile (16x64 = 128 words when aligned) in workgroup memory as f32.
+//   main  tiled, as shaders/matmul.wgsl: a workgroup of 256 computes a 128x128 block of out, each
+//         invocation an 8x8 register block, k in steps of 8, double-buffered; the A tile (128x8)
+//         and the dequantized W tile (8x128 = 128 words when aligned) in workgroup memory as f32.
 //   gemv  forward only, for a few rows (m <= GEMV_MAX_M, decode): a workgroup of 256 computes 4
 //         output columns (4 rows of W), 64 invocations per W row striding over its words, so each
 //         word is read once and the grid has N / 4 workgroups; one barrier, then a sum of 64
@@ -44,13 +44,7 @@ struct Params {
 
 override TRANS_W: bool = true;
 
-const BM = 64u;
-const BN = 64u;
-const BK = 16u;
 const THREADS = 256u;
-
-var<workgroup> tile_a: array<f32, 1024>; // [BK][BM]
-var<workgroup> tile_b: array<f32, 1024>; // [BK][BN]
 
 /** Dequantized flat element e of W. */
 fn w_at(e: u32) -> f32 {
@@ -65,94 +59,131 @@ fn store(o: u32, col: u32, acc: f32) {
   out[o] = R(v);
 }
 
-/** Stages the 16x64 tile op(W)[k0.., col0..] into tile_b as f32 (zeros outside). */
-fn load_w_tile(tid: u32, k0: u32, col0: u32) {
+/** What an invocation fetches of the next W tile: one packed word and its absmax when aligned
+ *  (decoded when stored, so the global loads stay in flight during the compute), else four values. */
+struct WShare { word: u32, am: f32, vals: vec4<f32> }
+
+/** Fetches this invocation's share of the 8x128 tile op(W)[k0.., col0..] (zeros outside W). */
+fn fetch_w(tid: u32, k0: u32, col0: u32) -> WShare {
+  var s = WShare(0u, 0.0, vec4<f32>(0.0));
   if (p.aligned != 0u) {
-    // 128 words, one per invocation; eight consecutive elements of a W row share one absmax.
+    // 128 words, one per invocation below 128: eight consecutive elements of a W row share one
+    // absmax (blocks are multiples of 8). Outside W the word stays 0 with absmax 0: value 0.
     if (tid < 128u) {
-      var row: u32; // row of W
-      var col: u32; // first of the eight columns of W
+      var row: u32;
+      var col: u32;
       var valid: bool;
       if (TRANS_W) {
-        // op(W)[kk, c] = W[col0 + c, k0 + kk]: two words per W row.
-        row = col0 + tid / 2u;
-        col = k0 + (tid % 2u) * 8u;
+        // op(W)[kk, c] = W[col0 + c, k0 + kk]: one word per W row.
+        row = col0 + tid;
+        col = k0;
         valid = row < p.nc && col < p.ki;
       } else {
-        // op(W)[kk, c] = W[k0 + kk, col0 + c]: eight words per W row.
-        row = k0 + tid / 8u;
-        col = col0 + (tid % 8u) * 8u;
+        // op(W)[kk, c] = W[k0 + kk, col0 + c]: sixteen words per W row.
+        row = k0 + tid / 16u;
+        col = col0 + (tid % 16u) * 8u;
         valid = row < p.ki && col < p.nc;
       }
-      // Zeros outside W, explicitly: Dawn on lavapipe does not re-zero a bare `var v: T;` that a
-      // loop executes again (measured: it keeps the previous iteration's value).
-      var v = array<f32, 8>();
       if (valid) {
         let e0 = row * p.wc + col;
-        let word = words[e0 >> 3u];
-        let am = absmax[e0 >> p.bs_shift];
-        for (var j = 0u; j < 8u; j++) { v[j] = nf4_dequant(word, nf4_shift(j), am); }
-      }
-      for (var j = 0u; j < 8u; j++) {
-        if (TRANS_W) {
-          tile_b[((tid % 2u) * 8u + j) * BN + tid / 2u] = v[j];
-        } else {
-          tile_b[(tid / 8u) * BN + (tid % 8u) * 8u + j] = v[j];
-        }
+        s.word = words[e0 >> 3u];
+        s.am = absmax[e0 >> p.bs_shift];
       }
     }
   } else {
+    // Element by element, four per invocation, laid out as the A tile (see main).
     for (var i = 0u; i < 4u; i++) {
-      let idx = tid + i * THREADS;
       var kb: u32;
       var cb: u32;
-      if (TRANS_W) { cb = idx / BK; kb = idx % BK; } else { kb = idx / BN; cb = idx % BN; }
-      var vb = 0.0;
+      if (TRANS_W) { cb = tid / 2u; kb = (tid % 2u) * 4u + i; } else { kb = tid / 32u; cb = (tid % 32u) * 4u + i; }
       if (col0 + cb < p.nc && k0 + kb < p.ki) {
-        let e = select((k0 + kb) * p.wc + col0 + cb, (col0 + cb) * p.wc + k0 + kb, TRANS_W);
-        vb = w_at(e);
+        s.vals[i] = w_at(select((k0 + kb) * p.wc + col0 + cb, (col0 + cb) * p.wc + k0 + kb, TRANS_W));
       }
-      tile_b[kb * BN + cb] = vb;
     }
+  }
+  return s;
+}
+
+/** Dequantizes a fetched share into tile_b's buffer `base`. */
+fn store_w(tid: u32, base: u32, s: WShare) {
+  if (p.aligned != 0u) {
+    if (tid < 128u) {
+      var v = array<f32, 8>();
+      for (var j = 0u; j < 8u; j++) { v[j] = nf4_dequant(s.word, nf4_shift(j), s.am); }
+      if (TRANS_W) {
+        // Column tid of op(W), k 0..7.
+        for (var j = 0u; j < 8u; j++) { tile_b[base + j * 32u + tid / 4u][tid % 4u] = v[j]; }
+      } else {
+        // Row tid / 16 of op(W), columns (tid % 16) * 8 .. + 7: two whole vec4s.
+        let at = base + (tid / 16u) * 32u + (tid % 16u) * 2u;
+        tile_b[at] = vec4<f32>(v[0], v[1], v[2], v[3]);
+        tile_b[at + 1u] = vec4<f32>(v[4], v[5], v[6], v[7]);
+      }
+    }
+  } else if (TRANS_W) {
+    store_k4(false, base, tid / 2u, (tid % 2u) * 4u, s.vals);
+  } else {
+    tile_b[base + tid] = s.vals;
   }
 }
 
-@compute @workgroup_size(16, 16)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+/** Four k-consecutive elements of row `r` of a, from k `k` (zeros outside). */
+fn load4_a(r: u32, k: u32) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  if (r < p.m) {
+    for (var i = 0u; i < 4u; i++) {
+      if (k + i < p.ki) { v[i] = f32(a[r * p.ki + k + i]); }
+    }
+  }
+  return v;
+}
+
+// A workgroup of 256 computes a 128x128 block of out with the register blocks of
+// shaders/tile128.wgsl (prepended by the wrapper); double-buffered as shaders/matmul.wgsl.
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: u32) {
+  nf4_table_init(tid);
   let row0 = wg.y * BM;
   let col0 = wg.x * BN;
-  let tid = lid.y * 16u + lid.x;
-  var acc: array<f32, 16>;
+  let tx = tid % 16u;
+  let ty = tid / 16u;
+  var acc = Acc8x8();
 
-  for (var k0 = 0u; k0 < p.ki; k0 += BK) {
-    for (var i = 0u; i < 4u; i++) {
-      let idx = tid + i * THREADS;
-      let r = idx / BK;
-      let ka = idx % BK;
-      var va = 0.0;
-      if (row0 + r < p.m && k0 + ka < p.ki) { va = f32(a[(row0 + r) * p.ki + k0 + ka]); }
-      tile_a[ka * BM + r] = va;
+  let ra = tid / 2u;
+  let kc = (tid % 2u) * 4u;
+  let tiles = (p.ki + BK - 1u) / BK;
+  var next_a = load4_a(row0 + ra, kc);
+  var next_w = fetch_w(tid, 0u, col0);
+  store_k4(true, 0u, ra, kc, next_a);
+  store_w(tid, 0u, next_w);
+  workgroupBarrier();
+
+  for (var t = 0u; t < tiles; t++) {
+    let cur = (t % 2u) * TILE_VEC4;
+    let more = t + 1u < tiles;
+    if (more) {
+      let k0 = (t + 1u) * BK;
+      next_a = load4_a(row0 + ra, k0 + kc);
+      next_w = fetch_w(tid, k0, col0);
     }
-    load_w_tile(tid, k0, col0);
-    workgroupBarrier();
-
-    for (var kk = 0u; kk < BK; kk++) {
-      var av: array<f32, 4>;
-      var bv: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) { av[i] = tile_a[kk * BM + lid.y * 4u + i]; }
-      for (var j = 0u; j < 4u; j++) { bv[j] = tile_b[kk * BN + lid.x * 4u + j]; }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]); }
-      }
+    acc_tile(&acc, cur, tx, ty);
+    if (more) {
+      let nxt = TILE_VEC4 - cur;
+      store_k4(true, nxt, ra, kc, next_a);
+      store_w(tid, nxt, next_w);
     }
     workgroupBarrier();
   }
 
-  for (var i = 0u; i < 4u; i++) {
-    let r = row0 + lid.y * 4u + i;
-    for (var j = 0u; j < 4u; j++) {
-      let col = col0 + lid.x * 4u + j;
-      if (r < p.m && col < p.nc) { store(r * p.nc + col, col, acc[i * 4u + j]); }
+  for (var i = 0u; i < 8u; i++) {
+    let r = row0 + acc_row_index(i, ty);
+    if (r >= p.m) { continue; }
+    for (var h = 0u; h < 2u; h++) {
+      let v = acc_row(acc, i, h);
+      let col = col0 + h * 64u + tx * 4u;
+      for (var j = 0u; j < 4u; j++) {
+        if (col + j < p.nc) { store(r * p.nc + col + j, col + j, v[j]); }
+      }
     }
   }
 }
@@ -165,6 +196,7 @@ var<workgroup> gemv_part: array<f32, 2048>; // [GEMV_MAX_M][THREADS]
 @compute @workgroup_size(256)
 fn gemv(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let tid = lid.x;
+  nf4_table_init(tid);
   let col_base = (wg.y * nwg.x + wg.x) * GEMV_COLS;
   let n = col_base + tid / GEMV_LANES; // the W row (output column) of this invocation
   let lane = tid % GEMV_LANES;

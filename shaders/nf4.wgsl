@@ -131,6 +131,7 @@ fn quantize(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3
 // One invocation per word: eight values.
 @compute @workgroup_size(WG)
 fn dequantize(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  nf4_table_init(lid.x);
   let w = flat_index(wg, nwg, lid);
   if (w >= p.count) { return; }
   let word = words[(p.first_block * p.blocksize) / 8u + w];

@@ -1,8 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../src/engine/gpu.ts';
 import { Kernels } from '../src/engine/kernels.ts';
-import { matmul } from '../src/engine/matmul.ts';
-import source from '../shaders/matmul.wgsl?raw';
+import { matmul, MATMUL_SOURCE as source } from '../src/engine/matmul.ts';
 import { matmulRef, maxRelError } from '../src/engine/reference/matmul.ts';
 import { MATMUL_TOLERANCE, matmulSelfTest } from '../src/engine/selftest.ts';
 import { uploadTensor, readTensor } from '../src/engine/tensor.ts';

@@ -2,7 +2,11 @@
 // WGSL in shaders/, this wrapper, a float64 reference in reference/, a test comparing the two.
 import type { Kernels } from './kernels.ts';
 import { createTensor, type Tensor } from './tensor.ts';
-import source from '../../shaders/matmul.wgsl?raw';
+import tile128 from '../../shaders/tile128.wgsl?raw';
+import matmulSource from '../../shaders/matmul.wgsl?raw';
+
+/** The shared 128x128 tile code goes first (WGSL has no imports). */
+export const MATMUL_SOURCE = tile128 + matmulSource;
 
 export interface MatmulShape {
   m: number;
@@ -12,12 +16,12 @@ export interface MatmulShape {
   transB?: boolean;
 }
 
-const TILE = 64;
+const TILE = 128;
 
 /** Records C[M,N] = A[M,K] · op(B) into `pass`. */
 export function encodeMatmul(kernels: Kernels, pass: GPUComputePassEncoder, a: Tensor, b: Tensor, c: Tensor, s: MatmulShape): void {
   checkShapes(a, b, c, s);
-  const kernel = kernels.get({ name: 'matmul', source, dtype: a.dtype, constants: { TRANS_B: !!s.transB } });
+  const kernel = kernels.get({ name: 'matmul', source: MATMUL_SOURCE, dtype: a.dtype, constants: { TRANS_B: !!s.transB } });
   kernels.dispatch(pass, kernel, [a.buffer, b.buffer, c.buffer], { m: s.m, n: s.n, k: s.k }, [
     Math.ceil(s.n / TILE),
     Math.ceil(s.m / TILE),

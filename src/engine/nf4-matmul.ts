@@ -6,9 +6,10 @@
 import { expectShape, createTensor, numel, type DType, type Tensor } from './tensor.ts';
 import { grid, submitPass, withResidualType, type Kernels } from './kernels.ts';
 import { NF4_WGSL, type Nf4GpuWeight } from './nf4.ts';
+import tile128 from '../../shaders/tile128.wgsl?raw';
 import source from '../../shaders/nf4-matmul.wgsl?raw';
 
-const TILE = 64;
+const TILE = 128;
 const GEMV_COLS = 4;
 /** Rows (tokens) up to which the forward runs the GEMV kernel (decode) instead of the tiled one. */
 export const NF4_GEMV_MAX_ROWS = 8;
@@ -109,7 +110,7 @@ function dispatch(
   ] as const) {
     if (size > limit) throw new Error(`nf4 matmul: the ${what} (${size} B) exceeds maxStorageBufferBindingSize ${limit}`);
   }
-  const spec = withResidualType('nf4-matmul', NF4_WGSL + source, a.dtype, out.dtype);
+  const spec = withResidualType('nf4-matmul', NF4_WGSL + tile128 + source, a.dtype, out.dtype);
   const kernel = s.gemv
     ? kernels.get({ ...spec, dtype: a.dtype, entryPoint: 'gemv' })
     : kernels.get({ ...spec, dtype: a.dtype, constants: { TRANS_W: s.trans } });

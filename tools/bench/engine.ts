@@ -1,0 +1,285 @@
+// Engine figures at real model shapes with random weights (no download): the fused NF4 matmul at
+// a training shape, prefill and decode through the chat Generator, and QLoRA training steps
+// (r = 16 on all seven targets, gradient checkpointing, 8-bit AdamW) at seq 2048 batch 1.
+// Weights are random but real in size: every layer gets its own NF4 buffers (copies of one
+// quantized random matrix per shape), so GPU memory is what the model would hold. Memory is the
+// high-water mark of every buffer the device created in the scenario (a census of
+// createBuffer/destroy), not only those the accountant tracks.
+import { LINEAR_NAMES, parseModelConfig, ropeInverseFrequenciesF32, type LinearName, type ModelArch } from '../../src/engine/arch.ts';
+import type { PackedBatch } from '../../src/engine/forward.ts';
+import { createForwardRun, destroyForwardRun } from '../../src/engine/forward.ts';
+import { Generator } from '../../src/engine/generate.ts';
+import type { Gpu } from '../../src/engine/gpu.ts';
+import type { Kernels } from '../../src/engine/kernels.ts';
+import type { LinearWeight } from '../../src/engine/linear.ts';
+import { createLora, destroyLora } from '../../src/engine/lora-weights.ts';
+import type { LayerWeights, ModelWeights } from '../../src/engine/model.ts';
+import { createNf4Weight, destroyNf4, quantizeNf4Gpu, type Nf4GpuWeight } from '../../src/engine/nf4.ts';
+import { encodeNf4Matmul, encodeNf4MatmulBackward } from '../../src/engine/nf4-matmul.ts';
+import { createTensor, numel, uploadTensor, BYTES, type DType, type Tensor } from '../../src/engine/tensor.ts';
+import { createTrainer, destroyTrainer, trainStep } from '../../src/engine/train/step.ts';
+import { randomF32 } from '../../src/util/random.ts';
+import { LOAD_CONFIGS } from './load.ts';
+import { median, rotationCopies, timePass } from './timing.ts';
+
+export interface EngineBenchOptions {
+  shapes: string[];
+  seqLen: number;
+  trainSteps: number;
+  decodeTokens: number;
+  /** Decoder layers (default: the real model's). */
+  layers?: number;
+  vocab?: number;
+}
+
+export interface Nf4MatmulResult {
+  op: 'nf4-matmul';
+  /** [tokens, in, out]. */
+  shape: number[];
+  direction: 'forward' | 'backward-dx';
+  ms: number;
+  tflops: number;
+}
+
+export interface ModelBenchResult {
+  op: 'model';
+  shape: string;
+  layers: number;
+  vocab: number;
+  prefillTokens: number;
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+  inferenceDtype: DType;
+  inferencePeakBytes: number;
+  trainSeqLen: number;
+  trainStepSeconds: number;
+  trainTokensPerSecond: number;
+  /** Model FLOPs (forward + backward to the inputs, recompute not counted; see benchModel) per second, in TFLOP/s. */
+  trainModelTflops: number;
+  trainPeakBytes: number;
+  trainLosses: number[];
+}
+
+/** Live and peak bytes of the buffers a device creates (patches createBuffer; destroy is idempotent). */
+class BufferCensus {
+  live = 0;
+  peak = 0;
+  constructor(device: GPUDevice) {
+    const create = device.createBuffer.bind(device);
+    device.createBuffer = (d: GPUBufferDescriptor) => {
+      const b = create(d);
+      const size = b.size;
+      this.live += size;
+      this.peak = Math.max(this.peak, this.live);
+      const destroy = b.destroy.bind(b);
+      let gone = false;
+      b.destroy = () => {
+        if (!gone) this.live -= size;
+        gone = true;
+        destroy();
+      };
+      return b;
+    };
+  }
+  resetPeak(): void {
+    this.peak = this.live;
+  }
+}
+
+const censuses = new WeakMap<GPUDevice, BufferCensus>();
+function census(device: GPUDevice): BufferCensus {
+  let c = censuses.get(device);
+  if (!c) censuses.set(device, (c = new BufferCensus(device)));
+  return c;
+}
+
+/** A tensor of `shape` filled with a random pattern of at most 1M values, tiled by buffer copies. */
+function randomTensor(kernels: Kernels, shape: number[], dtype: DType, scale: number, seed: number, label: string): Tensor {
+  const n = numel(shape);
+  const patternElems = Math.min(n, 1 << 20);
+  const pattern = uploadTensor(kernels.device, randomF32(patternElems, seed).map((v) => v * scale), [patternElems], dtype, `${label}.pattern`);
+  const t = createTensor(kernels.device, shape, dtype, label);
+  const enc = kernels.device.createCommandEncoder();
+  const patternBytes = patternElems * BYTES[dtype];
+  for (let at = 0; at < n * BYTES[dtype]; at += patternBytes) {
+    enc.copyBufferToBuffer(pattern.buffer, 0, t.buffer, at, Math.min(patternBytes, t.buffer.size - at) & ~3);
+  }
+  kernels.device.queue.submit([enc.finish()]);
+  pattern.buffer.destroy();
+  return t;
+}
+
+function copyNf4(kernels: Kernels, from: Nf4GpuWeight, label: string): Nf4GpuWeight {
+  const w = createNf4Weight(kernels.device, from.shape, { blocksize: from.blocksize, label });
+  const enc = kernels.device.createCommandEncoder();
+  enc.copyBufferToBuffer(from.words, 0, w.words, 0, from.words.size);
+  enc.copyBufferToBuffer(from.absmax, 0, w.absmax, 0, from.absmax.size);
+  kernels.device.queue.submit([enc.finish()]);
+  return w;
+}
+
+function randomNf4(kernels: Kernels, out: number, inp: number, seed: number): Nf4GpuWeight {
+  const dense = randomTensor(kernels, [out, inp], 'f32', 1 / Math.sqrt(inp), seed, 'bench.dense');
+  const w = quantizeNf4Gpu(kernels, dense, { label: 'bench.nf4' });
+  dense.buffer.destroy();
+  return w;
+}
+
+/** A Llama model of `arch`'s shapes with random NF4 linears; everything it holds is in `owned`. */
+function randomModel(kernels: Kernels, arch: ModelArch, dtype: DType): { model: ModelWeights; nf4: Nf4GpuWeight[] } {
+  const owned: GPUBuffer[] = [];
+  const nf4: Nf4GpuWeight[] = [];
+  const keep = (t: Tensor) => (owned.push(t.buffer), t);
+  const ones = (n: number, label: string) => keep(uploadTensor(kernels.device, new Float32Array(n).fill(1), [n], dtype, label));
+  const templates = new Map<string, Nf4GpuWeight>();
+  for (const l of arch.linears) {
+    const key = `${l.out}x${l.in}`;
+    if (!templates.has(key)) templates.set(key, randomNf4(kernels, l.out, l.in, templates.size + 1));
+  }
+  const embed = keep(randomTensor(kernels, [arch.vocabSize, arch.hidden], dtype, 0.02, 11, 'bench.embed'));
+  const lmHead = arch.tiedEmbeddings ? embed : keep(randomTensor(kernels, [arch.vocabSize, arch.hidden], dtype, 0.02, 12, 'bench.lm_head'));
+  const layers: LayerWeights[] = [];
+  for (let i = 0; i < arch.layers; i++) {
+    const linears = {} as Record<LinearName, LinearWeight>;
+    for (const l of arch.linears) {
+      const w = copyNf4(kernels, templates.get(`${l.out}x${l.in}`)!, `bench.${i}.${l.name}`);
+      nf4.push(w);
+      linears[l.name] = { kind: 'nf4', w };
+    }
+    layers.push({ inputNorm: ones(arch.hidden, 'bench.ln1'), postNorm: ones(arch.hidden, 'bench.ln2'), linears });
+  }
+  for (const t of templates.values()) destroyNf4(t);
+  const inv = ropeInverseFrequenciesF32(arch);
+  const invFreq = keep(uploadTensor(kernels.device, inv, [inv.length], 'f32', 'bench.inv_freq'));
+  const finalNorm = ones(arch.hidden, 'bench.norm');
+  return { model: { arch, dtype, embed, lmHead, finalNorm, invFreq, layers, owned }, nf4 };
+}
+
+function destroyRandomModel(m: { model: ModelWeights; nf4: Nf4GpuWeight[] }): void {
+  for (const b of m.model.owned) b.destroy();
+  for (const w of m.nf4) destroyNf4(w);
+}
+
+function randomIds(n: number, vocab: number, seed: number): Uint32Array {
+  const r = randomF32(n, seed);
+  return Uint32Array.from(r, (v) => Math.min(vocab - 1, Math.floor(((v + 1) / 2) * vocab)));
+}
+
+/** The fused NF4 matmul at a training shape: y = x · Wᵀ and dx = dy · W. */
+export async function benchNf4Matmul(gpu: Gpu, kernels: Kernels, tokens: number, inp: number, out: number, repeats: number): Promise<Nf4MatmulResult[]> {
+  const copies = rotationCopies(out * inp / 2);
+  const ws = Array.from({ length: copies }, (_, i) => randomNf4(kernels, out, inp, 100 + i));
+  const x = randomTensor(kernels, [tokens, inp], 'f32', 1, 7, 'bench.x');
+  const y = createTensor(kernels.device, [tokens, out], 'f32', 'bench.y');
+  const flops = 2 * tokens * inp * out;
+  const results: Nf4MatmulResult[] = [];
+  const fwd = await timePass(gpu, repeats, (pass, i) => encodeNf4Matmul(kernels, pass, x, ws[i % copies], y));
+  results.push({ op: 'nf4-matmul', shape: [tokens, inp, out], direction: 'forward', ms: fwd * 1e3, tflops: flops / fwd / 1e12 });
+  const bwd = await timePass(gpu, repeats, (pass, i) => encodeNf4MatmulBackward(kernels, pass, y, ws[i % copies], x));
+  results.push({ op: 'nf4-matmul', shape: [tokens, inp, out], direction: 'backward-dx', ms: bwd * 1e3, tflops: flops / bwd / 1e12 });
+  for (const w of ws) destroyNf4(w);
+  x.buffer.destroy();
+  y.buffer.destroy();
+  for (const r of results) console.log(`nf4 matmul ${r.direction} [${r.shape.join('x')}]: ${r.ms.toFixed(3)} ms, ${r.tflops.toPrecision(3)} TFLOP/s`);
+  return results;
+}
+
+function linearParams(arch: ModelArch): number {
+  return arch.linears.reduce((s, l) => s + l.in * l.out, 0) * arch.layers;
+}
+
+/** Prefill, decode and training of one model shape. */
+export async function benchModel(kernels: Kernels, name: string, o: EngineBenchOptions): Promise<ModelBenchResult> {
+  const device = kernels.device;
+  const c = census(device);
+  const config = { ...LOAD_CONFIGS[name], ...(o.layers ? { num_hidden_layers: o.layers } : {}), ...(o.vocab ? { vocab_size: o.vocab } : {}) };
+  const arch = parseModelConfig(config);
+  const T = o.seqLen;
+
+  // Inference: the chat path's dtype (f16 where the device has it).
+  const inferenceDtype: DType = kernels.gpu.info.f16 ? 'f16' : 'f32';
+  c.resetPeak();
+  const inf = randomModel(kernels, arch, inferenceDtype);
+  const gen = new Generator(kernels, inf.model, { maxContext: T + o.decodeTokens + 16, prefillChunk: T });
+  const prompt = Array.from(randomIds(T, arch.vocabSize, 5));
+  const prefill: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    gen.reset();
+    await device.queue.onSubmittedWorkDone();
+    const t0 = performance.now();
+    gen.feed(prompt, null);
+    await device.queue.onSubmittedWorkDone();
+    if (i > 0) prefill.push((performance.now() - t0) / 1000);
+  }
+  const decode: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    const r = await gen.generate(prompt.slice(0, 16), null, { maxNewTokens: o.decodeTokens, temperature: 0 });
+    decode.push(r.decodeTokensPerSecond);
+  }
+  const inferencePeakBytes = c.peak;
+  gen.destroy();
+  destroyRandomModel(inf);
+  console.log(`${name}: prefill ${T} tokens ${(T / median(prefill)).toFixed(0)} tokens/s, decode ${Math.max(...decode).toFixed(1)} tokens/s (${inferenceDtype}), peak ${(inferencePeakBytes / 2 ** 30).toFixed(2)} GiB`);
+
+  // Training: f32 activations (the backward's mode), batch 1 at seq T.
+  c.resetPeak();
+  const tr = randomModel(kernels, arch, 'f32');
+  const lora = createLora(device, arch, { r: 16, alpha: 16, rslora: true, targets: LINEAR_NAMES }, 0);
+  const run = createForwardRun({ kernels, model: tr.model, lora }, { batch: 1, seqLen: T });
+  const trainer = createTrainer(run, { schedule: () => 1e-4, optimizerBits: 8, maxGradNorm: 1 });
+  const batch: PackedBatch = {
+    batch: 1,
+    seqLen: T,
+    inputIds: randomIds(T, arch.vocabSize, 9),
+    segmentIds: new Uint32Array(T).fill(1),
+    lossMask: new Uint8Array(T).fill(1),
+    positionIds: Uint32Array.from({ length: T }, (_, i) => i),
+  };
+  const times: number[] = [];
+  const losses: number[] = [];
+  for (let s = 0; s <= o.trainSteps; s++) {
+    const t0 = performance.now();
+    const r = await trainStep(trainer, [batch]);
+    if (s > 0) times.push((performance.now() - t0) / 1000);
+    losses.push(r.loss);
+  }
+  const trainPeakBytes = c.peak;
+  destroyTrainer(trainer);
+  destroyForwardRun(run);
+  destroyLora(lora);
+  destroyRandomModel(tr);
+  const step = median(times);
+  const n = linearParams(arch);
+  // Forward FLOPs per token: 2 per weight of the linears, LoRA (r = 16) and lm_head; attention's
+  // QKᵀ and PV over T / 2 keys on average (causal). The backward to the inputs costs one forward
+  // for the linears and two for attention; the recompute of checkpointing is not counted.
+  const loraParams = arch.layers * arch.linears.reduce((s, l) => s + 16 * (l.in + l.out), 0);
+  const linearFwd = 2 * (n + loraParams + arch.vocabSize * arch.hidden);
+  const attnFwd = arch.layers * 2 * T * arch.heads * arch.headDim;
+  const perToken = 2 * linearFwd + 3 * attnFwd;
+  const result: ModelBenchResult = {
+    op: 'model',
+    shape: name,
+    layers: arch.layers,
+    vocab: arch.vocabSize,
+    prefillTokens: T,
+    prefillTokensPerSecond: T / median(prefill),
+    decodeTokensPerSecond: Math.max(...decode),
+    inferenceDtype,
+    inferencePeakBytes,
+    trainSeqLen: T,
+    trainStepSeconds: step,
+    trainTokensPerSecond: T / step,
+    trainModelTflops: (perToken * T) / step / 1e12,
+    trainPeakBytes,
+    trainLosses: losses,
+  };
+  console.log(`${name}: train ${result.trainTokensPerSecond.toFixed(0)} tokens/s (${step.toFixed(3)} s/step, ${result.trainModelTflops.toPrecision(3)} model TFLOP/s), peak ${(trainPeakBytes / 2 ** 30).toFixed(2)} GiB, losses ${losses.map((l) => l.toFixed(3)).join(' ')}`);
+  return result;
+}
+
+export function engineDefaults(quick: boolean): EngineBenchOptions {
+  return quick
+    ? { shapes: ['1b'], seqLen: 128, trainSteps: 2, decodeTokens: 8, layers: 2, vocab: 4096 }
+    : { shapes: ['1b', '8b'], seqLen: 2048, trainSteps: 3, decodeTokens: 64 };
+}
