@@ -230,6 +230,32 @@ describe('download', () => {
     await expect(client.modelInfo(MODEL.id).then(() => 'ok')).resolves.toBe('ok');
   });
 
+  it('reports the bytes that arrived just before a stall', async () => {
+    hub.faults.stall({ file: 'model.safetensors', afterBytes: 500 });
+    // The real answer re-chunked so that a second chunk follows the first at once, inside the
+    // progress interval: its report must still come once the interval is over.
+    const split = async (input: string, init?: RequestInit): Promise<Response> => {
+      const res = await fetch(input, init);
+      const body = res.body!.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, out) {
+            out.enqueue(chunk.subarray(0, 1));
+            if (chunk.length > 1) out.enqueue(chunk.subarray(1));
+          },
+        }),
+      );
+      return new Response(body, { status: res.status, headers: res.headers });
+    };
+    const c = new HubClient({ endpoint: hub.url, fetch: split });
+    const loaded: number[] = [];
+    const reader = c.download(MODEL, 'model.safetensors', { onProgress: (p) => loaded.push(p.loaded) }).getReader();
+    let got = 0;
+    while (got < 500) got += (await reader.read()).value!.length;
+    await expect.poll(() => loaded.at(-1), { timeout: 2000 }).toBe(500);
+    expect(loaded[0]).toBe(1);
+    await reader.cancel();
+  });
+
   it('cancelling the stream ends the download for good', async () => {
     // The connection stalls, then breaks 150 ms later: a download still alive would resume then.
     hub.faults.stall({ file: 'config.json', afterBytes: 100, holdMs: 150 });

@@ -402,14 +402,25 @@ export class HubClient {
     const meter = new RateMeter();
     meter.rate(0); // the clock starts with the first request
     let lastReport = -Infinity;
+    let trailing: ReturnType<typeof setTimeout> | undefined;
     const report = (final = false): void => {
       if (!onProgress) return;
       const loaded = pos - start;
       const end = limit ?? state.fileSize;
       const total = end === undefined ? null : end - start;
-      // At most 10 a second (progress may cross to the UI thread), and always the last one.
+      // At most 10 a second (progress may cross to the UI thread), and always the last one. A
+      // skipped report is made up when the interval is over, so bytes that arrive just before a
+      // stall are still shown.
       const now = Date.now();
-      if (!final && loaded !== total && now - lastReport < PROGRESS_INTERVAL_MS) return;
+      if (!final && loaded !== total && now - lastReport < PROGRESS_INTERVAL_MS) {
+        trailing ??= setTimeout(() => {
+          trailing = undefined;
+          report();
+        }, PROGRESS_INTERVAL_MS - (now - lastReport));
+        return;
+      }
+      clearTimeout(trailing);
+      trailing = undefined;
       lastReport = now;
       const bytesPerSecond = meter.rate(loaded);
       const left = total === null ? null : total - loaded;
@@ -436,100 +447,104 @@ export class HubClient {
       await sleep(Math.min(this.retryDelayMs * 2 ** (failures - 1), MAX_RETRY_DELAY_MS), signal);
     };
 
-    while (limit === undefined || pos < limit) {
-      let res: Response;
-      try {
-        const range = pos > 0 || limit !== undefined ? `bytes=${pos}-${limit === undefined ? '' : limit - 1}` : undefined;
-        res = await this.request(url, subject, { signal, headers: range ? { Range: range } : {} });
-      } catch (e) {
-        await retryOrThrow(e);
-        continue;
-      }
-      // Same file as before? (a new commit in between would splice two versions together)
-      const tag = normEtag(res.headers.get('etag'));
-      if (etag === undefined) etag = tag;
-      else if (etag && tag && etag !== tag) {
-        await res.body?.cancel().catch(() => undefined);
-        throw new HubError(
-          'http',
-          `${subject.path ?? url} changed on ${hostOf(url)} during the download (ETag ${etag} -> ${tag}): start it again.`,
-          res.status,
-          url,
-        );
-      }
-      // Where this answer's body should end (absolute), when known.
-      let bodyEnd: number | undefined;
-      let skip = 0; // a 200 answer starts at byte 0, whatever was asked
-      let sizeFromLength = false;
-      if (res.status === 206) {
-        const cr = parseContentRange(res.headers.get('content-range'));
-        if (!cr || cr.start !== pos) {
+    try {
+      while (limit === undefined || pos < limit) {
+        let res: Response;
+        try {
+          const range = pos > 0 || limit !== undefined ? `bytes=${pos}-${limit === undefined ? '' : limit - 1}` : undefined;
+          res = await this.request(url, subject, { signal, headers: range ? { Range: range } : {} });
+        } catch (e) {
+          await retryOrThrow(e);
+          continue;
+        }
+        // Same file as before? (a new commit in between would splice two versions together)
+        const tag = normEtag(res.headers.get('etag'));
+        if (etag === undefined) etag = tag;
+        else if (etag && tag && etag !== tag) {
           await res.body?.cancel().catch(() => undefined);
-          throw new HubError('http', `${hostOf(url)} answered bytes ${cr ? cr.start : '?'}- when asked for ${pos}-.`, 206, url);
+          throw new HubError(
+            'http',
+            `${subject.path ?? url} changed on ${hostOf(url)} during the download (ETag ${etag} -> ${tag}): start it again.`,
+            res.status,
+            url,
+          );
         }
-        bodyEnd = cr.end + 1;
-        if (cr.size !== null) {
-          state.fileSize = cr.size;
-          if (limit !== undefined) limit = Math.min(limit, cr.size);
-        }
-      } else {
-        skip = pos;
-        // In browsers a compressed body's Content-Length is the compressed size: only a hint.
-        const len = res.headers.get('content-encoding') ? null : res.headers.get('content-length');
-        if (len !== null) {
-          bodyEnd = Number(len);
-          if (state.fileSize === undefined) {
-            state.fileSize = bodyEnd;
-            sizeFromLength = true;
+        // Where this answer's body should end (absolute), when known.
+        let bodyEnd: number | undefined;
+        let skip = 0; // a 200 answer starts at byte 0, whatever was asked
+        let sizeFromLength = false;
+        if (res.status === 206) {
+          const cr = parseContentRange(res.headers.get('content-range'));
+          if (!cr || cr.start !== pos) {
+            await res.body?.cancel().catch(() => undefined);
+            throw new HubError('http', `${hostOf(url)} answered bytes ${cr ? cr.start : '?'}- when asked for ${pos}-.`, 206, url);
           }
-        }
-      }
-      if (res.body === null) throw new HubError('http', `${hostOf(url)} sent no body for ${url}.`, res.status, url);
-
-      const reader = res.body.getReader();
-      let bodyPos = res.status === 206 ? pos : 0;
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          bodyPos += value.length;
-          if (bodyEnd !== undefined && bodyPos > bodyEnd) {
-            bodyEnd = undefined; // the announced length was of an encoded body
-            if (sizeFromLength) state.fileSize = undefined;
+          bodyEnd = cr.end + 1;
+          if (cr.size !== null) {
+            state.fileSize = cr.size;
+            if (limit !== undefined) limit = Math.min(limit, cr.size);
           }
-          let chunk = value;
-          if (skip > 0) {
-            if (chunk.length <= skip) {
-              skip -= chunk.length;
-              continue;
+        } else {
+          skip = pos;
+          // In browsers a compressed body's Content-Length is the compressed size: only a hint.
+          const len = res.headers.get('content-encoding') ? null : res.headers.get('content-length');
+          if (len !== null) {
+            bodyEnd = Number(len);
+            if (state.fileSize === undefined) {
+              state.fileSize = bodyEnd;
+              sizeFromLength = true;
             }
-            chunk = chunk.subarray(skip);
-            skip = 0;
           }
-          if (limit !== undefined && pos + chunk.length > limit) chunk = chunk.subarray(0, limit - pos);
-          if (chunk.length > 0) {
-            pos += chunk.length;
-            failures = 0;
-            report();
-            yield chunk;
+        }
+        if (res.body === null) throw new HubError('http', `${hostOf(url)} sent no body for ${url}.`, res.status, url);
+
+        const reader = res.body.getReader();
+        let bodyPos = res.status === 206 ? pos : 0;
+        try {
+          for (;;) {
+            const { done, value } = await reader.read();
+            if (done) break;
+            bodyPos += value.length;
+            if (bodyEnd !== undefined && bodyPos > bodyEnd) {
+              bodyEnd = undefined; // the announced length was of an encoded body
+              if (sizeFromLength) state.fileSize = undefined;
+            }
+            let chunk = value;
+            if (skip > 0) {
+              if (chunk.length <= skip) {
+                skip -= chunk.length;
+                continue;
+              }
+              chunk = chunk.subarray(skip);
+              skip = 0;
+            }
+            if (limit !== undefined && pos + chunk.length > limit) chunk = chunk.subarray(0, limit - pos);
+            if (chunk.length > 0) {
+              pos += chunk.length;
+              failures = 0;
+              report();
+              yield chunk;
+            }
+            if (limit !== undefined && pos >= limit) return;
           }
-          if (limit !== undefined && pos >= limit) return;
+          if (bodyEnd !== undefined && bodyPos < bodyEnd) {
+            throw new TypeError(`connection closed at byte ${bodyPos} of ${bodyEnd}`);
+          }
+          // A complete 200 is the whole file; a complete 206 may be shorter than asked: ask on.
+          if (res.status !== 206 || (limit === undefined && (state.fileSize === undefined || pos >= state.fileSize))) {
+            if (res.status !== 206) state.fileSize = bodyPos;
+            limit = pos;
+            report(true);
+            return;
+          }
+        } catch (e) {
+          await retryOrThrow(e); // the body broke off: ask again from `pos`
+        } finally {
+          reader.cancel().catch(() => undefined);
         }
-        if (bodyEnd !== undefined && bodyPos < bodyEnd) {
-          throw new TypeError(`connection closed at byte ${bodyPos} of ${bodyEnd}`);
-        }
-        // A complete 200 is the whole file; a complete 206 may be shorter than asked: ask on.
-        if (res.status !== 206 || (limit === undefined && (state.fileSize === undefined || pos >= state.fileSize))) {
-          if (res.status !== 206) state.fileSize = bodyPos;
-          limit = pos;
-          report(true);
-          return;
-        }
-      } catch (e) {
-        await retryOrThrow(e); // the body broke off: ask again from `pos`
-      } finally {
-        reader.cancel().catch(() => undefined);
       }
+    } finally {
+      clearTimeout(trailing); // nothing reports after the download ends
     }
   }
 
