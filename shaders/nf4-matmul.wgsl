@@ -191,6 +191,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: 
 const GEMV_COLS = 4u;
 const GEMV_LANES = 64u;
 const GEMV_MAX_M = 8u;
+// The rows of a, fixed per pipeline (1 for decode), so the loops over them have a fixed trip count
+// and acc can stay in registers (an array indexed in a run-time loop may live in local memory).
+override GEMV_M: u32 = 1u;
 var<workgroup> gemv_part: array<f32, 2048>; // [GEMV_MAX_M][THREADS]
 
 @compute @workgroup_size(256)
@@ -200,7 +203,7 @@ fn gemv(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   let col_base = (wg.y * nwg.x + wg.x) * GEMV_COLS;
   let n = col_base + tid / GEMV_LANES; // the W row (output column) of this invocation
   let lane = tid % GEMV_LANES;
-  var acc: array<f32, GEMV_MAX_M>;
+  var acc = array<f32, GEMV_MAX_M>();
   if (n < p.nc) {
     let base = n * p.wc;
     if (p.aligned != 0u) {
@@ -210,7 +213,7 @@ fn gemv(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
         let am = absmax[e0 >> p.bs_shift];
         var wv: array<f32, 8>;
         for (var j = 0u; j < 8u; j++) { wv[j] = nf4_dequant(word, nf4_shift(j), am); }
-        for (var m = 0u; m < p.m; m++) {
+        for (var m = 0u; m < GEMV_M; m++) {
           var s = acc[m];
           for (var j = 0u; j < 8u; j++) { s = fma(f32(a[m * p.ki + k + j]), wv[j], s); }
           acc[m] = s;
@@ -219,18 +222,18 @@ fn gemv(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
     } else {
       for (var k = lane; k < p.ki; k += GEMV_LANES) {
         let w = w_at(base + k);
-        for (var m = 0u; m < p.m; m++) { acc[m] = fma(f32(a[m * p.ki + k]), w, acc[m]); }
+        for (var m = 0u; m < GEMV_M; m++) { acc[m] = fma(f32(a[m * p.ki + k]), w, acc[m]); }
       }
     }
   }
-  for (var m = 0u; m < GEMV_MAX_M; m++) { gemv_part[m * THREADS + tid] = acc[m]; }
+  for (var m = 0u; m < GEMV_M; m++) { gemv_part[m * THREADS + tid] = acc[m]; }
   workgroupBarrier();
   // Invocation (column c, row m) sums the 64 lanes of column c.
   if (tid < GEMV_COLS * GEMV_MAX_M) {
     let c = tid / GEMV_MAX_M;
     let m = tid % GEMV_MAX_M;
     let col = col_base + c;
-    if (m < p.m && col < p.nc) {
+    if (m < GEMV_M && col < p.nc) {
       var s = 0.0;
       for (var l = 0u; l < GEMV_LANES; l++) { s += gemv_part[m * THREADS + c * GEMV_LANES + l]; }
       store(m * p.nc + col, col, s);

@@ -112,7 +112,7 @@ function dispatch(
   }
   const spec = withResidualType('nf4-matmul', NF4_WGSL + tile128 + source, a.dtype, out.dtype);
   const kernel = s.gemv
-    ? kernels.get({ ...spec, dtype: a.dtype, entryPoint: 'gemv' })
+    ? kernels.get({ ...spec, dtype: a.dtype, entryPoint: 'gemv', constants: { GEMV_M: s.m } })
     : kernels.get({ ...spec, dtype: a.dtype, constants: { TRANS_W: s.trans } });
   const params = {
     m: s.m,
