@@ -25,6 +25,10 @@
 //   is read by only the 4 invocations of its column (one per j group), mostly from cache. Grid
 //   ceil(C/64) x ceil(r/16). The whole reduction over M (tokens) stays in one invocation: no
 //   atomics, deterministic; a long serial loop at large M (splitting M is a next step).
+// Dropout (training; DROPOUT override of shaders/lora-dropout.wgsl, prepended by the wrapper):
+// with the forward's u = dropout(x) Aᵀ, dA = duᵀ dropout(x) (outer, OUTER_X: x read times its
+// mask factor) and dx = mask ∘ (du A) (up: each output times the factor of its element of x);
+// dB and du do not change. The mask is the forward's: the same key, the same element indices.
 // `T` = type of x (set by the loader); `D` = type of dy, `R` = type of dx (T or f32; the wrapper
 // declares both). f32 accumulation; results rounded once to their type when stored.
 
@@ -37,6 +41,9 @@ struct Params {
   out_t: u32,      // outer: 1 = acc is [r, C], 0 = [C, r]
   accumulate: u32, // add to what the output holds
   scale: f32,
+  drop_key: u32,   // dropout (DROPOUT): the draw's key, threshold and 1 / (1 - p)
+  drop_threshold: u32,
+  drop_scale: f32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<T>;
@@ -127,15 +134,20 @@ fn up(wg: vec3u, tid: u32) {
         let o = m * p.len + col;
         var prev = 0.0;
         if (p.accumulate != 0u) { prev = f32(y[o]); }
-        y[o] = R(fma(p.scale, sums[i * 4u + c], prev));
+        var sc = p.scale;
+        if (DROPOUT) { sc = sc * dropout_factor(o, p.drop_key, p.drop_threshold, p.drop_scale); }
+        y[o] = R(fma(sc, sums[i * 4u + c], prev));
       }
     }
   }
 }
 
-/** Element i of the outer product's T-side input: x or dy. */
+/** Element i of the outer product's T-side input: x (dropped out in training) or dy. */
 fn g_at(i: u32) -> f32 {
-  if (OUTER_X) { return f32(x[i]); }
+  if (OUTER_X) {
+    if (DROPOUT) { return f32(x[i]) * dropout_factor(i, p.drop_key, p.drop_threshold, p.drop_scale); }
+    return f32(x[i]);
+  }
   return f32(dy[i]);
 }
 

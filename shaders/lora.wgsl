@@ -13,9 +13,11 @@
 // up: the inner dimension is r, so no staging: an invocation computes a 4x4 block of y (rows
 // ty + 16i, columns tx + 16j of a 64x64 tile, so neighbouring invocations touch neighbouring y
 // columns) reading u and B straight from memory (both small and cached). No barrier.
+// Dropout (training only, DROPOUT override from shaders/lora-dropout.wgsl, prepended): the down
+// product reads x times its mask factor, u = dropout(x) · Aᵀ; the up product is unchanged.
 // `T` = storage type of x (set by the loader); `R` = type of y (T, or f32), declared by the wrapper.
 
-struct Params { m: u32, k: u32, n: u32, r: u32, scale: f32 }
+struct Params { m: u32, k: u32, n: u32, r: u32, scale: f32, drop_key: u32, drop_threshold: u32, drop_scale: f32 }
 
 @group(0) @binding(0) var<storage, read> x: array<T>;
 @group(0) @binding(1) var<storage, read> lora_a: array<f32>;
@@ -41,6 +43,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   }
 }
 
+/** x[m, k] as the LoRA path sees it: times its dropout factor when DROPOUT (training). */
+fn lora_input(m: u32, k: u32) -> f32 {
+  let i = m * p.k + k;
+  let v = f32(x[i]);
+  if (DROPOUT) { return v * dropout_factor(i, p.drop_key, p.drop_threshold, p.drop_scale); }
+  return v;
+}
+
 fn down(wg: vec3u, tid: u32) {
   let s = tid % SLICES;
   let c = tid / SLICES;
@@ -51,7 +61,7 @@ fn down(wg: vec3u, tid: u32) {
   if (j < p.r) {
     for (var k = s; k < p.k; k += SLICES) {
       let av = lora_a[j * p.k + k];
-      for (var i = 0u; i < rows; i++) { acc[i] = fma(f32(x[(m0 + i) * p.k + k]), av, acc[i]); }
+      for (var i = 0u; i < rows; i++) { acc[i] = fma(lora_input(m0 + i, k), av, acc[i]); }
     }
   }
   for (var i = 0u; i < DOWN_ROWS; i++) { part[i * WG + tid] = acc[i]; }

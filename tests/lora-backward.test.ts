@@ -3,6 +3,7 @@ import { submitPass, Kernels } from '../src/engine/kernels.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
 import { loraScale } from '../src/engine/lora.ts';
 import { encodeLoraBackward } from '../src/engine/lora-backward.ts';
+import { dropoutMask, loraDropoutKey, type LoraDropoutDraw } from '../src/engine/lora-dropout.ts';
 import { loraRef } from '../src/engine/reference/lora.ts';
 import { loraBackwardRef } from '../src/engine/reference/lora-backward.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
@@ -42,6 +43,26 @@ describe('LoRA backward reference against finite differences of the float64 forw
     expect(maxAbsDiff(ref.db, centralDifference((bb) => loss(x, a, bb), b))).toBeLessThan(1e-8);
     expect(maxAbsDiff(ref.dx, centralDifference((xx) => loss(xx, a, b), x))).toBeLessThan(1e-8);
   });
+
+  it('with a dropout mask: the gradients of L = Σ dy ∘ (s · ((x ∘ mask) Aᵀ) Bᵀ)', () => {
+    const s = { m: 4, k: 6, n: 3, r: 2, scale: 0.8 };
+    const mask = dropoutMask({ p: 0.4, key: loraDropoutKey(2, 1, 0, 0, 'o_proj') }, s.m * s.k);
+    expect(mask.some((v) => v === 0) && mask.some((v) => v > 1)).toBe(true);
+    const x = Float64Array.from(randomF32(s.m * s.k, 5));
+    const a = Float64Array.from(randomF32(s.r * s.k, 6));
+    const b = Float64Array.from(randomF32(s.n * s.r, 7));
+    const dy = Float64Array.from(randomF32(s.m * s.n, 8));
+    const y0 = new Float64Array(s.m * s.n);
+    const masked = { ...s, mask };
+    const loss = (xx: ArrayLike<number>, aa: ArrayLike<number>, bb: ArrayLike<number>) =>
+      loraRef(xx, aa, bb, y0, masked).y.reduce((acc, v, i) => acc + v * dy[i], 0);
+    const ref = loraBackwardRef(x, a, b, dy, masked);
+    expect(maxAbsDiff(ref.da, centralDifference((aa) => loss(x, aa, b), a))).toBeLessThan(1e-8);
+    expect(maxAbsDiff(ref.db, centralDifference((bb) => loss(x, a, bb), b))).toBeLessThan(1e-8);
+    expect(maxAbsDiff(ref.dx, centralDifference((xx) => loss(xx, a, b), x))).toBeLessThan(1e-8);
+    // A dropped element gets no gradient.
+    ref.dx.forEach((v, i) => mask[i] === 0 && expect(Math.abs(v)).toBe(0));
+  });
 });
 
 interface Case {
@@ -55,6 +76,8 @@ interface Case {
   dx?: DType | 'none';
   /** Gradients and dx are accumulated into (else overwritten). */
   accumulate?: boolean;
+  /** lora_dropout of the forward whose backward this is. */
+  p?: number;
 }
 
 async function runCase(c: Case, seed: number) {
@@ -67,7 +90,9 @@ async function runCase(c: Case, seed: number) {
   const a = randomF32(c.r * c.k, seed + 1).map((v) => v * 0.1);
   const b = randomF32(c.n * c.r, seed + 2).map((v) => v * 0.1);
   const dy = asStored(randomF32(c.m * c.n, seed + 3), dyType);
-  const ref = loraBackwardRef(x, a, b, dy, { ...c, scale });
+  const dropout: LoraDropoutDraw | null = c.p ? { p: c.p, key: loraDropoutKey(seed, 9, 0, 3, 'gate_proj') } : null;
+  const mask = dropout ? dropoutMask(dropout, c.m * c.k) : undefined;
+  const ref = loraBackwardRef(x, a, b, dy, { ...c, scale, mask });
   // u as the forward leaves it (f32).
   const u = Float32Array.from(ref.u);
   // Outputs hold values beforehand: added to when accumulating, overwritten (garbage) otherwise.
@@ -85,7 +110,7 @@ async function runCase(c: Case, seed: number) {
   const tdb = uploadTensor(dev, db0, [c.n, c.r], 'f32');
   const tdx = dxType === 'none' ? undefined : uploadTensor(dev, dx0, [c.m, c.k], dxType);
   submitPass(kernels, (pass) =>
-    encodeLoraBackward(kernels, pass, { a: ta, b: tb, scale }, { a: tda, b: tdb }, { x: tx, u: tu, dy: tdy, du: tdu, dx: tdx }, {
+    encodeLoraBackward(kernels, pass, { a: ta, b: tb, scale, dropout }, { a: tda, b: tdb }, { x: tx, u: tu, dy: tdy, du: tdu, dx: tdx }, {
       accumulateGrads: acc,
       accumulateDx: acc,
     }),
@@ -111,7 +136,8 @@ const label = (c: Case) =>
   `M ${c.m}, K ${c.k}, N ${c.n}, r ${c.r}` +
   (c.dtype ? `, x ${c.dtype}, dy ${c.dy ?? c.dtype}, dx ${c.dx ?? c.dtype}` : '') +
   (c.dx === 'none' ? ', no dx' : '') +
-  (c.accumulate ? ', accumulating' : '');
+  (c.accumulate ? ', accumulating' : '') +
+  (c.p ? `, dropout ${c.p}` : '');
 
 describe(`LoRA backward f32 against float64 (component-wise, < ${TOL.f32})`, () => {
   // r not a multiple of 16 leaves partial column groups; M, K, N odd and off the 8 / 16 / 64 tiles.
@@ -126,6 +152,21 @@ describe(`LoRA backward f32 against float64 (component-wise, < ${TOL.f32})`, () 
   for (const [i, c] of cases.entries()) {
     it(label(c), async () => {
       const err = await runCase(c, 10 + 10 * i);
+      console.log(`lora backward ${label(c)}: ${fmt(err)}`);
+      for (const [name, e] of Object.entries(err)) expect(e, name).toBeLessThan(TOL.f32);
+    });
+  }
+});
+
+describe(`LoRA backward with dropout against float64, the mask rebuilt on the CPU (component-wise, < ${TOL.f32})`, () => {
+  const cases: Case[] = [
+    { m: 33, k: 75, n: 70, r: 20, p: 0.1, accumulate: true },
+    { m: 100, k: 131, n: 67, r: 16, p: 0.5 },
+    { m: 70, k: 9, n: 4099, r: 8, p: 0.05, accumulate: true },
+  ];
+  for (const [i, c] of cases.entries()) {
+    it(label(c), async () => {
+      const err = await runCase(c, 200 + 10 * i);
       console.log(`lora backward ${label(c)}: ${fmt(err)}`);
       for (const [name, e] of Object.entries(err)) expect(e, name).toBeLessThan(TOL.f32);
     });

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { submitPass, Kernels } from '../src/engine/kernels.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
 import { encodeLora, lora, loraScale } from '../src/engine/lora.ts';
+import { dropoutFactor, dropoutMask, dropoutScale, loraDropoutKey, pcgHash, type LoraDropoutDraw } from '../src/engine/lora-dropout.ts';
 import { loraRef } from '../src/engine/reference/lora.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
 import { createTensor, readTensor, uploadTensor, type DType, type Tensor } from '../src/engine/tensor.ts';
@@ -30,6 +31,8 @@ interface Case {
   r: number;
   dtype?: DType;
   out?: DType;
+  /** lora_dropout (training: the mask comes from a key, see lora-dropout.ts). */
+  p?: number;
 }
 
 async function runCase(c: Case, seed: number): Promise<{ u: number; y: number }> {
@@ -44,15 +47,17 @@ async function runCase(c: Case, seed: number): Promise<{ u: number; y: number }>
   const ta = uploadTensor(gpu.device, a, [c.r, c.k], 'f32');
   const tb = uploadTensor(gpu.device, b, [c.n, c.r], 'f32');
   const ty = uploadTensor(gpu.device, y0, [c.m, c.n], out);
-  const tu = lora(kernels, tx, { a: ta, b: tb, scale }, ty);
+  const dropout: LoraDropoutDraw | null = c.p ? { p: c.p, key: loraDropoutKey(seed, 3, 1, 2, 'up_proj') } : null;
+  const tu = lora(kernels, tx, { a: ta, b: tb, scale, dropout }, ty);
   const u = await readTensor(gpu.device, tu);
   const y = await readTensor(gpu.device, ty);
   for (const t of [tx, ta, tb, ty, tu] as Tensor[]) t.buffer.destroy();
-  const ref = loraRef(x, a, b, y0, { ...c, scale });
+  const mask = dropout ? dropoutMask(dropout, c.m * c.k) : undefined;
+  const ref = loraRef(x, a, b, y0, { ...c, scale, mask });
   return { u: maxRelError(u, ref.u, ref.uScale), y: maxRelError(y, ref.y, ref.yScale) };
 }
 
-const label = (c: Case) => `M ${c.m}, K ${c.k}, N ${c.n}, r ${c.r}${c.dtype ? `, x ${c.dtype}, y ${c.out ?? c.dtype}` : ''}`;
+const label = (c: Case) => `M ${c.m}, K ${c.k}, N ${c.n}, r ${c.r}${c.dtype ? `, x ${c.dtype}, y ${c.out ?? c.dtype}` : ''}${c.p ? `, dropout ${c.p}` : ''}`;
 
 describe(`LoRA f32: u = x Aᵀ, y += scale · u Bᵀ, against float64 (component-wise, < ${TOL.f32})`, () => {
   // r not a multiple of 16 leaves a partial column group in the down kernel; M not a multiple of
@@ -91,6 +96,68 @@ describe('LoRA, f16 activations (A, B and u stay f32)', () => {
       if (c.out === 'f16') expect(err.y, 'f16 rounding is visible').toBeGreaterThan(1e-6);
     });
   }
+});
+
+describe(`LoRA with dropout (training), against float64 with the mask rebuilt on the CPU (< ${TOL.f32})`, () => {
+  const cases: Case[] = [
+    { m: 33, k: 75, n: 70, r: 16, p: 0.1 },
+    { m: 100, k: 192, n: 130, r: 20, p: 0.5 },
+    { m: 3, k: 4101, n: 9, r: 16, p: 0.05 },
+  ];
+  for (const [i, c] of cases.entries()) {
+    it(label(c), async () => {
+      const err = await runCase(c, 40 + i);
+      console.log(`lora ${label(c)}: u ${err.u.toExponential(2)}, y ${err.y.toExponential(2)}`);
+      expect(err.u).toBeLessThan(TOL.f32);
+      expect(err.y).toBeLessThan(TOL.f32);
+    });
+  }
+
+  it('the GPU mask is the CPU mask, bit for bit (A = I: u = x ∘ mask exactly)', async () => {
+    const [m, k] = [50, 16];
+    const x = randomF32(m * k, 7);
+    const eye = new Float32Array(k * k).map((_, i) => (i % (k + 1) === 0 ? 1 : 0));
+    const draw = { p: 0.3, key: loraDropoutKey(11, 5, 0, 1, 'q_proj') };
+    const tx = uploadTensor(gpu.device, x, [m, k], 'f32');
+    const ta = uploadTensor(gpu.device, eye, [k, k], 'f32');
+    const tb = createTensor(gpu.device, [4, k], 'f32');
+    const ty = createTensor(gpu.device, [m, 4], 'f32');
+    const u = await readTensor(gpu.device, lora(kernels, tx, { a: ta, b: tb, scale: 1, dropout: draw }, ty));
+    // (+ 0: a dropped negative x is -0 on the CPU; the GPU's sum of zeros gives +0.)
+    const want = x.map((v, i) => Math.fround(v * dropoutFactor(draw, i)) + 0);
+    expect(Array.from(u)).toEqual(Array.from(want));
+    const dropped = want.filter((v) => v === 0).length;
+    console.log(`lora dropout 0.3: ${dropped} of ${m * k} dropped on the GPU, same elements as the CPU`);
+    expect(dropped).toBeGreaterThan(0.2 * m * k);
+    expect(dropped).toBeLessThan(0.4 * m * k);
+  });
+});
+
+describe('LoRA dropout mask (CPU hash)', () => {
+  it('drops a fraction p of elements, independently of the key', () => {
+    const n = 1 << 20;
+    for (const p of [0.05, 0.1, 0.5]) {
+      const a = dropoutMask({ p, key: loraDropoutKey(0, 1, 0, 0, 'q_proj') }, n);
+      const b = dropoutMask({ p, key: loraDropoutKey(0, 1, 0, 0, 'k_proj') }, n);
+      const rate = a.filter((v) => v === 0).length / n;
+      const both = a.filter((v, i) => v === 0 && b[i] === 0).length / n;
+      const sigma = Math.sqrt((p * (1 - p)) / n);
+      console.log(`lora dropout p ${p}: rate ${rate.toFixed(5)} (${((rate - p) / sigma).toFixed(2)} sigma), both masks ${both.toFixed(5)} (p^2 ${(p * p).toFixed(5)})`);
+      expect(Math.abs(rate - p)).toBeLessThan(5 * sigma);
+      expect(Math.abs(both - p * p)).toBeLessThan(5 * Math.sqrt((p * p * (1 - p * p)) / n));
+      expect(a.find((v) => v !== 0)).toBe(dropoutScale(p));
+    }
+  });
+
+  it('keys differ for every part of (seed, step, micro-batch, layer, linear)', () => {
+    const base = loraDropoutKey(0, 1, 0, 0, 'q_proj');
+    const others = [loraDropoutKey(1, 1, 0, 0, 'q_proj'), loraDropoutKey(0, 2, 0, 0, 'q_proj'), loraDropoutKey(0, 1, 1, 0, 'q_proj'), loraDropoutKey(0, 1, 0, 1, 'q_proj'), loraDropoutKey(0, 1, 0, 0, 'v_proj')];
+    expect(new Set([base, ...others]).size).toBe(6);
+    // The hash in u32 arithmetic, checked by hand for v = 0: state = 2891336453, shift 14.
+    const state = 2891336453;
+    const word = Number((BigInt((Math.floor(state / 2 ** 14) ^ state) >>> 0) * 277803737n) % 2n ** 32n);
+    expect(pcgHash(0)).toBe(((word >>> 22) ^ word) >>> 0);
+  });
 });
 
 describe('LoRA plumbing', () => {

@@ -97,4 +97,31 @@ describe('training loop', () => {
     expect(events.length).toBe(2);
     destroyLora(r.lora);
   });
+
+  it('evaluates on the validation split of a prepared dataset (as the trainer worker reads it)', async () => {
+    const store = new PreparedStore(new MemoryKv());
+    type Row = Parameters<typeof encodeRows>[0][number];
+    const rs = rows().map((x) => ({ input_ids: Array.from(x.inputIds), labels_mask: Array.from(x.lossMask), segment_ids: Array.from(x.segmentIds), tokens: f.seqLen }) as unknown as Row);
+    const manifest = {
+      version: 1,
+      fingerprint: 'fp2',
+      options: { maxSeqLength: f.seqLen },
+      shards: [
+        { trainRows: 2, validationRows: 0, bytes: 0 },
+        { trainRows: 0, validationRows: 1, bytes: 0 },
+      ],
+    } as unknown as PreparedManifest;
+    await store.commit(manifest, 0, { train: encodeRows(rs, f.seqLen) });
+    await store.commit(manifest, 1, { validation: encodeRows([rs[1]], f.seqLen) });
+    const train = await shardRowSource(store, 'fp2');
+    const validation = await shardRowSource(store, 'fp2', 'validation');
+    expect([train.rows, validation.rows]).toEqual([2, 1]);
+    const events: StepMetrics[] = [];
+    const r = await runTraining(kernels, model, train, { ...settings, maxSteps: 2, evalEvery: 1 }, (m) => events.push(m), { evalData: validation });
+    destroyLora(r.lora);
+    // The validation row is also trained on here, so its loss falls from eval to eval.
+    expect(events.every((e) => Number.isFinite(e.evalLoss))).toBe(true);
+    expect(events[1].evalLoss!).toBeLessThan(events[0].evalLoss!);
+    expect(r.evalLoss).toBe(events[1].evalLoss);
+  });
 });

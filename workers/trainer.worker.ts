@@ -6,7 +6,10 @@ import { Kernels } from '../src/engine/kernels.ts';
 import { loadModel, unloadModel, type LoadedModel } from '../src/engine/loader.ts';
 import { destroyLora, type LoraSet } from '../src/engine/lora-weights.ts';
 import { destroyModelWeights, modelFromLoaded } from '../src/engine/model.ts';
-import { DEFAULT_TRAIN_SETTINGS, runTraining } from '../src/engine/train/loop.ts';
+import { DEFAULT_TRAIN_SETTINGS, runTraining, type StepMetrics, type TrainResult, type TrainSettings } from '../src/engine/train/loop.ts';
+import { latestCheckpointInfo, loadCheckpoint, type TrainCheckpoint } from '../src/engine/train/checkpoint.ts';
+import { clearCheckpoints, MemoryCheckpointStore, type CheckpointStore } from '../src/io/checkpoint-store.ts';
+import { openOpfsCheckpointStore } from '../src/io/checkpoint-store-opfs.ts';
 import { shardRowSource } from '../src/engine/train/shard-source.ts';
 import { idbKeyValueStore } from '../src/data/idb-kv.ts';
 import { PreparedStore } from '../src/data/store.ts';
@@ -14,9 +17,11 @@ import { presetViews } from '../src/engine/presets.ts';
 import { matmulSelfTest } from '../src/engine/selftest.ts';
 import type { ModelCache } from '../src/io/cache.ts';
 import { openBrowserCache } from '../src/io/cache-browser.ts';
-import type { DeviceLost, SelfTestOptions, TrainerApi } from '../src/client/api.ts';
+import type { DeviceLost, SelfTestOptions, TrainerApi, TrainSummary } from '../src/client/api.ts';
 import type { TemplateId } from '../src/data/templates.ts';
 import { crash, exposeApi } from './expose.ts';
+import { exportApi } from './trainer-export.ts';
+import type { ModelSourceSpec } from '../src/io/model-source.ts';
 
 let gpuPromise: Promise<Gpu> | null = null;
 const lostListeners = new Set<(lost: DeviceLost) => void>();
@@ -27,8 +32,12 @@ let cachePromise: Promise<ModelCache> | null = null;
 
 /** The trained adapter, once training holds one (issue 6); chat uses it when asked to. */
 let adapter: LoraSet | null = null;
-/** The run in progress. */
-let training: AbortController | null = null;
+/** The run in progress: stop and pause requests. */
+let training: { stop: AbortController; pause: AbortController } | null = null;
+/** Where checkpoints go: OPFS, or memory where there is none (then they do not survive a reload). */
+let checkpointsPromise: Promise<CheckpointStore> | null = null;
+/** Device losses so far: a run that sees this change failed because its GPU went away. */
+let deviceLosses = 0;
 /** The data worker's prepared datasets (the same IndexedDB database, read here). */
 let prepared: PreparedStore | null = null;
 /** Chat state for the loaded model and a template: tokenizer, KV cache, generator. */
@@ -36,6 +45,59 @@ let chat: { model: LoadedModel; template: string; session: Promise<ChatSession> 
 let generating: { ctrl: AbortController; done: Promise<unknown> } | null = null;
 
 const cache = (): Promise<ModelCache> => (cachePromise ??= openBrowserCache());
+const checkpoints = (): Promise<CheckpointStore> =>
+  (checkpointsPromise ??= openOpfsCheckpointStore().then((s) => s ?? new MemoryCheckpointStore()));
+
+/** Trains on a prepared dataset (its train split; eval on its validation split), fresh or from a
+ *  checkpoint; the adapter it leaves becomes the one chat and export use. */
+async function trainHere(dataset: string, settings: TrainSettings, onMetrics: (m: StepMetrics) => void, resumeFrom?: TrainCheckpoint): Promise<TrainSummary> {
+  const m = model;
+  if (!m) throw new Error(resumeFrom ? 'Load the model the run was training, then resume.' : 'Load a model before training.');
+  if (training) throw new Error('A training run is already going; stop it first.');
+  const ctrl = { stop: new AbortController(), pause: new AbortController() };
+  training = ctrl;
+  const losses = deviceLosses;
+  try {
+    const k = kernelsFor(await gpu());
+    prepared ??= new PreparedStore(idbKeyValueStore('webtune-datasets', 'kv'));
+    const source = await shardRowSource(prepared, dataset);
+    const evalData = await shardRowSource(prepared, dataset, 'validation');
+    const store = await checkpoints();
+    // f32 activations: the backward does not run the f16 mode yet.
+    const weights = await modelFromLoaded(k, m, { dtype: 'f32' });
+    try {
+      const r: TrainResult = await runTraining(k, weights, source, settings, (x) => onMetrics(x), {
+        signal: ctrl.stop.signal,
+        pause: ctrl.pause.signal,
+        store,
+        resumeFrom,
+        evalData,
+        run: { modelId: m.summary.id, dataset },
+      });
+      if (model !== m) {
+        destroyLora(r.lora); // the model changed under the run
+      } else {
+        if (adapter) destroyLora(adapter);
+        adapter = r.lora;
+      }
+      const { steps, skipped, stopped, message, checkpoint, evalLoss, bestEvalLoss, bestEvalStep } = r;
+      return { steps, skipped, stopped, message, checkpoint, evalLoss, bestEvalLoss, bestEvalStep };
+    } finally {
+      destroyModelWeights(weights);
+    }
+  } catch (e) {
+    if (deviceLosses === losses) throw e;
+    // The readbacks of a lost device fail with bare AbortErrors: say what happened and what is left.
+    const info = await latestCheckpointInfo(await checkpoints()).catch(() => null);
+    const kept = info ? ` The checkpoint of step ${info.step} of ${info.totalSteps} is kept: load the model again and resume.` : '';
+    throw new Error(`The GPU device was lost during training.${kept}`);
+  } finally {
+    if (training === ctrl) training = null;
+  }
+}
+
+/** Where each loaded model came from: exports re-read its weights through the cache. */
+const modelSources = new WeakMap<LoadedModel, ModelSourceSpec>();
 
 function dropChat(): void {
   const old = chat;
@@ -63,7 +125,7 @@ function kernelsFor(g: Gpu): Kernels {
 
 function dropModel(): void {
   generating?.ctrl.abort();
-  training?.abort();
+  training?.stop.abort();
   dropChat();
   if (adapter) destroyLora(adapter); // made for this model's shapes
   adapter = null;
@@ -76,11 +138,12 @@ function gpu(): Promise<Gpu> {
   if (!gpuPromise) {
     const p = getGpu().then((g) => {
       g.onLost((reason, message) => {
+        deviceLosses++;
         if (gpuPromise === p) gpuPromise = null;
         model = null; // its buffers went with the device
         chat = null;
         adapter = null;
-        training?.abort();
+        training?.stop.abort(); // its last checkpoint stays in the store: resumeTraining() after a reload of the model
         for (const listener of lostListeners) {
           try {
             listener({ reason, message });
@@ -127,6 +190,7 @@ const api: TrainerApi = {
       const deps = { gpu: g, kernels: kernelsFor(g), cache: await cache() };
       const loaded = await loadModel(deps, source, { signal: ctrl.signal, onProgress });
       model = loaded;
+      modelSources.set(loaded, source);
       return loaded.summary;
     } finally {
       if (loading === ctrl) loading = null;
@@ -186,39 +250,42 @@ const api: TrainerApi = {
     generating?.ctrl.abort();
   },
   async train(dataset, settings, onMetrics) {
-    const m = model;
-    if (!m) throw new Error('Load a model before training.');
+    return trainHere(dataset, { ...DEFAULT_TRAIN_SETTINGS, ...settings }, onMetrics);
+  },
+  async pauseTraining() {
+    training?.pause.abort();
+  },
+  async resumeTraining(onMetrics) {
     if (training) throw new Error('A training run is already going; stop it first.');
-    const ctrl = new AbortController();
-    training = ctrl;
-    try {
-      const k = kernelsFor(await gpu());
-      prepared ??= new PreparedStore(idbKeyValueStore('webtune-datasets', 'kv'));
-      const source = await shardRowSource(prepared, dataset);
-      // f32 activations: the backward does not run the f16 mode yet.
-      const weights = await modelFromLoaded(k, m, { dtype: 'f32' });
-      try {
-        const r = await runTraining(k, weights, source, { ...DEFAULT_TRAIN_SETTINGS, ...settings }, (x) => onMetrics(x), ctrl.signal);
-        if (model !== m) {
-          destroyLora(r.lora); // the model changed under the run
-        } else {
-          if (adapter) destroyLora(adapter);
-          adapter = r.lora;
-        }
-        return { steps: r.steps, skipped: r.skipped, stopped: r.stopped, message: r.message };
-      } finally {
-        destroyModelWeights(weights);
-      }
-    } finally {
-      if (training === ctrl) training = null;
-    }
+    const problems: string[] = [];
+    const ckpt = await loadCheckpoint(await checkpoints(), problems);
+    if (!ckpt) throw new Error(`There is no checkpoint to resume${problems.length ? ` (${problems.join('; ')})` : ''}.`);
+    const { modelId, dataset } = ckpt.state.run;
+    if (modelId && model && model.summary.id !== modelId) throw new Error(`The checkpoint was made with ${modelId}, not ${model.summary.id}: load ${modelId} first.`);
+    if (!dataset) throw new Error('The checkpoint does not say which dataset it was trained on.');
+    return trainHere(dataset, ckpt.state.settings, onMetrics, ckpt);
+  },
+  async checkpointInfo() {
+    return latestCheckpointInfo(await checkpoints());
+  },
+  async discardCheckpoint() {
+    if (training) throw new Error('A training run is going; stop it before deleting its checkpoint.');
+    await clearCheckpoints(await checkpoints());
   },
   async stopTraining() {
-    training?.abort();
+    training?.stop.abort();
   },
   async trainDefaults() {
     return { ...DEFAULT_TRAIN_SETTINGS, targets: [...DEFAULT_TRAIN_SETTINGS.targets] };
   },
+  ...exportApi({
+    model: () => model,
+    source: (m) => modelSources.get(m) ?? null,
+    adapter: () => adapter,
+    training: () => training !== null,
+    device: async () => (await gpu()).device,
+    cache,
+  }),
 };
 
 exposeApi(api);

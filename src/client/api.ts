@@ -24,12 +24,44 @@ import type { DatasetSplit } from '../io/hub.ts';
 import type { ChatReply, ChatToken } from '../engine/chat.ts';
 import type { TemplateId } from '../data/templates.ts';
 import type { Message } from '../data/types.ts';
-import type { StepMetrics, TrainSettings } from '../engine/train/loop.ts';
+import type { StepMetrics, TrainSettings, TrainStopReason } from '../engine/train/loop.ts';
+import type { CheckpointInfo } from '../engine/train/checkpoint.ts';
+import type { ExportProgress, ExportResult, ExportSizes } from '../io/export-job.ts';
+import type { LoadedExportRequest as ExportRequest } from '../engine/export-run.ts';
 
 export type { GpuInfo, NoWebGPUReason, MatmulCheck };
 export type { LoadProgress, ModelSourceSpec, ModelSummary, PresetView, CachedFileInfo, CacheKind, StorageUsage };
 export type { ChatReply, ChatToken, Message as ChatMessage };
-export type { StepMetrics, TrainSettings };
+export type { StepMetrics, TrainSettings, TrainStopReason, CheckpointInfo };
+export type { ExportProgress, ExportResult, ExportSizes, ExportRequest };
+
+/** Where the trainer worker writes an export. The handles come from the page's pickers
+ *  (showSaveFilePicker / showDirectoryPicker need a click there) and are cloned to the worker. */
+export type ExportTarget =
+  | { kind: 'file'; handle: FileSystemFileHandle }
+  | { kind: 'folder'; handle: FileSystemDirectoryHandle }
+  /** The browser's private storage (OPFS); the page then downloads the files from `browserFolder`. */
+  | { kind: 'browser-storage' };
+
+/** What the Export tab offers for the model held now. */
+export interface ExportOptionsView {
+  modelId: string | null;
+  hasAdapter: boolean;
+  /** What merged exports merge into: the checkpoint's own weights, or dequantized NF4 (bnb-4bit). */
+  baseOrigin: '16-bit' | 'nf4' | null;
+  /** Bytes of each export (planned, not run); null without a model or when config.json is unreadable. */
+  sizes: ExportSizes | null;
+  /** Why `sizes` is null. */
+  problem: string | null;
+  /** Workers that quantize (and merge) in parallel. */
+  poolSize: number;
+}
+
+export interface ExportDone extends ExportResult {
+  target: ExportTarget['kind'];
+  /** browser-storage: the OPFS folder (webtune-exports/<id>) holding the files to download. */
+  browserFolder: string | null;
+}
 
 /** How a training run ended (the trained adapter stays in the trainer worker for chat and export). */
 export interface TrainSummary {
@@ -37,9 +69,17 @@ export interface TrainSummary {
   steps: number;
   /** Steps skipped for a non-finite loss or gradient norm. */
   skipped: number;
-  stopped: 'done' | 'aborted' | 'diverged';
+  /** 'paused': pauseTraining() (a checkpoint was written; resumeTraining() continues);
+   *  'early-stopped': earlyStoppingPatience evals without improvement (see message). */
+  stopped: TrainStopReason;
   /** For people, when it did not end normally (e.g. "try a lower learning rate"). */
   message?: string;
+  /** The last checkpoint the run wrote, if any. */
+  checkpoint?: CheckpointInfo;
+  /** The last eval loss on the validation split, and the best one with its step (when it has one). */
+  evalLoss?: number;
+  bestEvalLoss?: number;
+  bestEvalStep?: number;
 }
 
 export type WorkerName = 'trainer' | 'data';
@@ -124,14 +164,40 @@ export interface TrainerApi {
   /** Stops the answer being generated, if any. */
   cancelGenerate(): Promise<void>;
   /** Trains a fresh LoRA adapter on the loaded model with the train split of a prepared dataset
-   *  (its fingerprint, from the data worker's store), `settings` over DEFAULT_TRAIN_SETTINGS;
-   *  `onMetrics` once per step. The adapter replaces the one held (chat uses it). Rejects when no
-   *  model is loaded or a run is already going. */
+   *  (its fingerprint, from the data worker's store), `settings` over DEFAULT_TRAIN_SETTINGS
+   *  (checkpointEvery, evalEvery, earlyStoppingPatience, loraDropout among them); `onMetrics` once
+   *  per step (evalLoss on eval steps, from the validation split when it has rows). Checkpoints go
+   *  to OPFS (memory where the browser has none) and replace the previous run's. The adapter
+   *  replaces the one held (chat uses it). Rejects when no model is loaded or a run is going. */
   train(dataset: string, settings: Partial<TrainSettings>, onMetrics: (m: StepMetrics) => void): Promise<TrainSummary>;
-  /** Stops the run after its current step (train() then resolves with stopped 'aborted'). */
+  /** Stops the run after its current step (train() then resolves with stopped 'aborted'); a
+   *  checkpoint of that step is written, so it can still be resumed. */
   stopTraining(): Promise<void>;
+  /** Pauses the run after its current step: a checkpoint, then train()/resumeTraining() resolve
+   *  with stopped 'paused'. */
+  pauseTraining(): Promise<void>;
+  /** Continues the run of the newest checkpoint (after a pause, a reload, a lost GPU) with its
+   *  settings and dataset; the loaded model must be the checkpoint's (checkpointInfo().modelId).
+   *  Resolves like train(). Rejects when there is no checkpoint, another model is loaded, or a
+   *  run is going. */
+  resumeTraining(onMetrics: (m: StepMetrics) => void): Promise<TrainSummary>;
+  /** The newest checkpoint (run id, step, total, settings, dataset fingerprint, model id…), read
+   *  without its tensors; null when there is none. What the Train tab offers to resume. */
+  checkpointInfo(): Promise<CheckpointInfo | null>;
+  /** Deletes the stored checkpoints (not while a run is going). */
+  discardCheckpoint(): Promise<void>;
   /** DEFAULT_TRAIN_SETTINGS (the seed recipe), for the Train tab's form. */
   trainDefaults(): Promise<TrainSettings>;
+  /** What can be exported now, with the size of each export (no weights are read) when written
+   *  with `template` (the training chat template; default: the tokenizer's own). */
+  exportOptions(template?: TemplateId): Promise<ExportOptionsView>;
+  /** Exports the adapter, a merged 16-bit model or a GGUF (src/engine/export-run.ts) to `target`;
+   *  `onProgress` a few times a second. Rejects with an error named 'ExportError' whose `reason` is
+   *  no-adapter | unsupported | bad-request | cancelled | disk-full | write-failed | failed and whose
+   *  message says what to do; the partial files are removed first. */
+  exportModel(request: ExportRequest, target: ExportTarget, onProgress: (p: ExportProgress) => void): Promise<ExportDone>;
+  /** Stops the export in progress (exportModel then rejects with reason 'cancelled'). */
+  cancelExport(): Promise<void>;
 }
 
 export interface StoreProbe {

@@ -20,7 +20,14 @@ const methods: MethodList<TrainerApi> = {
   cancelGenerate: true,
   train: true,
   stopTraining: true,
+  pauseTraining: true,
+  resumeTraining: true,
+  checkpointInfo: true,
+  discardCheckpoint: true,
   trainDefaults: true,
+  exportOptions: true,
+  exportModel: true,
+  cancelExport: true,
 };
 
 export const trainerWorker = new WorkerHandle<TrainerApi>(

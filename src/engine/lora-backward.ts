@@ -2,11 +2,16 @@
 // encodeLora, given dy:
 //   dB += s · dyᵀ u,  du = s · dy B,  dA += duᵀ x,  dx += du A
 // The frozen base's share of dx comes from encodeNf4MatmulBackward (nf4-matmul.ts), recorded
-// first; this adds LoRA's share to it. Reference: reference/lora-backward.ts.
+// first; this adds LoRA's share to it. With dropout in training (lora.dropout, the forward's
+// draw), dA and dx take the forward's mask. Reference: reference/lora-backward.ts.
 import { type Kernels, withResidualType } from './kernels.ts';
-import type { LoraWeights } from './lora.ts';
+import { dropoutParams } from './lora-dropout.ts';
+import { hasDropout, type LoraWeights } from './lora.ts';
 import { expectShape, numel, type DType, type Tensor } from './tensor.ts';
-import source from '../../shaders/lora-backward.wgsl?raw';
+import dropoutSource from '../../shaders/lora-dropout.wgsl?raw';
+import backwardSource from '../../shaders/lora-backward.wgsl?raw';
+
+const source = `${dropoutSource}\n${backwardSource}`;
 
 /** Gradients of lora_A [r, K] and lora_B [N, r], f32 (accumulated over micro-batches). */
 export interface LoraGrads {
@@ -55,9 +60,12 @@ export function encodeLoraBackward(
   const dxType: DType = t.dx?.dtype ?? t.x.dtype;
   const spec = withResidualType('lora_backward', source, t.x.dtype, dxType);
   const named = { name: `${spec.name}(D=${t.dy.dtype})`, source: `alias D = ${t.dy.dtype};\n${spec.source}` };
-  const get = (mode: number, outerX = false) => kernels.get({ ...named, dtype: t.x.dtype, constants: { MODE: mode, OUTER_X: outerX } });
+  const drop = hasDropout(lora);
+  // The dropout phases (dA, dx) compile with DROPOUT; dB and du never need it.
+  const get = (mode: number, outerX = false, dropout = false) =>
+    kernels.get({ ...named, dtype: t.x.dtype, constants: { MODE: mode, OUTER_X: outerX, DROPOUT: dropout } });
   const { ro, rw } = placeholders(kernels.device);
-  const base = { m, r, w_row: 0, w_red: 0, out_t: 0, accumulate: 0, scale: lora.scale };
+  const base = { m, r, w_row: 0, w_red: 0, out_t: 0, accumulate: 0, scale: lora.scale, ...dropoutParams(lora.dropout) };
   // Buffers: x, dy, f1, f2, acc, y.
   kernels.dispatch(pass, get(2), [ro, t.dy.buffer, t.u.buffer, ro, grads.b.buffer, rw], { ...base, len: n, accumulate: accGrads }, [
     Math.ceil(n / OUTER_COLS),
@@ -67,12 +75,12 @@ export function encodeLoraBackward(
     Math.ceil(r / DOWN_COLS),
     Math.ceil(m / DOWN_ROWS),
   ]);
-  kernels.dispatch(pass, get(2, true), [t.x.buffer, ro, t.du.buffer, ro, grads.a.buffer, rw], { ...base, len: k, out_t: 1, accumulate: accGrads, scale: 1 }, [
+  kernels.dispatch(pass, get(2, true, drop), [t.x.buffer, ro, t.du.buffer, ro, grads.a.buffer, rw], { ...base, len: k, out_t: 1, accumulate: accGrads, scale: 1 }, [
     Math.ceil(k / OUTER_COLS),
     Math.ceil(r / OUTER_R),
   ]);
   if (t.dx) {
-    kernels.dispatch(pass, get(1), [ro, ro, t.du.buffer, lora.a.buffer, rw, t.dx.buffer], { ...base, len: k, w_row: 1, w_red: k, accumulate: accDx, scale: 1 }, [
+    kernels.dispatch(pass, get(1, false, drop), [ro, ro, t.du.buffer, lora.a.buffer, rw, t.dx.buffer], { ...base, len: k, w_row: 1, w_red: k, accumulate: accDx, scale: 1 }, [
       Math.ceil(k / UP_TILE),
       Math.ceil(m / UP_TILE),
     ]);

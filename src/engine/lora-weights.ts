@@ -4,6 +4,7 @@
 // or from a PEFT adapter (src/io/peft.ts readPeftAdapter), and read back into one for export.
 import { LINEAR_NAMES, linearModulePath, type LinearName, type ModelArch } from './arch.ts';
 import { loraScale, type LoraWeights } from './lora.ts';
+import { dropoutThreshold, loraDropoutKey } from './lora-dropout.ts';
 import { createTensor, readTensor, uploadTensor } from './tensor.ts';
 import type { LoraAdapter, LoraModule } from '../io/peft.ts';
 import { rng } from '../util/random.ts';
@@ -108,6 +109,30 @@ export async function readLoraModules(device: GPUDevice, arch: ModelArch, set: L
     }
   }
   return out;
+}
+
+/** Which forward of a run is being recorded, for LoRA dropout's mask (lora-dropout.ts). */
+export interface DropoutDraw {
+  /** lora_dropout in [0, 1); 0 leaves the kernels exactly as without dropout. */
+  p: number;
+  seed: number;
+  /** Optimizer step, 1-based. */
+  step: number;
+  /** Micro-batch of the step's accumulation, 0-based. */
+  micro: number;
+}
+
+/**
+ * Turns dropout on for the forward (and its recompute and backward) about to be recorded, each
+ * adapted linear with its own key; null turns it off (eval, chat, between steps).
+ */
+export function setLoraDropout(set: LoraSet, draw: DropoutDraw | null): void {
+  if (draw) dropoutThreshold(draw.p); // validates p
+  set.layers.forEach((layer, i) => {
+    for (const [name, w] of Object.entries(layer) as [LinearName, LoraWeights][]) {
+      w.dropout = draw && draw.p > 0 ? { p: draw.p, key: loraDropoutKey(draw.seed, draw.step, draw.micro, i, name) } : null;
+    }
+  });
 }
 
 export function destroyLora(set: LoraSet): void {

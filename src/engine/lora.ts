@@ -1,10 +1,15 @@
 // The LoRA path (shaders/lora.wgsl): y += scale · B (A x) beside a frozen (NF4) linear, with
 // PEFT's names and layouts: lora_A [r, in], lora_B [out, r], scaling = lora_alpha / r, or
 // lora_alpha / sqrt(r) with use_rslora. A and B are f32 master weights in both numeric modes.
-// Reference: reference/lora.ts.
+// In training, lora_dropout applies to the LoRA path's input (lora-dropout.ts), with a mask the
+// kernels derive from a key instead of reading it. Reference: reference/lora.ts.
 import { expectShape, createTensor, numel, type Tensor } from './tensor.ts';
 import { submitPass, withResidualType, type Kernels } from './kernels.ts';
-import source from '../../shaders/lora.wgsl?raw';
+import { dropoutParams, type LoraDropoutDraw } from './lora-dropout.ts';
+import dropoutSource from '../../shaders/lora-dropout.wgsl?raw';
+import loraSource from '../../shaders/lora.wgsl?raw';
+
+const source = `${dropoutSource}\n${loraSource}`;
 
 /** PEFT's `scaling`: lora_alpha / r, or lora_alpha / sqrt(r) with rsLoRA (use_rslora). */
 export function loraScale({ r, alpha, rslora = false }: { r: number; alpha: number; rslora?: boolean }): number {
@@ -20,6 +25,16 @@ export interface LoraWeights {
   b: Tensor;
   /** loraScale(...). */
   scale: number;
+  /**
+   * The dropout draw of the forward being recorded: set by the training step for each
+   * micro-batch and cleared after it; absent or null (eval, chat): no dropout.
+   */
+  dropout?: LoraDropoutDraw | null;
+}
+
+/** Whether `l` drops anything in the forward being recorded (the kernels' DROPOUT override). */
+export function hasDropout(l: LoraWeights): boolean {
+  return !!l.dropout && l.dropout.p > 0;
 }
 
 const DOWN_COLS = 16;
@@ -35,8 +50,8 @@ export function encodeLora(kernels: Kernels, pass: GPUComputePassEncoder, x: Ten
   const s = checkLora(x, lora, u, y);
   const spec = withResidualType('lora', source, x.dtype, y.dtype);
   const buffers = [x.buffer, lora.a.buffer, lora.b.buffer, u.buffer, y.buffer];
-  const params = { m: s.m, k: s.k, n: s.n, r: s.r, scale: lora.scale };
-  const down = kernels.get({ ...spec, dtype: x.dtype, constants: { UP: false } });
+  const params = { m: s.m, k: s.k, n: s.n, r: s.r, scale: lora.scale, ...dropoutParams(lora.dropout) };
+  const down = kernels.get({ ...spec, dtype: x.dtype, constants: { UP: false, DROPOUT: hasDropout(lora) } });
   kernels.dispatch(pass, down, buffers, params, [Math.ceil(s.r / DOWN_COLS), Math.ceil(s.m / DOWN_ROWS)]);
   const up = kernels.get({ ...spec, dtype: x.dtype, constants: { UP: true } });
   kernels.dispatch(pass, up, buffers, params, [Math.ceil(s.n / UP_TILE), Math.ceil(s.m / UP_TILE)]);

@@ -172,6 +172,9 @@ export interface GgufModelOptions {
   /** Tensors with more elements are read and quantized in row chunks of about this many
    * elements, when the source has readRows and no permutation applies (default 2^24). */
   chunkElements?: number;
+  /** Quantizes instead of quantize() on this thread (a pool of workers, src/io/quant-pool.ts);
+   * must give quantize()'s bytes. */
+  quantizer?: (type: GGMLTypeId, values: Float32Array) => Uint8Array | Promise<Uint8Array>;
 }
 
 /** general.* and architecture KVs (without the tokenizer's). */
@@ -208,20 +211,30 @@ export function ggufModel(opts: GgufModelOptions): { kvs: GGUFKV[]; tensors: Ggu
   const plan = planGgufTensors(arch, preset);
   const kvs = [...ggufModelKVs(arch, preset, opts.name), ...opts.tokenizer, ...(opts.extra ?? [])];
   const chunk = opts.chunkElements ?? 1 << 24;
-  const quantizeAs = (t: GgufTensorPlan, w: Float32Array): Uint8Array => {
+  const quantizer = opts.quantizer ?? quantize;
+  const quantizeAs = async (t: GgufTensorPlan, w: Float32Array): Promise<Uint8Array> => {
     try {
-      return quantize(t.type, w);
+      return await quantizer(t.type, w);
     } catch (e) {
       throw new GgufError(`${t.name} (${ggmlTypeName(t.type)}): ${(e as Error).message}`);
     }
   };
   async function* rowChunks(t: GgufTensorPlan, rowsPerChunk: number): AsyncGenerator<Uint8Array> {
     const [cols, rows] = t.ne;
-    for (let start = 0; start < rows; start += rowsPerChunk) {
+    const chunkAt = async (start: number): Promise<Uint8Array> => {
       const count = Math.min(rowsPerChunk, rows - start);
       const w = await weights.readRows!(t.hfName!, start, count);
       if (w.length !== count * cols) throw new GgufError(`${t.hfName}: rows ${start}..${start + count} gave ${w.length} values, expected ${count * cols}`);
-      yield quantizeAs(t, w);
+      return quantizeAs(t, w);
+    };
+    // One chunk ahead: with a pool of workers the next chunk is read and queued while this one's
+    // last pieces finish (the pieces still come back in order).
+    let next: Promise<Uint8Array> | null = chunkAt(0);
+    for (let start = 0; start < rows; start += rowsPerChunk) {
+      const current: Promise<Uint8Array> = next!;
+      next = start + rowsPerChunk < rows ? chunkAt(start + rowsPerChunk) : null;
+      next?.catch(() => undefined); // surfaces when its turn comes
+      yield await current;
     }
   }
   const tensors: GgufTensorToWrite[] = plan.map((t) => ({

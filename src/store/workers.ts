@@ -31,7 +31,7 @@ const handles = { trainer: trainerWorker, data: dataWorker } as const;
 /** Calls whose failure the UI already shows where it happened (GPU panel, demo lists,
  *  diagnostics); a failure of any other call, and every crash, gets the worker's banner. */
 const SHOWN_IN_CONTEXT: Record<WorkerName, ReadonlySet<string>> = {
-  trainer: new Set(['init', 'describe', 'onDeviceLost', 'selfTest', 'loadModel', 'cancelLoad', 'unloadModel', 'presets', 'cacheState', 'clearCache', 'train', 'stopTraining', 'trainDefaults', 'generate', 'cancelGenerate']),
+  trainer: new Set(['init', 'describe', 'onDeviceLost', 'selfTest', 'loadModel', 'cancelLoad', 'unloadModel', 'presets', 'cacheState', 'clearCache', 'train', 'stopTraining', 'trainDefaults', 'generate', 'cancelGenerate', 'exportOptions', 'exportModel', 'cancelExport']),
   data: new Set(['demoManifest', 'storeProbe', 'inspect', 'preview', 'prepare', 'resumePrepared', 'cancel', 'listPrepared', 'deletePrepared', 'hubSplits', 'tokenizerFacts']),
 };
 

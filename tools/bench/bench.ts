@@ -2,6 +2,9 @@
 //   matmul  tiled matmul TFLOP/s (matmul.ts)
 //   nf4     NF4 quantization throughput, GB/s of 16-bit input (nf4.ts)
 //   load    load time of a 1B-shape model from the cache to the GPU (load.ts)
+//   nf4mm   the fused NF4 matmul at the 8B MLP's training shape, forward and backward (engine.ts)
+//   model   prefill, decode and QLoRA training of 1B- and 8B-shaped random models (engine.ts)
+//   export  adapter / merged / GGUF export time of the demo model, and of 1B / 8B shapes (export.ts)
 // Kernel timing: GPU timestamps around the dispatches when the adapter has timestamp-query (else
 // wall clock around submit + onSubmittedWorkDone), warm-up first, median of the repeats, inputs
 // rotated across several copies so repeats do not run out of a warm L2 (timing.ts).
@@ -12,6 +15,8 @@
 //          --quick (small shapes and few repeats, for a software GPU)
 //          --load-shape 1b|8b   --load-layers N   --load-vocab N   --load-repeats N   --load-dir DIR
 //          --load-shard-bytes N   --keep (leave the generated cache folder in place)
+//          --model-shapes 1b,8b   --model-layers N   --model-vocab N   --seq N
+//          --export-shapes demo,1b,8b   --export-layers N   --export-vocab N   --export-workers N
 import '../../tests/setup/node-globals.ts';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,8 +25,10 @@ import { Kernels } from '../../src/engine/kernels.ts';
 import { benchLoad, describeLoad, type LoadBenchOptions, type LoadResult } from './load.ts';
 import { benchMatmul, type MatmulResult } from './matmul.ts';
 import { benchNf4, NF4_SHAPES, type Nf4Result } from './nf4.ts';
+import { benchExport, describeExport, type ExportBenchOptions, type ExportResult } from './export.ts';
+import { benchModel, benchNf4Matmul, engineDefaults, type EngineBenchOptions, type ModelBenchResult, type Nf4MatmulResult } from './engine.ts';
 
-const SECTIONS = ['matmul', 'nf4', 'load'] as const;
+const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'model', 'export'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -32,6 +39,8 @@ interface Args {
   repeats: number;
   quick: boolean;
   load: LoadBenchOptions;
+  engine: EngineBenchOptions;
+  export: ExportBenchOptions;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -42,6 +51,8 @@ function parseArgs(argv: string[]): Args {
     repeats: quick ? 3 : 20,
     quick,
     // --quick: the 1B's layer shapes, 2 of its 16 layers and a 16k vocab (about 0.16 B params).
+    engine: engineDefaults(quick),
+    export: { shapes: ['demo'] },
     load: { shape: '1b', dir: tmpdir(), keep: false, repeats: quick ? 2 : 3, ...(quick ? { layers: 2, vocab: 16384 } : {}) },
   };
   const num = (flag: string, v: string | undefined): number => {
@@ -72,6 +83,14 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--load-repeats') args.load.repeats = num(flag, v);
     else if (flag === '--load-dir') args.load.dir = v;
     else if (flag === '--load-shard-bytes') args.load.shardBytes = num(flag, v);
+    else if (flag === '--model-shapes') args.engine.shapes = v.split(',');
+    else if (flag === '--model-layers') args.engine.layers = num(flag, v);
+    else if (flag === '--model-vocab') args.engine.vocab = num(flag, v);
+    else if (flag === '--seq') args.engine.seqLen = num(flag, v);
+    else if (flag === '--export-shapes') args.export.shapes = v.split(',');
+    else if (flag === '--export-layers') args.export.layers = num(flag, v);
+    else if (flag === '--export-workers') args.export.workers = num(flag, v);
+    else if (flag === '--export-vocab') args.export.vocab = num(flag, v);
     else throw new Error(`unknown option ${flag}`);
   }
   return args;
@@ -91,7 +110,7 @@ async function main() {
   const gpu = await getGpu();
   const kernels = new Kernels(gpu);
   console.log(describeGpu(gpu.info));
-  const results: (MatmulResult | Nf4Result | LoadResult)[] = [];
+  const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult)[] = [];
   const summary: string[] = [];
 
   if (args.only.includes('matmul')) {
@@ -110,6 +129,29 @@ async function main() {
     results.push(load);
     console.log(describeLoad(load));
     summary.push(describeLoad(load));
+  }
+
+  if (args.only.includes('nf4mm')) {
+    const [tokens, inp, out] = args.quick ? [256, 512, 1792] : [2048, 4096, 14336];
+    const mm = await benchNf4Matmul(gpu, kernels, tokens, inp, out, args.repeats);
+    results.push(...mm);
+    for (const r of mm) summary.push(`NF4 matmul ${r.direction} [${r.shape.join('x')}]: ${r.tflops.toPrecision(3)} TFLOP/s`);
+  }
+  if (args.only.includes('model')) {
+    for (const shape of args.engine.shapes) {
+      const r = await benchModel(kernels, shape, args.engine);
+      results.push(r);
+      summary.push(
+        `${shape} (${r.layers} layers): prefill ${r.prefillTokensPerSecond.toFixed(0)} tok/s, decode ${r.decodeTokensPerSecond.toFixed(1)} tok/s (${r.inferenceDtype}), ` +
+          `train ${r.trainTokensPerSecond.toFixed(0)} tok/s at seq ${r.trainSeqLen} (${r.trainModelTflops.toPrecision(3)} TFLOP/s), train peak ${(r.trainPeakBytes / 2 ** 30).toFixed(2)} GiB`,
+      );
+    }
+  }
+
+  if (args.only.includes('export')) {
+    const ex = await benchExport(args.export);
+    results.push(...ex);
+    summary.push(...ex.map(describeExport));
   }
 
   const out = {

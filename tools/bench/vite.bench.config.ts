@@ -4,11 +4,15 @@ export default defineConfig({
   publicDir: false,
   ssr: { noExternal: true, external: ['webgpu'] },
   build: {
-    ssr: 'tools/bench/bench.ts',
+    ssr: true,
     outDir: 'dist-bench',
     emptyOutDir: true,
     target: 'node20',
-    rollupOptions: { output: { entryFileNames: 'bench.js' } },
+    // quant-worker.js: the export pool's worker_threads script (tools/bench/export.ts), next to bench.js.
+    rollupOptions: {
+      input: { bench: 'tools/bench/bench.ts', 'quant-worker': 'src/io/quant-pool-node-worker.ts' },
+      output: { entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js' },
+    },
   },
   logLevel: 'warn',
 });

@@ -4,7 +4,9 @@
 //   dA = duᵀ x         [r, K]        dx = du A         [M, K]
 // Each comes with its Σ |terms| scale for maxRelError (reference/matmul.ts); the scales of dA
 // and dx are built on du's, so they bound the error inherited from rounding in du as well.
-import { loraRef, type LoraRefShape } from './lora.ts';
+// With dropout (s.mask, the forward's factors): u = (x ∘ mask) Aᵀ, dA = duᵀ (x ∘ mask) and
+// dx = mask ∘ (du A), the gradient of the masked input taken back through the mask.
+import { droppedInput, loraRef, type LoraRefShape } from './lora.ts';
 
 export interface LoraBackwardRef {
   u: Float64Array;
@@ -25,9 +27,10 @@ export function loraBackwardRef(
   dy: ArrayLike<number>,
   s: LoraRefShape,
 ): LoraBackwardRef {
-  const { m, k, n, r, scale } = s;
+  const { m, k, n, r, scale, mask } = s;
   // u = x · Aᵀ and its error scale, exactly as the forward reference computes them.
   const { u, uScale } = loraRef(x, a, b, new Float64Array(m * n), s);
+  const xd = droppedInput(x, mask);
   const du = new Float64Array(m * r);
   const duScale = new Float64Array(m * r);
   for (let i = 0; i < m; i++) {
@@ -63,8 +66,8 @@ export function loraBackwardRef(
       let sum = 0;
       let abs = 0;
       for (let i = 0; i < m; i++) {
-        sum += du[i * r + j] * x[i * k + p];
-        abs += duScale[i * r + j] * Math.abs(x[i * k + p]);
+        sum += du[i * r + j] * xd[i * k + p];
+        abs += duScale[i * r + j] * Math.abs(xd[i * k + p]);
       }
       da[j * k + p] = sum;
       daScale[j * k + p] = abs;
@@ -80,8 +83,9 @@ export function loraBackwardRef(
         sum += du[i * r + j] * a[j * k + p];
         abs += duScale[i * r + j] * Math.abs(a[j * k + p]);
       }
-      dx[i * k + p] = sum;
-      dxScale[i * k + p] = abs;
+      const f = mask ? mask[i * k + p] : 1;
+      dx[i * k + p] = f * sum;
+      dxScale[i * k + p] = Math.abs(f) * abs;
     }
   }
   return { u, du, duScale, da, daScale, db, dbScale, dx, dxScale };

@@ -1,5 +1,6 @@
 // Float64 reference for shaders/lora.wgsl: u = x · Aᵀ, y = y0 + scale · u · Bᵀ, with the
-// per-element scales the error measure (maxRelError, reference/matmul.ts) divides by.
+// per-element scales the error measure (maxRelError, reference/matmul.ts) divides by. With
+// dropout, x is replaced by x ∘ mask (the factors of lora-dropout.ts dropoutMask: 0 or 1 / (1 - p)).
 
 export interface LoraRefShape {
   m: number;
@@ -7,10 +8,19 @@ export interface LoraRefShape {
   n: number;
   r: number;
   scale: number;
+  /** Dropout factors per element of x [m, k] (training); absent: no dropout. */
+  mask?: ArrayLike<number>;
+}
+
+/** x ∘ mask in float64 (x itself without a mask). */
+export function droppedInput(x: ArrayLike<number>, mask: ArrayLike<number> | undefined): ArrayLike<number> {
+  if (!mask) return x;
+  if (mask.length !== x.length) throw new Error(`lora reference: mask has ${mask.length} values for ${x.length} inputs`);
+  return Float64Array.from(x, (v, i) => v * mask[i]);
 }
 
 /**
- * u [m, r] and y [m, n] in float64. uScale = Σ_k |x A|; yScale = |y0| + |scale| Σ_j U_j |B_nj| with
+ * u [m, r] and y [m, n] in float64 (u = dropout(x) · Aᵀ when s.mask is given). uScale = Σ_k |x A|; yScale = |y0| + |scale| Σ_j U_j |B_nj| with
  * U_j = Σ_k |x_k A_jk|: it bounds the error y inherits from rounding in u as well as its own.
  */
 export function loraRef(
@@ -21,6 +31,7 @@ export function loraRef(
   s: LoraRefShape,
 ): { u: Float64Array; uScale: Float64Array; y: Float64Array; yScale: Float64Array } {
   const { m, k, n, r, scale } = s;
+  x = droppedInput(x, s.mask);
   const u = new Float64Array(m * r);
   const uScale = new Float64Array(m * r);
   for (let i = 0; i < m; i++) {

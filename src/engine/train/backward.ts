@@ -23,6 +23,7 @@ import { layerInput, encodeLayer, type ForwardRun } from '../forward.ts';
 import type { ForwardTensors } from '../activations.ts';
 import type { Kernels } from '../kernels.ts';
 import type { LinearName } from '../arch.ts';
+import { trackedBuffer } from '../gpu-memory.ts';
 import type { LinearWeight } from '../linear.ts';
 import { createLmHeadBackwardScratch, encodeLmHeadBackward, lmHeadBackwardChunkRows, type LmHeadBackwardScratch } from '../lmhead-backward.ts';
 import { encodeLoraBackward } from '../lora-backward.ts';
@@ -69,11 +70,12 @@ export function createBackwardScratch(kernels: Kernels, run: ForwardRun): Backwa
   const { hidden: H, intermediate: F, heads, kvHeads, headDim: D } = arch;
   const buffers: GPUBuffer[] = [];
   const buf = (label: string, elems: number): GPUBuffer => {
-    const b = kernels.device.createBuffer({
-      size: Math.max(4, elems * 4),
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-      label: `grad.${label}`,
-    });
+    // Counted by the device's accountant, so a run's memory metrics include the backward's scratch.
+    const b = trackedBuffer(
+      kernels.device,
+      { size: Math.max(4, elems * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: `grad.${label}` },
+      'scratch',
+    );
     buffers.push(b);
     return b;
   };

@@ -8,7 +8,8 @@ import { createAdamwState, destroyAdamwState, encodeAdamwStep, type AdamwConfig,
 import { encodeForward, nextTokenTargets, writeBatch, type ForwardRun, type PackedBatch } from '../forward.ts';
 import { createGradNormScratch, destroyGradNormScratch, encodeClipGrads, encodeGradNorm, readGradNorm, type GradNormScratch } from '../gradnorm.ts';
 import type { Kernels } from '../kernels.ts';
-import type { LoraSet } from '../lora-weights.ts';
+import { linearModulePath } from '../arch.ts';
+import { setLoraDropout, type LoraSet } from '../lora-weights.ts';
 import { readTensor, type Tensor } from '../tensor.ts';
 import { createBackwardScratch, destroyBackwardScratch, encodeBackward, type BackwardScratch } from './backward.ts';
 import { createLoraGrads, destroyLoraGrads, encodeZeroGrads, gradTensors, type LoraGradSet } from './grads.ts';
@@ -25,9 +26,14 @@ export interface TrainerOptions {
   min8bitSize?: number;
   /** clip_grad_norm_'s max_norm; default 1.0; Infinity: the norm is measured, nothing clipped. */
   maxGradNorm?: number;
+  /** PEFT's lora_dropout (default 0: none); the mask is seeded by `dropoutSeed` (default 0). */
+  loraDropout?: number;
+  dropoutSeed?: number;
 }
 
-interface Param {
+export interface Param {
+  /** PEFT's parameter name without the adapter suffix: "<module path>.lora_A" / ".lora_B". */
+  name: string;
   param: Tensor;
   grad: Tensor;
   state: AdamwState;
@@ -70,12 +76,16 @@ export function createTrainer(run: ForwardRun, options: TrainerOptions): Trainer
   if (run.acts.options.loraR !== lora.spec.r) throw new Error(`trainer: the arena was planned for r = ${run.acts.options.loraR}, the set has r = ${lora.spec.r}`);
   const grads = createLoraGrads(kernels.device, lora);
   const params: Param[] = [];
+  const { arch } = run.ctx.model;
   for (let i = 0; i < lora.layers.length; i++) {
-    for (const [name, w] of Object.entries(lora.layers[i])) {
-      const g = grads.layers[i][name as keyof (typeof grads.layers)[number]];
+    for (const l of arch.linears) {
+      const w = lora.layers[i][l.name];
+      const g = grads.layers[i][l.name];
       if (!w || !g) continue;
-      for (const [p, gr] of [[w.a, g.a], [w.b, g.b]] as const) {
-        params.push({ param: p, grad: gr, state: createAdamwState(kernels, p.shape[0] * p.shape[1], { bits: options.optimizerBits ?? 32, min8bitSize: options.min8bitSize }) });
+      const path = linearModulePath(i, l);
+      for (const [which, p, gr] of [['lora_A', w.a, g.a], ['lora_B', w.b, g.b]] as const) {
+        const state = createAdamwState(kernels, p.shape[0] * p.shape[1], { bits: options.optimizerBits ?? 32, min8bitSize: options.min8bitSize });
+        params.push({ name: `${path}.${which}`, param: p, grad: gr, state });
       }
     }
   }
@@ -118,16 +128,24 @@ export async function accumulateGrads(tr: Trainer, microBatches: readonly Packed
   const total = microBatches.reduce((s, b) => s + nextTokenTargets(b).count, 0);
   if (total === 0) return { loss: 0, trainedTokens: 0 };
   let sum = 0;
-  for (const b of microBatches) {
-    const { tensors: t, trainedTokens } = writeBatch(tr.run, b);
-    if (trainedTokens === 0) continue;
-    const enc = device.createCommandEncoder();
-    encodeForward(enc, tr.run, t, { loss: true });
-    encodeBackward(enc, tr.run, t, tr.scratch, tr.grads, total);
-    device.queue.submit([enc.finish()]);
-    // Read before the next micro-batch overwrites the per-token losses.
-    const losses = await readTensor(device, t.tokenLoss!);
-    for (const x of losses) sum += x;
+  const p = tr.options.loraDropout ?? 0;
+  try {
+    for (const [micro, b] of microBatches.entries()) {
+      const { tensors: t, trainedTokens } = writeBatch(tr.run, b);
+      if (trainedTokens === 0) continue;
+      // The forward, the recompute of each layer and its backward are recorded under one draw.
+      if (p > 0) setLoraDropout(tr.lora, { p, seed: tr.options.dropoutSeed ?? 0, step: tr.step, micro });
+      const enc = device.createCommandEncoder();
+      encodeForward(enc, tr.run, t, { loss: true });
+      encodeBackward(enc, tr.run, t, tr.scratch, tr.grads, total);
+      device.queue.submit([enc.finish()]);
+      // Read before the next micro-batch overwrites the per-token losses.
+      const losses = await readTensor(device, t.tokenLoss!);
+      for (const x of losses) sum += x;
+    }
+  } finally {
+    // Dropout is for training forwards only: eval and chat see the plain adapter.
+    if (p > 0) setLoraDropout(tr.lora, null);
   }
   return { loss: sum / total, trainedTokens: total };
 }
