@@ -12,8 +12,10 @@
 //            accumulation), then dlogits per element. exp only sees logit - lse <= ~0.
 //   dh_main  dh[M, H] (+)= g[M, Vc] · E_chunk[Vc, H]: the same tile shape (64 x 64 of dh, k =
 //            the chunk's vocabulary rows in steps of 16), rounded once to dh's type when stored.
-// `T` = storage type of h and E (set by the loader); `R` (declared by the wrapper) = type of dh:
-// f32 (recommended: it accumulates over the chunks) or T.
+// Types (declared by the wrapper, lmhead.ts lmHeadTypes): `A` = storage type of h, `E` = storage
+// type of the matrix (f32 or f16 each: training has f32 h and an f16 E), widened to f32 as they are
+// staged (f32 accumulation); `R` = type of dh: f32 (recommended: it accumulates over the chunks)
+// or A. The loader's `T` is not used here.
 
 struct Params {
   rows: u32,       // M
@@ -26,8 +28,8 @@ struct Params {
   inv_n: f32,      // 1 / N, N = trained tokens of the whole accumulated batch
 }
 
-@group(0) @binding(0) var<storage, read> h: array<T>;
-@group(0) @binding(1) var<storage, read> e: array<T>; // rows [v0, v0 + chunk_rows) of E [V, H]
+@group(0) @binding(0) var<storage, read> h: array<A>;
+@group(0) @binding(1) var<storage, read> e: array<E>; // rows [v0, v0 + chunk_rows) of E [V, H]
 @group(0) @binding(2) var<storage, read> targets: array<u32>;
 @group(0) @binding(3) var<storage, read> lse: array<f32>;
 @group(0) @binding(4) var<storage, read_write> g: array<f32>; // [rows, g_stride]

@@ -1,5 +1,5 @@
 // The lm_head over a chunk of the vocabulary: logits = h · Eᵀ for E [V, H] (the output matrix, or
-// the tied embedding table: dense, storage type T), one chunk of Vc rows of E per dispatch, so a
+// the tied embedding table, dense), one chunk of Vc rows of E per dispatch, so a
 // 128k vocabulary never needs a [tokens x V] logits tensor and E never needs one binding.
 // The wrapper binds only rows [v0, v0 + chunk_rows) of E (a buffer range), so `e` is the chunk.
 //
@@ -17,6 +17,10 @@
 // near the max, are accurate to a few ULP); log(sum) with sum in [1, V] is within 2^-21 absolute
 // or 3 ULP. No infinities are used: "minus infinity" is -3e38 and empty partials have sum 0.
 // A backward pass can recompute a chunk's logits with the same tile and lse (softmax = exp(l - lse)).
+// Types (declared by the wrapper, lmhead.ts lmHeadTypes): `A` = storage type of h (the
+// activations), `E` = storage type of the matrix, each f32 or f16 on its own (training keeps f32
+// activations and an f16 E). Both are widened to f32 as they are staged: f32 accumulation always.
+// The loader's `T` is not used here.
 
 struct Params {
   rows: u32,       // rows of h taken (from row0)
@@ -31,8 +35,8 @@ struct Params {
   out_col0: u32,   // logits: column of `out` that vocabulary row v0 goes to
 }
 
-@group(0) @binding(0) var<storage, read> h: array<T>;
-@group(0) @binding(1) var<storage, read> e: array<T>;
+@group(0) @binding(0) var<storage, read> h: array<A>;
+@group(0) @binding(1) var<storage, read> e: array<E>;
 @group(0) @binding(2) var<storage, read> targets: array<u32>;
 @group(0) @binding(3) var<storage, read_write> partial: array<f32>; // [rows, tiles, 2]: max, sum
 @group(0) @binding(4) var<storage, read_write> tlogit: array<f32>;  // [rows]
@@ -54,7 +58,7 @@ var<workgroup> tile_b: array<f32, 1024>; // [BK][BN]; then the row sums [BM][16]
 /** The 4x4 logits of this invocation in the tile (rows row0.., chunk columns col0..). */
 fn logits_tile(row0: u32, col0: u32, lid: vec3u) -> array<f32, 16> {
   let tid = lid.y * 16u + lid.x;
-  var acc: array<f32, 16>;
+  var acc = array<f32, 16>();
   for (var k0 = 0u; k0 < p.hidden; k0 += BK) {
     for (var i = 0u; i < 4u; i++) {
       let idx = tid + i * THREADS;
@@ -69,8 +73,8 @@ fn logits_tile(row0: u32, col0: u32, lid: vec3u) -> array<f32, 16> {
     }
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
-      var av: array<f32, 4>;
-      var bv: array<f32, 4>;
+      var av = array<f32, 4>();
+      var bv = array<f32, 4>();
       for (var i = 0u; i < 4u; i++) { av[i] = tile_a[kk * BM + lid.y * 4u + i]; }
       for (var j = 0u; j < 4u; j++) { bv[j] = tile_b[kk * BN + lid.x * 4u + j]; }
       for (var i = 0u; i < 4u; i++) {

@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelArch } from '../src/engine/arch.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
-import { gpuMemory, type GpuMemory } from '../src/engine/gpu-memory.ts';
+import { categoryOfLabel, gpuMemory, type GpuMemory } from '../src/engine/gpu-memory.ts';
 import { Kernels } from '../src/engine/kernels.ts';
 import { loadModel, unloadModel, type LoadedModel, type LoadDeps } from '../src/engine/loader.ts';
 import { createNf4Weight, dequantizeNf4Gpu, destroyNf4, readNf4 } from '../src/engine/nf4.ts';
@@ -92,6 +92,35 @@ describe('GpuMemory', () => {
     b.buffer.destroy();
     c.buffer.destroy();
     expect(memory.snapshot()).toEqual({ ...base, peak: memory.peak });
+  });
+
+  it('labels name the category of a tensor created without one', () => {
+    const cases: [string | undefined, string][] = [
+      ['model.layers.0.input_layernorm.weight', 'weights-dense'],
+      ['lm_head.weight', 'weights-dense'],
+      ['lora.3.q_proj.A', 'lora'],
+      ['lora.3.q_proj.grad_A', 'lora'], // LoRA gradients (train/grads.ts)
+      ['lora.0.down_proj.grad_B', 'lora'],
+      ['adam.m', 'optimizer'],
+      ['adamw.v', 'optimizer'], // AdamW 32-bit states (adamw.ts)
+      ['adamw8.m-absmax', 'optimizer'],
+      ['act.residual.0', 'activations'],
+      ['kv.k.3', 'activations'],
+      ['lora.u', 'scratch'],
+      ['lmhead.partial', 'scratch'],
+      [undefined, 'scratch'],
+    ];
+    for (const [label, category] of cases) expect(categoryOfLabel(label), String(label)).toBe(category);
+  });
+
+  it('tracked(): whether a buffer went through the accountant, live or destroyed since', () => {
+    const t = createTensor(gpu.device, [4], 'f32', 'test.tracked');
+    const raw = gpu.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
+    expect(memory.tracked(t.buffer)).toBe(true);
+    expect(memory.tracked(raw)).toBe(false);
+    t.buffer.destroy();
+    raw.destroy();
+    expect(memory.tracked(t.buffer)).toBe(true);
   });
 
   it('NF4 weights and uploads are tracked; readbacks leave nothing behind', async () => {

@@ -20,7 +20,8 @@ import { testGpu } from './gpu/device.ts';
 // reference's dhScale). h and E as stored; lse is the float64 forward's rounded to f32 (what
 // encodeLmHeadLoss hands over, within its tested 1e-5). The logits are f32 dot products whatever
 // the storage type. Measured on lavapipe (Mesa 25): f32 dh 8.4e-7; f16 h/E with dh f32 9.0e-7;
-// dh f16 6.6e-4 (its rounding, 2^-11, once per chunk as dh accumulates over the chunks).
+// dh f16 6.6e-4 (its rounding, 2^-11, once per chunk as dh accumulates over the chunks). h and E
+// have storage types of their own: training's f32 h against an f16 E keeps the f32 tolerance.
 const TOL = { f32: 1e-5, f16: 2e-3 };
 const UNTRAINED = 0xffffffff;
 
@@ -38,16 +39,21 @@ interface Case {
   hidden: number;
   vocab: number;
   chunk: number;
+  /** Storage type of h. */
   dtype: DType;
+  /** Storage type of E (default: dtype). */
+  embed?: DType;
   dh?: DType;
 }
+
+const embedType = (c: Case): DType => c.embed ?? c.dtype;
 
 /** h in [-1, 1), E in [-0.5, 0.5); every 5th row untrained (two sentinels), row 0 targets V - 1. */
 function data(c: Case, seed: number) {
   const h = asStored(randomF32(c.rows * c.hidden, seed), c.dtype);
   const embed = asStored(
     randomF32(c.vocab * c.hidden, seed + 1).map((v) => v * 0.5),
-    c.dtype,
+    embedType(c),
   );
   const next = rng(seed + 2);
   const targets = Uint32Array.from({ length: c.rows }, (_, r) =>
@@ -64,7 +70,7 @@ async function runCase(c: Case, seed: number, dh0?: Float32Array) {
   const dhType = c.dh ?? 'f32';
   const t = {
     h: uploadTensor(dev, x.h, [c.rows, c.hidden], c.dtype),
-    embed: uploadTensor(dev, x.embed, [c.vocab, c.hidden], c.dtype),
+    embed: uploadTensor(dev, x.embed, [c.vocab, c.hidden], embedType(c)),
     targets: uploadU32(dev, x.targets),
     lse: uploadTensor(dev, lse, [c.rows], 'f32'),
     // Without accumulation dh holds garbage beforehand, to be overwritten.
@@ -81,7 +87,8 @@ async function runCase(c: Case, seed: number, dh0?: Float32Array) {
   return { err: maxRelError(dh, want, scale), dh, x };
 }
 
-const label = (c: Case) => `M ${c.rows}, H ${c.hidden}, V ${c.vocab}, chunk ${c.chunk}, ${c.dtype}${c.dh ? `, dh ${c.dh}` : ''}`;
+const label = (c: Case) =>
+  `M ${c.rows}, H ${c.hidden}, V ${c.vocab}, chunk ${c.chunk}, ${c.dtype}${c.embed && c.embed !== c.dtype ? `, E ${c.embed}` : ''}${c.dh ? `, dh ${c.dh}` : ''}`;
 
 describe('lm_head backward reference against finite differences of the float64 forward', () => {
   it('dh of L = Σ_trained (lse - logit[target]) / N (central differences)', () => {
@@ -109,11 +116,14 @@ describe('lm_head backward against float64 (component-wise)', () => {
     { rows: 3, hidden: 17, vocab: 257, chunk: 256, dtype: 'f32' },
     { rows: 37, hidden: 40, vocab: 700, chunk: 512, dtype: 'f16' },
     { rows: 37, hidden: 40, vocab: 700, chunk: 256, dtype: 'f16', dh: 'f16' },
+    // Training's mix: f32 h and dh, f16 E; odd H (E's rows are 90 bytes) and V, several chunks.
+    { rows: 37, hidden: 45, vocab: 701, chunk: 256, dtype: 'f32', embed: 'f16' },
+    { rows: 70, hidden: 33, vocab: 517, chunk: 512, dtype: 'f32', embed: 'f16' },
   ];
   for (const [i, c] of cases.entries()) {
     const tol = c.dh === 'f16' ? TOL.f16 : TOL.f32;
     it(`${label(c)} within ${tol}`, async (ctx) => {
-      if (c.dtype === 'f16' && !gpu.info.f16) ctx.skip();
+      if ((c.dtype === 'f16' || embedType(c) === 'f16') && !gpu.info.f16) ctx.skip();
       const { err } = await runCase(c, 10 + 10 * i);
       console.log(`lm_head backward ${label(c)}: ${err.toExponential(2)}`);
       expect(err).toBeLessThan(tol);
@@ -158,6 +168,10 @@ describe('lm_head backward plumbing', () => {
     expect(lmHeadBackwardChunkRows(kernels, 100, 64, 'f32', { requested: 1000 }) % LMHEAD_CHUNK_ALIGN).toBe(0);
     expect(() => lmHeadBackwardChunkRows(kernels, 10000, 64, 'f32', { scratchBytes: 2 ** 20 })).toThrow(/exceed the scratch budget/);
     expect(() => createLmHeadBackwardScratch(kernels, 4, 100)).toThrow(/not a multiple of 256/);
+    // E's storage type sets the binding limit on a chunk's rows (a 32 KiB binding: 512 f16 rows of 32, 256 f32).
+    const small = new Kernels({ ...gpu, info: { ...gpu.info, limits: { ...gpu.info.limits, maxStorageBufferBindingSize: 32768 } } });
+    expect(lmHeadBackwardChunkRows(small, 8, 32, 'f16')).toBe(512);
+    expect(lmHeadBackwardChunkRows(small, 8, 32, 'f32')).toBe(256);
   });
 
   it('rejects bad shapes and parameters with clear messages', () => {
@@ -170,6 +184,7 @@ describe('lm_head backward plumbing', () => {
     expect(run({ ...t, targets: uploadU32(dev, [1, 2]) })).toThrow(/2 targets for 4 rows/);
     expect(run({ ...t, dh: z([4, 9]) })).toThrow(/dh has shape/);
     expect(run({ ...t, dh: t.h })).toThrow(/dh must be a buffer of its own/);
+    expect(run({ ...t, dh: z([4, 8], 'f16') })).toThrow(/dh must be f32 or h's f32, not f16/);
     expect(run(t, 0)).toThrow(/normalizer must be > 0/);
     expect(run({ ...t, h: z([5, 8]), targets: uploadU32(dev, [1, 2, 3, 4, 5]), lse: z([5]), dh: z([5, 8]) })).toThrow(/holds 4 rows, not 5/);
     for (const x of Object.values(t) as (Tensor | { buffer: GPUBuffer })[]) x.buffer.destroy();

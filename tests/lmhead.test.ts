@@ -18,7 +18,8 @@ import { testGpu } from './gpu/device.ts';
 
 // Loss and lse: relative error per row against float64 (losses here are O(1..10)). The logits are
 // f32 dot products over H, whatever the storage type (f16 values are exact in f32, and the
-// reference takes the same f16 values), so f16 storage keeps the f32 tolerance.
+// reference takes the same f16 values), so f16 storage keeps the f32 tolerance. h and E have
+// storage types of their own: training runs f32 h against an f16 E (`embed` in a case).
 // Logits: component-wise relative error (reference/matmul.ts maxRelError).
 const TOL = { loss: 1e-5, logits: 1e-5 };
 const UNTRAINED = 0xffffffff;
@@ -37,15 +38,22 @@ interface Case {
   hidden: number;
   vocab: number;
   chunk: number;
+  /** Storage type of h. */
   dtype: DType;
+  /** Storage type of E (default: dtype). */
+  embed?: DType;
 }
+
+const embedType = (c: Case): DType => c.embed ?? c.dtype;
+const needsF16 = (c: Case) => c.dtype === 'f16' || embedType(c) === 'f16';
+const name = (c: Case) => (c.embed && c.embed !== c.dtype ? `h ${c.dtype}, E ${c.embed}` : c.dtype);
 
 /** h in [-1, 1), E in [-0.5, 0.5): logits of a few units, as a trained model's are. */
 function data(c: Case, seed: number) {
   const h = asStored(randomF32(c.rows * c.hidden, seed), c.dtype);
   const embed = asStored(
     randomF32(c.vocab * c.hidden, seed + 1).map((v) => v * 0.5),
-    c.dtype,
+    embedType(c),
   );
   const next = rng(seed + 2);
   // Every 5th row untrained (two sentinels: 0xffffffff and V itself), the rest random ids,
@@ -72,13 +80,16 @@ describe(`lm_head loss in vocabulary chunks against float64 log-softmax (relativ
     { rows: 100, hidden: 100, vocab: 300, chunk: 256, dtype: 'f32' }, // rows > 64, odd row bytes
     { rows: 1, hidden: 64, vocab: 777, chunk: 8192, dtype: 'f32' }, // one chunk
     { rows: 33, hidden: 72, vocab: 1000, chunk: 512, dtype: 'f16' },
+    // Training's mix: f32 h, f16 E; odd H (E's rows are 90 bytes) and V, several chunks.
+    { rows: 37, hidden: 45, vocab: 701, chunk: 256, dtype: 'f32', embed: 'f16' },
+    { rows: 70, hidden: 33, vocab: 517, chunk: 512, dtype: 'f32', embed: 'f16' },
   ];
   for (const [i, c] of cases.entries()) {
-    it(`${c.dtype} rows ${c.rows}, H ${c.hidden}, V ${c.vocab}, chunk ${c.chunk}`, async (ctx) => {
-      if (c.dtype === 'f16' && !gpu.info.f16) ctx.skip();
+    it(`${name(c)} rows ${c.rows}, H ${c.hidden}, V ${c.vocab}, chunk ${c.chunk}`, async (ctx) => {
+      if (needsF16(c) && !gpu.info.f16) ctx.skip();
       const { h, embed, targets } = data(c, 40 + i);
       const th = uploadTensor(gpu.device, h, [c.rows, c.hidden], c.dtype);
-      const te = uploadTensor(gpu.device, embed, [c.vocab, c.hidden], c.dtype);
+      const te = uploadTensor(gpu.device, embed, [c.vocab, c.hidden], embedType(c));
       const tt = uploadU32(gpu.device, targets);
       const out = lmHeadLoss(kernels, th, te, tt, { chunk: c.chunk });
       const lse = await readTensor(gpu.device, out.lse);
@@ -90,7 +101,7 @@ describe(`lm_head loss in vocabulary chunks against float64 log-softmax (relativ
         Float64Array.from(trained, (r) => ref.loss[r]),
       );
       const lseErr = relErrors(lse, ref.lse);
-      console.log(`lm_head ${c.dtype} ${c.rows}x${c.hidden} V ${c.vocab}/${c.chunk}: loss ${lossErr.toExponential(2)}, lse ${lseErr.toExponential(2)}`);
+      console.log(`lm_head ${name(c)} ${c.rows}x${c.hidden} V ${c.vocab}/${c.chunk}: loss ${lossErr.toExponential(2)}, lse ${lseErr.toExponential(2)}`);
       expect(lossErr).toBeLessThan(TOL.loss);
       expect(lseErr).toBeLessThan(TOL.loss);
       for (let r = 0; r < c.rows; r++) if (targets[r] >= c.vocab) expect(loss[r], `row ${r} is not trained`).toBe(0);
@@ -109,22 +120,23 @@ describe(`lm_head loss in vocabulary chunks against float64 log-softmax (relativ
 });
 
 describe(`lm_head logits of a few rows (generation), component-wise < ${TOL.logits}`, () => {
-  const cases = [
+  const cases: (Case & { take: number })[] = [
     { rows: 20, take: 1, hidden: 64, vocab: 1000, chunk: 256, dtype: 'f32' }, // the last row
     { rows: 20, take: 7, hidden: 100, vocab: 300, chunk: 256, dtype: 'f32' },
     { rows: 5, take: 1, hidden: 72, vocab: 1000, chunk: 512, dtype: 'f16' },
-  ] as const;
+    { rows: 19, take: 5, hidden: 45, vocab: 701, chunk: 256, dtype: 'f32', embed: 'f16' },
+  ];
   for (const [i, c] of cases.entries()) {
-    it(`${c.dtype}: the last ${c.take} of ${c.rows} rows, H ${c.hidden}, V ${c.vocab}, chunk ${c.chunk}`, async (ctx) => {
-      if (c.dtype === 'f16' && !gpu.info.f16) ctx.skip();
+    it(`${name(c)}: the last ${c.take} of ${c.rows} rows, H ${c.hidden}, V ${c.vocab}, chunk ${c.chunk}`, async (ctx) => {
+      if (needsF16(c) && !gpu.info.f16) ctx.skip();
       const { h, embed } = data(c, 60 + i);
       const th = uploadTensor(gpu.device, h, [c.rows, c.hidden], c.dtype);
-      const te = uploadTensor(gpu.device, embed, [c.vocab, c.hidden], c.dtype);
+      const te = uploadTensor(gpu.device, embed, [c.vocab, c.hidden], embedType(c));
       const got = await readTensor(gpu.device, lmHeadLogits(kernels, th, te, { rows: c.take, chunk: c.chunk }));
       const first = c.rows - c.take;
       const ref = lmHeadRef(h.subarray(first * c.hidden), embed, new Uint32Array(c.take), { ...c, rows: c.take });
       const err = maxRelError(got, ref.logits, ref.logitScale);
-      console.log(`lm_head logits ${c.dtype} last ${c.take}/${c.rows} V ${c.vocab}: ${err.toExponential(2)}`);
+      console.log(`lm_head logits ${name(c)} last ${c.take}/${c.rows} V ${c.vocab}: ${err.toExponential(2)}`);
       expect(err).toBeLessThan(TOL.logits);
     });
   }
@@ -138,6 +150,22 @@ describe('lm_head plumbing', () => {
     expect(big % LMHEAD_CHUNK_ALIGN).toBe(0);
     expect(big * 4096 * 4).toBeLessThanOrEqual(limit);
     expect(() => createLmHeadScratch(kernels, 4, 100)).toThrow(/not a multiple of 256/);
+  });
+
+  it("chunks are sized by E's storage type, and a chunk too wide for E's type is refused", () => {
+    // A binding limit of 32 KiB: 512 rows of 32 f16, 256 rows of 32 f32.
+    const small = new Kernels({ ...gpu, info: { ...gpu.info, limits: { ...gpu.info.limits, maxStorageBufferBindingSize: 32768 } } });
+    expect(lmHeadChunkRows(small, 32, 'f16')).toBe(512);
+    expect(lmHeadChunkRows(small, 32, 'f32')).toBe(256);
+    const h = createTensor(gpu.device, [3, 32], 'f32');
+    const e = createTensor(gpu.device, [1000, 32], 'f32');
+    const lse = createTensor(gpu.device, [3], 'f32');
+    const loss = createTensor(gpu.device, [3], 'f32');
+    const scratch = createLmHeadScratch(small, 3, 512); // sized for an f16 E
+    expect(() => submitPass(small, (p) => encodeLmHeadLoss(small, p, { h, embed: e, targets: uploadU32(gpu.device, [1, 2, 3]), lse, loss }, scratch))).toThrow(
+      /a chunk of 512 rows of f32 E \(65536 B\) exceeds maxStorageBufferBindingSize 32768/,
+    );
+    for (const b of [h.buffer, e.buffer, lse.buffer, loss.buffer, scratch.partial, scratch.tlogit, scratch.run]) b.destroy();
   });
 
   it('rejects mismatched shapes with clear messages', () => {

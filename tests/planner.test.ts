@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { LINEAR_NAMES, type ModelArch, parseModelConfig } from '../src/engine/arch.ts';
-import { loraParamCount, maxLmHeadChunk, nf4Bytes, type PlanSettings, planMemory } from '../src/engine/planner.ts';
+import { embeddingDtypeFor, loraParamCount, maxLmHeadChunk, nf4Bytes, type PlanSettings, planMemory } from '../src/engine/planner.ts';
 
 function arch(name: string, patch: Record<string, unknown> = {}): ModelArch {
   const json = JSON.parse(readFileSync(new URL(`./fixtures/configs/${name}.json`, import.meta.url), 'utf8'));
@@ -189,6 +189,28 @@ describe('planMemory: Llama 3.1 8B (the reference workflow)', () => {
     );
     expect(b8.lines).toContain('total: 14.3 GiB (training 14.0 GiB, chat alone 6.0 GiB)');
     expect(b8.lines.at(-1)).toBe('fits in 24.0 GiB with 9.7 GiB to spare');
+  });
+
+  it('training (f32 activations) keeps embed_tokens and lm_head in f16 where the GPU has shader-f16', () => {
+    // What the engine trains with (tools/bench/engine.ts, the trainer): f32 activations, E in
+    // f16 where the device has shader-f16 (model.ts embedDtypeFor), batch 1 x 2048, checkpointing.
+    const train: PlanSettings = { ...REF, batchSize: 1, activationDtype: 'f32' };
+    expect(embeddingDtypeFor({ f16: true })).toBe('f16');
+    expect(embeddingDtypeFor({ f16: false })).toBe('f32');
+    expect(embeddingDtypeFor(null)).toBe('f16'); // unknown GPU: as before
+    const f16 = planMemory(bnb, train, { f16: true });
+    const f32 = planMemory(bnb, train, { f16: false });
+    expect(f16.settings.embeddingDtype).toBe('f16');
+    expect(f32.settings.embeddingDtype).toBe('f32');
+    expect(planMemory(bnb, train).settings.embeddingDtype).toBe('f16');
+    expect(planMemory(bnb, { ...train, embeddingDtype: 'f32' }, { f16: true }).settings.embeddingDtype).toBe('f32'); // asked for
+    expect(f16.weights.embedding + f16.weights.lmHead).toBe(2 * 128256 * 4096 * 2);
+    expect(f32.trainingBytes - f16.trainingBytes).toBe(2 * 128256 * 4096 * 2);
+    // 8.56 GB (7.97 GiB) with E in f16, against 10.66 GB (9.93 GiB) with E in f32; the H200 bench
+    // measured 9.91 GiB for the latter (every buffer the device created). Target: <= 10 GB.
+    expect(f16.trainingBytes).toBe(8_562_493_440);
+    expect(f32.trainingBytes).toBe(10_663_839_744);
+    expect(f16.trainingBytes).toBeLessThan(10e9);
   });
 
   it('does not fit: says by how much and what to change', () => {

@@ -63,8 +63,9 @@ async function trainHere(dataset: string, settings: TrainSettings, onMetrics: (m
     const source = await shardRowSource(prepared, dataset);
     const evalData = await shardRowSource(prepared, dataset, 'validation');
     const store = await checkpoints();
-    // f32 activations: the backward does not run the f16 mode yet.
-    const weights = await modelFromLoaded(k, m, { dtype: 'f32' });
+    // f32 activations (the backward does not run the f16 mode yet); the embedding and lm_head
+    // stay in the loader's storage (f16 where the device has it): half their memory.
+    const weights = await modelFromLoaded(k, m, { dtype: 'f32', embedDtype: m.embeddingDtype });
     try {
       const r: TrainResult = await runTraining(k, weights, source, settings, (x) => onMetrics(x), {
         signal: ctrl.stop.signal,

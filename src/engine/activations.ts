@@ -8,9 +8,12 @@
 // (layers + 1 f32 buffers: the embedding output, each layer's output; the last is the final
 // norm's input). Everything else is one layer's worth, overwritten layer by layer, so that after
 // encodeLayer(i) it holds exactly the saves of layer i (its recompute before its backward).
+// Every buffer is counted by the memory accountant (gpu-memory.ts): 'activations', the lm_head
+// loss scratch 'scratch'.
 import type { LinearName, ModelArch } from './arch.ts';
 import { type U32Tensor, BYTES, type DType, type Tensor } from './tensor.ts';
 import type { Kernels } from './kernels.ts';
+import { trackedBuffer } from './gpu-memory.ts';
 import { createLmHeadScratch, destroyLmHeadScratch, lmHeadChunkRows, type LmHeadScratch } from './lmhead.ts';
 
 export interface ActivationOptions {
@@ -26,6 +29,9 @@ export interface ActivationOptions {
   logitsRows?: number;
   /** LoRA rank: one u = x · Aᵀ buffer [tokens, r] f32 per linear; 0 (default): no LoRA. */
   loraR?: number;
+  /** Storage type of the lm_head matrix (ModelWeights.embedDtype): sizes the loss's vocabulary
+   * chunks so that a chunk of E fits one binding. Default: the activation dtype. */
+  embedDtype?: DType;
 }
 
 type Buf = GPUBuffer;
@@ -72,7 +78,7 @@ export interface Activations {
 }
 
 export function createActivations(kernels: Kernels, arch: ModelArch, dtype: DType, options: ActivationOptions): Activations {
-  const o: Required<ActivationOptions> = { checkpoints: true, loss: true, logitsRows: 0, loraR: 0, ...options };
+  const o: Required<ActivationOptions> = { checkpoints: true, loss: true, logitsRows: 0, loraR: 0, ...options, embedDtype: options.embedDtype ?? dtype };
   const n = o.batch * o.seqLen;
   if (!(Number.isInteger(o.batch) && o.batch > 0 && Number.isInteger(o.seqLen) && o.seqLen > 0)) {
     throw new Error(`activations: batch ${o.batch} x seqLen ${o.seqLen} must be positive integers`);
@@ -84,7 +90,7 @@ export function createActivations(kernels: Kernels, arch: ModelArch, dtype: DTyp
   const buf = (label: string, elems: number, elemBytes: number): Buf => {
     const size = Math.max(4, Math.ceil((elems * elemBytes) / 4) * 4);
     bytes += size;
-    return device.createBuffer({ size, usage, label: `act.${label}` });
+    return trackedBuffer(device, { size, usage, label: `act.${label}` }, 'activations');
   };
   const act = (label: string, elems: number) => buf(label, elems, BYTES[dtype]);
   const f32 = (label: string, elems: number) => buf(label, elems, 4);
@@ -92,7 +98,7 @@ export function createActivations(kernels: Kernels, arch: ModelArch, dtype: DTyp
 
   let lmScratch: LmHeadScratch | null = null;
   if (o.loss) {
-    lmScratch = createLmHeadScratch(kernels, n, lmHeadChunkRows(kernels, H, dtype));
+    lmScratch = createLmHeadScratch(kernels, n, lmHeadChunkRows(kernels, H, o.embedDtype));
     bytes += lmScratch.partial.size + lmScratch.tlogit.size + lmScratch.run.size;
   }
   const u: Partial<Record<LinearName, Buf>> = {};

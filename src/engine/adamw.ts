@@ -9,6 +9,7 @@
 // Reference: reference/adamw.ts.
 import { grid, FLAT_WORKGROUP, type Kernels } from './kernels.ts';
 import { createTensor, numel, type Tensor } from './tensor.ts';
+import { trackedBuffer } from './gpu-memory.ts';
 import { createDynamicMap, torchLinspaceF32 } from '../io/nf4.ts';
 import source32 from '../../shaders/adamw.wgsl?raw';
 import source8 from '../../shaders/adamw8bit.wgsl?raw';
@@ -60,18 +61,18 @@ export function createAdamwState(kernels: Kernels, n: number, opts: { bits?: 8 |
   if (!(Number.isInteger(n) && n > 0)) throw new Error(`adamw: a state needs a positive element count, not ${n}`);
   const device = kernels.device;
   if ((opts.bits ?? 32) === 32 || n < (opts.min8bitSize ?? ADAMW8_MIN_SIZE)) {
-    return { bits: 32, n, m: createTensor(device, [n], 'f32', 'adamw.m'), v: createTensor(device, [n], 'f32', 'adamw.v') };
+    return { bits: 32, n, m: createTensor(device, [n], 'f32', 'adamw.m', 'optimizer'), v: createTensor(device, [n], 'f32', 'adamw.v', 'optimizer') };
   }
   const codes = (label: string) =>
-    device.createBuffer({ size: Math.ceil(n / 4) * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label });
+    trackedBuffer(device, { size: Math.ceil(n / 4) * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label }, 'optimizer');
   const blocks = Math.ceil(n / ADAMW8_BLOCK);
   return {
     bits: 8,
     n,
     m: codes('adamw8.m'),
     v: codes('adamw8.v'),
-    mAbsmax: createTensor(device, [blocks], 'f32', 'adamw8.m-absmax'),
-    vAbsmax: createTensor(device, [blocks], 'f32', 'adamw8.v-absmax'),
+    mAbsmax: createTensor(device, [blocks], 'f32', 'adamw8.m-absmax', 'optimizer'),
+    vAbsmax: createTensor(device, [blocks], 'f32', 'adamw8.v-absmax', 'optimizer'),
   };
 }
 
@@ -216,7 +217,8 @@ function qmapBuffer(device: GPUDevice): GPUBuffer {
     data.set(dynamicMapMidpoints(signed), 256);
     data.set(unsigned, 512);
     data.set(dynamicMapMidpoints(unsigned), 768);
-    buffer = device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, label: 'adamw8.qmap' });
+    // Once per device, never destroyed: 4 KiB counted as optimizer state.
+    buffer = trackedBuffer(device, { size: data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, label: 'adamw8.qmap' }, 'optimizer');
     device.queue.writeBuffer(buffer, 0, data);
     qmaps.set(device, buffer);
   }

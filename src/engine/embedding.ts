@@ -6,7 +6,8 @@ import source from '../../shaders/embedding.wgsl?raw';
 /**
  * Records out[t, :] = table[ids[t], :] for table [vocab, hidden] and out [tokens, hidden].
  * An id >= vocab (e.g. a padding sentinel such as 0xffffffff) gives a row of zeros rather than
- * reading out of bounds. `out` may be f32 while the table is f16 (the f32 residual stream).
+ * reading out of bounds. The table has a storage type of its own: `out` may be f32 while the
+ * table is f16 (the f32 residual stream, in the f16 mode and in training with an f16 E), exact.
  * The whole table is one binding: vocab · hidden values must fit maxStorageBufferBindingSize
  * (Llama 3 8B in f16: 128256 · 4096 · 2 B = 1.05 GB) and vocab · hidden < 2^32. A table larger
  * than one binding would be split into row ranges, one dispatch each (not done yet).

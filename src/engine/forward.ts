@@ -85,7 +85,7 @@ export interface ForwardRun {
 /** Plans the arena for (batch, seqLen) once; reuse it for every call of that shape or smaller. */
 export function createForwardRun(ctx: ForwardContext, options: ActivationOptions): ForwardRun {
   const loraR = options.loraR ?? ctx.lora?.spec.r ?? 0;
-  return { ctx, acts: createActivations(ctx.kernels, ctx.model.arch, ctx.model.dtype, { ...options, loraR }) };
+  return { ctx, acts: createActivations(ctx.kernels, ctx.model.arch, ctx.model.dtype, { embedDtype: ctx.model.embedDtype, ...options, loraR }) };
 }
 
 /** Writes a batch's ids, positions, segments and targets into the arena (queue writes, no allocation). */

@@ -9,6 +9,7 @@ import type { ModelArch } from './arch.ts';
 import { type U32Tensor, BYTES, createTensor, readTensor, type DType, type Tensor } from './tensor.ts';
 import { encodeForward, type ForwardRun, type KvCacheView } from './forward.ts';
 import type { Kernels } from './kernels.ts';
+import { trackedBuffer } from './gpu-memory.ts';
 import type { LoraSet } from './lora-weights.ts';
 import type { ModelWeights } from './model.ts';
 import { checkOptions, createSampleScratch, encodeSample, type SampleOptions, type SampleScratch } from './sample.ts';
@@ -26,7 +27,7 @@ export interface KvCache {
 export function createKvCache(device: GPUDevice, arch: ModelArch, dtype: DType, capacity: number): KvCache {
   const size = capacity * arch.kvHeads * arch.headDim * BYTES[dtype];
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
-  const make = (what: string, i: number) => device.createBuffer({ size: Math.max(4, size), usage, label: `kv.${what}.${i}` });
+  const make = (what: string, i: number) => trackedBuffer(device, { size: Math.max(4, size), usage, label: `kv.${what}.${i}` }, 'activations');
   return {
     k: Array.from({ length: arch.layers }, (_, i) => make('k', i)),
     v: Array.from({ length: arch.layers }, (_, i) => make('v', i)),
@@ -107,13 +108,14 @@ export class Generator {
     this.prefillChunk = Math.min(opts.prefillChunk ?? 128, opts.maxContext);
     this.cache = createKvCache(device, arch, dtype, opts.maxContext);
     this.acts = this.arena(0);
-    this.logits = createTensor(device, [1, arch.vocabSize], 'f32', 'generate.logits');
+    this.logits = createTensor(device, [1, arch.vocabSize], 'f32', 'generate.logits', 'scratch');
     this.scratch = createSampleScratch(kernels, 1, arch.vocabSize);
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
-    this.prev = device.createBuffer({ size: 4 * opts.maxContext, usage, label: 'generate.prev' });
-    this.u = createTensor(device, [1], 'f32', 'generate.u');
-    this.out = { buffer: device.createBuffer({ size: 4, usage, label: 'generate.out' }), length: 1 };
-    this.staging = device.createBuffer({ size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'generate.read' });
+    this.prev = trackedBuffer(device, { size: 4 * opts.maxContext, usage, label: 'generate.prev' }, 'scratch');
+    this.u = createTensor(device, [1], 'f32', 'generate.u', 'scratch');
+    this.out = { buffer: trackedBuffer(device, { size: 4, usage, label: 'generate.out' }, 'scratch'), length: 1 };
+    // Held for the generator's life (unlike a readback's staging buffer), so it is counted too.
+    this.staging = trackedBuffer(device, { size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'generate.read' }, 'scratch');
   }
 
   /** Bytes of GPU memory this holds (KV cache, arena, sampler). */

@@ -6,8 +6,9 @@
 //
 // Not tracked, by design: MAP_READ staging buffers of readbacks (created, mapped and destroyed in
 // one call) and per-dispatch uniform buffers (a few bytes each, left to the garbage collector).
-// Buffers created with device.createBuffer directly elsewhere are invisible here until they are
-// routed through trackedBuffer() too.
+// Every other buffer of loading, training and generation goes through trackedBuffer();
+// tests/memory-accounting.test.ts counts device.createBuffer against the accountant so that a new
+// untracked buffer shows up there, by its label.
 
 export const MEMORY_CATEGORIES = ['weights-nf4', 'weights-dense', 'lora', 'optimizer', 'activations', 'scratch'] as const;
 export type MemoryCategory = (typeof MEMORY_CATEGORIES)[number];
@@ -38,6 +39,7 @@ export class GpuMemory {
   private readonly live = new Map<GPUBuffer, Entry>();
   private readonly windows = new Set<{ peak: number }>();
   private readonly perCategory = zeros();
+  private readonly everTracked = new WeakSet<GPUBuffer>();
   bytes = 0;
   peak = 0;
 
@@ -53,6 +55,7 @@ export class GpuMemory {
   /** Tracks an existing buffer; its destroy() then also returns its bytes. */
   track(buffer: GPUBuffer, category: MemoryCategory): GPUBuffer {
     if (this.live.has(buffer)) return buffer;
+    this.everTracked.add(buffer);
     const size = buffer.size;
     this.live.set(buffer, { size, category });
     this.perCategory[category] += size;
@@ -70,6 +73,12 @@ export class GpuMemory {
   /** Destroys a tracked (or untracked) buffer; the same as buffer.destroy(). */
   free(buffer: GPUBuffer): void {
     buffer.destroy();
+  }
+
+  /** Whether `buffer` was ever tracked here (live or destroyed since): for tests that look for
+   * buffers that escaped the accountant. */
+  tracked(buffer: GPUBuffer): boolean {
+    return this.everTracked.has(buffer);
   }
 
   category(c: MemoryCategory): number {
@@ -133,14 +142,15 @@ export function trackedBuffer(device: GPUDevice, descriptor: GPUBufferDescriptor
 
 /**
  * The category of a tensor created without one, from its label's conventions: HF weight names
- * (model.*, lm_head.*) are dense weights, lora.<layer>.<linear>.A/B adapters, adam./optim.
- * optimizer state, act./kv. activations; anything else (unlabelled, per-op outputs) is scratch.
+ * (model.*, lm_head.*) are dense weights, lora.<layer>.<linear>.A/B adapters and .grad_A/.grad_B
+ * their gradients, adam./adamw./adamw8./optim. optimizer state, act./kv. activations; anything
+ * else (unlabelled, per-op outputs) is scratch.
  */
 export function categoryOfLabel(label: string | undefined): MemoryCategory {
   if (!label) return 'scratch';
   if (/^(model|lm_head)\./.test(label)) return 'weights-dense';
-  if (/^lora\..+\.(A|B)$/.test(label)) return 'lora';
-  if (/^(adam|optim|optimizer)\./.test(label)) return 'optimizer';
+  if (/^lora\..+\.(grad_)?(A|B)$/.test(label)) return 'lora';
+  if (/^(adam|adamw|adamw8|optim|optimizer)\./.test(label)) return 'optimizer';
   if (/^(act|kv)\./.test(label)) return 'activations';
   return 'scratch';
 }

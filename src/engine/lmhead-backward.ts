@@ -3,10 +3,12 @@
 // E_chunk, each chunk's logits recomputed; masked rows (target >= V, as in the forward) get 0.
 // N (the normaliser) is the number of trained tokens of the whole accumulated batch, so batch 8
 // x accumulation 2 gives the gradients of batch 16. Memory: a [rows, chunk] f32 scratch, never
-// [rows, V]. Reference: reference/lmhead-backward.ts.
-import { type U32Tensor, expectShape, BYTES, createTensor, type DType, type Tensor } from './tensor.ts';
-import { submitPass, withResidualType, type Kernels } from './kernels.ts';
-import { LMHEAD_CHUNK_ALIGN, lmHeadChunkRows } from './lmhead.ts';
+// [rows, V]. h and E have storage types of their own, as in the forward (lmhead.ts lmHeadTypes).
+// Reference: reference/lmhead-backward.ts.
+import { type U32Tensor, expectShape, createTensor, type DType, type Tensor } from './tensor.ts';
+import { submitPass, type Kernels } from './kernels.ts';
+import { trackedBuffer } from './gpu-memory.ts';
+import { checkChunk, embedRange, LMHEAD_CHUNK_ALIGN, lmHeadChunkRows, lmHeadTypes } from './lmhead.ts';
 import source from '../../shaders/lmhead-backward.wgsl?raw';
 
 const TILE = 64;
@@ -14,15 +16,15 @@ const TILE = 64;
 export const LMHEAD_BACKWARD_SCRATCH_BYTES = 64 * 2 ** 20;
 
 export interface LmHeadBackwardTensors {
-  /** [M, H], storage type: the final norm's output (the forward's h). */
+  /** [M, H], f32 or f16: the final norm's output (the forward's h). */
   h: Tensor;
-  /** [V, H], storage type: lm_head.weight or the tied embedding table (frozen). */
+  /** [V, H], f32 or f16 (its own storage type): lm_head.weight or the tied embedding table (frozen). */
   embed: Tensor;
   /** M target ids; an id >= V is not trained (its row gets dh = 0). */
   targets: U32Tensor;
   /** [M] f32: the forward's log Σ_v exp(logit_v). */
   lse: Tensor;
-  /** Output [M, H]: f32 (recommended) or the storage type. */
+  /** Output [M, H]: f32 (recommended) or h's storage type. */
   dh: Tensor;
 }
 
@@ -37,19 +39,20 @@ export interface LmHeadBackwardScratch {
 /**
  * Vocabulary rows per chunk for `rows` rows: the largest multiple of LMHEAD_CHUNK_ALIGN whose
  * [rows, chunk] f32 scratch fits `scratchBytes` and a storage binding, and whose E rows fit a
- * binding (lmHeadChunkRows), at most `requested` (default: the forward's default chunk).
+ * binding (lmHeadChunkRows, with E's storage type `embedDtype`), at most `requested` (default:
+ * the forward's default chunk).
  */
 export function lmHeadBackwardChunkRows(
   kernels: Kernels,
   rows: number,
   hidden: number,
-  dtype: DType,
+  embedDtype: DType,
   opts: { requested?: number; scratchBytes?: number } = {},
 ): number {
   const limit = kernels.gpu.info.limits.maxStorageBufferBindingSize;
   const bytes = Math.min(opts.scratchBytes ?? LMHEAD_BACKWARD_SCRATCH_BYTES, limit);
   const fit = Math.floor(bytes / (Math.max(1, rows) * 4) / LMHEAD_CHUNK_ALIGN) * LMHEAD_CHUNK_ALIGN;
-  const chunk = Math.min(lmHeadChunkRows(kernels, hidden, dtype, opts.requested), fit);
+  const chunk = Math.min(lmHeadChunkRows(kernels, hidden, embedDtype, opts.requested), fit);
   if (chunk < LMHEAD_CHUNK_ALIGN) throw new Error(`lm_head backward: ${rows} rows x ${LMHEAD_CHUNK_ALIGN} columns exceed the scratch budget of ${bytes} bytes`);
   return chunk;
 }
@@ -58,11 +61,11 @@ export function createLmHeadBackwardScratch(kernels: Kernels, rows: number, chun
   if (!(chunk > 0 && chunk % LMHEAD_CHUNK_ALIGN === 0)) throw new Error(`lm_head backward: chunk ${chunk} is not a multiple of ${LMHEAD_CHUNK_ALIGN}`);
   const size = rows * chunk * 4;
   if (size > kernels.gpu.info.limits.maxStorageBufferBindingSize) throw new Error(`lm_head backward: a scratch of ${rows} x ${chunk} exceeds a binding`);
-  const g = kernels.device.createBuffer({
-    size: Math.max(4, size),
-    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-    label: 'lmhead_backward.g',
-  });
+  const g = trackedBuffer(
+    kernels.device,
+    { size: Math.max(4, size), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: 'lmhead_backward.g' },
+    'scratch',
+  );
   return { rows, chunk, g };
 }
 
@@ -82,22 +85,24 @@ export function encodeLmHeadBackward(
   if (t.embed.shape.length !== 2) throw new Error(`${what}: E has shape [${t.embed.shape}], expected [vocab, hidden]`);
   const [vocab, hidden] = t.embed.shape;
   if (t.h.shape.length !== 2 || t.h.shape[1] !== hidden) throw new Error(`${what}: h has shape [${t.h.shape}], expected [rows, ${hidden}]`);
-  if (t.h.dtype !== t.embed.dtype) throw new Error(`${what}: h is ${t.h.dtype} but E is ${t.embed.dtype}`);
   const rows = t.h.shape[0];
   if (t.targets.length !== rows) throw new Error(`${what}: ${t.targets.length} targets for ${rows} rows`);
   expectShape(what, t.lse, [rows], 'lse');
   expectShape(what, t.dh, [rows, hidden], 'dh');
   if (t.lse.dtype !== 'f32') throw new Error(`${what}: lse must be f32, not ${t.lse.dtype}`);
   if (scratch.rows < rows) throw new Error(`${what}: the scratch holds ${scratch.rows} rows, not ${rows}`);
+  if (t.dh.dtype !== 'f32' && t.dh.dtype !== t.h.dtype) throw new Error(`${what}: dh must be f32 or h's ${t.h.dtype}, not ${t.dh.dtype}`);
+  checkChunk(kernels, what, scratch.chunk, t.embed);
   if (!(opts.normalizer > 0 && Number.isFinite(opts.normalizer))) throw new Error(`${what}: normalizer must be > 0, not ${opts.normalizer}`);
   if (new Set([t.h.buffer, t.embed.buffer, t.dh.buffer, t.lse.buffer]).size !== 4) throw new Error(`${what}: dh must be a buffer of its own`);
   const limit = kernels.gpu.info.limits.maxStorageBufferBindingSize;
   for (const [name, size] of [['h', t.h.buffer.size], ['dh', t.dh.buffer.size]] as const) {
     if (size > limit) throw new Error(`${what}: ${name} (${size} B) exceeds maxStorageBufferBindingSize ${limit}`);
   }
-  const spec = withResidualType('lmhead_backward', source, t.h.dtype, t.dh.dtype);
-  const grad = kernels.get({ ...spec, dtype: t.h.dtype, entryPoint: 'grad' });
-  const dh = kernels.get({ ...spec, dtype: t.h.dtype, entryPoint: 'dh_main' });
+  const types = lmHeadTypes('lmhead_backward', source, t.h.dtype, t.embed.dtype);
+  const spec = { name: `${types.name}(R=${t.dh.dtype})`, source: `alias R = ${t.dh.dtype};\n${types.source}`, dtype: types.dtype };
+  const grad = kernels.get({ ...spec, entryPoint: 'grad' });
+  const dh = kernels.get({ ...spec, entryPoint: 'dh_main' });
   for (let v0 = 0; v0 < vocab; v0 += scratch.chunk) {
     const chunkRows = Math.min(scratch.chunk, vocab - v0);
     const params = {
@@ -137,12 +142,3 @@ export function lmHeadBackward(
   scratch.g.destroy(); // freed once the queued work is done
   return dh;
 }
-
-/** The byte range of E's rows [v0, v0 + rows): offsets are multiples of 256 (chunks are). */
-function embedRange(embed: Tensor, v0: number, rows: number): GPUBufferBinding {
-  const rowBytes = embed.shape[1] * BYTES[embed.dtype];
-  const offset = v0 * rowBytes;
-  const size = Math.min(Math.ceil((rows * rowBytes) / 4) * 4, embed.buffer.size - offset);
-  return { buffer: embed.buffer, offset, size };
-}
-

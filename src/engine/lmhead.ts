@@ -8,9 +8,12 @@
 //   logits: the same tiles written out for rows [firstRow, firstRow + rows) -> [rows, V] f32.
 // Each chunk binds only its rows of E (a buffer range), so E never has to fit one storage
 // binding (maxStorageBufferBindingSize): Llama 3's 128256 x 4096 f16 is 1 GB.
-// Reference: reference/lmhead.ts.
+// h and E have storage types of their own (lmHeadTypes): training runs f32 activations against
+// an f16 E where the device has shader-f16, which halves E's 2.1 GB (8B, f32) without touching the
+// f32 accumulation. Reference: reference/lmhead.ts.
 import { type U32Tensor, expectShape, BYTES, createTensor, type DType, type Tensor } from './tensor.ts';
 import { grid, submitPass, type Kernels } from './kernels.ts';
+import { trackedBuffer } from './gpu-memory.ts';
 import source from '../../shaders/lmhead.wgsl?raw';
 
 const TILE = 64;
@@ -20,10 +23,26 @@ export const LMHEAD_CHUNK_ALIGN = 256;
 /** Default vocabulary rows per chunk: 128 tiles, 8 KiB of partials per row. */
 export const LMHEAD_DEFAULT_CHUNK = 8192;
 
-/** Vocabulary rows per chunk: `requested` rounded down to LMHEAD_CHUNK_ALIGN, within the binding limit. */
-export function lmHeadChunkRows(kernels: Kernels, hidden: number, dtype: DType, requested = LMHEAD_DEFAULT_CHUNK): number {
+/**
+ * The WGSL of an lm_head kernel with its storage types declared: `A` for h (the activations), `E`
+ * for the matrix. The kernel's dtype (the loader's `T`, unused by these shaders) is f16 when either
+ * is, so that `enable f16;` leads the module and a device without shader-f16 is refused.
+ */
+export function lmHeadTypes(kernel: string, src: string, h: DType, embed: DType): { name: string; source: string; dtype: DType } {
+  return {
+    name: `${kernel}(A=${h},E=${embed})`,
+    source: `alias A = ${h};\nalias E = ${embed};\n${src}`,
+    dtype: h === 'f16' || embed === 'f16' ? 'f16' : 'f32',
+  };
+}
+
+/**
+ * Vocabulary rows per chunk: `requested` rounded down to LMHEAD_CHUNK_ALIGN, such that a chunk's
+ * rows of E (hidden values each, in E's storage type `embedDtype`) fit one storage binding.
+ */
+export function lmHeadChunkRows(kernels: Kernels, hidden: number, embedDtype: DType, requested = LMHEAD_DEFAULT_CHUNK): number {
   const limit = kernels.gpu.info.limits.maxStorageBufferBindingSize;
-  const fit = Math.floor(limit / (hidden * BYTES[dtype]) / LMHEAD_CHUNK_ALIGN) * LMHEAD_CHUNK_ALIGN;
+  const fit = Math.floor(limit / (hidden * BYTES[embedDtype]) / LMHEAD_CHUNK_ALIGN) * LMHEAD_CHUNK_ALIGN;
   const chunk = Math.min(Math.floor(requested / LMHEAD_CHUNK_ALIGN) * LMHEAD_CHUNK_ALIGN, fit);
   if (chunk < LMHEAD_CHUNK_ALIGN) throw new Error(`lm_head: a chunk of ${requested} rows of ${hidden} does not fit a binding`);
   return chunk;
@@ -45,6 +64,7 @@ export function createLmHeadScratch(kernels: Kernels, rows: number, chunk: numbe
   if (!(chunk > 0 && chunk % LMHEAD_CHUNK_ALIGN === 0)) throw new Error(`lm_head: chunk ${chunk} is not a multiple of ${LMHEAD_CHUNK_ALIGN}`);
   const device = kernels.device;
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const buffer = (size: number, label: string) => trackedBuffer(device, { size: Math.max(4, size), usage, label }, 'scratch');
   const partialBytes = rows * (chunk / TILE) * 2 * 4;
   if (partialBytes > kernels.gpu.info.limits.maxStorageBufferBindingSize) {
     throw new Error(`lm_head: partials of ${rows} rows x ${chunk / TILE} tiles exceed a binding; use a smaller chunk`);
@@ -52,9 +72,9 @@ export function createLmHeadScratch(kernels: Kernels, rows: number, chunk: numbe
   return {
     rows,
     chunk,
-    partial: device.createBuffer({ size: Math.max(4, partialBytes), usage, label: 'lmhead.partial' }),
-    tlogit: device.createBuffer({ size: Math.max(4, rows * 4), usage, label: 'lmhead.tlogit' }),
-    run: device.createBuffer({ size: Math.max(4, rows * 8), usage, label: 'lmhead.run' }),
+    partial: buffer(partialBytes, 'lmhead.partial'),
+    tlogit: buffer(rows * 4, 'lmhead.tlogit'),
+    run: buffer(rows * 8, 'lmhead.run'),
   };
 }
 
@@ -65,9 +85,9 @@ export function destroyLmHeadScratch(s: LmHeadScratch): void {
 }
 
 export interface LmHeadLossTensors {
-  /** [M, H], storage type: the final norm's output. */
+  /** [M, H], f32 or f16: the final norm's output. */
   h: Tensor;
-  /** [V, H], storage type: lm_head.weight, or the embedding table when tied. */
+  /** [V, H], f32 or f16 (its own storage type): lm_head.weight, or the embedding table when tied. */
   embed: Tensor;
   /** M target ids (labels already shifted: the id of the next token); an id >= V is not trained. */
   targets: U32Tensor;
@@ -87,8 +107,10 @@ export function encodeLmHeadLoss(kernels: Kernels, pass: GPUComputePassEncoder, 
   if (t.lse.dtype !== 'f32' || t.loss.dtype !== 'f32') throw new Error('lm_head: lse and loss must be f32');
   if (scratch.rows < rows) throw new Error(`lm_head: the scratch holds ${scratch.rows} rows, not ${rows}`);
   checkBinding(kernels, 'h', t.h.buffer.size);
-  const stats = kernels.get({ name: 'lmhead', source, dtype: t.h.dtype, entryPoint: 'stats' });
-  const combine = kernels.get({ name: 'lmhead', source, dtype: t.h.dtype, entryPoint: 'combine' });
+  checkChunk(kernels, 'lm_head', scratch.chunk, t.embed);
+  const spec = lmHeadTypes('lmhead', source, t.h.dtype, t.embed.dtype);
+  const stats = kernels.get({ ...spec, entryPoint: 'stats' });
+  const combine = kernels.get({ ...spec, entryPoint: 'combine' });
   const tiles = scratch.chunk / TILE;
   for (let v0 = 0; v0 < vocab; v0 += scratch.chunk) {
     const chunkRows = Math.min(scratch.chunk, vocab - v0);
@@ -157,7 +179,7 @@ export function encodeLmHeadLogits(
   checkBinding(kernels, 'h', h.buffer.size);
   checkBinding(kernels, 'out', out.buffer.size);
   const chunk = lmHeadChunkRows(kernels, hidden, embed.dtype, opts.chunk);
-  const kernel = kernels.get({ name: 'lmhead', source, dtype: h.dtype, entryPoint: 'logits' });
+  const kernel = kernels.get({ ...lmHeadTypes('lmhead', source, h.dtype, embed.dtype), entryPoint: 'logits' });
   for (let v0 = 0; v0 < vocab; v0 += chunk) {
     const chunkRows = Math.min(chunk, vocab - v0);
     const params = {
@@ -215,12 +237,20 @@ function checkEmbed(embed: Tensor, h: Tensor): { vocab: number; hidden: number }
   if (embed.shape.length !== 2) throw new Error(`lm_head: E has shape [${embed.shape}], expected [vocab, hidden]`);
   const [vocab, hidden] = embed.shape;
   if (h.shape.length !== 2 || h.shape[1] !== hidden) throw new Error(`lm_head: h has shape [${h.shape}], expected [rows, ${hidden}]`);
-  if (h.dtype !== embed.dtype) throw new Error(`lm_head: h is ${h.dtype} but E is ${embed.dtype}`);
   return { vocab, hidden };
 }
 
+/** Throws unless `chunk` rows of E fit one storage binding (a scratch sized for a narrower E). */
+export function checkChunk(kernels: Kernels, what: string, chunk: number, embed: Tensor): void {
+  const bytes = chunk * embed.shape[1] * BYTES[embed.dtype];
+  const limit = kernels.gpu.info.limits.maxStorageBufferBindingSize;
+  if (bytes > limit) {
+    throw new Error(`${what}: a chunk of ${chunk} rows of ${embed.dtype} E (${bytes} B) exceeds maxStorageBufferBindingSize ${limit}; size the chunk with lmHeadChunkRows for E's dtype`);
+  }
+}
+
 /** The byte range of E's rows [v0, v0 + rows): offsets are multiples of 256 (chunks are). */
-function embedRange(embed: Tensor, v0: number, rows: number): GPUBufferBinding {
+export function embedRange(embed: Tensor, v0: number, rows: number): GPUBufferBinding {
   const rowBytes = embed.shape[1] * BYTES[embed.dtype];
   const offset = v0 * rowBytes;
   const size = Math.min(Math.ceil((rows * rowBytes) / 4) * 4, embed.buffer.size - offset);

@@ -33,7 +33,9 @@ export interface PlanSettings {
   /** Double quantization for a model we quantize ourselves (default true, as QLoRA and Unsloth);
    * a bnb-4bit checkpoint keeps what its config says. */
   doubleQuant?: boolean;
-  /** Storage of embed_tokens and lm_head (default 'f16'). */
+  /** Storage of embed_tokens and lm_head, independent of activationDtype (the lookup and the
+   * chunked lm_head read E in its own type; training keeps f32 activations against an f16 E).
+   * Default: embeddingDtypeFor(gpu): f16 unless the GPU is known to lack shader-f16. */
   embeddingDtype?: StorageDtype;
   /** Matmuls dequantize NF4 tiles on the fly (default true). false adds a scratch buffer holding the
    * largest frozen linear dequantized in the activation dtype. */
@@ -43,6 +45,8 @@ export interface PlanSettings {
 /** What the planner knows of the GPU. Limits come from GpuInfo.limits; memory from the person. */
 export interface PlannerGpu {
   limits?: Partial<Pick<GpuLimits, 'maxBufferSize' | 'maxStorageBufferBindingSize'>>;
+  /** Whether the GPU has shader-f16 (GpuInfo.f16); unknown: assumed. Picks the default embeddingDtype. */
+  f16?: boolean;
   /** GPU memory available to the browser, in bytes (WebGPU cannot tell; a person or preset can). */
   deviceMemoryBytes?: number;
 }
@@ -179,13 +183,22 @@ export function loraParamCount(arch: ModelArch, r: number, targets: readonly Lin
   return arch.linears.filter((l) => targets.includes(l.name)).reduce((s, l) => s + r * (l.in + l.out), 0) * arch.layers;
 }
 
+/**
+ * The storage of embed_tokens / lm_head on a GPU, for training as for chat: f16 where it has
+ * shader-f16 (or where that is not known), else f32; whatever the activation dtype. The same rule
+ * as the loader's default embeddingDtype and model.ts embedDtypeFor.
+ */
+export function embeddingDtypeFor(gpu?: { f16?: boolean } | null): StorageDtype {
+  return gpu?.f16 === false ? 'f32' : 'f16';
+}
+
 /** The largest lm_head chunk (tokens) whose [chunk, vocab] f32 logits fit one storage binding. */
 export function maxLmHeadChunk(arch: ModelArch, maxStorageBufferBindingSize: number): number {
   return Math.floor(maxStorageBufferBindingSize / (arch.vocabSize * 4));
 }
 
 export function planMemory(arch: ModelArch, settings: PlanSettings, gpu: PlannerGpu = {}): MemoryPlan {
-  const s = resolveSettings(arch, settings);
+  const s = resolveSettings(arch, settings, gpu);
   const a = s.activationDtype;
   const N = s.batchSize * s.seqLen;
   const H = arch.hidden;
@@ -426,7 +439,7 @@ export function planMemory(arch: ModelArch, settings: PlanSettings, gpu: Planner
   };
 }
 
-function resolveSettings(arch: ModelArch, p: PlanSettings): Required<PlanSettings> {
+function resolveSettings(arch: ModelArch, p: PlanSettings, gpu: PlannerGpu): Required<PlanSettings> {
   for (const k of ['batchSize', 'seqLen', 'loraR', 'lmHeadChunk'] as const) {
     if (!Number.isInteger(p[k]) || p[k] <= 0) throw new RangeError(`planMemory: ${k} must be a positive integer (got ${p[k]})`);
   }
@@ -448,7 +461,7 @@ function resolveSettings(arch: ModelArch, p: PlanSettings): Required<PlanSetting
     checkpointDtype: p.checkpointDtype ?? p.activationDtype,
     chatContext: p.chatContext ?? p.seqLen,
     doubleQuant: arch.quantization.method === 'bnb-nf4' ? arch.quantization.doubleQuant : (p.doubleQuant ?? true),
-    embeddingDtype: p.embeddingDtype ?? 'f16',
+    embeddingDtype: p.embeddingDtype ?? embeddingDtypeFor(gpu),
     fusedDequant: p.fusedDequant ?? true,
   };
 }

@@ -5,7 +5,8 @@
 // repetition_penalty. One workgroup per row of logits; no sort (threshold searches, see the
 // shader). Reference: reference/sample.ts.
 import { grid, submitPass, type Kernels } from './kernels.ts';
-import { expectShape, readU32, uploadTensor, uploadU32, type Tensor, type U32Tensor } from './tensor.ts';
+import { trackedBuffer } from './gpu-memory.ts';
+import { expectShape, readU32, uploadTensor, type Tensor, type U32Tensor } from './tensor.ts';
 import source from '../../shaders/sample.wgsl?raw';
 
 export interface SampleOptions {
@@ -31,7 +32,7 @@ export function createSampleScratch(kernels: Kernels, rows: number, vocab: numbe
   if (size > kernels.gpu.info.limits.maxStorageBufferBindingSize) {
     throw new Error(`sample: scratch for ${rows} rows of ${vocab} exceeds maxStorageBufferBindingSize`);
   }
-  const buffer = kernels.device.createBuffer({ size: Math.max(4, size), usage: GPUBufferUsage.STORAGE, label: 'sample.scratch' });
+  const buffer = trackedBuffer(kernels.device, { size: Math.max(4, size), usage: GPUBufferUsage.STORAGE, label: 'sample.scratch' }, 'scratch');
   return { rows, vocab, buffer };
 }
 
@@ -90,9 +91,9 @@ export async function sampleTokens(
   const rows = logits.shape.length === 2 ? logits.shape[0] : 1;
   const vocab = logits.shape[logits.shape.length - 1];
   const scratch = createSampleScratch(kernels, rows, vocab);
-  const tp = uploadU32(device, Uint32Array.from(prev), 'sample.prev');
-  const tu = uploadTensor(device, Float32Array.from(u), [u.length], 'f32', 'sample.u');
-  const out = uploadU32(device, new Uint32Array(rows), 'sample.out');
+  const tp = idsBuffer(device, Uint32Array.from(prev), 'sample.prev');
+  const tu = uploadTensor(device, Float32Array.from(u), [u.length], 'f32', 'sample.u', 'scratch');
+  const out = createSampleOutput(device, rows);
   submitPass(kernels, (pass) => encodeSample(kernels, pass, logits, tp, tu, out, scratch, opts));
   const ids = await readU32(device, out);
   for (const b of [scratch.buffer, tp.buffer, tu.buffer, out.buffer]) b.destroy();
@@ -106,7 +107,15 @@ export async function sampleToken(kernels: Kernels, logits: Tensor, prev: ArrayL
 
 /** Allocates the [rows] u32 output buffer of encodeSample. */
 export function createSampleOutput(device: GPUDevice, rows: number): U32Tensor {
-  return uploadU32(device, new Uint32Array(rows), 'sample.out');
+  return idsBuffer(device, new Uint32Array(rows), 'sample.out');
+}
+
+/** u32 values in a new storage buffer, counted by the memory accountant (scratch). */
+function idsBuffer(device: GPUDevice, values: Uint32Array, label: string): U32Tensor {
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const buffer = trackedBuffer(device, { size: Math.max(4, values.byteLength), usage, label }, 'scratch');
+  if (values.byteLength > 0) device.queue.writeBuffer(buffer, 0, values);
+  return { buffer, length: values.length };
 }
 
 /** Validated options with the defaults filled in (shared by the reference). */

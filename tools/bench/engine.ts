@@ -4,7 +4,10 @@
 // Weights are random but real in size: every layer gets its own NF4 buffers (copies of one
 // quantized random matrix per shape), so GPU memory is what the model would hold. Memory is the
 // high-water mark of every buffer the device created in the scenario (a census of
-// createBuffer/destroy), not only those the accountant tracks.
+// createBuffer/destroy), not only those the accountant tracks; the accountant's own high-water
+// mark is reported beside it (the two differ by per-dispatch uniforms and readback staging only).
+// Training keeps f32 activations with embed_tokens / lm_head in f16 where the device has
+// shader-f16 (model.ts embedDtypeFor), as the trainer does.
 import { LINEAR_NAMES, parseModelConfig, ropeInverseFrequenciesF32, type LinearName, type ModelArch } from '../../src/engine/arch.ts';
 import type { PackedBatch } from '../../src/engine/forward.ts';
 import { createForwardRun, destroyForwardRun } from '../../src/engine/forward.ts';
@@ -13,7 +16,8 @@ import type { Gpu } from '../../src/engine/gpu.ts';
 import type { Kernels } from '../../src/engine/kernels.ts';
 import type { LinearWeight } from '../../src/engine/linear.ts';
 import { createLora, destroyLora } from '../../src/engine/lora-weights.ts';
-import type { LayerWeights, ModelWeights } from '../../src/engine/model.ts';
+import { embedDtypeFor, type LayerWeights, type ModelWeights } from '../../src/engine/model.ts';
+import { gpuMemory, type MemoryCategory } from '../../src/engine/gpu-memory.ts';
 import { createNf4Weight, destroyNf4, quantizeNf4Gpu, type Nf4GpuWeight } from '../../src/engine/nf4.ts';
 import { encodeNf4Matmul, encodeNf4MatmulBackward } from '../../src/engine/nf4-matmul.ts';
 import { createTensor, numel, uploadTensor, BYTES, type DType, type Tensor } from '../../src/engine/tensor.ts';
@@ -57,6 +61,10 @@ export interface ModelBenchResult {
   /** Model FLOPs (forward + backward to the inputs, recompute not counted; see benchModel) per second, in TFLOP/s. */
   trainModelTflops: number;
   trainPeakBytes: number;
+  /** The memory accountant's high-water mark over the same training steps (gpu-memory.ts). */
+  trainTrackedPeakBytes: number;
+  /** Storage of embed_tokens / lm_head in training (activations are f32). */
+  trainEmbedDtype: DType;
   trainLosses: number[];
 }
 
@@ -94,11 +102,11 @@ function census(device: GPUDevice): BufferCensus {
 }
 
 /** A tensor of `shape` filled with a random pattern of at most 1M values, tiled by buffer copies. */
-function randomTensor(kernels: Kernels, shape: number[], dtype: DType, scale: number, seed: number, label: string): Tensor {
+function randomTensor(kernels: Kernels, shape: number[], dtype: DType, scale: number, seed: number, label: string, category: MemoryCategory = 'scratch'): Tensor {
   const n = numel(shape);
   const patternElems = Math.min(n, 1 << 20);
   const pattern = uploadTensor(kernels.device, randomF32(patternElems, seed).map((v) => v * scale), [patternElems], dtype, `${label}.pattern`);
-  const t = createTensor(kernels.device, shape, dtype, label);
+  const t = createTensor(kernels.device, shape, dtype, label, category);
   const enc = kernels.device.createCommandEncoder();
   const patternBytes = patternElems * BYTES[dtype];
   for (let at = 0; at < n * BYTES[dtype]; at += patternBytes) {
@@ -125,19 +133,22 @@ function randomNf4(kernels: Kernels, out: number, inp: number, seed: number): Nf
   return w;
 }
 
-/** A Llama model of `arch`'s shapes with random NF4 linears; everything it holds is in `owned`. */
-function randomModel(kernels: Kernels, arch: ModelArch, dtype: DType): { model: ModelWeights; nf4: Nf4GpuWeight[] } {
+/**
+ * A Llama model of `arch`'s shapes with random NF4 linears, activations (and norms) in `dtype`,
+ * embed_tokens / lm_head in `embedDtype` (default: `dtype`); everything it holds is in `owned`.
+ */
+function randomModel(kernels: Kernels, arch: ModelArch, dtype: DType, embedDtype: DType = dtype): { model: ModelWeights; nf4: Nf4GpuWeight[] } {
   const owned: GPUBuffer[] = [];
   const nf4: Nf4GpuWeight[] = [];
   const keep = (t: Tensor) => (owned.push(t.buffer), t);
-  const ones = (n: number, label: string) => keep(uploadTensor(kernels.device, new Float32Array(n).fill(1), [n], dtype, label));
+  const ones = (n: number, label: string) => keep(uploadTensor(kernels.device, new Float32Array(n).fill(1), [n], dtype, label, 'weights-dense'));
   const templates = new Map<string, Nf4GpuWeight>();
   for (const l of arch.linears) {
     const key = `${l.out}x${l.in}`;
     if (!templates.has(key)) templates.set(key, randomNf4(kernels, l.out, l.in, templates.size + 1));
   }
-  const embed = keep(randomTensor(kernels, [arch.vocabSize, arch.hidden], dtype, 0.02, 11, 'bench.embed'));
-  const lmHead = arch.tiedEmbeddings ? embed : keep(randomTensor(kernels, [arch.vocabSize, arch.hidden], dtype, 0.02, 12, 'bench.lm_head'));
+  const embed = keep(randomTensor(kernels, [arch.vocabSize, arch.hidden], embedDtype, 0.02, 11, 'bench.embed', 'weights-dense'));
+  const lmHead = arch.tiedEmbeddings ? embed : keep(randomTensor(kernels, [arch.vocabSize, arch.hidden], embedDtype, 0.02, 12, 'bench.lm_head', 'weights-dense'));
   const layers: LayerWeights[] = [];
   for (let i = 0; i < arch.layers; i++) {
     const linears = {} as Record<LinearName, LinearWeight>;
@@ -150,9 +161,9 @@ function randomModel(kernels: Kernels, arch: ModelArch, dtype: DType): { model: 
   }
   for (const t of templates.values()) destroyNf4(t);
   const inv = ropeInverseFrequenciesF32(arch);
-  const invFreq = keep(uploadTensor(kernels.device, inv, [inv.length], 'f32', 'bench.inv_freq'));
+  const invFreq = keep(uploadTensor(kernels.device, inv, [inv.length], 'f32', 'bench.inv_freq', 'weights-dense'));
   const finalNorm = ones(arch.hidden, 'bench.norm');
-  return { model: { arch, dtype, embed, lmHead, finalNorm, invFreq, layers, owned }, nf4 };
+  return { model: { arch, dtype, embedDtype, embed, lmHead, finalNorm, invFreq, layers, owned }, nf4 };
 }
 
 function destroyRandomModel(m: { model: ModelWeights; nf4: Nf4GpuWeight[] }): void {
@@ -221,11 +232,14 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
   destroyRandomModel(inf);
   console.log(`${name}: prefill ${T} tokens ${(T / median(prefill)).toFixed(0)} tokens/s, decode ${Math.max(...decode).toFixed(1)} tokens/s (${inferenceDtype}), peak ${(inferencePeakBytes / 2 ** 30).toFixed(2)} GiB`);
 
-  // Training: f32 activations (the backward's mode), batch 1 at seq T.
+  // Training: f32 activations (the backward's mode), E in f16 where the device has it, batch 1 at seq T.
   c.resetPeak();
-  const tr = randomModel(kernels, arch, 'f32');
+  const memory = gpuMemory(device);
+  memory.resetPeak();
+  const trainEmbedDtype = embedDtypeFor(kernels);
+  const tr = randomModel(kernels, arch, 'f32', trainEmbedDtype);
   const lora = createLora(device, arch, { r: 16, alpha: 16, rslora: true, targets: LINEAR_NAMES }, 0);
-  const run = createForwardRun({ kernels, model: tr.model, lora }, { batch: 1, seqLen: T });
+  const run = createForwardRun({ kernels, model: tr.model, lora }, { batch: 1, seqLen: T, embedDtype: trainEmbedDtype });
   const trainer = createTrainer(run, { schedule: () => 1e-4, optimizerBits: 8, maxGradNorm: 1 });
   const batch: PackedBatch = {
     batch: 1,
@@ -244,6 +258,7 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
     losses.push(r.loss);
   }
   const trainPeakBytes = c.peak;
+  const trainTrackedPeakBytes = memory.peak;
   destroyTrainer(trainer);
   destroyForwardRun(run);
   destroyLora(lora);
@@ -272,9 +287,11 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
     trainTokensPerSecond: T / step,
     trainModelTflops: (perToken * T) / step / 1e12,
     trainPeakBytes,
+    trainTrackedPeakBytes,
+    trainEmbedDtype,
     trainLosses: losses,
   };
-  console.log(`${name}: train ${result.trainTokensPerSecond.toFixed(0)} tokens/s (${step.toFixed(3)} s/step, ${result.trainModelTflops.toPrecision(3)} model TFLOP/s), peak ${(trainPeakBytes / 2 ** 30).toFixed(2)} GiB, losses ${losses.map((l) => l.toFixed(3)).join(' ')}`);
+  console.log(`${name}: train ${result.trainTokensPerSecond.toFixed(0)} tokens/s (${step.toFixed(3)} s/step, ${result.trainModelTflops.toPrecision(3)} model TFLOP/s), peak ${(trainPeakBytes / 2 ** 30).toFixed(2)} GiB (accountant ${(trainTrackedPeakBytes / 2 ** 30).toFixed(2)} GiB, E ${trainEmbedDtype}), losses ${losses.map((l) => l.toFixed(3)).join(' ')}`);
   return result;
 }
 

@@ -80,7 +80,7 @@ export function createBackwardScratch(kernels: Kernels, run: ForwardRun): Backwa
     return b;
   };
   const r = acts.options.loraR;
-  const chunk = lmHeadBackwardChunkRows(kernels, n, H, dtype);
+  const chunk = lmHeadBackwardChunkRows(kernels, n, H, run.ctx.model.embedDtype);
   const lm = createLmHeadBackwardScratch(kernels, n, chunk);
   buffers.push(lm.g);
   return {

@@ -18,8 +18,8 @@ export function createLoraGrads(device: GPUDevice, lora: LoraSet): LoraGradSet {
     for (const [name, w] of Object.entries(layer) as [LinearName, (typeof layer)[LinearName]][]) {
       if (!w) continue;
       out[name] = {
-        a: createTensor(device, [...w.a.shape], 'f32', `lora.${i}.${name}.grad_A`),
-        b: createTensor(device, [...w.b.shape], 'f32', `lora.${i}.${name}.grad_B`),
+        a: createTensor(device, [...w.a.shape], 'f32', `lora.${i}.${name}.grad_A`, 'lora'),
+        b: createTensor(device, [...w.b.shape], 'f32', `lora.${i}.${name}.grad_B`, 'lora'),
       };
     }
     return out;
