@@ -1,0 +1,42 @@
+// `--adapter DIR --export …`: exports from a saved PEFT adapter and the base model's files, without
+// a GPU and without training (merging and quantizing run on the CPU, in the export pool).
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { runExports } from './exports.ts';
+import { exportableModel, readSavedAdapter } from './saved-adapter.ts';
+import type { RunSetup } from './run.ts';
+import type { RunOutcome } from './train-run.ts';
+
+export async function exportSavedAdapter(setup: RunSetup): Promise<RunOutcome> {
+  const started = performance.now();
+  const { args, files, out } = setup;
+  const dir = resolve(args.adapter!);
+  const model = await exportableModel(files, setup.signal);
+  const { adapter, warnings } = await readSavedAdapter(dir, model);
+  for (const w of warnings) out.say(`Adapter: ${w}.`);
+  const base = adapter.settings.baseModelNameOrPath;
+  if (base && base !== files.id) out.say(`The adapter names ${base} as its base; exporting it onto ${files.id}, whose shapes it fits.`);
+  const s = adapter.settings;
+  out.say(`Adapter: r ${s.r}, alpha ${s.loraAlpha}${s.useRslora ? ', rsLoRA' : ''}, on ${s.targetModules.join(', ')}.`);
+  // The template the adapter was trained with is not in a PEFT folder: --template says it.
+  const template = args.prepare.template ?? (args.prepare.templateSource !== undefined ? 'custom' : undefined);
+  if (!template) out.say("No --template given: the exports carry the tokenizer's own chat template.");
+  mkdirSync(setup.outDir, { recursive: true });
+  const written = await runExports(
+    args.exports,
+    { loaded: model, files, lora: { adapter }, template, templateSource: args.prepare.templateSource, outDir: setup.outDir, signal: setup.signal },
+    out,
+  );
+  return {
+    exitCode: 0,
+    summary: {
+      stopped: 'exported',
+      model: files.id,
+      adapter: dir,
+      steps: 0,
+      losses: { first: null, last: null },
+      files: written,
+      seconds: (performance.now() - started) / 1000,
+    },
+  };
+}

@@ -1,0 +1,70 @@
+// `--export`: each requested export written under the output folder by the same job the Export tab
+// runs (src/engine/export-run.ts), into a NodeDirectorySink (files appear under their names only
+// once complete), quantizing and merging in a worker_threads pool.
+import { join, relative } from 'node:path';
+import type { TemplateId } from '../../src/data/templates.ts';
+import { exportLoaded, type LoadedExportDeps } from '../../src/engine/export-run.ts';
+import type { ExportableModel } from '../../src/engine/export-source.ts';
+import type { ExportCardFacts } from '../../src/io/export-job.ts';
+import type { ModelFiles } from '../../src/io/model-source.ts';
+import { createNodeQuantPool } from '../../src/io/quant-pool-node.ts';
+import { NodeDirectorySink } from '../../src/io/sink-node.ts';
+import type { ExportSpec } from './export-specs.ts';
+import type { Output } from './output.ts';
+
+export interface WrittenFile {
+  /** Relative to the working folder when inside it, else absolute. */
+  path: string;
+  bytes: number;
+}
+
+export interface ExportContext {
+  loaded: ExportableModel;
+  files: ModelFiles;
+  lora: LoadedExportDeps['lora'];
+  /** The chat template the adapter was trained with (the tokenizer's own when absent). */
+  template?: TemplateId;
+  templateSource?: string;
+  card?: ExportCardFacts;
+  outDir: string;
+  signal?: AbortSignal;
+}
+
+// The bundle (dist-tune) carries the pool's worker as quant-worker.js next to tune.js; from
+// sources (tsx) the pool starts its TypeScript worker itself.
+const BUNDLED_WORKER = 'quant-worker.js';
+
+export async function runExports(specs: readonly ExportSpec[], ctx: ExportContext, out: Output): Promise<WrittenFile[]> {
+  const needsPool = specs.some((s) => s.request.kind !== 'adapter');
+  const bundled = !import.meta.url.endsWith('.ts');
+  const pool = needsPool ? createNodeQuantPool({ workerUrl: bundled ? new URL(BUNDLED_WORKER, import.meta.url) : undefined }) : undefined;
+  const written: WrittenFile[] = [];
+  try {
+    for (const spec of specs) {
+      const result = await exportLoaded(
+        {
+          loaded: ctx.loaded,
+          files: ctx.files,
+          lora: ctx.lora,
+          pool,
+          // A folder export gets a folder of its own name; a single file goes straight into DIR.
+          sink: (plan) => new NodeDirectorySink(plan.layout === 'folder' ? join(ctx.outDir, plan.name) : ctx.outDir),
+        },
+        { ...spec.request, template: ctx.template, templateSource: ctx.templateSource, card: ctx.card },
+        { signal: ctx.signal, onProgress: (p) => out.progress('export', { label: spec.label, ...p }) },
+      );
+      const files = result.files.map((f) => ({ path: shortPath(join(result.where, f.name)), bytes: f.bytes }));
+      written.push(...files);
+      for (const note of result.notes) out.say(`${spec.label}: ${note}`);
+      out.say(`Exported ${spec.label} in ${result.seconds.toFixed(1)} s: ${files.map((f) => `${f.path} (${f.bytes} bytes)`).join(', ')}`);
+    }
+  } finally {
+    pool?.close();
+  }
+  return written;
+}
+
+function shortPath(p: string): string {
+  const r = relative(process.cwd(), p);
+  return r.startsWith('..') ? p : r;
+}
