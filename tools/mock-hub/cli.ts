@@ -1,6 +1,8 @@
 // npx tsx tools/mock-hub/cli.ts [--port 8787] [--host 127.0.0.1] [--root DIR]...
 //   [--model owner/name=DIR]... [--dataset owner/name=DIR]... [--tree-page-size N] [--log]
-// --root DIR adds DIR/models and DIR/datasets (default: tests/fixtures/hub).
+//   [--uploads DIR]
+// --root DIR adds DIR/models and DIR/datasets (default: tests/fixtures/hub). --uploads DIR keeps
+// the repos that clients create and their uploads there (default: a temporary folder).
 import { resolve } from 'node:path';
 import { DEFAULT_ROOTS, startMockHub } from './server.ts';
 import type { FixtureRoot, MockHubOptions } from './server.ts';
@@ -31,6 +33,7 @@ function parse(argv: string[]): MockHubOptions {
     else if (flag === '--dataset') mount(datasets, value());
     else if (flag === '--tree-page-size') opts.treePageSize = Number(value());
     else if (flag === '--log') opts.log = true;
+    else if (flag === '--uploads') opts.uploadsDir = resolve(value());
     else throw new Error(`unknown option ${flag}`);
   }
   opts.roots = roots.length > 0 ? roots : DEFAULT_ROOTS;
@@ -40,7 +43,9 @@ function parse(argv: string[]): MockHubOptions {
 
 const hub = await startMockHub(parse(process.argv.slice(2)));
 console.log(`mock hub: ${hub.url}  (dataset viewer: ${hub.datasetsServer})`);
-console.log('tokens: hf_mock_ok (all access), hf_mock_noaccess (no gated/private); faults: POST /__mock/faults');
+console.log('tokens: hf_mock_ok (all access, writes as mock-user), hf_mock_noaccess (no gated/private, read-only),');
+console.log('        hf_mock_write / hf_mock_read (mock-user, org mock-org), hf_mock_other (other-user); faults: POST /__mock/faults');
+console.log(`uploads: ${hub.uploadsDir}`);
 const stop = (): void => {
   hub.close().finally(() => process.exit(0));
 };

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Faults } from './faults.ts';
 import { sendError } from './http.ts';
 import type { Repo, RepoStore, RepoType } from './repos.ts';
+import type { Uploads } from './uploads.ts';
 
 /** What a mock token may do. */
 export interface TokenGrant {
@@ -10,11 +11,21 @@ export interface TokenGrant {
   acceptedGated: boolean;
   /** May read private repos. */
   readPrivate: boolean;
+  /** The user it belongs to (whoami), and the orgs that user is in: the namespaces it may write. */
+  user?: string;
+  orgs?: string[];
+  /** 'write' may create repos and commit in its namespaces; 'read' (the default) may not. */
+  role?: 'read' | 'write';
 }
 
 export const DEFAULT_TOKENS: Record<string, TokenGrant> = {
-  hf_mock_ok: { acceptedGated: true, readPrivate: true },
-  hf_mock_noaccess: { acceptedGated: false, readPrivate: false },
+  hf_mock_ok: { acceptedGated: true, readPrivate: true, user: 'mock-user', orgs: ['mock-org'], role: 'write' },
+  hf_mock_noaccess: { acceptedGated: false, readPrivate: false, user: 'mock-guest', role: 'read' },
+  /** mock-user's tokens with each role. */
+  hf_mock_write: { acceptedGated: true, readPrivate: true, user: 'mock-user', orgs: ['mock-org'], role: 'write' },
+  hf_mock_read: { acceptedGated: true, readPrivate: true, user: 'mock-user', orgs: ['mock-org'], role: 'read' },
+  /** Another user's write token (their repos are "someone else's" for mock-user). */
+  hf_mock_other: { acceptedGated: true, readPrivate: false, user: 'other-user', role: 'write' },
 };
 
 export interface Ctx {
@@ -28,6 +39,8 @@ export interface Ctx {
   store: RepoStore;
   faults: Faults;
   treePageSize: number;
+  /** Where created repos and uploaded objects go. */
+  uploads: Uploads;
 }
 
 /** URL path prefix of a repo's web pages and files: '' for models, 'datasets/' for datasets. */

@@ -21,6 +21,18 @@ export interface RateLimitSpec {
   pathPrefix?: string;
 }
 
+export interface HttpErrorSpec {
+  /** Requests whose path starts with this, e.g. '/lfs-storage/' or '/api/models/me/x/commit'. */
+  pathPrefix: string;
+  /** Only this method (any when absent). */
+  method?: string;
+  status: number;
+  /** The error message (default: "injected failure"). */
+  message?: string;
+  /** How many requests it hits (default 1). */
+  times?: number;
+}
+
 /** Body of POST /__mock/faults, and the `faults` start option. */
 export interface FaultsSpec {
   drop?: ByteFaultSpec | ByteFaultSpec[];
@@ -28,6 +40,8 @@ export interface FaultsSpec {
   /** Answer 200 with the whole file despite a Range header (as some proxies do). */
   ignoreRange?: Omit<ByteFaultSpec, 'afterBytes'> | Omit<ByteFaultSpec, 'afterBytes'>[];
   rateLimit?: RateLimitSpec | RateLimitSpec[];
+  /** Answer matching requests with an error status (uploads, commits, ...). */
+  httpError?: HttpErrorSpec | HttpErrorSpec[];
 }
 
 type ByteFaultKind = 'drop' | 'stall' | 'ignore-range';
@@ -48,6 +62,7 @@ const list = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.i
 export class Faults {
   private bytes: Armed<ByteFaultSpec & { kind: ByteFaultKind }>[] = [];
   private limits: Armed<RateLimitSpec>[] = [];
+  private errors: Armed<HttpErrorSpec>[] = [];
 
   /** Cut the connection (FIN) after `afterBytes` body bytes. */
   drop(spec: ByteFaultSpec): void {
@@ -68,16 +83,31 @@ export class Faults {
     this.limits.push({ spec, left: spec.count ?? 1 });
   }
 
+  httpError(spec: HttpErrorSpec): void {
+    this.errors.push({ spec, left: spec.times ?? 1 });
+  }
+
   apply(spec: FaultsSpec): void {
     for (const s of list(spec.drop)) this.drop(s);
     for (const s of list(spec.stall)) this.stall(s);
     for (const s of list(spec.ignoreRange)) this.ignoreRange(s);
     for (const s of list(spec.rateLimit)) this.rateLimit(s);
+    for (const s of list(spec.httpError)) this.httpError(s);
   }
 
   clear(): void {
     this.bytes = [];
     this.limits = [];
+    this.errors = [];
+  }
+
+  /** The injected error for this request, consumed. */
+  takeHttpError(method: string, pathname: string): { status: number; message: string } | undefined {
+    const i = this.errors.findIndex((a) => pathname.startsWith(a.spec.pathPrefix) && (!a.spec.method || a.spec.method === method));
+    if (i < 0) return undefined;
+    const armed = this.errors[i];
+    if (--armed.left <= 0) this.errors.splice(i, 1);
+    return { status: armed.spec.status, message: armed.spec.message ?? 'injected failure' };
   }
 
   /** The fault for one response serving `path` of `repo`, consumed. */

@@ -32,7 +32,7 @@ export function preflight(req: IncomingMessage, res: ServerResponse): void {
   const asked = req.headers['access-control-request-headers'];
   const allow = ['Authorization', 'Range', 'If-Range', 'Content-Type', ...(asked ? [asked] : [])].join(', ');
   res.writeHead(204, {
-    'Access-Control-Allow-Methods': 'GET, HEAD, POST, DELETE, OPTIONS',
+    'Access-Control-Allow-Methods': 'GET, HEAD, POST, PUT, DELETE, OPTIONS',
     'Access-Control-Allow-Headers': allow,
     'Access-Control-Max-Age': '86400',
     'Content-Length': '0',

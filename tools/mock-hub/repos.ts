@@ -52,6 +52,11 @@ const LFS_EXT =
   /\.(safetensors|bin|parquet|gguf|pt|pth|ckpt|onnx|h5|msgpack|model|arrow|zip|gz|tar|npy|npz|tflite|ot)$/i;
 const LFS_MIN_SIZE = 10 * 1024 * 1024;
 
+/** Whether the Hub keeps a file of this path and size in LFS (by extension, or 10 MiB and more). */
+export function isLfsFile(path: string, size: number): boolean {
+  return LFS_EXT.test(path) || size >= LFS_MIN_SIZE;
+}
+
 interface Hashes {
   mtimeMs: number;
   size: number;
@@ -101,7 +106,7 @@ function scanFiles(root: string, skip: Set<string>): RepoFile[] {
     const st = statSync(a);
     const h = hashes(a, st.mtimeMs, st.size);
     const path = relative(root, a).split(sep).join('/');
-    if (LFS_EXT.test(path) || st.size >= LFS_MIN_SIZE) {
+    if (isLfsFile(path, st.size)) {
       const pointer = lfsPointer(h.sha256, st.size);
       return {
         path,

@@ -13,8 +13,11 @@ import { routeHub } from './hub-api.ts';
 import { RepoStore } from './repos.ts';
 import type { FixtureRoot } from './repos.ts';
 import { VIEWER_PREFIX, routeViewer } from './viewer.ts';
+import { DEFAULT_UPLOAD_LIMITS, Uploads, type UploadLimits } from './uploads.ts';
+import { routeWrite } from './write-api.ts';
 
-export type { FaultsSpec, ByteFaultSpec, RateLimitSpec } from './faults.ts';
+export type { FaultsSpec, ByteFaultSpec, HttpErrorSpec, RateLimitSpec } from './faults.ts';
+export type { UploadLimits } from './uploads.ts';
 export type { TokenGrant } from './context.ts';
 export type { FixtureRoot, RepoMeta } from './repos.ts';
 
@@ -41,6 +44,10 @@ export interface MockHubOptions {
   faults?: FaultsSpec;
   /** Print one line per request. */
   log?: boolean;
+  /** Where created repos and uploaded files are kept (default: a temporary folder, removed on close). */
+  uploadsDir?: string;
+  /** Multipart threshold and part size, per-file limit, per-namespace quota of uploads. */
+  uploadLimits?: Partial<UploadLimits>;
 }
 
 export interface LoggedRequest {
@@ -60,6 +67,8 @@ export interface MockHub {
   faults: Faults;
   /** Every request received (newest last); clear with `requests.length = 0`. */
   requests: LoggedRequest[];
+  /** The folder created repos and uploads are kept in. */
+  uploadsDir: string;
   close(): Promise<void>;
 }
 
@@ -98,7 +107,9 @@ async function routeControl(req: IncomingMessage, res: ServerResponse, hub: Mock
 }
 
 export async function startMockHub(options: MockHubOptions = {}): Promise<MockHub> {
-  const store = new RepoStore(options.roots ?? DEFAULT_ROOTS, options.mounts ?? {});
+  const uploads = new Uploads(options.uploadsDir, { ...DEFAULT_UPLOAD_LIMITS, ...options.uploadLimits });
+  // Created repos are found like fixture repos, after them.
+  const store = new RepoStore([...(options.roots ?? DEFAULT_ROOTS), uploads.root], options.mounts ?? {});
   const tokens = options.tokens ?? DEFAULT_TOKENS;
   const faults = new Faults();
   if (options.faults) faults.apply(options.faults);
@@ -125,7 +136,11 @@ export async function startMockHub(options: MockHubOptions = {}): Promise<MockHu
       return sendError(res, 400, undefined, 'Bad Request');
     }
     if (segs[0] === '__mock') return routeControl(req, res, hub, segs.slice(1).join('/'));
-    if (!['GET', 'HEAD'].includes(req.method ?? '')) return sendError(res, 405, undefined, 'Method Not Allowed');
+    const injected = faults.takeHttpError(req.method ?? 'GET', url.pathname);
+    if (injected) {
+      req.resume(); // the body is not read
+      return sendError(res, injected.status, undefined, injected.message);
+    }
 
     const retryAfter = faults.takeRateLimit(url.pathname);
     if (retryAfter !== undefined) {
@@ -149,7 +164,10 @@ export async function startMockHub(options: MockHubOptions = {}): Promise<MockHu
       store,
       faults,
       treePageSize: options.treePageSize ?? 1000,
+      uploads,
     };
+    if (await routeWrite(ctx, segs)) return;
+    if (!['GET', 'HEAD'].includes(req.method ?? '')) return sendError(res, 405, undefined, 'Method Not Allowed');
     if (segs[0] === VIEWER_PREFIX) return routeViewer(ctx, segs.slice(1));
     if (!routeHub(ctx, segs)) sendError(res, 404, undefined, 'Not Found');
   };
@@ -173,9 +191,14 @@ export async function startMockHub(options: MockHubOptions = {}): Promise<MockHu
     port,
     faults,
     requests,
+    uploadsDir: uploads.dir,
     close: () =>
       new Promise<void>((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
+        server.close((err) => {
+          uploads.close();
+          if (err) reject(err);
+          else resolve();
+        });
         server.closeAllConnections(); // stalled fault responses would otherwise keep it open
       }),
   };
