@@ -182,6 +182,8 @@ describe('Data tab', () => {
 });
 
 describe('data worker API', () => {
+  // Deterministic: the data worker awaits the progress report of each stored shard, and this
+  // report's callback awaits the cancel, so the preparation stops right after its second shard.
   it('a cancelled preparation keeps its shards across a reload and continues from them', async () => {
     await page.goto(studioUrl('#data'));
     const first = await page.evaluate(async () => {
@@ -200,8 +202,8 @@ describe('data worker API', () => {
         tokenizer: { kind: 'url', id: 'webtune/demo-tiny-llama', url: `${base}demo/model/` },
       };
       try {
-        await w.prepare('job-c', source, request, (p: { shards: number }) => {
-          if (p.shards >= 2) void w.cancel('job-c');
+        await w.prepare('job-c', source, request, async (p: { shards: number }) => {
+          if (p.shards >= 2) await w.cancel('job-c');
         });
         return 'not cancelled';
       } catch (e) {
@@ -212,13 +214,115 @@ describe('data worker API', () => {
     await page.reload();
     const item = byTestId('prepared-item');
     await expect.poll(() => item.getAttribute('data-status'), { timeout: 30_000 }).toBe('partial');
-    expect(await item.innerText()).toMatch(/partial: [2-9] shards stored/);
+    expect(await item.innerText()).toMatch(/partial: 2 shards stored/);
     expect(await byTestId('dataset-status').innerText()).toMatch(/No dataset prepared/);
     await byTestId('prepared-continue').click();
     await expect.poll(() => byTestId('prepare-done').count(), { timeout: 60_000 }).toBe(1);
     expect(await attr('dataset-stats', 'data-records')).toBe('300');
     expect(await item.getAttribute('data-status')).toBe('complete');
     expect(await byTestId('dataset-status').innerText()).toMatch(/For training: Sort words \(demo\)/);
+    expect(errors).toEqual([]);
+  });
+
+  it('tokenize workers spawned by the data worker store exactly the rows it stores alone', async () => {
+    await page.goto(studioUrl('#data'));
+    const result = await page.evaluate(async () => {
+      const w = (window as unknown as { __webtune: { data: any } }).__webtune.data;
+      const base = new URL('./', location.href).href;
+      const source = { kind: 'demo', id: 'webtune/demo-sort-words', name: 'Sort words (demo)', url: `${base}demo/data/sort-words.jsonl` };
+      const request = {
+        template: 'chatml',
+        trainOnResponsesOnly: true,
+        maxSeqLength: 256,
+        overflow: 'truncate',
+        packing: true,
+        validationFraction: 0.1,
+        seed: 4,
+        shardTokens: 3000,
+        tokenizer: { kind: 'url', id: 'webtune/demo-tiny-llama', url: `${base}demo/model/` },
+      };
+      const rows = async (m: { fingerprint: string; shards: unknown[] }) => {
+        const out: number[][] = [];
+        for (const split of ['train', 'validation']) {
+          for (let i = 0; i < m.shards.length; i++) {
+            const s = await w.readShard(m.fingerprint, i, split);
+            out.push([...s.input_ids], [...s.labels_mask], [...s.segment_ids]);
+          }
+        }
+        return out;
+      };
+      const pooled = await w.prepare('job-pool', source, { ...request, tokenizeWorkers: 2 }, () => undefined);
+      const pooledRows = await rows(pooled);
+      await w.deletePrepared(pooled.fingerprint);
+      const alone = await w.prepare('job-alone', source, { ...request, tokenizeWorkers: 0 }, () => undefined);
+      const aloneRows = await rows(alone);
+      return {
+        same: JSON.stringify(pooledRows) === JSON.stringify(aloneRows),
+        sameStats: JSON.stringify(pooled.stats) === JSON.stringify(alone.stats),
+        shards: alone.shards.length,
+        tokens: aloneRows.reduce((n, r) => n + r.length, 0),
+        examples: pooled.stats.examples,
+      };
+    });
+    expect(result.examples).toBe(300);
+    expect(result.shards).toBeGreaterThanOrEqual(3);
+    expect(result.tokens).toBeGreaterThan(10_000);
+    expect(result.same).toBe(true);
+    expect(result.sameStats).toBe(true);
+    expect(errors).toEqual([]);
+  });
+
+  it('serves packed rows of a prepared dataset on a MessagePort, and refuses an unknown one', async () => {
+    await page.goto(studioUrl('#data'));
+    const result = await page.evaluate(async () => {
+      const w = (window as unknown as { __webtune: { data: any } }).__webtune.data;
+      const base = new URL('./', location.href).href;
+      const source = { kind: 'demo', id: 'webtune/demo-sort-words', name: 'Sort words (demo)', url: `${base}demo/data/sort-words.jsonl` };
+      const request = {
+        template: 'chatml',
+        trainOnResponsesOnly: true,
+        maxSeqLength: 256,
+        overflow: 'truncate',
+        packing: true,
+        validationFraction: 0,
+        seed: 0,
+        tokenizer: { kind: 'url', id: 'webtune/demo-tiny-llama', url: `${base}demo/model/` },
+      };
+      const m = await w.prepare('job-port', source, request, () => undefined);
+      const { port1, port2 } = new MessageChannel();
+      const served = await w.serveBatches(m.fingerprint, 'train', port1);
+      // The other end, spoken by hand (in the app, portRowSource in the trainer worker does this).
+      const replies = new Map<number, (r: any) => void>();
+      port2.onmessage = (e) => replies.get(e.data.id)?.(e.data);
+      const ask = (msg: { id: number; [k: string]: unknown }) => new Promise<any>((resolve) => {
+        replies.set(msg.id, resolve);
+        port2.postMessage(msg);
+      });
+      const opened = await ask({ type: 'open', id: 0 });
+      const rows = await ask({ type: 'read', id: 1, start: 1, count: 2 });
+      const shard = await w.readShard(m.fingerprint, 0, 'train');
+      const expected = [...shard.input_ids.subarray(256, 768)];
+      let refused = '';
+      try {
+        await w.serveBatches('no-such-dataset', 'train', new MessageChannel().port1);
+      } catch (e) {
+        refused = (e as Error).message;
+      }
+      return {
+        served,
+        trainRows: m.stats.train.rows,
+        opened: [opened.type, opened.rows, opened.seqLength],
+        batch: [rows.type, rows.batch.batch, rows.batch.seqLen, rows.batch.inputIds.constructor.name],
+        same: JSON.stringify([...rows.batch.inputIds]) === JSON.stringify(expected),
+        refused,
+      };
+    });
+    expect(result.trainRows).toBeGreaterThanOrEqual(3);
+    expect(result.served).toEqual({ rows: result.trainRows, seqLength: 256 });
+    expect(result.opened).toEqual(['opened', result.trainRows, 256]);
+    expect(result.batch).toEqual(['rows', 2, 256, 'Uint32Array']);
+    expect(result.same).toBe(true);
+    expect(result.refused).toMatch(/No prepared dataset no-such-dataset\./);
     expect(errors).toEqual([]);
   });
 

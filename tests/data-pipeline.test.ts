@@ -35,7 +35,7 @@ describe('FineTome-shaped JSONL -> ChatML tokens -> packed rows', () => {
 
     const stats = new TokenStatsAccumulator(256, 8);
     const examples: TokenizedExample[] = [];
-    for await (const ex of tokenizeRecords(readJsonl(bytesToStream(FILE, 50), issues), {
+    for await (const { example: ex } of tokenizeRecords((sink) => readJsonl(bytesToStream(FILE, 50), sink), {
       tokenizer: tok,
       info,
       template: resolveTemplate('chatml', info),
@@ -81,7 +81,7 @@ describe('FineTome-shaped JSONL -> ChatML tokens -> packed rows', () => {
     const stats = new TokenStatsAccumulator(24, 4);
     const issues = new IssueLog();
     const out: TokenizedExample[] = [];
-    for await (const ex of tokenizeRecords(readJsonl(bytesToStream(new TextEncoder().encode(fixture)), issues), {
+    for await (const { example: ex } of tokenizeRecords((sink) => readJsonl(bytesToStream(new TextEncoder().encode(fixture)), sink), {
       tokenizer: tok,
       info,
       template: resolveTemplate('llama3', info),

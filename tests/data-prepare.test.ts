@@ -160,6 +160,22 @@ describe('resume after cancel', () => {
     }
   });
 
+  it('waits for the report of each stored shard: a cancel that the report sends later still stops right there', async () => {
+    const store = newStore();
+    const ctrl = new AbortController();
+    const run = prepareDataset(await openFileSource(demoFile()), SMALL, {
+      store,
+      tokenizer: tok,
+      signal: ctrl.signal,
+      onProgress: async (p) => {
+        // As the UI does: the cancel arrives after a round trip, while the data worker would go on.
+        if (p.shards === 2) await new Promise((r) => setTimeout(r, 50)).then(() => ctrl.abort());
+      },
+    });
+    await expect(run).rejects.toMatchObject({ name: 'AbortError' });
+    expect((await store.list())[0].shards).toHaveLength(2);
+  });
+
   it('resumes twice in a row, and a JSON array and a Parquet file resume the same way', async () => {
     const lines = new TextDecoder().decode(DEMO_JSONL).trim().split('\n');
     const records = lines.map((l) => JSON.parse(l) as { conversations: { from: string; value: string }[] });

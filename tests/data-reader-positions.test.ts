@@ -23,7 +23,7 @@ describe('reader positions and skipping', () => {
     for (const chunk of [1, 7, 64, 4096]) {
       const pos = { units: 0 };
       const issues = new IssueLog();
-      const all = await collect(readJsonl(bytesToStream(enc.encode(jsonl), chunk), issues, { position: pos, maxLineLength: 100 }), pos);
+      const all = await collect(readJsonl(bytesToStream(enc.encode(jsonl), chunk), issues, { position: pos, maxLineBytes: 100 }), pos);
       expect(all).toEqual([
         ['line 1', 1],
         ['line 4', 4],
@@ -32,7 +32,7 @@ describe('reader positions and skipping', () => {
       ]);
       expect(issues.total).toBe(2); // "bad" and the long line
       const later = new IssueLog();
-      const rest = await collect(readJsonl(bytesToStream(enc.encode(jsonl), chunk), later, { position: pos, maxLineLength: 100, skipLines: 5 }), pos);
+      const rest = await collect(readJsonl(bytesToStream(enc.encode(jsonl), chunk), later, { position: pos, maxLineBytes: 100, skipLines: 5 }), pos);
       expect(rest).toEqual([
         ['line 6', 6],
         ['line 7', 7],

@@ -108,16 +108,15 @@ describe('readJsonl', () => {
     expect(issues.summary().byReason).toEqual({ 'invalid JSON': 25 });
   });
 
-  it('skips an over-long line and resumes at the next one', async () => {
+  it('skips an over-long line and resumes at the next one, in big and small chunks', async () => {
     const long = '{"text":"' + 'x'.repeat(500) + '"}';
-    const text = `{"text":"a"}\n${long}\n{"text":"b"}\n`;
-    const issues = new IssueLog();
-    const recs = await collect(readJsonl(bytesToStream(enc.encode(text), 64), issues, { maxLineLength: 100 }));
-    expect(recs.map((r) => [r.where, r.value.text])).toEqual([
-      ['line 1', 'a'],
-      ['line 3', 'b'],
-    ]);
-    expect(issues.examples).toEqual([{ where: 'line 2', reason: 'line too long', detail: 'longer than 100 characters' }]);
+    const text = `{"text":"a"}\n${long}\n{"text":"b"}\n{"text":"${'y'.repeat(89)}"}\n`; // line 4: exactly 100 bytes
+    for (const chunk of [7, 64, 1 << 16]) {
+      const issues = new IssueLog();
+      const recs = await collect(readJsonl(bytesToStream(enc.encode(text), chunk), issues, { maxLineBytes: 100 }));
+      expect(recs.map((r) => r.where), `chunks of ${chunk}`).toEqual(['line 1', 'line 3', 'line 4']);
+      expect(issues.examples).toEqual([{ where: 'line 2', reason: 'line too long', detail: 'longer than 100 B, the limit for one line' }]);
+    }
   });
 });
 

@@ -5,7 +5,14 @@ import type { DataApi, DatasetSource, DemoManifest, HubEndpoints, PrepareOrigin,
 import { idleProgress, inspectSource, openFileSource, openHubSource, prepareDataset, PreparedStore, previewSource, stableStringify } from '../src/data/index.ts';
 import type { LoadedTokenizer, PreparedManifest, PrepareProgress, RecordSource, TokenizerSource } from '../src/data/index.ts';
 import { idbKeyValueStore } from '../src/data/idb-kv.ts';
+import { inlineExecutor } from '../src/data/tokenize-batch.ts';
+import type { TokenizeExecutor } from '../src/data/tokenize-batch.ts';
+import { startTokenizePool } from '../src/data/tokenize-pool.ts';
+import type { PoolReply, SpawnTokenizeWorker, TokenizeSetup } from '../src/data/tokenize-pool.ts';
 import { loadTokenizer } from '../src/data/tokenizer-load.ts';
+import { serveRowSource } from '../src/engine/train/port-source.ts';
+import type { BatchPort } from '../src/engine/train/port-source.ts';
+import { shardRowSource } from '../src/engine/train/shard-source.ts';
 import { HubClient } from '../src/io/hub.ts';
 import { crash, exposeApi } from './expose.ts';
 
@@ -74,17 +81,67 @@ function tokenizer(source: TokenizerSource): Promise<LoadedTokenizer> {
   return t;
 }
 
+/** Sources this big are tokenized by workers unless the request says otherwise: below, starting
+ *  them (each builds its own tokenizer, about a second) would cost more than it saves. */
+const POOL_MIN_BYTES = 8 << 20;
+const POOL_MIN_RECORDS = 20_000;
+
+/** As many tokenize workers as cores (this worker mostly waits on them), at most four: each
+ *  builds and holds its own copy of the tokenizer (Llama 3's: about 85 MB of JS heap). */
+function poolSize(): number {
+  return Math.max(1, Math.min(4, navigator.hardwareConcurrency || 2));
+}
+
+const spawnTokenizeWorker: SpawnTokenizeWorker = (onReply, onError) => {
+  const w = new Worker(new URL('./tokenize.worker.ts', import.meta.url), { type: 'module', name: 'tokenize' });
+  w.addEventListener('message', (e: MessageEvent<PoolReply>) => onReply(e.data));
+  w.addEventListener('error', (e) => {
+    e.preventDefault();
+    onError(new Error(e.message || 'the tokenize worker script could not be loaded'));
+  });
+  w.addEventListener('messageerror', () => onError(new Error('a message from a tokenize worker could not be read')));
+  return { post: (request) => w.postMessage(request), terminate: () => w.terminate() };
+};
+
+/** How this preparation tokenizes: workers as asked, or by size; in this worker otherwise. */
+function tokenizeWith(src: RecordSource, tok: LoadedTokenizer, asked: number | undefined) {
+  const big = (src.info.totalBytes ?? 0) >= POOL_MIN_BYTES || (src.info.totalRecords ?? 0) >= POOL_MIN_RECORDS;
+  const size = asked ?? (big ? poolSize() : 0);
+  if (size === 0) return undefined;
+  return async (setup: TokenizeSetup): Promise<TokenizeExecutor> => {
+    try {
+      return await startTokenizePool(spawnTokenizeWorker, size, setup);
+    } catch (e) {
+      if (asked !== undefined) throw e;
+      // Chosen by size only: tokenizing here is slower, not wrong.
+      console.warn(`webtune: tokenizing in the data worker itself: ${(e as Error).message}`);
+      return inlineExecutor({ tokenizer: tok.tokenizer, info: tok.info, template: setup.template }, setup.options);
+    }
+  };
+}
+
 async function runPrepare(jobId: string, source: DatasetSource, request: PrepareRequest, onProgress: (p: PrepareProgress) => void): Promise<PreparedManifest> {
   if (jobs.has(jobId)) throw new Error(`A preparation with id ${jobId} is already running.`);
   const ctrl = new AbortController();
   jobs.set(jobId, ctrl);
-  // The page may be gone or busy: progress is best effort.
-  const report = (p: PrepareProgress): void => void Promise.resolve(onProgress(p)).catch(() => undefined);
+  // The page may be gone or busy: progress is best effort (a report after a stored shard is
+  // awaited, so a cancel sent from it is seen before the next shard).
+  const report = (p: PrepareProgress): Promise<void> => Promise.resolve(onProgress(p)).then(
+    () => undefined,
+    () => undefined,
+  );
   const origin = originOf(source, request);
   try {
-    report(idleProgress('loading tokenizer'));
+    void report(idleProgress('loading tokenizer'));
     const [src, tok] = await Promise.all([openSource(source, ctrl.signal), tokenizer(request.tokenizer)]);
-    return await prepareDataset(src, optionsOf(request), { store: prepared, tokenizer: tok, signal: ctrl.signal, onProgress: report, origin });
+    return await prepareDataset(src, optionsOf(request), {
+      store: prepared,
+      tokenizer: tok,
+      signal: ctrl.signal,
+      onProgress: report,
+      origin,
+      tokenizeWith: tokenizeWith(src, tok, request.tokenizeWorkers),
+    });
   } finally {
     jobs.delete(jobId);
   }
@@ -103,7 +160,7 @@ function originOf(source: DatasetSource, request: PrepareRequest): PrepareOrigin
 }
 
 function optionsOf(request: PrepareRequest) {
-  const { tokenizer: _tokenizer, ...options } = request;
+  const { tokenizer: _tokenizer, tokenizeWorkers: _workers, ...options } = request;
   return options;
 }
 
@@ -170,6 +227,13 @@ const api: DataApi = {
   listPrepared: () => prepared.list(),
   openPrepared: async (fp) => (await prepared.manifest(fp)) ?? null,
   readShard: (fp, index, split) => prepared.readShard(fp, index, split),
+
+  async serveBatches(fingerprint, split, port) {
+    const source = shardRowSource(prepared, fingerprint, split);
+    serveRowSource(port as BatchPort, source);
+    const { rows, seqLength } = await source;
+    return { rows, seqLength };
+  },
   deletePrepared: (fp) => prepared.delete(fp),
 
   hubSplits(hub, dataset) {

@@ -249,6 +249,10 @@ export type DatasetSource =
 /** Preparation options plus the tokenizer to use. */
 export interface PrepareRequest extends PrepareOptions {
   tokenizer: TokenizerSource;
+  /** Tokenize workers the data worker starts (0: tokenize in the data worker itself). Default:
+   *  one per core, up to four, for sources of 8 MiB or 20,000 records and more; none below. The
+   *  stored rows are the same either way. */
+  tokenizeWorkers?: number;
 }
 
 /** Stored with each manifest by the data worker, so that a partial preparation can go on. */
@@ -288,6 +292,11 @@ export interface DataApi {
   listPrepared(): Promise<PreparedManifest[]>;
   openPrepared(fingerprint: string): Promise<PreparedManifest | null>;
   readShard(fingerprint: string, index: number, split?: SplitName): Promise<PreparedShard>;
+  /** Serves the packed rows of a prepared dataset's split on `port` until it closes, for a
+   *  RowSource in another worker (portRowSource in src/engine/train/port-source.ts); the client
+   *  (data.ts) transfers the port. Resolves to the rows served; rejects (and so does every read
+   *  on the port) when there is no such dataset. */
+  serveBatches(fingerprint: string, split: SplitName, port: MessagePort): Promise<{ rows: number; seqLength: number }>;
   deletePrepared(fingerprint: string): Promise<void>;
   /** The dataset viewer's configs and splits of a Hub dataset. */
   hubSplits(hub: HubEndpoints, dataset: string): Promise<DatasetSplit[]>;

@@ -1,4 +1,5 @@
 // The data worker (IndexedDB, files, datasets, demo manifest) behind a typed, restartable proxy.
+import * as Comlink from 'comlink';
 import type { DataApi } from './api.ts';
 import { WorkerHandle, type MethodList } from './worker-handle.ts';
 
@@ -14,6 +15,7 @@ const methods: MethodList<DataApi> = {
   listPrepared: true,
   openPrepared: true,
   readShard: true,
+  serveBatches: true,
   deletePrepared: true,
   hubSplits: true,
   tokenizerFacts: true,
@@ -25,5 +27,9 @@ export const dataWorker = new WorkerHandle<DataApi>(
   methods,
 );
 
-/** Use this, not a raw Worker: calls reject (never hang) if the worker dies. */
-export const data: DataApi = dataWorker.api;
+/** Use this, not a raw Worker: calls reject (never hang) if the worker dies. A port given to
+ *  serveBatches is transferred to the data worker (a MessagePort cannot be copied). */
+export const data: DataApi = Object.freeze({
+  ...dataWorker.api,
+  serveBatches: (fingerprint, split, port) => dataWorker.api.serveBatches(fingerprint, split, Comlink.transfer(port, [port])),
+} satisfies DataApi);

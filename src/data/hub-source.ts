@@ -8,7 +8,7 @@ import type { FileMetaData } from 'hyparquet';
 import { HubError } from '../io/hub.ts';
 import type { HubClient, ParquetFile } from '../io/hub.ts';
 import { abortError, DataError, isAbortError } from './errors.ts';
-import type { IssueLog } from './issues.ts';
+import type { IssueSink } from './issues.ts';
 import { readParquet, topLevelColumns } from './parquet.ts';
 import type { AsyncBuffer } from './parquet.ts';
 import type { ReadOptions, RecordSource, SourceInfo } from './record-source.ts';
@@ -85,7 +85,7 @@ export async function openHubSource(hub: HubClient, spec: HubDatasetSpec, option
       throw hubError(e, dataset);
     });
 
-  const headViaViewer = async (n: number, issues: IssueLog, s?: AbortSignal): Promise<SourceRecord[]> => {
+  const headViaViewer = async (n: number, issues: IssueSink, s?: AbortSignal): Promise<SourceRecord[]> => {
     const page = await viewerPage(0, Math.min(n, PAGE, limit ?? PAGE), s);
     return pageRecords(page.rows, limit ?? Infinity, issues).map((r) => r.record);
   };
@@ -195,7 +195,7 @@ interface ViewerRow {
 }
 
 /** Viewer rows as records; a row whose cells the viewer cut short is skipped (it is incomplete). */
-function pageRecords(rows: readonly ViewerRow[], total: number, issues: IssueLog): { record: SourceRecord; rowIndex: number }[] {
+function pageRecords(rows: readonly ViewerRow[], total: number, issues: IssueSink): { record: SourceRecord; rowIndex: number }[] {
   const out: { record: SourceRecord; rowIndex: number }[] = [];
   for (const r of rows) {
     if (r.row_idx >= total) break;

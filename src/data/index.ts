@@ -2,7 +2,7 @@
 
 export type { DataRecord, Example, Message, Outcome, Role, SourceRecord, TokenizedExample } from './types.ts';
 export { IssueLog } from './issues.ts';
-export type { IssueExample, IssueSummary } from './issues.ts';
+export type { IssueExample, IssueSink, IssueSummary } from './issues.ts';
 export { bytesToStream, decodeUtf8 } from './text-stream.ts';
 export { readJsonl } from './jsonl.ts';
 export { JsonArrayError, readJsonArray } from './json-array.ts';
@@ -24,7 +24,12 @@ export { rng as seededRandom, seededPermutation, shuffleInPlace } from '../util/
 export { TokenStatsAccumulator } from './stats.ts';
 export type { DataStats, LengthHistogram, TokenStats } from './stats.ts';
 export { tokenizeRecords } from './pipeline.ts';
-export type { PrepareContext } from './pipeline.ts';
+export type { PlacedExample, PrepareContext, StartRead } from './pipeline.ts';
+export { inlineExecutor } from './tokenize-batch.ts';
+export type { TokenizeExecutor } from './tokenize-batch.ts';
+export { startTokenizePool } from './tokenize-pool.ts';
+export type { PoolReply, PoolRequest, SpawnTokenizeWorker, TokenizeSetup } from './tokenize-pool.ts';
+export { PretokenMemoTokenizer, withPretokenMemo } from './pretoken-memo.ts';
 export type { ReadPosition } from './types.ts';
 export type { TokenStatsState } from './stats.ts';
 export { DataError, noFormatMessage } from './errors.ts';

@@ -13,7 +13,12 @@ export interface IssueSummary {
   examples: IssueExample[];
 }
 
-export class IssueLog {
+/** Where readers report a skipped record (an IssueLog, or something that forwards to one). */
+export interface IssueSink {
+  add(reason: string, where: string, detail?: string): void;
+}
+
+export class IssueLog implements IssueSink {
   total = 0;
   readonly byReason = new Map<string, number>();
   readonly examples: IssueExample[] = [];

@@ -3,7 +3,8 @@
 // top-level commas; each item is parsed on its own, so memory is bounded by the largest item.
 // A malformed item is skipped and counted; a file that is not an array at all is an error.
 
-import { IssueLog, shorten } from './issues.ts';
+import { shorten } from './issues.ts';
+import type { IssueSink } from './issues.ts';
 import { describeJson, errorMessage, isPlainObject } from './jsonl.ts';
 import { decodeUtf8 } from './text-stream.ts';
 import type { ReadPosition, SourceRecord } from './types.ts';
@@ -29,7 +30,7 @@ const enum State {
 
 export async function* readJsonArray(
   stream: ReadableStream<Uint8Array>,
-  issues: IssueLog,
+  issues: IssueSink,
   options: JsonArrayOptions = {},
 ): AsyncGenerator<SourceRecord> {
   const maxItem = options.maxItemLength ?? DEFAULT_MAX_ITEM_LENGTH;

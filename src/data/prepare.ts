@@ -11,7 +11,7 @@ import type { FingerprintKey } from './fingerprint.ts';
 import { detectFormat } from './formats.ts';
 import type { FormatMapping } from './formats.ts';
 import { IssueLog } from './issues.ts';
-import type { IssueSummary } from './issues.ts';
+import type { IssueSink, IssueSummary } from './issues.ts';
 import { checkOptions, DEFAULT_PREPARE_OPTIONS, DEFAULT_SHARD_TOKENS } from './prepare-options.ts';
 import type { PrepareOptions } from './prepare-options.ts';
 import { ProgressMeter } from './progress.ts';
@@ -25,6 +25,11 @@ import { resolveTemplate, TemplateError } from './templates.ts';
 import type { EffectiveTemplate } from './templates.ts';
 import type { LoadedTokenizer } from './tokenizer-load.ts';
 import { tokenizeRecords } from './pipeline.ts';
+import type { PrepareContext } from './pipeline.ts';
+import { inlineExecutor } from './tokenize-batch.ts';
+import type { TokenizeExecutor } from './tokenize-batch.ts';
+import { setupOf } from './tokenize-pool.ts';
+import type { TokenizeSetup } from './tokenize-pool.ts';
 import type { TokenizeOptions } from './tokenize.ts';
 import type { ReadPosition } from './types.ts';
 import { formatBytes } from '../util/format.ts';
@@ -33,7 +38,11 @@ export interface PrepareDeps {
   store: PreparedStore;
   tokenizer: LoadedTokenizer;
   signal?: AbortSignal;
-  onProgress?: (p: PrepareProgress) => void;
+  /** Called a few times a second; after each stored shard it is awaited before going on, so
+   *  that a cancel issued from that report stops the preparation right there. */
+  onProgress?: (p: PrepareProgress) => unknown;
+  /** Tokenize workers for this preparation (default: tokenize in this thread). Closed at the end. */
+  tokenizeWith?: (setup: TokenizeSetup) => Promise<TokenizeExecutor>;
   /** Minimum time between progress reports (default 250 ms). */
   progressIntervalMs?: number;
   now?: () => number;
@@ -85,9 +94,34 @@ export async function prepareDataset(source: RecordSource, options: PrepareOptio
   if (deps.origin !== undefined) manifest = { ...manifest, origin: deps.origin };
   meter.resumedShards = manifest.shards.length;
 
+  const tokenizeOptions: TokenizeOptions = { maxSeqLength: opts.maxSeqLength, trainOnResponsesOnly: opts.trainOnResponsesOnly, overflow: opts.overflow };
+  const ctx = { tokenizer: tokenizer.tokenizer, info: tokenizer.info, template };
+  const executor = deps.tokenizeWith ? await deps.tokenizeWith(setupOf(tokenizer, template, tokenizeOptions)) : inlineExecutor(ctx, tokenizeOptions);
+  try {
+    return await readIntoShards(source, manifest, { ...ctx, mapping, options: tokenizeOptions, executor }, opts, deps, meter);
+  } finally {
+    executor.close();
+  }
+}
+
+/** Reads the source from the manifest's cursor to its end, committing a shard per full chunk. */
+async function readIntoShards(
+  source: RecordSource,
+  start: PreparedManifest,
+  tokenize: Omit<PrepareContext, 'issues' | 'stats'>,
+  opts: PrepareOptions,
+  deps: PrepareDeps,
+  meter: ProgressMeter,
+): Promise<PreparedManifest> {
+  const { store, signal } = deps;
+  const now = deps.now ?? Date.now;
+  const shardTokens = start.options.shardTokens;
+  let manifest = start;
   const issues = IssueLog.fromSummary(manifest.stats.skipped);
   const stats = TokenStatsAccumulator.restore(manifest.cursor.tokenStats);
   const position: ReadPosition = { units: manifest.cursor.units };
+  /** Source units consumed by the examples taken so far (the reader may be further ahead). */
+  let consumed = position.units;
   const counters = (): Counters => {
     const t = stats.state();
     return {
@@ -102,8 +136,6 @@ export async function prepareDataset(source: RecordSource, options: PrepareOptio
   };
   meter.begin(counters());
 
-  const ctx = { tokenizer: tokenizer.tokenizer, info: tokenizer.info, template };
-  const tokenizeOptions: TokenizeOptions = { maxSeqLength: opts.maxSeqLength, trainOnResponsesOnly: opts.trainOnResponsesOnly, overflow: opts.overflow };
   let chunk: ChunkExample[] = [];
   let chunkTokens = 0;
   const full = (): boolean => (opts.packing ? chunkTokens : chunk.length * opts.maxSeqLength) >= shardTokens;
@@ -121,10 +153,11 @@ export async function prepareDataset(source: RecordSource, options: PrepareOptio
             validationFraction: opts.validationFraction,
             maxSeqLength: opts.maxSeqLength,
             packing: opts.packing,
-            padId: tokenizer.info.padId,
+            padId: tokenize.info.padId,
           })
         : null;
-    const next = advance(manifest, built, { units: position.units, tokenStats: stats.state() }, summary, tokenStats, final, now());
+    const cursor = { units: final ? position.units : consumed, tokenStats: stats.state() };
+    const next = advance(manifest, built, cursor, summary, tokenStats, final, now());
     try {
       await store.commit(next, built ? index : null, built ? { train: built.train, validation: built.validation } : {});
     } catch (e) {
@@ -137,15 +170,17 @@ export async function prepareDataset(source: RecordSource, options: PrepareOptio
   };
 
   let lastYield = now();
-  const records = source.read({ skip: position.units, issues, position, signal });
-  for await (const example of tokenizeRecords(records, { ...ctx, mapping, options: tokenizeOptions, issues, stats })) {
+  const read = (sink: IssueSink) => source.read({ skip: position.units, issues: sink, position, signal });
+  for await (const { example, unit } of tokenizeRecords(read, { ...tokenize, issues, stats }, position)) {
     if (signal?.aborted) throw abortError(signal);
-    // The reader has just yielded this example's record: `position` is its place in the source.
-    chunk.push({ example, unit: position.units });
+    chunk.push({ example, unit });
     chunkTokens += example.input_ids.length;
+    consumed = unit;
     if (full()) {
       await commit(false);
-      meter.tick('reading', counters, true); // every stored shard is reported: a cancel can follow it
+      // Every stored shard is reported and the report awaited: a cancel sent from it stops here.
+      await meter.checkpoint('reading', counters());
+      if (signal?.aborted) throw abortError(signal);
     } else meter.tick('reading', counters);
     // Let the worker see messages (a cancel) while a decoded row group is being tokenized.
     if (now() - lastYield > 50) {

@@ -74,7 +74,7 @@ export class ProgressMeter {
 
   constructor(
     private readonly source: RecordSource,
-    private readonly report: ((p: PrepareProgress) => void) | undefined,
+    private readonly report: ((p: PrepareProgress) => unknown) | undefined,
     private readonly intervalMs: number,
     private readonly now: () => number,
   ) {
@@ -92,7 +92,14 @@ export class ProgressMeter {
     const t = this.now();
     if (!force && t - this.last < this.intervalMs) return;
     this.last = t;
-    this.report(this.snapshot(phase, counters()));
+    void this.report(this.snapshot(phase, counters()));
+  }
+
+  /** Reports now and waits until the report has been handled (a checkpoint the UI can act on). */
+  async checkpoint(phase: PreparePhase, c: Counters): Promise<void> {
+    if (!this.report) return;
+    this.last = this.now();
+    await this.report(this.snapshot(phase, c));
   }
 
   snapshot(phase: PreparePhase, c: Counters): PrepareProgress {

@@ -2,7 +2,7 @@
 // previews read. Files (dropped, picked, or the demo's fetched bytes) live in file-source.ts, Hub
 // datasets in hub-source.ts.
 
-import type { IssueLog } from './issues.ts';
+import type { IssueLog, IssueSink } from './issues.ts';
 import type { FileKind } from './source.ts';
 import type { ReadPosition, SourceRecord } from './types.ts';
 
@@ -30,7 +30,7 @@ export interface SourceInfo {
 export interface ReadOptions {
   /** Source units (lines, array items, rows) to pass over: a resume cursor. */
   skip: number;
-  issues: IssueLog;
+  issues: IssueSink;
   /** Updated before each yielded record (see ReadPosition). */
   position: ReadPosition;
   signal?: AbortSignal;

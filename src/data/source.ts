@@ -1,6 +1,6 @@
 // Picks the reader for a dropped file: by name, then by its first bytes.
 
-import type { IssueLog } from './issues.ts';
+import type { IssueSink } from './issues.ts';
 import { readJsonArray } from './json-array.ts';
 import { readJsonl } from './jsonl.ts';
 import { blobAsyncBuffer, readParquet } from './parquet.ts';
@@ -37,7 +37,7 @@ export function sniffFileKind(name: string, head: Uint8Array): FileKind | null {
   return null;
 }
 
-export async function* readRecords(file: FileLike, kind: FileKind, issues: IssueLog): AsyncGenerator<SourceRecord> {
+export async function* readRecords(file: FileLike, kind: FileKind, issues: IssueSink): AsyncGenerator<SourceRecord> {
   switch (kind) {
     case 'jsonl':
       yield* readJsonl(file.stream(), issues);

@@ -8,6 +8,7 @@ import * as transformers from '@huggingface/transformers';
 import { HubClient, HubError } from '../io/hub.ts';
 import { DataError } from './errors.ts';
 import { sha256Hex } from './fingerprint.ts';
+import { withPretokenMemo } from './pretoken-memo.ts';
 import { readTokenizerInfo } from './tokenizer-info.ts';
 import type { TokenizerInfo, TokenizerLike } from './tokenizer-info.ts';
 
@@ -31,6 +32,8 @@ export interface LoadedTokenizer {
   digest: string;
   tokenizer: TokenizerLike;
   info: TokenizerInfo;
+  /** What it was built from (tokenize workers build their own copy from these). */
+  files: TokenizerFiles;
 }
 
 type TokenizerClass = new (json: unknown, config: unknown) => TokenizerLike;
@@ -44,12 +47,12 @@ export async function tokenizerFromFiles(id: string, files: TokenizerFiles): Pro
   const cls = (typeof classes[name] === 'function' && /Tokenizer$/.test(name) ? classes[name] : transformers.PreTrainedTokenizer) as TokenizerClass;
   let tokenizer: TokenizerLike;
   try {
-    tokenizer = new cls(files.tokenizerJson, config);
+    tokenizer = withPretokenMemo(new cls(files.tokenizerJson, config), files.tokenizerJson, config);
   } catch (e) {
     throw new DataError('tokenizer', `The tokenizer files of ${id} could not be read: ${(e as Error).message}`);
   }
   const info = readTokenizerInfo(tokenizer);
-  return { id, digest: await tokenizerDigest(tokenizer, info), tokenizer, info };
+  return { id, digest: await tokenizerDigest(tokenizer, info), tokenizer, info, files };
 }
 
 export async function loadTokenizer(source: TokenizerSource, fetchFn: typeof fetch = (u, i) => fetch(u, i)): Promise<LoadedTokenizer> {
