@@ -10,14 +10,12 @@ import { DEFAULT_TRAIN_SETTINGS, runTraining, type StepMetrics, type TrainResult
 import { latestCheckpointInfo, loadCheckpoint, type TrainCheckpoint } from '../src/engine/train/checkpoint.ts';
 import { clearCheckpoints, MemoryCheckpointStore, type CheckpointStore } from '../src/io/checkpoint-store.ts';
 import { openOpfsCheckpointStore } from '../src/io/checkpoint-store-opfs.ts';
-import { shardRowSource } from '../src/engine/train/shard-source.ts';
-import { idbKeyValueStore } from '../src/data/idb-kv.ts';
-import { PreparedStore } from '../src/data/store.ts';
+import { portRowSource, type BatchPort } from '../src/engine/train/port-source.ts';
 import { presetViews } from '../src/engine/presets.ts';
 import { matmulSelfTest } from '../src/engine/selftest.ts';
 import type { ModelCache } from '../src/io/cache.ts';
 import { openBrowserCache } from '../src/io/cache-browser.ts';
-import type { DeviceLost, SelfTestOptions, TrainerApi, TrainSummary } from '../src/client/api.ts';
+import type { DeviceLost, SelfTestOptions, TrainBatchPorts, TrainerApi, TrainSummary } from '../src/client/api.ts';
 import type { TemplateId } from '../src/data/templates.ts';
 import { crash, exposeApi } from './expose.ts';
 import { exportApi } from './trainer-export.ts';
@@ -38,8 +36,6 @@ let training: { stop: AbortController; pause: AbortController } | null = null;
 let checkpointsPromise: Promise<CheckpointStore> | null = null;
 /** Device losses so far: a run that sees this change failed because its GPU went away. */
 let deviceLosses = 0;
-/** The data worker's prepared datasets (the same IndexedDB database, read here). */
-let prepared: PreparedStore | null = null;
 /** Chat state for the loaded model and a template: tokenizer, KV cache, generator. */
 let chat: { model: LoadedModel; template: string; session: Promise<ChatSession> } | null = null;
 let generating: { ctrl: AbortController; done: Promise<unknown> } | null = null;
@@ -48,10 +44,22 @@ const cache = (): Promise<ModelCache> => (cachePromise ??= openBrowserCache());
 const checkpoints = (): Promise<CheckpointStore> =>
   (checkpointsPromise ??= openOpfsCheckpointStore().then((s) => s ?? new MemoryCheckpointStore()));
 
-/** Trains on a prepared dataset (its train split; eval on its validation split), fresh or from a
- *  checkpoint; the adapter it leaves becomes the one chat and export use. */
-async function trainHere(dataset: string, settings: TrainSettings, onMetrics: (m: StepMetrics) => void, resumeFrom?: TrainCheckpoint): Promise<TrainSummary> {
+/** Trains on a prepared dataset (its train split; eval on its validation split, both read from the
+ *  data worker through `batches`), fresh or from a checkpoint; the adapter it leaves becomes the
+ *  one chat and export use. */
+async function trainHere(
+  dataset: string,
+  settings: TrainSettings,
+  onMetrics: (m: StepMetrics) => void,
+  batches: TrainBatchPorts,
+  resumeFrom?: TrainCheckpoint,
+): Promise<TrainSummary> {
+  const closePorts = (): void => {
+    batches.train.close();
+    batches.validation.close();
+  };
   const m = model;
+  if (!m || training) closePorts();
   if (!m) throw new Error(resumeFrom ? 'Load the model the run was training, then resume.' : 'Load a model before training.');
   if (training) throw new Error('A training run is already going; stop it first.');
   const ctrl = { stop: new AbortController(), pause: new AbortController() };
@@ -59,9 +67,8 @@ async function trainHere(dataset: string, settings: TrainSettings, onMetrics: (m
   const losses = deviceLosses;
   try {
     const k = kernelsFor(await gpu());
-    prepared ??= new PreparedStore(idbKeyValueStore('webtune-datasets', 'kv'));
-    const source = await shardRowSource(prepared, dataset);
-    const evalData = await shardRowSource(prepared, dataset, 'validation');
+    const source = await portRowSource(batches.train as unknown as BatchPort);
+    const evalData = await portRowSource(batches.validation as unknown as BatchPort);
     const store = await checkpoints();
     // f32 activations (the backward does not run the f16 mode yet); the embedding and lm_head
     // stay in the loader's storage (f16 where the device has it): half their memory.
@@ -93,6 +100,7 @@ async function trainHere(dataset: string, settings: TrainSettings, onMetrics: (m
     const kept = info ? ` The checkpoint of step ${info.step} of ${info.totalSteps} is kept: load the model again and resume.` : '';
     throw new Error(`The GPU device was lost during training.${kept}`);
   } finally {
+    closePorts();
     if (training === ctrl) training = null;
   }
 }
@@ -250,13 +258,13 @@ const api: TrainerApi = {
   async cancelGenerate() {
     generating?.ctrl.abort();
   },
-  async train(dataset, settings, onMetrics) {
-    return trainHere(dataset, { ...DEFAULT_TRAIN_SETTINGS, ...settings }, onMetrics);
+  async train(dataset, settings, onMetrics, batches) {
+    return trainHere(dataset, { ...DEFAULT_TRAIN_SETTINGS, ...settings }, onMetrics, batches);
   },
   async pauseTraining() {
     training?.pause.abort();
   },
-  async resumeTraining(onMetrics) {
+  async resumeTraining(onMetrics, batches) {
     if (training) throw new Error('A training run is already going; stop it first.');
     const problems: string[] = [];
     const ckpt = await loadCheckpoint(await checkpoints(), problems);
@@ -264,7 +272,7 @@ const api: TrainerApi = {
     const { modelId, dataset } = ckpt.state.run;
     if (modelId && model && model.summary.id !== modelId) throw new Error(`The checkpoint was made with ${modelId}, not ${model.summary.id}: load ${modelId} first.`);
     if (!dataset) throw new Error('The checkpoint does not say which dataset it was trained on.');
-    return trainHere(dataset, ckpt.state.settings, onMetrics, ckpt);
+    return trainHere(dataset, ckpt.state.settings, onMetrics, batches, ckpt);
   },
   async checkpointInfo() {
     return latestCheckpointInfo(await checkpoints());

@@ -63,6 +63,14 @@ export interface ExportDone extends ExportResult {
   browserFolder: string | null;
 }
 
+/** The ports a run reads its packed rows from: the data worker serves each split on the other end
+ *  (DataApi.serveBatches; openTrainBatches in src/client/batches.ts makes both), so batches go
+ *  worker to worker, never through the UI thread. Transferred to the trainer worker. */
+export interface TrainBatchPorts {
+  train: MessagePort;
+  validation: MessagePort;
+}
+
 /** How a training run ended (the trained adapter stays in the trainer worker for chat and export). */
 export interface TrainSummary {
   /** Steps taken, skipped ones included. */
@@ -164,12 +172,12 @@ export interface TrainerApi {
   /** Stops the answer being generated, if any. */
   cancelGenerate(): Promise<void>;
   /** Trains a fresh LoRA adapter on the loaded model with the train split of a prepared dataset
-   *  (its fingerprint, from the data worker's store), `settings` over DEFAULT_TRAIN_SETTINGS
+   *  (its fingerprint, from the data worker's store; its rows arrive on `batches`), `settings` over DEFAULT_TRAIN_SETTINGS
    *  (checkpointEvery, evalEvery, earlyStoppingPatience, loraDropout among them); `onMetrics` once
    *  per step (evalLoss on eval steps, from the validation split when it has rows). Checkpoints go
    *  to OPFS (memory where the browser has none) and replace the previous run's. The adapter
    *  replaces the one held (chat uses it). Rejects when no model is loaded or a run is going. */
-  train(dataset: string, settings: Partial<TrainSettings>, onMetrics: (m: StepMetrics) => void): Promise<TrainSummary>;
+  train(dataset: string, settings: Partial<TrainSettings>, onMetrics: (m: StepMetrics) => void, batches: TrainBatchPorts): Promise<TrainSummary>;
   /** Stops the run after its current step (train() then resolves with stopped 'aborted'); a
    *  checkpoint of that step is written, so it can still be resumed. */
   stopTraining(): Promise<void>;
@@ -177,10 +185,11 @@ export interface TrainerApi {
    *  with stopped 'paused'. */
   pauseTraining(): Promise<void>;
   /** Continues the run of the newest checkpoint (after a pause, a reload, a lost GPU) with its
-   *  settings and dataset; the loaded model must be the checkpoint's (checkpointInfo().modelId).
+   *  settings and dataset (`batches` serve checkpointInfo().dataset); the loaded model must be the
+   *  checkpoint's (checkpointInfo().modelId).
    *  Resolves like train(). Rejects when there is no checkpoint, another model is loaded, or a
    *  run is going. */
-  resumeTraining(onMetrics: (m: StepMetrics) => void): Promise<TrainSummary>;
+  resumeTraining(onMetrics: (m: StepMetrics) => void, batches: TrainBatchPorts): Promise<TrainSummary>;
   /** The newest checkpoint (run id, step, total, settings, dataset fingerprint, model id…), read
    *  without its tensors; null when there is none. What the Train tab offers to resume. */
   checkpointInfo(): Promise<CheckpointInfo | null>;

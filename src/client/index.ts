@@ -4,4 +4,5 @@ export { RemoteError, WorkerCrashedError, errorMessage, isNoWebGPUError } from '
 export { WorkerHandle, type WorkerEvent, type WorkerStatus } from './worker-handle.ts';
 export { trainer, trainerWorker } from './trainer.ts';
 export { data, dataWorker } from './data.ts';
+export { openTrainBatches } from './batches.ts';
 export { installDebugHandle, type WebtuneDebugHandle } from './debug.ts';

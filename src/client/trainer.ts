@@ -1,5 +1,6 @@
 // The trainer worker (GPU device, model, training) behind a typed, restartable proxy.
-import type { TrainerApi } from './api.ts';
+import * as Comlink from 'comlink';
+import type { TrainBatchPorts, TrainerApi } from './api.ts';
 import { WorkerHandle, type MethodList } from './worker-handle.ts';
 
 const methods: MethodList<TrainerApi> = {
@@ -36,5 +37,12 @@ export const trainerWorker = new WorkerHandle<TrainerApi>(
   methods,
 );
 
+/** The batch ports move to the trainer worker (a MessagePort cannot be copied). */
+const transferred = (b: TrainBatchPorts): TrainBatchPorts => Comlink.transfer(b, [b.train, b.validation]);
+
 /** Use this, not a raw Worker: calls reject (never hang) if the worker dies. */
-export const trainer: TrainerApi = trainerWorker.api;
+export const trainer: TrainerApi = Object.freeze({
+  ...trainerWorker.api,
+  train: (dataset, settings, onMetrics, batches) => trainerWorker.api.train(dataset, settings, onMetrics, transferred(batches)),
+  resumeTraining: (onMetrics, batches) => trainerWorker.api.resumeTraining(onMetrics, transferred(batches)),
+} satisfies TrainerApi);

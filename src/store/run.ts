@@ -3,7 +3,7 @@
 // warnings, and the summary. Metrics arrive by comlink callback once per step; they are queued and
 // put into the store at most once per animation frame, so a fast run never floods React.
 import { create } from 'zustand';
-import { errorMessage, trainer, type StepMetrics, type TrainSettings, type TrainSummary } from '../client/index.ts';
+import { errorMessage, openTrainBatches, trainer, type StepMetrics, type TrainSettings, type TrainSummary } from '../client/index.ts';
 import { useModelStore } from './model.ts';
 
 export type { StepMetrics, TrainSettings, TrainSummary };
@@ -177,7 +177,7 @@ export const useRunStore = create<RunState>()((set, get) => ({
     set({ status: 'running', step: 0, totalSteps: settings.maxSteps ?? 0, metrics: [], log: [], summary: null, seconds: null, error: null });
     const t0 = performance.now();
     try {
-      const summary = await trainer.train(dataset, settings, queue);
+      const summary = await trainer.train(dataset, settings, queue, await openTrainBatches(dataset));
       flush();
       const log: RunLogEntry[] = [];
       if (summary.stopped === 'aborted') log.push({ step: null, tone: 'info', text: `Stopped after ${summary.steps} steps.` });
