@@ -39,6 +39,14 @@ describe('chat on the demo model', () => {
     expect(deltas.join('')).toBe(reply.text);
     expect(reply.promptTokens).toBe(prompt.length);
     console.log(`demo chat (${reply.stop}, ${reply.tokens} tokens): ${JSON.stringify(reply.text)}`);
+
+    // An answer whose very first token ends the turn is an empty answer, not an error.
+    const first = (await chatReply(s, messages, null, { maxNewTokens: 1, temperature: 0 })).text;
+    const firstId = ids[0];
+    const ends = { ...s, stopIds: [...s.stopIds, firstId] };
+    const empty = await chatReply(ends, messages, null, { maxNewTokens: 12, temperature: 0 });
+    expect(first.length).toBeGreaterThan(0);
+    expect(empty).toMatchObject({ stop: 'eos', tokens: 0, text: '' });
     destroyChatSession(s);
     unloadModel(loaded);
   });

@@ -94,7 +94,8 @@ export async function chatReply(
   const prompt = encodePrompt({ tokenizer, info: s.tokenizer.info, template: s.template }, messages);
   const ids: number[] = [];
   let shown = '';
-  const decode = (): string => tokenizer.decode(ids, { skip_special_tokens: true });
+  // An answer that ends at once (its first token ends the turn) has no ids: the tokenizer refuses those.
+  const decode = (): string => (ids.length === 0 ? '' : tokenizer.decode(ids, { skip_special_tokens: true }));
   const result = await s.generator.generate(prompt, lora, {
     ...options,
     stopIds: s.stopIds,
