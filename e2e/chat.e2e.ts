@@ -86,7 +86,10 @@ async function sendAndWait(prompt: string): Promise<Stats> {
 describe('Chat tab', () => {
   it('streams a reply token by token, then shows how it stopped and how fast it was', async () => {
     expect(await byTestId('chat-status').innerText()).toMatch(/Chatting with Demo \(offline\) — base model/);
-    expect(await byTestId('chat-adapter').isDisabled()).toBe(true);
+    // Without a trained adapter only the base model can answer.
+    expect(await byTestId('chat-mode-base').isChecked()).toBe(true);
+    expect(await byTestId('chat-mode-adapter').isDisabled()).toBe(true);
+    expect(await byTestId('chat-mode-compare').isDisabled()).toBe(true);
     await setField('chat-max-tokens', '8');
     await setField('chat-repetition-penalty', '1');
     await watchTokens();

@@ -53,7 +53,10 @@ describe('Train tab', () => {
     expect(await byTestId('train-r').inputValue()).toBe('16');
     expect(await byTestId('train-lr').inputValue()).toBe('0.0003');
     expect(await byTestId('train-optim').inputValue()).toBe('adamw_8bit');
-    expect(await byTestId('train-dropout').isDisabled()).toBe(true);
+    expect(await byTestId('train-dropout').inputValue()).toBe('0');
+    expect(await byTestId('train-checkpoint-every').inputValue()).toBe('50');
+    expect(await byTestId('train-eval-every').inputValue()).toBe('0');
+    expect(await byTestId('train-patience').inputValue()).toBe('0');
 
     await byTestId('train-length').selectOption('maxSteps');
     await byTestId('train-max-steps').fill(String(STEPS));

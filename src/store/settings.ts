@@ -1,8 +1,11 @@
-// Settings a person can change: where the Hub and the dataset viewer live. Saved in localStorage
-// (settings only, never tokens). `?hub=<url>&datasets=<url>` in the page address overrides them
-// for this page only, without saving, so that a shared link cannot quietly redirect later Hub
-// traffic; tests use it to point the app at a local mock Hub.
+// Settings a person can change: where the Hub and the dataset viewer live. Saved in IndexedDB
+// (persist.ts; settings only, never tokens). The first render uses what an earlier version left in
+// localStorage, then the stored values arrive a moment later, unless the person saved first.
+// `?hub=<url>&datasets=<url>` in the page address overrides them for this page only, without
+// saving, so that a shared link cannot quietly redirect later Hub traffic; tests use it to point
+// the app at a local mock Hub.
 import { create } from 'zustand';
+import { loadPersisted, savePersisted } from './persist.ts';
 
 export interface Settings {
   hubUrl: string;
@@ -14,7 +17,9 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   datasetsUrl: 'https://datasets-server.huggingface.co',
 });
 
-const STORAGE_KEY = 'webtune.settings.v1';
+const STORAGE_KEY = 'settings.v1';
+/** Where earlier versions kept them (read once, then moved to IndexedDB). */
+const LEGACY_KEY = 'webtune.settings.v1';
 const QUERY_KEYS: Record<keyof Settings, string> = { hubUrl: 'hub', datasetsUrl: 'datasets' };
 
 /** An absolute http(s) URL without a trailing slash; throws a message for people otherwise. */
@@ -32,19 +37,24 @@ export function normalizeBaseUrl(input: string): string {
   return url.href.replace(/\/+$/, '');
 }
 
-function loadSaved(): Settings {
+/** Valid saved values, the defaults for anything missing or malformed. */
+function cleanSaved(parsed: Partial<Settings> | undefined): Settings {
+  if (!parsed || typeof parsed !== 'object') return { ...DEFAULT_SETTINGS };
+  const pick = (key: keyof Settings) => {
+    try {
+      return typeof parsed[key] === 'string' ? normalizeBaseUrl(parsed[key]) : DEFAULT_SETTINGS[key];
+    } catch {
+      return DEFAULT_SETTINGS[key];
+    }
+  };
+  return { hubUrl: pick('hubUrl'), datasetsUrl: pick('datasetsUrl') };
+}
+
+/** What an earlier version saved in localStorage, for the first render. */
+function loadLegacy(): Settings {
   try {
-    const raw = localStorage.getItem(STORAGE_KEY);
-    if (!raw) return { ...DEFAULT_SETTINGS };
-    const parsed = JSON.parse(raw) as Partial<Settings>;
-    const pick = (key: keyof Settings) => {
-      try {
-        return typeof parsed[key] === 'string' ? normalizeBaseUrl(parsed[key]) : DEFAULT_SETTINGS[key];
-      } catch {
-        return DEFAULT_SETTINGS[key];
-      }
-    };
-    return { hubUrl: pick('hubUrl'), datasetsUrl: pick('datasetsUrl') };
+    const raw = localStorage.getItem(LEGACY_KEY);
+    return cleanSaved(raw ? (JSON.parse(raw) as Partial<Settings>) : undefined);
   } catch {
     return { ...DEFAULT_SETTINGS };
   }
@@ -67,7 +77,7 @@ function readQuery(): { values: Partial<Settings>; problems: string[] } {
 }
 
 interface SettingsState {
-  /** What is saved in localStorage. */
+  /** What is saved (IndexedDB). */
   saved: Settings;
   /** Values from the page address, used instead of the saved ones on this page. */
   fromQuery: Partial<Settings>;
@@ -81,15 +91,16 @@ interface SettingsState {
   setPanelOpen(open: boolean): void;
 }
 
+/** Set once a person saves or resets: values read later from storage must not undo that. */
+let decided = false;
+
 function persist(s: Settings): void {
-  try {
-    localStorage.setItem(STORAGE_KEY, JSON.stringify(s));
-  } catch {
-    // storage refused (private mode, quota): the values still apply to this page
-  }
+  decided = true;
+  // storage refused (private mode, quota): the values still apply to this page
+  void savePersisted(STORAGE_KEY, s);
 }
 
-const initialSaved = loadSaved();
+const initialSaved = loadLegacy();
 const initialQuery = readQuery();
 
 export const useSettingsStore = create<SettingsState>()((set) => ({
@@ -121,3 +132,9 @@ export const useSettingsStore = create<SettingsState>()((set) => ({
     set({ panelOpen: open });
   },
 }));
+
+void loadPersisted<Partial<Settings>>(STORAGE_KEY, LEGACY_KEY).then((stored) => {
+  if (decided || stored === undefined) return;
+  const saved = cleanSaved(stored);
+  useSettingsStore.setState((s) => ({ saved, effective: { ...saved, ...s.fromQuery } }));
+});

@@ -1,5 +1,6 @@
-// The Chat tab: talk to the loaded model, with the trained adapter or without it, streaming.
-import { useChatStore } from '../../store/chat.ts';
+// The Chat tab: talk to the loaded model, with the trained adapter, without it, or both side by
+// side; streaming, with a system prompt and sampling settings.
+import { effectiveMode, useChatStore, type ChatMode } from '../../store/chat.ts';
 import { useModelStore } from '../../store/model.ts';
 import { useRunStore } from '../../store/run.ts';
 import { Notice } from '../widgets/Notice.tsx';
@@ -9,30 +10,42 @@ import { Conversation } from './Conversation.tsx';
 import { SamplingForm } from './SamplingForm.tsx';
 import './chat.css';
 
-function AdapterSwitch({ hasAdapter }: { hasAdapter: boolean }) {
-  const useAdapter = useChatStore((s) => s.useAdapter);
-  const setUseAdapter = useChatStore((s) => s.setUseAdapter);
+const MODE_CHOICES: { mode: ChatMode; label: string; help: string }[] = [
+  { mode: 'adapter', label: 'With the adapter', help: 'The model with your trained LoRA adapter.' },
+  { mode: 'base', label: 'Base model', help: 'The model as loaded, without the adapter.' },
+  { mode: 'compare', label: 'Side by side', help: 'Each prompt is answered by the base model, then by the adapter, in two columns.' },
+];
+
+/** Base, adapter, or both; without a trained adapter only the base model can answer. */
+function ModePicker({ hasAdapter }: { hasAdapter: boolean }) {
+  const mode = useChatStore((s) => s.mode);
+  const setMode = useChatStore((s) => s.setMode);
   const generating = useChatStore((s) => s.status === 'generating');
+  const shown = effectiveMode(mode, hasAdapter);
   return (
-    <div className="field">
-      <label className="switch">
-        <input
-          type="checkbox"
-          data-testid="chat-adapter"
-          checked={hasAdapter && useAdapter}
-          disabled={!hasAdapter || generating}
-          onChange={(e) => setUseAdapter(e.target.checked)}
-        />{' '}
-        Use the trained adapter
-      </label>
-      <small data-testid="chat-adapter-note">
-        {hasAdapter
-          ? useAdapter
-            ? 'Replies come from the model with your LoRA adapter.'
-            : 'Replies come from the base model; turn this on to compare with the adapter.'
-          : 'No trained adapter yet: replies come from the base model. Train one in the Train tab.'}
-      </small>
-    </div>
+    <fieldset className="chat-mode" data-testid="chat-mode" data-mode={shown} disabled={generating}>
+      <legend>Answers from</legend>
+      {MODE_CHOICES.map((c) => (
+        <label key={c.mode} className="chat-mode-choice">
+          <input
+            type="radio"
+            name="chat-mode"
+            value={c.mode}
+            data-testid={`chat-mode-${c.mode}`}
+            checked={shown === c.mode}
+            disabled={c.mode !== 'base' && !hasAdapter}
+            onChange={() => setMode(c.mode)}
+          />{' '}
+          {c.label}
+          <small>{c.help}</small>
+        </label>
+      ))}
+      {!hasAdapter && (
+        <small data-testid="chat-adapter-note">
+          No trained adapter yet: replies come from the base model. Train one in the <a href="#train">Train tab</a> (after a reload, restore it there from its checkpoint).
+        </small>
+      )}
+    </fieldset>
   );
 }
 
@@ -48,14 +61,19 @@ function SystemPrompt({ disabled }: { disabled: boolean }) {
   );
 }
 
+const STATUS_WORDS: Record<ChatMode, string> = {
+  adapter: 'with the trained adapter',
+  base: 'base model',
+  compare: 'side by side: base model, then with the adapter (one GPU: one after the other)',
+};
+
 export function ChatTab() {
   const model = useModelStore((s) => (s.status === 'loaded' ? s.model : null));
   // The trainer worker keeps the adapter of the last run; the run store says whether one exists.
   const hasAdapter = useRunStore((s) => s.hasAdapter);
-  const useAdapter = useChatStore((s) => s.useAdapter);
+  const mode = effectiveMode(useChatStore((s) => s.mode), hasAdapter);
   const generating = useChatStore((s) => s.status === 'generating');
   const error = useChatStore((s) => s.error);
-  const adapter = hasAdapter && useAdapter;
 
   if (!model) {
     return (
@@ -70,7 +88,7 @@ export function ChatTab() {
   return (
     <Section title="Chat" testId="chat-tab">
       <Notice tone="info" testId="chat-status">
-        Chatting with {model.name} — {adapter ? 'with the trained adapter' : 'base model'}
+        Chatting with {model.name} — {STATUS_WORDS[mode]}
         {generating ? ' · generating…' : ''}
       </Notice>
       <div className="chat-layout">
@@ -81,10 +99,10 @@ export function ChatTab() {
               {error} Try again, or reload the model in the Model tab.
             </Notice>
           )}
-          <Composer adapter={adapter} />
+          <Composer mode={mode} />
         </div>
         <aside className="chat-side" aria-label="Chat settings">
-          <AdapterSwitch hasAdapter={hasAdapter} />
+          <ModePicker hasAdapter={hasAdapter} />
           <SystemPrompt disabled={generating} />
           <SamplingForm disabled={generating} />
         </aside>

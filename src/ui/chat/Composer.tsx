@@ -1,8 +1,8 @@
 // The input box with Send, Stop and New chat. Enter sends; Shift+Enter starts a new line.
 import { useState } from 'react';
-import { useChatStore } from '../../store/chat.ts';
+import { useChatStore, type ChatMode } from '../../store/chat.ts';
 
-export function Composer({ adapter }: { adapter: boolean }) {
+export function Composer({ mode }: { mode: ChatMode }) {
   const [text, setText] = useState('');
   const generating = useChatStore((s) => s.status === 'generating');
   const hasMessages = useChatStore((s) => s.messages.length > 0);
@@ -13,7 +13,7 @@ export function Composer({ adapter }: { adapter: boolean }) {
 
   const submit = () => {
     if (!canSend) return;
-    void send(text, adapter);
+    void send(text, mode);
     setText('');
   };
 
@@ -49,9 +49,10 @@ export function Composer({ adapter }: { adapter: boolean }) {
         <button type="button" className="secondary" data-testid="chat-stop" disabled={!generating} onClick={() => void stop()}>
           Stop
         </button>
-        <button type="button" className="secondary" data-testid="chat-new" disabled={!hasMessages && !generating} onClick={clear}>
+        <button type="button" className="secondary" data-testid="chat-new" disabled={!hasMessages && !generating} onClick={clear} title="Clear the conversation">
           New chat
         </button>
+        {mode === 'compare' && <span className="muted small">Two answers per prompt: base model first, then with the adapter.</span>}
       </div>
     </form>
   );

@@ -47,3 +47,23 @@ export function downsample(points: readonly Point[], max: number): Point[] {
   if (Number.isFinite(last.value)) out[out.length - 1] = { ...last };
   return out;
 }
+
+/** A row of a chart: the train series (maybe smoothed, with its raw value) and the overlay (eval). */
+export interface ChartRow {
+  step: number;
+  value?: number;
+  raw?: number;
+  overlay?: number;
+}
+
+/** Both series on one step axis, in step order; a step present in both gives one row. */
+export function mergeSeries(main: readonly Point[], overlay: readonly Point[]): ChartRow[] {
+  const rows = new Map<number, ChartRow>();
+  for (const p of main) rows.set(p.step, { step: p.step, value: p.value, raw: p.raw });
+  for (const p of overlay) {
+    const row = rows.get(p.step);
+    if (row) row.overlay = p.value;
+    else rows.set(p.step, { step: p.step, overlay: p.value });
+  }
+  return [...rows.values()].sort((a, b) => a.step - b.step);
+}

@@ -50,7 +50,7 @@ function SettingsForm() {
           {p}
         </p>
       ))}
-      <p className="muted">Only these settings are stored, in this browser (localStorage). No tokens are stored.</p>
+      <p className="muted">Only these settings are stored, in this browser (IndexedDB). No tokens are stored.</p>
       <div className="row">
         <button type="submit" data-testid="settings-save">
           Save
