@@ -228,15 +228,23 @@ describe('the planner against the tracked allocation', () => {
   }
 
   it('a failed load gives back everything it had allocated', async () => {
+    // The download stalls after 300 kB of the 429 kB file, so the load is still going, with some
+    // tensors on the GPU, when it is cancelled (without the stall a fast load could finish first).
+    hub.faults.stall({ file: 'model.safetensors', repo: 'webtune/parity-llama', afterBytes: 300_000 });
     const before = memory.snapshot();
+    let during = 0;
     const ctrl = new AbortController();
     const p = loadModel(deps(), { kind: 'hub', id: 'webtune/parity-llama', endpoint: hub.url }, {
       signal: ctrl.signal,
       onProgress: (e) => {
-        if (e.tensorsDone >= 3) ctrl.abort(new Error('stop'));
+        if (e.tensorsDone >= 3 && !ctrl.signal.aborted) {
+          during = memory.snapshot().bytes;
+          ctrl.abort(new Error('stop'));
+        }
       },
     });
     await expect(p).rejects.toThrow('stop');
+    expect(during).toBeGreaterThan(before.bytes);
     expect(memory.snapshot()).toEqual({ ...before, peak: memory.peak });
   });
 });

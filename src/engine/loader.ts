@@ -169,6 +169,11 @@ export async function loadModel(deps: LoadDeps, source: ModelSourceSpec, opts: L
     if (files.offline) warnings.push('The Hub could not be reached: the files came from the browser cache.');
 
     const weights = await loadWeights(deps, files, arch, weightFiles, embeddingDtype, opts.doubleQuant ?? true, tracker, ctrl);
+    if (signal.aborted) {
+      // Cancelled while the last tensors went up: what they filled goes back too.
+      freeWeights(weights);
+      throw abortError(signal);
+    }
     warnings.push(...weights.warnings);
     const quantization = weights.bnb ? 'bnb-4bit' : 'nf4';
     const doubleQuant = weights.bnb ? arch.quantization.method === 'bnb-nf4' && arch.quantization.doubleQuant : (opts.doubleQuant ?? true);
@@ -225,6 +230,10 @@ function parseJson(bytes: Uint8Array, what: string): unknown {
 
 /** Frees every GPU buffer of a loaded model. */
 export function unloadModel(m: LoadedModel): void {
+  freeWeights(m);
+}
+
+function freeWeights(m: Pick<LoadedModel, 'nf4' | 'dense'>): void {
   for (const w of m.nf4.values()) destroyNf4(w);
   for (const t of m.dense.values()) t.buffer.destroy();
   m.nf4.clear();

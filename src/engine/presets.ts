@@ -111,7 +111,9 @@ export function defaultPlanSettings(arch: ModelArch, gpu?: Pick<GpuInfo, 'f16' |
     targets: LINEAR_NAMES,
     gradientCheckpointing: true,
     optimizer: 'adamw_8bit',
-    activationDtype: dtype,
+    // As training runs today: f32 activations (the backward has no f16 mode yet), the embedding
+    // and lm_head in f16 where the device has it.
+    activationDtype: 'f32',
     embeddingDtype: dtype,
     lmHeadChunk: Math.max(1, Math.min(256, maxLmHeadChunk(arch, binding))),
   };
