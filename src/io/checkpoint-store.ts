@@ -11,6 +11,7 @@
 //
 // Implementations: memory (tests), OPFS (checkpoint-store-opfs.ts, the browser), a directory
 // (checkpoint-store-node.ts, Node: tests and the headless runner).
+import { collectBytes as concatChunks } from '../util/bytes.ts';
 
 export interface CheckpointStore {
   /** 'memory' | 'opfs' | 'directory': where the files are (for people and logs). */
@@ -50,16 +51,7 @@ export class MemoryCheckpointStore implements CheckpointStore {
 
 /** All chunks in one array (a Uint8Array is returned as a copy, so the store owns its bytes). */
 export async function collectBytes(data: Uint8Array | AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  if (data instanceof Uint8Array) return data.slice();
-  const chunks: Uint8Array[] = [];
-  for await (const c of data) chunks.push(c);
-  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
+  return data instanceof Uint8Array ? data.slice() : concatChunks(data);
 }
 
 // ---------------------------------------------------------------------------------------------

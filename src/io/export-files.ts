@@ -3,6 +3,7 @@
 // chunked download, the headless runner) handles every export the same way.
 
 import { Zip, ZipDeflate, ZipPassThrough } from 'fflate';
+import { collectBytes } from '../util/bytes.ts';
 
 export interface ExportFile {
   /** Path inside the export, e.g. "adapter_config.json" or "model-00001-of-00002.safetensors". */
@@ -28,20 +29,8 @@ export function textFile(name: string, text: string): ExportFile {
 }
 
 /** The whole file in memory (small files, tests). */
-export async function fileBytes(file: ExportFile): Promise<Uint8Array<ArrayBuffer>> {
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  for await (const c of file.chunks()) {
-    parts.push(c);
-    n += c.length;
-  }
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+export function fileBytes(file: ExportFile): Promise<Uint8Array<ArrayBuffer>> {
+  return collectBytes(file.chunks());
 }
 
 const TEXT_EXT = /\.(json|md|txt|jinja|yaml|yml)$|(^|\/)Modelfile$/;

@@ -58,11 +58,14 @@ export function mergeLoraF64(w: ArrayLike<number>, a: ArrayLike<number>, b: Arra
   return out;
 }
 
+/** How a linear's merge is computed: mergeLora here, or the same in a worker pool. */
+export type MergeFn = (w: Float32Array, a: Float32Array, b: Float32Array, rows: number, cols: number, r: number, scale: number) => Float32Array | Promise<Float32Array>;
+
 /**
  * Base weights with the adapter merged into every target linear as they are read; every other
  * tensor passes through unchanged. The base source is read once per tensor.
  */
-export function mergedWeights(arch: ExportArch, base: WeightSource, adapter: LoraAdapter): WeightSource {
+export function mergedWeights(arch: ExportArch, base: WeightSource, adapter: LoraAdapter, merge: MergeFn = mergeLora): WeightSource {
   const targets = new Map(loraTargets(arch, adapter.settings).map((t) => [`${t.path}.weight`, t]));
   const scale = loraScaling(adapter.settings);
   const r = adapter.settings.r;
@@ -72,17 +75,20 @@ export function mergedWeights(arch: ExportArch, base: WeightSource, adapter: Lor
     if (t === undefined) return w;
     const m = adapter.modules.get(t.path);
     if (!m) throw new MergeError(`adapter has no weights for ${t.path}`);
-    return mergeLora(w, m.a, m.b, t.linear.out, t.linear.in, r, scale);
+    return merge(w, m.a, m.b, t.linear.out, t.linear.in, r, scale);
   };
   const baseRows = base.readRows?.bind(base);
   if (!baseRows) return { read };
+  // Untouched tensors (the embedding, lm_head) stream row by row; a merged tensor written in row
+  // chunks is read and merged once, not once per chunk.
+  let last: { name: string; values: Promise<Float32Array> } | null = null;
   return {
     read,
-    // Untouched tensors (the embedding, lm_head) stream row by row; merged ones are whole anyway.
     async readRows(name, start, count) {
       const t = targets.get(name);
       if (t === undefined) return baseRows(name, start, count);
-      const w = await read(name);
+      if (last?.name !== name) last = { name, values: read(name) };
+      const w = await last.values;
       return w.subarray(start * t.linear.in, (start + count) * t.linear.in);
     },
   };

@@ -7,8 +7,8 @@
 // block on its own and mergeLora each row on its own, and the workers run the very same functions,
 // so the bytes equal quantize() / mergeLora() on one thread (tests/export-pool.test.ts checks).
 
-import { mergeLora, MergeError } from './merge.ts';
-import { loraScaling, loraTargets, type LoraAdapter } from './peft.ts';
+import { mergedWeights, mergeLora, MergeError } from './merge.ts';
+import type { LoraAdapter } from './peft.ts';
 import { quantize, requireGgmlType } from './quants/index.ts';
 import type { ExportArch, WeightSource } from './export-arch.ts';
 import type { GgufTensorToWrite } from './gguf.ts';
@@ -196,31 +196,7 @@ export class QuantPool {
 
 /** mergedWeights (src/io/merge.ts) with each merge run in the pool: the same values. */
 export function pooledMergedWeights(arch: ExportArch, base: WeightSource, adapter: LoraAdapter, pool: QuantPool): WeightSource {
-  const targets = new Map(loraTargets(arch, adapter.settings).map((t) => [`${t.path}.weight`, t]));
-  const scale = loraScaling(adapter.settings);
-  const r = adapter.settings.r;
-  const read = async (name: string): Promise<Float32Array> => {
-    const w = await base.read(name);
-    const t = targets.get(name);
-    if (t === undefined) return w;
-    const m = adapter.modules.get(t.path);
-    if (!m) throw new MergeError(`adapter has no weights for ${t.path}`);
-    return pool.merge(w, m.a, m.b, t.linear.out, t.linear.in, r, scale);
-  };
-  const baseRows = base.readRows?.bind(base);
-  if (!baseRows) return { read };
-  // A merged tensor written in row chunks is read and merged once, not once per chunk.
-  let last: { name: string; values: Promise<Float32Array> } | null = null;
-  return {
-    read,
-    async readRows(name, start, count) {
-      const t = targets.get(name);
-      if (t === undefined) return baseRows(name, start, count);
-      if (last?.name !== name) last = { name, values: read(name) };
-      const w = await last.values;
-      return w.subarray(start * t.linear.in, (start + count) * t.linear.in);
-    },
-  };
+  return mergedWeights(arch, base, adapter, (w, a, b, rows, cols, r, scale) => pool.merge(w, a, b, rows, cols, r, scale));
 }
 
 /**

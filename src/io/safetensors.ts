@@ -11,6 +11,7 @@
 // message names the file and, where there is one, the tensor.
 
 import { bf16ArrayToF32, bytesToF32LE, bytesToU16LE, f16ArrayToF32 } from './dtype.ts';
+import { collectBytes } from '../util/bytes.ts';
 
 export class SafetensorsError extends Error {
   override name = 'SafetensorsError';
@@ -759,15 +760,7 @@ export async function writeSafetensorsToBytes(
   tensors: readonly TensorToWrite[],
   metadata: Record<string, string> = {},
 ): Promise<Uint8Array<ArrayBuffer>> {
-  const chunks: Uint8Array[] = [];
-  for await (const c of writeSafetensors(tensors, metadata)) chunks.push(c);
-  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
+  return collectBytes(writeSafetensors(tensors, metadata));
 }
 
 // ---------------------------------------------------------------------------------------------
