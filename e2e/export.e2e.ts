@@ -7,18 +7,18 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unzipSync } from 'fflate';
-import type { Browser, Download, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseModelConfig } from '../src/engine/arch.ts';
 import { openGguf } from '../src/io/gguf-read.ts';
 import { readPeftAdapter } from '../src/io/peft.ts';
 import { DEMO, llamaGreedy, readJson } from '../tests/fixtures/gguf/helpers.ts';
-import { launchChromium, studioUrl, watchErrors } from './browser.ts';
+import { launchChromium, studioUrl, watchDownloads, watchErrors } from './browser.ts';
 
 let browser: Browser;
 let page: Page;
 let errors: string[];
-const downloads: Download[] = [];
+let downloadsOf: ReturnType<typeof watchDownloads>;
 const dir = mkdtempSync(join(tmpdir(), 'webtune-export-e2e-'));
 const LONG = { timeout: 120_000 };
 const byTestId = (id: string) => page.getByTestId(id);
@@ -29,27 +29,12 @@ beforeAll(async () => {
   const context = await browser.newContext({ acceptDownloads: true });
   page = await context.newPage();
   errors = watchErrors(page);
-  page.on('download', (d) => downloads.push(d));
+  downloadsOf = watchDownloads(page, dir);
 });
 afterAll(async () => {
   await browser?.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** Runs `action`, waits for `n` downloads from it, saves them under `dir`; their paths by name. */
-async function downloadsOf(n: number, action: () => Promise<void>): Promise<Map<string, string>> {
-  const from = downloads.length;
-  await action();
-  await expect.poll(() => downloads.length - from, LONG).toBeGreaterThanOrEqual(n);
-  const out = new Map<string, string>();
-  for (const d of downloads.slice(from, from + n)) {
-    const path = join(dir, d.suggestedFilename());
-    await d.saveAs(path);
-    expect(await d.failure()).toBeNull();
-    out.set(d.suggestedFilename(), path);
-  }
-  return out;
-}
 
 describe('Export tab', () => {
   it('before training: every export says what it needs', async () => {
@@ -82,7 +67,7 @@ describe('Export tab', () => {
       const shown = await page.evaluate(() =>
         ['train-progress', 'train-error', 'export-job', 'export-status'].map((id) => `${id}: ${document.querySelector(`[data-testid="${id}"]`)?.textContent ?? '-'}`).join(' | '),
       );
-      console.log(`export e2e failed; page: ${shown}; downloads: ${downloads.length}; errors: ${errors.join('; ')}`);
+      console.log(`export e2e failed; page: ${shown}; errors: ${errors.join('; ')}`);
       throw e;
     }
   });

@@ -1,7 +1,10 @@
 // Steps the training e2e tests share: the demo model loaded, the demo data prepared and selected,
 // and the Train tab's form filled with small settings (SwiftShader trains a demo step in seconds).
 // They wait on attribute selectors rather than expect.poll, so that beforeAll hooks can use them.
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { Page } from 'playwright-core';
+import { dropFile } from './browser.ts';
 
 export const DEMO_DATA = 'public/demo/data/sort-words.jsonl';
 
@@ -15,10 +18,12 @@ export async function loadDemoModel(page: Page): Promise<void> {
   await until(page, 'current-model', 'data-status', 'loaded');
 }
 
-/** Prepares the demo JSONL with short rows; resolves to the train row count. */
-export async function prepareDemoData(page: Page, opts: { maxLength: number; validationPercent: number }): Promise<{ rows: number }> {
+/** Prepares the demo JSONL with short rows, picked with the file input or (`drop`) dropped on the
+ *  drop zone; resolves to the train row count. */
+export async function prepareDemoData(page: Page, opts: { maxLength: number; validationPercent: number; drop?: boolean }): Promise<{ rows: number }> {
   await page.getByTestId('tab-data').click();
-  await page.getByTestId('data-file-input').setInputFiles(DEMO_DATA);
+  if (opts.drop) await dropFile(page, 'data-dropzone', { name: basename(DEMO_DATA), text: readFileSync(DEMO_DATA, 'utf8') });
+  else await page.getByTestId('data-file-input').setInputFiles(DEMO_DATA);
   await until(page, 'detected-format', 'data-kind', 'sharegpt', 30_000);
   await page.getByTestId('opt-max-length').fill(String(opts.maxLength));
   await page.getByTestId('opt-validation').fill(String(opts.validationPercent));

@@ -9,6 +9,7 @@ import { DEFAULT_TRAIN_SETTINGS, type TrainSettings } from '../src/engine/train/
 import { allFlags, parseArgs } from '../tools/tune/args.ts';
 import { UsageError, type ValueKind } from '../tools/tune/flag-values.ts';
 import { helpText } from '../tools/tune/help.ts';
+import { checkPush } from '../tools/tune/push.ts';
 import { prepareOptions } from '../tools/tune/data-flags.ts';
 import { TRAIN_FLAGS, TRAIN_KEYS, trainFlagName, trainSettingsFrom } from '../tools/tune/train-flags.ts';
 
@@ -208,6 +209,35 @@ describe('data, run and export flags', () => {
     expect(usageError(['--export', 'gguf:q9'])).toMatch(/^--export: GGUF type "q9" is not offered; use one of f16, bf16, q8_0/);
     expect(usageError(['--export', 'onnx'])).toMatch(/^--export: "onnx" is not an export; use adapter, adapter:zip, merged/);
     expect(usageError(['--rows', '0'])).toBe('--rows wants a whole number ≥ 1, got "0".');
+  });
+
+  it('--export bundle is the run bundle (a zip, or bundle:folder), apart from the model exports', () => {
+    expect(parseArgs(['--export', 'adapter,bundle'])).toMatchObject({ bundle: 'zip', exports: [{ label: 'adapter' }] });
+    expect(parseArgs(['--export', 'bundle:folder'])).toMatchObject({ bundle: 'folder', exports: [] });
+    expect(parseArgs(['--export', 'gguf']).bundle).toBeNull();
+    expect(usageError(['--export', 'bundle:tar'])).toBe('--export: "bundle:tar" is not a run bundle; use bundle (a .zip) or bundle:folder.');
+    expect(usageError(['--export', 'bundle,bundle:folder'])).toBe('--export lists the run bundle twice.');
+  });
+
+  it('--push-to-hub wants one model export and a token; --private goes with it', () => {
+    const push = (argv: string[], token?: string): string | null => {
+      try {
+        checkPush(parseArgs(argv), token);
+        return null;
+      } catch (e) {
+        expect(e).toBeInstanceOf(UsageError);
+        return (e as Error).message;
+      }
+    };
+    expect(parseArgs(['--push-to-hub', 'me/repo', '--private'])).toMatchObject({ pushToHub: 'me/repo', private: true });
+    expect(push(['--export', 'adapter,bundle', '--push-to-hub', 'r'], 'hf_x')).toBeNull();
+    expect(push(['--export', 'gguf:q8_0', '--push-to-hub', 'r'], 'hf_x')).toBeNull();
+    expect(push(['--export', 'adapter,gguf', '--push-to-hub', 'r'], 'hf_x')).toMatch(/^--push-to-hub uploads one export .* adapter, gguf:q4_k_m are listed/);
+    expect(push(['--export', 'bundle', '--push-to-hub', 'r'], 'hf_x')).toMatch(/none is listed/);
+    expect(push(['--export', 'adapter:zip', '--push-to-hub', 'r'], 'hf_x')).toMatch(/use --export adapter\.$/);
+    expect(push(['--export', 'adapter', '--push-to-hub', 'r'])).toMatch(/HF_TOKEN/);
+    expect(push(['--export', 'adapter', '--private'], 'hf_x')).toMatch(/^--private is for the repo --push-to-hub creates/);
+    expect(push(['--export', 'adapter'])).toBeNull();
   });
 
   it('--help has a line for every flag', () => {

@@ -3,8 +3,9 @@
 // exports a PEFT folder and a Q8_0 GGUF, which re-read; `--resume --max-steps 5` continues at step
 // 4 from the checkpoint, the prepared dataset found in the cache; `--adapter DIR` exports the saved
 // adapter without training, to the same bytes; bad input ends with one line and exit code 2.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { unzipSync } from 'fflate';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -35,11 +36,11 @@ interface Lines {
 }
 
 /** `npm run --silent tune -- ARGS`; the build is skipped after the first call (the bundle is the same). */
-function tune(args: string[], build: boolean): Promise<Lines> {
+function tune(args: string[], build: boolean, env: Record<string, string> = {}): Promise<Lines> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn('npm', ['run', '--silent', 'tune', '--', ...args], {
-      env: { ...process.env, ...(build ? {} : { TUNE_SKIP_BUILD: '1' }), XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? tmpdir() },
+      env: { ...process.env, ...(build ? {} : { TUNE_SKIP_BUILD: '1' }), XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? tmpdir(), ...env },
     });
     let stdout = '';
     let stderr = '';
@@ -195,6 +196,76 @@ describe('npm run tune', () => {
     expect((await openGguf(new Uint8Array(gguf('hub-2')))).get('general.name')).toBe('webtune/demo-hub (LoRA merged)');
   });
 
+  it('--export adapter,bundle --push-to-hub: the run bundle re-reads (train.py compiles, the records of the trained rows) and the adapter lands on the Hub byte for byte', async () => {
+    expect(first?.code).toBe(0);
+    const hub = await startMockHub();
+    const dir = join(root, 'bundle-run');
+    let r: Lines;
+    try {
+      r = await tune(['--model', 'demo', '--data', 'demo', '--max-steps', '3', '--out', dir, '--cache-dir', cache, ...SMALL, '--export', 'adapter,bundle', '--push-to-hub', 'demo-tuned', '--private', '--endpoint', hub.url], false, { HF_TOKEN: 'hf_mock_write' });
+      expect(r.code, r.stderr).toBe(0);
+      const sum = summaryOf(r);
+      expect(sum.hub).toMatchObject({ repo: 'mock-user/demo-tuned', url: `${hub.url}/mock-user/demo-tuned`, created: true });
+      expect(r.stderr).toContain(`to ${hub.url}/mock-user/demo-tuned`);
+      const uploads = ofType(r, 'progress').filter((p) => p.stage === 'upload');
+      expect(uploads.map((p) => p.phase)).toEqual(expect.arrayContaining(['checking', 'done']));
+      // Every file of the adapter folder reads back from the Hub as written; the folder's own card is the README.
+      const adapter = join(dir, 'demo-tiny-llama-lora');
+      const local = readdirSync(adapter).sort();
+      expect((sum.hub.files as { path: string }[]).map((f) => f.path).sort()).toEqual(local);
+      for (const name of local) {
+        const res = await fetch(`${hub.url}/mock-user/demo-tuned/resolve/main/${name}`, { headers: { Authorization: 'Bearer hf_mock_write' } });
+        expect(res.status, name).toBe(200);
+        expect(Buffer.compare(Buffer.from(await res.arrayBuffer()), readFileSync(join(adapter, name))), name).toBe(0);
+      }
+      const info = await (await fetch(`${hub.url}/api/models/mock-user/demo-tuned`, { headers: { Authorization: 'Bearer hf_mock_write' } })).json();
+      expect(info.private).toBe(true);
+
+      // The bundle: a zip next to the exports, with the run's rows and settings.
+      expect(sum.bundle).toMatchObject({ layout: 'zip', path: join(dir, 'demo-tiny-llama-run-bundle.zip') });
+      const zip = unzipSync(new Uint8Array(readFileSync(sum.bundle.path)));
+      expect(statSync(sum.bundle.path).size).toBe(sum.bundle.bytes);
+      for (const f of ['train.py', 'studio_data.py', 'axolotl.yaml', 'README.md', 'data/train.jsonl', 'data/rows.json', 'tokenizer/tokenizer.json', 'adapter/adapter_model.safetensors']) expect(zip[f], f).toBeDefined();
+      const unpacked = join(root, 'bundle-unpacked');
+      for (const [name, bytes] of Object.entries(zip)) {
+        mkdirSync(join(unpacked, name, '..'), { recursive: true });
+        writeFileSync(join(unpacked, name), bytes);
+      }
+      execFileSync('python3', ['-m', 'py_compile', join(unpacked, 'train.py'), join(unpacked, 'studio_data.py')]);
+      const text = (name: string) => new TextDecoder().decode(zip[name]);
+      const rows = JSON.parse(text('data/rows.json'));
+      expect(rows.train.rows).toBe(sum.dataset.trainRows);
+      expect(rows.seq_length).toBe(128);
+      const lines = text('data/train.jsonl').trim().split('\n');
+      expect(lines.length).toBe(rows.train.docs_per_row.reduce((a: number, b: number) => a + b, 0));
+      // Each line is a conversation of the demo data (ShareGPT there, messages here), the same words in the same turns.
+      const source = new Set(readFileSync('public/demo/data/sort-words.jsonl', 'utf8').trim().split('\n').map((l) => JSON.stringify(JSON.parse(l).conversations.map((c: { value: string }) => c.value))));
+      for (const l of lines) expect(source.has(JSON.stringify(JSON.parse(l).messages.map((m: { content: string }) => m.content))), l).toBe(true);
+      expect(text('train.py')).toContain('accelerate');
+      expect(text('axolotl.yaml')).toMatch(/lora_model_dir:/);
+      expect(JSON.parse(text('tokenization.json'))).toMatchObject({ template_id: 'chatml', max_seq_length: 128 });
+    } finally {
+      await hub.close();
+    }
+    console.log(`tune e2e bundle + push: ${r.seconds.toFixed(1)} s`);
+  });
+
+  it('--push-to-hub with a read-only token: one sentence that says so, exit code 2, the export on disk', async () => {
+    expect(first?.code).toBe(0);
+    const hub = await startMockHub();
+    const dir = join(root, 'push-read-only');
+    try {
+      const r = await tune(['--model', 'demo', '--adapter', adapterDir, '--export', 'adapter', '--push-to-hub', 'demo-denied', '--endpoint', hub.url, '--out', dir], false, { HF_TOKEN: 'hf_mock_read' });
+      expect(r.code, r.stderr).toBe(2);
+      const errors = r.stderr.split('\n').filter((l) => l.startsWith('tune: '));
+      expect(errors).toEqual([expect.stringMatching(/^tune: This token of mock-user is read-only: uploading needs a token with the "write" role/)]);
+      expect(readdirSync(join(dir, 'demo-tiny-llama-lora'))).toContain('adapter_model.safetensors');
+      expect(hub.requests.some((q) => q.url.includes('/commit/'))).toBe(false);
+    } finally {
+      await hub.close();
+    }
+  });
+
   it('bad input: one readable line on stderr, nothing on stdout, exit code 2', async () => {
     const cases: [string[], RegExp][] = [
       [['--model', 'demo', '--data', 'demo', '--out', out, '--lora-r', 'abc'], /^tune: --lora-r wants a whole number ≥ 1, got "abc"\.$/],
@@ -202,9 +273,11 @@ describe('npm run tune', () => {
       [['--model', join(root, 'no-such-model'), '--data', 'demo', '--out', join(root, 'x')], /^tune: --model .*no-such-model: there is no such folder\.$/],
       // A fresh run does not write over a run that has checkpoints.
       [['--model', 'demo', '--data', 'demo', '--out', out, '--cache-dir', cache], /^tune: .*checkpoints already holds a checkpoint \(step 5 of 5\): --resume continues it/],
+      // No token for --push-to-hub: said before any training.
+      [['--model', 'demo', '--data', 'demo', '--out', join(root, 'y'), '--export', 'adapter', '--push-to-hub', 'x'], /^tune: --push-to-hub needs an access token with the "write" role in the HF_TOKEN environment variable/],
     ];
     for (const [args, message] of cases) {
-      const r = await tune(args, false);
+      const r = await tune(args, false, { HF_TOKEN: '' });
       expect(r.code, r.stderr).toBe(2);
       expect(r.stdout).toBe('');
       const errors = r.stderr.split('\n').filter((l) => l.startsWith('tune: '));

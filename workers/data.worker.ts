@@ -14,6 +14,7 @@ import { serveRowSource } from '../src/engine/train/port-source.ts';
 import type { BatchPort } from '../src/engine/train/port-source.ts';
 import { shardRowSource } from '../src/engine/train/shard-source.ts';
 import { HubClient } from '../src/io/hub.ts';
+import { preparedBundleData } from '../src/io/run-bundle-prepared.ts';
 import { crash, exposeApi } from './expose.ts';
 
 // A database of its own: idb-keyval creates one object store per database.
@@ -238,6 +239,24 @@ const api: DataApi = {
 
   hubSplits(hub, dataset) {
     return hubClient(hub).datasetSplits(dataset.trim());
+  },
+
+  async bundleRecords(fingerprint, { file, token, firstRows }) {
+    const m = await prepared.manifest(fingerprint);
+    if (!m || m.status !== 'complete') throw new Error('This dataset is not prepared in this browser (or not to the end): prepare it in the Data tab, then export the bundle.');
+    const origin = m.origin as PrepareOrigin | undefined;
+    if (!origin) throw new Error(`${m.name} does not say where its records came from: prepare it again from its source, then export the bundle.`);
+    const from = origin.source;
+    let source: DatasetSource;
+    if (from.kind === 'file') {
+      // Only the file's identity is stored: its records need the very file, chosen again.
+      if (!file || file.name !== from.name || file.size !== from.size) throw new Error(`The bundle needs the records of ${from.name}: choose that file again in the Data tab, then export the bundle.`);
+      source = { kind: 'file', file };
+    } else source = from.kind === 'hub' ? { ...from, hub: { ...from.hub, token: token ?? undefined } } : from;
+    const tokenSource = { ...origin.request.tokenizer, ...(token ? { token } : {}) } as TokenizerSource;
+    const [src, tok] = await Promise.all([openSource(source), tokenizer(tokenSource)]);
+    const made = await preparedBundleData({ manifest: m, readShard: (i, split) => prepared.readShard(fingerprint, i, split), source: src, tokenizer: tok, firstRows });
+    return { ...made, tokenizer: { info: tok.info, files: tok.files } };
   },
 
   async tokenizerFacts(source) {

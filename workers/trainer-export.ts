@@ -3,7 +3,11 @@
 // time. The work itself is src/engine/export-run.ts, shared with the headless runner.
 import type { ExportDone, ExportOptionsView, ExportTarget, TrainerApi } from '../src/client/api.ts';
 import { exportLoaded } from '../src/engine/export-run.ts';
-import { exportModelInfo, loraSettingsOf } from '../src/engine/export-source.ts';
+import { adapterFromLora, exportModelInfo, loraSettingsOf } from '../src/engine/export-source.ts';
+import { uploadToHub } from '../src/io/hub-upload.ts';
+import { peftAdapterFiles } from '../src/io/peft.ts';
+import { planRunBundle } from '../src/io/run-bundle.ts';
+import { writeExport } from '../src/io/sink.ts';
 import type { LoadedModel } from '../src/engine/loader.ts';
 import type { LoraSet } from '../src/engine/lora-weights.ts';
 import type { ModelCache } from '../src/io/cache.ts';
@@ -25,7 +29,7 @@ export interface ExportHost {
   cache(): Promise<ModelCache>;
 }
 
-type ExportMethods = Pick<TrainerApi, 'exportOptions' | 'exportModel' | 'cancelExport'>;
+type ExportMethods = Pick<TrainerApi, 'exportOptions' | 'exportModel' | 'cancelExport' | 'exportRunBundle' | 'uploadAdapter'>;
 
 export function exportApi(host: ExportHost): ExportMethods {
   let running: AbortController | null = null;
@@ -58,7 +62,47 @@ export function exportApi(host: ExportHost): ExportMethods {
     return i;
   };
 
+  /** The loaded model and its trained adapter, read back from the GPU (bundle and upload). */
+  const trained = async () => {
+    const m = host.model();
+    const set = host.adapter();
+    if (!m) throw new ExportError('bad-request', 'Load a model first.');
+    if (!set) throw new ExportError('no-adapter', 'There is no trained adapter: train one in the Train tab first.');
+    if (host.training()) throw new ExportError('bad-request', 'Training is running: export once it has finished or been stopped.');
+    return { m, adapter: await adapterFromLora(await host.device(), m.arch, set, { id: m.summary.id, revision: m.summary.revision }) };
+  };
+
   return {
+    async exportRunBundle(run, target, onProgress) {
+      if (running) throw new ExportError('bad-request', 'An export is already running: wait for it to finish or cancel it.');
+      const ctrl = new AbortController();
+      running = ctrl;
+      try {
+        const { m, adapter } = await trained();
+        const { adapterStep, ...input } = run;
+        const dropout = { ...adapter, settings: { ...adapter.settings, loraDropout: run.settings.loraDropout ?? 0 } };
+        const plan = await planRunBundle({
+          ...input,
+          modelId: m.summary.id,
+          modelType: m.arch.modelType,
+          baseQuantization: 'nf4', // the studio loads every base as NF4 (QLoRA)
+          adapter: { files: peftAdapterFiles(m.arch, dropout), step: adapterStep },
+        });
+        const id = `${new Date().toISOString().replace(/[:.]/g, '-')}`;
+        const sink = await sinkFor(target, plan, id);
+        const r = await writeExport(plan.files, sink, { signal: ctrl.signal, totalBytes: plan.totalBytes, onProgress });
+        return { ...r, kind: 'bundle', layout: plan.layout, name: plan.name, where: sink.where, notes: plan.notes, target: target.kind, browserFolder: target.kind === 'browser-storage' ? `${EXPORTS_FOLDER}/${id}` : null };
+      } finally {
+        if (running === ctrl) running = null;
+      }
+    },
+
+    async uploadAdapter(request, onProgress) {
+      const { m, adapter } = await trained();
+      const card = { ...request.card, baseModel: m.summary.id, settings: adapter.settings };
+      return uploadToHub({ repo: request.repo, token: request.token, private: request.private, hubUrl: request.hubUrl, kind: 'adapter', files: peftAdapterFiles(m.arch, adapter, card), onProgress });
+    },
+
     async exportOptions(template): Promise<ExportOptionsView> {
       const m = host.model();
       const set = host.adapter();
@@ -108,7 +152,7 @@ export function exportApi(host: ExportHost): ExportMethods {
   };
 }
 
-async function sinkFor(target: ExportTarget, plan: ExportPlan, id: string): Promise<ExportSink> {
+async function sinkFor(target: ExportTarget, plan: Pick<ExportPlan, 'layout' | 'name' | 'files'>, id: string): Promise<ExportSink> {
   if (target.kind === 'browser-storage') return browserStorageSink(id);
   if (target.kind === 'file') {
     if (plan.layout !== 'file') {

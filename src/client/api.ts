@@ -28,6 +28,11 @@ import type { StepMetrics, TrainSettings, TrainStopReason } from '../engine/trai
 import type { CheckpointInfo } from '../engine/train/checkpoint.ts';
 import type { ExportProgress, ExportResult, ExportSizes } from '../io/export-job.ts';
 import type { LoadedExportRequest as ExportRequest } from '../engine/export-run.ts';
+import type { HubCardFacts, HubUploadProgress, HubUploadResult } from '../io/hub-upload.ts';
+import type { RunBundleInput } from '../io/run-bundle.ts';
+import type { PreparedBundleData } from '../io/run-bundle-prepared.ts';
+import type { TokenizerInfo } from '../data/tokenizer-info.ts';
+import type { TokenizerFiles } from '../data/tokenizer-load.ts';
 
 export type { GpuInfo, NoWebGPUReason, MatmulCheck };
 export type { LoadProgress, ModelSourceSpec, ModelSummary, PresetView, CachedFileInfo, CacheKind, StorageUsage };
@@ -207,6 +212,28 @@ export interface TrainerApi {
   exportModel(request: ExportRequest, target: ExportTarget, onProgress: (p: ExportProgress) => void): Promise<ExportDone>;
   /** Stops the export in progress (exportModel then rejects with reason 'cancelled'). */
   cancelExport(): Promise<void>;
+  /** The run bundle (src/io/run-bundle.ts) as one .zip: the page's facts of the run and its data,
+   *  the worker's model and adapter. Fails as exportModel does; cancelExport stops it too. */
+  exportRunBundle(run: RunBundleRequest, target: ExportTarget, onProgress: (p: ExportProgress) => void): Promise<BundleDone>;
+  /** Uploads the trained adapter (PEFT's files and a card) to a Hub model repo (src/io/hub-upload.ts);
+   *  rejects with an error named 'HubUploadError' whose message is a sentence. */
+  uploadAdapter(request: AdapterUploadRequest, onProgress: (p: HubUploadProgress) => void): Promise<HubUploadResult>;
+}
+
+/** What the page knows of a run for its bundle; the worker adds the model and the adapter. */
+export type RunBundleRequest = Omit<RunBundleInput, 'modelId' | 'modelType' | 'baseQuantization' | 'adapter' | 'dtype'> & { adapterStep: number };
+
+export interface BundleDone extends Omit<ExportDone, 'kind'> {
+  kind: 'bundle';
+}
+
+export interface AdapterUploadRequest {
+  repo: string;
+  token: string;
+  private: boolean;
+  hubUrl: string;
+  /** The card's facts of the run (base model and LoRA settings come from the worker). */
+  card: Omit<HubCardFacts, 'baseModel' | 'settings'>;
 }
 
 export interface StoreProbe {
@@ -271,6 +298,10 @@ export interface PrepareOrigin {
   request: PrepareRequest;
 }
 
+export interface BundleRecordsView extends PreparedBundleData {
+  tokenizer: { info: TokenizerInfo; files: TokenizerFiles };
+}
+
 export interface TokenizerFactsView {
   id: string;
   bosToken: string | null;
@@ -310,6 +341,9 @@ export interface DataApi {
   /** The dataset viewer's configs and splits of a Hub dataset. */
   hubSplits(hub: HubEndpoints, dataset: string): Promise<DatasetSplit[]>;
   tokenizerFacts(source: TokenizerSource): Promise<TokenizerFactsView>;
+  /** The records of a prepared dataset's rows for its run bundle: its source read again (a file
+   *  source needs `file`, the same one chosen again) and matched to the stored rows. */
+  bundleRecords(fingerprint: string, options: { file?: File | null; token?: string | null; firstRows?: number }): Promise<BundleRecordsView>;
 }
 
 /**

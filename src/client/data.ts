@@ -18,6 +18,7 @@ const methods: MethodList<DataApi> = {
   serveBatches: true,
   deletePrepared: true,
   hubSplits: true,
+  bundleRecords: true,
   tokenizerFacts: true,
 };
 

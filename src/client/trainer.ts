@@ -29,6 +29,8 @@ const methods: MethodList<TrainerApi> = {
   exportOptions: true,
   exportModel: true,
   cancelExport: true,
+  exportRunBundle: true,
+  uploadAdapter: true,
 };
 
 export const trainerWorker = new WorkerHandle<TrainerApi>(

@@ -11,6 +11,7 @@ import { create } from 'zustand';
 import {
   errorMessage,
   trainer,
+  type BundleDone,
   type ExportDone,
   type ExportOptionsView,
   type ExportProgress,
@@ -21,10 +22,14 @@ import type { TemplateId } from '../data/templates.ts';
 import { exportBaseName, isGgufExportType, RECOMMENDED_GGUF_TYPE, type ExportCardFacts, type ExportKind, type GgufExportType } from '../io/export-job.ts';
 import type { MergedDtype } from '../io/export-merged.ts';
 import { useDatasetStore } from './dataset.ts';
+import { runBundleRequest } from './run-bundle-request.ts';
 import { useModelStore } from './model.ts';
 import { effectiveSettings, useRunStore } from './run.ts';
 
 export type { ExportKind, GgufExportType, MergedDtype };
+
+/** A model export, or the run bundle (the same job, sinks and targets). */
+export type JobKind = ExportKind | 'bundle';
 
 /** 'pick': a file or folder through the File System Access API; 'download': the browser's downloads. */
 export type SaveMode = 'pick' | 'download';
@@ -37,12 +42,12 @@ export interface DownloadLink {
 }
 
 export interface ExportJob {
-  kind: ExportKind;
+  kind: JobKind;
   /** What it is, for people: "GGUF Q4_K_M", "merged bf16", "adapter". */
   label: string;
   status: JobStatus;
   progress: ExportProgress | null;
-  result: ExportDone | null;
+  result: ExportDone | BundleDone | null;
   /** Downloads started from the browser's storage (links to start them again). */
   downloads: DownloadLink[];
   error: string | null;
@@ -64,7 +69,7 @@ interface ExportState {
   setModelfile(on: boolean): void;
   setSaveMode(m: SaveMode): void;
   /** Call from the click handler itself (the pickers need its user activation). */
-  start(kind: ExportKind): Promise<void>;
+  start(kind: JobKind): Promise<void>;
   cancel(): Promise<void>;
   dismiss(): void;
 }
@@ -123,7 +128,7 @@ function trainingTemplate(): TemplateId | undefined {
 }
 
 /** The run as the adapter's README tells it (transformers' TrainingArguments names). */
-function cardFacts(): ExportCardFacts {
+export function cardFacts(): ExportCardFacts {
   const run = useRunStore.getState();
   const s = effectiveSettings(run);
   const ds = useDatasetStore.getState();
@@ -159,23 +164,25 @@ function cardFacts(): ExportCardFacts {
 }
 
 /** What the export is called on disk, for the save picker's suggestion (export-job.ts names it the same). */
-function suggestedFileName(kind: ExportKind, s: Pick<ExportState, 'ggufType' | 'options'>): string {
+function suggestedFileName(kind: JobKind, s: Pick<ExportState, 'ggufType' | 'options'>): string {
   const base = exportBaseName(s.options?.modelId ?? useModelStore.getState().model?.id ?? 'model');
+  if (kind === 'bundle') return `${base}-run-bundle.zip`;
   return kind === 'adapter' ? `${base}-lora.zip` : `${base}-${s.ggufType.toUpperCase()}.gguf`;
 }
 
 /** One file (the adapter's zip, a GGUF alone) goes to a picked file; the rest to a picked folder. */
-function wantsFolder(kind: ExportKind, modelfile: boolean): boolean {
+function wantsFolder(kind: JobKind, modelfile: boolean): boolean {
   return kind === 'merged' || (kind === 'gguf' && modelfile);
 }
 
-function labelOf(kind: ExportKind, s: Pick<ExportState, 'ggufType' | 'mergedDtype'>): string {
+function labelOf(kind: JobKind, s: Pick<ExportState, 'ggufType' | 'mergedDtype'>): string {
+  if (kind === 'bundle') return 'run bundle';
   if (kind === 'adapter') return 'LoRA adapter';
   if (kind === 'merged') return `merged ${s.mergedDtype === 'bfloat16' ? 'bf16' : 'f16'} model`;
   return `GGUF ${s.ggufType.toUpperCase()}`;
 }
 
-async function pickTarget(kind: ExportKind, s: ExportState): Promise<ExportTarget | null> {
+async function pickTarget(kind: JobKind, s: ExportState): Promise<ExportTarget | null> {
   if (s.saveMode === 'download' || !canPick()) return { kind: 'browser-storage' };
   const p = pickers();
   try {
@@ -289,7 +296,7 @@ export const useExportStore = create<ExportState>()((set, get) => ({
       return;
     }
     update({ status: 'running' });
-    const request: ExportRequest = {
+    const request: ExportRequest | null = kind === 'bundle' ? null : {
       kind,
       dtype: s.mergedDtype,
       ggufType: s.ggufType,
@@ -299,7 +306,8 @@ export const useExportStore = create<ExportState>()((set, get) => ({
       card: cardFacts(),
     };
     try {
-      const result = await trainer.exportModel(request, target, queueProgress);
+      // The bundle's records come from the data worker (its source read again) before any writing.
+      const result = request ? await trainer.exportModel(request, target, queueProgress) : await trainer.exportRunBundle(await runBundleRequest(), target, queueProgress);
       pendingProgress = null;
       update({ status: 'done', result, progress: null });
       if (result.browserFolder) {

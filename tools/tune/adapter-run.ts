@@ -3,6 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { runExports } from './exports.ts';
+import { hubSummary, pushExport } from './push.ts';
 import { exportableModel, readSavedAdapter } from './saved-adapter.ts';
 import type { RunSetup } from './run.ts';
 import type { RunOutcome } from './train-run.ts';
@@ -22,11 +23,21 @@ export async function exportSavedAdapter(setup: RunSetup): Promise<RunOutcome> {
   const template = args.prepare.template ?? (args.prepare.templateSource !== undefined ? 'custom' : undefined);
   if (!template) out.say("No --template given: the exports carry the tokenizer's own chat template.");
   mkdirSync(setup.outDir, { recursive: true });
-  const written = await runExports(
+  const done = await runExports(
     args.exports,
     { loaded: model, files, lora: { adapter }, template, templateSource: args.prepare.templateSource, outDir: setup.outDir, signal: setup.signal },
     out,
   );
+  const pushed = args.pushToHub === undefined
+    ? null
+    : await pushExport(done.results[0].spec, done.results[0].result, {
+        repo: args.pushToHub,
+        private: args.private === true,
+        token: setup.token!,
+        endpoint: setup.endpoint,
+        card: { baseModel: base ?? files.id, settings: adapter.settings, ...(template ? { template } : {}) },
+        signal: setup.signal,
+      }, out);
   return {
     exitCode: 0,
     summary: {
@@ -35,7 +46,8 @@ export async function exportSavedAdapter(setup: RunSetup): Promise<RunOutcome> {
       adapter: dir,
       steps: 0,
       losses: { first: null, last: null },
-      files: written,
+      files: done.files,
+      ...(pushed ? { hub: hubSummary(pushed) } : {}),
       seconds: (performance.now() - started) / 1000,
     },
   };

@@ -6,7 +6,7 @@ import type { PrepareOptions } from '../../src/data/prepare-options.ts';
 import type { TrainSettings } from '../../src/engine/train/loop.ts';
 import { readConfigFile } from './config-file.ts';
 import { DATA_FLAGS, DATA_KEYS, dataFlagName, dataKeyOfFlag, parseDataFlag } from './data-flags.ts';
-import { parseExportList, type ExportSpec } from './export-specs.ts';
+import { parseExportList, type BundleLayout, type ExportSpec } from './export-specs.ts';
 import { describeKind, parseValue, UsageError, type ValueKind } from './flag-values.ts';
 import { parseTrainFlag, TRAIN_FLAGS, TRAIN_KEYS, trainFlagName, trainKeyOfFlag } from './train-flags.ts';
 
@@ -31,11 +31,17 @@ export interface TuneArgs {
   out?: string;
   resume: boolean;
   exports: ExportSpec[];
+  /** `--export bundle` / `bundle:folder`: the run bundle, next to the exports. */
+  bundle: BundleLayout | null;
+  /** `--push-to-hub REPO`: upload the export there ($HF_TOKEN, --endpoint). */
+  pushToHub?: string;
+  /** A repo --push-to-hub creates is private. */
+  private?: boolean;
   /** A saved PEFT adapter folder to export from, without training. */
   adapter?: string;
 }
 
-type RunKey = 'model' | 'endpoint' | 'revision' | 'cacheDir' | 'data' | 'split' | 'rows' | 'dataConfig' | 'datasetsServer' | 'configFile' | 'out' | 'resume' | 'exports' | 'adapter' | 'help';
+type RunKey = 'model' | 'endpoint' | 'revision' | 'cacheDir' | 'data' | 'split' | 'rows' | 'dataConfig' | 'datasetsServer' | 'configFile' | 'out' | 'resume' | 'exports' | 'adapter' | 'pushToHub' | 'private' | 'help';
 
 interface RunFlag {
   key: RunKey;
@@ -59,7 +65,9 @@ export const RUN_FLAGS: Record<string, RunFlag> = {
   '--config': { key: 'configFile', value: 'FILE', kind: { type: 'string' }, help: "training settings as JSON (the Train tab's saved form, or a settings object); flags win" },
   '--out': { key: 'out', value: 'DIR', kind: { type: 'string' }, help: 'output folder: checkpoints in DIR/checkpoints, exports in DIR' },
   '--resume': { key: 'resume', kind: { type: 'bool' }, help: 'continue the run in DIR/checkpoints (a larger --max-steps extends it)' },
-  '--export': { key: 'exports', value: 'LIST', kind: { type: 'string' }, help: 'after training: adapter, adapter:zip, merged, merged:f16, gguf:q4_k_m, gguf:q8_0, …' },
+  '--export': { key: 'exports', value: 'LIST', kind: { type: 'string' }, help: 'after training: adapter, adapter:zip, merged, merged:f16, gguf:q4_k_m, gguf:q8_0, …, bundle (run bundle .zip for accelerate/Axolotl), bundle:folder' },
+  '--push-to-hub': { key: 'pushToHub', value: 'REPO', kind: { type: 'string' }, help: 'upload the export (adapter, merged or one GGUF) with a model card to this Hub repo ("name" or "owner/name"); token $HF_TOKEN' },
+  '--private': { key: 'private', kind: { type: 'bool' }, help: 'a repo --push-to-hub creates is private' },
   '--adapter': { key: 'adapter', value: 'DIR', kind: { type: 'string' }, help: 'export this saved PEFT adapter folder instead of training' },
   '--help': { key: 'help', kind: { type: 'bool' }, help: 'this list' },
 };
@@ -97,7 +105,7 @@ function lookup(flag: string): { kind: ValueKind; set: (args: TuneArgs, raw: str
     return {
       kind: run.kind,
       set: (args, raw) => {
-        if (run.key === 'exports') args.exports = parseExportList(raw);
+        if (run.key === 'exports') ({ specs: args.exports, bundle: args.bundle } = parseExportList(raw));
         else (args as unknown as Record<string, unknown>)[run.key] = parseValue(run.kind, raw, flag);
       },
     };
@@ -111,7 +119,7 @@ function lookup(flag: string): { kind: ValueKind; set: (args: TuneArgs, raw: str
 
 /** Parses argv (without node and the script). Throws a UsageError naming the flag at fault. */
 export function parseArgs(argv: readonly string[]): TuneArgs {
-  const args: TuneArgs = { help: false, train: {}, prepare: {}, resume: false, exports: [] };
+  const args: TuneArgs = { help: false, train: {}, prepare: {}, resume: false, exports: [], bundle: null };
   const flagTrain: Partial<TrainSettings> = {};
   args.train = flagTrain;
   for (let i = 0; i < argv.length; i++) {

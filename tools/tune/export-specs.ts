@@ -1,6 +1,7 @@
 // `--export adapter,merged,merged:f16,gguf:q4_k_m,…` as export requests (src/io/export-job.ts).
 // On disk the adapter is a PEFT folder by default (what PeftModel.from_pretrained reads), or
-// `adapter:zip` for the Export tab's single .zip.
+// `adapter:zip` for the Export tab's single .zip. `bundle` (a .zip) or `bundle:folder` is the run
+// bundle (src/io/run-bundle.ts): not a model export, so it is kept apart from the specs.
 import { GGUF_EXPORT_TYPES, isGgufExportType, RECOMMENDED_GGUF_TYPE, type ExportRequest } from '../../src/io/export-job.ts';
 import { UsageError } from './flag-values.ts';
 
@@ -10,7 +11,14 @@ export interface ExportSpec {
   request: ExportRequest;
 }
 
-export const EXPORT_FORMS = ['adapter', 'adapter:zip', 'merged', 'merged:bf16', 'merged:f16', 'gguf', ...GGUF_EXPORT_TYPES.map((t) => `gguf:${t}`)];
+export type BundleLayout = 'zip' | 'folder';
+
+export interface ExportList {
+  specs: ExportSpec[];
+  bundle: BundleLayout | null;
+}
+
+export const EXPORT_FORMS = ['adapter', 'adapter:zip', 'merged', 'merged:bf16', 'merged:f16', 'gguf', ...GGUF_EXPORT_TYPES.map((t) => `gguf:${t}`), 'bundle', 'bundle:folder'];
 
 function parseOne(item: string): ExportSpec {
   const [kind, type, ...rest] = item.toLowerCase().split(':');
@@ -37,14 +45,24 @@ function parseOne(item: string): ExportSpec {
   }
 }
 
-export function parseExportList(raw: string): ExportSpec[] {
+function parseBundle(item: string): BundleLayout | null {
+  const [kind, layout, ...rest] = item.toLowerCase().split(':');
+  if (kind !== 'bundle') return null;
+  if (rest.length === 0 && (layout === undefined || layout === 'zip')) return 'zip';
+  if (rest.length === 0 && layout === 'folder') return 'folder';
+  throw new UsageError(`--export: "${item}" is not a run bundle; use bundle (a .zip) or bundle:folder.`);
+}
+
+export function parseExportList(raw: string): ExportList {
   const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
   if (items.length === 0) throw new UsageError(`--export wants a comma-separated list such as adapter,gguf:q4_k_m; got "${raw}".`);
-  const specs = items.map(parseOne);
+  const bundles = items.map(parseBundle).filter((b): b is BundleLayout => b !== null);
+  if (bundles.length > 1) throw new UsageError('--export lists the run bundle twice.');
+  const specs = items.filter((i) => parseBundle(i) === null).map(parseOne);
   const seen = new Set<string>();
   for (const s of specs) {
     if (seen.has(s.label)) throw new UsageError(`--export lists ${s.label} twice.`);
     seen.add(s.label);
   }
-  return specs;
+  return { specs, bundle: bundles[0] ?? null };
 }

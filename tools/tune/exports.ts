@@ -5,7 +5,7 @@ import { join, relative } from 'node:path';
 import type { TemplateId } from '../../src/data/templates.ts';
 import { exportLoaded, type LoadedExportDeps } from '../../src/engine/export-run.ts';
 import type { ExportableModel } from '../../src/engine/export-source.ts';
-import type { ExportCardFacts } from '../../src/io/export-job.ts';
+import type { ExportCardFacts, ExportResult } from '../../src/io/export-job.ts';
 import type { ModelFiles } from '../../src/io/model-source.ts';
 import { createNodeQuantPool } from '../../src/io/quant-pool-node.ts';
 import { NodeDirectorySink } from '../../src/io/sink-node.ts';
@@ -34,11 +34,18 @@ export interface ExportContext {
 // sources (tsx) the pool starts its TypeScript worker itself.
 const BUNDLED_WORKER = 'quant-worker.js';
 
-export async function runExports(specs: readonly ExportSpec[], ctx: ExportContext, out: Output): Promise<WrittenFile[]> {
+export interface ExportsDone {
+  files: WrittenFile[];
+  /** Each export's result (where its files went): what --push-to-hub uploads. */
+  results: { spec: ExportSpec; result: ExportResult }[];
+}
+
+export async function runExports(specs: readonly ExportSpec[], ctx: ExportContext, out: Output): Promise<ExportsDone> {
   const needsPool = specs.some((s) => s.request.kind !== 'adapter');
   const bundled = !import.meta.url.endsWith('.ts');
   const pool = needsPool ? createNodeQuantPool({ workerUrl: bundled ? new URL(BUNDLED_WORKER, import.meta.url) : undefined }) : undefined;
   const written: WrittenFile[] = [];
+  const results: ExportsDone['results'] = [];
   try {
     for (const spec of specs) {
       const result = await exportLoaded(
@@ -55,13 +62,14 @@ export async function runExports(specs: readonly ExportSpec[], ctx: ExportContex
       );
       const files = result.files.map((f) => ({ path: shortPath(join(result.where, f.name)), bytes: f.bytes }));
       written.push(...files);
+      results.push({ spec, result });
       for (const note of result.notes) out.say(`${spec.label}: ${note}`);
       out.say(`Exported ${spec.label} in ${result.seconds.toFixed(1)} s: ${files.map((f) => `${f.path} (${f.bytes} bytes)`).join(', ')}`);
     }
   } finally {
     pool?.close();
   }
-  return written;
+  return { files: written, results };
 }
 
 function shortPath(p: string): string {

@@ -3,7 +3,7 @@
 // phase change, so a long download does not flood a log.
 import type { StepMetrics } from '../../src/engine/train/loop.ts';
 
-export type ProgressStage = 'load' | 'prepare' | 'export';
+export type ProgressStage = 'load' | 'prepare' | 'export' | 'bundle' | 'upload';
 
 export interface Output {
   step(m: StepMetrics): void;

@@ -20,6 +20,9 @@ export interface PreparedData {
   cached: boolean;
   train: RowSource;
   validation: RowSource;
+  /** Where the shards are, and the tokenizer that made them (for the run bundle). */
+  store: PreparedStore;
+  tokenizer: LoadedTokenizer;
 }
 
 const CHAT_TEMPLATE_FILE = 'chat_template.jinja';
@@ -64,7 +67,7 @@ export async function prepareData(
   });
   const train = await shardRowSource(store, manifest.fingerprint, 'train');
   const validation = await shardRowSource(store, manifest.fingerprint, 'validation');
-  return { manifest, cached, train, validation };
+  return { manifest, cached, train, validation, store, tokenizer };
 }
 
 /** One sentence about the prepared dataset. */

@@ -9,6 +9,7 @@ import { chooseModel, type ModelChoice } from './model-choice.ts';
 import type { Output } from './output.ts';
 import { readRunRecord, withRecord } from './run-record.ts';
 import { exportSavedAdapter } from './adapter-run.ts';
+import { checkPush } from './push.ts';
 import { trainRun, type RunOutcome } from './train-run.ts';
 
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
@@ -41,6 +42,7 @@ function checkUrl(url: string, flag: string): string {
 function checkCombination(args: TuneArgs): void {
   if (!args.out) throw new UsageError('--out DIR is required: checkpoints go to DIR/checkpoints and exports into DIR.');
   if (args.adapter !== undefined) {
+    if (args.bundle) throw new UsageError('--export bundle writes the bundle of a training run (its prepared data and settings): with --adapter there is none; leave bundle out.');
     if (args.exports.length === 0) throw new UsageError('--adapter DIR exports a saved adapter: say what to write with --export (e.g. --export gguf:q4_k_m).');
     if (args.resume) throw new UsageError('--adapter exports without training; --resume continues a training run. Use one or the other.');
     if (args.data !== undefined) throw new UsageError('--adapter exports without training, so --data is not used; leave it out.');
@@ -63,6 +65,7 @@ export async function runTune(given: TuneArgs, out: Output, signal: AbortSignal)
   if (args.datasetsServer !== undefined) checkUrl(args.datasetsServer, '--datasets-server');
   const cacheDir = resolve(args.cacheDir ?? join(homedir(), '.cache', 'webtune'));
   const token = process.env.HF_TOKEN || undefined;
+  checkPush(args, token);
   const model = chooseModel(args.model!, { endpoint, revision: args.revision, token, cacheDir });
   out.say(`Model: ${model.describe}`);
   const files = await openModelFiles(model.spec, { cache: model.cache, fetch: model.fetch });

@@ -15,7 +15,9 @@ import type { ModelSourceSpec } from '../../src/io/model-source.ts';
 import { cardFacts } from './card.ts';
 import { openDataSource } from './data-choice.ts';
 import { prepareOptions } from './data-flags.ts';
-import { runExports, type WrittenFile } from './exports.ts';
+import { writeBundle } from './bundle.ts';
+import { runExports, type ExportsDone, type WrittenFile } from './exports.ts';
+import { hubSummary, pushExport } from './push.ts';
 import { UsageError } from './flag-values.ts';
 import { nodeGpu } from './gpu.ts';
 import { trainSettingsFrom } from './train-flags.ts';
@@ -100,6 +102,8 @@ export async function trainRun(setup: RunSetup): Promise<RunOutcome> {
   const metrics: StepMetrics[] = [];
   let result: TrainResult | null = null;
   let written: WrittenFile[] = [];
+  let bundle: WrittenFile | null = null;
+  let hub: Record<string, unknown> | null = null;
   const trainStart = performance.now();
   try {
     // f32 activations: the backward pass does not run the f16 mode yet (as the trainer worker).
@@ -121,24 +125,36 @@ export async function trainRun(setup: RunSetup): Promise<RunOutcome> {
     }
     const trainSeconds = (performance.now() - trainStart) / 1000;
     if (result.message) out.say(result.message);
-    if (args.exports.length > 0) {
-      if (result.stopped === 'aborted') out.say('Stopped before the end: nothing exported (--resume finishes the run).');
-      else {
-        const template = data.manifest.template.id;
-        written = await runExports(
+    const wantsFiles = args.exports.length > 0 || args.bundle !== null;
+    if (wantsFiles && result.stopped === 'aborted') out.say('Stopped before the end: nothing exported (--resume finishes the run).');
+    else if (wantsFiles) {
+      const template = data.manifest.template.id;
+      const card = cardFacts(settings, metrics, data.manifest, result.evalLoss);
+      const lora = { set: result.lora, device: gpu.device };
+      let done: ExportsDone = { files: [], results: [] };
+      if (args.exports.length > 0) {
+        done = await runExports(
           args.exports,
-          {
-            loaded,
-            files,
-            lora: { set: result.lora, device: gpu.device },
-            template,
-            templateSource: template === 'custom' ? args.prepare.templateSource : undefined,
-            card: cardFacts(settings, metrics, data.manifest, result.evalLoss),
-            outDir: setup.outDir,
-            signal: setup.signal,
-          },
+          { loaded, files, lora, template, templateSource: template === 'custom' ? args.prepare.templateSource : undefined, card, outDir: setup.outDir, signal: setup.signal },
           out,
         );
+        written = done.files;
+      }
+      if (args.bundle) {
+        const losses = metrics.filter((m) => !m.skipped && Number.isFinite(m.loss)).map((m) => ({ step: m.step, loss: m.loss }));
+        bundle = await writeBundle(setup, { layout: args.bundle, data, settings, loaded, lora, step: result.steps, losses });
+      }
+      if (args.pushToHub !== undefined && done.results[0]) {
+        const settingsCard = { r: settings.loraR, loraAlpha: settings.loraAlpha, useRslora: settings.rslora, targetModules: settings.targets, loraDropout: settings.loraDropout };
+        const pushed = await pushExport(done.results[0].spec, done.results[0].result, {
+          repo: args.pushToHub,
+          private: args.private === true,
+          token: setup.token!,
+          endpoint: setup.endpoint,
+          card: { baseModel: loaded.summary.id, settings: settingsCard, template, ...card },
+          signal: setup.signal,
+        }, out);
+        hub = hubSummary(pushed);
       }
     }
     const r = result;
@@ -162,6 +178,8 @@ export async function trainRun(setup: RunSetup): Promise<RunOutcome> {
         peakGpuMemoryBytes: gpuMemory(gpu.device).peak,
         checkpoint: r.checkpoint ? { step: r.checkpoint.step, dir: ckpts.where } : null,
         files: written,
+        ...(bundle ? { bundle: { layout: args.bundle, ...bundle } } : {}),
+        ...(hub ? { hub } : {}),
         seconds: (performance.now() - started) / 1000,
       },
     };

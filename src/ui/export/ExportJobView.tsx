@@ -39,6 +39,7 @@ const NEXT_STEP: Record<string, string> = {
   adapter: 'Load it with PEFT on the same base model, or import it into the studio later.',
   merged: 'Load the folder with transformers (AutoModelForCausalLM.from_pretrained), or convert it with llama.cpp.',
   gguf: 'Run it with llama.cpp (llama-cli -m FILE.gguf), LM Studio, or Ollama (ollama create NAME -f Modelfile in that folder).',
+  bundle: 'Unzip it on a GPU machine and follow its README.md: accelerate launch train.py (one or many GPUs), or axolotl train axolotl.yaml.',
 };
 
 function Result({ job }: { job: ExportJob }) {

@@ -3,16 +3,17 @@ import { formatBytes } from '../../util/format.ts';
 import { useGpuStore } from '../../store/gpu.ts';
 import { useModelStore } from '../../store/model.ts';
 import { useRunStore } from '../../store/run.ts';
-import { canPick, useExportStore, type ExportKind } from '../../store/export.ts';
+import { canPick, useExportStore, type JobKind } from '../../store/export.ts';
 import { Checklist } from '../widgets/Checklist.tsx';
 import { Notice } from '../widgets/Notice.tsx';
 import { Section } from '../widgets/Section.tsx';
 import { ExportJobView } from './ExportJobView.tsx';
 import { GgufTypePicker } from './GgufTypePicker.tsx';
+import { HubUploadSection } from './HubUploadSection.tsx';
 import './export.css';
 
 /** The button of one export, with the reason it cannot run (if any) read out with it. */
-function ExportButton({ kind, label, blocked }: { kind: ExportKind; label: string; blocked: string | null }) {
+function ExportButton({ kind, label, blocked }: { kind: JobKind; label: string; blocked: string | null }) {
   const start = useExportStore((s) => s.start);
   const busy = useExportStore((s) => s.job?.status === 'running' || s.job?.status === 'picking');
   return (
@@ -36,7 +37,7 @@ function Size({ bytes, testId }: { bytes: number | null | undefined; testId: str
 }
 
 /** One kind of export: its testid says whether it can run now (data-enabled). */
-function Target({ kind, blocked, children }: { kind: ExportKind; blocked: string | null; children: ReactNode }) {
+function Target({ kind, blocked, children }: { kind: JobKind; blocked: string | null; children: ReactNode }) {
   return (
     <div data-testid={`export-${kind}`} data-enabled={blocked === null}>
       {children}
@@ -172,6 +173,21 @@ export function ExportTab() {
           </Option>
           <ExportButton kind="gguf" label={`Export GGUF ${ggufType.toUpperCase()}`} blocked={ggufBlocked} />
         </Target>
+      </Section>
+
+      <Section title="Run bundle (for accelerate / Axolotl)">
+        <Target kind="bundle" blocked={blocked}>
+          <p className="muted">
+            To go on with this run on GPUs: the prepared dataset as JSONL, <code>train.py</code> (transformers + PEFT + accelerate, DDP or FSDP) with the same
+            settings and tokens, an Axolotl config, the tokenizer and this adapter, as one .zip with a README of the commands. The dataset&apos;s records are
+            read again from its source (a file must be the one chosen in the Data tab).
+          </p>
+          <ExportButton kind="bundle" label="Export run bundle (.zip)" blocked={blocked} />
+        </Target>
+      </Section>
+
+      <Section title="Upload to the Hub">
+        <HubUploadSection blocked={blocked} />
       </Section>
     </>
   );
