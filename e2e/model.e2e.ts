@@ -145,4 +145,9 @@ describe('Model tab', () => {
     await expect.poll(modelStatus, LOAD_TIMEOUT).toBe('loaded');
     expect(await byTestId('model-summary').getAttribute('data-model-id')).toBe('webtune/tiny-gated-llama');
   });
+
+  // The out-of-memory plan of issue 8: the planner can judge a total against a GPU memory figure
+  // (planMemory's deviceMemoryBytes: fits / "does not fit in X: Y over"), but WebGPU does not report
+  // one and the Model tab neither asks for it nor shows the plan's verdict or warnings on a preset.
+  it.todo('a preset whose planner estimate exceeds this GPU says so clearly, with what to change');
 });

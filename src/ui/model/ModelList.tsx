@@ -58,7 +58,7 @@ function DemoModel() {
   return (
     <li className="item" data-testid="model-demo" data-model-id={model.id}>
       <div className="item-main">
-        <span className="item-title">{model.name}</span> <span className="badge">Demo (offline)</span>
+        <span className="item-title">{model.name}</span> <span className="badge">{preset?.family ?? 'offline'}</span>
         <LoadButton testId="model-load-demo" onClick={() => void load({ kind: 'demo' })} />
       </div>
       <div className="item-meta">

@@ -69,8 +69,8 @@ function GpuMemoryLine() {
   if (!mem) return null;
   return (
     <span className="small muted" data-testid="train-gpu-memory" data-bytes={mem.now} data-peak={mem.peak}>
-      GPU memory: {formatBytes(mem.now)} in use · peak {formatBytes(mem.peak)} (buffers the engine tracks: weights, adapter, optimizer; not the
-      activation arena)
+      GPU memory: {formatBytes(mem.now)} in use · peak {formatBytes(mem.peak)} (every buffer of the model, adapter, optimizer,
+      activations and scratch)
     </span>
   );
 }
