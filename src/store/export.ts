@@ -19,7 +19,7 @@ import {
   type ExportTarget,
 } from '../client/index.ts';
 import type { TemplateId } from '../data/templates.ts';
-import { exportBaseName, isGgufExportType, RECOMMENDED_GGUF_TYPE, type ExportCardFacts, type ExportKind, type GgufExportType } from '../io/export-job.ts';
+import { exportBaseName, isGgufExportType, RECOMMENDED_GGUF_TYPE, type ExportCardFacts, type ExportKind, type GgufExportType } from '../client/export-offer.ts';
 import type { MergedDtype } from '../io/export-merged.ts';
 import { useDatasetStore } from './dataset.ts';
 import { runBundleRequest } from './run-bundle-request.ts';

@@ -1,5 +1,5 @@
 import { formatBytes } from '../../util/format.ts';
-import { GGUF_EXPORT_TYPES, RECOMMENDED_GGUF_TYPE, type GgufExportType } from '../../io/export-job.ts';
+import { GGUF_EXPORT_TYPES, RECOMMENDED_GGUF_TYPE, type GgufExportType } from '../../client/export-offer.ts';
 
 /** What each type gives up, in a few words (llama.cpp's own descriptions, roughly). */
 const QUALITY: Record<GgufExportType, string> = {
