@@ -5,6 +5,7 @@
 import { type U32Tensor, expectShape, BYTES, type DType, type Tensor } from './tensor.ts';
 import type { Kernels } from './kernels.ts';
 import source from '../../shaders/attention.wgsl?raw';
+import decodeSource from '../../shaders/attention-decode.wgsl?raw';
 
 export interface AttentionTensors {
   /** [batch, tq, heads, headDim], storage type. */
@@ -23,6 +24,11 @@ export interface AttentionTensors {
    * padding and attends nothing. Absent: one sequence per batch row.
    */
   segmentIds?: U32Tensor;
+  /**
+   * Scratch of at least attentionDecodeBytes(…) bytes. Given, with tq <= ATTENTION_DECODE_MAX_TQ
+   * and no segments, the keys are split across workgroups (attention-decode.wgsl): chat decode.
+   */
+  decodePartials?: GPUBuffer;
 }
 
 export interface AttentionShape {
@@ -43,6 +49,16 @@ export interface AttentionShape {
   causalOffset?: number;
   /** Sliding window: key j is allowed only if position - j < window. 0 (default): no window. */
   window?: number;
+}
+
+/** Keys per workgroup of the decode path (attention-decode.wgsl's SPLIT). */
+export const ATTENTION_DECODE_SPLIT = 256;
+/** The most new queries per batch row that take the decode path. */
+export const ATTENTION_DECODE_MAX_TQ = 8;
+
+/** Bytes of the decode path's scratch for `heads` x `headDim` and up to `skv` keys, batch 1. */
+export function attentionDecodeBytes(heads: number, headDim: number, skv: number): number {
+  return ATTENTION_DECODE_MAX_TQ * heads * Math.ceil(skv / ATTENTION_DECODE_SPLIT) * (headDim + 2) * 4;
 }
 
 /** Query rows per workgroup (the shader's BR). */
@@ -113,6 +129,10 @@ export function encodeAttention(
   }
   if (batch * Math.max(tq, skv) * heads * headDim >= 2 ** 32) throw new Error('attention: tensors of 2^32 values or more');
 
+  if (t.decodePartials && !t.segmentIds && tq <= ATTENTION_DECODE_MAX_TQ) {
+    encodeDecodeAttention(kernels, pass, t, t.decodePartials, { batch, tq, skv, heads, kvHeads, headDim, causalOffset, window, scale });
+    return;
+  }
   const workgroupBytes = kernels.gpu.info.limits.maxComputeWorkgroupStorageSize;
   attentionKeysPerTile(headDim, dtype, workgroupBytes); // throws if not even one key fits
   // One pipeline per storage type (and device): the head dim is a run-time parameter.
@@ -135,6 +155,35 @@ export function encodeAttention(
     heads,
     batch,
   ]);
+}
+
+/** The split-keys path: one workgroup per (split, query, head), then one combine per (query, head). */
+function encodeDecodeAttention(
+  kernels: Kernels,
+  pass: GPUComputePassEncoder,
+  t: AttentionTensors,
+  partials: GPUBuffer,
+  s: Required<Omit<AttentionShape, 'batch'>> & { batch: number },
+): void {
+  const splits = Math.ceil(s.skv / ATTENTION_DECODE_SPLIT);
+  const bytes = s.batch * s.tq * s.heads * splits * (s.headDim + 2) * 4;
+  if (partials.size < bytes) throw new Error(`attention: decode scratch holds ${partials.size} bytes, ${bytes} needed`);
+  const params = {
+    tq: s.tq,
+    skv: s.skv,
+    heads: s.heads,
+    kv_heads: s.kvHeads,
+    head_dim: s.headDim,
+    causal_offset: s.causalOffset,
+    window: s.window,
+    splits,
+    scale_log2: s.scale * Math.LOG2E,
+  };
+  const dtype = t.q.dtype;
+  const partial = kernels.get({ name: 'attention-decode', source: decodeSource, dtype, entryPoint: 'partial' });
+  const combine = kernels.get({ name: 'attention-decode', source: decodeSource, dtype, entryPoint: 'combine' });
+  kernels.dispatchAt(pass, partial, [[0, t.q.buffer], [1, t.k.buffer], [2, t.v.buffer], [3, partials]], params, [splits, s.tq * s.heads, s.batch]);
+  kernels.dispatchAt(pass, combine, [[3, partials], [4, t.o.buffer], [5, t.lse.buffer]], params, [1, s.tq * s.heads, s.batch]);
 }
 
 /** A 4-byte buffer bound in place of absent segment ids (the shader does not read it). */

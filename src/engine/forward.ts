@@ -120,6 +120,8 @@ export interface KvCacheView {
   v: GPUBuffer[];
   capacity: number;
   past: number;
+  /** Scratch for the decode attention path (attention.ts decodePartials); without it, the forward kernel. */
+  partials?: GPUBuffer;
 }
 
 /**
@@ -210,7 +212,7 @@ export function encodeLayer(
     encodeAttention(
       kernels,
       pass,
-      { q: q4, k: kv(cache.k[i]), v: kv(cache.v[i]), o: o4, lse: t.lse },
+      { q: q4, k: kv(cache.k[i]), v: kv(cache.v[i]), o: o4, lse: t.lse, decodePartials: cache.partials },
       { batch: 1, tq: n, skv, heads, kvHeads, headDim: D, causalOffset: cache.past, window },
     );
   } else {

@@ -10,6 +10,7 @@ import { type U32Tensor, BYTES, createTensor, readTensor, type DType, type Tenso
 import { encodeForward, type ForwardRun, type KvCacheView } from './forward.ts';
 import type { Kernels } from './kernels.ts';
 import { trackedBuffer } from './gpu-memory.ts';
+import { attentionDecodeBytes } from './attention.ts';
 import type { LoraSet } from './lora-weights.ts';
 import type { ModelWeights } from './model.ts';
 import { checkOptions, createSampleScratch, encodeSample, type SampleOptions, type SampleScratch } from './sample.ts';
@@ -19,6 +20,8 @@ import { rng } from '../util/random.ts';
 export interface KvCache {
   k: GPUBuffer[];
   v: GPUBuffer[];
+  /** Scratch of the decode attention's key splits (attention.ts decodePartials). */
+  partials: GPUBuffer;
   capacity: number;
   dtype: DType;
   length: number;
@@ -31,6 +34,7 @@ export function createKvCache(device: GPUDevice, arch: ModelArch, dtype: DType, 
   return {
     k: Array.from({ length: arch.layers }, (_, i) => make('k', i)),
     v: Array.from({ length: arch.layers }, (_, i) => make('v', i)),
+    partials: trackedBuffer(device, { size: attentionDecodeBytes(arch.heads, arch.headDim, capacity), usage: GPUBufferUsage.STORAGE, label: 'kv.partials' }, 'scratch'),
     capacity,
     dtype,
     length: 0,
@@ -38,11 +42,11 @@ export function createKvCache(device: GPUDevice, arch: ModelArch, dtype: DType, 
 }
 
 export function kvCacheBytes(arch: ModelArch, dtype: DType, capacity: number): number {
-  return 2 * arch.layers * capacity * arch.kvHeads * arch.headDim * BYTES[dtype];
+  return 2 * arch.layers * capacity * arch.kvHeads * arch.headDim * BYTES[dtype] + attentionDecodeBytes(arch.heads, arch.headDim, capacity);
 }
 
 export function destroyKvCache(c: KvCache): void {
-  for (const b of [...c.k, ...c.v]) b.destroy();
+  for (const b of [...c.k, ...c.v, c.partials]) b.destroy();
   c.length = 0;
 }
 
@@ -260,7 +264,7 @@ export class Generator {
     if (ids) queue.writeBuffer(t.ids.buffer, 0, ids);
     queue.writeBuffer(t.positions.buffer, 0, Uint32Array.from({ length: n }, (_, i) => past + i));
     const run: ForwardRun = { ctx: { kernels: this.kernels, model: this.model, lora }, acts: this.acts };
-    const cache: KvCacheView = { k: this.cache.k, v: this.cache.v, capacity: this.cache.capacity, past };
+    const cache: KvCacheView = { k: this.cache.k, v: this.cache.v, partials: this.cache.partials, capacity: this.cache.capacity, past };
     encodeForward(enc, run, t, { cache, logits: logits ? { out: this.logits, firstRow: n - 1 } : undefined });
     this.cache.length = past + n;
   }

@@ -19,8 +19,11 @@ export interface KernelSpec {
 }
 
 export interface Kernel {
+  /** Tells kernels apart in the bind-group cache. */
+  id: number;
   source: string;
   pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
   /** The uniform `p`, laid out as the shader declares it; undefined when the shader has none. */
   params?: StructuredView;
   paramsBinding: number;
@@ -33,6 +36,9 @@ export function specialise(source: string, dtype: DType): string {
 
 export class Kernels {
   private readonly cache = new Map<string, Kernel>();
+  private readonly groups = new Map<string, GPUBindGroup>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextId = 0;
 
   constructor(readonly gpu: Gpu) {}
 
@@ -42,10 +48,12 @@ export class Kernels {
 
   get(spec: KernelSpec): Kernel {
     if (spec.dtype === 'f16' && !this.gpu.info.f16) throw new Error(`kernel ${spec.name}: this device has no shader-f16`);
-    const key = JSON.stringify([spec.name, spec.dtype, spec.entryPoint ?? 'main', spec.constants ?? {}]);
+    const key = `${spec.name}|${spec.dtype}|${spec.entryPoint ?? 'main'}${spec.constants ? `|${JSON.stringify(spec.constants)}` : ''}`;
     const hit = this.cache.get(key);
     if (hit) {
-      if (hit.source !== spec.source) throw new Error(`kernel name '${spec.name}' is used by two different shaders`);
+      // Lengths only: sources are often built per call, and comparing their text would flatten
+      // them on every dispatch (microseconds each, hundreds of dispatches per decoded token).
+      if (hit.source.length !== spec.source.length) throw new Error(`kernel name '${spec.name}' is used by two different shaders`);
       return hit;
     }
     const kernel = this.compile(spec);
@@ -78,25 +86,14 @@ export class Kernels {
     params: Record<string, number>,
     workgroups: [number, number?, number?],
   ): void {
-    const entries: GPUBindGroupEntry[] = bindings.map(([binding, r]) => ({
-      binding,
-      resource: 'buffer' in r ? r : { buffer: r },
-    }));
-    if (kernel.params) {
-      kernel.params.set(params);
-      const uniform = this.device.createBuffer({
-        size: kernel.params.arrayBuffer.byteLength,
-        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-      });
-      this.device.queue.writeBuffer(uniform, 0, new Uint8Array(kernel.params.arrayBuffer));
-      entries.push({ binding: kernel.paramsBinding, resource: { buffer: uniform } });
-    }
+    if (kernel.params) kernel.params.set(params);
+    const bindGroup = this.bindGroup(kernel, bindings);
     const limit = this.gpu.info.limits.maxComputeWorkgroupsPerDimension;
     const [x, y = 1, z = 1] = workgroups;
     const label = kernel.pipeline.label;
     if (x > limit || y > limit || z > limit) throw new Error(`${label}: dispatch ${x}x${y}x${z} exceeds ${limit} workgroups per dimension`);
     pass.setPipeline(kernel.pipeline);
-    pass.setBindGroup(0, this.device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries }));
+    pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
   }
 
@@ -107,6 +104,49 @@ export class Kernels {
     this.dispatch(pass, kernel, buffers, params, workgroups);
     pass.end();
     this.device.queue.submit([encoder.finish()]);
+  }
+
+  /**
+   * The bind group of these bindings and the uniform bytes now in `kernel.params`. Recording a
+   * dispatch costs tens of microseconds of CPU when it makes a uniform buffer and a bind group, and
+   * a decode step records hundreds of dispatches whose buffers and parameters repeat token after
+   * token, so groups are kept by what they hold (a bounded map, oldest out first; a dropped group
+   * and its uniform are left to the garbage collector, as every uniform was before).
+   */
+  private bindGroup(kernel: Kernel, bindings: [number, GPUBuffer | GPUBufferBinding][]): GPUBindGroup {
+    let key = `${kernel.id}`;
+    for (const [binding, r] of bindings) {
+      key += 'buffer' in r ? `|${binding}:${this.idOf(r.buffer)}:${r.offset ?? 0}:${r.size ?? -1}` : `|${binding}:${this.idOf(r)}`;
+    }
+    if (kernel.params) key += `|${new Uint32Array(kernel.params.arrayBuffer).join(',')}`;
+    const hit = this.groups.get(key);
+    if (hit) {
+      this.groups.delete(key); // most recent last
+      this.groups.set(key, hit);
+      return hit;
+    }
+    const entries: GPUBindGroupEntry[] = bindings.map(([binding, r]) => ({
+      binding,
+      resource: 'buffer' in r ? r : { buffer: r },
+    }));
+    if (kernel.params) {
+      const uniform = this.device.createBuffer({
+        size: kernel.params.arrayBuffer.byteLength,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      });
+      this.device.queue.writeBuffer(uniform, 0, new Uint8Array(kernel.params.arrayBuffer));
+      entries.push({ binding: kernel.paramsBinding, resource: { buffer: uniform } });
+    }
+    const group = this.device.createBindGroup({ layout: kernel.layout, entries });
+    this.groups.set(key, group);
+    if (this.groups.size > BIND_GROUP_CACHE) this.groups.delete(this.groups.keys().next().value!);
+    return group;
+  }
+
+  private idOf(buffer: GPUBuffer): number {
+    let id = this.bufferIds.get(buffer);
+    if (id === undefined) this.bufferIds.set(buffer, (id = this.nextId++));
+    return id;
   }
 
   private compile(spec: KernelSpec): Kernel {
@@ -121,13 +161,18 @@ export class Kernels {
     });
     const uniform = makeShaderDataDefinitions(code).uniforms.p;
     return {
+      id: this.nextId++,
       source: spec.source,
       pipeline,
+      layout: pipeline.getBindGroupLayout(0),
       params: uniform ? makeStructuredView(uniform) : undefined,
       paramsBinding: uniform?.binding ?? -1,
     };
   }
 }
+
+/** Bind groups kept for reuse: a few decode steps' worth of an 8B model (about 20 per layer). */
+const BIND_GROUP_CACHE = 4096;
 
 /** Invocations per workgroup of the flat (one value per invocation) kernels. */
 export const FLAT_WORKGROUP = 256;

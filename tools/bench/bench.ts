@@ -9,9 +9,12 @@
 // wall clock around submit + onSubmittedWorkDone), warm-up first, median of the repeats, inputs
 // rotated across several copies so repeats do not run out of a warm L2 (timing.ts).
 // With --torch FILE (written by tools/reference/bench_torch.py), PyTorch's figures for the same
-// shapes are put side by side with ours as ratios.
+// shapes are put side by side with ours as ratios; with --torch-models FILE (bench_torch_models.py)
+// the same for prefill, decode and PEFT training of the model shapes, and MFU against this run's
+// f32 matmul peak (run `matmul` in the same call).
 //
 // Options: --only matmul,nf4,load   --sizes 1024,2048,4096   --repeats N   --json FILE   --torch FILE
+//          --torch-models FILE
 //          --quick (small shapes and few repeats, for a software GPU)
 //          --load-shape 1b|8b   --load-layers N   --load-vocab N   --load-repeats N   --load-dir DIR
 //          --load-shard-bytes N   --keep (leave the generated cache folder in place)
@@ -34,6 +37,7 @@ type Section = (typeof SECTIONS)[number];
 interface Args {
   json?: string;
   torch?: string;
+  torchModels?: string;
   only: Section[];
   sizes: number[];
   repeats: number;
@@ -71,6 +75,7 @@ function parseArgs(argv: string[]): Args {
     i++;
     if (flag === '--json') args.json = v;
     else if (flag === '--torch') args.torch = v;
+    else if (flag === '--torch-models') args.torchModels = v;
     else if (flag === '--sizes') args.sizes = v.split(',').map((s) => num(flag, s));
     else if (flag === '--repeats') args.repeats = num(flag, v);
     else if (flag === '--only') {
@@ -102,6 +107,26 @@ function addTorch(results: MatmulResult[], file: string): void {
   for (const r of results) {
     const t = torch.results.find((x) => x.op === r.op && x.shape.join() === r.shape.join() && x.dtype === torchDtype[r.dtype]);
     if (t) Object.assign(r, { torchTflops: t.tflops, ratioToTorch: r.tflops / t.tflops });
+  }
+}
+
+interface TorchModel { shape: string; prefill_tokens_per_s: number; decode_tokens_per_s: number; train_tokens_per_s: number; train_peak_bytes: number }
+
+/** PyTorch's prefill / decode / PEFT-training figures beside ours, as ratios ours / theirs. */
+function addTorchModels(results: ModelBenchResult[], file: string): void {
+  const torch = JSON.parse(readFileSync(file, 'utf8')) as { results: TorchModel[] };
+  for (const r of results) {
+    const t = torch.results.find((x) => x.shape === r.shape);
+    if (!t) continue;
+    r.torch = {
+      prefillTokensPerSecond: t.prefill_tokens_per_s,
+      decodeTokensPerSecond: t.decode_tokens_per_s,
+      trainTokensPerSecond: t.train_tokens_per_s,
+      trainPeakBytes: t.train_peak_bytes,
+      prefillRatio: r.prefillTokensPerSecond / t.prefill_tokens_per_s,
+      decodeRatio: r.decodeTokensPerSecond / t.decode_tokens_per_s,
+      trainRatio: r.trainTokensPerSecond / t.train_tokens_per_s,
+    };
   }
 }
 
@@ -138,12 +163,17 @@ async function main() {
     for (const r of mm) summary.push(`NF4 matmul ${r.direction} [${r.shape.join('x')}]: ${r.tflops.toPrecision(3)} TFLOP/s`);
   }
   if (args.only.includes('model')) {
+    const f32Peak = Math.max(0, ...results.filter((r): r is MatmulResult => r.op === 'matmul' && r.dtype === 'f32').map((r) => r.tflops));
     for (const shape of args.engine.shapes) {
       const r = await benchModel(kernels, shape, args.engine);
+      if (args.torchModels) addTorchModels([r], args.torchModels);
+      if (f32Peak > 0) r.trainMfuOfF32Peak = r.trainModelTflops / f32Peak;
       results.push(r);
       summary.push(
         `${shape} (${r.layers} layers): prefill ${r.prefillTokensPerSecond.toFixed(0)} tok/s, decode ${r.decodeTokensPerSecond.toFixed(1)} tok/s (${r.inferenceDtype}), ` +
-          `train ${r.trainTokensPerSecond.toFixed(0)} tok/s at seq ${r.trainSeqLen} (${r.trainModelTflops.toPrecision(3)} TFLOP/s), train peak ${(r.trainPeakBytes / 2 ** 30).toFixed(2)} GiB`,
+          `train ${r.trainTokensPerSecond.toFixed(0)} tok/s at seq ${r.trainSeqLen} (${r.trainModelTflops.toPrecision(3)} TFLOP/s), train peak ${(r.trainPeakBytes / 2 ** 30).toFixed(2)} GiB` +
+          (r.trainMfuOfF32Peak !== undefined ? `, MFU ${(100 * r.trainMfuOfF32Peak).toFixed(1)}% of f32 peak` : '') +
+          (r.torch ? `; vs PyTorch: prefill ${r.torch.prefillRatio.toFixed(3)}x, decode ${r.torch.decodeRatio.toFixed(3)}x, train ${r.torch.trainRatio.toFixed(3)}x` : ''),
       );
     }
   }

@@ -66,6 +66,18 @@ export interface ModelBenchResult {
   /** Storage of embed_tokens / lm_head in training (activations are f32). */
   trainEmbedDtype: DType;
   trainLosses: number[];
+  /** Model TFLOP/s over the f32 matmul peak measured in the same run (when `matmul` ran first). */
+  trainMfuOfF32Peak?: number;
+  /** PyTorch's figures for the same shape (--torch-models) and ours / theirs. */
+  torch?: {
+    prefillTokensPerSecond: number;
+    decodeTokensPerSecond: number;
+    trainTokensPerSecond: number;
+    trainPeakBytes: number;
+    prefillRatio: number;
+    decodeRatio: number;
+    trainRatio: number;
+  };
 }
 
 /** Live and peak bytes of the buffers a device creates (patches createBuffer; destroy is idempotent). */
