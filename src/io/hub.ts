@@ -1,4 +1,5 @@
-// Hugging Face Hub client: repo metadata, file lists, resumable downloads, the dataset viewer.
+// Hugging Face Hub client: repo metadata, model search, file lists, resumable downloads, the
+// dataset viewer.
 // Only fetch, AbortSignal and ReadableStream: the same code runs in pages, workers and Node.
 // The endpoints are settings, so tests and offline work point it at tools/mock-hub.
 
@@ -18,6 +19,7 @@ export type HubErrorKind =
   | 'rate-limited'
   | 'offline' // the host could not be reached, or the connection kept dropping
   | 'unauthorized' // the token was refused
+  | 'bad-response' // an answer that is not what the Hub sends (not JSON, wrong shape)
   | 'http';
 
 /** A failed Hub request, with a message that says what to do about it. */
@@ -156,12 +158,36 @@ export interface ParquetFile {
   size: number;
 }
 
+/** One model of the Hub's search (GET /api/models?search=), with the Hub's field names. */
+export interface ModelSearchResult {
+  id: string;
+  downloads?: number;
+  likes?: number;
+  gated?: false | 'auto' | 'manual';
+  private?: boolean;
+  pipeline_tag?: string;
+  lastModified?: string;
+}
+
+export interface ModelSearchOptions {
+  /** Results wanted (default 20; the Hub allows up to 1000). */
+  limit?: number;
+  /** Most first; default: the Hub's own order. */
+  sort?: 'downloads' | 'likes' | 'lastModified' | 'trendingScore';
+  signal?: AbortSignal;
+}
+
+/** The fields a search asks for with expand= (without it the Hub leaves out gated). */
+const SEARCH_FIELDS = ['downloads', 'likes', 'gated', 'private', 'pipeline_tag', 'lastModified'] as const;
+
 /** What a request was about, so an error can name it. */
 interface Subject {
   repo?: RepoRef;
   path?: string;
   revision?: string;
   viewer?: boolean;
+  /** The text of a model search. */
+  search?: string;
 }
 
 const DEFAULT_RETRIES = 5;
@@ -327,6 +353,23 @@ export class HubClient {
       throw new HubError('http', `${hostOf(url)} did not report the size of ${path} in ${repo.id}.`, res.status, url);
     }
     return head(size);
+  }
+
+  /** Models whose id contains `query` (the Hub matches case-insensitively), as the Hub lists them. */
+  async searchModels(query: string, opts: ModelSearchOptions = {}): Promise<ModelSearchResult[]> {
+    const params = new URLSearchParams({ search: query.trim(), limit: String(opts.limit ?? 20) });
+    if (opts.sort) params.set('sort', opts.sort);
+    for (const f of SEARCH_FIELDS) params.append('expand', f);
+    const url = `${this.endpoint}/api/models?${params}`;
+    const res = await this.request(url, { search: query.trim() }, { signal: opts.signal });
+    return parseSearchResults(await readJsonBody(res, url, 'the model search'), url, res.status);
+  }
+
+  /** A small JSON file of a repo (config.json), parsed; a bad answer is a 'bad-response' HubError. */
+  async fileJson(repo: RepoRef, path: string, revision = 'main', signal?: AbortSignal): Promise<unknown> {
+    const url = this.fileUrl(repo, path, revision);
+    const res = await this.request(url, { repo, path, revision }, { signal });
+    return readJsonBody(res, url, `${path} of ${repo.id}`);
   }
 
   // ---- bytes ----
@@ -652,7 +695,11 @@ export class HubClient {
       }
       return err('gated', `${name} is gated: open ${page}, accept the licence, then paste a token with read access in the Model tab (Hugging Face token).`);
     }
-    if (status === 401 && /invalid credentials/i.test(detail)) {
+    if (status === 401 && subject.search !== undefined && !this.token) {
+      return err('unauthorized', `${host} asked for a token to search models: paste a token with read access in the Model tab (Hugging Face token).`);
+    }
+    // The search is public: a 401 there is always the token.
+    if (status === 401 && (/invalid credentials/i.test(detail) || subject.search !== undefined)) {
       return err(
         'unauthorized',
         `${host} refused the Hugging Face token: paste a valid token with read access in the Model tab (Hugging Face token), or remove it to use public repos.`,
@@ -676,6 +723,9 @@ export class HubClient {
     if (status === 404 && repo && !subject.viewer) {
       return err('repo-not-found', `${name} was not found on ${host}: check the name.`);
     }
+    if (status === 404 && subject.search !== undefined) {
+      return err('http', `${host} has no model search (404 for /api/models): check the Hub base URL in Settings (now ${this.endpoint}).`);
+    }
     if (code === 'ResponseNotFound' && subject.viewer) {
       return err('http', `The dataset viewer at ${host} has no such config or split of ${name}: check the names against its splits.`);
     }
@@ -683,4 +733,49 @@ export class HubClient {
     const advice = status >= 500 ? ' The service may be having trouble: try again in a few minutes.' : '';
     return err('http', `${host} answered ${status} ${res.statusText} for ${url}${said}.${advice}`);
   }
+}
+
+/** The body as JSON, or a HubError saying the server is not answering as a Hub does. */
+async function readJsonBody(res: Response, url: string, what: string): Promise<unknown> {
+  const text = await res.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    const start = text.trim().slice(0, 40).replace(/\s+/g, ' ');
+    const sample = start ? `it starts "${start}${text.trim().length > 40 ? '…' : ''}"` : 'it is empty';
+    throw new HubError(
+      'bad-response',
+      `${hostOf(url)} answered ${what} with something that is not JSON (${sample}): check the Hub base URL in Settings; it should be a Hugging Face Hub such as https://huggingface.co.`,
+      res.status,
+      url,
+    );
+  }
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const numberOr = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+const stringOr = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+const jsonKind = (v: unknown): string => (v === null ? 'null' : isRecord(v) ? 'an object' : `a ${typeof v}`);
+
+/** Checks the search answer's shape: a list of models, each with an id; unknown fields are dropped. */
+function parseSearchResults(body: unknown, url: string, status: number): ModelSearchResult[] {
+  const fail = (why: string): never => {
+    throw new HubError('bad-response', `${hostOf(url)} answered the model search with ${why}, not a list of models: check the Hub base URL in Settings.`, status, url);
+  };
+  if (!Array.isArray(body)) fail(jsonKind(body));
+  return (body as unknown[]).map((item, i) => {
+    const id = isRecord(item) ? (stringOr(item.id) ?? stringOr(item.modelId)) : undefined;
+    if (!isRecord(item) || !id) return fail(`an entry without a model id (entry ${i + 1})`);
+    const gated = item.gated;
+    return {
+      id,
+      downloads: numberOr(item.downloads),
+      likes: numberOr(item.likes),
+      gated: gated === false || gated === 'auto' || gated === 'manual' ? gated : undefined,
+      private: typeof item.private === 'boolean' ? item.private : undefined,
+      pipeline_tag: stringOr(item.pipeline_tag),
+      lastModified: stringOr(item.lastModified),
+    };
+  });
 }

@@ -82,7 +82,7 @@ function sibling(f: RepoFile, blobs: boolean): Record<string, unknown> {
   };
 }
 
-function modelFields(repo: Repo, rev: Revision): Record<string, unknown> {
+export function modelFields(repo: Repo, rev: Revision): Record<string, unknown> {
   const config = readJson(rev, 'config.json');
   const tok = readJson(rev, 'tokenizer_config.json');
   const pick = (o: Record<string, unknown> | undefined, keys: string[]): Record<string, unknown> =>
@@ -127,8 +127,8 @@ function repoInfo(ctx: Ctx, repo: Repo, rev: Revision): Record<string, unknown> 
     private: repo.meta.private ?? false,
     gated: repo.meta.gated ?? false,
     disabled: false,
-    downloads: 0,
-    likes: 0,
+    downloads: repo.meta.downloads ?? 0,
+    likes: repo.meta.likes ?? 0,
     cardData: repo.meta.cardData,
     siblings: rev.files.map((f) => sibling(f, blobs)),
     usedStorage: rev.files.reduce((a, f) => a + f.size, 0),

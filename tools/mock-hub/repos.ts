@@ -17,6 +17,9 @@ export interface RepoMeta {
   tags?: string[];
   pipeline_tag?: string;
   library_name?: string;
+  /** Counts the Hub shows (default 0), so search results can be told apart and sorted. */
+  downloads?: number;
+  likes?: number;
 }
 
 export interface LfsInfo {
@@ -178,6 +181,23 @@ export class RepoStore {
   get(type: RepoType, id: string): Repo | undefined {
     const dir = this.dirOf(type, id);
     return dir ? loadRepo(type, id, dir) : undefined;
+  }
+
+  /** Ids of every repo of a type: the mounted ones, then the `{owner}/{name}` folders of each root. */
+  list(type: RepoType): string[] {
+    const ids = new Set(Object.keys((type === 'model' ? this.mounts.models : this.mounts.datasets) ?? {}));
+    for (const r of this.roots) {
+      const base = type === 'model' ? r.models : r.datasets;
+      if (!base || !existsSync(base)) continue;
+      for (const owner of readdirSync(base).sort()) {
+        const ownerDir = join(base, owner);
+        if (!statSync(ownerDir).isDirectory()) continue;
+        for (const name of readdirSync(ownerDir).sort()) {
+          if (statSync(join(ownerDir, name)).isDirectory()) ids.add(`${owner}/${name}`);
+        }
+      }
+    }
+    return [...ids].filter((id) => this.dirOf(type, id) !== undefined);
   }
 
   /** An LFS object of one repo by its sha256 (any revision), for the CDN path. */

@@ -11,6 +11,7 @@ import type { FaultsSpec } from './faults.ts';
 import { preflight, sendError, sendJson, setCors } from './http.ts';
 import { routeHub } from './hub-api.ts';
 import { RepoStore } from './repos.ts';
+import { sendModelSearch } from './search.ts';
 import type { FixtureRoot } from './repos.ts';
 import { VIEWER_PREFIX, routeViewer } from './viewer.ts';
 import { DEFAULT_UPLOAD_LIMITS, Uploads, type UploadLimits } from './uploads.ts';
@@ -169,6 +170,7 @@ export async function startMockHub(options: MockHubOptions = {}): Promise<MockHu
     if (await routeWrite(ctx, segs)) return;
     if (!['GET', 'HEAD'].includes(req.method ?? '')) return sendError(res, 405, undefined, 'Method Not Allowed');
     if (segs[0] === VIEWER_PREFIX) return routeViewer(ctx, segs.slice(1));
+    if (segs.length === 2 && segs[0] === 'api' && segs[1] === 'models') return sendModelSearch(ctx);
     if (!routeHub(ctx, segs)) sendError(res, 404, undefined, 'Not Found');
   };
 

@@ -4,6 +4,8 @@ import type { ModelSummary } from '../../client/index.ts';
 import { formatCount } from '../format.ts';
 import { Notice } from '../widgets/Notice.tsx';
 import { LoadProgressView } from './LoadProgressView.tsx';
+import { planLinesWithBudget } from './memory-fit.ts';
+import { ModelFit } from './ModelFit.tsx';
 
 function quantizationText(m: ModelSummary): string {
   const dq = m.doubleQuant ? ', double-quantized absmax' : '';
@@ -49,10 +51,11 @@ function Summary({ model: m }: { model: ModelSummary }) {
           ))}
         </ul>
       )}
+      <ModelFit model={m} />
       <details data-testid="model-plan">
         <summary>Memory plan for the default run (seq 2048, batch 8, r=16, all linears)</summary>
         <ul className="plan-lines">
-          {m.planLines.map((l) => (
+          {planLinesWithBudget(m.planLines).map((l) => (
             <li key={l}>{l}</li>
           ))}
         </ul>

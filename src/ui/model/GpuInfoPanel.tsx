@@ -2,6 +2,7 @@ import { formatBytes } from '../../util/format.ts';
 import { useGpuStore } from '../../store/gpu.ts';
 import { Notice } from '../widgets/Notice.tsx';
 import type { GpuInfo } from '../../client/index.ts';
+import { GpuMemoryField } from './GpuMemoryField.tsx';
 
 const SIZE_LIMITS = new Set(['maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize']);
 
@@ -74,6 +75,7 @@ export function GpuInfoPanel() {
         </Notice>
       )}
       {status === 'error' && <Notice tone="error">{error}</Notice>}
+      {status !== 'unsupported' && <GpuMemoryField />}
       {info && status !== 'starting' && <GpuDetails info={info} />}
     </div>
   );

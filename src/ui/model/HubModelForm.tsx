@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from 'react';
+import { useState, type FormEvent, type Ref } from 'react';
 import { useGpuStore } from '../../store/gpu.ts';
 import { useModelStore } from '../../store/model.ts';
 import { useSettingsStore } from '../../store/settings.ts';
@@ -43,13 +43,26 @@ function TokenField() {
   );
 }
 
+/** What the form holds; the search above it fills it in. */
+export interface HubModelDraft {
+  id: string;
+  revision: string;
+}
+
 /** Any model on the Hub by id, at a branch, tag or commit. */
-export function HubModelForm() {
+export function HubModelForm({
+  draft,
+  onChange,
+  loadRef,
+}: {
+  draft: HubModelDraft;
+  onChange: (draft: HubModelDraft) => void;
+  loadRef?: Ref<HTMLButtonElement>;
+}) {
   const load = useModelStore((s) => s.load);
   const gpuReady = useGpuStore((s) => s.status === 'ready');
   const hubUrl = useSettingsStore((s) => s.effective.hubUrl);
-  const [id, setId] = useState('');
-  const [revision, setRevision] = useState('');
+  const { id, revision } = draft;
   const submit = (e: FormEvent) => {
     e.preventDefault();
     if (id.trim()) void load({ kind: 'hub', id, revision });
@@ -65,14 +78,14 @@ export function HubModelForm() {
             placeholder="owner/name, e.g. unsloth/Llama-3.2-1B-Instruct"
             spellCheck={false}
             value={id}
-            onChange={(e) => setId(e.target.value)}
+            onChange={(e) => onChange({ id: e.target.value, revision })}
           />
         </div>
         <div>
           <label htmlFor="hub-revision">Revision</label>
-          <input id="hub-revision" data-testid="hub-revision" placeholder="main" spellCheck={false} value={revision} onChange={(e) => setRevision(e.target.value)} />
+          <input id="hub-revision" data-testid="hub-revision" placeholder="main" spellCheck={false} value={revision} onChange={(e) => onChange({ id, revision: e.target.value })} />
         </div>
-        <button type="submit" data-testid="hub-model-load" disabled={!gpuReady || !id.trim()}>
+        <button type="submit" data-testid="hub-model-load" ref={loadRef} disabled={!gpuReady || !id.trim()}>
           Load
         </button>
       </form>

@@ -5,7 +5,10 @@ import { useModelStore } from '../../store/model.ts';
 import type { PresetView } from '../../client/index.ts';
 import { formatCount } from '../format.ts';
 import { Notice } from '../widgets/Notice.tsx';
-import { HubModelForm } from './HubModelForm.tsx';
+import { FitNotice } from './FitNotice.tsx';
+import { HubModelPicker } from './HubModelPicker.tsx';
+import { planLinesWithBudget, type FitVerdict } from './memory-fit.ts';
+import { usePresetVerdicts } from './useMemoryFit.ts';
 
 function PlanDetails({ preset }: { preset: PresetView }) {
   return (
@@ -14,7 +17,7 @@ function PlanDetails({ preset }: { preset: PresetView }) {
         GPU memory ≈ {formatBytes(preset.memoryBytes)} for the default run (weights {formatBytes(preset.weightBytes)})
       </summary>
       <ul className="plan-lines">
-        {preset.planLines.map((l) => (
+        {planLinesWithBudget(preset.planLines).map((l) => (
           <li key={l}>{l}</li>
         ))}
       </ul>
@@ -31,7 +34,7 @@ function LoadButton({ testId, onClick, label = 'Load' }: { testId: string; onCli
   );
 }
 
-function DemoModel() {
+function DemoModel({ verdict }: { verdict?: FitVerdict }) {
   const status = useCatalogStore((s) => s.status);
   const model = useCatalogStore((s) => s.manifest?.model);
   const error = useCatalogStore((s) => s.error);
@@ -64,15 +67,16 @@ function DemoModel() {
       <div className="item-meta">
         {formatCount(model.params)} parameters · {model.files.length} files · {formatBytes(bytes)} · <code>{model.path}</code>
       </div>
+      {verdict && <FitNotice verdict={verdict} />}
       {preset && <PlanDetails preset={preset} />}
     </li>
   );
 }
 
-function Preset({ preset }: { preset: PresetView }) {
+function Preset({ preset, verdict }: { preset: PresetView; verdict?: FitVerdict }) {
   const load = useModelStore((s) => s.load);
   return (
-    <li className="item" data-testid={`preset-${preset.id}`}>
+    <li className="item" data-testid={`preset-${preset.id}`} data-fit={verdict?.level}>
       <div className="item-main">
         <span className="item-title">{preset.label}</span> <span className="badge">{preset.family}</span>
         <LoadButton testId={`preset-load-${preset.id}`} onClick={() => void load({ kind: 'hub', id: preset.id })} />
@@ -81,21 +85,25 @@ function Preset({ preset }: { preset: PresetView }) {
         <code>{preset.id}</code> · {formatCount(preset.params)} parameters · download ≈ {formatBytes(preset.downloadBytes)}
         {preset.note && ` · ${preset.note}`}
       </div>
+      {verdict && <FitNotice verdict={verdict} />}
       <PlanDetails preset={preset} />
     </li>
   );
 }
 
-/** The demo, the curated presets with their memory plans, and any Hub model by id. */
+/** The demo, the curated presets with their memory plans and whether they fit this GPU, and any
+ *  Hub model by search or id. */
 export function ModelList() {
   const presets = useModelStore((s) => s.presets);
+  const demoId = presets?.find((p) => p.demo)?.id;
+  const verdicts = usePresetVerdicts();
   return (
     <>
       <ul className="items" data-testid="model-list">
-        <DemoModel />
-        {presets?.filter((p) => !p.demo).map((p) => <Preset key={p.id} preset={p} />)}
+        <DemoModel verdict={demoId ? verdicts?.get(demoId) : undefined} />
+        {presets?.filter((p) => !p.demo).map((p) => <Preset key={p.id} preset={p} verdict={verdicts?.get(p.id)} />)}
       </ul>
-      <HubModelForm />
+      <HubModelPicker />
     </>
   );
 }

@@ -50,7 +50,10 @@ function SettingsForm() {
           {p}
         </p>
       ))}
-      <p className="muted">Only these settings are stored, in this browser (IndexedDB). No tokens are stored.</p>
+      <p className="muted">
+        These settings, the GPU memory budget and the training settings are stored in this browser (IndexedDB); the Hugging Face token, when you
+        give one, only in its localStorage (Model tab).
+      </p>
       <div className="row">
         <button type="submit" data-testid="settings-save">
           Save
