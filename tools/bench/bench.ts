@@ -3,6 +3,7 @@
 //   nf4     NF4 quantization throughput, GB/s of 16-bit input (nf4.ts)
 //   load    load time of a 1B-shape model from the cache to the GPU (load.ts)
 //   nf4mm   the fused NF4 matmul at the 8B MLP's training shape, forward and backward (engine.ts)
+//   attn    attention forward and backward at the 1B / 8B training shapes (attention.ts)
 //   model   prefill, decode and QLoRA training of 1B- and 8B-shaped random models (engine.ts)
 //   export  adapter / merged / GGUF export time of the demo model, and of 1B / 8B shapes (export.ts)
 // Kernel timing: GPU timestamps around the dispatches when the adapter has timestamp-query (else
@@ -28,10 +29,11 @@ import { Kernels } from '../../src/engine/kernels.ts';
 import { benchLoad, describeLoad, type LoadBenchOptions, type LoadResult } from './load.ts';
 import { benchMatmul, type MatmulResult } from './matmul.ts';
 import { benchNf4, NF4_SHAPES, type Nf4Result } from './nf4.ts';
+import { benchAttention, type AttentionBenchResult } from './attention.ts';
 import { benchExport, describeExport, type ExportBenchOptions, type ExportResult } from './export.ts';
 import { benchModel, benchNf4Matmul, engineDefaults, type EngineBenchOptions, type ModelBenchResult, type Nf4MatmulResult } from './engine.ts';
 
-const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'model', 'export'] as const;
+const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'attn', 'model', 'export'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -135,7 +137,7 @@ async function main() {
   const gpu = await getGpu();
   const kernels = new Kernels(gpu);
   console.log(describeGpu(gpu.info));
-  const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult)[] = [];
+  const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult | AttentionBenchResult)[] = [];
   const summary: string[] = [];
 
   if (args.only.includes('matmul')) {
@@ -160,7 +162,14 @@ async function main() {
     const [tokens, inp, out] = args.quick ? [256, 512, 1792] : [2048, 4096, 14336];
     const mm = await benchNf4Matmul(gpu, kernels, tokens, inp, out, args.repeats);
     results.push(...mm);
-    for (const r of mm) summary.push(`NF4 matmul ${r.direction} [${r.shape.join('x')}]: ${r.tflops.toPrecision(3)} TFLOP/s`);
+    for (const r of mm) summary.push(`NF4 matmul ${r.direction} [${r.shape.join('x')}]: ${r.gbps ? `${r.ms.toFixed(3)} ms, ${r.gbps.toFixed(0)} GB/s` : `${r.tflops.toPrecision(3)} TFLOP/s`}`);
+  }
+  if (args.only.includes('attn')) {
+    const attn = await benchAttention(gpu, kernels, args.engine.shapes, args.engine.seqLen, Math.min(args.repeats, 10));
+    results.push(...attn);
+    for (const r of attn) {
+      summary.push(`attention ${r.shape} f32 at T ${r.dims[0]}: forward ${r.forwardTflops.toPrecision(3)} TFLOP/s, backward ${r.backwardTflops.toPrecision(3)}; ${r.trainStepSeconds.toFixed(3)} s per training step`);
+    }
   }
   if (args.only.includes('model')) {
     const f32Peak = Math.max(0, ...results.filter((r): r is MatmulResult => r.op === 'matmul' && r.dtype === 'f32').map((r) => r.tflops));

@@ -40,7 +40,9 @@ export interface Nf4MatmulResult {
   op: 'nf4-matmul';
   /** [tokens, in, out]. */
   shape: number[];
-  direction: 'forward' | 'backward-dx';
+  direction: 'forward' | 'backward-dx' | 'gemv-f16';
+  /** gemv: GB/s of NF4 weight bytes (codes and f32 absmax) read. */
+  gbps?: number;
   ms: number;
   tflops: number;
 }
@@ -53,6 +55,12 @@ export interface ModelBenchResult {
   prefillTokens: number;
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
+  /** CPU time recording one decode step's commands (createCommandEncoder to submit). */
+  decodeRecordMsPerToken: number;
+  /** GPU time of one decode step's passes (timestamps), when the adapter has timestamp-query. */
+  decodeGpuMsPerToken?: number;
+  /** Decode after a prompt of about seqLen tokens (the KV cache nearly full). */
+  longContextDecodeTokensPerSecond: number;
   inferenceDtype: DType;
   inferencePeakBytes: number;
   trainSeqLen: number;
@@ -200,6 +208,14 @@ export async function benchNf4Matmul(gpu: Gpu, kernels: Kernels, tokens: number,
   results.push({ op: 'nf4-matmul', shape: [tokens, inp, out], direction: 'forward', ms: fwd * 1e3, tflops: flops / fwd / 1e12 });
   const bwd = await timePass(gpu, repeats, (pass, i) => encodeNf4MatmulBackward(kernels, pass, y, ws[i % copies], x));
   results.push({ op: 'nf4-matmul', shape: [tokens, inp, out], direction: 'backward-dx', ms: bwd * 1e3, tflops: flops / bwd / 1e12 });
+  // Decode: one f16 row against the same weights (the GEMV kernel), as memory bandwidth.
+  const x1 = randomTensor(kernels, [1, inp], 'f16', 1, 8, 'bench.x1');
+  const y1 = createTensor(kernels.device, [1, out], 'f16', 'bench.y1');
+  const gemv = await timePass(gpu, repeats, (pass, i) => encodeNf4Matmul(kernels, pass, x1, ws[i % copies], y1));
+  const weightBytes = (out * inp) / 2 + (out * inp / 64) * 4;
+  results.push({ op: 'nf4-matmul', shape: [1, inp, out], direction: 'gemv-f16', ms: gemv * 1e3, tflops: (2 * inp * out) / gemv / 1e12, gbps: weightBytes / gemv / 1e9 });
+  x1.buffer.destroy();
+  y1.buffer.destroy();
   for (const w of ws) destroyNf4(w);
   x.buffer.destroy();
   y.buffer.destroy();
@@ -209,6 +225,88 @@ export async function benchNf4Matmul(gpu: Gpu, kernels: Kernels, tokens: number,
 
 function linearParams(arch: ModelArch): number {
   return arch.linears.reduce((s, l) => s + l.in * l.out, 0) * arch.layers;
+}
+
+/**
+ * `fn`'s result, and the CPU time spent between createCommandEncoder and queue.submit while it
+ * ran (the recording of commands, which bounds decode when dispatches are many and small).
+ */
+async function recordingTime<R>(device: GPUDevice, fn: () => Promise<R>): Promise<{ value: R; ms: number; submits: number }> {
+  const create = device.createCommandEncoder.bind(device);
+  const submit = device.queue.submit.bind(device.queue);
+  let started = 0;
+  let ms = 0;
+  let submits = 0;
+  device.createCommandEncoder = (d?: GPUCommandEncoderDescriptor) => {
+    started = performance.now();
+    return create(d);
+  };
+  device.queue.submit = (buffers: Iterable<GPUCommandBuffer>) => {
+    ms += performance.now() - started;
+    submits++;
+    submit(buffers);
+  };
+  try {
+    return { value: await fn(), ms, submits };
+  } finally {
+    device.createCommandEncoder = create;
+    device.queue.submit = submit;
+  }
+}
+
+/**
+ * GPU time of every compute pass recorded while `fn` runs (timestamps at each pass's beginning and
+ * end), per command buffer: what a decode step costs the GPU, apart from recording and readback.
+ * Returns the median per-buffer total and, per pass index, the median time.
+ */
+async function passTimes<R>(device: GPUDevice, fn: () => Promise<R>): Promise<{ value: R; perBufferMs: number; perPassMs: number[] }> {
+  const create = device.createCommandEncoder.bind(device);
+  const reads: { buffer: GPUBuffer; passes: number }[] = [];
+  const MAX_PASSES = 256;
+  device.createCommandEncoder = (d?: GPUCommandEncoderDescriptor) => {
+    const enc = create(d);
+    const querySet = device.createQuerySet({ type: 'timestamp', count: 2 * MAX_PASSES });
+    let passes = 0;
+    const begin = enc.beginComputePass.bind(enc);
+    enc.beginComputePass = (pd?: GPUComputePassDescriptor) => {
+      if (passes >= MAX_PASSES || pd?.timestampWrites) return begin(pd);
+      const i = passes++;
+      return begin({ ...pd, timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+    };
+    const finish = enc.finish.bind(enc);
+    enc.finish = (fd?: GPUCommandBufferDescriptor) => {
+      if (passes > 0) {
+        const resolve = device.createBuffer({ size: 16 * passes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+        const read = device.createBuffer({ size: 16 * passes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+        enc.resolveQuerySet(querySet, 0, 2 * passes, resolve, 0);
+        enc.copyBufferToBuffer(resolve, 0, read, 0, 16 * passes);
+        reads.push({ buffer: read, passes });
+      }
+      return finish(fd);
+    };
+    return enc;
+  };
+  let value: R;
+  try {
+    value = await fn();
+  } finally {
+    device.createCommandEncoder = create;
+  }
+  const totals: number[] = [];
+  const byPass: number[][] = [];
+  for (const r of reads) {
+    await r.buffer.mapAsync(GPUMapMode.READ);
+    const t = new BigUint64Array(r.buffer.getMappedRange().slice(0));
+    r.buffer.destroy();
+    let total = 0;
+    for (let i = 0; i < r.passes; i++) {
+      const ms = Number(t[2 * i + 1] - t[2 * i]) / 1e6;
+      total += ms;
+      (byPass[i] ??= []).push(ms);
+    }
+    totals.push(total);
+  }
+  return { value, perBufferMs: median(totals), perPassMs: byPass.map(median) };
 }
 
 /** Prefill, decode and training of one model shape. */
@@ -235,14 +333,29 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
     if (i > 0) prefill.push((performance.now() - t0) / 1000);
   }
   const decode: number[] = [];
+  let decodeRecordMs = Infinity;
   for (let i = 0; i < 2; i++) {
-    const r = await gen.generate(prompt.slice(0, 16), null, { maxNewTokens: o.decodeTokens, temperature: 0 });
-    decode.push(r.decodeTokensPerSecond);
+    const rec = await recordingTime(device, () => gen.generate(prompt.slice(0, 16), null, { maxNewTokens: o.decodeTokens, temperature: 0 }));
+    decode.push(rec.value.decodeTokensPerSecond);
+    decodeRecordMs = Math.min(decodeRecordMs, rec.ms / rec.submits);
   }
+  // GPU time of a decode step (timestamps around each pass; only with timestamp-query).
+  let decodeGpuMsPerToken: number | undefined;
+  if (kernels.gpu.info.timestamps) {
+    const pt = await passTimes(device, () => gen.generate(prompt.slice(0, 16), null, { maxNewTokens: Math.min(16, o.decodeTokens), temperature: 0 }));
+    decodeGpuMsPerToken = pt.perBufferMs;
+    const slow = pt.perPassMs.map((ms, i) => [i, ms]).sort((a, b) => b[1] - a[1]).slice(0, 4);
+    console.log(`${name}: decode GPU ${pt.perBufferMs.toFixed(2)} ms per token over ${pt.perPassMs.length} passes; slowest passes ${slow.map(([i, ms]) => `#${i} ${ms.toFixed(3)} ms`).join(', ')}`);
+  }
+  // Decode at the end of a long context: the prompt is the prefill's T tokens.
+  const longDecode = (await gen.generate(prompt.slice(0, T - o.decodeTokens - 1), null, { maxNewTokens: o.decodeTokens, temperature: 0 })).decodeTokensPerSecond;
   const inferencePeakBytes = c.peak;
   gen.destroy();
   destroyRandomModel(inf);
-  console.log(`${name}: prefill ${T} tokens ${(T / median(prefill)).toFixed(0)} tokens/s, decode ${Math.max(...decode).toFixed(1)} tokens/s (${inferenceDtype}), peak ${(inferencePeakBytes / 2 ** 30).toFixed(2)} GiB`);
+  console.log(
+    `${name}: prefill ${T} tokens ${(T / median(prefill)).toFixed(0)} tokens/s, decode ${Math.max(...decode).toFixed(1)} tokens/s (${inferenceDtype}; ` +
+      `${decodeRecordMs.toFixed(2)} ms of CPU recording per token), at ${T} tokens of context ${longDecode.toFixed(1)} tokens/s, peak ${(inferencePeakBytes / 2 ** 30).toFixed(2)} GiB`,
+  );
 
   // Training: f32 activations (the backward's mode), E in f16 where the device has it, batch 1 at seq T.
   c.resetPeak();
@@ -292,6 +405,9 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
     prefillTokens: T,
     prefillTokensPerSecond: T / median(prefill),
     decodeTokensPerSecond: Math.max(...decode),
+    decodeRecordMsPerToken: decodeRecordMs,
+    decodeGpuMsPerToken,
+    longContextDecodeTokensPerSecond: longDecode,
     inferenceDtype,
     inferencePeakBytes,
     trainSeqLen: T,
