@@ -171,3 +171,35 @@ fn logits(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: v
     }
   }
 }
+
+// logits_row: one row of h (decode) against the chunk, as a matrix-vector product: the tile above
+// would leave 63 of its 64 rows idle and read E at a tenth of the card's bandwidth. A workgroup
+// takes RV vocabulary rows, one group of RL invocations each, striding along the hidden dim.
+const RV = 8u;
+const RL = 32u;
+var<workgroup> row_part: array<f32, 256>; // [RV][RL]
+
+@compute @workgroup_size(256)
+fn logits_row(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) tid: u32) {
+  let lane = tid % RL;
+  let c = (wg.y * nwg.x + wg.x) * RV + tid / RL; // chunk row
+  var acc = 0.0;
+  if (c < p.chunk_rows) {
+    let hb = p.row0 * p.hidden;
+    let eb = c * p.hidden;
+    for (var k = lane; k < p.hidden; k = k + RL) {
+      acc = fma(f32(h[hb + k]), f32(e[eb + k]), acc);
+    }
+  }
+  row_part[tid] = acc;
+  workgroupBarrier();
+  for (var w = RL / 2u; w > 0u; w = w / 2u) {
+    if (lane < w) {
+      row_part[tid] = row_part[tid] + row_part[tid + w];
+    }
+    workgroupBarrier();
+  }
+  if (lane == 0u && c < p.chunk_rows) {
+    out[p.out_col0 + c] = row_part[tid];
+  }
+}

@@ -125,6 +125,9 @@ describe(`lm_head logits of a few rows (generation), component-wise < ${TOL.logi
     { rows: 20, take: 7, hidden: 100, vocab: 300, chunk: 256, dtype: 'f32' },
     { rows: 5, take: 1, hidden: 72, vocab: 1000, chunk: 512, dtype: 'f16' },
     { rows: 19, take: 5, hidden: 45, vocab: 701, chunk: 256, dtype: 'f32', embed: 'f16' },
+    // One row takes the matrix-vector kernel: a hidden size off its 32 lanes, chunks off its 8 rows.
+    { rows: 3, take: 1, hidden: 45, vocab: 701, chunk: 256, dtype: 'f32', embed: 'f16' },
+    { rows: 1, take: 1, hidden: 2048, vocab: 333, chunk: 256, dtype: 'f16' },
   ];
   for (const [i, c] of cases.entries()) {
     it(`${name(c)}: the last ${c.take} of ${c.rows} rows, H ${c.hidden}, V ${c.vocab}, chunk ${c.chunk}`, async (ctx) => {

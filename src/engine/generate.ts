@@ -98,7 +98,8 @@ export class Generator {
   private readonly prev: GPUBuffer;
   private readonly u: Tensor;
   private readonly out: U32Tensor;
-  private readonly staging: GPUBuffer;
+  private readonly staging: GPUBuffer[];
+  private nextStaging = 0;
   private busy = false;
 
   constructor(
@@ -119,7 +120,7 @@ export class Generator {
     this.u = createTensor(device, [1], 'f32', 'generate.u', 'scratch');
     this.out = { buffer: trackedBuffer(device, { size: 4, usage, label: 'generate.out' }, 'scratch'), length: 1 };
     // Held for the generator's life (unlike a readback's staging buffer), so it is counted too.
-    this.staging = trackedBuffer(device, { size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'generate.read' }, 'scratch');
+    this.staging = [0, 1].map((i) => trackedBuffer(device, { size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: `generate.read.${i}` }, 'scratch'));
   }
 
   /** Bytes of GPU memory this holds (KV cache, arena, sampler). */
@@ -188,10 +189,22 @@ export class Generator {
       // Every chunk but the last fills the cache; the last one's forward is followed by the sampler.
       const last = Math.floor((prompt.length - 1) / this.prefillChunk) * this.prefillChunk;
       this.feed(prompt.slice(0, last), lora, false);
-      let id = await this.step(Uint32Array.from(prompt.slice(last)), lora, sample, next(), penalised);
-      const t1 = performance.now();
-      result.prefillSeconds = (t1 - t0) / 1000;
+      // Steps are submitted one ahead of the token being read back: a step's input is the id the
+      // step before it sampled, already on the GPU, so the CPU records step k + 1 while the GPU
+      // runs step k. A step launched past a stop is discarded (drained below).
+      const inflight = [this.step(Uint32Array.from(prompt.slice(last)), lora, sample, next(), penalised)];
+      let launched = 1;
+      let t1 = 0;
       for (;;) {
+        if (launched < options.maxNewTokens && this.cache.length < this.cache.capacity && !options.signal?.aborted) {
+          inflight.push(this.step(null, lora, sample, next(), penalised));
+          launched++;
+        }
+        const id = await inflight.shift()!;
+        if (t1 === 0) {
+          t1 = performance.now();
+          result.prefillSeconds = (t1 - t0) / 1000;
+        }
         if (stopIds.has(id)) {
           result.stop = 'eos';
           result.stopId = id;
@@ -204,11 +217,14 @@ export class Generator {
           result.stop = 'aborted';
           break;
         }
-        if (this.cache.length >= this.cache.capacity) {
+        if (inflight.length === 0) {
           result.stop = 'context';
           break;
         }
-        id = await this.step(null, lora, sample, next(), penalised);
+      }
+      for (const discarded of inflight) {
+        await discarded;
+        this.cache.length--;
       }
       result.decodeSeconds = (performance.now() - t1) / 1000;
       const decoded = result.tokens.length - 1; // the first token came with the prefill
@@ -222,7 +238,7 @@ export class Generator {
   destroy(): void {
     destroyKvCache(this.cache);
     destroyActivations(this.acts);
-    for (const b of [this.logits.buffer, this.scratch.buffer, this.prev, this.u.buffer, this.out.buffer, this.staging]) b.destroy();
+    for (const b of [this.logits.buffer, this.scratch.buffer, this.prev, this.u.buffer, this.out.buffer, ...this.staging]) b.destroy();
   }
 
   /**
@@ -243,11 +259,14 @@ export class Generator {
     pass.end();
     enc.copyBufferToBuffer(this.out.buffer, 0, this.acts.ids, 0, 4);
     if (penalised && history < this.cache.capacity) enc.copyBufferToBuffer(this.out.buffer, 0, this.prev, history * 4, 4);
-    enc.copyBufferToBuffer(this.out.buffer, 0, this.staging, 0, 4);
+    // Two steps may be in flight, each reading back through its own staging buffer.
+    const staging = this.staging[this.nextStaging];
+    this.nextStaging = 1 - this.nextStaging;
+    enc.copyBufferToBuffer(this.out.buffer, 0, staging, 0, 4);
     device.queue.submit([enc.finish()]);
-    await this.staging.mapAsync(GPUMapMode.READ);
-    const id = new Uint32Array(this.staging.getMappedRange().slice(0))[0];
-    this.staging.unmap();
+    await staging.mapAsync(GPUMapMode.READ);
+    const id = new Uint32Array(staging.getMappedRange().slice(0))[0];
+    staging.unmap();
     return id;
   }
 

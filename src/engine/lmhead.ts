@@ -17,6 +17,8 @@ import { trackedBuffer } from './gpu-memory.ts';
 import source from '../../shaders/lmhead.wgsl?raw';
 
 const TILE = 64;
+/** Vocabulary rows per workgroup of the one-row kernel (the shader's RV). */
+const ROW_KERNEL_VOCAB_ROWS = 8;
 /** Vocabulary rows per chunk are a multiple of this, so every chunk's byte offset in E is a
  * multiple of 256 (the largest minStorageBufferOffsetAlignment WebGPU allows). */
 export const LMHEAD_CHUNK_ALIGN = 256;
@@ -179,7 +181,8 @@ export function encodeLmHeadLogits(
   checkBinding(kernels, 'h', h.buffer.size);
   checkBinding(kernels, 'out', out.buffer.size);
   const chunk = lmHeadChunkRows(kernels, hidden, embed.dtype, opts.chunk);
-  const kernel = kernels.get({ ...lmHeadTypes('lmhead', source, h.dtype, embed.dtype), entryPoint: 'logits' });
+  // One row (decode) takes the matrix-vector kernel.
+  const kernel = kernels.get({ ...lmHeadTypes('lmhead', source, h.dtype, embed.dtype), entryPoint: rows === 1 ? 'logits_row' : 'logits' });
   for (let v0 = 0; v0 < vocab; v0 += chunk) {
     const chunkRows = Math.min(chunk, vocab - v0);
     const params = {
@@ -202,7 +205,7 @@ export function encodeLmHeadLogits(
         [8, { buffer: out.buffer }],
       ],
       params,
-      [Math.ceil(chunkRows / TILE), Math.ceil(rows / TILE)],
+      rows === 1 ? grid(kernels, Math.ceil(chunkRows / ROW_KERNEL_VOCAB_ROWS)) : [Math.ceil(chunkRows / TILE), Math.ceil(rows / TILE)],
     );
   }
 }
