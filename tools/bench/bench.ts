@@ -4,6 +4,7 @@
 //   load    load time of a 1B-shape model from the cache to the GPU (load.ts)
 //   nf4mm   the fused NF4 matmul at the 8B MLP's training shape, forward and backward (engine.ts)
 //   attn    attention forward and backward at the 1B / 8B training shapes (attention.ts)
+//   record  CPU time to record one decode step, without submitting (for node --cpu-prof)
 //   model   prefill, decode and QLoRA training of 1B- and 8B-shaped random models (engine.ts)
 //   export  adapter / merged / GGUF export time of the demo model, and of 1B / 8B shapes (export.ts)
 // Kernel timing: GPU timestamps around the dispatches when the adapter has timestamp-query (else
@@ -19,7 +20,7 @@
 //          --quick (small shapes and few repeats, for a software GPU)
 //          --load-shape 1b|8b   --load-layers N   --load-vocab N   --load-repeats N   --load-dir DIR
 //          --load-shard-bytes N   --keep (leave the generated cache folder in place)
-//          --model-shapes 1b,8b   --model-layers N   --model-vocab N   --seq N
+//          --model-shapes 1b,8b   --model-layers N   --model-vocab N   --seq N   --train-steps N (0: none)
 //          --export-shapes demo,1b,8b   --export-layers N   --export-vocab N   --export-workers N
 import '../../tests/setup/node-globals.ts';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -31,9 +32,9 @@ import { benchMatmul, type MatmulResult } from './matmul.ts';
 import { benchNf4, NF4_SHAPES, type Nf4Result } from './nf4.ts';
 import { benchAttention, type AttentionBenchResult } from './attention.ts';
 import { benchExport, describeExport, type ExportBenchOptions, type ExportResult } from './export.ts';
-import { benchModel, benchNf4Matmul, engineDefaults, type EngineBenchOptions, type ModelBenchResult, type Nf4MatmulResult } from './engine.ts';
+import { benchDecodeRecording, benchModel, benchNf4Matmul, engineDefaults, type EngineBenchOptions, type ModelBenchResult, type Nf4MatmulResult } from './engine.ts';
 
-const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'attn', 'model', 'export'] as const;
+const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'attn', 'record', 'model', 'export'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -94,6 +95,7 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--model-layers') args.engine.layers = num(flag, v);
     else if (flag === '--model-vocab') args.engine.vocab = num(flag, v);
     else if (flag === '--seq') args.engine.seqLen = num(flag, v);
+    else if (flag === '--train-steps') args.engine.trainSteps = v === '0' ? 0 : num(flag, v);
     else if (flag === '--export-shapes') args.export.shapes = v.split(',');
     else if (flag === '--export-layers') args.export.layers = num(flag, v);
     else if (flag === '--export-workers') args.export.workers = num(flag, v);
@@ -170,6 +172,9 @@ async function main() {
     for (const r of attn) {
       summary.push(`attention ${r.shape} f32 at T ${r.dims[0]}: forward ${r.forwardTflops.toPrecision(3)} TFLOP/s, backward ${r.backwardTflops.toPrecision(3)}; ${r.trainStepSeconds.toFixed(3)} s per training step`);
     }
+  }
+  if (args.only.includes('record')) {
+    for (const shape of args.engine.shapes) summary.push(`${shape}: recording a decode step ${(await benchDecodeRecording(kernels, shape, args.engine)).toFixed(2)} ms of CPU`);
   }
   if (args.only.includes('model')) {
     const f32Peak = Math.max(0, ...results.filter((r): r is MatmulResult => r.op === 'matmul' && r.dtype === 'f32').map((r) => r.tflops));

@@ -29,6 +29,7 @@ import { median, rotationCopies, timePass } from './timing.ts';
 export interface EngineBenchOptions {
   shapes: string[];
   seqLen: number;
+  /** Timed training steps after one warm-up; 0 skips training (its figures are NaN). */
   trainSteps: number;
   decodeTokens: number;
   /** Decoder layers (default: the real model's). */
@@ -309,6 +310,32 @@ async function passTimes<R>(device: GPUDevice, fn: () => Promise<R>): Promise<{ 
   return { value, perBufferMs: median(totals), perPassMs: byPass.map(median) };
 }
 
+/**
+ * CPU cost of recording one decode step (forward of one token with the KV cache, the lm_head row),
+ * without submitting it: what bounds decode when the GPU is fast. For profiling (node --cpu-prof).
+ */
+export async function benchDecodeRecording(kernels: Kernels, name: string, o: EngineBenchOptions, steps = 200): Promise<number> {
+  const config = { ...LOAD_CONFIGS[name], ...(o.layers ? { num_hidden_layers: o.layers } : {}), ...(o.vocab ? { vocab_size: o.vocab } : {}) };
+  const arch = parseModelConfig(config);
+  const inf = randomModel(kernels, arch, kernels.gpu.info.f16 ? 'f16' : 'f32');
+  const gen = new Generator(kernels, inf.model, { maxContext: 64, prefillChunk: 16 });
+  const record = (gen as unknown as { encodeStep(enc: GPUCommandEncoder, ids: Uint32Array | null, n: number, lora: null, logits: boolean): void }).encodeStep.bind(gen);
+  const times: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    gen.reset();
+    const t0 = performance.now();
+    const enc = kernels.device.createCommandEncoder();
+    record(enc, null, 1, null, true);
+    enc.finish();
+    times.push(performance.now() - t0);
+  }
+  gen.destroy();
+  destroyRandomModel(inf);
+  const ms = median(times);
+  console.log(`${name} (${arch.layers} layers): recording a decode step takes ${ms.toFixed(2)} ms of CPU (median of ${steps})`);
+  return ms;
+}
+
 /** Prefill, decode and training of one model shape. */
 export async function benchModel(kernels: Kernels, name: string, o: EngineBenchOptions): Promise<ModelBenchResult> {
   const device = kernels.device;
@@ -376,7 +403,7 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
   };
   const times: number[] = [];
   const losses: number[] = [];
-  for (let s = 0; s <= o.trainSteps; s++) {
+  for (let s = 0; o.trainSteps > 0 && s <= o.trainSteps; s++) {
     const t0 = performance.now();
     const r = await trainStep(trainer, [batch]);
     if (s > 0) times.push((performance.now() - t0) / 1000);
