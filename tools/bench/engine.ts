@@ -415,7 +415,7 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
   destroyForwardRun(run);
   destroyLora(lora);
   destroyRandomModel(tr);
-  const step = median(times);
+  const step = times.length > 0 ? median(times) : NaN;
   const n = linearParams(arch);
   // Forward FLOPs per token: 2 per weight of the linears, LoRA (r = 16) and lm_head; attention's
   // QKᵀ and PV over T / 2 keys on average (causal). The backward to the inputs costs one forward
@@ -446,7 +446,7 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
     trainEmbedDtype,
     trainLosses: losses,
   };
-  console.log(`${name}: train ${result.trainTokensPerSecond.toFixed(0)} tokens/s (${step.toFixed(3)} s/step, ${result.trainModelTflops.toPrecision(3)} model TFLOP/s), peak ${(trainPeakBytes / 2 ** 30).toFixed(2)} GiB (accountant ${(trainTrackedPeakBytes / 2 ** 30).toFixed(2)} GiB, E ${trainEmbedDtype}), losses ${losses.map((l) => l.toFixed(3)).join(' ')}`);
+  if (o.trainSteps > 0) console.log(`${name}: train ${result.trainTokensPerSecond.toFixed(0)} tokens/s (${step.toFixed(3)} s/step, ${result.trainModelTflops.toPrecision(3)} model TFLOP/s), peak ${(trainPeakBytes / 2 ** 30).toFixed(2)} GiB (accountant ${(trainTrackedPeakBytes / 2 ** 30).toFixed(2)} GiB, E ${trainEmbedDtype}), losses ${losses.map((l) => l.toFixed(3)).join(' ')}`);
   return result;
 }
 
