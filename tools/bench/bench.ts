@@ -167,10 +167,10 @@ async function main() {
     for (const r of mm) summary.push(`NF4 matmul ${r.direction} [${r.shape.join('x')}]: ${r.gbps ? `${r.ms.toFixed(3)} ms, ${r.gbps.toFixed(0)} GB/s` : `${r.tflops.toPrecision(3)} TFLOP/s`}`);
   }
   if (args.only.includes('attn')) {
-    const attn = await benchAttention(gpu, kernels, args.engine.shapes, args.engine.seqLen, Math.min(args.repeats, 10));
+    const attn = await benchAttention(gpu, kernels, args.engine, Math.min(args.repeats, 10));
     results.push(...attn);
     for (const r of attn) {
-      summary.push(`attention ${r.shape} f32 at T ${r.dims[0]}: forward ${r.forwardTflops.toPrecision(3)} TFLOP/s, backward ${r.backwardTflops.toPrecision(3)}; ${r.trainStepSeconds.toFixed(3)} s per training step`);
+      summary.push(`attention ${r.shape} f32 at T ${r.dims[0]}: forward ${r.forwardTflops.toPrecision(3)} TFLOP/s, backward ${r.backwardTflops.toPrecision(3)}; ${r.trainStepSeconds.toFixed(3)} s per training step; lm_head loss ${r.lmHeadLossTflops.toPrecision(3)} TFLOP/s, backward ${r.lmHeadBackwardTflops.toPrecision(3)}`);
     }
   }
   if (args.only.includes('record')) {
