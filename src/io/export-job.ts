@@ -18,17 +18,18 @@
 import { adapterModelCard, loraTargets, peftAdapterFiles, peftKey, type AdapterCardSummary, type LoraAdapter, type LoraSettings } from './peft.ts';
 import { safetensorsFileSize } from './safetensors.ts';
 import { mergedModelFiles, type MergedDtype } from './export-merged.ts';
-import { mergedWeights } from './merge.ts';
+import { mergedWeights, wholeTensorRows } from './merge.ts';
 import { ggufFileSize, kv, writeGguf } from './gguf.ts';
 import { ggufArchName, ggufModel } from './gguf-model.ts';
 import { ggufTokenizer } from './gguf-tokenizer.ts';
 import { ollamaModelfile, type OllamaTemplateId } from './modelfile.ts';
 import { parseGgufPreset, type GgufPreset } from './quants/presets.ts';
+import { GGMLType, quantize } from './quants/index.ts';
 import { textFile, zipStream, type ExportFile } from './export-files.ts';
 import { pooledMergedWeights, prefetchTensors, type QuantPool } from './quant-pool.ts';
 import { ExportError } from './export-job-errors.ts';
 import { writeExport, type ExportSink, type WriteExportOptions, type WrittenFile } from './sink.ts';
-import type { ExportArch, WeightSource } from './export-arch.ts';
+import { linearPath, type ExportArch, type WeightSource } from './export-arch.ts';
 
 export { ExportError } from './export-job-errors.ts';
 export type { ExportFailure } from './export-job-errors.ts';
@@ -192,8 +193,13 @@ function cardSummary(model: ExportModel, request: ExportRequest, deps: PlanDeps)
 }
 
 function weightsFor(model: ExportModel, adapter: LoraAdapter | null, deps: PlanDeps): WeightSource {
-  if (!adapter) return model.base;
-  return deps.pool ? pooledMergedWeights(model.arch, model.base, adapter, deps.pool) : mergedWeights(model.arch, model.base, adapter);
+  const w = !adapter ? model.base : deps.pool ? pooledMergedWeights(model.arch, model.base, adapter, deps.pool) : mergedWeights(model.arch, model.base, adapter);
+  if (model.baseOrigin !== 'nf4') return w;
+  // An NF4 linear is dequantized whole whatever is asked: its row reads come from one whole read,
+  // so that the next tensor's first rows (prefetched) do not evict the current one's.
+  const cols = new Map<string, number>();
+  for (let i = 0; i < model.arch.layers; i++) for (const l of model.arch.linears) cols.set(`${linearPath(i, l)}.weight`, l.in);
+  return wholeTensorRows(w, cols);
 }
 
 function needTokenizer(model: ExportModel, what: string): void {
@@ -223,6 +229,14 @@ function planMerged(model: ExportModel, adapter: LoraAdapter | null, request: Ex
     chatTemplate: model.template?.exportSource,
     eosRename: model.template?.eosRename,
     extraFiles: readme,
+    // With workers: a tensor merged in shared memory is converted there too (no copy); anything
+    // else here, where the copy out to the workers would cost about as much. The next big tensor
+    // is read meanwhile.
+    convert: (d, w) => {
+      const type = d === 'bfloat16' ? GGMLType.BF16 : GGMLType.F16;
+      return deps.pool?.holds(w) ? deps.pool.quantize(type, w) : quantize(type, w);
+    },
+    readAhead: deps.pool !== undefined,
   });
   const total = files.reduce((s, f) => s + (f.size ?? 0), 0);
   return { kind: 'merged', layout: 'folder', name: `${name}-merged-${short}`, files, totalBytes: total, notes: [mergeNote(model, adapter)] };

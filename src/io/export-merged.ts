@@ -10,6 +10,7 @@ import { f32ArrayToBf16, f32ArrayToF16, u16ToBytesLE } from './dtype.ts';
 import { textFile } from './export-files.ts';
 import type { ExportFile } from './export-files.ts';
 import type { WeightSource } from './export-arch.ts';
+import { prefetchData } from './quant-pool.ts';
 
 export class MergedExportError extends Error {
   override name = 'MergedExportError';
@@ -37,6 +38,12 @@ export interface MergedExportOptions {
   maxShardBytes?: number;
   /** More files to include as they are (special_tokens_map.json, README.md, …). */
   extraFiles?: readonly ExportFile[];
+  /** f32 -> the dtype's little-endian bytes (ggml's F16/BF16 give the same bytes, here or in a
+   * worker pool); default: src/io/dtype.ts's conversions on this thread. */
+  convert?: (dtype: MergedDtype, values: Float32Array) => Uint8Array | Promise<Uint8Array>;
+  /** Read (and merge) the next big tensor while this one is converted and written (worth it when
+   * the work runs in a pool; costs one more tensor in memory). */
+  readAhead?: boolean;
 }
 
 const json = (v: unknown): string => `${JSON.stringify(v, null, 2)}\n`;
@@ -91,7 +98,8 @@ export function mergedModelFiles(opts: MergedExportOptions): ExportFile[] {
   const list = opts.tensors.filter((t) => !(tied && t.name === 'lm_head.weight'));
   if (list.length === 0) throw new MergedExportError('no tensors to write');
   const dtype = opts.dtype === 'bfloat16' ? 'BF16' : 'F16';
-  const convert = opts.dtype === 'bfloat16' ? f32ArrayToBf16 : f32ArrayToF16;
+  const toBits = opts.dtype === 'bfloat16' ? f32ArrayToBf16 : f32ArrayToF16;
+  const convert = opts.convert ?? ((_: MergedDtype, w: Float32Array) => u16ToBytesLE(toBits(w)));
   const tensors: TensorToWrite[] = list.map((t) => {
     const n = t.shape.reduce((a, b) => a * b, 1);
     return {
@@ -101,11 +109,12 @@ export function mergedModelFiles(opts: MergedExportOptions): ExportFile[] {
       data: async () => {
         const w = await opts.weights.read(t.name);
         if (w.length !== n) throw new MergedExportError(`${t.name}: ${w.length} values, expected [${t.shape.join(', ')}]`);
-        return u16ToBytesLE(convert(w));
+        return convert(opts.dtype, w);
       },
     };
   });
-  const plan = planShards(tensors, opts.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
+  const ordered = opts.readAhead ? prefetchData(tensors, (t) => t.shape.reduce((a, b) => a * b, 1)) : tensors;
+  const plan = planShards(ordered, opts.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
   const files: ExportFile[] = plan.shards.map((s) => ({
     name: s.fileName,
     size: safetensorsFileSize(s.tensors, { format: 'pt' }),

@@ -29,18 +29,60 @@ export function mergeLora(
   if (b.length !== rows * r) throw new MergeError(`merge: B has ${b.length} values, expected [${rows}, ${r}]`);
   const dst = out ?? new Float32Array(w.length);
   if (dst.length !== w.length) throw new MergeError(`merge: output has ${dst.length} values, expected ${w.length}`);
-  const delta = new Float32Array(cols);
-  const s = Math.fround(scale);
+  const fr = Math.fround;
+  const s = fr(scale);
+  // The k with B[o,k] != 0 (zeros are skipped, as they always were), and where A's row k starts.
+  const kb = new Float64Array(r);
+  const ko = new Int32Array(r);
+  const c8 = cols - (cols % 8);
   for (let o = 0; o < rows; o++) {
-    delta.fill(0);
+    let nk = 0;
     for (let k = 0; k < r; k++) {
       const bk = b[o * r + k];
       if (bk === 0) continue;
-      const ao = k * cols;
-      for (let i = 0; i < cols; i++) delta[i] += bk * a[ao + i];
+      kb[nk] = bk;
+      ko[nk] = k * cols;
+      nk++;
     }
     const wo = o * cols;
-    for (let i = 0; i < cols; i++) dst[wo + i] = w[wo + i] + Math.fround(s * delta[i]);
+    // Eight columns at a time, each delta in a register: the same f32 roundings in the same k
+    // order as delta[i] += B[o,k]·A[k,i] over a Float32Array (the product is exact in f64).
+    let i = 0;
+    for (; i < c8; i += 8) {
+      let d0 = 0;
+      let d1 = 0;
+      let d2 = 0;
+      let d3 = 0;
+      let d4 = 0;
+      let d5 = 0;
+      let d6 = 0;
+      let d7 = 0;
+      for (let j = 0; j < nk; j++) {
+        const bk = kb[j];
+        const ao = ko[j] + i;
+        d0 = fr(d0 + bk * a[ao]);
+        d1 = fr(d1 + bk * a[ao + 1]);
+        d2 = fr(d2 + bk * a[ao + 2]);
+        d3 = fr(d3 + bk * a[ao + 3]);
+        d4 = fr(d4 + bk * a[ao + 4]);
+        d5 = fr(d5 + bk * a[ao + 5]);
+        d6 = fr(d6 + bk * a[ao + 6]);
+        d7 = fr(d7 + bk * a[ao + 7]);
+      }
+      dst[wo + i] = w[wo + i] + fr(s * d0);
+      dst[wo + i + 1] = w[wo + i + 1] + fr(s * d1);
+      dst[wo + i + 2] = w[wo + i + 2] + fr(s * d2);
+      dst[wo + i + 3] = w[wo + i + 3] + fr(s * d3);
+      dst[wo + i + 4] = w[wo + i + 4] + fr(s * d4);
+      dst[wo + i + 5] = w[wo + i + 5] + fr(s * d5);
+      dst[wo + i + 6] = w[wo + i + 6] + fr(s * d6);
+      dst[wo + i + 7] = w[wo + i + 7] + fr(s * d7);
+    }
+    for (; i < cols; i++) {
+      let d = 0;
+      for (let j = 0; j < nk; j++) d = fr(d + kb[j] * a[ko[j] + i]);
+      dst[wo + i] = w[wo + i] + fr(s * d);
+    }
   }
   return dst;
 }
@@ -77,19 +119,35 @@ export function mergedWeights(arch: ExportArch, base: WeightSource, adapter: Lor
     if (!m) throw new MergeError(`adapter has no weights for ${t.path}`);
     return merge(w, m.a, m.b, t.linear.out, t.linear.in, r, scale);
   };
-  const baseRows = base.readRows?.bind(base);
-  if (!baseRows) return { read };
+  if (!base.readRows) return { read };
   // Untouched tensors (the embedding, lm_head) stream row by row; a merged tensor written in row
   // chunks is read and merged once, not once per chunk.
-  let last: { name: string; values: Promise<Float32Array> } | null = null;
+  const cols = new Map([...targets].map(([name, t]) => [name, t.linear.in]));
+  return wholeTensorRows({ read, readRows: base.readRows.bind(base) }, cols);
+}
+
+/**
+ * `source` with the row reads of the tensors in `cols` (name -> row length) served from one whole
+ * read of each; other tensors' rows still stream. The last `keep` tensors read stay (default 2:
+ * an exporter may start reading the next tensor's rows while the current one's last rows are due).
+ */
+export function wholeTensorRows(source: WeightSource, cols: ReadonlyMap<string, number>, keep = 2): WeightSource {
+  const rowsOf = source.readRows?.bind(source);
+  if (!rowsOf) return source;
+  const recent: { name: string; values: Promise<Float32Array> }[] = [];
   return {
-    read,
+    read: (name) => source.read(name),
     async readRows(name, start, count) {
-      const t = targets.get(name);
-      if (t === undefined) return baseRows(name, start, count);
-      if (last?.name !== name) last = { name, values: read(name) };
-      const w = await last.values;
-      return w.subarray(start * t.linear.in, (start + count) * t.linear.in);
+      const c = cols.get(name);
+      if (c === undefined) return rowsOf(name, start, count);
+      let hit = recent.find((e) => e.name === name);
+      if (!hit) {
+        hit = { name, values: source.read(name) };
+        recent.push(hit);
+        if (recent.length > keep) recent.shift();
+      }
+      const w = await hit.values;
+      return w.subarray(start * c, (start + count) * c);
     },
   };
 }

@@ -5,7 +5,9 @@
 //   1b, 8b    Llama 3.2 1B / Llama 3.1 8B shapes (load.ts's configs) with random weights and a random
 //             r=16 adapter: merged bf16 and GGUF Q4_K_M, written to a sink that counts and drops the
 //             bytes (the figure is the export's own work, not the disk). --export-layers N keeps N
-//             decoder layers (and the whole vocabulary) for a shorter run.
+//             decoder layers (and the whole vocabulary) for a shorter run. With these shapes the
+//             bench first times the Q4_K_M mix's quantizers (Q4_K, Q6_K) and the LoRA merge on
+//             one thread (2^22 N(0, 0.02²) values), so that a run can be read per core.
 // Figures: seconds, bytes, MB/s written, base weights per second.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +17,8 @@ import { planExport, runExport, type ExportModel, type ExportRequest } from '../
 import type { WeightSource } from '../../src/io/export-arch.ts';
 import { loraTargets, type LoraAdapter, type LoraSettings } from '../../src/io/peft.ts';
 import { createNodeQuantPool, defaultPoolSize } from '../../src/io/quant-pool-node.ts';
+import { mergeLora } from '../../src/io/merge.ts';
+import { GGMLType, quantize } from '../../src/io/quants/index.ts';
 import { bytesSource, openSafetensors } from '../../src/io/safetensors.ts';
 import { NodeDirectorySink } from '../../src/io/sink-node.ts';
 import type { ExportSink, SinkFile } from '../../src/io/sink.ts';
@@ -156,6 +160,47 @@ async function demoModel(): Promise<ExportModel> {
   };
 }
 
+/** One-thread speed of the quantizers of the Q4_K_M mix and of the LoRA merge (r = 16), each the
+ * best of a few runs over 2^22 values after a warm-up. */
+function threadRates(): ExportResult[] {
+  const n = 1 << 22;
+  const x = gaussian(n, 11, 0.02);
+  const best = (run: () => number): { seconds: number; bytes: number } => {
+    let seconds = Infinity;
+    let bytes = 0;
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      bytes = run();
+      seconds = Math.min(seconds, (performance.now() - t0) / 1000);
+    }
+    return { seconds, bytes };
+  };
+  const result = (kind: string, r: { seconds: number; bytes: number }): ExportResult => ({
+    op: 'export',
+    model: 'one thread',
+    kind,
+    layers: 0,
+    params: n,
+    workers: 1,
+    seconds: r.seconds,
+    bytes: r.bytes,
+    mbps: r.bytes / r.seconds / 1e6,
+    weightsPerSecond: n / r.seconds,
+    fullModelSeconds: null,
+  });
+  const out: ExportResult[] = [];
+  for (const [name, type] of [['Q4_K', GGMLType.Q4_K], ['Q6_K', GGMLType.Q6_K]] as const) {
+    quantize(type, x.subarray(0, 1 << 16)); // warm-up
+    out.push(result(`quantize ${name}`, best(() => quantize(type, x).length)));
+  }
+  const cols = 4096;
+  const a = gaussian(R * cols, 12, 0.02);
+  const b = gaussian((n / cols) * R, 13, 0.02);
+  mergeLora(x.subarray(0, 16 * cols), a, b.subarray(0, 16 * R), 16, cols, R, 1);
+  out.push(result(`merge r=${R}`, best(() => mergeLora(x, a, b, n / cols, cols, R, 1).length * 4)));
+  return out;
+}
+
 /** Counts the bytes and drops them. */
 class CountingSink implements ExportSink {
   readonly where = 'nowhere (counted)';
@@ -180,6 +225,12 @@ export async function benchExport(opts: ExportBenchOptions): Promise<ExportResul
   const results: ExportResult[] = [];
   const tmp = mkdtempSync(join(tmpdir(), 'webtune-export-bench-'));
   try {
+    if (opts.shapes.some((s) => s !== 'demo')) {
+      for (const r of threadRates()) {
+        results.push(r);
+        console.log(describeExport(r));
+      }
+    }
     for (const shape of opts.shapes) {
       const demo = shape === 'demo';
       const { model, truncated, fullParams } = demo ? { model: await demoModel(), truncated: false, fullParams: 0 } : shapeModel(shape, opts.layers, opts.vocab);
@@ -232,6 +283,7 @@ export async function benchExport(opts: ExportBenchOptions): Promise<ExportResul
 }
 
 export function describeExport(r: ExportResult): string {
+  if (r.model === 'one thread') return `export, one thread: ${r.kind} ${(r.weightsPerSecond / 1e6).toFixed(2)} M weights/s`;
   const rate = r.weightsPerSecond > 0 ? `, ${(r.weightsPerSecond / 1e6).toFixed(1)} M weights/s` : '';
   const full = r.fullModelSeconds !== null ? ` (whole model at this rate: ${r.fullModelSeconds.toFixed(0)} s)` : '';
   const size = r.bytes >= 1e9 ? `${(r.bytes / 1e9).toFixed(2)} GB` : `${(r.bytes / 1e6).toFixed(2)} MB`;
