@@ -1,8 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   ATTENTION_ROWS,
-  attentionKeysPerTile,
-  attentionTileSlots,
+  ATTENTION_KEYS_PER_TILE,
+  attentionVariant,
+  attentionWorkgroupBytes,
   ATTENTION_DECODE_MAX_TQ,
   attentionDecodeBytes,
   encodeAttention,
@@ -21,12 +22,13 @@ import { testGpu } from './gpu/device.ts';
 // Errors: o component-wise, |got - want| / Σ_j p_j |v_jd| (maxRelError with the reference's
 // oScale); lse absolute below 1, relative above: |got - want| / max(1, |want|). The reference
 // takes the inputs as stored (f16-rounded for f16), so f16 error is the rounding of o to f16.
-// Measured on lavapipe (Mesa 25), worst case over the cases below: f32 o 8.4e-7, lse 2.5e-7;
-// f16 storage o 4.8e-4 (2^-11 = 4.9e-4), lse 2.7e-7.
+// Measured on lavapipe (Mesa 25), worst case over the cases below (the forward kernel): f32 o
+// 1.1e-6, lse 6.5e-7; f16 storage o 4.8e-4 (2^-11 = 4.9e-4), lse 5.4e-7.
 const TOL = { f32: { o: 1e-5, lse: 1e-5 }, f16: { o: 2e-3, lse: 1e-5 } };
 
 let gpu: Gpu;
 let kernels: Kernels;
+const dawnInstances: GPU[] = [];
 beforeAll(async () => {
   gpu = await testGpu();
   kernels = new Kernels(gpu);
@@ -70,15 +72,16 @@ function inputs(c: Case, dtype: DType) {
   };
 }
 
-/** Runs the kernel on explicit inputs; o and lse as f32. */
+/** Runs the kernel on explicit inputs (on another device if `on` is given); o and lse as f32. */
 async function runAttention(
   c: AttentionShape,
   dtype: DType,
   x: { q: Float32Array; k: Float32Array; v: Float32Array; seg?: Uint32Array },
   split = false,
+  on: Kernels = kernels,
 ): Promise<{ o: Float32Array; lse: Float32Array }> {
   const { batch, tq, skv, heads, kvHeads, headDim: D } = c;
-  const dev = gpu.device;
+  const dev = on.device;
   const q = uploadTensor(dev, x.q, [batch, tq, heads, D], dtype);
   const k = uploadTensor(dev, x.k, [batch, skv, kvHeads, D], dtype);
   const v = uploadTensor(dev, x.v, [batch, skv, kvHeads, D], dtype);
@@ -86,7 +89,7 @@ async function runAttention(
   const lse = createTensor(dev, [batch, heads, tq], 'f32');
   const segmentIds = x.seg ? uploadU32(dev, x.seg) : undefined;
   const decodePartials = split ? dev.createBuffer({ size: batch * attentionDecodeBytes(heads, D, skv), usage: GPUBufferUsage.STORAGE }) : undefined;
-  submitPass(kernels, (pass) => encodeAttention(kernels, pass, { q, k, v, o, lse, segmentIds, decodePartials }, c));
+  submitPass(on, (pass) => encodeAttention(on, pass, { q, k, v, o, lse, segmentIds, decodePartials }, c));
   const out = { o: await readTensor(dev, o), lse: await readTensor(dev, lse) };
   decodePartials?.destroy();
   for (const t of [q, k, v, o, lse]) t.buffer.destroy();
@@ -95,9 +98,9 @@ async function runAttention(
 }
 
 /** Max errors of o and lse against the float64 reference. */
-async function attentionErrors(c: Case, dtype: DType, split = false) {
+async function attentionErrors(c: Case, dtype: DType, split = false, on: Kernels = kernels) {
   const x = inputs(c, dtype);
-  const got = await runAttention(c, dtype, x, split);
+  const got = await runAttention(c, dtype, x, split, on);
   const ref = attentionRef(x.q, x.k, x.v, x.seg, c);
   let lseErr = 0;
   for (let i = 0; i < ref.lse.length; i++) {
@@ -199,6 +202,76 @@ describe(`attention f16 storage, f32 accumulation (o ${TOL.f16.o}, lse ${TOL.f16
       expect(err.o).toBeGreaterThan(1e-6); // f16 really was used: o carries its rounding
     });
   }
+});
+
+// Shapes at the kernel's tile edges (64 query rows a workgroup, 64 keys a tile, head dims up to 64
+// and up to 128 in two register blocks), run with both variants: the one this device picks
+// (double-buffered, weights of a whole tile in workgroup memory) and the one of WebGPU's 16 KiB
+// default (weights a quarter tile at a time).
+const EDGE: Case[] = [
+  causal(1, 63, 2, 1, 10, 70),
+  causal(1, 64, 2, 2, 64, 71),
+  causal(1, 65, 4, 2, 128, 72),
+  causal(1, 129, 2, 1, 128, 73),
+  causal(2, 129, 4, 2, 65, 74), // the second register block with a partial vec4
+  { ...causal(1, 129, 2, 1, 64, 75), docs: [[63, 2, 64]] }, // documents ending at tile edges
+  { ...causal(1, 130, 2, 1, 32, 76), window: 64 }, // a window of exactly one tile
+  { ...causal(1, 65, 2, 1, 16, 77), skv: 200 }, // key range from an offset, across tiles
+  { ...causal(1, 100, 2, 1, 128, 78), skv: 150, window: 70, docs: [[10, 140]] },
+];
+
+/** Runs `f` with the kernels built as a device with `bytes` of workgroup memory would build them. */
+async function withWorkgroupBytes<R>(bytes: number, f: () => Promise<R>): Promise<R> {
+  const limits = gpu.info.limits;
+  const saved = limits.maxComputeWorkgroupStorageSize;
+  limits.maxComputeWorkgroupStorageSize = Math.min(saved, bytes);
+  try {
+    return await f();
+  } finally {
+    limits.maxComputeWorkgroupStorageSize = saved;
+  }
+}
+
+describe('attention at tile edges, both variants, against float64', () => {
+  for (const bytes of [Infinity, 16384]) {
+    for (const c of EDGE) {
+      it(`f32 ${bytes === Infinity ? 'device' : '16 KiB'} variant: ${name(c)}`, async () => {
+        const err = await withWorkgroupBytes(bytes, () => attentionErrors(c, 'f32'));
+        expect(err.o).toBeLessThan(TOL.f32.o);
+        expect(err.lse).toBeLessThan(TOL.f32.lse);
+      });
+    }
+  }
+  it('builds the 16 KiB variant on a device with WebGPU\'s default limits', async () => {
+    // A second device, from its own Dawn instance (held for the life of the process, as a
+    // collected instance takes its devices down with it), created without raised limits.
+    const dawn = (await import(/* @vite-ignore */ 'webgpu')) as { create(flags: string[]): GPU };
+    const instance = dawn.create([]);
+    dawnInstances.push(instance);
+    const adapter = await instance.requestAdapter();
+    const device = await adapter!.requestDevice();
+    try {
+      expect(device.limits.maxComputeWorkgroupStorageSize).toBe(16384);
+      const limits = { ...gpu.info.limits };
+      for (const name of Object.keys(limits) as (keyof typeof limits)[]) limits[name] = device.limits[name];
+      const small = new Kernels({ ...gpu, device, info: { ...gpu.info, f16: false, limits } });
+      device.pushErrorScope('validation');
+      for (const c of [EDGE[2], EDGE[5]]) {
+        const err = await attentionErrors(c, 'f32', false, small);
+        expect(err.o).toBeLessThan(TOL.f32.o);
+        expect(err.lse).toBeLessThan(TOL.f32.lse);
+      }
+      expect(await device.popErrorScope()).toBeNull();
+    } finally {
+      device.destroy();
+    }
+  });
+  it(`f16 ${name(EDGE[3])}`, async (ctx) => {
+    if (!gpu.info.f16) ctx.skip();
+    const err = await attentionErrors(EDGE[3], 'f16');
+    expect(err.o).toBeLessThan(TOL.f16.o);
+    expect(err.lse).toBeLessThan(TOL.f16.lse);
+  });
 });
 
 // The decode path (attention-decode.wgsl, keys split in 256s across workgroups): few queries
@@ -322,19 +395,19 @@ describe('attention semantics', () => {
 });
 
 describe('attention plumbing', () => {
-  it('chooses key tiles that fit the WebGPU default of 16 KiB at head dim 128', () => {
-    expect(attentionKeysPerTile(128, 'f32', 16384)).toBe(15);
-    expect(attentionKeysPerTile(128, 'f16', 16384)).toBe(31);
-    expect(attentionKeysPerTile(64, 'f32', 16384)).toBe(31);
-    expect(attentionKeysPerTile(24, 'f32', 16384)).toBe(32);
-    expect(attentionKeysPerTile(2, 'f32', 16384)).toBe(32);
-    for (const dtype of ['f32', 'f16'] as const) {
-      // Two tiles of TILE4 vec4s, the 32 segment ids and the key range (16 B each, as Dawn counts).
-      const bytes = 2 * attentionTileSlots(dtype, 16384) * 4 * (dtype === 'f32' ? 4 : 2) + 32 * 4 + 3 * 16;
-      expect(bytes).toBeLessThanOrEqual(16384);
-    }
-    expect(() => attentionKeysPerTile(128, 'f32', 512)).toThrow(/does not fit 512 bytes/);
+  it('chooses variants that fit the WebGPU default of 16 KiB and 32 KiB (lavapipe)', () => {
+    expect(attentionVariant(128, 16384)).toEqual({ NV: 2, PK: 16, NBUF: 1 });
+    expect(attentionVariant(64, 16384)).toEqual({ NV: 1, PK: 16, NBUF: 1 });
+    expect(attentionVariant(65, 32768)).toEqual({ NV: 2, PK: 64, NBUF: 2 });
+    expect(attentionVariant(10, 49152)).toEqual({ NV: 1, PK: 64, NBUF: 2 });
+    // p, the staging buffers, the row-max exchange, row ranges, key segment ids, the key range
+    // (16 B each, as Dawn counts).
+    expect(attentionWorkgroupBytes({ PK: 16, NBUF: 1 })).toBe(16 * 64 * 4 + 4096 + 256 * 16 + 64 * 16 + 16 * 16 + 3 * 16);
+    expect(attentionWorkgroupBytes({ PK: 16, NBUF: 1 })).toBeLessThanOrEqual(16384);
+    expect(attentionWorkgroupBytes({ PK: 64, NBUF: 2 })).toBeLessThanOrEqual(32768);
+    expect(() => attentionVariant(128, 8192)).toThrow(/workgroup memory, the device has 8192/);
     expect(ATTENTION_ROWS).toBe(64);
+    expect(ATTENTION_KEYS_PER_TILE).toBe(64);
   });
 
   it('runs head dim 128 (Llama 3.1 8B) with the tiles of the 16 KiB default', async () => {

@@ -1,11 +1,12 @@
 // Causal grouped-query attention backward (shaders/attention-backward.wgsl), flash-attention
 // style: the probabilities are recomputed tile by tile from q, k and the forward's lse, so memory
 // stays O(T). Same masks as the forward (attention.ts): causal, sliding window, segment ids of
-// packed rows (segment 0 = padding: no gradient in or out). Three dispatches: D_i = dO_i · o_i,
-// then dq (one invocation per query), then dk and dv (one invocation per key, summing the query
-// heads of its GQA group). Reference: reference/attention-backward.ts.
-import { ATTENTION_MAX_HEAD_DIM, type AttentionShape } from './attention.ts';
-import { type U32Tensor, expectShape, BYTES, createTensor, type DType, type Tensor } from './tensor.ts';
+// packed rows (segment 0 = padding: no gradient in or out). Two dispatches: D_i = dO_i · o_i,
+// then dq (a workgroup per 64 queries) with dk and dv (a workgroup per 64 keys, summing the query
+// heads of its GQA group); three where a stage has fewer than 9 storage buffers. Reference:
+// reference/attention-backward.ts.
+import { ATTENTION_MAX_HEAD_DIM, type AttentionShape, type AttentionVariant } from './attention.ts';
+import { type U32Tensor, expectShape, createTensor, type Tensor } from './tensor.ts';
 import { grid, type Kernels } from './kernels.ts';
 import source from '../../shaders/attention-backward.wgsl?raw';
 
@@ -29,22 +30,28 @@ export interface AttentionBackwardTensors {
   stats: Tensor;
 }
 
-/** Rows per workgroup of the dq and dkv kernels (the shader's BR). */
+/** Rows per workgroup of the dq and dkv kernels (the shader's BR): queries in dq, keys in dkv. */
 export const ATTENTION_BACKWARD_ROWS = 64;
-const MAX_BC = 32;
-/** Workgroup bytes besides the two tiles: 32 segment ids, 32 (lse, D) pairs, the range (3 x 16 B), rounded up. */
-const RESERVED_BYTES = 512;
 
-/** vec4 slots of each of the shader's two staged tiles (its TILE4), as many as fit the workgroup memory. */
-export function attentionBackwardTileSlots(dtype: DType, workgroupBytes: number): number {
-  return Math.min(MAX_BC * (ATTENTION_MAX_HEAD_DIM / 4), Math.floor((workgroupBytes - RESERVED_BYTES) / (2 * 4 * BYTES[dtype])));
+/**
+ * Workgroup bytes of a variant of the dq and dkv kernels (the larger), as Dawn counts them: the
+ * weights (PK columns x 64 rows f32), the staging buffers (4 KiB each), the rows' ranges (1 KiB),
+ * the tile's column segment ids, lse and D (3 x 256 B), the range (3 x 16 B).
+ */
+export function attentionBackwardWorkgroupBytes(v: Pick<AttentionVariant, 'PK' | 'NBUF'>): number {
+  return v.PK * 64 * 4 + v.NBUF * 4096 + 1024 + 3 * 256 + 3 * 16;
 }
 
-/** Rows (keys in dq, queries in dkv) per staged tile for a head dim: TILE4 / ceil(headDim / 4), at most 32. */
-export function attentionBackwardRowsPerTile(headDim: number, dtype: DType, workgroupBytes: number): number {
-  const bc = Math.min(MAX_BC, Math.floor(attentionBackwardTileSlots(dtype, workgroupBytes) / Math.ceil(headDim / 4)));
-  if (bc < 1) throw new Error(`attention backward: head dim ${headDim} does not fit ${workgroupBytes} bytes of workgroup memory`);
-  return bc;
+/**
+ * The variant for a head dim and a device's workgroup memory: the double-buffered one with a
+ * whole tile of weights (25.8 KiB) where it fits, else the one for WebGPU's 16 KiB default (9.8 KiB).
+ */
+export function attentionBackwardVariant(headDim: number, workgroupBytes: number): AttentionVariant {
+  const NV = headDim > 64 ? 2 : 1;
+  for (const [PK, NBUF] of [[64, 2], [16, 1]]) {
+    if (attentionBackwardWorkgroupBytes({ PK, NBUF }) <= workgroupBytes) return { NV, PK, NBUF };
+  }
+  throw new Error(`attention backward: needs ${attentionBackwardWorkgroupBytes({ PK: 16, NBUF: 1 })} bytes of workgroup memory, the device has ${workgroupBytes}`);
 }
 
 /** The stats scratch for a shape: [batch, heads, tq, 2] f32. */
@@ -54,7 +61,8 @@ export function createAttentionBackwardStats(device: GPUDevice, s: Pick<Attentio
 
 /**
  * Records dq, dk, dv = the gradients of encodeAttention's o w.r.t. q, k, v given dO, into `pass`
- * (three dispatches). The shape `s` is the forward's. f32 accumulation whatever the storage type.
+ * (two or three dispatches). The shape `s` is the forward's. f32 accumulation whatever the
+ * storage type.
  */
 export function encodeAttentionBackward(kernels: Kernels, pass: GPUComputePassEncoder, t: AttentionBackwardTensors, s: AttentionShape): void {
   const { batch, tq, skv, heads, kvHeads, headDim } = s;
@@ -99,9 +107,8 @@ export function encodeAttentionBackward(kernels: Kernels, pass: GPUComputePassEn
   if (batch * Math.max(tq, skv) * heads * headDim >= 2 ** 32) throw new Error(`${what}: tensors of 2^32 values or more`);
 
   const dtype = t.q.dtype;
-  const workgroupBytes = kernels.gpu.info.limits.maxComputeWorkgroupStorageSize;
-  attentionBackwardRowsPerTile(headDim, dtype, workgroupBytes); // throws if not even one row fits
-  const constants = { TILE4: attentionBackwardTileSlots(dtype, workgroupBytes) };
+  const limits = kernels.gpu.info.limits;
+  const constants = { ...attentionBackwardVariant(headDim, limits.maxComputeWorkgroupStorageSize) };
   const get = (entryPoint: string) => kernels.get({ name: 'attention_backward', source, dtype, constants, entryPoint });
   const seg = t.segmentIds?.buffer ?? placeholder(kernels.device);
   const rows = batch * heads * tq;
@@ -117,12 +124,23 @@ export function encodeAttentionBackward(kernels: Kernels, pass: GPUComputePassEn
     use_segments: t.segmentIds ? 1 : 0,
     scale_log2: scale * Math.LOG2E,
     scale,
+    four: 4,
   };
   const rowsPerGroup = ATTENTION_BACKWARD_ROWS;
   kernels.dispatchAt(pass, get('delta'), [[4, t.dout.buffer], [5, t.stats.buffer], [9, t.o.buffer], [10, t.lse.buffer]], params, grid(kernels, Math.ceil(rows / 64)));
   const common: [number, GPUBuffer][] = [[0, t.q.buffer], [1, t.k.buffer], [2, t.v.buffer], [3, seg], [4, t.dout.buffer], [5, t.stats.buffer]];
-  kernels.dispatchAt(pass, get('dq_main'), [...common, [6, t.dq.buffer]], params, [Math.ceil(tq / rowsPerGroup), heads, batch]);
-  kernels.dispatchAt(pass, get('dkv_main'), [...common, [7, t.dk.buffer], [8, t.dv.buffer]], params, [Math.ceil(skv / rowsPerGroup), kvHeads, batch]);
+  const keyBlocks = Math.ceil(skv / rowsPerGroup);
+  const queryBlocks = Math.ceil(tq / rowsPerGroup);
+  if (limits.maxStorageBuffersPerShaderStage >= 9 && constants.NBUF === 2) {
+    // dq, dk and dv in one dispatch (9 storage buffers): kvHeads · key blocks dkv workgroups, then
+    // heads · query blocks dq ones, as a flat index over a 2-D grid; the batch row in z. (The
+    // variant for 16 KiB of workgroup memory, for small GPUs, keeps to two: one pipeline less.)
+    const [gx, gy] = grid(kernels, kvHeads * keyBlocks + heads * queryBlocks);
+    kernels.dispatchAt(pass, get('grads'), [...common, [6, t.dq.buffer], [7, t.dk.buffer], [8, t.dv.buffer]], params, [gx, gy, batch]);
+  } else {
+    kernels.dispatchAt(pass, get('dq_main'), [...common, [6, t.dq.buffer]], params, [heads, queryBlocks, batch]);
+    kernels.dispatchAt(pass, get('dkv_main'), [...common, [7, t.dk.buffer], [8, t.dv.buffer]], params, [kvHeads, keyBlocks, batch]);
+  }
 }
 
 

@@ -2,7 +2,7 @@
 // over keys with an online softmax, so memory is O(T), never a [T x S] score matrix. One kernel
 // serves packed training rows (segment ids, S = T) and chat decode against a KV cache (T new
 // queries at positions S - T .. S - 1), with an optional sliding window.
-import { type U32Tensor, expectShape, BYTES, type DType, type Tensor } from './tensor.ts';
+import { type U32Tensor, expectShape, type Tensor } from './tensor.ts';
 import type { Kernels } from './kernels.ts';
 import source from '../../shaders/attention.wgsl?raw';
 import decodeSource from '../../shaders/attention-decode.wgsl?raw';
@@ -63,29 +63,41 @@ export function attentionDecodeBytes(heads: number, headDim: number, skv: number
 
 /** Query rows per workgroup (the shader's BR). */
 export const ATTENTION_ROWS = 64;
-/** Largest head dim the kernel takes (its register arrays: MAX_D4 vec4s). */
+/** Keys per tile (the shader's BC). */
+export const ATTENTION_KEYS_PER_TILE = 64;
+/** Largest head dim the kernel takes (its register blocks: 2 x 64 columns). */
 export const ATTENTION_MAX_HEAD_DIM = 128;
-const MAX_BC = 32;
-/** Workgroup bytes besides the K/V tiles: 32 segment ids and the key range (3 x 16 B as Dawn counts), rounded up. */
-const RESERVED_BYTES = 256;
 
-/**
- * vec4 slots of each of the shader's K and V tiles (its TILE4): as many as fit both tiles in
- * `workgroupBytes`, up to 32 keys of head dim 128.
- */
-export function attentionTileSlots(dtype: DType, workgroupBytes: number): number {
-  return Math.min(MAX_BC * (ATTENTION_MAX_HEAD_DIM / 4), Math.floor((workgroupBytes - RESERVED_BYTES) / (2 * 4 * BYTES[dtype])));
+/** The override constants of a compiled variant of shaders/attention.wgsl. */
+export interface AttentionVariant {
+  /** vec4 output columns per invocation and row: 1 for head dim <= 64, 2 up to 128. */
+  NV: number;
+  /** Keys of the weights p held in workgroup memory at once: 64 (a whole tile), or 16 with NBUF 1. */
+  PK: number;
+  /** Staging buffers: 2 (double-buffered) or 1. */
+  NBUF: number;
 }
 
 /**
- * Keys per tile (the shader's bc) for a head dim: TILE4 / ceil(headDim / 4), at most 32. With
- * WebGPU's default 16 KiB of workgroup memory: head dim 128 gives 15 keys in f32 and 31 in
- * f16; 64 gives 31 and 32.
+ * Workgroup bytes of a variant, as Dawn counts them: p (PK keys x 64 rows f32), the staging
+ * buffers (4 KiB each), the row-max exchange (4 KiB), the rows' ranges (1 KiB), the keys'
+ * segment ids (256 B), the key range (3 x 16 B).
  */
-export function attentionKeysPerTile(headDim: number, dtype: DType, workgroupBytes: number): number {
-  const bc = Math.min(MAX_BC, Math.floor(attentionTileSlots(dtype, workgroupBytes) / Math.ceil(headDim / 4)));
-  if (bc < 1) throw new Error(`attention: head dim ${headDim} does not fit ${workgroupBytes} bytes of workgroup memory`);
-  return bc;
+export function attentionWorkgroupBytes(v: Pick<AttentionVariant, 'PK' | 'NBUF'>): number {
+  return v.PK * 64 * 4 + v.NBUF * 4096 + 4096 + 1024 + 256 + 3 * 16;
+}
+
+/**
+ * The variant for a head dim and a device's workgroup memory: the double-buffered one with a
+ * whole tile of weights (29.3 KiB) where it fits, else the one for WebGPU's 16 KiB default
+ * (13.3 KiB).
+ */
+export function attentionVariant(headDim: number, workgroupBytes: number): AttentionVariant {
+  const NV = headDim > 64 ? 2 : 1;
+  for (const [PK, NBUF] of [[64, 2], [16, 1]]) {
+    if (attentionWorkgroupBytes({ PK, NBUF }) <= workgroupBytes) return { NV, PK, NBUF };
+  }
+  throw new Error(`attention: needs ${attentionWorkgroupBytes({ PK: 16, NBUF: 1 })} bytes of workgroup memory, the device has ${workgroupBytes}`);
 }
 
 /**
@@ -133,10 +145,9 @@ export function encodeAttention(
     encodeDecodeAttention(kernels, pass, t, t.decodePartials, { batch, tq, skv, heads, kvHeads, headDim, causalOffset, window, scale });
     return;
   }
-  const workgroupBytes = kernels.gpu.info.limits.maxComputeWorkgroupStorageSize;
-  attentionKeysPerTile(headDim, dtype, workgroupBytes); // throws if not even one key fits
-  // One pipeline per storage type (and device): the head dim is a run-time parameter.
-  const constants = { TILE4: attentionTileSlots(dtype, workgroupBytes) };
+  // One pipeline per storage type, head dims up to 64 or 128, and device: the head dim itself
+  // is a run-time parameter.
+  const constants = { ...attentionVariant(headDim, kernels.gpu.info.limits.maxComputeWorkgroupStorageSize) };
   const kernel = kernels.get({ name: 'attention', source, dtype, constants });
   const seg = t.segmentIds?.buffer ?? placeholder(kernels.device);
   const params = {
@@ -149,10 +160,14 @@ export function encodeAttention(
     window,
     use_segments: t.segmentIds ? 1 : 0,
     scale_log2: scale * Math.LOG2E,
+    four: 4,
+    sixteen: 16,
   };
+  // [heads, query blocks, batch]: the heads of a GQA group side by side (the shader walks the
+  // blocks in reverse, longest first).
   kernels.dispatch(pass, kernel, [t.q.buffer, t.k.buffer, t.v.buffer, seg, t.o.buffer, t.lse.buffer], params, [
-    Math.ceil(tq / ATTENTION_ROWS),
     heads,
+    Math.ceil(tq / ATTENTION_ROWS),
     batch,
   ]);
 }
