@@ -1,19 +1,11 @@
-import { useEffect, useState, type FormEvent } from 'react';
+import { useState, type FormEvent } from 'react';
 import { useQuery } from '@tanstack/react-query';
 import { data, errorMessage } from '../../client/index.ts';
 import { hubEndpoints, useDatasetStore } from '../../store/dataset.ts';
 import { useSettingsStore } from '../../store/settings.ts';
+import { useDebounced } from '../widgets/useDebounced.ts';
 
 const ID = /^[\w.-]+\/[\w.-]+$/;
-
-function useDebounced<T>(value: T, ms: number): T {
-  const [v, setV] = useState(value);
-  useEffect(() => {
-    const t = setTimeout(() => setV(value), ms);
-    return () => clearTimeout(t);
-  }, [value, ms]);
-  return v;
-}
 
 /** A Hub dataset by id, split and row limit (the seed's FineTome-100k train[:10000]). */
 export function HubDatasetForm() {

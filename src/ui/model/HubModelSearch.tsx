@@ -4,7 +4,7 @@ import { searchHubModels, type ModelSearchResult } from '../../client/hub-metada
 import { useModelStore } from '../../store/model.ts';
 import { useSettingsStore } from '../../store/settings.ts';
 import { MIN_QUERY_LENGTH, resultFacts, SEARCH_LIMIT, searchErrorText, searchStatusText } from './hub-search-text.ts';
-import { useDebounced } from './useDebounced.ts';
+import { useDebounced } from '../widgets/useDebounced.ts';
 
 const hostOf = (url: string): string => {
   try {
