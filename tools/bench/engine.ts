@@ -260,10 +260,10 @@ async function recordingTime<R>(device: GPUDevice, fn: () => Promise<R>): Promis
  * end), per command buffer: what a decode step costs the GPU, apart from recording and readback.
  * Returns the median per-buffer total and, per pass index, the median time.
  */
-async function passTimes<R>(device: GPUDevice, fn: () => Promise<R>): Promise<{ value: R; perBufferMs: number; perPassMs: number[] }> {
+async function passTimes<R>(device: GPUDevice, fn: () => Promise<R>): Promise<{ value: R; perBufferMs: number; perPassMs: number[]; buffers: number[][] }> {
   const create = device.createCommandEncoder.bind(device);
   const reads: { buffer: GPUBuffer; passes: number }[] = [];
-  const MAX_PASSES = 256;
+  const MAX_PASSES = 2048; // a query set holds 4096 timestamps
   device.createCommandEncoder = (d?: GPUCommandEncoderDescriptor) => {
     const enc = create(d);
     const querySet = device.createQuerySet({ type: 'timestamp', count: 2 * MAX_PASSES });
@@ -295,7 +295,10 @@ async function passTimes<R>(device: GPUDevice, fn: () => Promise<R>): Promise<{ 
   }
   const totals: number[] = [];
   const byPass: number[][] = [];
+  const buffers: number[][] = [];
   for (const r of reads) {
+    const own: number[] = [];
+    buffers.push(own);
     await r.buffer.mapAsync(GPUMapMode.READ);
     const t = new BigUint64Array(r.buffer.getMappedRange().slice(0));
     r.buffer.destroy();
@@ -303,11 +306,12 @@ async function passTimes<R>(device: GPUDevice, fn: () => Promise<R>): Promise<{ 
     for (let i = 0; i < r.passes; i++) {
       const ms = Number(t[2 * i + 1] - t[2 * i]) / 1e6;
       total += ms;
+      own.push(ms);
       (byPass[i] ??= []).push(ms);
     }
     totals.push(total);
   }
-  return { value, perBufferMs: median(totals), perPassMs: byPass.map(median) };
+  return { value, perBufferMs: median(totals), perPassMs: byPass.map(median), buffers };
 }
 
 /**
@@ -408,6 +412,19 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
     const r = await trainStep(trainer, [batch]);
     if (s > 0) times.push((performance.now() - t0) / 1000);
     losses.push(r.loss);
+  }
+  // GPU time of one step's passes against its wall time: what the CPU and the gaps cost.
+  if (o.trainSteps > 0 && kernels.gpu.info.timestamps) {
+    const t0 = performance.now();
+    const pt = await passTimes(device, () => trainStep(trainer, [batch]));
+    const wall = performance.now() - t0;
+    const all = pt.buffers.flatMap((passes, b) => passes.map((ms, i) => ({ at: `${b}.${i}`, ms })));
+    const total = all.reduce((a, x) => a + x.ms, 0);
+    const slow = [...all].sort((a, b) => b.ms - a.ms).slice(0, 6);
+    console.log(
+      `${name}: a training step is ${total.toFixed(1)} ms of GPU passes (${all.length} passes in ${pt.buffers.length} command buffers) in ${wall.toFixed(1)} ms of wall time; ` +
+        `slowest passes (buffer.pass) ${slow.map((x) => `${x.at} ${x.ms.toFixed(1)} ms`).join(', ')}`,
+    );
   }
   const trainPeakBytes = c.peak;
   const trainTrackedPeakBytes = memory.peak;
