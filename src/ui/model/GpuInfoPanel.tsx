@@ -3,6 +3,7 @@ import { useGpuStore } from '../../store/gpu.ts';
 import { Notice } from '../widgets/Notice.tsx';
 import type { GpuInfo } from '../../client/index.ts';
 import { GpuMemoryField } from './GpuMemoryField.tsx';
+import { f16Advice } from './f16-advice.ts';
 
 const SIZE_LIMITS = new Set(['maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize']);
 
@@ -60,6 +61,7 @@ export function GpuInfoPanel() {
   const info = useGpuStore((s) => s.info);
   const error = useGpuStore((s) => s.error);
   const lost = useGpuStore((s) => s.lost);
+  const advice = info ? f16Advice(info) : null;
 
   return (
     <div data-testid="gpu-info" data-status={status}>
@@ -75,6 +77,11 @@ export function GpuInfoPanel() {
         </Notice>
       )}
       {status === 'error' && <Notice tone="error">{error}</Notice>}
+      {advice && status !== 'starting' && (
+        <Notice tone="warn" testId="gpu-f16-advice">
+          {advice}
+        </Notice>
+      )}
       {status !== 'unsupported' && <GpuMemoryField />}
       {info && status !== 'starting' && <GpuDetails info={info} />}
     </div>
