@@ -8,6 +8,7 @@ export interface BundleRunFacts {
   modelId: string;
   /** config.json model_type: FSDP wraps this family's decoder layers. */
   modelType: string | null;
+  /** 'nf4': the base as the studio held it (bitsandbytes 4-bit); 'none': dtype weights. */
   quantization: 'nf4' | 'none';
   loraR: number;
   loraAlpha: number;

@@ -4,6 +4,8 @@
 // bundle is made in the browser too; tests compile both with python3 and run studio_data.py
 // against the studio's own tokenization.
 
+import type { BundleRunFacts } from './run-bundle-configs.ts';
+
 /** A Python literal for a settings line: None, True/False, numbers, strings, lists. */
 export function pyLiteral(v: unknown, asFloat = false): string {
   if (v === null || v === undefined) return 'None';
@@ -18,33 +20,36 @@ export function pyLiteral(v: unknown, asFloat = false): string {
   throw new TypeError(`no Python literal for ${typeof v}`);
 }
 
-export interface TrainPySettings {
+/** train.py's settings: the run's hyperparameters as the configs have them, and its own few. */
+export interface TrainPySettings
+  extends Pick<
+    BundleRunFacts,
+    | 'quantization'
+    | 'loraR'
+    | 'loraAlpha'
+    | 'useRslora'
+    | 'targetModules'
+    | 'loraDropout'
+    | 'learningRate'
+    | 'lrScheduler'
+    | 'warmupSteps'
+    | 'warmupRatio'
+    | 'batchSize'
+    | 'gradAccum'
+    | 'epochs'
+    | 'maxSteps'
+    | 'optimizer'
+    | 'weightDecay'
+    | 'maxGradNorm'
+    | 'maxSeqLength'
+    | 'packing'
+    | 'trainOnResponsesOnly'
+    | 'seed'
+    | 'evalEvery'
+  > {
   model: string;
-  /** 'nf4': the base as the studio held it (bitsandbytes 4-bit); 'none': dtype weights. */
-  quantization: 'nf4' | 'none';
   dtype: 'float32' | 'bfloat16' | 'float16';
-  loraR: number;
-  loraAlpha: number;
-  useRslora: boolean;
-  targetModules: readonly string[];
-  loraDropout: number;
-  learningRate: number;
-  lrScheduler: 'linear' | 'cosine' | 'constant';
-  warmupSteps: number | null;
-  warmupRatio: number | null;
-  batchSize: number;
-  gradAccum: number;
-  epochs: number;
-  maxSteps: number | null;
-  optimizer: 'adamw' | 'adamw_8bit';
   min8bitSize: number;
-  weightDecay: number;
-  maxGradNorm: number;
-  maxSeqLength: number;
-  packing: boolean;
-  trainOnResponsesOnly: boolean;
-  seed: number;
-  evalEvery: number;
   /** Optimizer steps behind the bundled adapter; null without one. */
   adapterStep: number | null;
 }

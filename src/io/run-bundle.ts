@@ -158,31 +158,10 @@ function runFacts(input: RunBundleInput, hasTokenizer: boolean): BundleRunFacts 
 
 function trainPySettings(input: RunBundleInput, f: BundleRunFacts): TrainPySettings {
   return {
+    ...f,
     model: f.modelId,
-    quantization: f.quantization,
     dtype: input.dtype ?? (f.quantization === 'nf4' ? 'bfloat16' : 'float32'),
-    loraR: f.loraR,
-    loraAlpha: f.loraAlpha,
-    useRslora: f.useRslora,
-    targetModules: f.targetModules,
-    loraDropout: f.loraDropout,
-    learningRate: f.learningRate,
-    lrScheduler: f.lrScheduler,
-    warmupSteps: f.warmupSteps,
-    warmupRatio: f.warmupRatio,
-    batchSize: f.batchSize,
-    gradAccum: f.gradAccum,
-    epochs: f.epochs,
-    maxSteps: f.maxSteps,
-    optimizer: f.optimizer,
     min8bitSize: input.settings.min8bitSize ?? 4096,
-    weightDecay: f.weightDecay,
-    maxGradNorm: f.maxGradNorm,
-    maxSeqLength: f.maxSeqLength,
-    packing: f.packing,
-    trainOnResponsesOnly: f.trainOnResponsesOnly,
-    seed: f.seed,
-    evalEvery: f.evalEvery,
     adapterStep: input.adapter ? input.adapter.step : null,
   };
 }
