@@ -15,7 +15,7 @@ import { attentionBackwardRef } from '../src/engine/reference/attention-backward
 import { maxRelError } from '../src/engine/reference/matmul.ts';
 import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';
 import { randomF32 } from '../src/util/random.ts';
-import { testGpu } from './gpu/device.ts';
+import { testGpu, withDefaultLimitsKernels } from './gpu/device.ts';
 
 // Errors: component-wise, |got - want| / Σ|terms| with |ds| bounded by p (Σ|dO v| + Σ p Σ|dO v|)
 // (the reference's dqScale, dkScale, dvScale), so cancellation in dp - D does not inflate them.
@@ -27,7 +27,6 @@ const TOL = { f32: 1e-5, f16: 2e-3 };
 
 let gpu: Gpu;
 let kernels: Kernels;
-const dawnInstances: GPU[] = [];
 beforeAll(async () => {
   gpu = await testGpu();
   kernels = new Kernels(gpu);
@@ -248,27 +247,12 @@ describe('attention backward at tile edges, both variants, against float64', () 
     }
   });
   it('builds the 16 KiB variant on a device with WebGPU\'s default limits', async () => {
-    // A second device, from its own Dawn instance (held for the life of the process, as a
-    // collected instance takes its devices down with it), created without raised limits.
-    const dawn = (await import(/* @vite-ignore */ 'webgpu')) as { create(flags: string[]): GPU };
-    const instance = dawn.create([]);
-    dawnInstances.push(instance);
-    const adapter = await instance.requestAdapter();
-    const device = await adapter!.requestDevice();
-    try {
-      expect(device.limits.maxComputeWorkgroupStorageSize).toBe(16384);
-      const limits = { ...gpu.info.limits };
-      for (const name of Object.keys(limits) as (keyof typeof limits)[]) limits[name] = device.limits[name];
-      const small = new Kernels({ ...gpu, device, info: { ...gpu.info, f16: false, limits } });
-      device.pushErrorScope('validation');
+    await withDefaultLimitsKernels(gpu, async (small) => {
       for (const c of [EDGE[2], EDGE[5]]) {
         const err = await backwardErrors(c, 'f32', small);
         expect(Math.max(err.dq, err.dk, err.dv)).toBeLessThan(TOL.f32);
       }
-      expect(await device.popErrorScope()).toBeNull();
-    } finally {
-      device.destroy();
-    }
+    });
   });
   it(`f16 ${name(EDGE[3])}`, async (ctx) => {
     if (!gpu.info.f16) ctx.skip();

@@ -17,7 +17,7 @@ import { attentionRef } from '../src/engine/reference/attention.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
 import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';
 import { randomF32 } from '../src/util/random.ts';
-import { testGpu } from './gpu/device.ts';
+import { testGpu, withDefaultLimitsKernels } from './gpu/device.ts';
 
 // Errors: o component-wise, |got - want| / Σ_j p_j |v_jd| (maxRelError with the reference's
 // oScale); lse absolute below 1, relative above: |got - want| / max(1, |want|). The reference
@@ -28,7 +28,6 @@ const TOL = { f32: { o: 1e-5, lse: 1e-5 }, f16: { o: 2e-3, lse: 1e-5 } };
 
 let gpu: Gpu;
 let kernels: Kernels;
-const dawnInstances: GPU[] = [];
 beforeAll(async () => {
   gpu = await testGpu();
   kernels = new Kernels(gpu);
@@ -243,28 +242,13 @@ describe('attention at tile edges, both variants, against float64', () => {
     }
   }
   it('builds the 16 KiB variant on a device with WebGPU\'s default limits', async () => {
-    // A second device, from its own Dawn instance (held for the life of the process, as a
-    // collected instance takes its devices down with it), created without raised limits.
-    const dawn = (await import(/* @vite-ignore */ 'webgpu')) as { create(flags: string[]): GPU };
-    const instance = dawn.create([]);
-    dawnInstances.push(instance);
-    const adapter = await instance.requestAdapter();
-    const device = await adapter!.requestDevice();
-    try {
-      expect(device.limits.maxComputeWorkgroupStorageSize).toBe(16384);
-      const limits = { ...gpu.info.limits };
-      for (const name of Object.keys(limits) as (keyof typeof limits)[]) limits[name] = device.limits[name];
-      const small = new Kernels({ ...gpu, device, info: { ...gpu.info, f16: false, limits } });
-      device.pushErrorScope('validation');
+    await withDefaultLimitsKernels(gpu, async (small) => {
       for (const c of [EDGE[2], EDGE[5]]) {
         const err = await attentionErrors(c, 'f32', false, small);
         expect(err.o).toBeLessThan(TOL.f32.o);
         expect(err.lse).toBeLessThan(TOL.f32.lse);
       }
-      expect(await device.popErrorScope()).toBeNull();
-    } finally {
-      device.destroy();
-    }
+    });
   });
   it(`f16 ${name(EDGE[3])}`, async (ctx) => {
     if (!gpu.info.f16) ctx.skip();
