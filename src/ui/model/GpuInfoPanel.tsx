@@ -1,3 +1,4 @@
+import { useMemo } from 'react';
 import { formatBytes } from '../../util/format.ts';
 import { useGpuStore } from '../../store/gpu.ts';
 import { Notice } from '../widgets/Notice.tsx';
@@ -61,7 +62,8 @@ export function GpuInfoPanel() {
   const info = useGpuStore((s) => s.info);
   const error = useGpuStore((s) => s.error);
   const lost = useGpuStore((s) => s.lost);
-  const advice = info ? f16Advice(info) : null;
+  // Plans the 8B preset twice: once per adapter, not per render.
+  const advice = useMemo(() => (info ? f16Advice(info) : null), [info]);
 
   return (
     <div data-testid="gpu-info" data-status={status}>
