@@ -46,6 +46,9 @@ export interface GpuInfo {
   subgroups: boolean;
   timestamps: boolean;
   subgroupMatrix: boolean;
+  /** Subgroup matrices with the f16 x f16 -> f32 16x16x16 config, on subgroups of exactly 32: what
+   * the tensor-core kernels (src/engine/matmul-mma.ts) are written for. */
+  mmaF16: boolean;
   /** 'browser' (navigator.gpu) or 'node' (Dawn). */
   runtime: 'browser' | 'node';
 }
@@ -137,6 +140,7 @@ export async function getGpu(options: GpuOptions = {}): Promise<Gpu> {
     subgroups: has('subgroups'),
     timestamps: has('timestamp-query'),
     subgroupMatrix: has('chromium-experimental-subgroup-matrix'),
+    mmaF16: has('chromium-experimental-subgroup-matrix') && has('shader-f16') && hasMmaF16Config(adapter.info),
     runtime,
   };
 
@@ -145,6 +149,21 @@ export async function getGpu(options: GpuOptions = {}): Promise<Gpu> {
     for (const l of listeners) l(lost.reason, lost.message);
   });
   return { device, info, onLost: (l) => void listeners.push(l) };
+}
+
+/** Dawn's adapter info lists the subgroup-matrix shapes the GPU offers (not yet in @webgpu/types). */
+interface SubgroupMatrixInfo {
+  subgroupMinSize?: number;
+  subgroupMaxSize?: number;
+  subgroupMatrixConfigs?: { componentType: string; resultComponentType: string; M: number; N: number; K: number }[];
+}
+
+function hasMmaF16Config(adapterInfo: GPUAdapterInfo): boolean {
+  const info = adapterInfo as GPUAdapterInfo & SubgroupMatrixInfo;
+  if (info.subgroupMinSize !== 32 || info.subgroupMaxSize !== 32) return false;
+  return (info.subgroupMatrixConfigs ?? []).some(
+    (c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16,
+  );
 }
 
 /** One line for people: "GPU: nvidia hopper, f16: yes, max buffer: 64.0 GiB". */

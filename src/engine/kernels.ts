@@ -29,9 +29,16 @@ export interface Kernel {
   paramsBinding: number;
 }
 
-/** The WGSL a spec compiles: the storage-type alias (and `enable f16`) ahead of the source. */
+/**
+ * The WGSL a spec compiles: the storage-type alias ahead of the source, and ahead of that every
+ * directive (`enable …;`, `diagnostic(…);`: WGSL wants them before any declaration, and wrappers
+ * prepend declarations to sources that have them), once each, with `enable f16;` for f16.
+ */
 export function specialise(source: string, dtype: DType): string {
-  return `${dtype === 'f16' ? 'enable f16;\n' : ''}alias T = ${dtype};\n${source}`;
+  const directive = /^(?:enable|diagnostic)\b[^\n]*\n/gm;
+  const directives = new Set(source.match(directive) ?? []);
+  if (dtype === 'f16') directives.add('enable f16;\n');
+  return `${[...directives].join('')}alias T = ${dtype};\n${source.replace(directive, '')}`;
 }
 
 export class Kernels {

@@ -3,6 +3,7 @@
 //   nf4     NF4 quantization throughput, GB/s of 16-bit input (nf4.ts)
 //   load    load time of a 1B-shape model from the cache to the GPU (load.ts)
 //   nf4mm   the fused NF4 matmul at the 8B MLP's training shape, forward and backward (engine.ts)
+//   mma     the tensor-core GEMM (subgroup matrices) beside the SIMT kernels, every tiling checked first (mma.ts)
 //   attn    attention forward and backward at the 1B / 8B training shapes (attention.ts)
 //   record  CPU time to record one decode step, without submitting (for node --cpu-prof)
 //   model   prefill, decode and QLoRA training of 1B- and 8B-shaped random models (engine.ts)
@@ -31,10 +32,11 @@ import { benchLoad, describeLoad, type LoadBenchOptions, type LoadResult } from 
 import { benchMatmul, type MatmulResult } from './matmul.ts';
 import { benchNf4, NF4_SHAPES, type Nf4Result } from './nf4.ts';
 import { benchAttention, type AttentionBenchResult } from './attention.ts';
+import { benchMma, type MmaBenchReport } from './mma.ts';
 import { benchExport, describeExport, type ExportBenchOptions, type ExportResult } from './export.ts';
 import { benchDecodeRecording, benchModel, benchNf4Matmul, engineDefaults, type EngineBenchOptions, type ModelBenchResult, type Nf4MatmulResult } from './engine.ts';
 
-const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'attn', 'record', 'model', 'export'] as const;
+const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'mma', 'attn', 'record', 'model', 'export'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -139,7 +141,7 @@ async function main() {
   const gpu = await getGpu();
   const kernels = new Kernels(gpu);
   console.log(describeGpu(gpu.info));
-  const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult | AttentionBenchResult)[] = [];
+  const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult | AttentionBenchResult | MmaBenchReport)[] = [];
   const summary: string[] = [];
 
   if (args.only.includes('matmul')) {
@@ -165,6 +167,13 @@ async function main() {
     const mm = await benchNf4Matmul(gpu, kernels, tokens, inp, out, args.repeats);
     results.push(...mm);
     for (const r of mm) summary.push(`NF4 matmul ${r.direction} [${r.shape.join('x')}]: ${r.gbps ? `${r.ms.toFixed(3)} ms, ${r.gbps.toFixed(0)} GB/s` : `${r.tflops.toPrecision(3)} TFLOP/s`}`);
+  }
+  if (args.only.includes('mma')) {
+    const mma = await benchMma(gpu, kernels, args.sizes, args.repeats, args.quick);
+    results.push(mma);
+    const failed = mma.checks.filter((c) => !c.ok).length;
+    summary.push(`mma checks: ${mma.checks.length - failed} passed, ${failed} failed, ${Object.keys(mma.compileErrors).length} compile errors`);
+    for (const r of mma.results) summary.push(`mma ${r.tiling} ${r.what} [${r.shape.join('x')}]: ${r.tflops.toPrecision(3)} TFLOP/s`);
   }
   if (args.only.includes('attn')) {
     const attn = await benchAttention(gpu, kernels, args.engine, Math.min(args.repeats, 10));

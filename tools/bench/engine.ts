@@ -123,7 +123,7 @@ function census(device: GPUDevice): BufferCensus {
 }
 
 /** A tensor of `shape` filled with a random pattern of at most 1M values, tiled by buffer copies. */
-function randomTensor(kernels: Kernels, shape: number[], dtype: DType, scale: number, seed: number, label: string, category: MemoryCategory = 'scratch'): Tensor {
+export function randomTensor(kernels: Kernels, shape: number[], dtype: DType, scale: number, seed: number, label: string, category: MemoryCategory = 'scratch'): Tensor {
   const n = numel(shape);
   const patternElems = Math.min(n, 1 << 20);
   const pattern = uploadTensor(kernels.device, randomF32(patternElems, seed).map((v) => v * scale), [patternElems], dtype, `${label}.pattern`);
@@ -147,7 +147,7 @@ function copyNf4(kernels: Kernels, from: Nf4GpuWeight, label: string): Nf4GpuWei
   return w;
 }
 
-function randomNf4(kernels: Kernels, out: number, inp: number, seed: number): Nf4GpuWeight {
+export function randomNf4(kernels: Kernels, out: number, inp: number, seed: number): Nf4GpuWeight {
   const dense = randomTensor(kernels, [out, inp], 'f32', 1 / Math.sqrt(inp), seed, 'bench.dense');
   const w = quantizeNf4Gpu(kernels, dense, { label: 'bench.nf4' });
   dense.buffer.destroy();

@@ -1,0 +1,51 @@
+// B source of shaders/matmul-mma.wgsl: a dense matrix b in the storage type T.
+//   TRANS_B:  b [nc, ki] (nn.Linear's [out, in]); op(B) = bᵀ. Tile [BN][SB], k fastest, read as
+//             column-major right matrices.
+//   else:     b [ki, nc]; op(B) = b. Tile [BK][SB], columns fastest, read as row-major ones.
+// An invocation fetches four consecutive elements of a row of b per share (B_FETCHES shares).
+
+@group(0) @binding(1) var<storage, read> b: array<T>;
+
+var<workgroup> tile_b: array<f16, B_TILE>;
+
+alias BShare = vec4<f32>;
+
+fn b_init(tid: u32) {}
+
+/** Four consecutive elements of row r of b (rows of `width` elements, `rows` of them) from column c. */
+fn fetch_b4(r: u32, c: u32, rows: u32, width: u32) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  if (r < rows) {
+    let base = r * width + c;
+    if (c + 3u < width) {
+      v = vec4<f32>(f32(b[base]), f32(b[base + 1u]), f32(b[base + 2u]), f32(b[base + 3u]));
+    } else {
+      for (var i = 0u; i < 4u; i++) {
+        if (c + i < width) { v[i] = f32(b[base + i]); }
+      }
+    }
+  }
+  return v;
+}
+
+/** (row, column) of share i of invocation tid in the tile's own layout. */
+fn b_slot(tid: u32, i: u32) -> vec2<u32> {
+  let f = tid + i * THREADS;
+  if (TRANS_B) { return vec2<u32>(f / (BK / 4u), (f % (BK / 4u)) * 4u); }
+  return vec2<u32>(f / (BN / 4u), (f % (BN / 4u)) * 4u);
+}
+
+fn fetch_b(tid: u32, i: u32, k0: u32, col0: u32) -> BShare {
+  let s = b_slot(tid, i);
+  if (TRANS_B) { return fetch_b4(col0 + s.x, k0 + s.y, p.nc, p.ki); }
+  return fetch_b4(k0 + s.x, col0 + s.y, p.ki, p.nc);
+}
+
+fn store_b(tid: u32, i: u32, v: BShare) {
+  let s = b_slot(tid, i);
+  let o = s.x * SB + s.y;
+  tile_b[o] = f16(v.x);
+  tile_b[o + 1u] = f16(v.y);
+  tile_b[o + 2u] = f16(v.z);
+  tile_b[o + 3u] = f16(v.w);
+}

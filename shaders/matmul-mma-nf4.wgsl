@@ -1,0 +1,50 @@
+// B source of shaders/matmul-mma.wgsl: a frozen NF4 weight W [N, K] (nn.Linear's [out, in]; the
+// layout of shaders/nf4-matmul.wgsl: 8 codes to a u32 word, one f32 absmax per block of the flat
+// weight), dequantized as bnb does (NF4_WGSL's nf4_dequant) and rounded to f16 into the tile: the
+// base never exists as f16 in device memory. Needs W's rows to hold a multiple of 8 elements.
+//   TRANS_B (forward, out = a · Wᵀ):     op(B)[k, n] = W[n, k]; tile [BN][SB], k fastest.
+//   else    (backward, dx = dy · W):     op(B)[k, n] = W[k, n]; tile [BK][SB], columns fastest.
+// A share is one word (eight consecutive elements of a W row) and its absmax.
+
+@group(0) @binding(1) var<storage, read> words: array<u32>;
+@group(0) @binding(2) var<storage, read> absmax: array<f32>;
+
+var<workgroup> tile_b: array<f16, B_TILE>;
+
+alias BShare = vec2<u32>; // (word, absmax bits); (0, 0) dequantizes to zeros
+
+fn b_init(tid: u32) {
+  nf4_table_init(tid);
+}
+
+fn b_slot(tid: u32, i: u32) -> vec2<u32> {
+  let f = tid + i * THREADS;
+  if (TRANS_B) { return vec2<u32>(f / (BK / 8u), (f % (BK / 8u)) * 8u); }
+  return vec2<u32>(f / (BN / 8u), (f % (BN / 8u)) * 8u);
+}
+
+fn fetch_b(tid: u32, i: u32, k0: u32, col0: u32) -> BShare {
+  let s = b_slot(tid, i);
+  var row: u32;
+  var col: u32;
+  var valid: bool;
+  if (TRANS_B) {
+    row = col0 + s.x;
+    col = k0 + s.y;
+    valid = row < p.nc && col < p.ki;
+  } else {
+    row = k0 + s.x;
+    col = col0 + s.y;
+    valid = row < p.ki && col < p.nc;
+  }
+  if (!valid) { return BShare(0u, 0u); }
+  let e0 = row * p.wc + col;
+  return BShare(words[e0 >> 3u], bitcast<u32>(absmax[e0 >> p.bs_shift]));
+}
+
+fn store_b(tid: u32, i: u32, v: BShare) {
+  let s = b_slot(tid, i);
+  let o = s.x * SB + s.y;
+  let am = bitcast<f32>(v.y);
+  for (var j = 0u; j < 8u; j++) { tile_b[o + j] = f16(nf4_dequant(v.x, nf4_shift(j), am)); }
+}

@@ -1,0 +1,115 @@
+// The tensor-core GEMM on subgroup matrices (chromium_experimental_subgroup_matrix, f16 x f16 -> f32
+// 16x16x16): out[m, nc] = a[m, ki] · op(B) (+ bias) (+ out), op(B) [ki, nc] from a dense matrix or
+// an NF4 weight (the B source, prepended by the wrapper, src/engine/matmul-mma.ts, with the tile
+// constants and the unrolled multiply step it generates).
+//
+// A workgroup of THREADS invocations (subgroups of 32) computes a BM x BN block of out. Per step of
+// BK along k, every invocation fetches its share of the next A tile (T, widened to f32) and of the
+// next B tile (the B source's fetch_b) into registers while the subgroups multiply the tiles now in
+// workgroup memory; then the shares are rounded to f16 into workgroup memory. Subgroup s owns a
+// block of TM x TN result matrices (16x16 each, f32 in registers): rows (s / SGC) * TM * 16 and
+// columns (s % SGC) * TN * 16 of the workgroup's block. The A tile is [BM][SA] (k fastest) and
+// read as row-major left matrices; B's layout is the source's (see its header). Rows of the tiles
+// are padded (SA = BK + 8) so that the 16 rows of one matrix load fall into different banks.
+//
+// The epilogue goes through a 16x16 f32 staging area per subgroup: bounds, bias, accumulate and
+// the output type are handled per element there, once per result matrix (nothing per k step).
+// Generic names as shaders/nf4-matmul.wgsl: m rows of a and out, ki the reduction, nc columns.
+
+struct Params {
+  m: u32,
+  nc: u32,
+  ki: u32,
+  wc: u32,
+  bs_shift: u32,
+  has_bias: u32,
+  accumulate: u32,
+}
+
+@group(0) @binding(0) var<storage, read> a: array<T>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<R>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+var<workgroup> tile_a: array<f16, BM * SA>;
+var<workgroup> stage: array<f32, THREADS / 32u * 256u>;
+
+/** Four k-consecutive elements of row r of a from column k, widened to f32 (zeros outside). */
+fn fetch_a(r: u32, k: u32) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  if (r < p.m) {
+    let base = r * p.ki + k;
+    if (k + 3u < p.ki) {
+      v = vec4<f32>(f32(a[base]), f32(a[base + 1u]), f32(a[base + 2u]), f32(a[base + 3u]));
+    } else {
+      for (var i = 0u; i < 4u; i++) {
+        if (k + i < p.ki) { v[i] = f32(a[base + i]); }
+      }
+    }
+  }
+  return v;
+}
+
+/** Where fetch i (0 .. A_FETCHES - 1) of invocation tid goes in the A tile: (row, k). */
+fn a_slot(tid: u32, i: u32) -> vec2<u32> {
+  let f = tid + i * THREADS;
+  return vec2<u32>(f / (BK / 4u), (f % (BK / 4u)) * 4u);
+}
+
+fn store_a(at: vec2<u32>, v: vec4<f32>) {
+  let o = at.x * SA + at.y;
+  tile_a[o] = f16(v.x);
+  tile_a[o + 1u] = f16(v.y);
+  tile_a[o + 2u] = f16(v.z);
+  tile_a[o + 3u] = f16(v.w);
+}
+
+/** out[o] = v (+ bias[col]) (+ out[o]), rounded once to R. */
+fn store_out(o: u32, col: u32, v: f32) {
+  var s = v;
+  if (p.has_bias != 0u) { s += bias[col]; }
+  if (p.accumulate != 0u) { s += f32(out[o]); }
+  out[o] = R(s);
+}
+
+/** Writes this subgroup's staged 16x16 matrix to out at (row0, col0); every lane takes 8 elements. */
+fn write_stage(sg: u32, lane: u32, row0: u32, col0: u32) {
+  for (var e = 0u; e < 8u; e++) {
+    let idx = lane + e * 32u;
+    let row = row0 + idx / 16u;
+    let col = col0 + idx % 16u;
+    if (row < p.m && col < p.nc) { store_out(row * p.nc + col, col, stage[sg * 256u + idx]); }
+  }
+}
+
+@compute @workgroup_size(THREADS)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: u32) {
+  b_init(tid);
+  let row0 = wg.y * BM;
+  let col0 = wg.x * BN;
+  let sg = tid / 32u;
+  let lane = tid % 32u;
+  let sr = (sg / SGC) * TM * 16u; // the subgroup's first row in the block
+  let sc = (sg % SGC) * TN * 16u; // and first column
+  //{{ACC_DECL}}
+  let tiles = (p.ki + BK - 1u) / BK;
+  //{{FETCH_DECL}}
+  //{{STORE_NEXT}}
+  workgroupBarrier();
+  for (var t = 0u; t < tiles; t++) {
+    let more = t + 1u < tiles;
+    if (more) {
+      let k0 = (t + 1u) * BK;
+      //{{FETCH_NEXT}}
+    }
+    for (var kk = 0u; kk < BK; kk += 16u) {
+      //{{MMA_STEP}}
+    }
+    workgroupBarrier();
+    if (more) {
+      //{{STORE_NEXT}}
+    }
+    workgroupBarrier();
+  }
+  //{{EPILOGUE}}
+}

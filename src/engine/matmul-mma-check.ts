@@ -1,0 +1,109 @@
+// Checks of the tensor-core GEMM against float64 on random inputs, for tests (tests/matmul-mma.test.ts,
+// where the device has f16 subgroup matrices) and the benchmark (which checks every variant before
+// timing it, and records the errors). Two errors per case: against the float64 product of the
+// operands rounded to f16 (what the tensor cores multiply: only f32 accumulation and the output's
+// rounding remain, bounded by MMA_TOLERANCE.rounded), and against the unrounded operands (what a
+// caller gets: adds the f16 rounding of both operands, about 2^-11 of Σ|a·b|).
+import { encodeMmaMatmul, type MmaOperand, type MmaTiling } from './matmul-mma.ts';
+import { submitPass, type Kernels } from './kernels.ts';
+import { dequantizeNf4Gpu, destroyNf4, quantizeNf4Gpu } from './nf4.ts';
+import { matmulRef, maxRelError } from './reference/matmul.ts';
+import { createTensor, readTensor, uploadTensor, type DType } from './tensor.ts';
+import { f16ArrayToF32, f32ArrayToF16 } from '../io/dtype.ts';
+import { randomF32 } from '../util/random.ts';
+
+export interface MmaCase {
+  m: number;
+  nc: number;
+  ki: number;
+  transB: boolean;
+  b: MmaOperand['kind'];
+  /** Storage type of a (and a dense B). */
+  dtype: DType;
+  /** Type of out. */
+  outDtype: DType;
+  bias?: boolean;
+  accumulate?: boolean;
+}
+
+export interface MmaCheck extends MmaCase {
+  /** Against the product of the f16-rounded operands. */
+  errRounded: number;
+  /** Against the product of the operands as stored. */
+  errExact: number;
+  ok: boolean;
+}
+
+/** f32 accumulation (K · 2^-24 at worst, far less in practice) plus an f16 output's rounding (2^-11). */
+export const MMA_TOLERANCE = { rounded: { f32: 1e-5, f16: 1e-3 }, exact: 2e-3 } as const;
+
+const toF16 = (x: Float32Array) => f16ArrayToF32(f32ArrayToF16(x));
+
+export async function checkMmaMatmul(kernels: Kernels, c: MmaCase, tiling?: MmaTiling, seed = 1): Promise<MmaCheck> {
+  const { device } = kernels;
+  const { m, nc, ki } = c;
+  const stored = (x: Float32Array) => (c.dtype === 'f16' ? toF16(x) : x);
+  const aHost = stored(randomF32(m * ki, seed));
+  const a = uploadTensor(device, aHost, [m, ki], c.dtype, 'mma-check.a');
+  const bShape = c.transB ? [nc, ki] : [ki, nc];
+  let operand: MmaOperand;
+  let bHost: Float32Array;
+  if (c.b === 'dense') {
+    bHost = stored(randomF32(ki * nc, seed + 1));
+    operand = { kind: 'dense', b: uploadTensor(device, bHost, bShape, c.dtype, 'mma-check.b') };
+  } else {
+    const dense = uploadTensor(device, randomF32(ki * nc, seed + 1), bShape, 'f32', 'mma-check.w');
+    const w = quantizeNf4Gpu(kernels, dense);
+    const deq = dequantizeNf4Gpu(kernels, w, 'f32');
+    bHost = await readTensor(device, deq); // what the kernel dequantizes, exactly (bnb's f32 product)
+    for (const t of [dense, deq]) t.buffer.destroy();
+    operand = { kind: 'nf4', w };
+  }
+  const biasHost = c.bias ? randomF32(nc, seed + 2) : undefined;
+  const bias = biasHost && uploadTensor(device, biasHost, [nc], 'f32', 'mma-check.bias');
+  const before = c.accumulate ? stored(randomF32(m * nc, seed + 3)) : undefined;
+  const out = before ? uploadTensor(device, before, [m, nc], c.outDtype, 'mma-check.out') : createTensor(device, [m, nc], c.outDtype, 'mma-check.out');
+  const beforeStored = before && (c.outDtype === 'f16' ? toF16(before) : before);
+  submitPass(kernels, (pass) => encodeMmaMatmul(kernels, pass, a, operand, out, { ...c, bias, accumulate: c.accumulate }, tiling));
+  const got = await readTensor(device, out);
+  const shape = { m, n: nc, k: ki, transB: c.transB };
+  const errOf = (aa: Float32Array, bb: Float32Array) => {
+    const { c: want, scale } = matmulRef(aa, bb, shape);
+    for (let i = 0; i < want.length; i++) {
+      const extra = (biasHost?.[i % nc] ?? 0) + (beforeStored?.[i] ?? 0);
+      want[i] += extra;
+      scale[i] += Math.abs(extra);
+    }
+    return maxRelError(got, want, scale);
+  };
+  const errRounded = errOf(toF16(aHost), toF16(bHost));
+  const errExact = errOf(aHost, bHost);
+  a.buffer.destroy();
+  out.buffer.destroy();
+  bias?.buffer.destroy();
+  if (operand.kind === 'dense') operand.b.buffer.destroy();
+  else destroyNf4(operand.w);
+  const ok = errRounded <= MMA_TOLERANCE.rounded[c.outDtype] && errExact <= MMA_TOLERANCE.exact;
+  return { ...c, errRounded, errExact, ok };
+}
+
+/** The cases every variant must pass: edges on every side (m, nc, ki not multiples of any tile), both layouts, both B sources, epilogues. */
+export function mmaCases(f16: boolean): MmaCase[] {
+  const base = { m: 257, nc: 200, ki: 264 };
+  const cases: MmaCase[] = [];
+  for (const b of ['dense', 'nf4'] as const) {
+    for (const transB of [true, false]) {
+      cases.push({ ...base, b, transB, dtype: 'f32', outDtype: 'f32' });
+    }
+  }
+  cases.push({ ...base, ki: 4104, b: 'nf4', transB: true, dtype: 'f32', outDtype: 'f32' });
+  cases.push({ ...base, ki: 261, b: 'dense', transB: true, dtype: 'f32', outDtype: 'f32' });
+  cases.push({ ...base, b: 'nf4', transB: true, dtype: 'f32', outDtype: 'f32', bias: true });
+  cases.push({ ...base, b: 'nf4', transB: false, dtype: 'f32', outDtype: 'f32', accumulate: true });
+  if (f16) {
+    cases.push({ ...base, b: 'dense', transB: true, dtype: 'f16', outDtype: 'f16' });
+    cases.push({ ...base, b: 'nf4', transB: true, dtype: 'f16', outDtype: 'f32', bias: true });
+    cases.push({ ...base, b: 'nf4', transB: false, dtype: 'f16', outDtype: 'f16', accumulate: true });
+  }
+  return cases;
+}

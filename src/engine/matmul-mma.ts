@@ -1,0 +1,201 @@
+// The tensor-core GEMM (shaders/matmul-mma.wgsl): out = a · op(B) on subgroup matrices, f16
+// operands (a and B rounded to f16 on their way into workgroup memory) and f32 accumulation, for
+// devices whose adapter offers the f16 16x16x16 configuration on 32-wide subgroups (GpuInfo.mmaF16:
+// NVIDIA under Vulkan with Dawn's toggles, DESIGN.md). B is a dense matrix in the storage type or an
+// NF4 weight dequantized tile by tile. The SIMT kernels (matmul.ts, nf4-matmul.ts) stay the
+// fallback and the reference: the callers choose this one where it applies (mmaApplies).
+//
+// This file generates the per-tiling parts of the shader: the accumulators, the register shares
+// and the multiply step are written out by name, not as arrays indexed in loops (NVIDIA's compiler
+// kept such arrays in local memory in the SIMT kernels; subgroup matrices must stay in registers).
+import { expectShape, numel, type Tensor } from './tensor.ts';
+import { withResidualType, type Kernels } from './kernels.ts';
+import { NF4_WGSL, type Nf4GpuWeight } from './nf4.ts';
+import type { GpuInfo } from './gpu.ts';
+import template from '../../shaders/matmul-mma.wgsl?raw';
+import denseSource from '../../shaders/matmul-mma-dense.wgsl?raw';
+import nf4Source from '../../shaders/matmul-mma-nf4.wgsl?raw';
+
+/** How a workgroup splits its block: sgr x sgc subgroups, each tm x tn result matrices of 16x16; bk per k step. */
+export interface MmaTiling {
+  tm: number;
+  tn: number;
+  sgr: number;
+  sgc: number;
+  bk: number;
+}
+
+/** Tilings the benchmark compares; the first is the default. */
+export const MMA_TILINGS: Record<string, MmaTiling> = {
+  '128x128-w8-k32': { tm: 2, tn: 4, sgr: 4, sgc: 2, bk: 32 },
+  '128x128-w4-k32': { tm: 4, tn: 4, sgr: 2, sgc: 2, bk: 32 },
+  '128x128-w8-k64': { tm: 2, tn: 4, sgr: 4, sgc: 2, bk: 64 },
+  '64x128-w4-k32': { tm: 2, tn: 4, sgr: 2, sgc: 2, bk: 32 },
+};
+export const DEFAULT_MMA_TILING = MMA_TILINGS['128x128-w8-k32'];
+
+export type MmaOperand = { kind: 'dense'; b: Tensor } | { kind: 'nf4'; w: Nf4GpuWeight };
+
+export interface MmaMatmulShape {
+  /** Rows of a and out. */
+  m: number;
+  /** Columns of out. */
+  nc: number;
+  /** The reduction. */
+  ki: number;
+  /** op(B) = Bᵀ for B stored [nc, ki] (nn.Linear's layout); else B is [ki, nc]. */
+  transB: boolean;
+  /** f32 [nc], added to every row. */
+  bias?: Tensor;
+  /** out += result. */
+  accumulate?: boolean;
+}
+
+/** Whether the tensor-core kernel can take this product on this device. */
+export function mmaApplies(info: GpuInfo, b: MmaOperand): boolean {
+  if (!info.mmaF16) return false;
+  // NF4 words are decoded whole: W's rows must hold a multiple of 8 elements.
+  return b.kind === 'dense' || b.w.shape[1] % 8 === 0;
+}
+
+/** Records out = a · op(B) (+ bias) (+ out) into `pass`. a [m, ki] in the storage type; out [m, nc] in it or f32. */
+export function encodeMmaMatmul(
+  kernels: Kernels,
+  pass: GPUComputePassEncoder,
+  a: Tensor,
+  b: MmaOperand,
+  out: Tensor,
+  s: MmaMatmulShape,
+  tiling: MmaTiling = DEFAULT_MMA_TILING,
+): void {
+  if (!kernels.gpu.info.mmaF16) throw new Error('mma matmul: this device has no f16 16x16x16 subgroup matrices');
+  if (numel(a.shape) !== s.m * s.ki) throw new Error(`mma matmul: a has shape [${a.shape}], expected ${s.m} x ${s.ki} elements`);
+  if (numel(out.shape) !== s.m * s.nc) throw new Error(`mma matmul: out has shape [${out.shape}], expected ${s.m} x ${s.nc} elements`);
+  if (out.buffer === a.buffer) throw new Error('mma matmul: the output must not be the input');
+  const wShape = s.transB ? [s.nc, s.ki] : [s.ki, s.nc];
+  if (b.kind === 'dense') {
+    expectShape('mma matmul', b.b, wShape, 'B');
+    if (b.b.dtype !== a.dtype) throw new Error(`mma matmul: B is ${b.b.dtype}, a is ${a.dtype}`);
+  } else {
+    if (b.w.shape.join() !== wShape.join()) throw new Error(`mma matmul: W has shape [${b.w.shape}], expected [${wShape}]`);
+    if (b.w.shape[1] % 8 !== 0) throw new Error(`mma matmul: W's rows hold ${b.w.shape[1]} elements, not a multiple of 8`);
+  }
+  if (s.bias) {
+    expectShape('mma matmul', s.bias, [s.nc], 'bias');
+    if (s.bias.dtype !== 'f32') throw new Error(`mma matmul: bias must be f32, not ${s.bias.dtype}`);
+  }
+  const name = `matmul-mma(${b.kind},${s.transB ? 'T' : 'N'},${tiling.tm}x${tiling.tn}/${tiling.sgr}x${tiling.sgc}/${tiling.bk})`;
+  const spec = withResidualType(name, mmaSource(b.kind, s.transB, tiling), a.dtype, out.dtype);
+  const kernel = kernels.get({ ...spec, dtype: a.dtype });
+  const bs = Math.log2(b.kind === 'nf4' ? b.w.blocksize : 1);
+  if (!Number.isInteger(bs)) throw new Error(`mma matmul: blocksize is not a power of two`);
+  // Unused bindings take a read-only buffer of the product (never read: has_bias says so).
+  const stand = b.kind === 'nf4' ? b.w.absmax : b.b.buffer;
+  const bindings: [number, GPUBuffer][] =
+    b.kind === 'nf4'
+      ? [
+          [0, a.buffer],
+          [1, b.w.words],
+          [2, b.w.absmax],
+        ]
+      : [
+          [0, a.buffer],
+          [1, b.b.buffer],
+        ];
+  bindings.push([3, s.bias?.buffer ?? stand], [4, out.buffer]);
+  const params = {
+    m: s.m,
+    nc: s.nc,
+    ki: s.ki,
+    wc: b.kind === 'nf4' ? b.w.shape[1] : 0,
+    bs_shift: bs,
+    has_bias: s.bias ? 1 : 0,
+    accumulate: s.accumulate ? 1 : 0,
+  };
+  const { bm, bn } = blockOf(tiling);
+  kernels.dispatchAt(pass, kernel, bindings, params, [Math.ceil(s.nc / bn), Math.ceil(s.m / bm)]);
+}
+
+function blockOf(t: MmaTiling): { bm: number; bn: number; threads: number } {
+  return { bm: t.sgr * t.tm * 16, bn: t.sgc * t.tn * 16, threads: t.sgr * t.sgc * 32 };
+}
+
+const sources = new Map<string, string>();
+
+/** The whole shader for one B source, layout and tiling (cached: recording must not rebuild it). */
+export function mmaSource(kind: MmaOperand['kind'], transB: boolean, t: MmaTiling): string {
+  const key = `${kind}|${transB}|${JSON.stringify(t)}`;
+  let src = sources.get(key);
+  if (!src) sources.set(key, (src = generate(kind, transB, t)));
+  return src;
+}
+
+function generate(kind: MmaOperand['kind'], transB: boolean, t: MmaTiling): string {
+  const { bm, bn, threads } = blockOf(t);
+  const sa = t.bk + 8;
+  const sb = transB ? t.bk + 8 : bn + 8;
+  const bTile = transB ? bn * sb : t.bk * sb;
+  const perShare = kind === 'nf4' ? 8 : 4;
+  const aFetches = (bm * t.bk) / (4 * threads);
+  const bFetches = (bn * t.bk) / (perShare * threads);
+  if (!Number.isInteger(aFetches) || !Number.isInteger(bFetches) || t.bk % 16 !== 0) {
+    throw new Error(`mma matmul: tiling ${JSON.stringify(t)} does not divide into whole shares`);
+  }
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const cells = range(t.tm).flatMap((i) => range(t.tn).map((j) => [i, j] as const));
+  const fetchNext = [
+    ...range(aFetches).map((i) => `na${i} = fetch_a(row0 + a_slot(tid, ${i}u).x, k0 + a_slot(tid, ${i}u).y);`),
+    ...range(bFetches).map((i) => `nb${i} = fetch_b(tid, ${i}u, k0, col0);`),
+  ].join('\n      ');
+  const storeNext = (indent: string) =>
+    [...range(aFetches).map((i) => `store_a(a_slot(tid, ${i}u), na${i});`), ...range(bFetches).map((i) => `store_b(tid, ${i}u, nb${i});`)].join(
+      `\n${indent}`,
+    );
+  const right = (j: number) =>
+    transB
+      ? `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&tile_b, (sc + ${16 * j}u) * SB + kk, SB)`
+      : `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&tile_b, kk * SB + sc + ${16 * j}u, SB)`;
+  const mma = [
+    ...range(t.tm).map((i) => `let l${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&tile_a, (sr + ${16 * i}u) * SA + kk, SA);`),
+    ...range(t.tn).map((j) => `let r${j} = ${right(j)};`),
+    ...cells.map(([i, j]) => `acc${i}_${j} = subgroupMatrixMultiplyAccumulate(l${i}, r${j}, acc${i}_${j});`),
+  ].join('\n      ');
+  const epilogue = cells
+    .map(
+      ([i, j]) =>
+        `subgroupMatrixStore<row_major>(&stage, sg * 256u, acc${i}_${j}, 16u);\n  workgroupBarrier();\n` +
+        `  write_stage(sg, lane, row0 + sr + ${16 * i}u, col0 + sc + ${16 * j}u);\n  workgroupBarrier();`,
+    )
+    .join('\n  ');
+  const header = [
+    'enable f16;',
+    'enable chromium_experimental_subgroup_matrix;',
+    // Offsets come from the invocation index, uniform within each 32-wide subgroup (mmaF16 checks the width).
+    'diagnostic(off, chromium.subgroup_matrix_uniformity);',
+    `const TRANS_B = ${transB};`,
+    `const BM = ${bm}u;`,
+    `const BN = ${bn}u;`,
+    `const BK = ${t.bk}u;`,
+    `const SA = ${sa}u;`,
+    `const SB = ${sb}u;`,
+    `const B_TILE = ${bTile}u;`,
+    `const TM = ${t.tm}u;`,
+    `const TN = ${t.tn}u;`,
+    `const SGC = ${t.sgc}u;`,
+    `const THREADS = ${threads}u;`,
+    '',
+  ].join('\n');
+  const body = template
+    .replace('//{{ACC_DECL}}', cells.map(([i, j]) => `var acc${i}_${j} = subgroup_matrix_result<f32, 16, 16>();`).join('\n  '))
+    .replace(
+      '//{{FETCH_DECL}}',
+      [...range(aFetches).map((i) => `var na${i}: vec4<f32>;`), ...range(bFetches).map((i) => `var nb${i}: BShare;`)].join('\n  ') +
+        `\n  {\n    let k0 = 0u;\n    ${fetchNext.replaceAll('\n      ', '\n    ')}\n  }`,
+    )
+    .replace('//{{STORE_NEXT}}', storeNext('  '))
+    .replace('//{{FETCH_NEXT}}', fetchNext)
+    .replace('//{{MMA_STEP}}', mma)
+    .replace('//{{STORE_NEXT}}', storeNext('      '))
+    .replace('//{{EPILOGUE}}', epilogue);
+  return header + (kind === 'nf4' ? NF4_WGSL : '') + (kind === 'nf4' ? nf4Source : denseSource) + body;
+}

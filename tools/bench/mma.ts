@@ -1,0 +1,125 @@
+// The tensor-core GEMM (src/engine/matmul-mma.ts) beside the SIMT kernels it replaces, in one run:
+// every tiling is checked against float64 first (src/engine/matmul-mma-check.ts; a failing or
+// uncompilable variant is reported and not timed), then timed at 4096^3 (dense f16 operands, and
+// f32 operands rounded on the way in) and at the training shapes of the fused NF4 matmul (forward
+// x·Wᵀ and backward dy·W, f32 activations as training stores them).
+import type { Gpu } from '../../src/engine/gpu.ts';
+import type { Kernels } from '../../src/engine/kernels.ts';
+import { encodeMmaMatmul, MMA_TILINGS, mmaSource, type MmaTiling } from '../../src/engine/matmul-mma.ts';
+import { checkMmaMatmul, mmaCases, type MmaCheck } from '../../src/engine/matmul-mma-check.ts';
+import { encodeMatmul } from '../../src/engine/matmul.ts';
+import { encodeNf4Matmul, encodeNf4MatmulBackward } from '../../src/engine/nf4-matmul.ts';
+import { destroyNf4 } from '../../src/engine/nf4.ts';
+import { specialise } from '../../src/engine/kernels.ts';
+import { createTensor, type DType } from '../../src/engine/tensor.ts';
+import { randomNf4, randomTensor } from './engine.ts';
+import { rotationCopies, timePass } from './timing.ts';
+
+export interface MmaBenchResult {
+  op: 'mma';
+  tiling: string;
+  /** What ran: 'dense-f16', 'dense-f32in', 'nf4-forward', 'nf4-backward', and 'simt-…' for the kernels it replaces. */
+  what: string;
+  /** [m, k, n]. */
+  shape: number[];
+  ms: number;
+  tflops: number;
+}
+
+export interface MmaBenchReport {
+  op: 'mma-report';
+  checks: (MmaCheck & { tiling: string })[];
+  compileErrors: Record<string, string>;
+  results: MmaBenchResult[];
+}
+
+/** Training shapes [tokens, in, out]: the 8B's MLP up/gate and q, the 1B's MLP. */
+export const MMA_SHAPES: [number, number, number][] = [
+  [2048, 4096, 14336],
+  [2048, 4096, 4096],
+  [2048, 2048, 8192],
+];
+
+async function compileErrors(gpu: Gpu, name: string, code: string): Promise<string | undefined> {
+  const module = gpu.device.createShaderModule({ code, label: name });
+  const info = await module.getCompilationInfo();
+  const errors = info.messages.filter((m) => m.type === 'error');
+  return errors.length ? errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('\n') : undefined;
+}
+
+export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repeats: number, quick: boolean): Promise<MmaBenchReport> {
+  const report: MmaBenchReport = { op: 'mma-report', checks: [], compileErrors: {}, results: [] };
+  if (!gpu.info.mmaF16) {
+    console.log('mma: this device has no f16 16x16x16 subgroup matrices; skipped');
+    return report;
+  }
+  const time = async (tiling: string, what: string, shape: number[], encode: (pass: GPUComputePassEncoder, i: number) => void) => {
+    const seconds = await timePass(gpu, repeats, encode);
+    const [m, k, n] = shape;
+    const r = { op: 'mma' as const, tiling, what, shape, ms: seconds * 1e3, tflops: (2 * m * k * n) / seconds / 1e12 };
+    report.results.push(r);
+    console.log(`mma ${tiling} ${what} [${shape.join('x')}]: ${r.ms.toFixed(3)} ms, ${r.tflops.toPrecision(3)} TFLOP/s`);
+  };
+  const good: [string, MmaTiling][] = [];
+  for (const [name, tiling] of Object.entries(MMA_TILINGS)) {
+    let broken = false;
+    for (const [kind, transB] of [['dense', true], ['dense', false], ['nf4', true], ['nf4', false]] as const) {
+      const err = await compileErrors(gpu, name, specialise(`alias R = f32;\n${mmaSource(kind, transB, tiling)}`, 'f32'));
+      if (err) {
+        report.compileErrors[`${name}/${kind}/${transB ? 'T' : 'N'}`] = err;
+        console.log(`mma ${name} ${kind} ${transB ? 'T' : 'N'} does not compile:\n${err}`);
+        broken = true;
+      }
+    }
+    if (broken) continue;
+    let ok = true;
+    for (const c of mmaCases(gpu.info.f16)) {
+      gpu.device.pushErrorScope('validation');
+      const check = await checkMmaMatmul(kernels, c, tiling);
+      const error = await gpu.device.popErrorScope();
+      if (error) report.compileErrors[`${name}/${c.b}/${c.transB ? 'T' : 'N'}/${c.dtype}`] = error.message;
+      report.checks.push({ ...check, tiling: name });
+      ok &&= check.ok && !error;
+      console.log(`mma ${name} check ${c.b} ${c.transB ? 'T' : 'N'} ${c.dtype}->${c.outDtype}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +acc' : ''} [${c.m}x${c.ki}x${c.nc}]: ` +
+        `${check.errRounded.toExponential(2)} (rounded operands), ${check.errExact.toExponential(2)} (exact) ${check.ok ? 'ok' : 'FAILED'}`);
+    }
+    if (ok) good.push([name, tiling]);
+  }
+
+  // Dense square products: the tensor cores' headline, f16 operands and f32 ones rounded on the way in.
+  for (const n of sizes) {
+    for (const dtype of ['f16', 'f32'] as DType[]) {
+      if (dtype === 'f16' && !gpu.info.f16) continue;
+      const copies = rotationCopies(2 * n * n * (dtype === 'f32' ? 4 : 2));
+      const as = Array.from({ length: copies }, (_, i) => randomTensor(kernels, [n, n], dtype, 1, 10 + i, 'bench.mma.a'));
+      const bs = Array.from({ length: copies }, (_, i) => randomTensor(kernels, [n, n], dtype, 1, 20 + i, 'bench.mma.b'));
+      const c = createTensor(kernels.device, [n, n], dtype, 'bench.mma.c');
+      for (const [name, tiling] of good) {
+        await time(name, `dense-${dtype === 'f16' ? 'f16' : 'f32in'}`, [n, n, n], (pass, i) =>
+          encodeMmaMatmul(kernels, pass, as[i % copies], { kind: 'dense', b: bs[i % copies] }, c, { m: n, nc: n, ki: n, transB: true }, tiling),
+        );
+      }
+      await time('simt', `simt-dense-${dtype}`, [n, n, n], (pass, i) => encodeMatmul(kernels, pass, as[i % copies], bs[i % copies], c, { m: n, n, k: n, transB: true }));
+      for (const t of [...as, ...bs, c]) t.buffer.destroy();
+    }
+  }
+
+  // The fused NF4 matmul at training shapes.
+  for (const [tokens, inp, out] of quick ? [[256, 512, 1792] as [number, number, number]] : MMA_SHAPES) {
+    const copies = rotationCopies((out * inp) / 2);
+    const ws = Array.from({ length: copies }, (_, i) => randomNf4(kernels, out, inp, 100 + i));
+    const x = randomTensor(kernels, [tokens, inp], 'f32', 1, 7, 'bench.mma.x');
+    const y = createTensor(kernels.device, [tokens, out], 'f32', 'bench.mma.y');
+    const shape = [tokens, inp, out];
+    for (const [name, tiling] of good) {
+      await time(name, 'nf4-forward', shape, (pass, i) => encodeMmaMatmul(kernels, pass, x, { kind: 'nf4', w: ws[i % copies] }, y, { m: tokens, nc: out, ki: inp, transB: true }, tiling));
+      await time(name, 'nf4-backward', shape, (pass, i) => encodeMmaMatmul(kernels, pass, y, { kind: 'nf4', w: ws[i % copies] }, x, { m: tokens, nc: inp, ki: out, transB: false }, tiling));
+    }
+    await time('simt', 'simt-nf4-forward', shape, (pass, i) => encodeNf4Matmul(kernels, pass, x, ws[i % copies], y, { kernel: 'tiled' }));
+    await time('simt', 'simt-nf4-backward', shape, (pass, i) => encodeNf4MatmulBackward(kernels, pass, y, ws[i % copies], x));
+    for (const w of ws) destroyNf4(w);
+    x.buffer.destroy();
+    y.buffer.destroy();
+  }
+  return report;
+}
