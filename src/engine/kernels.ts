@@ -166,7 +166,7 @@ export class Kernels {
       layout: 'auto',
       compute: { module, entryPoint: spec.entryPoint ?? 'main', constants },
     });
-    const uniform = makeShaderDataDefinitions(code).uniforms.p;
+    const uniform = uniformDefinitions(code).uniforms.p;
     return {
       id: this.nextId++,
       source: spec.source,
@@ -175,6 +175,20 @@ export class Kernels {
       params: uniform ? makeStructuredView(uniform) : undefined,
       paramsBinding: uniform?.binding ?? -1,
     };
+  }
+}
+
+/**
+ * webgpu-utils' view of the shader's uniforms. Its WGSL parser predates some syntax (subgroup
+ * matrix builtins' template arguments); when it fails, it reads only the aliases, structs and the
+ * uniform declaration, which is all the layout of `p` depends on.
+ */
+function uniformDefinitions(code: string): ReturnType<typeof makeShaderDataDefinitions> {
+  try {
+    return makeShaderDataDefinitions(code);
+  } catch {
+    const decls = code.match(/^alias [^\n]*$|^struct \w+ \{[^}]*\}|^@group\(\d+\) @binding\(\d+\) var<uniform>[^\n]*$/gm) ?? [];
+    return makeShaderDataDefinitions(decls.join('\n'));
   }
 }
 
