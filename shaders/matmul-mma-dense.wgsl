@@ -2,9 +2,9 @@
 //   TRANS_B:  b [nc, ki] (nn.Linear's [out, in]); op(B) = bᵀ. Tile [BN][SB], k fastest, read as
 //             column-major right matrices.
 //   else:     b [ki, nc]; op(B) = b. Tile [BK][SB], columns fastest, read as row-major ones.
-// An invocation fetches four consecutive elements of a row of b per share (B_FETCHES shares).
-
-@group(0) @binding(1) var<storage, read> b: array<T>;
+// An invocation fetches four consecutive elements of a row of b per share (B_FETCHES shares),
+// with one vector load where rows hold a multiple of 4 (the wrapper generates fetch_b4 and b's binding).
+// f32 values are rounded to f16 unscaled: meant for weights, whose magnitudes f16 holds.
 
 var<workgroup> tile_b: array<f16, B_TILE>;
 
@@ -12,21 +12,7 @@ alias BShare = vec4<f32>;
 
 fn b_init(tid: u32) {}
 
-/** Four consecutive elements of row r of b (rows of `width` elements, `rows` of them) from column c. */
-fn fetch_b4(r: u32, c: u32, rows: u32, width: u32) -> vec4<f32> {
-  var v = vec4<f32>(0.0);
-  if (r < rows) {
-    let base = r * width + c;
-    if (c + 3u < width) {
-      v = vec4<f32>(f32(b[base]), f32(b[base + 1u]), f32(b[base + 2u]), f32(b[base + 3u]));
-    } else {
-      for (var i = 0u; i < 4u; i++) {
-        if (c + i < width) { v[i] = f32(b[base + i]); }
-      }
-    }
-  }
-  return v;
-}
+//{{B4_SOURCE}}
 
 /** (row, column) of share i of invocation tid in the tile's own layout. */
 fn b_slot(tid: u32, i: u32) -> vec2<u32> {

@@ -12,6 +12,12 @@
 // read as row-major left matrices; B's layout is the source's (see its header). Rows of the tiles
 // are padded (SA = BK + 8) so that the 16 rows of one matrix load fall into different banks.
 //
+// f16 has 5 exponent bits: an f32 operand (activations, and gradients far below 2^-14 in training)
+// would lose precision or flush to zero when rounded. So f32 rows of a are scaled by a power of two
+// that brings each row's max |value| into [2^14, 2^15) (row_scale, from shaders/row-scale.wgsl) and
+// the product's row is scaled back in the epilogue: both exact, so every row keeps f16's 11 bits
+// relative to its own largest element.
+//
 // The epilogue goes through a 16x16 f32 staging area per subgroup: bounds, bias, accumulate and
 // the output type are handled per element there, once per result matrix (nothing per k step).
 // Generic names as shaders/nf4-matmul.wgsl: m rows of a and out, ki the reduction, nc columns.
@@ -26,7 +32,6 @@ struct Params {
   accumulate: u32,
 }
 
-@group(0) @binding(0) var<storage, read> a: array<T>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<R>;
 @group(0) @binding(5) var<uniform> p: Params;
@@ -34,21 +39,7 @@ struct Params {
 var<workgroup> tile_a: array<f16, BM * SA>;
 var<workgroup> stage: array<f32, THREADS / 32u * 256u>;
 
-/** Four k-consecutive elements of row r of a from column k, widened to f32 (zeros outside). */
-fn fetch_a(r: u32, k: u32) -> vec4<f32> {
-  var v = vec4<f32>(0.0);
-  if (r < p.m) {
-    let base = r * p.ki + k;
-    if (k + 3u < p.ki) {
-      v = vec4<f32>(f32(a[base]), f32(a[base + 1u]), f32(a[base + 2u]), f32(a[base + 3u]));
-    } else {
-      for (var i = 0u; i < 4u; i++) {
-        if (k + i < p.ki) { v[i] = f32(a[base + i]); }
-      }
-    }
-  }
-  return v;
-}
+//{{A_SOURCE}}
 
 /** Where fetch i (0 .. A_FETCHES - 1) of invocation tid goes in the A tile: (row, k). */
 fn a_slot(tid: u32, i: u32) -> vec2<u32> {
@@ -64,9 +55,9 @@ fn store_a(at: vec2<u32>, v: vec4<f32>) {
   tile_a[o + 3u] = f16(v.w);
 }
 
-/** out[o] = v (+ bias[col]) (+ out[o]), rounded once to R. */
-fn store_out(o: u32, col: u32, v: f32) {
-  var s = v;
+/** out[o] = v (+ bias[col]) (+ out[o]), rounded once to R; v is row `row` of the (scaled) product. */
+fn store_out(o: u32, row: u32, col: u32, v: f32) {
+  var s = unscale(row, v);
   if (p.has_bias != 0u) { s += bias[col]; }
   if (p.accumulate != 0u) { s += f32(out[o]); }
   out[o] = R(s);
@@ -78,7 +69,7 @@ fn write_stage(sg: u32, lane: u32, row0: u32, col0: u32) {
     let idx = lane + e * 32u;
     let row = row0 + idx / 16u;
     let col = col0 + idx % 16u;
-    if (row < p.m && col < p.nc) { store_out(row * p.nc + col, col, stage[sg * 256u + idx]); }
+    if (row < p.m && col < p.nc) { store_out(row * p.nc + col, row, col, stage[sg * 256u + idx]); }
   }
 }
 

@@ -24,6 +24,8 @@ export interface MmaCase {
   outDtype: DType;
   bias?: boolean;
   accumulate?: boolean;
+  /** Row i of a multiplied by 2^((i % 41) - 30): rows far below f16's normal range and above its max. */
+  spreadRows?: boolean;
 }
 
 export interface MmaCheck extends MmaCase {
@@ -39,11 +41,27 @@ export const MMA_TOLERANCE = { rounded: { f32: 1e-5, f16: 1e-3 }, exact: 2e-3 } 
 
 const toF16 = (x: Float32Array) => f16ArrayToF32(f32ArrayToF16(x));
 
+/** What the kernel multiplies for an f32 a: each row scaled by the power of two that brings its max |value| into
+ * [2^14, 2^15) (shaders/row-scale.wgsl), rounded to f16, scaled back (exactly). */
+function toF16ByRow(a: Float32Array, rows: number, k: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let r = 0; r < rows; r++) {
+    const row = a.subarray(r * k, (r + 1) * k);
+    let max = 0;
+    for (const x of row) if (Math.abs(x) > max) max = Math.abs(x);
+    const s = max === 0 || !Number.isFinite(max) ? 0 : Math.min(126, Math.max(-126, 14 - Math.floor(Math.log2(max))));
+    const scaled = toF16(Float32Array.from(row, (x) => x * 2 ** s));
+    for (let i = 0; i < k; i++) out[r * k + i] = scaled[i] * 2 ** -s;
+  }
+  return out;
+}
+
 export async function checkMmaMatmul(kernels: Kernels, c: MmaCase, tiling?: MmaTiling, seed = 1): Promise<MmaCheck> {
   const { device } = kernels;
   const { m, nc, ki } = c;
   const stored = (x: Float32Array) => (c.dtype === 'f16' ? toF16(x) : x);
   const aHost = stored(randomF32(m * ki, seed));
+  if (c.spreadRows) for (let i = 0; i < m * ki; i++) aHost[i] = Math.fround(aHost[i] * 2 ** ((Math.floor(i / ki) % 41) - 30));
   const a = uploadTensor(device, aHost, [m, ki], c.dtype, 'mma-check.a');
   const bShape = c.transB ? [nc, ki] : [ki, nc];
   let operand: MmaOperand;
@@ -76,7 +94,7 @@ export async function checkMmaMatmul(kernels: Kernels, c: MmaCase, tiling?: MmaT
     }
     return maxRelError(got, want, scale);
   };
-  const errRounded = errOf(toF16(aHost), toF16(bHost));
+  const errRounded = errOf(c.dtype === 'f32' ? toF16ByRow(aHost, m, ki) : aHost, toF16(bHost));
   const errExact = errOf(aHost, bHost);
   a.buffer.destroy();
   out.buffer.destroy();
@@ -100,6 +118,7 @@ export function mmaCases(f16: boolean): MmaCase[] {
   cases.push({ ...base, ki: 261, b: 'dense', transB: true, dtype: 'f32', outDtype: 'f32' });
   cases.push({ ...base, b: 'nf4', transB: true, dtype: 'f32', outDtype: 'f32', bias: true });
   cases.push({ ...base, b: 'nf4', transB: false, dtype: 'f32', outDtype: 'f32', accumulate: true });
+  cases.push({ ...base, b: 'nf4', transB: false, dtype: 'f32', outDtype: 'f32', spreadRows: true });
   if (f16) {
     cases.push({ ...base, b: 'dense', transB: true, dtype: 'f16', outDtype: 'f16' });
     cases.push({ ...base, b: 'nf4', transB: true, dtype: 'f16', outDtype: 'f32', bias: true });

@@ -9,10 +9,12 @@
 // and the multiply step are written out by name, not as arrays indexed in loops (NVIDIA's compiler
 // kept such arrays in local memory in the SIMT kernels; subgroup matrices must stay in registers).
 import { expectShape, numel, type Tensor } from './tensor.ts';
-import { withResidualType, type Kernels } from './kernels.ts';
+import { grid, withResidualType, type Kernels } from './kernels.ts';
+import { trackedBuffer } from './gpu-memory.ts';
 import { NF4_WGSL, type Nf4GpuWeight } from './nf4.ts';
 import type { GpuInfo } from './gpu.ts';
 import template from '../../shaders/matmul-mma.wgsl?raw';
+import rowScaleSource from '../../shaders/row-scale.wgsl?raw';
 import denseSource from '../../shaders/matmul-mma-dense.wgsl?raw';
 import nf4Source from '../../shaders/matmul-mma-nf4.wgsl?raw';
 
@@ -35,6 +37,16 @@ export const MMA_TILINGS: Record<string, MmaTiling> = {
 export const DEFAULT_MMA_TILING = MMA_TILINGS['128x128-w8-k32'];
 
 export type MmaOperand = { kind: 'dense'; b: Tensor } | { kind: 'nf4'; w: Nf4GpuWeight };
+
+/** What the generated shader depends on besides the tiling. */
+export interface MmaVariant {
+  kind: MmaOperand['kind'];
+  transB: boolean;
+  /** Rows of a (and of a dense b) hold a multiple of 4 elements: one vector load per share. */
+  vec: boolean;
+  /** a is f32: rows are scaled by powers of two into f16's range (shaders/row-scale.wgsl). */
+  scaled: boolean;
+}
 
 export interface MmaMatmulShape {
   /** Rows of a and out. */
@@ -84,8 +96,14 @@ export function encodeMmaMatmul(
     expectShape('mma matmul', s.bias, [s.nc], 'bias');
     if (s.bias.dtype !== 'f32') throw new Error(`mma matmul: bias must be f32, not ${s.bias.dtype}`);
   }
-  const name = `matmul-mma(${b.kind},${s.transB ? 'T' : 'N'},${tiling.tm}x${tiling.tn}/${tiling.sgr}x${tiling.sgc}/${tiling.bk})`;
-  const spec = withResidualType(name, mmaSource(b.kind, s.transB, tiling), a.dtype, out.dtype);
+  const v: MmaVariant = {
+    kind: b.kind,
+    transB: s.transB,
+    vec: s.ki % 4 === 0 && (b.kind === 'nf4' || s.transB || s.nc % 4 === 0),
+    scaled: a.dtype === 'f32',
+  };
+  const name = `matmul-mma(${variantName(v)},${tiling.tm}x${tiling.tn}/${tiling.sgr}x${tiling.sgc}/${tiling.bk})`;
+  const spec = withResidualType(name, mmaSource(v, tiling), a.dtype, out.dtype);
   const kernel = kernels.get({ ...spec, dtype: a.dtype });
   const bs = Math.log2(b.kind === 'nf4' ? b.w.blocksize : 1);
   if (!Number.isInteger(bs)) throw new Error(`mma matmul: blocksize is not a power of two`);
@@ -103,6 +121,7 @@ export function encodeMmaMatmul(
           [1, b.b.buffer],
         ];
   bindings.push([3, s.bias?.buffer ?? stand], [4, out.buffer]);
+  if (v.scaled) bindings.push([6, encodeRowScale(kernels, pass, a, s.m, s.ki)]);
   const params = {
     m: s.m,
     nc: s.nc,
@@ -116,21 +135,84 @@ export function encodeMmaMatmul(
   kernels.dispatchAt(pass, kernel, bindings, params, [Math.ceil(s.nc / bn), Math.ceil(s.m / bm)]);
 }
 
+/** One scratch buffer of row scales per device, grown as needed: the dispatches of a pass run in order, so each
+ * GEMM reads the scales the row-scale dispatch just before it wrote. A replaced buffer is left to the collector
+ * (commands recorded but not yet submitted may still use it). */
+const rowScales = new WeakMap<GPUDevice, GPUBuffer>();
+
+/** Records the row scales of a [m, k] (f32) and returns the buffer holding them. */
+function encodeRowScale(kernels: Kernels, pass: GPUComputePassEncoder, a: Tensor, m: number, k: number): GPUBuffer {
+  let buffer = rowScales.get(kernels.device);
+  if (!buffer || buffer.size < m * 8) {
+    const rows = Math.max(m, 4096, buffer ? (buffer.size / 8) * 2 : 0);
+    buffer = trackedBuffer(kernels.device, { size: rows * 8, usage: GPUBufferUsage.STORAGE, label: 'mma.row_scale' }, 'scratch');
+    rowScales.set(kernels.device, buffer);
+  }
+  const kernel = kernels.get({ name: 'row-scale', source: rowScaleSource, dtype: a.dtype });
+  kernels.dispatch(pass, kernel, [a.buffer, buffer], { m, k }, grid(kernels, m));
+  return buffer;
+}
+
+function variantName(v: MmaVariant): string {
+  return `${v.kind},${v.transB ? 'T' : 'N'}${v.vec ? ',vec' : ''}${v.scaled ? ',scaled' : ''}`;
+}
+
 function blockOf(t: MmaTiling): { bm: number; bn: number; threads: number } {
   return { bm: t.sgr * t.tm * 16, bn: t.sgc * t.tn * 16, threads: t.sgr * t.sgc * 32 };
 }
 
 const sources = new Map<string, string>();
 
-/** The whole shader for one B source, layout and tiling (cached: recording must not rebuild it). */
-export function mmaSource(kind: MmaOperand['kind'], transB: boolean, t: MmaTiling): string {
-  const key = `${kind}|${transB}|${JSON.stringify(t)}`;
+/** The whole shader for one variant and tiling (cached: recording must not rebuild it). */
+export function mmaSource(v: MmaVariant, t: MmaTiling): string {
+  const key = `${variantName(v)}|${JSON.stringify(t)}`;
   let src = sources.get(key);
-  if (!src) sources.set(key, (src = generate(kind, transB, t)));
+  if (!src) sources.set(key, (src = generate(v, t)));
   return src;
 }
 
-function generate(kind: MmaOperand['kind'], transB: boolean, t: MmaTiling): string {
+/**
+ * fetch_NAME4(r, c, rows, width): four consecutive elements of row r of `buffer` (rows of `width`)
+ * from column c, widened to f32 and multiplied by `scale` (zeros outside). With `vec` (width and c
+ * multiples of 4) one vector load, else element by element.
+ */
+function fetch4(name: string, buffer: string, vec: boolean, scale?: string): string {
+  const load = vec
+    ? `if (c < width) { v = vec4<f32>(${buffer}[(r * width + c) / 4u]); }`
+    : `let base = r * width + c;
+    if (c + 3u < width) {
+      v = vec4<f32>(f32(${buffer}[base]), f32(${buffer}[base + 1u]), f32(${buffer}[base + 2u]), f32(${buffer}[base + 3u]));
+    } else {
+      for (var i = 0u; i < 4u; i++) {
+        if (c + i < width) { v[i] = f32(${buffer}[base + i]); }
+      }
+    }`;
+  return `fn fetch_${name}4(r: u32, c: u32, rows: u32, width: u32) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  if (r < rows) {
+    ${load}${scale ? `\n    v *= ${scale};` : ''}
+  }
+  return v;
+}`;
+}
+
+function aSource(v: MmaVariant): string {
+  const binding = `@group(0) @binding(0) var<storage, read> a: array<${v.vec ? 'vec4<T>' : 'T'}>;`;
+  if (!v.scaled) {
+    return `${binding}
+${fetch4('a', 'a', v.vec)}
+fn fetch_a(r: u32, k: u32) -> vec4<f32> { return fetch_a4(r, k, p.m, p.ki); }
+fn unscale(row: u32, v: f32) -> f32 { return v; }`;
+  }
+  return `${binding}
+@group(0) @binding(6) var<storage, read> row_scale: array<vec2<f32>>; // (2^s, 2^-s) per row of a
+${fetch4('a', 'a', v.vec, 'row_scale[r].x')}
+fn fetch_a(r: u32, k: u32) -> vec4<f32> { return fetch_a4(r, k, p.m, p.ki); }
+fn unscale(row: u32, v: f32) -> f32 { return v * row_scale[row].y; }`;
+}
+
+function generate(v: MmaVariant, t: MmaTiling): string {
+  const { kind, transB } = v;
   const { bm, bn, threads } = blockOf(t);
   const sa = t.bk + 8;
   const sb = transB ? t.bk + 8 : bn + 8;
@@ -197,5 +279,12 @@ function generate(kind: MmaOperand['kind'], transB: boolean, t: MmaTiling): stri
     .replace('//{{MMA_STEP}}', mma)
     .replace('//{{STORE_NEXT}}', storeNext('      '))
     .replace('//{{EPILOGUE}}', epilogue);
-  return header + (kind === 'nf4' ? NF4_WGSL : '') + (kind === 'nf4' ? nf4Source : denseSource) + body;
+  const bSource =
+    kind === 'nf4'
+      ? NF4_WGSL + nf4Source
+      : denseSource.replace(
+          '//{{B4_SOURCE}}',
+          `@group(0) @binding(1) var<storage, read> b: array<${v.vec ? 'vec4<T>' : 'T'}>;\n${fetch4('b', 'b', v.vec)}`,
+        );
+  return header + bSource + body.replace('//{{A_SOURCE}}', aSource(v));
 }

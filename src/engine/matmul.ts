@@ -1,6 +1,7 @@
 // C = A · op(B) on the GPU (shaders/matmul.wgsl). The first kernel, and the pattern for the rest:
 // WGSL in shaders/, this wrapper, a float64 reference in reference/, a test comparing the two.
 import type { Kernels } from './kernels.ts';
+import { encodeMmaMatmul, mmaApplies } from './matmul-mma.ts';
 import { createTensor, type Tensor } from './tensor.ts';
 import tile128 from '../../shaders/tile128.wgsl?raw';
 import matmulSource from '../../shaders/matmul.wgsl?raw';
@@ -18,9 +19,15 @@ export interface MatmulShape {
 
 const TILE = 128;
 
-/** Records C[M,N] = A[M,K] · op(B) into `pass`. */
-export function encodeMatmul(kernels: Kernels, pass: GPUComputePassEncoder, a: Tensor, b: Tensor, c: Tensor, s: MatmulShape): void {
+/** Records C[M,N] = A[M,K] · op(B) into `pass`: f16 storage on the tensor cores where the device has
+ * f16 subgroup matrices (matmul-mma.ts; f32 stays here: its operands would be rounded to f16). */
+export function encodeMatmul(kernels: Kernels, pass: GPUComputePassEncoder, a: Tensor, b: Tensor, c: Tensor, s: MatmulShape & { tensorCores?: boolean }): void {
   checkShapes(a, b, c, s);
+  const operand = { kind: 'dense', b } as const;
+  if (a.dtype === 'f16' && s.tensorCores !== false && mmaApplies(kernels.gpu.info, operand)) {
+    encodeMmaMatmul(kernels, pass, a, operand, c, { m: s.m, nc: s.n, ki: s.k, transB: !!s.transB });
+    return;
+  }
   const kernel = kernels.get({ name: 'matmul', source: MATMUL_SOURCE, dtype: a.dtype, constants: { TRANS_B: !!s.transB } });
   kernels.dispatch(pass, kernel, [a.buffer, b.buffer, c.buffer], { m: s.m, n: s.n, k: s.k }, [
     Math.ceil(s.n / TILE),

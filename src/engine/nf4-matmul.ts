@@ -2,10 +2,12 @@
 // NF4 in GPU memory and are dequantized tile by tile in registers and workgroup memory.
 //   forward:  y[M, N] = x[M, K] · dequant(W)ᵀ (+ bias)   W [N, K] (nn.Linear's [out, in])
 //   backward: dx[M, K] = dy[M, N] · dequant(W)           (the gradient w.r.t. the layer input)
+// On a device with f16 subgroup matrices the tiled product runs on the tensor cores (matmul-mma.ts).
 // Reference: reference/nf4-matmul.ts (dequantizeNf4 on the CPU, then a float64 matmul).
 import { expectShape, createTensor, numel, type DType, type Tensor } from './tensor.ts';
 import { grid, submitPass, withResidualType, type Kernels } from './kernels.ts';
 import { NF4_WGSL, type Nf4GpuWeight } from './nf4.ts';
+import { encodeMmaMatmul, mmaApplies } from './matmul-mma.ts';
 import tile128 from '../../shaders/tile128.wgsl?raw';
 import source from '../../shaders/nf4-matmul.wgsl?raw';
 
@@ -19,6 +21,8 @@ export interface Nf4MatmulOptions {
   bias?: Tensor;
   /** out += result instead of out = result (e.g. dx of the base plus dx of LoRA). */
   accumulate?: boolean;
+  /** Use the tensor-core GEMM (matmul-mma.ts) for the tiled product where the device has it (default true). */
+  tensorCores?: boolean;
   /** Force a kernel: 'tiled' or 'gemv' (forward only, at most NF4_GEMV_MAX_ROWS rows). Default: by rows. */
   kernel?: 'tiled' | 'gemv';
 }
@@ -57,7 +61,7 @@ export function encodeNf4MatmulBackward(
   dy: Tensor,
   w: Nf4GpuWeight,
   dx: Tensor,
-  opts: Pick<Nf4MatmulOptions, 'accumulate'> = {},
+  opts: Pick<Nf4MatmulOptions, 'accumulate' | 'tensorCores'> = {},
 ): void {
   const [n, k] = weightShape(w);
   const m = rowsOf('nf4 matmul backward', dy, n, 'dy');
@@ -109,6 +113,11 @@ function dispatch(
     ['weight words', w.words.size],
   ] as const) {
     if (size > limit) throw new Error(`nf4 matmul: the ${what} (${size} B) exceeds maxStorageBufferBindingSize ${limit}`);
+  }
+  const operand = { kind: 'nf4', w } as const;
+  if (!s.gemv && opts.tensorCores !== false && mmaApplies(kernels.gpu.info, operand)) {
+    encodeMmaMatmul(kernels, pass, a, operand, out, { m: s.m, nc: s.nc, ki: s.ki, transB: s.trans, bias: opts.bias, accumulate: opts.accumulate });
+    return;
   }
   const spec = withResidualType('nf4-matmul', NF4_WGSL + tile128 + source, a.dtype, out.dtype);
   const kernel = s.gemv

@@ -63,12 +63,17 @@ export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repe
   const good: [string, MmaTiling][] = [];
   for (const [name, tiling] of Object.entries(MMA_TILINGS)) {
     let broken = false;
-    for (const [kind, transB] of [['dense', true], ['dense', false], ['nf4', true], ['nf4', false]] as const) {
-      const err = await compileErrors(gpu, name, specialise(`alias R = f32;\n${mmaSource(kind, transB, tiling)}`, 'f32'));
-      if (err) {
-        report.compileErrors[`${name}/${kind}/${transB ? 'T' : 'N'}`] = err;
-        console.log(`mma ${name} ${kind} ${transB ? 'T' : 'N'} does not compile:\n${err}`);
-        broken = true;
+    for (const kind of ['dense', 'nf4'] as const) {
+      for (const transB of [true, false]) {
+        for (const [vec, scaled] of [[true, true], [false, false]]) {
+          const v = { kind, transB, vec, scaled };
+          const err = await compileErrors(gpu, name, specialise(`alias R = f32;\n${mmaSource(v, tiling)}`, 'f32'));
+          if (err) {
+            report.compileErrors[`${name}/${JSON.stringify(v)}`] = err;
+            console.log(`mma ${name} ${JSON.stringify(v)} does not compile:\n${err}`);
+            broken = true;
+          }
+        }
       }
     }
     if (broken) continue;
@@ -99,7 +104,7 @@ export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repe
           encodeMmaMatmul(kernels, pass, as[i % copies], { kind: 'dense', b: bs[i % copies] }, c, { m: n, nc: n, ki: n, transB: true }, tiling),
         );
       }
-      await time('simt', `simt-dense-${dtype}`, [n, n, n], (pass, i) => encodeMatmul(kernels, pass, as[i % copies], bs[i % copies], c, { m: n, n, k: n, transB: true }));
+      await time('simt', `simt-dense-${dtype}`, [n, n, n], (pass, i) => encodeMatmul(kernels, pass, as[i % copies], bs[i % copies], c, { m: n, n, k: n, transB: true, tensorCores: false }));
       for (const t of [...as, ...bs, c]) t.buffer.destroy();
     }
   }
@@ -115,8 +120,8 @@ export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repe
       await time(name, 'nf4-forward', shape, (pass, i) => encodeMmaMatmul(kernels, pass, x, { kind: 'nf4', w: ws[i % copies] }, y, { m: tokens, nc: out, ki: inp, transB: true }, tiling));
       await time(name, 'nf4-backward', shape, (pass, i) => encodeMmaMatmul(kernels, pass, y, { kind: 'nf4', w: ws[i % copies] }, x, { m: tokens, nc: inp, ki: out, transB: false }, tiling));
     }
-    await time('simt', 'simt-nf4-forward', shape, (pass, i) => encodeNf4Matmul(kernels, pass, x, ws[i % copies], y, { kernel: 'tiled' }));
-    await time('simt', 'simt-nf4-backward', shape, (pass, i) => encodeNf4MatmulBackward(kernels, pass, y, ws[i % copies], x));
+    await time('simt', 'simt-nf4-forward', shape, (pass, i) => encodeNf4Matmul(kernels, pass, x, ws[i % copies], y, { kernel: 'tiled', tensorCores: false }));
+    await time('simt', 'simt-nf4-backward', shape, (pass, i) => encodeNf4MatmulBackward(kernels, pass, y, ws[i % copies], x, { tensorCores: false }));
     for (const w of ws) destroyNf4(w);
     x.buffer.destroy();
     y.buffer.destroy();
