@@ -32,6 +32,12 @@ const DAWN_FLAGS = [
   'disable-dawn-features=timestamp_quantization',
 ];
 
+/** Dawn's flags plus WEBTUNE_DAWN_ENABLE (comma-separated toggles), for benchmark experiments only. */
+function dawnFlags(): string[] {
+  const extra = typeof process !== 'undefined' ? process.env?.WEBTUNE_DAWN_ENABLE : undefined;
+  return extra ? [`${DAWN_FLAGS[0]},${extra}`, ...DAWN_FLAGS.slice(1)] : DAWN_FLAGS;
+}
+
 export type GpuLimits = Record<(typeof WANTED_LIMITS)[number], number>;
 
 export interface GpuInfo {
@@ -101,7 +107,7 @@ async function gpuEntryPoint(): Promise<{ gpu: GPU; runtime: GpuInfo['runtime'] 
     globals: Record<string, unknown>;
   };
   Object.assign(globalThis, dawn.globals);
-  dawnGpu ??= dawn.create(DAWN_FLAGS);
+  dawnGpu ??= dawn.create(dawnFlags());
   return { gpu: dawnGpu, runtime: 'node' };
 }
 

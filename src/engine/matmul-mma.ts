@@ -29,12 +29,14 @@ export interface MmaTiling {
 
 /** Tilings the benchmark compares; the first is the default. */
 export const MMA_TILINGS: Record<string, MmaTiling> = {
+  '128x128-w8-k64': { tm: 2, tn: 4, sgr: 4, sgc: 2, bk: 64 },
   '128x128-w8-k32': { tm: 2, tn: 4, sgr: 4, sgc: 2, bk: 32 },
   '128x128-w4-k32': { tm: 4, tn: 4, sgr: 2, sgc: 2, bk: 32 },
-  '128x128-w8-k64': { tm: 2, tn: 4, sgr: 4, sgc: 2, bk: 64 },
-  '64x128-w4-k32': { tm: 2, tn: 4, sgr: 2, sgc: 2, bk: 32 },
+  '128x128-w4-k64': { tm: 4, tn: 4, sgr: 2, sgc: 2, bk: 64 },
+  '128x256-w8-k32': { tm: 4, tn: 4, sgr: 2, sgc: 4, bk: 32 },
+  '256x128-w8-k32': { tm: 4, tn: 4, sgr: 4, sgc: 2, bk: 32 },
 };
-export const DEFAULT_MMA_TILING = MMA_TILINGS['128x128-w8-k32'];
+export const DEFAULT_MMA_TILING = MMA_TILINGS['128x128-w8-k64'];
 
 export type MmaOperand = { kind: 'dense'; b: Tensor } | { kind: 'nf4'; w: Nf4GpuWeight };
 
@@ -79,6 +81,8 @@ export function encodeMmaMatmul(
   out: Tensor,
   s: MmaMatmulShape,
   tiling: MmaTiling = DEFAULT_MMA_TILING,
+  /** Benchmark experiments only: force a variant's choices. */
+  force: Partial<Pick<MmaVariant, 'vec' | 'scaled'>> = {},
 ): void {
   if (!kernels.gpu.info.mmaF16) throw new Error('mma matmul: this device has no f16 16x16x16 subgroup matrices');
   if (numel(a.shape) !== s.m * s.ki) throw new Error(`mma matmul: a has shape [${a.shape}], expected ${s.m} x ${s.ki} elements`);
@@ -101,7 +105,9 @@ export function encodeMmaMatmul(
     transB: s.transB,
     vec: s.ki % 4 === 0 && (b.kind === 'nf4' || s.transB || s.nc % 4 === 0),
     scaled: a.dtype === 'f32',
+    ...force,
   };
+  if (v.vec && (s.ki % 4 !== 0 || (b.kind === 'dense' && !s.transB && s.nc % 4 !== 0))) throw new Error('mma matmul: vector loads need rows of a multiple of 4');
   const name = `matmul-mma(${variantName(v)},${tiling.tm}x${tiling.tn}/${tiling.sgr}x${tiling.sgc}/${tiling.bk})`;
   const spec = withResidualType(name, mmaSource(v, tiling), a.dtype, out.dtype);
   const kernel = kernels.get({ ...spec, dtype: a.dtype });

@@ -5,7 +5,7 @@
 // x·Wᵀ and backward dy·W, f32 activations as training stores them).
 import type { Gpu } from '../../src/engine/gpu.ts';
 import type { Kernels } from '../../src/engine/kernels.ts';
-import { encodeMmaMatmul, MMA_TILINGS, mmaSource, type MmaTiling } from '../../src/engine/matmul-mma.ts';
+import { DEFAULT_MMA_TILING, encodeMmaMatmul, MMA_TILINGS, mmaSource, type MmaTiling, type MmaVariant } from '../../src/engine/matmul-mma.ts';
 import { checkMmaMatmul, mmaCases, type MmaCheck } from '../../src/engine/matmul-mma-check.ts';
 import { encodeMatmul } from '../../src/engine/matmul.ts';
 import { encodeNf4Matmul, encodeNf4MatmulBackward } from '../../src/engine/nf4-matmul.ts';
@@ -109,16 +109,24 @@ export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repe
     }
   }
 
-  // The fused NF4 matmul at training shapes.
-  for (const [tokens, inp, out] of quick ? [[256, 512, 1792] as [number, number, number]] : MMA_SHAPES) {
+  // The fused NF4 matmul at training shapes: every tiling at the first shape (and, for two tilings, each
+  // choice of vector loads and row scaling, to see what each costs), the default tiling at the others.
+  const shapes = quick ? [[256, 512, 1792] as [number, number, number]] : MMA_SHAPES;
+  for (const [si, [tokens, inp, out]] of shapes.entries()) {
     const copies = rotationCopies((out * inp) / 2);
     const ws = Array.from({ length: copies }, (_, i) => randomNf4(kernels, out, inp, 100 + i));
     const x = randomTensor(kernels, [tokens, inp], 'f32', 1, 7, 'bench.mma.x');
     const y = createTensor(kernels.device, [tokens, out], 'f32', 'bench.mma.y');
     const shape = [tokens, inp, out];
-    for (const [name, tiling] of good) {
-      await time(name, 'nf4-forward', shape, (pass, i) => encodeMmaMatmul(kernels, pass, x, { kind: 'nf4', w: ws[i % copies] }, y, { m: tokens, nc: out, ki: inp, transB: true }, tiling));
-      await time(name, 'nf4-backward', shape, (pass, i) => encodeMmaMatmul(kernels, pass, y, { kind: 'nf4', w: ws[i % copies] }, x, { m: tokens, nc: inp, ki: out, transB: false }, tiling));
+    const tilings = si === 0 ? good : good.filter(([name]) => MMA_TILINGS[name] === DEFAULT_MMA_TILING);
+    for (const [name, tiling] of tilings) {
+      const forces: Partial<Pick<MmaVariant, 'vec' | 'scaled'>>[] = [{}];
+      if (si === 0 && (tiling === DEFAULT_MMA_TILING || name === '128x128-w4-k32')) forces.push({ vec: false, scaled: false }, { vec: true, scaled: false }, { vec: false, scaled: true });
+      for (const force of forces) {
+        const label = force.vec === undefined ? name : `${name}${force.vec ? '+vec' : '-vec'}${force.scaled ? '+scaled' : '-scaled'}`;
+        await time(label, 'nf4-forward', shape, (pass, i) => encodeMmaMatmul(kernels, pass, x, { kind: 'nf4', w: ws[i % copies] }, y, { m: tokens, nc: out, ki: inp, transB: true }, tiling, force));
+        await time(label, 'nf4-backward', shape, (pass, i) => encodeMmaMatmul(kernels, pass, y, { kind: 'nf4', w: ws[i % copies] }, x, { m: tokens, nc: inp, ki: out, transB: false }, tiling, force));
+      }
     }
     await time('simt', 'simt-nf4-forward', shape, (pass, i) => encodeNf4Matmul(kernels, pass, x, ws[i % copies], y, { kernel: 'tiled', tensorCores: false }));
     await time('simt', 'simt-nf4-backward', shape, (pass, i) => encodeNf4MatmulBackward(kernels, pass, y, ws[i % copies], x, { tensorCores: false }));
