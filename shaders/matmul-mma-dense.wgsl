@@ -1,14 +1,13 @@
-// B source of shaders/matmul-mma.wgsl: a dense matrix b in the storage type T.
+// B source of shaders/matmul-mma.wgsl: a dense f16 matrix b.
 //   TRANS_B:  b [nc, ki] (nn.Linear's [out, in]); op(B) = bᵀ. Tile [BN][SB], k fastest, read as
 //             column-major right matrices.
 //   else:     b [ki, nc]; op(B) = b. Tile [BK][SB], columns fastest, read as row-major ones.
 // An invocation fetches four consecutive elements of a row of b per share (B_FETCHES shares),
 // with one vector load where rows hold a multiple of 4 (the wrapper generates fetch_b4 and b's binding).
-// f32 values are rounded to f16 unscaled: meant for weights, whose magnitudes f16 holds.
 
 var<workgroup> tile_b: array<f16, B_TILE>;
 
-alias BShare = vec4<f32>;
+alias BShare = vec4<f16>;
 
 fn b_init(tid: u32) {}
 
@@ -30,8 +29,8 @@ fn fetch_b(tid: u32, i: u32, k0: u32, col0: u32) -> BShare {
 fn store_b(tid: u32, i: u32, v: BShare) {
   let s = b_slot(tid, i);
   let o = s.x * SB + s.y;
-  tile_b[o] = f16(v.x);
-  tile_b[o + 1u] = f16(v.y);
-  tile_b[o + 2u] = f16(v.z);
-  tile_b[o + 3u] = f16(v.w);
+  tile_b[o] = v.x;
+  tile_b[o + 1u] = v.y;
+  tile_b[o + 2u] = v.z;
+  tile_b[o + 3u] = v.w;
 }

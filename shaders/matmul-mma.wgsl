@@ -1,22 +1,19 @@
 // The tensor-core GEMM on subgroup matrices (chromium_experimental_subgroup_matrix, f16 x f16 -> f32
-// 16x16x16): out[m, nc] = a[m, ki] · op(B) (+ bias) (+ out), op(B) [ki, nc] from a dense matrix or
-// an NF4 weight (the B source, prepended by the wrapper, src/engine/matmul-mma.ts, with the tile
-// constants and the unrolled multiply step it generates).
+// 16x16x16): out[m, nc] = a[m, ki] · op(B) (+ bias) (+ out), a f16, op(B) [ki, nc] from a dense
+// f16 matrix or an NF4 weight (the B source, prepended by the wrapper, src/engine/matmul-mma.ts,
+// with a's binding and fetch_a, the tile constants and the unrolled multiply step it generates).
 //
 // A workgroup of THREADS invocations (subgroups of 32) computes a BM x BN block of out. Per step of
-// BK along k, every invocation fetches its share of the next A tile (T, widened to f32) and of the
-// next B tile (the B source's fetch_b) into registers while the subgroups multiply the tiles now in
-// workgroup memory; then the shares are rounded to f16 into workgroup memory. Subgroup s owns a
+// BK along k, every invocation fetches its share of the next A tile and of the next B tile (the B
+// source's fetch_b) into registers while the subgroups multiply the tiles now in workgroup memory;
+// then the shares go to workgroup memory (NF4 dequantized to f16 on the way). Subgroup s owns a
 // block of TM x TN result matrices (16x16 each, f32 in registers): rows (s / SGC) * TM * 16 and
 // columns (s % SGC) * TN * 16 of the workgroup's block. The A tile is [BM][SA] (k fastest) and
 // read as row-major left matrices; B's layout is the source's (see its header). Rows of the tiles
 // are padded (SA = BK + 8) so that the 16 rows of one matrix load fall into different banks.
 //
-// f16 has 5 exponent bits: an f32 operand (activations, and gradients far below 2^-14 in training)
-// would lose precision or flush to zero when rounded. So f32 rows of a are scaled by a power of two
-// that brings each row's max |value| into [2^14, 2^15) (row_scale, from shaders/row-scale.wgsl) and
-// the product's row is scaled back in the epilogue: both exact, so every row keeps f16's 11 bits
-// relative to its own largest element.
+// An f32 a arrives here as f16 rows scaled by powers of two (shaders/f16-rows.wgsl explains why);
+// unscale() multiplies each row of the product back by its 2^-s (exact), or is the identity.
 //
 // The epilogue goes through a 16x16 f32 staging area per subgroup: bounds, bias, accumulate and
 // the output type are handled per element there, once per result matrix (nothing per k step).
@@ -47,12 +44,12 @@ fn a_slot(tid: u32, i: u32) -> vec2<u32> {
   return vec2<u32>(f / (BK / 4u), (f % (BK / 4u)) * 4u);
 }
 
-fn store_a(at: vec2<u32>, v: vec4<f32>) {
+fn store_a(at: vec2<u32>, v: vec4<f16>) {
   let o = at.x * SA + at.y;
-  tile_a[o] = f16(v.x);
-  tile_a[o + 1u] = f16(v.y);
-  tile_a[o + 2u] = f16(v.z);
-  tile_a[o + 3u] = f16(v.w);
+  tile_a[o] = v.x;
+  tile_a[o + 1u] = v.y;
+  tile_a[o + 2u] = v.z;
+  tile_a[o + 3u] = v.w;
 }
 
 /** out[o] = v (+ bias[col]) (+ out[o]), rounded once to R; v is row `row` of the (scaled) product. */

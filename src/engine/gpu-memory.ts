@@ -70,6 +70,12 @@ export class GpuMemory {
     return buffer;
   }
 
+  /** Stops counting a buffer that is left to the garbage collector instead of destroyed (commands
+   * recorded but not yet submitted may still use it). */
+  forget(buffer: GPUBuffer): void {
+    this.release(buffer);
+  }
+
   /** Destroys a tracked (or untracked) buffer; the same as buffer.destroy(). */
   free(buffer: GPUBuffer): void {
     buffer.destroy();

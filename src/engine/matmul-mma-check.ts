@@ -18,7 +18,7 @@ export interface MmaCase {
   ki: number;
   transB: boolean;
   b: MmaOperand['kind'];
-  /** Storage type of a (and a dense B). */
+  /** Storage type of a (a dense B is f16). */
   dtype: DType;
   /** Type of out. */
   outDtype: DType;
@@ -67,8 +67,8 @@ export async function checkMmaMatmul(kernels: Kernels, c: MmaCase, tiling?: MmaT
   let operand: MmaOperand;
   let bHost: Float32Array;
   if (c.b === 'dense') {
-    bHost = stored(randomF32(ki * nc, seed + 1));
-    operand = { kind: 'dense', b: uploadTensor(device, bHost, bShape, c.dtype, 'mma-check.b') };
+    bHost = toF16(randomF32(ki * nc, seed + 1));
+    operand = { kind: 'dense', b: uploadTensor(device, bHost, bShape, 'f16', 'mma-check.b') };
   } else {
     const dense = uploadTensor(device, randomF32(ki * nc, seed + 1), bShape, 'f32', 'mma-check.w');
     const w = quantizeNf4Gpu(kernels, dense);

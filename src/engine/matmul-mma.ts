@@ -1,20 +1,21 @@
 // The tensor-core GEMM (shaders/matmul-mma.wgsl): out = a · op(B) on subgroup matrices, f16
-// operands (a and B rounded to f16 on their way into workgroup memory) and f32 accumulation, for
-// devices whose adapter offers the f16 16x16x16 configuration on 32-wide subgroups (GpuInfo.mmaF16:
-// NVIDIA under Vulkan with Dawn's toggles, DESIGN.md). B is a dense matrix in the storage type or an
-// NF4 weight dequantized tile by tile. The SIMT kernels (matmul.ts, nf4-matmul.ts) stay the
-// fallback and the reference: the callers choose this one where it applies (mmaApplies).
+// operands and f32 accumulation, for devices whose adapter offers the f16 16x16x16 configuration on
+// 32-wide subgroups (GpuInfo.mmaF16: NVIDIA under Vulkan with Dawn's toggles, DESIGN.md). B is a
+// dense f16 matrix or an NF4 weight dequantized tile by tile; an f32 a is first rounded to f16 row
+// by row with a power-of-two scale per row (shaders/f16-rows.wgsl), which the epilogue undoes. The
+// SIMT kernels (matmul.ts, nf4-matmul.ts) stay the fallback and the reference: the callers choose
+// this one where it applies (mmaApplies).
 //
 // This file generates the per-tiling parts of the shader: the accumulators, the register shares
 // and the multiply step are written out by name, not as arrays indexed in loops (NVIDIA's compiler
 // kept such arrays in local memory in the SIMT kernels; subgroup matrices must stay in registers).
 import { expectShape, numel, type Tensor } from './tensor.ts';
-import { grid, withResidualType, type Kernels } from './kernels.ts';
-import { trackedBuffer } from './gpu-memory.ts';
+import { grid, type Kernels } from './kernels.ts';
+import { gpuMemory, trackedBuffer } from './gpu-memory.ts';
 import { NF4_WGSL, type Nf4GpuWeight } from './nf4.ts';
 import type { GpuInfo } from './gpu.ts';
 import template from '../../shaders/matmul-mma.wgsl?raw';
-import rowScaleSource from '../../shaders/row-scale.wgsl?raw';
+import f16RowsSource from '../../shaders/f16-rows.wgsl?raw';
 import denseSource from '../../shaders/matmul-mma-dense.wgsl?raw';
 import nf4Source from '../../shaders/matmul-mma-nf4.wgsl?raw';
 
@@ -46,7 +47,7 @@ export interface MmaVariant {
   transB: boolean;
   /** Rows of a (and of a dense b) hold a multiple of 4 elements: one vector load per share. */
   vec: boolean;
-  /** a is f32: rows are scaled by powers of two into f16's range (shaders/row-scale.wgsl). */
+  /** a came as f32 and was scaled row by row (shaders/f16-rows.wgsl): the epilogue scales back. */
   scaled: boolean;
 }
 
@@ -65,14 +66,14 @@ export interface MmaMatmulShape {
   accumulate?: boolean;
 }
 
-/** Whether the tensor-core kernel can take this product on this device. */
+/** Whether the tensor-core kernel can take this product on this device: f16 subgroup matrices, and B
+ * an f16 matrix or an NF4 weight whose rows hold a multiple of 8 elements (its words are decoded whole). */
 export function mmaApplies(info: GpuInfo, b: MmaOperand): boolean {
   if (!info.mmaF16) return false;
-  // NF4 words are decoded whole: W's rows must hold a multiple of 8 elements.
-  return b.kind === 'dense' || b.w.shape[1] % 8 === 0;
+  return b.kind === 'dense' ? b.b.dtype === 'f16' : b.w.shape[1] % 8 === 0;
 }
 
-/** Records out = a · op(B) (+ bias) (+ out) into `pass`. a [m, ki] in the storage type; out [m, nc] in it or f32. */
+/** Records out = a · op(B) (+ bias) (+ out) into `pass`. a [m, ki] f16 or f32; out [m, nc] f16 or f32. */
 export function encodeMmaMatmul(
   kernels: Kernels,
   pass: GPUComputePassEncoder,
@@ -82,7 +83,7 @@ export function encodeMmaMatmul(
   s: MmaMatmulShape,
   tiling: MmaTiling = DEFAULT_MMA_TILING,
   /** Benchmark experiments only: force a variant's choices. */
-  force: Partial<Pick<MmaVariant, 'vec' | 'scaled'>> = {},
+  force: Partial<Pick<MmaVariant, 'vec'>> = {},
 ): void {
   if (!kernels.gpu.info.mmaF16) throw new Error('mma matmul: this device has no f16 16x16x16 subgroup matrices');
   if (numel(a.shape) !== s.m * s.ki) throw new Error(`mma matmul: a has shape [${a.shape}], expected ${s.m} x ${s.ki} elements`);
@@ -91,7 +92,7 @@ export function encodeMmaMatmul(
   const wShape = s.transB ? [s.nc, s.ki] : [s.ki, s.nc];
   if (b.kind === 'dense') {
     expectShape('mma matmul', b.b, wShape, 'B');
-    if (b.b.dtype !== a.dtype) throw new Error(`mma matmul: B is ${b.b.dtype}, a is ${a.dtype}`);
+    if (b.b.dtype !== 'f16') throw new Error(`mma matmul: a dense B must be f16, not ${b.b.dtype}`);
   } else {
     if (b.w.shape.join() !== wShape.join()) throw new Error(`mma matmul: W has shape [${b.w.shape}], expected [${wShape}]`);
     if (b.w.shape[1] % 8 !== 0) throw new Error(`mma matmul: W's rows hold ${b.w.shape[1]} elements, not a multiple of 8`);
@@ -109,25 +110,26 @@ export function encodeMmaMatmul(
   };
   if (v.vec && (s.ki % 4 !== 0 || (b.kind === 'dense' && !s.transB && s.nc % 4 !== 0))) throw new Error('mma matmul: vector loads need rows of a multiple of 4');
   const name = `matmul-mma(${variantName(v)},${tiling.tm}x${tiling.tn}/${tiling.sgr}x${tiling.sgc}/${tiling.bk})`;
-  const spec = withResidualType(name, mmaSource(v, tiling), a.dtype, out.dtype);
-  const kernel = kernels.get({ ...spec, dtype: a.dtype });
+  // f16 throughout whatever the storage type (T is unused); R is the output's type.
+  const kernel = kernels.get({ name: `${name}(R=${out.dtype})`, source: `alias R = ${out.dtype};\n${mmaSource(v, tiling)}`, dtype: 'f32' });
   const bs = Math.log2(b.kind === 'nf4' ? b.w.blocksize : 1);
   if (!Number.isInteger(bs)) throw new Error(`mma matmul: blocksize is not a power of two`);
+  const a16 = v.scaled ? encodeF16Rows(kernels, pass, a, s.m, s.ki) : { values: a.buffer, scales: undefined };
   // Unused bindings take a read-only buffer of the product (never read: has_bias says so).
   const stand = b.kind === 'nf4' ? b.w.absmax : b.b.buffer;
-  const bindings: [number, GPUBuffer][] =
+  const bindings: [number, GPUBuffer | GPUBufferBinding][] =
     b.kind === 'nf4'
       ? [
-          [0, a.buffer],
+          [0, a16.values],
           [1, b.w.words],
           [2, b.w.absmax],
         ]
       : [
-          [0, a.buffer],
+          [0, a16.values],
           [1, b.b.buffer],
         ];
   bindings.push([3, s.bias?.buffer ?? stand], [4, out.buffer]);
-  if (v.scaled) bindings.push([6, encodeRowScale(kernels, pass, a, s.m, s.ki)]);
+  if (a16.scales) bindings.push([6, a16.scales]);
   const params = {
     m: s.m,
     nc: s.nc,
@@ -141,22 +143,35 @@ export function encodeMmaMatmul(
   kernels.dispatchAt(pass, kernel, bindings, params, [Math.ceil(s.nc / bn), Math.ceil(s.m / bm)]);
 }
 
-/** One scratch buffer of row scales per device, grown as needed: the dispatches of a pass run in order, so each
- * GEMM reads the scales the row-scale dispatch just before it wrote. A replaced buffer is left to the collector
- * (commands recorded but not yet submitted may still use it). */
-const rowScales = new WeakMap<GPUDevice, GPUBuffer>();
+/**
+ * The scratch an f32 a is converted into, one per device: its f16 values and its row scales. The
+ * dispatches of a pass run in order, so each GEMM reads what the conversion just before it wrote.
+ * Grown by doubling; a replaced buffer is left to the garbage collector, not destroyed (commands
+ * recorded but not yet submitted may still use it). The largest a in training is a gradient
+ * [tokens, intermediate]: 58.7 MB at 2048 tokens of an 8B.
+ */
+const f16Scratch = new WeakMap<GPUDevice, GPUBuffer>();
 
-/** Records the row scales of a [m, k] (f32) and returns the buffer holding them. */
-function encodeRowScale(kernels: Kernels, pass: GPUComputePassEncoder, a: Tensor, m: number, k: number): GPUBuffer {
-  let buffer = rowScales.get(kernels.device);
-  if (!buffer || buffer.size < m * 8) {
-    const rows = Math.max(m, 4096, buffer ? (buffer.size / 8) * 2 : 0);
-    buffer = trackedBuffer(kernels.device, { size: rows * 8, usage: GPUBufferUsage.STORAGE, label: 'mma.row_scale' }, 'scratch');
-    rowScales.set(kernels.device, buffer);
+function scratch(device: GPUDevice, bytes: number): GPUBuffer {
+  let buffer = f16Scratch.get(device);
+  if (!buffer || buffer.size < bytes) {
+    if (buffer) gpuMemory(device).forget(buffer);
+    const size = Math.max(bytes, 16 << 20, (buffer?.size ?? 0) * 2);
+    buffer = trackedBuffer(device, { size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, label: 'mma.f16_rows' }, 'scratch');
+    f16Scratch.set(device, buffer);
   }
-  const kernel = kernels.get({ name: 'row-scale', source: rowScaleSource, dtype: a.dtype });
-  kernels.dispatch(pass, kernel, [a.buffer, buffer], { m, k }, grid(kernels, m));
   return buffer;
+}
+
+/** Records the row-scaled f16 copy of a [m, k] (f32): its values at the start of the scratch, the scales after them. */
+export function encodeF16Rows(kernels: Kernels, pass: GPUComputePassEncoder, a: Tensor, m: number, k: number): { values: GPUBufferBinding; scales: GPUBufferBinding } {
+  const valueBytes = Math.ceil((m * k * 2) / 256) * 256; // the scales start on a binding-offset boundary
+  const buffer = scratch(kernels.device, valueBytes + m * 8);
+  const values = { buffer, offset: 0, size: valueBytes };
+  const scales = { buffer, offset: valueBytes, size: m * 8 };
+  const kernel = kernels.get({ name: 'f16-rows', source: f16RowsSource, dtype: a.dtype });
+  kernels.dispatchAt(pass, kernel, [[0, a.buffer], [1, values], [2, scales]], { m, k }, grid(kernels, m));
+  return { values, scales };
 }
 
 function variantName(v: MmaVariant): string {
@@ -178,43 +193,40 @@ export function mmaSource(v: MmaVariant, t: MmaTiling): string {
 }
 
 /**
- * fetch_NAME4(r, c, rows, width): four consecutive elements of row r of `buffer` (rows of `width`)
- * from column c, widened to f32 and multiplied by `scale` (zeros outside). With `vec` (width and c
- * multiples of 4) one vector load, else element by element.
+ * fetch_NAME4(r, c, rows, width): four consecutive f16 elements of row r of `buffer` (rows of
+ * `width`) from column c (zeros outside). With `vec` (width and c multiples of 4) one vector load,
+ * else element by element.
  */
-function fetch4(name: string, buffer: string, vec: boolean, scale?: string): string {
+function fetch4(name: string, buffer: string, vec: boolean): string {
   const load = vec
-    ? `if (c < width) { v = vec4<f32>(${buffer}[(r * width + c) / 4u]); }`
+    ? `if (c < width) { v = ${buffer}[(r * width + c) / 4u]; }`
     : `let base = r * width + c;
     if (c + 3u < width) {
-      v = vec4<f32>(f32(${buffer}[base]), f32(${buffer}[base + 1u]), f32(${buffer}[base + 2u]), f32(${buffer}[base + 3u]));
+      v = vec4<f16>(${buffer}[base], ${buffer}[base + 1u], ${buffer}[base + 2u], ${buffer}[base + 3u]);
     } else {
       for (var i = 0u; i < 4u; i++) {
-        if (c + i < width) { v[i] = f32(${buffer}[base + i]); }
+        if (c + i < width) { v[i] = ${buffer}[base + i]; }
       }
     }`;
-  return `fn fetch_${name}4(r: u32, c: u32, rows: u32, width: u32) -> vec4<f32> {
-  var v = vec4<f32>(0.0);
+  return `@group(0) @binding(${buffer === 'a' ? 0 : 1}) var<storage, read> ${buffer}: array<${vec ? 'vec4<f16>' : 'f16'}>;
+fn fetch_${name}4(r: u32, c: u32, rows: u32, width: u32) -> vec4<f16> {
+  var v = vec4<f16>(0.0);
   if (r < rows) {
-    ${load}${scale ? `\n    v *= ${scale};` : ''}
+    ${load}
   }
   return v;
 }`;
 }
 
 function aSource(v: MmaVariant): string {
-  const binding = `@group(0) @binding(0) var<storage, read> a: array<${v.vec ? 'vec4<T>' : 'T'}>;`;
-  if (!v.scaled) {
-    return `${binding}
-${fetch4('a', 'a', v.vec)}
-fn fetch_a(r: u32, k: u32) -> vec4<f32> { return fetch_a4(r, k, p.m, p.ki); }
-fn unscale(row: u32, v: f32) -> f32 { return v; }`;
-  }
-  return `${binding}
+  const fetch = `${fetch4('a', 'a', v.vec)}
+fn fetch_a(r: u32, k: u32) -> vec4<f16> { return fetch_a4(r, k, p.m, p.ki); }`;
+  return v.scaled
+    ? `${fetch}
 @group(0) @binding(6) var<storage, read> row_scale: array<vec2<f32>>; // (2^s, 2^-s) per row of a
-${fetch4('a', 'a', v.vec, 'row_scale[r].x')}
-fn fetch_a(r: u32, k: u32) -> vec4<f32> { return fetch_a4(r, k, p.m, p.ki); }
-fn unscale(row: u32, v: f32) -> f32 { return v * row_scale[row].y; }`;
+fn unscale(row: u32, v: f32) -> f32 { return v * row_scale[row].y; }`
+    : `${fetch}
+fn unscale(row: u32, v: f32) -> f32 { return v; }`;
 }
 
 function generate(v: MmaVariant, t: MmaTiling): string {
@@ -277,7 +289,7 @@ function generate(v: MmaVariant, t: MmaTiling): string {
     .replace('//{{ACC_DECL}}', cells.map(([i, j]) => `var acc${i}_${j} = subgroup_matrix_result<f32, 16, 16>();`).join('\n  '))
     .replace(
       '//{{FETCH_DECL}}',
-      [...range(aFetches).map((i) => `var na${i}: vec4<f32>;`), ...range(bFetches).map((i) => `var nb${i}: BShare;`)].join('\n  ') +
+      [...range(aFetches).map((i) => `var na${i}: vec4<f16>;`), ...range(bFetches).map((i) => `var nb${i}: BShare;`)].join('\n  ') +
         `\n  {\n    let k0 = 0u;\n    ${fetchNext.replaceAll('\n      ', '\n    ')}\n  }`,
     )
     .replace('//{{STORE_NEXT}}', storeNext('  '))
@@ -290,7 +302,7 @@ function generate(v: MmaVariant, t: MmaTiling): string {
       ? NF4_WGSL + nf4Source
       : denseSource.replace(
           '//{{B4_SOURCE}}',
-          `@group(0) @binding(1) var<storage, read> b: array<${v.vec ? 'vec4<T>' : 'T'}>;\n${fetch4('b', 'b', v.vec)}`,
+          fetch4('b', 'b', v.vec),
         );
   return header + bSource + body.replace('//{{A_SOURCE}}', aSource(v));
 }

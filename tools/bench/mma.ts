@@ -1,7 +1,7 @@
 // The tensor-core GEMM (src/engine/matmul-mma.ts) beside the SIMT kernels it replaces, in one run:
 // every tiling is checked against float64 first (src/engine/matmul-mma-check.ts; a failing or
-// uncompilable variant is reported and not timed), then timed at 4096^3 (dense f16 operands, and
-// f32 operands rounded on the way in) and at the training shapes of the fused NF4 matmul (forward
+// uncompilable variant is reported and not timed), then timed at 4096^3 (dense f16 operands, and an
+// f32 a converted to row-scaled f16 first) and at the training shapes of the fused NF4 matmul (forward
 // x·Wᵀ and backward dy·W, f32 activations as training stores them).
 import type { Gpu } from '../../src/engine/gpu.ts';
 import type { Kernels } from '../../src/engine/kernels.ts';
@@ -11,7 +11,7 @@ import { encodeMatmul } from '../../src/engine/matmul.ts';
 import { encodeNf4Matmul, encodeNf4MatmulBackward } from '../../src/engine/nf4-matmul.ts';
 import { destroyNf4 } from '../../src/engine/nf4.ts';
 import { specialise } from '../../src/engine/kernels.ts';
-import { createTensor, type DType } from '../../src/engine/tensor.ts';
+import { createTensor } from '../../src/engine/tensor.ts';
 import { randomNf4, randomTensor } from './engine.ts';
 import { rotationCopies, timePass } from './timing.ts';
 
@@ -91,22 +91,25 @@ export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repe
     if (ok) good.push([name, tiling]);
   }
 
-  // Dense square products: the tensor cores' headline, f16 operands and f32 ones rounded on the way in.
+  // Dense square products: f16 operands (the tensor cores' headline), and an f32 a (converted to
+  // row-scaled f16 first) against the same f16 b.
   for (const n of sizes) {
-    for (const dtype of ['f16', 'f32'] as DType[]) {
-      if (dtype === 'f16' && !gpu.info.f16) continue;
-      const copies = rotationCopies(2 * n * n * (dtype === 'f32' ? 4 : 2));
-      const as = Array.from({ length: copies }, (_, i) => randomTensor(kernels, [n, n], dtype, 1, 10 + i, 'bench.mma.a'));
-      const bs = Array.from({ length: copies }, (_, i) => randomTensor(kernels, [n, n], dtype, 1, 20 + i, 'bench.mma.b'));
-      const c = createTensor(kernels.device, [n, n], dtype, 'bench.mma.c');
-      for (const [name, tiling] of good) {
-        await time(name, `dense-${dtype === 'f16' ? 'f16' : 'f32in'}`, [n, n, n], (pass, i) =>
-          encodeMmaMatmul(kernels, pass, as[i % copies], { kind: 'dense', b: bs[i % copies] }, c, { m: n, nc: n, ki: n, transB: true }, tiling),
-        );
-      }
-      await time('simt', `simt-dense-${dtype}`, [n, n, n], (pass, i) => encodeMatmul(kernels, pass, as[i % copies], bs[i % copies], c, { m: n, n, k: n, transB: true, tensorCores: false }));
-      for (const t of [...as, ...bs, c]) t.buffer.destroy();
+    const copies = rotationCopies(2 * n * n * 2);
+    const as = Array.from({ length: copies }, (_, i) => randomTensor(kernels, [n, n], 'f16', 1, 10 + i, 'bench.mma.a'));
+    const a32 = Array.from({ length: copies }, (_, i) => randomTensor(kernels, [n, n], 'f32', 1, 30 + i, 'bench.mma.a32'));
+    const bs = Array.from({ length: copies }, (_, i) => randomTensor(kernels, [n, n], 'f16', 1, 20 + i, 'bench.mma.b'));
+    const c = createTensor(kernels.device, [n, n], 'f16', 'bench.mma.c');
+    const c32 = createTensor(kernels.device, [n, n], 'f32', 'bench.mma.c32');
+    for (const [name, tiling] of good) {
+      await time(name, 'dense-f16', [n, n, n], (pass, i) =>
+        encodeMmaMatmul(kernels, pass, as[i % copies], { kind: 'dense', b: bs[i % copies] }, c, { m: n, nc: n, ki: n, transB: true }, tiling),
+      );
+      await time(name, 'dense-f32a', [n, n, n], (pass, i) =>
+        encodeMmaMatmul(kernels, pass, a32[i % copies], { kind: 'dense', b: bs[i % copies] }, c32, { m: n, nc: n, ki: n, transB: true }, tiling),
+      );
     }
+    await time('simt', 'simt-dense-f16', [n, n, n], (pass, i) => encodeMatmul(kernels, pass, as[i % copies], bs[i % copies], c, { m: n, n, k: n, transB: true, tensorCores: false }));
+    for (const t of [...as, ...a32, ...bs, c, c32]) t.buffer.destroy();
   }
 
   // The fused NF4 matmul at training shapes: every tiling at the first shape (and, for two tilings, each
@@ -120,10 +123,10 @@ export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repe
     const shape = [tokens, inp, out];
     const tilings = si === 0 ? good : good.filter(([name]) => MMA_TILINGS[name] === DEFAULT_MMA_TILING);
     for (const [name, tiling] of tilings) {
-      const forces: Partial<Pick<MmaVariant, 'vec' | 'scaled'>>[] = [{}];
-      if (si === 0 && (tiling === DEFAULT_MMA_TILING || name === '128x128-w4-k32')) forces.push({ vec: false, scaled: false }, { vec: true, scaled: false }, { vec: false, scaled: true });
+      const forces: Partial<Pick<MmaVariant, 'vec'>>[] = [{}];
+      if (si === 0) forces.push({ vec: false });
       for (const force of forces) {
-        const label = force.vec === undefined ? name : `${name}${force.vec ? '+vec' : '-vec'}${force.scaled ? '+scaled' : '-scaled'}`;
+        const label = force.vec === undefined ? name : `${name}-vec`;
         await time(label, 'nf4-forward', shape, (pass, i) => encodeMmaMatmul(kernels, pass, x, { kind: 'nf4', w: ws[i % copies] }, y, { m: tokens, nc: out, ki: inp, transB: true }, tiling, force));
         await time(label, 'nf4-backward', shape, (pass, i) => encodeMmaMatmul(kernels, pass, y, { kind: 'nf4', w: ws[i % copies] }, x, { m: tokens, nc: inp, ki: out, transB: false }, tiling, force));
       }
