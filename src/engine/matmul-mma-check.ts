@@ -82,7 +82,7 @@ export async function checkMmaMatmul(kernels: Kernels, c: MmaCase, tiling?: MmaT
   const before = c.accumulate ? stored(randomF32(m * nc, seed + 3)) : undefined;
   const out = before ? uploadTensor(device, before, [m, nc], c.outDtype, 'mma-check.out') : createTensor(device, [m, nc], c.outDtype, 'mma-check.out');
   const beforeStored = before && (c.outDtype === 'f16' ? toF16(before) : before);
-  submitPass(kernels, (pass) => encodeMmaMatmul(kernels, pass, a, operand, out, { ...c, bias, accumulate: c.accumulate }, tiling));
+  submitPass(kernels, (pass) => encodeMmaMatmul(kernels, pass, a, operand, out, { ...c, bias, accumulate: c.accumulate }, { tiling }));
   const got = await readTensor(device, out);
   const shape = { m, n: nc, k: ki, transB: c.transB };
   const errOf = (aa: Float32Array, bb: Float32Array) => {

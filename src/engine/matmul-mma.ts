@@ -39,6 +39,20 @@ export const MMA_TILINGS: Record<string, MmaTiling> = {
 };
 export const DEFAULT_MMA_TILING = MMA_TILINGS['128x128-w8-k64'];
 
+/**
+ * The tiling and load width measured fastest on the H200 (bench/h200-2026-11-29-mma-v3.json, with
+ * Chrome's default robustness): NF4 B 128x256 blocks of eight subgroups, 68-73 TFLOP/s (the SIMT
+ * kernel: 23-30), where the grid still has 256 workgroups to fill the GPU, else 128x128 with k steps
+ * of 64 (62-65); a's rows element by element (vector loads measured 20-40% slower with NF4). Dense
+ * f16 B: 128x128 blocks of four subgroups with vector loads, 87 TFLOP/s (SIMT f16: 23).
+ */
+export function chooseMma(kind: MmaOperand['kind'], m: number, nc: number): { tiling: MmaTiling; vec: boolean } {
+  if (kind === 'dense') return { tiling: MMA_TILINGS['128x128-w4-k32'], vec: true };
+  const wide = MMA_TILINGS['128x256-w8-k32'];
+  const { bm, bn } = blockOf(wide);
+  return { tiling: Math.ceil(m / bm) * Math.ceil(nc / bn) >= 256 ? wide : DEFAULT_MMA_TILING, vec: false };
+}
+
 export type MmaOperand = { kind: 'dense'; b: Tensor } | { kind: 'nf4'; w: Nf4GpuWeight };
 
 /** What the generated shader depends on besides the tiling. */
@@ -81,9 +95,8 @@ export function encodeMmaMatmul(
   b: MmaOperand,
   out: Tensor,
   s: MmaMatmulShape,
-  tiling: MmaTiling = DEFAULT_MMA_TILING,
-  /** Benchmark experiments only: force a variant's choices. */
-  force: Partial<Pick<MmaVariant, 'vec'>> = {},
+  /** Benchmark experiments only: a tiling and load width other than chooseMma's. */
+  force: { tiling?: MmaTiling; vec?: boolean } = {},
 ): void {
   if (!kernels.gpu.info.mmaF16) throw new Error('mma matmul: this device has no f16 16x16x16 subgroup matrices');
   if (numel(a.shape) !== s.m * s.ki) throw new Error(`mma matmul: a has shape [${a.shape}], expected ${s.m} x ${s.ki} elements`);
@@ -101,13 +114,10 @@ export function encodeMmaMatmul(
     expectShape('mma matmul', s.bias, [s.nc], 'bias');
     if (s.bias.dtype !== 'f32') throw new Error(`mma matmul: bias must be f32, not ${s.bias.dtype}`);
   }
-  const v: MmaVariant = {
-    kind: b.kind,
-    transB: s.transB,
-    vec: s.ki % 4 === 0 && (b.kind === 'nf4' || s.transB || s.nc % 4 === 0),
-    scaled: a.dtype === 'f32',
-    ...force,
-  };
+  const chosen = chooseMma(b.kind, s.m, s.nc);
+  const tiling = force.tiling ?? chosen.tiling;
+  const aligned = s.ki % 4 === 0 && (b.kind === 'nf4' || s.transB || s.nc % 4 === 0);
+  const v: MmaVariant = { kind: b.kind, transB: s.transB, vec: force.vec ?? (chosen.vec && aligned), scaled: a.dtype === 'f32' };
   if (v.vec && (s.ki % 4 !== 0 || (b.kind === 'dense' && !s.transB && s.nc % 4 !== 0))) throw new Error('mma matmul: vector loads need rows of a multiple of 4');
   const name = `matmul-mma(${variantName(v)},${tiling.tm}x${tiling.tn}/${tiling.sgr}x${tiling.sgc}/${tiling.bk})`;
   // f16 throughout whatever the storage type (T is unused); R is the output's type.

@@ -18,7 +18,7 @@
 //
 // Options: --only matmul,nf4,load   --sizes 1024,2048,4096   --repeats N   --json FILE   --torch FILE
 //          --torch-models FILE
-//          --quick (small shapes and few repeats, for a software GPU)
+//          --quick (small shapes and few repeats, for a software GPU)   --no-tensor-cores
 //          --load-shape 1b|8b   --load-layers N   --load-vocab N   --load-repeats N   --load-dir DIR
 //          --load-shard-bytes N   --keep (leave the generated cache folder in place)
 //          --model-shapes 1b,8b   --model-layers N   --model-vocab N   --seq N   --train-steps N (0: none)
@@ -47,6 +47,7 @@ interface Args {
   sizes: number[];
   repeats: number;
   quick: boolean;
+  tensorCores: boolean;
   load: LoadBenchOptions;
   engine: EngineBenchOptions;
   export: ExportBenchOptions;
@@ -59,6 +60,7 @@ function parseArgs(argv: string[]): Args {
     sizes: quick ? [256, 512] : [1024, 2048, 4096],
     repeats: quick ? 3 : 20,
     quick,
+    tensorCores: true,
     // --quick: the 1B's layer shapes, 2 of its 16 layers and a 16k vocab (about 0.16 B params).
     engine: engineDefaults(quick),
     export: { shapes: ['demo'] },
@@ -73,6 +75,10 @@ function parseArgs(argv: string[]): Args {
     const flag = argv[i];
     const v = argv[i + 1];
     if (flag === '--quick' || flag === '--build-only') continue;
+    if (flag === '--no-tensor-cores') {
+      args.tensorCores = false;
+      continue;
+    }
     if (flag === '--keep') {
       args.load.keep = true;
       continue;
@@ -139,7 +145,8 @@ function addTorchModels(results: ModelBenchResult[], file: string): void {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const gpu = await getGpu();
-  const kernels = new Kernels(gpu);
+  // --no-tensor-cores: every product on the SIMT kernels, for a side-by-side run of the same figures.
+  const kernels = new Kernels(args.tensorCores ? gpu : { ...gpu, info: { ...gpu.info, mmaF16: false } });
   console.log(describeGpu(gpu.info));
   const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult | AttentionBenchResult | MmaBenchReport)[] = [];
   const summary: string[] = [];
@@ -211,6 +218,7 @@ async function main() {
     date: new Date().toISOString(),
     gpu: gpu.info,
     timing: gpu.info.timestamps ? 'gpu-timestamps' : 'wall-clock',
+    tensorCores: kernels.gpu.info.mmaF16,
     quick: args.quick,
     summary,
     results,

@@ -5,7 +5,7 @@
 // x·Wᵀ and backward dy·W, f32 activations as training stores them).
 import type { Gpu } from '../../src/engine/gpu.ts';
 import type { Kernels } from '../../src/engine/kernels.ts';
-import { DEFAULT_MMA_TILING, encodeMmaMatmul, MMA_TILINGS, mmaSource, type MmaTiling, type MmaVariant } from '../../src/engine/matmul-mma.ts';
+import { chooseMma, DEFAULT_MMA_TILING, encodeMmaMatmul, MMA_TILINGS, mmaSource, type MmaTiling } from '../../src/engine/matmul-mma.ts';
 import { checkMmaMatmul, mmaCases, type MmaCheck } from '../../src/engine/matmul-mma-check.ts';
 import { encodeMatmul } from '../../src/engine/matmul.ts';
 import { encodeNf4Matmul, encodeNf4MatmulBackward } from '../../src/engine/nf4-matmul.ts';
@@ -102,10 +102,10 @@ export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repe
     const c32 = createTensor(kernels.device, [n, n], 'f32', 'bench.mma.c32');
     for (const [name, tiling] of good) {
       await time(name, 'dense-f16', [n, n, n], (pass, i) =>
-        encodeMmaMatmul(kernels, pass, as[i % copies], { kind: 'dense', b: bs[i % copies] }, c, { m: n, nc: n, ki: n, transB: true }, tiling),
+        encodeMmaMatmul(kernels, pass, as[i % copies], { kind: 'dense', b: bs[i % copies] }, c, { m: n, nc: n, ki: n, transB: true }, { tiling }),
       );
       await time(name, 'dense-f32a', [n, n, n], (pass, i) =>
-        encodeMmaMatmul(kernels, pass, a32[i % copies], { kind: 'dense', b: bs[i % copies] }, c32, { m: n, nc: n, ki: n, transB: true }, tiling),
+        encodeMmaMatmul(kernels, pass, a32[i % copies], { kind: 'dense', b: bs[i % copies] }, c32, { m: n, nc: n, ki: n, transB: true }, { tiling }),
       );
     }
     await time('simt', 'simt-dense-f16', [n, n, n], (pass, i) => encodeMatmul(kernels, pass, as[i % copies], bs[i % copies], c, { m: n, n, k: n, transB: true, tensorCores: false }));
@@ -121,14 +121,15 @@ export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repe
     const x = randomTensor(kernels, [tokens, inp], 'f32', 1, 7, 'bench.mma.x');
     const y = createTensor(kernels.device, [tokens, out], 'f32', 'bench.mma.y');
     const shape = [tokens, inp, out];
-    const tilings = si === 0 ? good : good.filter(([name]) => MMA_TILINGS[name] === DEFAULT_MMA_TILING);
+    const chosen = chooseMma('nf4', tokens, out).tiling;
+    const tilings = si === 0 ? good : good.filter(([, t]) => t === chosen || t === DEFAULT_MMA_TILING);
     for (const [name, tiling] of tilings) {
-      const forces: Partial<Pick<MmaVariant, 'vec'>>[] = [{}];
-      if (si === 0) forces.push({ vec: false });
+      const forces: { tiling: MmaTiling; vec?: boolean }[] = [{ tiling, vec: false }];
+      if (si === 0) forces.push({ tiling, vec: true });
       for (const force of forces) {
-        const label = force.vec === undefined ? name : `${name}-vec`;
-        await time(label, 'nf4-forward', shape, (pass, i) => encodeMmaMatmul(kernels, pass, x, { kind: 'nf4', w: ws[i % copies] }, y, { m: tokens, nc: out, ki: inp, transB: true }, tiling, force));
-        await time(label, 'nf4-backward', shape, (pass, i) => encodeMmaMatmul(kernels, pass, y, { kind: 'nf4', w: ws[i % copies] }, x, { m: tokens, nc: inp, ki: out, transB: false }, tiling, force));
+        const label = force.vec ? `${name}+vec` : name;
+        await time(label, 'nf4-forward', shape, (pass, i) => encodeMmaMatmul(kernels, pass, x, { kind: 'nf4', w: ws[i % copies] }, y, { m: tokens, nc: out, ki: inp, transB: true }, force));
+        await time(label, 'nf4-backward', shape, (pass, i) => encodeMmaMatmul(kernels, pass, y, { kind: 'nf4', w: ws[i % copies] }, x, { m: tokens, nc: inp, ki: out, transB: false }, force));
       }
     }
     await time('simt', 'simt-nf4-forward', shape, (pass, i) => encodeNf4Matmul(kernels, pass, x, ws[i % copies], y, { kernel: 'tiled', tensorCores: false }));
