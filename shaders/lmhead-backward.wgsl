@@ -12,6 +12,8 @@
 //            accumulation), then dlogits per element. exp only sees logit - lse <= ~0.
 //   dh_main  dh[M, H] (+)= g[M, Vc] · E_chunk[Vc, H]: the same tile shape (64 x 64 of dh, k =
 //            the chunk's vocabulary rows in steps of 16), rounded once to dh's type when stored.
+//   grad_rows  dlogits from logits another kernel wrote into g (the tensor-core GEMM, lmhead-
+//            backward.ts, which also does the dh product): in place, one invocation per element.
 // Types (declared by the wrapper, lmhead.ts lmHeadTypes): `A` = storage type of h, `E` = storage
 // type of the matrix (f32 or f16 each: training has f32 h and an f16 E), widened to f32 as they are
 // staged (f32 accumulation); `R` = type of dh: f32 (recommended: it accumulates over the chunks)
@@ -133,4 +135,16 @@ fn dh_main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: 
       }
     }
   }
+}
+
+@compute @workgroup_size(256)
+fn grad_rows(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) tid: u32) {
+  let i = (wg.y * nwg.x + wg.x) * 256u + tid;
+  if (i >= p.rows * p.chunk_rows) { return; }
+  let r = i / p.chunk_rows;
+  let c = i % p.chunk_rows;
+  let t = targets[r];
+  let o = r * p.g_stride + c;
+  let d = exp(g[o] - lse[r]) - select(0.0, 1.0, t == p.v0 + c);
+  g[o] = select(0.0, d * p.inv_n, t < p.vocab);
 }

@@ -13,6 +13,9 @@
 //            0 otherwise. After the last chunk's combine, lse and loss are final.
 //   logits   the same tile, written out (f32) for rows [row0, row0 + rows): generation takes the
 //            last position's logits [V] this way.
+//   stats_rows  the statistics of `stats` from logits another kernel wrote (the tensor-core GEMM,
+//            lmhead.ts): `out` holds the chunk's logits [rows, chunk_rows]; one workgroup per row
+//            leaves one partial per row (combine then reads p.tiles = 1 partial).
 // Accuracy: exp only ever sees logit - max <= 0 (WGSL: 3 + 2|x| ULP, so the terms that matter,
 // near the max, are accurate to a few ULP); log(sum) with sum in [1, V] is within 2^-21 absolute
 // or 3 ULP. No infinities are used: "minus infinity" is -3e38 and empty partials have sum 0.
@@ -33,6 +36,7 @@ struct Params {
   first: u32,      // combine: the first chunk (no running stats yet)
   out_stride: u32, // logits: row stride of `out`
   out_col0: u32,   // logits: column of `out` that vocabulary row v0 goes to
+  row_partials: u32, // combine: 1 when stats_rows left one partial per row (else one per 64 columns)
 }
 
 @group(0) @binding(0) var<storage, read> h: array<A>;
@@ -134,7 +138,7 @@ fn stats(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: ve
 fn combine(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let r = (wg.y * nwg.x + wg.x) * 64u + lid.x;
   if (r >= p.rows) { return; }
-  let ntiles = (p.chunk_rows + BN - 1u) / BN;
+  let ntiles = select((p.chunk_rows + BN - 1u) / BN, 1u, p.row_partials != 0u);
   let base = r * p.tiles * 2u;
   var mx = NEG;
   for (var t = 0u; t < ntiles; t++) { mx = max(mx, partial[base + 2u * t]); }
@@ -201,5 +205,47 @@ fn logits_row(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: ve
   }
   if (lane == 0u && c < p.chunk_rows) {
     out[p.out_col0 + c] = row_part[tid];
+  }
+}
+
+var<workgroup> row_red: array<f32, 256>;
+
+/** The max (op 0) or the sum (op 1) of row_red[0..256), left in row_red[0]; uniform control flow. */
+fn reduce_row_red(tid: u32, op: u32) {
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (tid < s) {
+      let a = row_red[tid];
+      let b = row_red[tid + s];
+      row_red[tid] = select(max(a, b), a + b, op == 1u);
+    }
+    workgroupBarrier();
+  }
+}
+
+@compute @workgroup_size(256)
+fn stats_rows(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) tid: u32) {
+  let r = wg.y * nwg.x + wg.x; // uniform: one row per workgroup
+  if (r >= p.rows) { return; }
+  let base = r * p.chunk_rows;
+  let t = targets[p.row0 + r];
+  var mx = NEG;
+  for (var c = tid; c < p.chunk_rows; c += 256u) {
+    let l = out[base + c];
+    mx = max(mx, l);
+    if (t == p.v0 + c) { tlogit[r] = l; }
+  }
+  row_red[tid] = mx;
+  workgroupBarrier();
+  reduce_row_red(tid, 0u);
+  let m = row_red[0];
+  workgroupBarrier();
+  var sum = 0.0;
+  for (var c = tid; c < p.chunk_rows; c += 256u) { sum += exp(out[base + c] - m); }
+  row_red[tid] = sum;
+  workgroupBarrier();
+  reduce_row_red(tid, 1u);
+  if (tid == 0u) {
+    partial[r * p.tiles * 2u] = m;
+    partial[r * p.tiles * 2u + 1u] = row_red[0];
   }
 }

@@ -4,9 +4,12 @@
 // N (the normaliser) is the number of trained tokens of the whole accumulated batch, so batch 8
 // x accumulation 2 gives the gradients of batch 16. Memory: a [rows, chunk] f32 scratch, never
 // [rows, V]. h and E have storage types of their own, as in the forward (lmhead.ts lmHeadTypes).
+// With an f16 E on a device with f16 subgroup matrices both products of a chunk run on the tensor
+// cores (matmul-mma.ts) and only dlogits is computed here (grad_rows).
 // Reference: reference/lmhead-backward.ts.
 import { type U32Tensor, expectShape, createTensor, type DType, type Tensor } from './tensor.ts';
-import { submitPass, type Kernels } from './kernels.ts';
+import { grid, submitPass, type Kernels } from './kernels.ts';
+import { encodeMmaMatmul, mmaApplies } from './matmul-mma.ts';
 import { trackedBuffer } from './gpu-memory.ts';
 import { checkChunk, embedRange, LMHEAD_CHUNK_ALIGN, lmHeadChunkRows, lmHeadTypes } from './lmhead.ts';
 import source from '../../shaders/lmhead-backward.wgsl?raw';
@@ -101,7 +104,8 @@ export function encodeLmHeadBackward(
   }
   const types = lmHeadTypes('lmhead_backward', source, t.h.dtype, t.embed.dtype);
   const spec = { name: `${types.name}(R=${t.dh.dtype})`, source: `alias R = ${t.dh.dtype};\n${types.source}`, dtype: types.dtype };
-  const grad = kernels.get({ ...spec, entryPoint: 'grad' });
+  const mma = mmaApplies(kernels.gpu.info, { kind: 'dense', b: t.embed });
+  const grad = kernels.get({ ...spec, entryPoint: mma ? 'grad_rows' : 'grad' });
   const dh = kernels.get({ ...spec, entryPoint: 'dh_main' });
   for (let v0 = 0; v0 < vocab; v0 += scratch.chunk) {
     const chunkRows = Math.min(scratch.chunk, vocab - v0);
@@ -111,12 +115,21 @@ export function encodeLmHeadBackward(
       vocab,
       v0,
       chunk_rows: chunkRows,
-      g_stride: scratch.chunk,
+      g_stride: mma ? chunkRows : scratch.chunk,
       accumulate: v0 > 0 || opts.accumulate ? 1 : 0,
       inv_n: 1 / opts.normalizer,
     };
     const e = embedRange(t.embed, v0, chunkRows);
     const g = { buffer: scratch.g };
+    if (mma) {
+      // On the tensor cores: the chunk's logits into g, dlogits in place, then dh (+)= g · E_chunk.
+      const gt = { buffer: scratch.g, shape: [rows, chunkRows], dtype: 'f32' as const };
+      const eChunk = { kind: 'dense' as const, b: { ...t.embed, shape: [chunkRows, hidden] }, range: e };
+      encodeMmaMatmul(kernels, pass, t.h, eChunk, gt, { m: rows, nc: chunkRows, ki: hidden, transB: true });
+      kernels.dispatchAt(pass, grad, [[2, { buffer: t.targets.buffer }], [3, { buffer: t.lse.buffer }], [4, g]], params, grid(kernels, Math.ceil((rows * chunkRows) / 256)));
+      encodeMmaMatmul(kernels, pass, gt, eChunk, t.dh, { m: rows, nc: hidden, ki: chunkRows, transB: false, accumulate: params.accumulate === 1 });
+      continue;
+    }
     kernels.dispatchAt(pass, grad, [[0, { buffer: t.h.buffer }], [1, e], [2, { buffer: t.targets.buffer }], [3, { buffer: t.lse.buffer }], [4, g]], params, [
       Math.ceil(chunkRows / TILE),
       Math.ceil(rows / TILE),

@@ -14,6 +14,7 @@
 import { type U32Tensor, expectShape, BYTES, createTensor, type DType, type Tensor } from './tensor.ts';
 import { grid, submitPass, type Kernels } from './kernels.ts';
 import { trackedBuffer } from './gpu-memory.ts';
+import { encodeMmaMatmul, mmaApplies } from './matmul-mma.ts';
 import source from '../../shaders/lmhead.wgsl?raw';
 
 const TILE = 64;
@@ -60,6 +61,8 @@ export interface LmHeadScratch {
   tlogit: GPUBuffer;
   /** [rows, 2] f32: running max and Σ exp. */
   run: GPUBuffer;
+  /** [rows, chunk] f32: one chunk's logits, where the tensor-core GEMM computes them (GpuInfo.mmaF16). */
+  logits?: GPUBuffer;
 }
 
 export function createLmHeadScratch(kernels: Kernels, rows: number, chunk: number): LmHeadScratch {
@@ -77,6 +80,7 @@ export function createLmHeadScratch(kernels: Kernels, rows: number, chunk: numbe
     partial: buffer(partialBytes, 'lmhead.partial'),
     tlogit: buffer(rows * 4, 'lmhead.tlogit'),
     run: buffer(rows * 8, 'lmhead.run'),
+    logits: kernels.gpu.info.mmaF16 ? buffer(rows * chunk * 4, 'lmhead.logits') : undefined,
   };
 }
 
@@ -84,6 +88,7 @@ export function destroyLmHeadScratch(s: LmHeadScratch): void {
   s.partial.destroy();
   s.tlogit.destroy();
   s.run.destroy();
+  s.logits?.destroy();
 }
 
 export interface LmHeadLossTensors {
@@ -111,12 +116,14 @@ export function encodeLmHeadLoss(kernels: Kernels, pass: GPUComputePassEncoder, 
   checkBinding(kernels, 'h', t.h.buffer.size);
   checkChunk(kernels, 'lm_head', scratch.chunk, t.embed);
   const spec = lmHeadTypes('lmhead', source, t.h.dtype, t.embed.dtype);
-  const stats = kernels.get({ ...spec, entryPoint: 'stats' });
+  const mma = !!scratch.logits && mmaApplies(kernels.gpu.info, { kind: 'dense', b: t.embed });
+  const stats = kernels.get({ ...spec, entryPoint: mma ? 'stats_rows' : 'stats' });
   const combine = kernels.get({ ...spec, entryPoint: 'combine' });
   const tiles = scratch.chunk / TILE;
   for (let v0 = 0; v0 < vocab; v0 += scratch.chunk) {
     const chunkRows = Math.min(scratch.chunk, vocab - v0);
     const params = {
+      row_partials: mma ? 1 : 0,
       rows,
       row0: 0,
       hidden,
@@ -128,18 +135,26 @@ export function encodeLmHeadLoss(kernels: Kernels, pass: GPUComputePassEncoder, 
       out_stride: 0,
       out_col0: 0,
     };
-    kernels.dispatchAt(pass,
-      stats,
-      [
-        [0, { buffer: t.h.buffer }],
-        [1, embedRange(t.embed, v0, chunkRows)],
-        [2, { buffer: t.targets.buffer }],
-        [3, { buffer: scratch.partial }],
-        [4, { buffer: scratch.tlogit }],
-      ],
-      params,
-      [Math.ceil(chunkRows / TILE), Math.ceil(rows / TILE)],
-    );
+    if (mma) {
+      // The chunk's logits on the tensor cores, then one workgroup per row for its statistics.
+      const logits = { buffer: scratch.logits!, shape: [rows, chunkRows], dtype: 'f32' as const };
+      const e = { kind: 'dense' as const, b: { ...t.embed, shape: [chunkRows, hidden] }, range: embedRange(t.embed, v0, chunkRows) };
+      encodeMmaMatmul(kernels, pass, t.h, e, logits, { m: rows, nc: chunkRows, ki: hidden, transB: true });
+      kernels.dispatchAt(pass, stats, [[2, { buffer: t.targets.buffer }], [3, { buffer: scratch.partial }], [4, { buffer: scratch.tlogit }], [8, { buffer: scratch.logits! }]], params, grid(kernels, rows));
+    } else {
+      kernels.dispatchAt(pass,
+        stats,
+        [
+          [0, { buffer: t.h.buffer }],
+          [1, embedRange(t.embed, v0, chunkRows)],
+          [2, { buffer: t.targets.buffer }],
+          [3, { buffer: scratch.partial }],
+          [4, { buffer: scratch.tlogit }],
+        ],
+        params,
+        [Math.ceil(chunkRows / TILE), Math.ceil(rows / TILE)],
+      );
+    }
     kernels.dispatchAt(pass,
       combine,
       [
@@ -186,6 +201,7 @@ export function encodeLmHeadLogits(
   for (let v0 = 0; v0 < vocab; v0 += chunk) {
     const chunkRows = Math.min(chunk, vocab - v0);
     const params = {
+      row_partials: 0,
       rows,
       row0: firstRow,
       hidden,

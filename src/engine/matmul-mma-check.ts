@@ -4,13 +4,19 @@
 // operands rounded to f16 (what the tensor cores multiply: only f32 accumulation and the output's
 // rounding remain, bounded by MMA_TOLERANCE.rounded), and against the unrounded operands (what a
 // caller gets: adds the f16 rounding of both operands, about 2^-11 of Σ|a·b|).
-import { encodeMmaMatmul, type MmaOperand, type MmaTiling } from './matmul-mma.ts';
+import { encodeMmaMatmul, MMA_TILINGS, mmaSource, type MmaOperand, type MmaTiling } from './matmul-mma.ts';
+import f16RowsSource from '../../shaders/f16-rows.wgsl?raw';
 import { submitPass, type Kernels } from './kernels.ts';
 import { dequantizeNf4Gpu, destroyNf4, quantizeNf4Gpu } from './nf4.ts';
 import { matmulRef, maxRelError } from './reference/matmul.ts';
 import { createTensor, readTensor, uploadTensor, type DType } from './tensor.ts';
 import { f16ArrayToF32, f32ArrayToF16 } from '../io/dtype.ts';
 import { randomF32 } from '../util/random.ts';
+import { lmHeadLoss } from './lmhead.ts';
+import { lmHeadBackward } from './lmhead-backward.ts';
+import { lmHeadRef } from './reference/lmhead.ts';
+import { lmHeadBackwardRef } from './reference/lmhead-backward.ts';
+import { uploadU32 } from './tensor.ts';
 
 export interface MmaCase {
   m: number;
@@ -125,4 +131,77 @@ export function mmaCases(f16: boolean): MmaCase[] {
     cases.push({ ...base, b: 'nf4', transB: false, dtype: 'f16', outDtype: 'f16', accumulate: true });
   }
   return cases;
+}
+
+/**
+ * A digest (64-bit FNV-1a, hex) of every shader the tensor-core GEMM can run: each tiling and
+ * variant as generated, and the f32 conversion. A record of checks made on a device with subgroup
+ * matrices (tests/fixtures/mma) is for the shaders with this digest.
+ */
+export function mmaSourcesDigest(): string {
+  const texts = [f16RowsSource];
+  for (const tiling of Object.values(MMA_TILINGS)) {
+    for (const kind of ['dense', 'nf4'] as const) {
+      for (const transB of [true, false]) {
+        for (const vec of [true, false]) {
+          for (const scaled of [true, false]) texts.push(mmaSource({ kind, transB, vec, scaled }, tiling));
+        }
+      }
+    }
+  }
+  let h = 0xcbf29ce484222325n;
+  for (const text of texts) {
+    for (let i = 0; i < text.length; i++) h = ((h ^ BigInt(text.charCodeAt(i))) * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return h.toString(16).padStart(16, '0');
+}
+
+export interface LmHeadMmaCheck {
+  rows: number;
+  hidden: number;
+  vocab: number;
+  chunk: number;
+  /** max |lse - lse_ref| / max Σ|h·e| (the scale of a logit's rounding error). */
+  lseErr: number;
+  /** max |loss - loss_ref| over the trained rows, same scale. */
+  lossErr: number;
+  /** maxRelError of dh against float64 (per element, against Σ_v (p_v + [v = t]) |E_vk| / N). */
+  dhErr: number;
+  ok: boolean;
+}
+
+/** Both f16 roundings of a logit (h's row-scaled, E's) are 2^-11 each of its Σ|h·e|; dlogits' adds 2^-11 to dh. */
+export const LMHEAD_MMA_TOLERANCE = { logit: 2e-3, dh: 4e-3 } as const;
+
+/**
+ * The lm_head loss and backward as training runs them (f32 h, f16 E, several vocabulary chunks and a
+ * partial one, untrained rows) against float64: on a device with f16 subgroup matrices this is the
+ * tensor-core path (lmhead.ts, lmhead-backward.ts); elsewhere the fused SIMT kernels.
+ */
+export async function checkLmHeadMma(kernels: Kernels, seed = 3): Promise<LmHeadMmaCheck> {
+  const { device } = kernels;
+  const [rows, hidden, vocab, chunk] = [160, 192, 4500, 2048];
+  const h = randomF32(rows * hidden, seed);
+  const e = toF16(randomF32(vocab * hidden, seed + 1).map((v) => v * 0.5));
+  const targets = Uint32Array.from({ length: rows }, (_, r) => (r % 7 === 3 ? vocab : (r * 7919) % vocab));
+  const normalizer = targets.filter((t) => t < vocab).length;
+  const th = uploadTensor(device, h, [rows, hidden], 'f32');
+  const te = uploadTensor(device, e, [vocab, hidden], 'f16');
+  const tt = uploadU32(device, targets);
+  const { lse, loss } = lmHeadLoss(kernels, th, te, tt, { chunk });
+  const dh = lmHeadBackward(kernels, th, te, tt, lse, { normalizer, chunk });
+  const [gotLse, gotLoss, gotDh] = await Promise.all([readTensor(device, lse), readTensor(device, loss), readTensor(device, dh)]);
+  for (const t of [th, te, tt, lse, loss, dh]) t.buffer.destroy();
+  const ref = lmHeadRef(h, e, targets, { rows, hidden, vocab });
+  const scale = ref.logitScale.reduce((m, v) => Math.max(m, v), 0);
+  let lseErr = 0;
+  let lossErr = 0;
+  for (let r = 0; r < rows; r++) {
+    lseErr = Math.max(lseErr, Math.abs(gotLse[r] - ref.lse[r]) / scale);
+    lossErr = Math.max(lossErr, Math.abs(gotLoss[r] - ref.loss[r]) / scale);
+  }
+  const back = lmHeadBackwardRef(h, e, targets, { rows, hidden, vocab, normalizer });
+  const dhErr = maxRelError(gotDh, back.dh, back.dhScale);
+  const ok = lseErr <= LMHEAD_MMA_TOLERANCE.logit && lossErr <= LMHEAD_MMA_TOLERANCE.logit && dhErr <= LMHEAD_MMA_TOLERANCE.dh;
+  return { rows, hidden, vocab, chunk, lseErr, lossErr, dhErr, ok };
 }

@@ -53,7 +53,9 @@ export function chooseMma(kind: MmaOperand['kind'], m: number, nc: number): { ti
   return { tiling: Math.ceil(m / bm) * Math.ceil(nc / bn) >= 256 ? wide : DEFAULT_MMA_TILING, vec: false };
 }
 
-export type MmaOperand = { kind: 'dense'; b: Tensor } | { kind: 'nf4'; w: Nf4GpuWeight };
+/** B: a dense f16 matrix (its shape the product's; `range` binds those rows of a larger buffer,
+ * e.g. one vocabulary chunk of the lm_head's E), or an NF4 weight. */
+export type MmaOperand = { kind: 'dense'; b: Tensor; range?: { offset?: number; size?: number } } | { kind: 'nf4'; w: Nf4GpuWeight };
 
 /** What the generated shader depends on besides the tiling. */
 export interface MmaVariant {
@@ -136,7 +138,7 @@ export function encodeMmaMatmul(
         ]
       : [
           [0, a16.values],
-          [1, b.b.buffer],
+          [1, b.range ? { buffer: b.b.buffer, ...b.range } : b.b.buffer],
         ];
   bindings.push([3, s.bias?.buffer ?? stand], [4, out.buffer]);
   if (a16.scales) bindings.push([6, a16.scales]);

@@ -179,7 +179,7 @@ async function main() {
     const mma = await benchMma(gpu, kernels, args.sizes, args.repeats, args.quick);
     results.push(mma);
     const failed = mma.checks.filter((c) => !c.ok).length;
-    summary.push(`mma checks: ${mma.checks.length - failed} passed, ${failed} failed, ${Object.keys(mma.compileErrors).length} compile errors`);
+    summary.push(`mma checks: ${mma.checks.length - failed} passed, ${failed} failed, ${Object.keys(mma.compileErrors).length} compile errors; lm_head ${mma.lmHead?.ok ? 'ok' : 'FAILED'}`);
     for (const r of mma.results) summary.push(`mma ${r.tiling} ${r.what} [${r.shape.join('x')}]: ${r.tflops.toPrecision(3)} TFLOP/s`);
   }
   if (args.only.includes('attn')) {

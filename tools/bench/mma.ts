@@ -6,7 +6,7 @@
 import type { Gpu } from '../../src/engine/gpu.ts';
 import type { Kernels } from '../../src/engine/kernels.ts';
 import { chooseMma, DEFAULT_MMA_TILING, encodeMmaMatmul, MMA_TILINGS, mmaSource, type MmaTiling } from '../../src/engine/matmul-mma.ts';
-import { checkMmaMatmul, mmaCases, type MmaCheck } from '../../src/engine/matmul-mma-check.ts';
+import { checkLmHeadMma, checkMmaMatmul, mmaCases, mmaSourcesDigest, type LmHeadMmaCheck, type MmaCheck } from '../../src/engine/matmul-mma-check.ts';
 import { encodeMatmul } from '../../src/engine/matmul.ts';
 import { encodeNf4Matmul, encodeNf4MatmulBackward } from '../../src/engine/nf4-matmul.ts';
 import { destroyNf4 } from '../../src/engine/nf4.ts';
@@ -28,7 +28,11 @@ export interface MmaBenchResult {
 
 export interface MmaBenchReport {
   op: 'mma-report';
+  /** mmaSourcesDigest() of the shaders checked (tests/fixtures/mma keeps a report for the tree's digest). */
+  digest: string;
   checks: (MmaCheck & { tiling: string })[];
+  /** The lm_head loss and backward on the tensor cores against float64. */
+  lmHead?: LmHeadMmaCheck;
   compileErrors: Record<string, string>;
   results: MmaBenchResult[];
 }
@@ -48,7 +52,7 @@ async function compileErrors(gpu: Gpu, name: string, code: string): Promise<stri
 }
 
 export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repeats: number, quick: boolean): Promise<MmaBenchReport> {
-  const report: MmaBenchReport = { op: 'mma-report', checks: [], compileErrors: {}, results: [] };
+  const report: MmaBenchReport = { op: 'mma-report', digest: mmaSourcesDigest(), checks: [], compileErrors: {}, results: [] };
   if (!gpu.info.mmaF16) {
     console.log('mma: this device has no f16 16x16x16 subgroup matrices; skipped');
     return report;
@@ -90,6 +94,15 @@ export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repe
     }
     if (ok) good.push([name, tiling]);
   }
+  // The configuration the engine runs: chooseMma's tiling and load width per product.
+  for (const c of mmaCases(gpu.info.f16)) {
+    const check = await checkMmaMatmul(kernels, c);
+    report.checks.push({ ...check, tiling: 'chosen' });
+    console.log(`mma chosen check ${c.b} ${c.transB ? 'T' : 'N'} ${c.dtype}->${c.outDtype} [${c.m}x${c.ki}x${c.nc}]: ${check.errRounded.toExponential(2)}, ${check.errExact.toExponential(2)} ${check.ok ? 'ok' : 'FAILED'}`);
+  }
+
+  report.lmHead = await checkLmHeadMma(kernels);
+  console.log(`mma lm_head check: lse ${report.lmHead.lseErr.toExponential(2)}, loss ${report.lmHead.lossErr.toExponential(2)}, dh ${report.lmHead.dhErr.toExponential(2)} ${report.lmHead.ok ? 'ok' : 'FAILED'}`);
 
   // Dense square products: f16 operands (the tensor cores' headline), and an f32 a (converted to
   // row-scaled f16 first) against the same f16 b.
