@@ -3,11 +3,14 @@
 // the GEMM itself against float64 (src/engine/matmul-mma-check.ts). On a device without them the
 // GEMM's checks come from the benchmark machine: tests/fixtures/mma holds its record, and it must be
 // for the shader this tree generates.
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { testGpu } from './gpu/device.ts';
 import { Kernels, submitPass } from '../src/engine/kernels.ts';
 import { encodeF16Rows } from '../src/engine/matmul-mma.ts';
-import { checkMmaMatmul, mmaCases } from '../src/engine/matmul-mma-check.ts';
+import { checkLmHeadMma, checkMmaMatmul, LMHEAD_MMA_TOLERANCE, MMA_TOLERANCE, mmaCases, mmaSourcesDigest, type LmHeadMmaCheck, type MmaCheck } from '../src/engine/matmul-mma-check.ts';
+import { MMA_TILINGS } from '../src/engine/matmul-mma.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { uploadTensor } from '../src/engine/tensor.ts';
 import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';
 import { randomF32 } from '../src/util/random.ts';
@@ -66,5 +69,48 @@ describe('tensor-core GEMM against float64 (devices with f16 subgroup matrices)'
       const r = await checkMmaMatmul(kernels, c);
       expect(r.ok, JSON.stringify(r)).toBe(true);
     }
+  });
+});
+
+describe("the benchmark machine's record of the tensor-core GEMM checks (tests/fixtures/mma)", () => {
+  // Made on the H200 with `npm run bench -- --only mma --json B.json` and `node tools/bench/mma-fixture.mjs B.json`.
+  const load = () => JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures/mma/checks.json'), 'utf8')) as {
+    digest: string;
+    compileErrors: Record<string, string>;
+    checks: (MmaCheck & { tiling: string })[];
+    lmHead: LmHeadMmaCheck;
+  };
+  let record: ReturnType<typeof load>;
+  beforeAll(() => void (record = load()));
+
+  it('is for the shaders this tree generates (re-run it on the GPU machine after changing them)', () => {
+    expect(record.digest).toBe(mmaSourcesDigest());
+    expect(record.compileErrors).toEqual({});
+  });
+
+  it('covers every case for every tiling and the chosen configuration, each within tolerance', () => {
+    const tilings = new Set(record.checks.map((c) => c.tiling));
+    expect([...tilings].sort()).toEqual([...Object.keys(MMA_TILINGS), 'chosen'].sort());
+    for (const tiling of tilings) expect(record.checks.filter((c) => c.tiling === tiling)).toHaveLength(mmaCases(true).length);
+    for (const c of record.checks) {
+      expect(c.errRounded, JSON.stringify(c)).toBeLessThanOrEqual(MMA_TOLERANCE.rounded[c.outDtype]);
+      expect(c.errExact, JSON.stringify(c)).toBeLessThanOrEqual(MMA_TOLERANCE.exact);
+    }
+  });
+
+  it('has the lm_head loss and backward on the tensor cores within tolerance', () => {
+    expect(record.lmHead.lseErr).toBeLessThanOrEqual(LMHEAD_MMA_TOLERANCE.logit);
+    expect(record.lmHead.lossErr).toBeLessThanOrEqual(LMHEAD_MMA_TOLERANCE.logit);
+    expect(record.lmHead.dhErr).toBeLessThanOrEqual(LMHEAD_MMA_TOLERANCE.dh);
+  });
+});
+
+describe('the lm_head loss and backward as training runs them (f32 h, f16 E) against float64', () => {
+  it('is within the tensor-core tolerances (here the SIMT kernels; the tensor cores on the GPU machine, in the fixture)', async () => {
+    const gpu = await testGpu();
+    if (!gpu.info.f16) return;
+    const r = await checkLmHeadMma(new Kernels(gpu));
+    console.log(`lm_head (${gpu.info.mmaF16 ? 'tensor cores' : 'SIMT'}): lse ${r.lseErr.toExponential(2)}, loss ${r.lossErr.toExponential(2)}, dh ${r.dhErr.toExponential(2)}`);
+    expect(r.ok, JSON.stringify(r)).toBe(true);
   });
 });
