@@ -98,6 +98,33 @@ describe('merged 16-bit export', () => {
     expect(readme).toContain('| r | 8 |');
   });
 
+  it('the card says what the base really was: float32, not "16-bit"; the declared dtype, or none when config.json has none', async () => {
+    const demo = await demoExportModel();
+    const card = async (config: Record<string, unknown>): Promise<string> => {
+      const sink = new MemorySink();
+      await runExport(planExport({ ...demo, config }, randomAdapter(demo.arch, 5), { kind: 'merged' }), sink);
+      return new TextDecoder().decode(sink.files.get('README.md')!);
+    };
+    const f32 = await card({ ...demo.config, torch_dtype: 'float32' });
+    expect(f32).toContain('Merged into the original base weights (float32), as stored in the checkpoint.');
+    expect(f32).not.toMatch(/16-bit/);
+    expect(await card({ ...demo.config, torch_dtype: undefined, dtype: 'float16' })).toContain('original base weights (float16)');
+    const unknown = await card({ ...demo.config, torch_dtype: undefined });
+    expect(unknown).toContain('Merged into the original base weights, as stored in the checkpoint.');
+    expect(unknown).not.toMatch(/16-bit/);
+  });
+
+  it('config.json keeps the source text\'s numbers (ExportModel.configText): rope_scaling.factor 8.0 stays a float', async () => {
+    const demo = await demoExportModel();
+    const configText = JSON.stringify({ ...demo.config, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 128 } }, null, 2).replace(/("(?:factor|low_freq_factor|high_freq_factor)": \d+)/g, '$1.0');
+    const sink = new MemorySink();
+    await runExport(planExport({ ...demo, config: JSON.parse(configText), configText }, randomAdapter(demo.arch, 6), { kind: 'merged' }), sink);
+    const text = new TextDecoder().decode(sink.files.get('config.json')!);
+    expect(text).toMatch(/"factor": 8\.0,/);
+    expect(text).toMatch(/"low_freq_factor": 1\.0,/);
+    expect(JSON.parse(text).torch_dtype).toBe('bfloat16');
+  });
+
   it('says when it merged into dequantized NF4', async () => {
     const model = { ...(await demoExportModel()), baseOrigin: 'nf4' as const };
     const plan = planExport(model, randomAdapter(model.arch, 2), { kind: 'merged', dtype: 'float16' });

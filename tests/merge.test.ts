@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16, f32ArrayToF16 } from '../src/io/dtype.ts';
 import { fileBytes, type ExportFile } from '../src/io/export-files.ts';
-import { exportTokenizerFiles, mergedConfig, mergedModelFiles, renameToken } from '../src/io/export-merged.ts';
+import { exportTokenizerFiles, mergedConfig, mergedConfigText, mergedModelFiles, renameToken } from '../src/io/export-merged.ts';
 import { mergeLora, mergeLoraF64, mergedWeights } from '../src/io/merge.ts';
 import { loraScaling, loraTargets, readPeftAdapter } from '../src/io/peft.ts';
 import { bytesSource, openSafetensors, openShardedSafetensors, parseShardIndex, type ByteSource } from '../src/io/safetensors.ts';
@@ -139,6 +139,46 @@ describe('merged 16-bit export', () => {
   it('config.json: quantization_config dropped, dtype and torch_dtype set', () => {
     expect(mergedConfig({ torch_dtype: 'float16', quantization_config: {}, hidden_size: 8 }, 'bfloat16')).toEqual({ torch_dtype: 'bfloat16', dtype: 'bfloat16', hidden_size: 8 });
     expect(mergedConfig({ hidden_size: 8 }, 'float16')).toEqual({ hidden_size: 8, dtype: 'float16', torch_dtype: 'float16' });
+  });
+
+  it('config.json keeps the numbers as the source text wrote them: 8.0 stays 8.0 (transformers reads 8 as an int), 1e-05 stays 1e-05', async () => {
+    // As transformers writes a Llama 3.1 config (json.dumps: floats keep their ".0").
+    const source = `{
+  "architectures": ["LlamaForCausalLM"],
+  "hidden_size": 64,
+  "rms_norm_eps": 1e-05,
+  "rope_scaling": {"factor": 8.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0, "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+  "rope_theta": 500000.0,
+  "initializer_range": 0.02,
+  "eos_token_id": [128001, 128008.0],
+  "quantization_config": {"bnb_4bit_compute_dtype": "bfloat16", "llm_int8_threshold": 6.0},
+  "a \\"quoted\\" key, {[1.0]}": -0.0,
+  "torch_dtype": "float32"
+}`;
+    const config = JSON.parse(source) as Record<string, unknown>;
+    const text = mergedConfigText(config, 'bfloat16', source);
+    expect(text).toContain('"factor": 8.0,');
+    expect(text).toContain('"high_freq_factor": 4.0,');
+    expect(text).toContain('"low_freq_factor": 1.0,');
+    expect(text).toContain('"original_max_position_embeddings": 8192,');
+    expect(text).toContain('"rms_norm_eps": 1e-05,');
+    expect(text).toContain('"rope_theta": 500000.0,');
+    expect(text).toContain('"initializer_range": 0.02,');
+    expect(text).toMatch(/"eos_token_id": \[\s+128001,\s+128008.0\s+\]/);
+    expect(text).toContain('"a \\"quoted\\" key, {[1.0]}": -0.0,');
+    expect(text).not.toContain('quantization_config');
+    // The same values as mergedConfig, in the same layout apart from the numbers.
+    expect(JSON.parse(text)).toEqual(mergedConfig(config, 'bfloat16'));
+    expect(text.replace(/: (8\.0|4\.0|1\.0|1e-05|500000\.0|-0\.0),/g, (_, m: string) => `: ${Number(m)},`).replace('128008.0', '128008')).toBe(mergedConfigText(config, 'bfloat16'));
+    // A changed value is written fresh; without the text (or with text that is not the config's JSON), JSON.stringify's numbers.
+    expect(mergedConfigText({ ...config, rope_theta: 1e6 }, 'bfloat16', source)).toContain('"rope_theta": 1000000,');
+    expect(mergedConfigText(config, 'bfloat16')).toContain('"factor": 8,');
+    expect(mergedConfigText(config, 'bfloat16', '{"rope_scaling": {"factor": 8.0')).toContain('"factor": 8,');
+    // Through the merged export's files.
+    const p = await loadParity('llama');
+    const tensors = p.model.tensors.slice(0, 1).map((t) => ({ name: t.name, shape: t.shape }));
+    const files = mergedModelFiles({ tensors, weights: { read: (n) => p.model.readF32(n) }, dtype: 'float16', config, configText: source, tokenizerJson, tokenizerConfig });
+    expect(new TextDecoder().decode(await fileBytes(files.find((f) => f.name === 'config.json')!))).toBe(mergedConfigText(config, 'float16', source));
   });
 
   it("Unsloth's EOS rename in tokenizer files (the two texts swap when both exist); the template is set, not rewritten", () => {

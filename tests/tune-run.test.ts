@@ -2,7 +2,8 @@
 // on this machine's Dawn: the demo model trains 3 steps on the demo data (short rows, batch 1) and
 // exports a PEFT folder and a Q8_0 GGUF, which re-read; `--resume --max-steps 5` continues at step
 // 4 from the checkpoint, the prepared dataset found in the cache; `--adapter DIR` exports the saved
-// adapter without training, to the same bytes; bad input ends with one line and exit code 2.
+// adapter without training, to the same bytes (with --quantizer gpu); bad input ends with one line
+// and exit code 2.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { unzipSync } from 'fflate';
@@ -157,11 +158,15 @@ describe('npm run tune', () => {
     console.log(`tune e2e resume: losses ${s.map((m) => m.loss.toFixed(4)).join(', ')}; ${r.seconds.toFixed(1)} s`);
   });
 
-  it('--adapter DIR --export gguf:q8_0 exports the saved adapter without training, to the same GGUF', async () => {
+  it('--adapter DIR --export gguf:q8_0 exports the saved adapter without training, to the same GGUF (quantized on the GPU this time)', async () => {
     expect(first?.code).toBe(0);
+    // The training run chose by itself (auto: the pool on a software GPU such as lavapipe);
+    // --quantizer gpu takes the GPU whatever it is, and must give the same bytes.
+    expect(first.stderr).toMatch(/GGUF quantization in the worker pool: the GPU is a software one|GGUF quantization \(.*\) on the GPU/);
     const again = join(root, 'again');
-    const r = await tune(['--model', 'demo', '--adapter', adapterDir, '--template', 'chatml', '--export', 'gguf:q8_0', '--out', again], false);
+    const r = await tune(['--model', 'demo', '--adapter', adapterDir, '--template', 'chatml', '--export', 'gguf:q8_0', '--out', again, '--quantizer', 'gpu'], false);
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/GGUF quantization \(Q4_K, Q5_K, Q6_K, Q8_0\) on the GPU/);
     expect(steps(r)).toEqual([]);
     expect(ofType(r, 'progress').every((p) => p.stage === 'export')).toBe(true);
     const sum = summaryOf(r);

@@ -1,8 +1,11 @@
 // The trainer worker's export methods (TrainerApi.exportOptions / exportModel / cancelExport): the
-// destination the page picked turned into a sink, a pool of quantization workers, one export at a
-// time. The work itself is src/engine/export-run.ts, shared with the headless runner.
+// destination the page picked turned into a sink, a pool of quantization workers (GGUF k-quants on
+// the GPU: src/engine/kquant-gpu.ts), one export at a time. The work itself is
+// src/engine/export-run.ts, shared with the headless runner.
 import type { ExportDone, ExportOptionsView, ExportTarget, TrainerApi } from '../src/client/api.ts';
 import { exportLoaded } from '../src/engine/export-run.ts';
+import type { Kernels } from '../src/engine/kernels.ts';
+import { gpuQuantizer, isSoftwareGpu, type GpuQuantizer } from '../src/engine/kquant-gpu.ts';
 import { adapterFromLora, exportModelInfo, loraSettingsOf } from '../src/engine/export-source.ts';
 import { uploadToHub } from '../src/io/hub-upload.ts';
 import { peftAdapterFiles } from '../src/io/peft.ts';
@@ -26,6 +29,8 @@ export interface ExportHost {
   adapter(): LoraSet | null;
   training(): boolean;
   device(): Promise<GPUDevice>;
+  /** The engine's kernels on that device: GGUF k-quants run there (src/engine/kquant-gpu.ts). */
+  kernels?(): Promise<Kernels>;
   cache(): Promise<ModelCache>;
 }
 
@@ -126,7 +131,12 @@ export function exportApi(host: ExportHost): ExportMethods {
       running = ctrl;
       const id = `${new Date().toISOString().replace(/[:.]/g, '-')}`;
       const pool = request.kind === 'adapter' ? undefined : createBrowserQuantPool();
+      // GGUF: quantized on the GPU (the pool merges, and quantizes the types the GPU does not),
+      // unless the GPU is the CPU in disguise (SwiftShader): the pool is faster there.
+      let quantizer: GpuQuantizer | undefined;
       try {
+        const kernels = request.kind === 'gguf' && pool && host.kernels ? await host.kernels() : null;
+        if (kernels && !isSoftwareGpu(kernels.gpu.info)) quantizer = gpuQuantizer(kernels, { fallback: (t, w) => pool!.quantize(t, w) });
         const set = host.adapter();
         const result = await exportLoaded(
           {
@@ -134,6 +144,7 @@ export function exportApi(host: ExportHost): ExportMethods {
             files: await filesOf(m),
             lora: set ? { set, device: await host.device() } : null,
             pool,
+            quantizer,
             sink: (plan) => sinkFor(target, plan, id),
           },
           request,
@@ -141,6 +152,7 @@ export function exportApi(host: ExportHost): ExportMethods {
         );
         return { ...result, target: target.kind, browserFolder: target.kind === 'browser-storage' ? `${EXPORTS_FOLDER}/${id}` : null };
       } finally {
+        quantizer?.destroy();
         pool?.close();
         if (running === ctrl) running = null;
       }

@@ -293,6 +293,7 @@ const api: TrainerApi = {
     adapter: () => adapter,
     training: () => training !== null,
     device: async () => (await gpu()).device,
+    kernels: async () => kernelsFor(await gpu()),
     cache,
   }),
 };

@@ -17,6 +17,7 @@
 import type { TemplateId } from '../data/templates.ts';
 import { planExport, runExport, type ExportPlan, type ExportRequest, type ExportResult } from '../io/export-job.ts';
 import type { ExportProgress } from '../io/export-job-progress.ts';
+import type { GgufQuantizer } from '../io/gguf-model.ts';
 import type { WeightSource } from '../io/export-arch.ts';
 import type { ModelFiles } from '../io/model-source.ts';
 import type { QuantPool } from '../io/quant-pool.ts';
@@ -44,6 +45,8 @@ export interface LoadedExportDeps {
   lora: { set: LoraSet; device: GPUDevice } | { adapter: LoraAdapter } | null;
   /** Workers for quantizing and merging (default: this thread). */
   pool?: QuantPool;
+  /** GGUF quantizer in place of the pool's (gpuQuantizer, src/engine/kquant-gpu.ts). */
+  quantizer?: GgufQuantizer;
   /** The destination, made once the plan says what is written (one file or a folder, its name). */
   sink: (plan: ExportPlan) => ExportSink | Promise<ExportSink>;
 }
@@ -70,7 +73,7 @@ export async function exportLoaded(deps: LoadedExportDeps, request: LoadedExport
     read: async (name) => (await open()).read(name),
     readRows: async (name, start, count) => (await open()).readRows!(name, start, count),
   };
-  const plan = planExport({ ...info, base }, adapter, request, { pool: deps.pool });
+  const plan = planExport({ ...info, base }, adapter, request, { pool: deps.pool, quantizer: deps.quantizer });
   try {
     return await runExport(plan, await deps.sink(plan), opts);
   } finally {

@@ -135,7 +135,8 @@ export interface ExportSourceOptions {
 
 /** The export job's view of a loaded model, base weights not opened yet (sizes, checks). */
 export async function exportModelInfo(loaded: ExportableModel, files: Pick<ModelFiles, 'bytes'>, opts: ExportSourceOptions = {}): Promise<ExportModel> {
-  const config = JSON.parse(new TextDecoder().decode(await files.bytes('config.json', opts.signal))) as Record<string, unknown>;
+  const configText = new TextDecoder().decode(await files.bytes('config.json', opts.signal));
+  const config = JSON.parse(configText) as Record<string, unknown>;
   const parsed = (f: string): unknown => {
     const s = loaded.tokenizerFiles.get(f);
     return s === undefined ? null : JSON.parse(s);
@@ -144,6 +145,7 @@ export async function exportModelInfo(loaded: ExportableModel, files: Pick<Model
     id: loaded.summary.id,
     arch: loaded.arch,
     config,
+    configText,
     generationConfig: parsed('generation_config.json') as Record<string, unknown> | null,
     tokenizerJson: parsed('tokenizer.json'),
     tokenizerConfig: (parsed('tokenizer_config.json') as Record<string, unknown> | null) ?? {},

@@ -20,7 +20,7 @@ import { safetensorsFileSize } from './safetensors.ts';
 import { mergedModelFiles, type MergedDtype } from './export-merged.ts';
 import { mergedWeights, wholeTensorRows } from './merge.ts';
 import { ggufFileSize, kv, writeGguf } from './gguf.ts';
-import { ggufArchName, ggufModel } from './gguf-model.ts';
+import { ggufArchName, ggufModel, type GgufQuantizer } from './gguf-model.ts';
 import { ggufTokenizer } from './gguf-tokenizer.ts';
 import { ollamaModelfile, type OllamaTemplateId } from './modelfile.ts';
 import { parseGgufPreset, type GgufPreset } from './quants/presets.ts';
@@ -78,6 +78,8 @@ export interface ExportModel {
   arch: ExportArch;
   /** config.json, parsed. */
   config: Record<string, unknown>;
+  /** config.json as its text, when at hand: the merged model's config.json keeps its numbers as written (8.0 stays 8.0). */
+  configText?: string;
   generationConfig?: Record<string, unknown> | null;
   /** tokenizer.json, parsed; null when the repo has none (merged and GGUF exports need it). */
   tokenizerJson: unknown;
@@ -108,6 +110,9 @@ export interface ExportPlan {
 export interface PlanDeps {
   /** Quantize and merge in these workers (default: on this thread). */
   pool?: QuantPool;
+  /** GGUF: quantize with this instead (the GPU quantizer of src/engine/kquant-gpu.ts, which hands
+   * what it does not do to the pool); merging stays with the pool. */
+  quantizer?: GgufQuantizer;
   /** Date for the model card and zip entries (default: now). */
   now?: Date;
   /** GGUF: tensors larger than this are read and quantized in row chunks (ggufModel's default 2^24). */
@@ -223,6 +228,7 @@ function planMerged(model: ExportModel, adapter: LoraAdapter | null, request: Ex
     weights: weightsFor(model, adapter, deps),
     dtype,
     config: model.config,
+    configText: model.configText,
     generationConfig: model.generationConfig,
     tokenizerJson: model.tokenizerJson,
     tokenizerConfig: model.tokenizerConfig,
@@ -242,9 +248,24 @@ function planMerged(model: ExportModel, adapter: LoraAdapter | null, request: Ex
   return { kind: 'merged', layout: 'folder', name: `${name}-merged-${short}`, files, totalBytes: total, notes: [mergeNote(model, adapter)] };
 }
 
+/** The dtype config.json declares for the checkpoint (transformers 5 `dtype`, 4.x `torch_dtype`), or null. */
+function declaredDtype(config: Record<string, unknown>): string | null {
+  const d = config.dtype ?? config.torch_dtype;
+  return typeof d === 'string' && /^[a-z][a-z0-9_]*$/.test(d) ? d : null;
+}
+
+/** What the merged weights were made from, with the base's own dtype (float32, bfloat16, …): the
+ * adapter card's sentence would call every non-NF4 base 16-bit. */
+function mergedOrigin(model: ExportModel): string {
+  const dtype = declaredDtype(model.config);
+  if (model.baseOrigin === 'nf4' || dtype === null) return ORIGIN_NOTE[model.baseOrigin];
+  return `Merged into the original base weights (${dtype}), as stored in the checkpoint.`;
+}
+
 /** README.md of a merged model: transformers front matter, then the adapter card's sections. */
 function mergedCard(model: ExportModel, adapter: LoraAdapter, request: ExportRequest, deps: PlanDeps, dtype: MergedDtype): string {
-  const full = adapterModelCard({ ...cardSummary(model, request, deps), settings: adapter.settings, mergeSource: model.baseOrigin });
+  // No mergeSource: the card's first paragraph says what was merged into (mergedOrigin).
+  const full = adapterModelCard({ ...cardSummary(model, request, deps), settings: adapter.settings });
   const body = full.slice(full.indexOf('\n## LoRA'), full.indexOf('\n### Framework versions'));
   return [
     '---',
@@ -258,7 +279,7 @@ function mergedCard(model: ExportModel, adapter: LoraAdapter, request: ExportReq
     '',
     `# ${model.id} with a LoRA adapter merged (${dtype})`,
     '',
-    `Fine-tuned in the browser with WebTune Studio; the adapter is merged into the weights. ${ORIGIN_NOTE[model.baseOrigin]}`,
+    `Fine-tuned in the browser with WebTune Studio; the adapter is merged into the weights. ${mergedOrigin(model)}`,
     body,
     '',
   ].join('\n');
@@ -297,7 +318,7 @@ function planGguf(model: ExportModel, adapter: LoraAdapter | null, request: Expo
     tokenizer: tok.kvs,
     name: adapter ? `${model.id} (LoRA merged)` : model.id,
     extra: [kv.str('general.description', `${mergeNote(model, adapter)} Exported by WebTune Studio.`)],
-    quantizer: deps.pool ? (t, w) => deps.pool!.quantize(t, w) : undefined,
+    quantizer: deps.quantizer ?? (deps.pool ? (t, w) => deps.pool!.quantize(t, w) : undefined),
     chunkElements: deps.chunkElements,
   });
   const ggufName = `${name}-${preset}.gguf`;

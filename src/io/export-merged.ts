@@ -26,6 +26,8 @@ export interface MergedExportOptions {
   dtype: MergedDtype;
   /** The base model's config.json, parsed. */
   config: Record<string, unknown>;
+  /** Its text, when at hand: numbers are written back as it writes them (mergedConfigText). */
+  configText?: string;
   /** Its generation_config.json, if any. */
   generationConfig?: Record<string, unknown> | null;
   /** tokenizer.json and tokenizer_config.json, parsed. */
@@ -57,6 +59,92 @@ export function mergedConfig(config: Record<string, unknown>, dtype: MergedDtype
   c.dtype = dtype;
   c.torch_dtype = dtype;
   return c;
+}
+
+/**
+ * mergedConfig as config.json text. A number whose value is unchanged is written as the source text
+ * wrote it: JSON.stringify writes 8.0 as 8 and 1e-05 as 0.00001, and transformers reads 8 as an int
+ * (4.x warns that rope_scaling.factor should be a float). Without the source text, JSON.stringify's.
+ */
+export function mergedConfigText(config: Record<string, unknown>, dtype: MergedDtype, sourceText?: string): string {
+  const c = mergedConfig(config, dtype);
+  const literals = sourceText === undefined ? null : numberLiterals(sourceText);
+  if (!literals || literals.size === 0) return json(c);
+  // Numbers to keep become placeholder strings, put back as their literal after stringify.
+  const kept: string[] = [];
+  const mark = (v: unknown, path: (string | number)[]): unknown => {
+    if (typeof v === 'number') {
+      const lit = literals.get(JSON.stringify(path));
+      if (lit === undefined || Number(lit) !== v || lit === JSON.stringify(v)) return v;
+      kept.push(lit);
+      return `\u0000${kept.length - 1}\u0000`;
+    }
+    if (Array.isArray(v)) return v.map((x, k) => mark(x, [...path, k]));
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, mark(x, [...path, k])]));
+    return v;
+  };
+  return json(mark(c, [])).replace(/"\\u0000(\d+)\\u0000"/g, (_, k: string) => kept[Number(k)]);
+}
+
+/** Every number literal of a JSON text by its path (JSON.stringify of the keys and indices to it). */
+function numberLiterals(text: string): Map<string, string> | null {
+  const out = new Map<string, string>();
+  const NUM = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
+  let i = 0;
+  const space = (): void => {
+    while (i < text.length && (text[i] === ' ' || text[i] === '\n' || text[i] === '\r' || text[i] === '\t')) i++;
+  };
+  const string = (): string => {
+    const start = i++;
+    while (text[i] !== '"') {
+      if (i >= text.length) throw new SyntaxError('unterminated string');
+      i += text[i] === '\\' ? 2 : 1;
+    }
+    i++;
+    return JSON.parse(text.slice(start, i)) as string;
+  };
+  const value = (path: (string | number)[]): void => {
+    space();
+    const c = text[i];
+    if (c === '{' || c === '[') {
+      const close = c === '{' ? '}' : ']';
+      i++;
+      space();
+      if (text[i] === close) {
+        i++;
+        return;
+      }
+      for (let k = 0; ; k++) {
+        space();
+        let key: string | number = k;
+        if (c === '{') {
+          key = string();
+          space();
+          i++; // ':'
+        }
+        value([...path, key]);
+        space();
+        const next = text[i++];
+        if (next === close) return;
+        if (next !== ',') throw new SyntaxError(`expected , or ${close} at ${i - 1}`);
+      }
+    }
+    if (c === '"') {
+      string();
+      return;
+    }
+    NUM.lastIndex = i;
+    const m = NUM.exec(text);
+    if (!m) throw new SyntaxError(`unexpected ${JSON.stringify(c)} at ${i}`);
+    if (m[0] !== 'true' && m[0] !== 'false' && m[0] !== 'null') out.set(JSON.stringify(path), m[0]);
+    i += m[0].length;
+  };
+  try {
+    value([]);
+  } catch {
+    return null; // not the JSON it was parsed from: write what JSON.stringify writes
+  }
+  return out;
 }
 
 /**
@@ -121,7 +209,7 @@ export function mergedModelFiles(opts: MergedExportOptions): ExportFile[] {
     chunks: () => writeSafetensors(s.tensors, { format: 'pt' }),
   }));
   if (plan.index) files.push(textFile('model.safetensors.index.json', formatShardIndex(plan.index)));
-  files.push(textFile('config.json', json(mergedConfig(opts.config, opts.dtype))));
+  files.push(textFile('config.json', mergedConfigText(opts.config, opts.dtype, opts.configText)));
   const gen = opts.generationConfig ?? {
     _from_model_config: true,
     ...(opts.config.bos_token_id !== undefined ? { bos_token_id: opts.config.bos_token_id } : {}),

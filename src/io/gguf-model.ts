@@ -172,10 +172,13 @@ export interface GgufModelOptions {
   /** Tensors with more elements are read and quantized in row chunks of about this many
    * elements, when the source has readRows and no permutation applies (default 2^24). */
   chunkElements?: number;
-  /** Quantizes instead of quantize() on this thread (a pool of workers, src/io/quant-pool.ts);
-   * must give quantize()'s bytes. */
-  quantizer?: (type: GGMLTypeId, values: Float32Array) => Uint8Array | Promise<Uint8Array>;
+  /** Quantizes instead of quantize() on this thread (a pool of workers, src/io/quant-pool.ts, or
+   * the GPU, src/engine/kquant-gpu.ts); must give quantize()'s bytes. */
+  quantizer?: GgufQuantizer;
 }
+
+/** f32 values (whole rows) -> the type's bytes, as quantize() makes them, now or later. */
+export type GgufQuantizer = (type: GGMLTypeId, values: Float32Array) => Uint8Array | Promise<Uint8Array>;
 
 /** general.* and architecture KVs (without the tokenizer's). */
 export function ggufModelKVs(arch: ExportArch, preset: GgufPreset, name?: string): GGUFKV[] {

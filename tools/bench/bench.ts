@@ -23,6 +23,7 @@
 //          --load-shard-bytes N   --keep (leave the generated cache folder in place)
 //          --model-shapes 1b,8b   --model-layers N   --model-vocab N   --seq N   --train-steps N (0: none)
 //          --export-shapes demo,1b,8b   --export-layers N   --export-vocab N   --export-workers N
+//          --export-quantizer gpu|pool (GGUF k-quants on the GPU, the default, or in the worker pool)
 import '../../tests/setup/node-globals.ts';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -108,6 +109,10 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--export-layers') args.export.layers = num(flag, v);
     else if (flag === '--export-workers') args.export.workers = num(flag, v);
     else if (flag === '--export-vocab') args.export.vocab = num(flag, v);
+    else if (flag === '--export-quantizer') {
+      if (v !== 'gpu' && v !== 'pool') throw new Error(`--export-quantizer wants gpu or pool, got ${v}`);
+      args.export.quantizer = v;
+    }
     else throw new Error(`unknown option ${flag}`);
   }
   return args;
@@ -209,7 +214,7 @@ async function main() {
   }
 
   if (args.only.includes('export')) {
-    const ex = await benchExport(args.export);
+    const ex = await benchExport(args.export, kernels);
     results.push(...ex);
     summary.push(...ex.map(describeExport));
   }

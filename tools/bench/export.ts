@@ -7,12 +7,17 @@
 //             bytes (the figure is the export's own work, not the disk). --export-layers N keeps N
 //             decoder layers (and the whole vocabulary) for a shorter run. With these shapes the
 //             bench first times the Q4_K_M mix's quantizers (Q4_K, Q6_K) and the LoRA merge on
-//             one thread (2^22 N(0, 0.02²) values), so that a run can be read per core.
+//             one thread (2^22 N(0, 0.02²) values), so that a run can be read per core, and the
+//             same quantizers on the GPU.
+// GGUF k-quants (Q4_K, Q5_K, Q6_K, Q8_0) run on the GPU (src/engine/kquant-gpu.ts), the rest and the
+// merge in the pool; `--export-quantizer pool` keeps them all in the pool. Each result says which.
 // Figures: seconds, bytes, MB/s written, base weights per second.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { allTensorSpecs, parseModelConfig, type ModelArch } from '../../src/engine/arch.ts';
+import type { Kernels } from '../../src/engine/kernels.ts';
+import { gpuQuantizer, KQuantGpu, type GpuQuantizer } from '../../src/engine/kquant-gpu.ts';
 import { planExport, runExport, type ExportModel, type ExportRequest } from '../../src/io/export-job.ts';
 import type { WeightSource } from '../../src/io/export-arch.ts';
 import { loraTargets, type LoraAdapter, type LoraSettings } from '../../src/io/peft.ts';
@@ -37,6 +42,8 @@ export interface ExportBenchOptions {
   repeats?: number;
   /** Pool workers (default: the cores less one). */
   workers?: number;
+  /** Where GGUF k-quants run (default gpu when the bench has a GPU). */
+  quantizer?: 'gpu' | 'pool';
 }
 
 export interface ExportResult {
@@ -47,6 +54,11 @@ export interface ExportResult {
   /** Parameters of the model exported (base weights read). */
   params: number;
   workers: number;
+  /** Where the quantization ran: 'gpu' (GGUF k-quants; other types in the pool) or 'pool' (and
+   * every non-GGUF export, whose conversion and merge always run in the pool). */
+  quantizer: 'gpu' | 'pool';
+  /** GPU runs: blocks the GPU left to the CPU (non-finite, tiny or huge values). */
+  cpuBlocks?: number;
   seconds: number;
   bytes: number;
   mbps: number;
@@ -161,8 +173,8 @@ async function demoModel(): Promise<ExportModel> {
 }
 
 /** One-thread speed of the quantizers of the Q4_K_M mix and of the LoRA merge (r = 16), each the
- * best of a few runs over 2^22 values after a warm-up. */
-function threadRates(): ExportResult[] {
+ * best of a few runs over 2^22 values after a warm-up; with a GPU, its speed on the same values. */
+async function threadRates(kernels?: Kernels): Promise<ExportResult[]> {
   const n = 1 << 22;
   const x = gaussian(n, 11, 0.02);
   const best = (run: () => number): { seconds: number; bytes: number } => {
@@ -175,13 +187,14 @@ function threadRates(): ExportResult[] {
     }
     return { seconds, bytes };
   };
-  const result = (kind: string, r: { seconds: number; bytes: number }): ExportResult => ({
+  const result = (kind: string, r: { seconds: number; bytes: number }, gpu = false): ExportResult => ({
     op: 'export',
-    model: 'one thread',
+    model: gpu ? 'gpu' : 'one thread',
     kind,
     layers: 0,
     params: n,
-    workers: 1,
+    workers: gpu ? 0 : 1,
+    quantizer: gpu ? 'gpu' : 'pool',
     seconds: r.seconds,
     bytes: r.bytes,
     mbps: r.bytes / r.seconds / 1e6,
@@ -198,6 +211,24 @@ function threadRates(): ExportResult[] {
   const b = gaussian((n / cols) * R, 13, 0.02);
   mergeLora(x.subarray(0, 16 * cols), a, b.subarray(0, 16 * R), 16, cols, R, 1);
   out.push(result(`merge r=${R}`, best(() => mergeLora(x, a, b, n / cols, cols, R, 1).length * 4)));
+  if (kernels) {
+    const gpu = new KQuantGpu(kernels);
+    try {
+      for (const [name, type] of [['Q4_K', GGMLType.Q4_K], ['Q6_K', GGMLType.Q6_K], ['Q8_0', GGMLType.Q8_0]] as const) {
+        await gpu.quantize(type, x.subarray(0, 1 << 16)); // compiles the shaders
+        let seconds = Infinity;
+        let bytes = 0;
+        for (let i = 0; i < 3; i++) {
+          const t0 = performance.now();
+          bytes = (await gpu.quantize(type, x)).length;
+          seconds = Math.min(seconds, (performance.now() - t0) / 1000);
+        }
+        out.push(result(`quantize ${name}`, { seconds, bytes }, true));
+      }
+    } finally {
+      gpu.destroy();
+    }
+  }
   return out;
 }
 
@@ -218,15 +249,17 @@ class CountingSink implements ExportSink {
 // (tsx) the pool starts its TypeScript worker itself.
 const BUNDLED_WORKER = 'quant-worker.js';
 
-export async function benchExport(opts: ExportBenchOptions): Promise<ExportResult[]> {
+export async function benchExport(opts: ExportBenchOptions, kernels?: Kernels): Promise<ExportResult[]> {
   const workers = opts.workers ?? defaultPoolSize();
   const bundled = !import.meta.url.endsWith('.ts');
   const pool = createNodeQuantPool({ size: workers, workerUrl: bundled ? new URL(BUNDLED_WORKER, import.meta.url) : undefined });
+  const quantizer: GpuQuantizer | undefined =
+    kernels && (opts.quantizer ?? 'gpu') === 'gpu' ? gpuQuantizer(kernels, { fallback: (t, w) => pool.quantize(t, w) }) : undefined;
   const results: ExportResult[] = [];
   const tmp = mkdtempSync(join(tmpdir(), 'webtune-export-bench-'));
   try {
     if (opts.shapes.some((s) => s !== 'demo')) {
-      for (const r of threadRates()) {
+      for (const r of await threadRates(kernels)) {
         results.push(r);
         console.log(describeExport(r));
       }
@@ -250,8 +283,9 @@ export async function benchExport(opts: ExportBenchOptions): Promise<ExportResul
       for (const [kind, request] of kinds) {
         const times: number[] = [];
         let bytes = 0;
+        const cpuBlocksBefore = quantizer?.stats.cpuBlocks ?? 0;
         for (let i = 0; i < (demo ? (opts.repeats ?? 3) : 1); i++) {
-          const plan = planExport(model, adapter, request, { pool });
+          const plan = planExport(model, adapter, request, { pool, quantizer });
           const sink = demo ? new NodeDirectorySink(join(tmp, `${shape}-${kind.replace(/\W+/g, '-')}`)) : new CountingSink();
           const t0 = performance.now();
           bytes = (await runExport(plan, sink)).bytes;
@@ -266,6 +300,8 @@ export async function benchExport(opts: ExportBenchOptions): Promise<ExportResul
           layers: (model.arch as ModelArch).layers,
           params,
           workers,
+          quantizer: quantizer && request.kind === 'gguf' ? 'gpu' : 'pool',
+          ...(quantizer && request.kind === 'gguf' ? { cpuBlocks: quantizer.stats.cpuBlocks - cpuBlocksBefore } : {}),
           seconds,
           bytes,
           mbps: bytes / seconds / 1e6,
@@ -276,6 +312,7 @@ export async function benchExport(opts: ExportBenchOptions): Promise<ExportResul
       }
     }
   } finally {
+    quantizer?.destroy();
     pool.close();
     rmSync(tmp, { recursive: true, force: true });
   }
@@ -283,9 +320,9 @@ export async function benchExport(opts: ExportBenchOptions): Promise<ExportResul
 }
 
 export function describeExport(r: ExportResult): string {
-  if (r.model === 'one thread') return `export, one thread: ${r.kind} ${(r.weightsPerSecond / 1e6).toFixed(2)} M weights/s`;
+  if (r.model === 'one thread' || r.model === 'gpu') return `export, ${r.model === 'gpu' ? 'the GPU' : 'one thread'}: ${r.kind} ${(r.weightsPerSecond / 1e6).toFixed(2)} M weights/s`;
   const rate = r.weightsPerSecond > 0 ? `, ${(r.weightsPerSecond / 1e6).toFixed(1)} M weights/s` : '';
   const full = r.fullModelSeconds !== null ? ` (whole model at this rate: ${r.fullModelSeconds.toFixed(0)} s)` : '';
   const size = r.bytes >= 1e9 ? `${(r.bytes / 1e9).toFixed(2)} GB` : `${(r.bytes / 1e6).toFixed(2)} MB`;
-  return `export ${r.model}${r.model === 'demo' ? ' (median of 3)' : ` (${r.layers} layers, ${(r.params / 1e9).toFixed(2)} B params)`} ${r.kind}: ${r.seconds.toFixed(2)} s, ${size}, ${r.mbps.toFixed(1)} MB/s${rate}, ${r.workers} worker${r.workers === 1 ? '' : 's'}${full}`;
+  return `export ${r.model}${r.model === 'demo' ? ' (median of 3)' : ` (${r.layers} layers, ${(r.params / 1e9).toFixed(2)} B params)`} ${r.kind}: ${r.seconds.toFixed(2)} s, ${size}, ${r.mbps.toFixed(1)} MB/s${rate}, ${r.workers} worker${r.workers === 1 ? '' : 's'}${r.kind.startsWith('gguf') && r.quantizer === 'gpu' ? ', k-quants on the GPU' : ''}${full}`;
 }

@@ -1,7 +1,10 @@
 // `--adapter DIR --export …`: exports from a saved PEFT adapter and the base model's files, without
-// a GPU and without training (merging and quantizing run on the CPU, in the export pool).
+// training (merging runs on the CPU, in the export pool; GGUF k-quants on a GPU when Dawn finds a
+// hardware one or --quantizer gpu asks, else in the pool too).
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { Kernels } from '../../src/engine/kernels.ts';
+import { nodeGpu } from './gpu.ts';
 import { runExports } from './exports.ts';
 import { hubSummary, pushExport } from './push.ts';
 import { exportableModel, readSavedAdapter } from './saved-adapter.ts';
@@ -25,7 +28,25 @@ export async function exportSavedAdapter(setup: RunSetup): Promise<RunOutcome> {
   mkdirSync(setup.outDir, { recursive: true });
   const done = await runExports(
     args.exports,
-    { loaded: model, files, lora: { adapter }, template, templateSource: args.prepare.templateSource, outDir: setup.outDir, signal: setup.signal },
+    {
+      loaded: model,
+      files,
+      lora: { adapter },
+      template,
+      templateSource: args.prepare.templateSource,
+      outDir: setup.outDir,
+      signal: setup.signal,
+      quantizer: args.quantizer,
+      // A GPU only for GGUF quantization: none found is no error unless --quantizer gpu asked for one.
+      kernels: async () => {
+        try {
+          return new Kernels(await nodeGpu((message) => out.say(message)));
+        } catch (e) {
+          if (args.quantizer === 'gpu') throw e;
+          return null;
+        }
+      },
+    },
     out,
   );
   const pushed = args.pushToHub === undefined

@@ -39,9 +39,13 @@ export interface TuneArgs {
   private?: boolean;
   /** A saved PEFT adapter folder to export from, without training. */
   adapter?: string;
+  /** `--quantizer`: where GGUF k-quants run (default auto: the GPU unless it is a software one). */
+  quantizer?: QuantizerChoice;
 }
 
-type RunKey = 'model' | 'endpoint' | 'revision' | 'cacheDir' | 'data' | 'split' | 'rows' | 'dataConfig' | 'datasetsServer' | 'configFile' | 'out' | 'resume' | 'exports' | 'adapter' | 'pushToHub' | 'private' | 'help';
+export type QuantizerChoice = 'auto' | 'gpu' | 'pool';
+
+type RunKey = 'model' | 'endpoint' | 'revision' | 'cacheDir' | 'data' | 'split' | 'rows' | 'dataConfig' | 'datasetsServer' | 'configFile' | 'out' | 'resume' | 'exports' | 'adapter' | 'pushToHub' | 'private' | 'quantizer' | 'help';
 
 interface RunFlag {
   key: RunKey;
@@ -69,6 +73,7 @@ export const RUN_FLAGS: Record<string, RunFlag> = {
   '--push-to-hub': { key: 'pushToHub', value: 'REPO', kind: { type: 'string' }, help: 'upload the export (adapter, merged or one GGUF) with a model card to this Hub repo ("name" or "owner/name"); token $HF_TOKEN' },
   '--private': { key: 'private', kind: { type: 'bool' }, help: 'a repo --push-to-hub creates is private' },
   '--adapter': { key: 'adapter', value: 'DIR', kind: { type: 'string' }, help: 'export this saved PEFT adapter folder instead of training' },
+  '--quantizer': { key: 'quantizer', value: 'auto|gpu|pool', kind: { type: 'enum', values: ['auto', 'gpu', 'pool'] }, help: 'where GGUF Q4_K/Q5_K/Q6_K/Q8_0 quantization runs: the GPU, the CPU worker pool, or auto (the GPU unless it is a software one, e.g. lavapipe)' },
   '--help': { key: 'help', kind: { type: 'bool' }, help: 'this list' },
 };
 

@@ -135,7 +135,7 @@ export async function trainRun(setup: RunSetup): Promise<RunOutcome> {
       if (args.exports.length > 0) {
         done = await runExports(
           args.exports,
-          { loaded, files, lora, template, templateSource: template === 'custom' ? args.prepare.templateSource : undefined, card, outDir: setup.outDir, signal: setup.signal },
+          { loaded, files, lora, template, templateSource: template === 'custom' ? args.prepare.templateSource : undefined, card, outDir: setup.outDir, signal: setup.signal, quantizer: args.quantizer, kernels: async () => kernels },
           out,
         );
         written = done.files;
