@@ -162,7 +162,7 @@ export class Kernels {
     // WebGPU takes override constants as numbers only (bool overrides read 0/1).
     const constants = Object.fromEntries(Object.entries(spec.constants ?? {}).map(([k, v]) => [k, Number(v)]));
     const pipeline = this.device.createComputePipeline({
-      label: `${spec.name}:${spec.dtype}`,
+      label: `${spec.name}${spec.entryPoint ? `.${spec.entryPoint}` : ''}:${spec.dtype}`,
       layout: 'auto',
       compute: { module, entryPoint: spec.entryPoint ?? 'main', constants },
     });

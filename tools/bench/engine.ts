@@ -75,6 +75,8 @@ export interface ModelBenchResult {
   /** Storage of embed_tokens / lm_head in training (activations are f32). */
   trainEmbedDtype: DType;
   trainLosses: number[];
+  /** GPU ms per kernel (pipeline label) of one training step, where dispatches can be timed one by one. */
+  trainKernelMs?: Record<string, number>;
   /** Model TFLOP/s over the f32 matmul peak measured in the same run (when `matmul` ran first). */
   trainMfuOfF32Peak?: number;
   /** PyTorch's figures for the same shape (--torch-models) and ours / theirs. */
@@ -260,6 +262,89 @@ async function recordingTime<R>(device: GPUDevice, fn: () => Promise<R>): Promis
  * end), per command buffer: what a decode step costs the GPU, apart from recording and readback.
  * Returns the median per-buffer total and, per pass index, the median time.
  */
+/**
+ * GPU time of every dispatch `fn` records, summed per kernel (pipeline label): each dispatch runs in
+ * a compute pass of its own with timestamps at its ends (Dawn's Node binding has no timestamps
+ * inside a pass), the pipeline and bind groups set again in each. Pass boundaries add a little
+ * time per dispatch; the split between kernels is what this is for.
+ */
+async function dispatchTimes<R>(device: GPUDevice, fn: () => Promise<R>): Promise<{ value: R; byKernel: Map<string, { ms: number; count: number }> }> {
+  const create = device.createCommandEncoder.bind(device);
+  const PER_SET = 2048; // dispatches per query set (4096 timestamps)
+  const reads: { buffer: GPUBuffer; labels: string[] }[] = [];
+  device.createCommandEncoder = (d?: GPUCommandEncoderDescriptor) => {
+    const enc = create(d);
+    const sets: { set: GPUQuerySet; labels: string[] }[] = [];
+    const begin = enc.beginComputePass.bind(enc);
+    enc.beginComputePass = (pd?: GPUComputePassDescriptor) => {
+      let pipeline: GPUComputePipeline | undefined;
+      const groups = new Map<number, GPUBindGroup | null>();
+      const pass = {
+        label: pd?.label ?? '',
+        setPipeline: (p: GPUComputePipeline) => void (pipeline = p),
+        setBindGroup: (i: number, g: GPUBindGroup | null) => void groups.set(i, g),
+        dispatchWorkgroups: (x: number, y?: number, z?: number) => {
+          let cur = sets[sets.length - 1];
+          if (!cur || cur.labels.length === PER_SET) sets.push((cur = { set: device.createQuerySet({ type: 'timestamp', count: 2 * PER_SET }), labels: [] }));
+          const i = cur.labels.length;
+          cur.labels.push(pipeline?.label ?? '?');
+          const real = begin({ timestampWrites: { querySet: cur.set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+          if (pipeline) real.setPipeline(pipeline);
+          for (const [index, g] of groups) real.setBindGroup(index, g);
+          real.dispatchWorkgroups(x, y, z);
+          real.end();
+        },
+        end: () => {},
+        pushDebugGroup: () => {},
+        popDebugGroup: () => {},
+        insertDebugMarker: () => {},
+      };
+      return pass as unknown as GPUComputePassEncoder;
+    };
+    const finish = enc.finish.bind(enc);
+    enc.finish = (fd?: GPUCommandBufferDescriptor) => {
+      for (const { set, labels } of sets) {
+        const bytes = 16 * labels.length;
+        const resolve = device.createBuffer({ size: bytes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+        const read = device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+        enc.resolveQuerySet(set, 0, 2 * labels.length, resolve, 0);
+        enc.copyBufferToBuffer(resolve, 0, read, 0, bytes);
+        reads.push({ buffer: read, labels });
+      }
+      return finish(fd);
+    };
+    return enc;
+  };
+  let value: R;
+  try {
+    value = await fn();
+  } finally {
+    device.createCommandEncoder = create;
+  }
+  const byKernel = new Map<string, { ms: number; count: number }>();
+  for (const r of reads) {
+    await r.buffer.mapAsync(GPUMapMode.READ);
+    const t = new BigUint64Array(r.buffer.getMappedRange().slice(0));
+    r.buffer.destroy();
+    r.labels.forEach((label, i) => {
+      const e = byKernel.get(label) ?? { ms: 0, count: 0 };
+      e.ms += Number(t[2 * i + 1] - t[2 * i]) / 1e6;
+      e.count++;
+      byKernel.set(label, e);
+    });
+  }
+  return { value, byKernel };
+}
+
+/** The kernels that took the most GPU time, as one line each. */
+function describeKernelTimes(byKernel: Map<string, { ms: number; count: number }>, top = 14): string[] {
+  const total = [...byKernel.values()].reduce((a, e) => a + e.ms, 0);
+  return [...byKernel.entries()]
+    .sort((a, b) => b[1].ms - a[1].ms)
+    .slice(0, top)
+    .map(([label, e]) => `${e.ms.toFixed(1).padStart(8)} ms ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  x${e.count}  ${label}`);
+}
+
 async function passTimes<R>(device: GPUDevice, fn: () => Promise<R>): Promise<{ value: R; perBufferMs: number; perPassMs: number[]; buffers: number[][] }> {
   const create = device.createCommandEncoder.bind(device);
   const reads: { buffer: GPUBuffer; passes: number }[] = [];
@@ -426,6 +511,16 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
         `slowest passes (buffer.pass) ${slow.map((x) => `${x.at} ${x.ms.toFixed(1)} ms`).join(', ')}`,
     );
   }
+  // GPU time per kernel of one step (a timestamp around every dispatch).
+  let trainKernelMs: Record<string, number> | undefined;
+  if (o.trainSteps > 0 && kernels.gpu.info.timestamps) {
+    const dt = await dispatchTimes(device, () => trainStep(trainer, [batch]));
+    {
+      const total = [...dt.byKernel.values()].reduce((a, e) => a + e.ms, 0);
+      trainKernelMs = Object.fromEntries([...dt.byKernel.entries()].map(([k, e]) => [k, e.ms]));
+      console.log(`${name}: a training step's dispatches take ${total.toFixed(1)} ms of GPU; by kernel:\n${describeKernelTimes(dt.byKernel).join('\n')}`);
+    }
+  }
   const trainPeakBytes = c.peak;
   const trainTrackedPeakBytes = memory.peak;
   destroyTrainer(trainer);
@@ -462,6 +557,7 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
     trainTrackedPeakBytes,
     trainEmbedDtype,
     trainLosses: losses,
+    trainKernelMs,
   };
   if (o.trainSteps > 0) console.log(`${name}: train ${result.trainTokensPerSecond.toFixed(0)} tokens/s (${step.toFixed(3)} s/step, ${result.trainModelTflops.toPrecision(3)} model TFLOP/s), peak ${(trainPeakBytes / 2 ** 30).toFixed(2)} GiB (accountant ${(trainTrackedPeakBytes / 2 ** 30).toFixed(2)} GiB, E ${trainEmbedDtype}), losses ${losses.map((l) => l.toFixed(3)).join(' ')}`);
   return result;
