@@ -11,8 +11,8 @@
 //   combine  per row: folds the chunk's partials into the running (max, sum) (online logsumexp),
 //            then lse = max + log(sum) and loss = lse - tlogit for a trained row (target < vocab),
 //            0 otherwise. After the last chunk's combine, lse and loss are final.
-//   logits   the same tile, written out (f32) for rows [row0, row0 + rows): generation takes the
-//            last position's logits [V] this way.
+//   logits   the same tile, written out (f32) for rows [row0, row0 + rows) (one row, decode's last
+//            position: the matrix-vector kernel of shaders/lmhead-row.wgsl instead).
 //   stats_rows  the statistics of `stats` from logits another kernel wrote (the tensor-core GEMM,
 //            lmhead.ts): `out` holds the chunk's logits [rows, chunk_rows]; one workgroup per row
 //            leaves one partial per row (combine then reads p.tiles = 1 partial).
@@ -173,38 +173,6 @@ fn logits(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: v
       let c = col0 + lid.x * 4u + j;
       if (r < p.rows && c < p.chunk_rows) { out[r * p.out_stride + p.out_col0 + c] = acc[i * 4u + j]; }
     }
-  }
-}
-
-// logits_row: one row of h (decode) against the chunk, as a matrix-vector product: the tile above
-// would leave 63 of its 64 rows idle and read E at a tenth of the card's bandwidth. A workgroup
-// takes RV vocabulary rows, one group of RL invocations each, striding along the hidden dim.
-const RV = 8u;
-const RL = 32u;
-var<workgroup> row_part: array<f32, 256>; // [RV][RL]
-
-@compute @workgroup_size(256)
-fn logits_row(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) tid: u32) {
-  let lane = tid % RL;
-  let c = (wg.y * nwg.x + wg.x) * RV + tid / RL; // chunk row
-  var acc = 0.0;
-  if (c < p.chunk_rows) {
-    let hb = p.row0 * p.hidden;
-    let eb = c * p.hidden;
-    for (var k = lane; k < p.hidden; k = k + RL) {
-      acc = fma(f32(h[hb + k]), f32(e[eb + k]), acc);
-    }
-  }
-  row_part[tid] = acc;
-  workgroupBarrier();
-  for (var w = RL / 2u; w > 0u; w = w / 2u) {
-    if (lane < w) {
-      row_part[tid] = row_part[tid] + row_part[tid + w];
-    }
-    workgroupBarrier();
-  }
-  if (lane == 0u && c < p.chunk_rows) {
-    out[p.out_col0 + c] = row_part[tid];
   }
 }
 

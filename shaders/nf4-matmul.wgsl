@@ -12,14 +12,11 @@
 // e >> bs_shift. `aligned` (wc % 8 == 0, true for every real model) lets one invocation decode a
 // whole word (eight consecutive elements of one row, one absmax); otherwise element by element.
 //
-// Entry points:
+// Entry point:
 //   main  tiled, as shaders/matmul.wgsl: a workgroup of 256 computes a 128x128 block of out, each
 //         invocation an 8x8 register block, k in steps of 8, double-buffered; the A tile (128x8)
 //         and the dequantized W tile (8x128 = 128 words when aligned) in workgroup memory as f32.
-//   gemv  forward only, for a few rows (m <= GEMV_MAX_M, decode): a workgroup of 256 computes 4
-//         output columns (4 rows of W), 64 invocations per W row striding over its words, so each
-//         word is read once and the grid has N / 4 workgroups; one barrier, then a sum of 64
-//         partials per (row, column).
+// The forward of a few rows (decode) is a GEMV of its own: shaders/nf4-gemv.wgsl.
 // `T` = storage type of a (set by the loader); `R` = type of out (T, or f32), declared by the
 // wrapper; the NF4 helpers (NF4_CODE, nf4_shift, nf4_dequant) come from NF4_WGSL ahead of this.
 // bias is f32; when there is none the wrapper binds the absmax buffer in its place (read-only).
@@ -43,8 +40,6 @@ struct Params {
 @group(0) @binding(5) var<uniform> p: Params;
 
 override TRANS_W: bool = true;
-
-const THREADS = 256u;
 
 /** Dequantized flat element e of W. */
 fn w_at(e: u32) -> f32 {
@@ -184,59 +179,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: 
       for (var j = 0u; j < 4u; j++) {
         if (col + j < p.nc) { store(r * p.nc + col + j, col + j, v[j]); }
       }
-    }
-  }
-}
-
-const GEMV_COLS = 4u;
-const GEMV_LANES = 64u;
-const GEMV_MAX_M = 8u;
-// The rows of a, fixed per pipeline (1 for decode), so the loops over them have a fixed trip count
-// and acc can stay in registers (an array indexed in a run-time loop may live in local memory).
-override GEMV_M: u32 = 1u;
-var<workgroup> gemv_part: array<f32, 2048>; // [GEMV_MAX_M][THREADS]
-
-@compute @workgroup_size(256)
-fn gemv(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let tid = lid.x;
-  nf4_table_init(tid);
-  let col_base = (wg.y * nwg.x + wg.x) * GEMV_COLS;
-  let n = col_base + tid / GEMV_LANES; // the W row (output column) of this invocation
-  let lane = tid % GEMV_LANES;
-  var acc = array<f32, GEMV_MAX_M>();
-  if (n < p.nc) {
-    let base = n * p.wc;
-    if (p.aligned != 0u) {
-      for (var k = lane * 8u; k < p.ki; k += GEMV_LANES * 8u) {
-        let e0 = base + k;
-        let word = words[e0 >> 3u];
-        let am = absmax[e0 >> p.bs_shift];
-        var wv: array<f32, 8>;
-        for (var j = 0u; j < 8u; j++) { wv[j] = nf4_dequant(word, nf4_shift(j), am); }
-        for (var m = 0u; m < GEMV_M; m++) {
-          var s = acc[m];
-          for (var j = 0u; j < 8u; j++) { s = fma(f32(a[m * p.ki + k + j]), wv[j], s); }
-          acc[m] = s;
-        }
-      }
-    } else {
-      for (var k = lane; k < p.ki; k += GEMV_LANES) {
-        let w = w_at(base + k);
-        for (var m = 0u; m < GEMV_M; m++) { acc[m] = fma(f32(a[m * p.ki + k]), w, acc[m]); }
-      }
-    }
-  }
-  for (var m = 0u; m < GEMV_M; m++) { gemv_part[m * THREADS + tid] = acc[m]; }
-  workgroupBarrier();
-  // Invocation (column c, row m) sums the 64 lanes of column c.
-  if (tid < GEMV_COLS * GEMV_MAX_M) {
-    let c = tid / GEMV_MAX_M;
-    let m = tid % GEMV_MAX_M;
-    let col = col_base + c;
-    if (m < GEMV_M && col < p.nc) {
-      var s = 0.0;
-      for (var l = 0u; l < GEMV_LANES; l++) { s += gemv_part[m * THREADS + c * GEMV_LANES + l]; }
-      store(m * p.nc + col, col, s);
     }
   }
 }

@@ -5,7 +5,8 @@
 //           logit; a per-row kernel folds them into a running logsumexp. lse and
 //           loss = lse - logit[target] per row come out (f32), loss 0 where the row's target is
 //           not trained (id >= V, e.g. 0xffffffff).
-//   logits: the same tiles written out for rows [firstRow, firstRow + rows) -> [rows, V] f32.
+//   logits: the same tiles written out for rows [firstRow, firstRow + rows) -> [rows, V] f32; one
+//           row (decode) by a matrix-vector kernel instead (shaders/lmhead-row.wgsl).
 // Each chunk binds only its rows of E (a buffer range), so E never has to fit one storage
 // binding (maxStorageBufferBindingSize): Llama 3's 128256 x 4096 f16 is 1 GB.
 // h and E have storage types of their own (lmHeadTypes): training runs f32 activations against
@@ -15,11 +16,13 @@ import { type U32Tensor, expectShape, BYTES, createTensor, type DType, type Tens
 import { grid, submitPass, type Kernels } from './kernels.ts';
 import { trackedBuffer } from './gpu-memory.ts';
 import { encodeMmaMatmul, mmaApplies } from './matmul-mma.ts';
+import { ROW_SUM_WGSL, rowSumSubgroups } from './nf4-gemv.ts';
 import source from '../../shaders/lmhead.wgsl?raw';
+import rowSource from '../../shaders/lmhead-row.wgsl?raw';
 
 const TILE = 64;
-/** Vocabulary rows per workgroup of the one-row kernel (the shader's RV). */
-const ROW_KERNEL_VOCAB_ROWS = 8;
+/** Vocabulary rows per workgroup of the one-row kernel (shaders/lmhead-row.wgsl: a vec4's components). */
+const ROW_KERNEL_VOCAB_ROWS = 4;
 /** Vocabulary rows per chunk are a multiple of this, so every chunk's byte offset in E is a
  * multiple of 256 (the largest minStorageBufferOffsetAlignment WebGPU allows). */
 export const LMHEAD_CHUNK_ALIGN = 256;
@@ -182,7 +185,7 @@ export function encodeLmHeadLogits(
   h: Tensor,
   embed: Tensor,
   out: Tensor,
-  opts: { firstRow?: number; chunk?: number } = {},
+  opts: { firstRow?: number; chunk?: number; subgroups?: boolean } = {},
 ): void {
   const { vocab, hidden } = checkEmbed(embed, h);
   if (out.shape.length !== 2 || out.shape[1] !== vocab || out.dtype !== 'f32') {
@@ -196,8 +199,11 @@ export function encodeLmHeadLogits(
   checkBinding(kernels, 'h', h.buffer.size);
   checkBinding(kernels, 'out', out.buffer.size);
   const chunk = lmHeadChunkRows(kernels, hidden, embed.dtype, opts.chunk);
-  // One row (decode) takes the matrix-vector kernel.
-  const kernel = kernels.get({ ...lmHeadTypes('lmhead', source, h.dtype, embed.dtype), entryPoint: rows === 1 ? 'logits_row' : 'logits' });
+  if (rows === 1) {
+    encodeLogitsRow(kernels, pass, h, embed, out, firstRow, chunk, opts.subgroups);
+    return;
+  }
+  const kernel = kernels.get({ ...lmHeadTypes('lmhead', source, h.dtype, embed.dtype), entryPoint: 'logits' });
   for (let v0 = 0; v0 < vocab; v0 += chunk) {
     const chunkRows = Math.min(chunk, vocab - v0);
     const params = {
@@ -221,7 +227,51 @@ export function encodeLmHeadLogits(
         [8, { buffer: out.buffer }],
       ],
       params,
-      rows === 1 ? grid(kernels, Math.ceil(chunkRows / ROW_KERNEL_VOCAB_ROWS)) : [Math.ceil(chunkRows / TILE), Math.ceil(rows / TILE)],
+      [Math.ceil(chunkRows / TILE), Math.ceil(rows / TILE)],
+    );
+  }
+}
+
+/**
+ * One row of h (decode) against E, chunk by chunk: the matrix-vector kernel of
+ * shaders/lmhead-row.wgsl (16-byte loads where H % 8 == 0; `subgroups` false forces the
+ * workgroup-memory sum).
+ */
+function encodeLogitsRow(
+  kernels: Kernels,
+  pass: GPUComputePassEncoder,
+  h: Tensor,
+  embed: Tensor,
+  out: Tensor,
+  row0: number,
+  chunk: number,
+  subgroupsOpt?: boolean,
+): void {
+  const [vocab, hidden] = embed.shape;
+  const subgroups = rowSumSubgroups(kernels, subgroupsOpt);
+  const spec = lmHeadTypes(
+    subgroups ? 'lmhead-row(subgroups)' : 'lmhead-row',
+    rowSource + ROW_SUM_WGSL[subgroups ? 'subgroups' : 'workgroup'],
+    h.dtype,
+    embed.dtype,
+  );
+  const kernel = kernels.get({
+    ...spec,
+    entryPoint: hidden % 8 === 0 ? 'logits_row' : 'logits_row_any',
+    constants: { H_HALF: h.dtype === 'f16', E_HALF: embed.dtype === 'f16' },
+  });
+  for (let v0 = 0; v0 < vocab; v0 += chunk) {
+    const chunkRows = Math.min(chunk, vocab - v0);
+    kernels.dispatchAt(
+      pass,
+      kernel,
+      [
+        [0, { buffer: h.buffer }],
+        [1, embedRange(embed, v0, chunkRows)],
+        [2, { buffer: out.buffer }],
+      ],
+      { row0, hidden, chunk_rows: chunkRows, out_col0: v0 },
+      grid(kernels, Math.ceil(chunkRows / ROW_KERNEL_VOCAB_ROWS)),
     );
   }
 }
@@ -246,7 +296,7 @@ export function lmHeadLoss(
 }
 
 /** Allocates out [rows, V] f32 (default: the last row of h), records encodeLmHeadLogits and submits it. */
-export function lmHeadLogits(kernels: Kernels, h: Tensor, embed: Tensor, opts: { rows?: number; firstRow?: number; chunk?: number } = {}): Tensor {
+export function lmHeadLogits(kernels: Kernels, h: Tensor, embed: Tensor, opts: { rows?: number; firstRow?: number; chunk?: number; subgroups?: boolean } = {}): Tensor {
   const out = createTensor(kernels.device, [opts.rows ?? 1, embed.shape[0]], 'f32', 'lmhead.logits');
   submitPass(kernels, (pass) => encodeLmHeadLogits(kernels, pass, h, embed, out, opts));
   return out;

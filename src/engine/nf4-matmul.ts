@@ -2,19 +2,20 @@
 // NF4 in GPU memory and are dequantized tile by tile in registers and workgroup memory.
 //   forward:  y[M, N] = x[M, K] · dequant(W)ᵀ (+ bias)   W [N, K] (nn.Linear's [out, in])
 //   backward: dx[M, K] = dy[M, N] · dequant(W)           (the gradient w.r.t. the layer input)
-// On a device with f16 subgroup matrices the tiled product runs on the tensor cores (matmul-mma.ts).
+// A forward of up to NF4_GEMV_MAX_ROWS rows (decode) runs the GEMV of nf4-gemv.ts instead; on a
+// device with f16 subgroup matrices the tiled product runs on the tensor cores (matmul-mma.ts).
 // Reference: reference/nf4-matmul.ts (dequantizeNf4 on the CPU, then a float64 matmul).
 import { expectShape, createTensor, numel, type DType, type Tensor } from './tensor.ts';
-import { grid, submitPass, withResidualType, type Kernels } from './kernels.ts';
+import { submitPass, withResidualType, type Kernels } from './kernels.ts';
 import { NF4_WGSL, type Nf4GpuWeight } from './nf4.ts';
 import { encodeMmaMatmul, mmaApplies } from './matmul-mma.ts';
+import { encodeNf4Gemv, NF4_GEMV_MAX_ROWS } from './nf4-gemv.ts';
 import tile128 from '../../shaders/tile128.wgsl?raw';
 import source from '../../shaders/nf4-matmul.wgsl?raw';
 
 const TILE = 128;
-const GEMV_COLS = 4;
-/** Rows (tokens) up to which the forward runs the GEMV kernel (decode) instead of the tiled one. */
-export const NF4_GEMV_MAX_ROWS = 8;
+/** Rows (tokens) up to which the forward runs the GEMV kernel (decode, nf4-gemv.ts) instead of the tiled one. */
+export { NF4_GEMV_MAX_ROWS };
 
 export interface Nf4MatmulOptions {
   /** f32 [N], added to every row (Qwen2's q/k/v bias). Forward only. */
@@ -105,6 +106,10 @@ function dispatch(
   opts: Nf4MatmulOptions,
   s: { m: number; nc: number; ki: number; trans: boolean; gemv: boolean },
 ): void {
+  if (s.gemv) {
+    encodeNf4Gemv(kernels, pass, a, w, out, { bias: opts.bias, accumulate: opts.accumulate });
+    return;
+  }
   if (out.buffer === a.buffer) throw new Error('nf4 matmul: the output must not be the input');
   const limit = kernels.gpu.info.limits.maxStorageBufferBindingSize;
   for (const [what, size] of [
@@ -115,14 +120,12 @@ function dispatch(
     if (size > limit) throw new Error(`nf4 matmul: the ${what} (${size} B) exceeds maxStorageBufferBindingSize ${limit}`);
   }
   const operand = { kind: 'nf4', w } as const;
-  if (!s.gemv && opts.tensorCores !== false && mmaApplies(kernels.gpu.info, operand)) {
+  if (opts.tensorCores !== false && mmaApplies(kernels.gpu.info, operand)) {
     encodeMmaMatmul(kernels, pass, a, operand, out, { m: s.m, nc: s.nc, ki: s.ki, transB: s.trans, bias: opts.bias, accumulate: opts.accumulate });
     return;
   }
   const spec = withResidualType('nf4-matmul', NF4_WGSL + tile128 + source, a.dtype, out.dtype);
-  const kernel = s.gemv
-    ? kernels.get({ ...spec, dtype: a.dtype, entryPoint: 'gemv', constants: { GEMV_M: s.m } })
-    : kernels.get({ ...spec, dtype: a.dtype, constants: { TRANS_W: s.trans } });
+  const kernel = kernels.get({ ...spec, dtype: a.dtype, constants: { TRANS_W: s.trans } });
   const params = {
     m: s.m,
     nc: s.nc,
@@ -136,8 +139,5 @@ function dispatch(
   if (!Number.isInteger(params.bs_shift)) throw new Error(`nf4 matmul: blocksize ${w.blocksize} is not a power of two`);
   // Without a bias the (read-only) absmax buffer stands in for the bias binding; it is never read.
   const buffers = [a.buffer, w.words, w.absmax, opts.bias?.buffer ?? w.absmax, out.buffer];
-  const workgroups: [number, number] = s.gemv
-    ? grid(kernels, Math.ceil(s.nc / GEMV_COLS))
-    : [Math.ceil(s.nc / TILE), Math.ceil(s.m / TILE)];
-  kernels.dispatch(pass, kernel, buffers, params, workgroups);
+  kernels.dispatch(pass, kernel, buffers, params, [Math.ceil(s.nc / TILE), Math.ceil(s.m / TILE)]);
 }

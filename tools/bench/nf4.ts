@@ -3,12 +3,18 @@
 // 16-bit input (numel * 2 bytes per second, the issue's unit, whatever the storage type); the
 // bytes the kernel really reads (f32 input: 4 per element) are reported next to it. Before timing,
 // each storage type is checked bit-exact against the CPU reference (quantizeNf4).
+// Then the decode GEMVs (benchDecodeGemv): the NF4 GEMV (nf4-gemv.ts) at the 8B's four projection
+// shapes, one row of f16 x, every kernel variant beside the one before issue 10 ('v0'), as GB/s of
+// NF4 weight read (codes + f32 absmax); and the one-row lm_head (lmhead.ts) as GB/s of E read.
 import type { Gpu } from '../../src/engine/gpu.ts';
-import type { Kernels } from '../../src/engine/kernels.ts';
-import { createNf4Weight, destroyNf4, encodeQuantizeNf4, quantizeNf4Gpu, readNf4 } from '../../src/engine/nf4.ts';
-import { BYTES, uploadTensor, type DType, type Tensor } from '../../src/engine/tensor.ts';
+import { submitPass, type Kernels } from '../../src/engine/kernels.ts';
+import { encodeLmHeadLogits } from '../../src/engine/lmhead.ts';
+import { createNf4Weight, destroyNf4, encodeQuantizeNf4, quantizeNf4Gpu, readNf4, type Nf4GpuWeight } from '../../src/engine/nf4.ts';
+import { encodeNf4Gemv, type Nf4GemvOptions } from '../../src/engine/nf4-gemv.ts';
+import { BYTES, createTensor, readTensor, uploadTensor, type DType, type Tensor } from '../../src/engine/tensor.ts';
 import { quantizeNf4, roundToDtype, type Nf4SourceDtype } from '../../src/io/nf4.ts';
 import { randomF32 } from '../../src/util/random.ts';
+import { randomTensor } from './engine.ts';
 import { rotationCopies, timePass } from './timing.ts';
 
 /** Llama 3.1 8B's MLP (gate/up [14336, 4096]) and attention (q/o [4096, 4096]) shapes. */
@@ -88,7 +94,14 @@ async function benchOne(gpu: Gpu, kernels: Kernels, shape: [number, number], dty
   };
 }
 
+/** The quantization bench, then the decode GEMVs (printed; benchDecodeGemv returns their figures). */
 export async function benchNf4(gpu: Gpu, kernels: Kernels, repeats: number, shapes = NF4_SHAPES): Promise<Nf4Result[]> {
+  const results = await benchQuantize(gpu, kernels, repeats, shapes);
+  await benchDecodeGemv(gpu, kernels, repeats);
+  return results;
+}
+
+async function benchQuantize(gpu: Gpu, kernels: Kernels, repeats: number, shapes: [number, number][]): Promise<Nf4Result[]> {
   const results: Nf4Result[] = [];
   for (const dtype of ['f16', 'f32'] as const) {
     if (dtype === 'f16' && !gpu.info.f16) continue;
@@ -103,4 +116,143 @@ export async function benchNf4(gpu: Gpu, kernels: Kernels, repeats: number, shap
     }
   }
   return results;
+}
+
+/** Llama 3.1 8B's decode GEMVs, [out, in]: q_proj / o_proj, k_proj / v_proj, gate / up, down. */
+export const NF4_GEMV_SHAPES: [number, number][] = [
+  [4096, 4096],
+  [1024, 4096],
+  [14336, 4096],
+  [4096, 14336],
+];
+/** How often each shape runs per 8B token (32 layers): q+o, k+v, gate+up, down. */
+const PER_TOKEN = [64, 64, 64, 32];
+
+/** The GEMV variants timed: the kernel before issue 10 first (the baseline of the ratios). */
+const GEMV_VARIANTS: { name: string; opts: Nf4GemvOptions; subgroups?: true }[] = [
+  { name: 'v0', opts: { variant: 'v0' } },
+  { name: 'subgroups', opts: { subgroups: true }, subgroups: true },
+  { name: 'subgroups wg256', opts: { subgroups: true, workgroupSize: 256 }, subgroups: true },
+  { name: 'workgroup', opts: { subgroups: false } },
+];
+
+export interface Nf4GemvResult {
+  op: 'nf4-gemv' | 'lmhead-row';
+  /** [out, in]. */
+  shape: number[];
+  /** Storage type of x and y (of h and E for the lm_head). */
+  dtype: DType;
+  variant: string;
+  /** One dispatch, the median over repeats of a pass of several back to back. */
+  ms: number;
+  /** Weight bytes read (NF4 codes + f32 absmax; E for the lm_head) per second. */
+  gbps: number;
+  /** ms of v0 / ms of this variant. */
+  speedup?: number;
+  /** max |y - y0| / max |y0|, y0 the first variant's result (v0; for the lm_head the subgroup sum). */
+  diffToV0?: number;
+}
+
+/**
+ * The decode GEMVs, as one 8B decode step runs them: y = x · Wᵀ for one row of x (f16 where the
+ * device has it), W rotated over copies (out of L2), several dispatches per timed pass (as a
+ * decode step records them). Every variant's y is compared with v0's first.
+ */
+export async function benchDecodeGemv(gpu: Gpu, kernels: Kernels, repeats: number): Promise<Nf4GemvResult[]> {
+  const dtype: DType = gpu.info.f16 ? 'f16' : 'f32';
+  const variants = GEMV_VARIANTS.filter((v) => !v.subgroups || gpu.info.subgroups);
+  const results: Nf4GemvResult[] = [];
+  const perToken = new Map<string, number>();
+  for (const [s, [out, inp]] of NF4_GEMV_SHAPES.entries()) {
+    const bytes = (out * inp) / 2 + (out * inp / 64) * 4;
+    const copies = rotationCopies(bytes);
+    const ws: Nf4GpuWeight[] = Array.from({ length: copies }, (_, i) => randomCodes(kernels, out, inp, 200 + i));
+    const x = randomTensor(kernels, [1, inp], dtype, 1, 9, 'bench.gemv.x');
+    const y = createTensor(kernels.device, [1, out], dtype, 'bench.gemv.y');
+    let base: { ms: number; y: Float32Array } | undefined;
+    for (const v of variants) {
+      kernels.device.pushErrorScope('validation');
+      const got = await runOnce(kernels, (pass) => encodeNf4Gemv(kernels, pass, x, ws[0], y, v.opts), y);
+      const seconds = (await timePass(gpu, repeats, (pass) => ws.forEach((w) => encodeNf4Gemv(kernels, pass, x, w, y, v.opts)))) / copies;
+      const error = await kernels.device.popErrorScope();
+      if (error) throw new Error(`nf4 gemv ${v.name} [${out}, ${inp}]: ${error.message}`);
+      const r: Nf4GemvResult = { op: 'nf4-gemv', shape: [out, inp], dtype, variant: v.name, ms: seconds * 1e3, gbps: bytes / seconds / 1e9 };
+      if (base) Object.assign(r, { speedup: base.ms / r.ms, diffToV0: relDiff(got, base.y) });
+      else base = { ms: r.ms, y: got };
+      results.push(r);
+      perToken.set(v.name, (perToken.get(v.name) ?? 0) + PER_TOKEN[s] * r.ms);
+      const agree = r.diffToV0 === undefined ? '' : `, ${r.speedup!.toFixed(2)}x v0, |y - y(v0)| / max|y| ${r.diffToV0.toExponential(1)}${r.diffToV0 <= 1e-2 ? '' : ' DIFFERS'}`;
+      console.log(`nf4 gemv [${out}, ${inp}] ${dtype} ${v.name}: ${r.ms.toFixed(4)} ms, ${r.gbps.toPrecision(3)} GB/s${agree}`);
+    }
+    for (const w of ws) destroyNf4(w);
+    x.buffer.destroy();
+    y.buffer.destroy();
+  }
+  for (const [name, ms] of perToken) console.log(`nf4 gemv ${name}: ${ms.toFixed(3)} ms of NF4 GEMVs per 8B token (32 layers x 7 projections)`);
+  results.push(...(await benchLmHeadRow(gpu, kernels, repeats, dtype)));
+  return results;
+}
+
+/**
+ * The one-row lm_head at Llama 3's hidden size over a quarter of its 128256-row vocabulary (the
+ * kernel streams chunk after chunk; the whole E would take 2 GB of copies), both sums.
+ */
+async function benchLmHeadRow(gpu: Gpu, kernels: Kernels, repeats: number, dtype: DType): Promise<Nf4GemvResult[]> {
+  const [vocab, hidden] = [32768, 4096];
+  const bytes = vocab * hidden * BYTES[dtype];
+  const copies = rotationCopies(bytes);
+  const es = Array.from({ length: copies }, (_, i) => randomTensor(kernels, [vocab, hidden], dtype, 0.02, 30 + i, 'bench.lmhead.E'));
+  const h = randomTensor(kernels, [1, hidden], dtype, 1, 31, 'bench.lmhead.h');
+  const out = createTensor(kernels.device, [1, vocab], 'f32', 'bench.lmhead.out');
+  const results: Nf4GemvResult[] = [];
+  let base: Float32Array | undefined;
+  for (const subgroups of gpu.info.subgroups ? [true, false] : [false]) {
+    const variant = subgroups ? 'subgroups' : 'workgroup';
+    const got = await runOnce(kernels, (pass) => encodeLmHeadLogits(kernels, pass, h, es[0], out, { subgroups }), out);
+    const seconds = (await timePass(gpu, repeats, (pass) => es.forEach((e) => encodeLmHeadLogits(kernels, pass, h, e, out, { subgroups })))) / copies;
+    const r: Nf4GemvResult = { op: 'lmhead-row', shape: [vocab, hidden], dtype, variant, ms: seconds * 1e3, gbps: bytes / seconds / 1e9 };
+    if (base) r.diffToV0 = relDiff(got, base);
+    else base = got;
+    results.push(r);
+    console.log(
+      `lm_head one row [${vocab}, ${hidden}] ${dtype} ${variant}: ${r.ms.toFixed(4)} ms, ${r.gbps.toPrecision(3)} GB/s ` +
+        `(${((r.ms * 128256) / vocab).toFixed(3)} ms for Llama 3's 128256 rows)` +
+        (r.diffToV0 === undefined ? '' : `, |y - y(subgroups)| / max|y| ${r.diffToV0.toExponential(1)}${r.diffToV0 <= 1e-5 ? '' : ' DIFFERS'}`),
+    );
+  }
+  for (const e of es) e.buffer.destroy();
+  h.buffer.destroy();
+  out.buffer.destroy();
+  return results;
+}
+
+/**
+ * An NF4 weight [out, inp] of random codes and absmax in [0.01, 0.05): what a GEMV reads, without
+ * quantizing a dense matrix (which would not fit one storage binding on small devices).
+ */
+function randomCodes(kernels: Kernels, out: number, inp: number, seed: number): Nf4GpuWeight {
+  const w = createNf4Weight(kernels.device, [out, inp], { label: 'bench.gemv.w' });
+  let state = seed >>> 0 || 1;
+  const next = () => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0);
+  const words = new Uint32Array(w.words.size / 4).map(next);
+  const absmax = new Float32Array(w.absmax.size / 4).map(() => 0.01 + (next() / 2 ** 32) * 0.04);
+  kernels.device.queue.writeBuffer(w.words, 0, words);
+  kernels.device.queue.writeBuffer(w.absmax, 0, absmax);
+  return w;
+}
+
+/** Runs `encode` once and reads `y` back as f32. */
+async function runOnce(kernels: Kernels, encode: (pass: GPUComputePassEncoder) => void, y: Tensor): Promise<Float32Array> {
+  submitPass(kernels, encode);
+  return readTensor(kernels.device, y);
+}
+
+function relDiff(a: Float32Array, b: Float32Array): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / scale;
 }

@@ -1,0 +1,265 @@
+// NF4 GEMV for decode: out[m, n] = x[m, :] · dequant(W)[n, :] (+ bias[n]) (+ out[m, n]) for a few
+// rows of x (p.m <= 8), W [N, K] NF4 as in shaders/nf4-matmul.wgsl (bnb's codes 8 to a
+// little-endian u32 word, one f32 absmax per `blocksize` elements of the flattened weight). Every
+// weight value is nf4_dequant's (code value * absmax, one f32 rounding, as bnb), f32 accumulation.
+//
+// Decode reads each weight byte once and does two flops per 4 bits, so this kernel is a memory
+// stream: what matters is how many bytes are in flight, and how few instructions each byte costs.
+//   gemv      (K % 32 == 0: every real model) A workgroup of GEMV_WG invocations takes 4 W rows,
+//             held as the components of vec4s. Invocation `lane` takes 32-element chunks
+//             c = lane, lane + GEMV_WG, ... of those rows: per chunk one 16-byte load of each row
+//             (consecutive invocations, consecutive 16 bytes: fully coalesced, 2 KB per row per
+//             128 invocations) and one absmax per row (a chunk never straddles a block: blocks are
+//             >= 32 and chunks start on multiples of 32; the two lanes of a 64-block read the same
+//             word in one request, so memory serves it once). Each word is dequantized once into
+//             8 vec4s (4 rows) and used by every row of x; x is read as 16-byte units (8 f16 or 4
+//             f32), cached by L1/L2 for all workgroups. Then the 128 partial vec4s are summed
+//             (row_sum: subgroupAdd where the device has subgroups, workgroup memory otherwise)
+//             and invocations 0..3 store the 4 outputs.
+//   gemv_any  Any K, for tests and odd shapes: the same rows and reduction, one word (K % 8 == 0)
+//             or one element per step, x read element by element.
+//   gemv_v0   The kernel before issue 10 (4 rows per 256 invocations, 64 per row, u32 words and
+//             scalar x), kept only so the bench shows old and new side by side (tools/bench/nf4.ts).
+//
+// Occupancy, and why K is not split across workgroups: an 8B projection has 1024 to 14336 rows,
+// i.e. 256 to 3584 workgroups of 128 over 132 SMs. With K = 4096 a lane loads 4 x 16 B at once
+// and is done; with K = 14336 (down_proj) it loops 3-4 times over 1024 workgroups, about 8 per SM,
+// keeping ~60 KB of loads in flight per SM where Little's law asks ~30 KB (4.8 TB/s x ~1 us over
+// 132 SMs). Every byte of even the smallest matrix (k/v, 2.4 MB) is requested in the first loop
+// trip, so a split-K would add a second dispatch and partial sums without adding bytes in flight.
+//
+// `T` = storage type of x (set by the loader; X_HALF tells the 16-byte view how to read it); `R` =
+// type of out (T, or f32), declared by the wrapper. NF4_WGSL (nf4_table_init, nf4_shift,
+// nf4_dequant) comes ahead of this source, and the row_sum reduction (struct Lanes) after it
+// (src/engine/nf4-gemv.ts ROW_SUM_WGSL). bias is f32; without one the absmax buffer stands in.
+
+struct Params {
+  m: u32,          // rows of x (1 .. 8)
+  n: u32,          // rows of W (output columns)
+  k: u32,          // elements per row of W and of x
+  bs_shift: u32,   // log2(blocksize)
+  aligned: u32,    // k % 8 == 0 (gemv_any, gemv_v0)
+  has_bias: u32,
+  accumulate: u32,
+}
+
+// Each entry point uses one view of bindings 0 and 1.
+@group(0) @binding(0) var<storage, read> xv: array<vec4<u32>>;     // gemv: x as 16-byte units
+@group(0) @binding(0) var<storage, read> x: array<T>;              // gemv_any, gemv_v0
+@group(0) @binding(1) var<storage, read> words4: array<vec4<u32>>; // gemv: 32 codes per load
+@group(0) @binding(1) var<storage, read> words: array<u32>;        // gemv_any, gemv_v0
+@group(0) @binding(2) var<storage, read> absmax: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<R>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+const GEMV_MAX_M = 8u;
+// x has one row (decode), fixed per pipeline: the accumulator is then acc[0], a register.
+// Otherwise the loops over the rows of x run p.m times, left rolled (the accumulators may then
+// live in local memory): unrolled eight-fold, the software GPU the tests run on (lavapipe) took
+// 40 s to compile one pipeline, and decode is one row.
+override ONE_ROW: bool = true;
+override GEMV_WG: u32 = 128u;
+// T is f16 (x's 16-byte units hold 8 values) rather than f32 (4).
+override X_HALF: bool = false;
+
+/** Per row of x, the running sums of the workgroup's 4 W rows (components). */
+alias Acc = array<vec4<f32>, GEMV_MAX_M>;
+
+/** Rows of x: a constant 1 in a ONE_ROW pipeline (outside the hot loop). */
+fn x_rows() -> u32 {
+  return select(p.m, 1u, ONE_ROW);
+}
+
+// Eight values, and eight dequantized elements of 4 rows, as structs of named vectors rather than
+// arrays (an array may end up in local memory where a compiler does not resolve its indices).
+struct X8 { lo: vec4<f32>, hi: vec4<f32> }
+struct D8 { d0: vec4<f32>, d1: vec4<f32>, d2: vec4<f32>, d3: vec4<f32>, d4: vec4<f32>, d5: vec4<f32>, d6: vec4<f32>, d7: vec4<f32> }
+
+/** Elements e .. e + 7 of x (e a multiple of 8) as f32 from the 16-byte view (exact for f16). */
+fn x8_vec(e: u32) -> X8 {
+  if (X_HALF) {
+    let u = xv[e >> 3u];
+    return X8(vec4(unpack2x16float(u.x), unpack2x16float(u.y)), vec4(unpack2x16float(u.z), unpack2x16float(u.w)));
+  }
+  return X8(bitcast<vec4<f32>>(xv[e >> 2u]), bitcast<vec4<f32>>(xv[(e >> 2u) + 1u]));
+}
+
+/** The same from the element view (gemv_any). */
+fn x8_any(e: u32) -> X8 {
+  return X8(vec4(f32(x[e]), f32(x[e + 1u]), f32(x[e + 2u]), f32(x[e + 3u])),
+            vec4(f32(x[e + 4u]), f32(x[e + 5u]), f32(x[e + 6u]), f32(x[e + 7u])));
+}
+
+/** Element `shift` (nf4_shift(j)) of one word of each of the 4 rows, dequantized. */
+fn dq4(w: vec4<u32>, shift: u32, am: vec4<f32>) -> vec4<f32> {
+  return vec4(nf4_dequant(w.x, shift, am.x), nf4_dequant(w.y, shift, am.y), nf4_dequant(w.z, shift, am.z), nf4_dequant(w.w, shift, am.w));
+}
+
+/** The 8 elements of one word of each of the 4 rows (w: the rows' words), dequantized. */
+fn dequant8(w: vec4<u32>, am: vec4<f32>) -> D8 {
+  return D8(dq4(w, nf4_shift(0u), am), dq4(w, nf4_shift(1u), am), dq4(w, nf4_shift(2u), am), dq4(w, nf4_shift(3u), am),
+            dq4(w, nf4_shift(4u), am), dq4(w, nf4_shift(5u), am), dq4(w, nf4_shift(6u), am), dq4(w, nf4_shift(7u), am));
+}
+
+/** s + Σ_j xs[j] · d[j]: one word's products for the 4 rows. */
+fn fma8(s0: vec4<f32>, d: D8, xs: X8) -> vec4<f32> {
+  var s = fma(vec4(xs.lo.x), d.d0, s0);
+  s = fma(vec4(xs.lo.y), d.d1, s);
+  s = fma(vec4(xs.lo.z), d.d2, s);
+  s = fma(vec4(xs.lo.w), d.d3, s);
+  s = fma(vec4(xs.hi.x), d.d4, s);
+  s = fma(vec4(xs.hi.y), d.d5, s);
+  s = fma(vec4(xs.hi.z), d.d6, s);
+  return fma(vec4(xs.hi.w), d.d7, s);
+}
+
+/** Adds one word (elements e .. e + 7 of the rows, dequantized in d) times every row of x. */
+fn word_vec(acc: ptr<function, Acc>, d: D8, e: u32) {
+  if (ONE_ROW) {
+    (*acc)[0] = fma8((*acc)[0], d, x8_vec(e));
+    return;
+  }
+  for (var m = 0u; m < p.m; m++) { (*acc)[m] = fma8((*acc)[m], d, x8_vec(m * p.k + e)); }
+}
+
+/** Chunk c (32 codes) of W row `row`; zeros past the last row (code 0 times absmax 0 adds 0). */
+fn chunk_of(row: u32, c: u32) -> vec4<u32> {
+  if (row >= p.n) { return vec4(0u); }
+  return words4[row * (p.k >> 5u) + c];
+}
+
+/** The absmax of element `col` of W row `row`; 0 past the last row. */
+fn absmax_of(row: u32, col: u32) -> f32 {
+  if (row >= p.n) { return 0.0; }
+  return absmax[(row * p.k + col) >> p.bs_shift];
+}
+
+fn absmax4(row0: u32, col: u32) -> vec4<f32> {
+  return vec4(absmax_of(row0, col), absmax_of(row0 + 1u, col), absmax_of(row0 + 2u, col), absmax_of(row0 + 3u, col));
+}
+
+/** out[o] = acc (+ bias[col]) (+ out[o]), rounded once to R. */
+fn store(o: u32, col: u32, acc: f32) {
+  var v = acc;
+  if (p.has_bias != 0u) { v += bias[col]; }
+  if (p.accumulate != 0u) { v += f32(out[o]); }
+  out[o] = R(v);
+}
+
+/** Sums the workgroup's partials of every row of x and stores rows row0 .. row0 + 3 of out. */
+fn finish(lanes: Lanes, row0: u32, acc: ptr<function, Acc>) {
+  for (var m = 0u; m < x_rows(); m++) {
+    let s = row_sum(lanes, GEMV_WG, (*acc)[m]);
+    let r = lanes.index;
+    if (r < 4u && row0 + r < p.n) { store(m * p.n + row0 + r, row0 + r, s[r]); }
+  }
+}
+
+@compute @workgroup_size(GEMV_WG)
+fn gemv(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, lanes: Lanes) {
+  nf4_table_init(lanes.index);
+  let row0 = (wg.y * nwg.x + wg.x) * 4u; // uniform per workgroup: returning keeps barriers uniform
+  if (row0 >= p.n) { return; }
+  var acc = Acc();
+  for (var c = lanes.index; c < (p.k >> 5u); c += GEMV_WG) {
+    // All four loads first, so they are in flight together.
+    let w0 = chunk_of(row0, c);
+    let w1 = chunk_of(row0 + 1u, c);
+    let w2 = chunk_of(row0 + 2u, c);
+    let w3 = chunk_of(row0 + 3u, c);
+    let e = c * 32u;
+    let am = absmax4(row0, e);
+    // Word q of the chunk across the 4 rows is (w0[q], w1[q], w2[q], w3[q]): a 4x4 transpose.
+    word_vec(&acc, dequant8(vec4(w0.x, w1.x, w2.x, w3.x), am), e);
+    word_vec(&acc, dequant8(vec4(w0.y, w1.y, w2.y, w3.y), am), e + 8u);
+    word_vec(&acc, dequant8(vec4(w0.z, w1.z, w2.z, w3.z), am), e + 16u);
+    word_vec(&acc, dequant8(vec4(w0.w, w1.w, w2.w, w3.w), am), e + 24u);
+  }
+  finish(lanes, row0, &acc);
+}
+
+/** Flat element e of W, dequantized. */
+fn w_at(e: u32) -> f32 {
+  return nf4_dequant(words[e >> 3u], nf4_shift(e & 7u), absmax[e >> p.bs_shift]);
+}
+
+/** Element `col` of W row `row`, dequantized; 0 past the last row. */
+fn w_of(row: u32, col: u32) -> f32 {
+  if (row >= p.n) { return 0.0; }
+  return w_at(row * p.k + col);
+}
+
+fn word_of(row: u32, col: u32) -> u32 {
+  if (row >= p.n) { return 0u; }
+  return words[(row * p.k + col) >> 3u];
+}
+
+@compute @workgroup_size(GEMV_WG)
+fn gemv_any(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, lanes: Lanes) {
+  nf4_table_init(lanes.index);
+  let row0 = (wg.y * nwg.x + wg.x) * 4u;
+  if (row0 >= p.n) { return; }
+  var acc = Acc();
+  if (p.aligned != 0u) {
+    // Whole words: a row starts on a word, and 8 elements of a row share one absmax.
+    for (var e = lanes.index * 8u; e < p.k; e += GEMV_WG * 8u) {
+      let d = dequant8(vec4(word_of(row0, e), word_of(row0 + 1u, e), word_of(row0 + 2u, e), word_of(row0 + 3u, e)), absmax4(row0, e));
+      for (var m = 0u; m < x_rows(); m++) { acc[m] = fma8(acc[m], d, x8_any(m * p.k + e)); }
+    }
+  } else {
+    for (var col = lanes.index; col < p.k; col += GEMV_WG) {
+      let w = vec4(w_of(row0, col), w_of(row0 + 1u, col), w_of(row0 + 2u, col), w_of(row0 + 3u, col));
+      for (var m = 0u; m < x_rows(); m++) { acc[m] = fma(vec4(f32(x[m * p.k + col])), w, acc[m]); }
+    }
+  }
+  finish(lanes, row0, &acc);
+}
+
+// The kernel before issue 10, for the bench only: 4 W rows per workgroup of 256, 64 invocations
+// per row striding over its u32 words, x read element by element, a 64-term sum per output.
+const V0_LANES = 64u;
+var<workgroup> v0_part: array<f32, 2048>; // [GEMV_MAX_M][256]
+
+@compute @workgroup_size(256)
+fn gemv_v0(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) tid: u32) {
+  nf4_table_init(tid);
+  let col_base = (wg.y * nwg.x + wg.x) * 4u;
+  let n = col_base + tid / V0_LANES;
+  let lane = tid % V0_LANES;
+  var acc = array<f32, GEMV_MAX_M>();
+  if (n < p.n) {
+    let base = n * p.k;
+    if (p.aligned != 0u) {
+      for (var k = lane * 8u; k < p.k; k += V0_LANES * 8u) {
+        let e0 = base + k;
+        let word = words[e0 >> 3u];
+        let am = absmax[e0 >> p.bs_shift];
+        var wv: array<f32, 8>;
+        for (var j = 0u; j < 8u; j++) { wv[j] = nf4_dequant(word, nf4_shift(j), am); }
+        for (var m = 0u; m < x_rows(); m++) {
+          var s = acc[m];
+          for (var j = 0u; j < 8u; j++) { s = fma(f32(x[m * p.k + k + j]), wv[j], s); }
+          acc[m] = s;
+        }
+      }
+    } else {
+      for (var k = lane; k < p.k; k += V0_LANES) {
+        let w = w_at(base + k);
+        for (var m = 0u; m < x_rows(); m++) { acc[m] = fma(f32(x[m * p.k + k]), w, acc[m]); }
+      }
+    }
+  }
+  for (var m = 0u; m < x_rows(); m++) { v0_part[m * 256u + tid] = acc[m]; }
+  workgroupBarrier();
+  if (tid < 4u * GEMV_MAX_M) {
+    let c = tid / GEMV_MAX_M;
+    let m = tid % GEMV_MAX_M;
+    let col = col_base + c;
+    if (m < x_rows() && col < p.n) {
+      var s = 0.0;
+      for (var l = 0u; l < V0_LANES; l++) { s += v0_part[m * 256u + c * V0_LANES + l]; }
+      store(m * p.n + col, col, s);
+    }
+  }
+}

@@ -1,0 +1,149 @@
+// NF4 GEMV (shaders/nf4-gemv.wgsl): y[M, N] = x[M, K] · dequant(W)ᵀ (+ bias) (+ y) for decode's
+// few rows (M <= NF4_GEMV_MAX_ROWS), W the NF4 weight [N, K]. nf4-matmul.ts sends its small
+// forwards here; the reference is the same (reference/nf4-matmul.ts).
+// Also the workgroup sum both GEMVs end with (ROW_SUM_WGSL; lmhead.ts's one-row logits use it).
+import { expectShape, numel, type Tensor } from './tensor.ts';
+import { grid, withResidualType, type Kernels } from './kernels.ts';
+import { NF4_WGSL, type Nf4GpuWeight } from './nf4.ts';
+import source from '../../shaders/nf4-gemv.wgsl?raw';
+
+/** Rows (tokens) up to which the forward runs the GEMV kernel (decode) instead of the tiled one. */
+export const NF4_GEMV_MAX_ROWS = 8;
+/** W rows per workgroup (the vec4 components of the shader's accumulators). */
+const ROWS_PER_WORKGROUP = 4;
+
+/**
+ * `row_sum(lanes, count, v)`: Σ of v over the `count` invocations of a 1-D workgroup, returned to
+ * every invocation; called in uniform control flow, count a multiple of 8 and at most 256. The
+ * entry point takes `lanes: Lanes` (its builtins). Two variants with the same interface:
+ *   subgroups  subgroupAdd, then one partial per subgroup in workgroup memory (2 barriers). The
+ *              partial's slot is local_invocation_index / subgroup_size: it takes a 1-D
+ *              workgroup's subgroups to be consecutive runs of invocations, as every driver lays
+ *              them out (WGSL leaves it open; the tests and the bench check the sums), and count a
+ *              multiple of the subgroup size (sizes are powers of two up to 128).
+ *   workgroup  all partials to workgroup memory, sums of 8 in place, then of count / 8 (3 barriers).
+ */
+export const ROW_SUM_WGSL = {
+  subgroups: `enable subgroups;
+struct Lanes {
+  @builtin(local_invocation_index) index: u32,
+  @builtin(subgroup_size) sg_size: u32,
+  @builtin(subgroup_invocation_id) sg_lane: u32,
+}
+
+var<workgroup> row_sum_part: array<vec4<f32>, 256>;
+
+fn row_sum(lanes: Lanes, count: u32, v: vec4<f32>) -> vec4<f32> {
+  let s = subgroupAdd(v);
+  if (lanes.sg_lane == 0u) { row_sum_part[lanes.index / lanes.sg_size] = s; }
+  workgroupBarrier();
+  var t = row_sum_part[0];
+  for (var g = 1u; g < count / lanes.sg_size; g++) { t += row_sum_part[g]; }
+  workgroupBarrier(); // the next call writes the partials again
+  return t;
+}
+`,
+  workgroup: `struct Lanes {
+  @builtin(local_invocation_index) index: u32,
+}
+
+var<workgroup> row_sum_part: array<vec4<f32>, 256>;
+
+fn row_sum(lanes: Lanes, count: u32, v: vec4<f32>) -> vec4<f32> {
+  row_sum_part[lanes.index] = v;
+  workgroupBarrier();
+  // Invocation i < count / 8 folds partials 8i .. 8i + 7 into 8i (each reads only its own eight).
+  if (lanes.index < count / 8u) {
+    let b = lanes.index * 8u;
+    var s = row_sum_part[b];
+    for (var i = 1u; i < 8u; i++) { s += row_sum_part[b + i]; }
+    row_sum_part[b] = s;
+  }
+  workgroupBarrier();
+  var t = row_sum_part[0];
+  for (var g = 1u; g < count / 8u; g++) { t += row_sum_part[g * 8u]; }
+  workgroupBarrier(); // the next call writes the partials again
+  return t;
+}
+`,
+};
+
+/** Whether `row_sum` takes the subgroup variant: `requested` if given (false forces workgroup memory), else the device's. */
+export function rowSumSubgroups(kernels: Kernels, requested?: boolean): boolean {
+  const has = kernels.gpu.info.subgroups;
+  if (requested && !has) throw new Error('gemv: this device has no subgroups');
+  return requested ?? has;
+}
+
+export interface Nf4GemvOptions {
+  /** f32 [N], added to every row. */
+  bias?: Tensor;
+  /** y += result instead of y = result. */
+  accumulate?: boolean;
+  /** Sum with subgroupAdd (default: where the device has `subgroups`); false forces workgroup memory. */
+  subgroups?: boolean;
+  /** Invocations per workgroup (default 128). */
+  workgroupSize?: 128 | 256;
+  /** 'v0': the kernel before issue 10 (u32 loads, scalar x), kept for the bench's comparison only. */
+  variant?: 'v1' | 'v0';
+}
+
+/**
+ * Records y = x · dequant(W)ᵀ (+ bias) (+ y) into `pass`: x [..., K] in the storage type, at most
+ * NF4_GEMV_MAX_ROWS rows; y [..., N] in the storage type or f32. f32 accumulation.
+ */
+export function encodeNf4Gemv(
+  kernels: Kernels,
+  pass: GPUComputePassEncoder,
+  x: Tensor,
+  w: Nf4GpuWeight,
+  y: Tensor,
+  opts: Nf4GemvOptions = {},
+): void {
+  if (w.shape.length !== 2) throw new Error(`nf4 gemv: the weight has shape [${w.shape}], expected [out, in]`);
+  if (w.numel >= 2 ** 32) throw new Error(`nf4 gemv: a weight of ${w.numel} elements needs 64-bit indices`);
+  const [n, k] = w.shape;
+  if (x.shape[x.shape.length - 1] !== k) throw new Error(`nf4 gemv: x has shape [${x.shape}], expected [..., ${k}]`);
+  const m = numel(x.shape) / k;
+  if (!(m >= 1 && m <= NF4_GEMV_MAX_ROWS)) throw new Error(`nf4 gemv: the gemv kernel takes at most ${NF4_GEMV_MAX_ROWS} rows, not ${m}`);
+  expectShape('nf4 gemv', y, [...x.shape.slice(0, -1), n], 'y');
+  if (opts.bias) {
+    expectShape('nf4 gemv', opts.bias, [n], 'bias');
+    if (opts.bias.dtype !== 'f32') throw new Error(`nf4 gemv: bias must be f32, not ${opts.bias.dtype}`);
+  }
+  if (y.buffer === x.buffer) throw new Error('nf4 gemv: the output must not be the input');
+  const limit = kernels.gpu.info.limits.maxStorageBufferBindingSize;
+  for (const [what, size] of [
+    ['input', x.buffer.size],
+    ['output', y.buffer.size],
+    ['weight words', w.words.size],
+  ] as const) {
+    if (size > limit) throw new Error(`nf4 gemv: the ${what} (${size} B) exceeds maxStorageBufferBindingSize ${limit}`);
+  }
+  const bsShift = Math.log2(w.blocksize);
+  if (!Number.isInteger(bsShift) || w.blocksize < 32) throw new Error(`nf4 gemv: blocksize ${w.blocksize} is not a power of two >= 32`);
+
+  const subgroups = rowSumSubgroups(kernels, opts.subgroups);
+  const wg = opts.workgroupSize ?? 128;
+  // The 16-byte loads need rows that start on a 16-byte word group: K % 32 == 0 (real models).
+  const entryPoint = opts.variant === 'v0' ? 'gemv_v0' : k % 32 === 0 ? 'gemv' : 'gemv_any';
+  const spec = withResidualType(
+    subgroups ? 'nf4-gemv(subgroups)' : 'nf4-gemv',
+    NF4_WGSL + source + ROW_SUM_WGSL[subgroups ? 'subgroups' : 'workgroup'],
+    x.dtype,
+    y.dtype,
+  );
+  const kernel = kernels.get({ ...spec, dtype: x.dtype, entryPoint, constants: { ONE_ROW: m === 1, GEMV_WG: wg, X_HALF: x.dtype === 'f16' } });
+  const params = {
+    m,
+    n,
+    k,
+    bs_shift: bsShift,
+    aligned: k % 8 === 0 ? 1 : 0,
+    has_bias: opts.bias ? 1 : 0,
+    accumulate: opts.accumulate ? 1 : 0,
+  };
+  // Without a bias the (read-only) absmax buffer stands in for the bias binding; it is never read.
+  const buffers = [x.buffer, w.words, w.absmax, opts.bias?.buffer ?? w.absmax, y.buffer];
+  kernels.dispatch(pass, kernel, buffers, params, grid(kernels, Math.ceil(n / ROWS_PER_WORKGROUP)));
+}

@@ -1,0 +1,160 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { submitPass, Kernels } from '../src/engine/kernels.ts';
+import type { Gpu } from '../src/engine/gpu.ts';
+import { lmHeadLogits } from '../src/engine/lmhead.ts';
+import { destroyNf4, uploadNf4 } from '../src/engine/nf4.ts';
+import { encodeNf4Gemv, NF4_GEMV_MAX_ROWS, type Nf4GemvOptions } from '../src/engine/nf4-gemv.ts';
+import { lmHeadRef } from '../src/engine/reference/lmhead.ts';
+import { maxRelError } from '../src/engine/reference/matmul.ts';
+import { nf4MatmulRef } from '../src/engine/reference/nf4-matmul.ts';
+import { createTensor, readTensor, uploadTensor, type DType, type Tensor } from '../src/engine/tensor.ts';
+import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';
+import { quantizeNf4 } from '../src/io/nf4.ts';
+import { randomF32, rng } from '../src/util/random.ts';
+import { testGpu } from './gpu/device.ts';
+
+// The decode GEMVs (shaders/nf4-gemv.wgsl, shaders/lmhead-row.wgsl) against float64, component-wise
+// (|got - want| / Σ|x·w|, reference/matmul.ts maxRelError), as tests/nf4-matmul.test.ts does:
+// f32 output 1e-5 (f32 accumulation of up to 4192 terms, about sqrt(K) · 2^-24 in practice, in an
+// order the reference does not share); f16 output 1e-3 (its rounding adds 2^-11 relative). x in f16
+// storage is rounded before the reference sees it, so only the output rounding differs. Both
+// workgroup sums run on every device here: lavapipe has subgroups, so `subgroups: false` forces
+// the workgroup-memory one.
+const TOL = { f32: 1e-5, f16: 1e-3 };
+
+let gpu: Gpu;
+let kernels: Kernels;
+beforeAll(async () => {
+  gpu = await testGpu();
+  kernels = new Kernels(gpu);
+});
+
+function gaussian(n: number, seed: number, scale: number): Float32Array {
+  const next = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next()) * scale;
+  return out;
+}
+
+const asStored = (x: Float32Array, dtype: DType) => (dtype === 'f16' ? f16ArrayToF32(f32ArrayToF16(x)) : x);
+
+interface Case extends Pick<Nf4GemvOptions, 'subgroups' | 'workgroupSize' | 'variant'> {
+  m: number;
+  k: number;
+  n: number;
+  blocksize?: number;
+  dtype?: DType;
+  out?: DType;
+  bias?: boolean;
+  accumulate?: boolean;
+}
+
+async function runCase(c: Case, seed: number): Promise<number> {
+  const dtype = c.dtype ?? 'f32';
+  const outType = c.out ?? dtype;
+  const cpu = quantizeNf4(gaussian(c.n * c.k, seed, 0.02), { shape: [c.n, c.k], blocksize: c.blocksize ?? 64 });
+  const w = uploadNf4(gpu.device, cpu);
+  const x = asStored(randomF32(c.m * c.k, seed + 1), dtype);
+  const tx = uploadTensor(gpu.device, x, [c.m, c.k], dtype);
+  const bias = c.bias ? randomF32(c.n, seed + 2) : undefined;
+  const tb = bias ? uploadTensor(gpu.device, bias, [c.n], 'f32') : undefined;
+  const start = c.accumulate ? asStored(randomF32(c.m * c.n, seed + 3), outType) : undefined;
+  const ty = start ? uploadTensor(gpu.device, start, [c.m, c.n], outType) : createTensor(gpu.device, [c.m, c.n], outType);
+  const { subgroups, workgroupSize, variant } = c;
+  submitPass(kernels, (pass) => encodeNf4Gemv(kernels, pass, tx, w, ty, { bias: tb, accumulate: c.accumulate, subgroups, workgroupSize, variant }));
+  const got = await readTensor(gpu.device, ty);
+  const ref = nf4MatmulRef(x, cpu, c.m, { bias });
+  if (start) {
+    for (let i = 0; i < start.length; i++) {
+      ref.c[i] += start[i];
+      ref.scale[i] += Math.abs(start[i]);
+    }
+  }
+  for (const t of [tx, ty, tb] as (Tensor | undefined)[]) t?.buffer.destroy();
+  destroyNf4(w);
+  return maxRelError(got, ref.c, ref.scale);
+}
+
+const label = (c: Case) =>
+  `${c.m}x${c.k}->${c.n} ${c.dtype ?? 'f32'}${c.out && c.out !== c.dtype ? `->${c.out}` : ''}` +
+  `${c.blocksize ? ` bs${c.blocksize}` : ''}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +=' : ''}` +
+  `${c.subgroups === false ? ', workgroup sum' : ', subgroup sum'}${c.workgroupSize ? `, wg ${c.workgroupSize}` : ''}${c.variant ? `, ${c.variant}` : ''}`;
+
+describe('NF4 GEMV against float64 (component-wise)', () => {
+  // K % 32 == 0 takes the 16-byte kernel (gemv), else gemv_any (K % 8 == 0 by words, else by
+  // elements). N % 4 != 0 leaves a partial last workgroup; K / 32 = 131 chunks make three lanes
+  // loop twice; blocksize 32 makes every chunk its own block, 128 two chunks per block.
+  const cases: Case[] = [
+    { m: 1, k: 4096, n: 70 },
+    { m: 1, k: 4096, n: 70, subgroups: false },
+    { m: 1, k: 4192, n: 9, blocksize: 128 },
+    { m: 1, k: 96, n: 1, blocksize: 32 },
+    { m: 8, k: 256, n: 37, bias: true, accumulate: true },
+    { m: 1, k: 128, n: 6, workgroupSize: 256 },
+    { m: 2, k: 200, n: 13, blocksize: 32 },
+    { m: 3, k: 75, n: 6, bias: true },
+    { m: 7, k: 77, n: 5, subgroups: false, accumulate: true },
+    { m: 1, k: 4096, n: 70, variant: 'v0' },
+  ];
+  for (const [i, c] of cases.entries()) {
+    it(`${label(c)} (< ${TOL.f32})`, async () => {
+      const err = await runCase(c, 500 + i);
+      console.log(`nf4 gemv ${label(c)}: ${err.toExponential(2)}`);
+      expect(err).toBeLessThan(TOL.f32);
+    });
+  }
+
+  const f16: (Case & { tol: number })[] = [
+    { m: 1, k: 512, n: 1023, dtype: 'f16', out: 'f32', accumulate: true, tol: TOL.f32 },
+    { m: 5, k: 320, n: 66, dtype: 'f16', subgroups: false, bias: true, tol: TOL.f16 },
+    { m: 1, k: 2048, n: 11, dtype: 'f16', tol: TOL.f16 },
+    { m: 4, k: 100, n: 10, dtype: 'f16', out: 'f32', subgroups: false, tol: TOL.f32 },
+  ];
+  for (const [i, c] of f16.entries()) {
+    it(`${label(c)} (< ${c.tol})`, async (ctx) => {
+      if (!gpu.info.f16) ctx.skip();
+      const err = await runCase(c, 600 + i);
+      console.log(`nf4 gemv ${label(c)}: ${err.toExponential(2)}`);
+      expect(err).toBeLessThan(c.tol);
+    });
+  }
+
+  it('rejects more rows than NF4_GEMV_MAX_ROWS', () => {
+    const w = uploadNf4(gpu.device, quantizeNf4(new Float32Array(8 * 64), { shape: [8, 64] }));
+    const x = createTensor(gpu.device, [NF4_GEMV_MAX_ROWS + 1, 64], 'f32');
+    const y = createTensor(gpu.device, [NF4_GEMV_MAX_ROWS + 1, 8], 'f32');
+    expect(() => submitPass(kernels, (p) => encodeNf4Gemv(kernels, p, x, w, y))).toThrow(/at most 8 rows, not 9/);
+    destroyNf4(w);
+  });
+});
+
+describe(`lm_head one-row logits (shaders/lmhead-row.wgsl) against float64 (component-wise, < ${TOL.f32})`, () => {
+  // f32 dot products whatever the storage types (f16 values are exact in f32). H % 8 == 0 takes
+  // the 16-byte kernel, else logits_row_any; V % 4 != 0 and a partial last chunk.
+  const cases: { h: DType; e: DType; hidden: number; vocab: number; chunk: number; subgroups?: boolean }[] = [
+    { h: 'f16', e: 'f16', hidden: 1024, vocab: 777, chunk: 256 },
+    { h: 'f16', e: 'f16', hidden: 1024, vocab: 777, chunk: 256, subgroups: false },
+    { h: 'f32', e: 'f16', hidden: 264, vocab: 301, chunk: 512 },
+    { h: 'f32', e: 'f32', hidden: 264, vocab: 301, chunk: 256, subgroups: false },
+    { h: 'f16', e: 'f32', hidden: 45, vocab: 70, chunk: 256 },
+  ];
+  for (const [i, c] of cases.entries()) {
+    const name = `h ${c.h}, E ${c.e}, H ${c.hidden}, V ${c.vocab}, chunk ${c.chunk}${c.subgroups === false ? ', workgroup sum' : ''}`;
+    it(name, async (ctx) => {
+      if ((c.h === 'f16' || c.e === 'f16') && !gpu.info.f16) ctx.skip();
+      const rows = 3;
+      const h = asStored(randomF32(rows * c.hidden, 700 + i), c.h);
+      const e = asStored(randomF32(c.vocab * c.hidden, 800 + i).map((v) => v * 0.5), c.e);
+      const th = uploadTensor(gpu.device, h, [rows, c.hidden], c.h);
+      const te = uploadTensor(gpu.device, e, [c.vocab, c.hidden], c.e);
+      // The middle row, so that row0 is neither 0 nor the last.
+      const out = lmHeadLogits(kernels, th, te, { firstRow: 1, chunk: c.chunk, subgroups: c.subgroups });
+      const got = await readTensor(gpu.device, out);
+      const ref = lmHeadRef(h.subarray(c.hidden, 2 * c.hidden), e, new Uint32Array(1), { rows: 1, hidden: c.hidden, vocab: c.vocab });
+      const err = maxRelError(got, ref.logits, ref.logitScale);
+      console.log(`lm_head row ${name}: ${err.toExponential(2)}`);
+      for (const t of [th, te, out]) t.buffer.destroy();
+      expect(err).toBeLessThan(TOL.f32);
+    });
+  }
+});
