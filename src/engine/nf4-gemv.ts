@@ -2,8 +2,8 @@
 // few rows (M <= NF4_GEMV_MAX_ROWS), W the NF4 weight [N, K]. nf4-matmul.ts sends its small
 // forwards here; the reference is the same (reference/nf4-matmul.ts).
 // Also the workgroup sum both GEMVs end with (ROW_SUM_WGSL; lmhead.ts's one-row logits use it).
-import { expectShape, numel, type Tensor } from './tensor.ts';
-import { grid, withResidualType, type Kernels } from './kernels.ts';
+import { expectShape, numel, type DType, type Tensor } from './tensor.ts';
+import { grid, withResidualType, type Kernel, type Kernels } from './kernels.ts';
 import { NF4_WGSL, type Nf4GpuWeight } from './nf4.ts';
 import source from '../../shaders/nf4-gemv.wgsl?raw';
 
@@ -127,13 +127,7 @@ export function encodeNf4Gemv(
   const wg = opts.workgroupSize ?? 128;
   // The 16-byte loads need rows that start on a 16-byte word group: K % 32 == 0 (real models).
   const entryPoint = opts.variant === 'v0' ? 'gemv_v0' : k % 32 === 0 ? 'gemv' : 'gemv_any';
-  const spec = withResidualType(
-    subgroups ? 'nf4-gemv(subgroups)' : 'nf4-gemv',
-    NF4_WGSL + source + ROW_SUM_WGSL[subgroups ? 'subgroups' : 'workgroup'],
-    x.dtype,
-    y.dtype,
-  );
-  const kernel = kernels.get({ ...spec, dtype: x.dtype, entryPoint, constants: { ONE_ROW: m === 1, GEMV_WG: wg, X_HALF: x.dtype === 'f16' } });
+  const kernel = gemvKernel(kernels, subgroups, x.dtype, y.dtype, entryPoint, m === 1, wg);
   const params = {
     m,
     n,
@@ -146,4 +140,21 @@ export function encodeNf4Gemv(
   // Without a bias the (read-only) absmax buffer stands in for the bias binding; it is never read.
   const buffers = [x.buffer, w.words, w.absmax, opts.bias?.buffer ?? w.absmax, y.buffer];
   kernels.dispatch(pass, kernel, buffers, params, grid(kernels, Math.ceil(n / ROWS_PER_WORKGROUP)));
+}
+
+/** Kernels by everything that picks one: a decode step records hundreds of GEMVs, and building the
+ * spec (sources, names, the constants' key) each time doubled the CPU cost of recording one. */
+const gemvKernels = new WeakMap<Kernels, Map<string, Kernel>>();
+
+function gemvKernel(kernels: Kernels, subgroups: boolean, xType: DType, yType: DType, entryPoint: string, oneRow: boolean, wg: number): Kernel {
+  let cache = gemvKernels.get(kernels);
+  if (!cache) gemvKernels.set(kernels, (cache = new Map()));
+  const key = `${subgroups}|${xType}|${yType}|${entryPoint}|${oneRow}|${wg}`;
+  let kernel = cache.get(key);
+  if (!kernel) {
+    const spec = withResidualType(subgroups ? 'nf4-gemv(subgroups)' : 'nf4-gemv', NF4_WGSL + source + ROW_SUM_WGSL[subgroups ? 'subgroups' : 'workgroup'], xType, yType);
+    kernel = kernels.get({ ...spec, dtype: xType, entryPoint, constants: { ONE_ROW: oneRow, GEMV_WG: wg, X_HALF: xType === 'f16' } });
+    cache.set(key, kernel);
+  }
+  return kernel;
 }
