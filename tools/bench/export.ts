@@ -23,7 +23,7 @@ import type { WeightSource } from '../../src/io/export-arch.ts';
 import { loraTargets, type LoraAdapter, type LoraSettings } from '../../src/io/peft.ts';
 import { createNodeQuantPool, defaultPoolSize } from '../../src/io/quant-pool-node.ts';
 import { mergeLora } from '../../src/io/merge.ts';
-import { GGMLType, quantize } from '../../src/io/quants/index.ts';
+import { GGMLType, quantFormat, quantize } from '../../src/io/quants/index.ts';
 import { bytesSource, openSafetensors } from '../../src/io/safetensors.ts';
 import { NodeDirectorySink } from '../../src/io/sink-node.ts';
 import type { ExportSink, SinkFile } from '../../src/io/sink.ts';
@@ -59,6 +59,9 @@ export interface ExportResult {
   quantizer: 'gpu' | 'pool';
   /** GPU runs: blocks the GPU left to the CPU (non-finite, tiny or huge values). */
   cpuBlocks?: number;
+  /** The GPU quantizer's rate runs: blocks byte-identical to the CPU quantizer's, of `blocks`. */
+  identicalBlocks?: number;
+  blocks?: number;
   seconds: number;
   bytes: number;
   mbps: number;
@@ -217,19 +220,32 @@ async function threadRates(kernels?: Kernels): Promise<ExportResult[]> {
       for (const [name, type] of [['Q4_K', GGMLType.Q4_K], ['Q6_K', GGMLType.Q6_K], ['Q8_0', GGMLType.Q8_0]] as const) {
         await gpu.quantize(type, x.subarray(0, 1 << 16)); // compiles the shaders
         let seconds = Infinity;
-        let bytes = 0;
+        let got: Uint8Array = new Uint8Array();
         for (let i = 0; i < 3; i++) {
           const t0 = performance.now();
-          bytes = (await gpu.quantize(type, x)).length;
+          got = await gpu.quantize(type, x);
           seconds = Math.min(seconds, (performance.now() - t0) / 1000);
         }
-        out.push(result(`quantize ${name}`, { seconds, bytes }, true));
+        out.push({ ...result(`quantize ${name}`, { seconds, bytes: got.length }, true), ...agreement(type, got, quantize(type, x)) });
       }
     } finally {
       gpu.destroy();
     }
   }
   return out;
+}
+
+/** How many blocks of the GPU's bytes equal the CPU quantizer's (ggml's) bytes. */
+function agreement(type: number, gpu: Uint8Array, cpu: Uint8Array): { identicalBlocks: number; blocks: number } {
+  const size = quantFormat(type).typeSize;
+  const blocks = cpu.length / size;
+  let identicalBlocks = 0;
+  for (let b = 0; b < blocks; b++) {
+    let same = true;
+    for (let i = b * size; i < (b + 1) * size && same; i++) same = gpu[i] === cpu[i];
+    if (same) identicalBlocks++;
+  }
+  return { identicalBlocks, blocks };
 }
 
 /** Counts the bytes and drops them. */
@@ -320,7 +336,10 @@ export async function benchExport(opts: ExportBenchOptions, kernels?: Kernels): 
 }
 
 export function describeExport(r: ExportResult): string {
-  if (r.model === 'one thread' || r.model === 'gpu') return `export, ${r.model === 'gpu' ? 'the GPU' : 'one thread'}: ${r.kind} ${(r.weightsPerSecond / 1e6).toFixed(2)} M weights/s`;
+  if (r.model === 'one thread' || r.model === 'gpu') {
+    const same = r.blocks ? `, ${r.identicalBlocks} of ${r.blocks} blocks identical to the CPU's` : '';
+    return `export, ${r.model === 'gpu' ? 'the GPU' : 'one thread'}: ${r.kind} ${(r.weightsPerSecond / 1e6).toFixed(2)} M weights/s${same}`;
+  }
   const rate = r.weightsPerSecond > 0 ? `, ${(r.weightsPerSecond / 1e6).toFixed(1)} M weights/s` : '';
   const full = r.fullModelSeconds !== null ? ` (whole model at this rate: ${r.fullModelSeconds.toFixed(0)} s)` : '';
   const size = r.bytes >= 1e9 ? `${(r.bytes / 1e9).toFixed(2)} GB` : `${(r.bytes / 1e6).toFixed(2)} MB`;
