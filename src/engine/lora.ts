@@ -3,13 +3,13 @@
 // lora_alpha / sqrt(r) with use_rslora. A and B are f32 master weights in both numeric modes.
 // In training, lora_dropout applies to the LoRA path's input (lora-dropout.ts), with a mask the
 // kernels derive from a key instead of reading it. Reference: reference/lora.ts.
-import { expectShape, createTensor, numel, type Tensor } from './tensor.ts';
-import { submitPass, withResidualType, type Kernels } from './kernels.ts';
+// The two products' kernels (down, up) serve the backward too (lora-backward.ts), through
+// encodeLoraDown / encodeLoraUp and a module that adds the backward's own kernels.
+import { expectShape, createTensor, numel, type DType, type Tensor } from './tensor.ts';
+import { submitPass, type Kernels } from './kernels.ts';
 import { dropoutParams, type LoraDropoutDraw } from './lora-dropout.ts';
 import dropoutSource from '../../shaders/lora-dropout.wgsl?raw';
 import loraSource from '../../shaders/lora.wgsl?raw';
-
-const source = `${dropoutSource}\n${loraSource}`;
 
 /** PEFT's `scaling`: lora_alpha / r, or lora_alpha / sqrt(r) with rsLoRA (use_rslora). */
 export function loraScale({ r, alpha, rslora = false }: { r: number; alpha: number; rslora?: boolean }): number {
@@ -37,10 +37,6 @@ export function hasDropout(l: LoraWeights): boolean {
   return !!l.dropout && l.dropout.p > 0;
 }
 
-const DOWN_COLS = 16;
-const DOWN_ROWS = 8;
-const UP_TILE = 64;
-
 /**
  * Records u = x · Aᵀ and then y += scale · u · Bᵀ (two dispatches). x [..., K] in the storage
  * type; u [..., r] f32 (written; the backward pass reads it); y [..., N] in the storage type or
@@ -48,13 +44,9 @@ const UP_TILE = 64;
  */
 export function encodeLora(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, lora: LoraWeights, u: Tensor, y: Tensor): void {
   const s = checkLora(x, lora, u, y);
-  const spec = withResidualType('lora', source, x.dtype, y.dtype);
-  const buffers = [x.buffer, lora.a.buffer, lora.b.buffer, u.buffer, y.buffer];
-  const params = { m: s.m, k: s.k, n: s.n, r: s.r, scale: lora.scale, ...dropoutParams(lora.dropout) };
-  const down = kernels.get({ ...spec, dtype: x.dtype, constants: { UP: false, DROPOUT: hasDropout(lora) } });
-  kernels.dispatch(pass, down, buffers, params, [Math.ceil(s.r / DOWN_COLS), Math.ceil(s.m / DOWN_ROWS)]);
-  const up = kernels.get({ ...spec, dtype: x.dtype, constants: { UP: true } });
-  kernels.dispatch(pass, up, buffers, params, [Math.ceil(s.n / UP_TILE), Math.ceil(s.m / UP_TILE)]);
+  const mod = loraModule('lora', '', x.dtype, x.dtype, y.dtype);
+  encodeLoraDown(kernels, pass, mod, { g: x.buffer, w: lora.a.buffer, wj: s.k, wc: 1, out: u.buffer, m: s.m, c: s.k, r: s.r, scale: 1, dropout: lora.dropout });
+  encodeLoraUp(kernels, pass, mod, { f: u.buffer, w: lora.b.buffer, wj: 1, wc: s.r, y: y.buffer, m: s.m, c: s.n, r: s.r, scale: lora.scale, accumulate: true });
 }
 
 /** Allocates u, records encodeLora and submits it: y is updated in place; returns u ([..., r], f32). */
@@ -77,8 +69,132 @@ function checkLora(x: Tensor, l: LoraWeights, u: Tensor, y: Tensor): { m: number
   expectShape('lora', u, [...lead, r], 'u');
   expectShape('lora', y, [...lead, n], 'y');
   if (u.dtype !== 'f32') throw new Error(`lora: u must be f32, not ${u.dtype}`);
+  if (y.dtype !== 'f32' && y.dtype !== x.dtype) throw new Error(`lora: y must be f32 or the storage type ${x.dtype}, not ${y.dtype}`);
   if (!Number.isFinite(l.scale)) throw new Error(`lora: scale ${l.scale} is not finite`);
   const distinct = new Set([x.buffer, l.a.buffer, l.b.buffer, u.buffer, y.buffer]);
   if (distinct.size !== 5) throw new Error('lora: x, A, B, u and y must be five buffers');
   return { m: numel(lead), k, n, r };
+}
+
+// ---- the kernels of shaders/lora.wgsl, shared with the backward
+
+/** Rows of g per workgroup of `down` (shaders/lora.wgsl DOWN_ROWS). */
+const DOWN_ROWS = 8;
+/** Columns per workgroup of `up` and `outer` (UP_COLS). */
+export const LORA_COLS = 256;
+/** Columns j of r per accumulator set: the grid's z (down, outer) or up's loop. */
+export const LORA_J_GROUP = 16;
+/**
+ * Workgroups up's grid aims for: several waves of a large GPU (the H200 has 132 SMs, two of these
+ * workgroups each), so that the last, partial wave costs little; blocks of at least 32 rows keep
+ * the staging of W (once per workgroup) small beside the rows.
+ */
+const UP_TARGET_WORKGROUPS = 1024;
+const UP_MIN_ROWS = 32;
+
+/** A compiled-once module: its kernel name, WGSL and loader dtype (`T`: f16 where any tensor is). */
+export interface LoraModule {
+  name: string;
+  source: string;
+  dtype: DType;
+}
+
+const modules = new Map<string, LoraModule>();
+
+/**
+ * The module `base` ('lora', or 'lora_backward' with `extra` = its source) with the storage types
+ * declared: `G` for g (x or dy), `R` for y (up's output). Built once per combination, so recording
+ * a dispatch does not concatenate sources.
+ */
+export function loraModule(base: string, extra: string, t: DType, g: DType, r: DType): LoraModule {
+  const key = `${base}|${t}|${g}|${r}`;
+  let mod = modules.get(key);
+  if (!mod) {
+    mod = { name: `${base}(G=${g},R=${r})`, source: `alias G = ${g};\nalias R = ${r};\n${dropoutSource}\n${loraSource}\n${extra}`, dtype: t };
+    modules.set(key, mod);
+  }
+  return mod;
+}
+
+/** Every field of the shader's Params (the uniform keeps what a previous dispatch set otherwise). */
+export function loraParams(over: Partial<Record<string, number>> & { m: number; k: number; r: number }): Record<string, number> {
+  return {
+    w_j: 0,
+    w_c: 0,
+    rows: 0,
+    out_t: 0,
+    len: 0,
+    parts: 0,
+    accumulate: 0,
+    scale: 1,
+    ...dropoutParams(null),
+    ...over,
+  } as Record<string, number>;
+}
+
+export interface LoraDownArgs {
+  /** [m, c] in the module's G. */
+  g: GPUBuffer;
+  /** W(j, c) = w[j · wj + c · wc], f32. */
+  w: GPUBuffer | GPUBufferBinding;
+  wj: number;
+  wc: number;
+  /** [m, r] f32, written. */
+  out: GPUBuffer;
+  m: number;
+  c: number;
+  r: number;
+  scale: number;
+  /** Dropout of g (the forward's x). */
+  dropout?: LoraDropoutDraw | null;
+}
+
+/**
+ * out[m, j] = scale Σ_c g[m, c] · W(j, c) (shaders/lora.wgsl down): 8 rows and all of c per
+ * workgroup; 16-byte loads where c % 4 == 0 and W is contiguous along c, scalar ones otherwise.
+ */
+export function encodeLoraDown(kernels: Kernels, pass: GPUComputePassEncoder, mod: LoraModule, a: LoraDownArgs): void {
+  const vec4 = a.c % 4 === 0 && a.wc === 1 && a.wj % 4 === 0;
+  const drop = !!a.dropout && a.dropout.p > 0;
+  const kernel = kernels.get({ ...mod, entryPoint: vec4 ? 'down' : 'down_any', constants: { DROPOUT: drop } });
+  const params = loraParams({ m: a.m, k: a.c, r: a.r, w_j: a.wj, w_c: a.wc, scale: a.scale, ...dropoutParams(drop ? a.dropout : null) });
+  kernels.dispatchAt(pass, kernel, [[0, a.g], [1, a.w], [3, a.out]], params, [Math.ceil(a.m / DOWN_ROWS), Math.ceil(a.r / LORA_J_GROUP)]);
+}
+
+export interface LoraUpArgs {
+  /** [m, r] f32. */
+  f: GPUBuffer;
+  /** W(j, c) = w[j · wj + c · wc], f32. */
+  w: GPUBuffer;
+  wj: number;
+  wc: number;
+  /** [m, c] in the module's R: y = (y if accumulate) + scale · f · W. */
+  y: GPUBuffer;
+  m: number;
+  c: number;
+  r: number;
+  scale: number;
+  accumulate: boolean;
+  /** Dropout of the output (the backward's dx: the forward's mask on x). */
+  dropout?: LoraDropoutDraw | null;
+}
+
+/** y[m, c] = (y[m, c]) + scale · mask · Σ_j f[m, j] · W(j, c) (shaders/lora.wgsl up). */
+export function encodeLoraUp(kernels: Kernels, pass: GPUComputePassEncoder, mod: LoraModule, a: LoraUpArgs): void {
+  const drop = !!a.dropout && a.dropout.p > 0;
+  const kernel = kernels.get({ ...mod, entryPoint: 'up', constants: { DROPOUT: drop } });
+  const cols = Math.ceil(a.c / LORA_COLS);
+  const { rows, blocks } = splitRows(a.m, cols, UP_MIN_ROWS, UP_TARGET_WORKGROUPS);
+  const params = loraParams({ m: a.m, k: a.c, r: a.r, w_j: a.wj, w_c: a.wc, rows, accumulate: a.accumulate ? 1 : 0, scale: a.scale, ...dropoutParams(drop ? a.dropout : null) });
+  kernels.dispatchAt(pass, kernel, [[1, a.w], [2, a.f], [4, a.y]], params, [cols, blocks]);
+}
+
+/**
+ * Rows per workgroup (a multiple of 4: the row slots) and how many such blocks cover m, for a grid
+ * of `others` workgroups per block: about `target` workgroups in all, at least `minRows` rows each.
+ */
+export function splitRows(m: number, others: number, minRows: number, target: number): { rows: number; blocks: number } {
+  const want = Math.max(1, Math.min(Math.ceil(target / others), Math.floor(m / minRows)));
+  const rows = 4 * Math.ceil(m / want / 4);
+  return { rows, blocks: Math.max(1, Math.ceil(m / rows)) };
 }

@@ -5,6 +5,7 @@
 //   nf4mm   the fused NF4 matmul at the 8B MLP's training shape, forward and backward (engine.ts)
 //   mma     the tensor-core GEMM (subgroup matrices) beside the SIMT kernels, every tiling checked first (mma.ts)
 //   attn    attention forward and backward at the 1B / 8B training shapes (attention.ts)
+//   lora    LoRA forward and backward per (in, out) of the 1B / 8B linears at --seq tokens, beside the kernels before issue 10 (lora.ts)
 //   record  CPU time to record one decode step, without submitting (for node --cpu-prof)
 //   model   prefill, decode and QLoRA training of 1B- and 8B-shaped random models (engine.ts)
 //   export  adapter / merged / GGUF export time of the demo model, and of 1B / 8B shapes (export.ts)
@@ -34,10 +35,11 @@ import { benchMatmul, type MatmulResult } from './matmul.ts';
 import { benchNf4, NF4_SHAPES, type Nf4Result } from './nf4.ts';
 import { benchAttention, type AttentionBenchResult } from './attention.ts';
 import { benchMma, type MmaBenchReport } from './mma.ts';
+import { benchLora, type LoraBenchReport } from './lora.ts';
 import { benchExport, describeExport, type ExportBenchOptions, type ExportResult } from './export.ts';
 import { benchDecodeRecording, benchModel, benchNf4Matmul, engineDefaults, type EngineBenchOptions, type ModelBenchResult, type Nf4MatmulResult } from './engine.ts';
 
-const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'mma', 'attn', 'record', 'model', 'export'] as const;
+const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'mma', 'attn', 'lora', 'record', 'model', 'export'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -153,7 +155,7 @@ async function main() {
   // --no-tensor-cores: every product on the SIMT kernels, for a side-by-side run of the same figures.
   const kernels = new Kernels(args.tensorCores ? gpu : { ...gpu, info: { ...gpu.info, mmaF16: false } });
   console.log(describeGpu(gpu.info));
-  const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult | AttentionBenchResult | MmaBenchReport)[] = [];
+  const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult | AttentionBenchResult | MmaBenchReport | LoraBenchReport)[] = [];
   const summary: string[] = [];
 
   if (args.only.includes('matmul')) {
@@ -193,6 +195,16 @@ async function main() {
     for (const r of attn) {
       summary.push(`attention ${r.shape} f32 at T ${r.dims[0]}: forward ${r.forwardTflops.toPrecision(3)} TFLOP/s, backward ${r.backwardTflops.toPrecision(3)}; ${r.trainStepSeconds.toFixed(3)} s per training step; lm_head loss ${r.lmHeadLossTflops.toPrecision(3)} TFLOP/s, backward ${r.lmHeadBackwardTflops.toPrecision(3)}`);
     }
+  }
+  if (args.only.includes('lora')) {
+    const lora = await benchLora(gpu, kernels, args.engine.shapes, args.engine.seqLen, args.repeats);
+    results.push(lora);
+    for (const r of lora.results) {
+      summary.push(`lora ${r.shape} ${r.variant} [${r.dims[1]} -> ${r.dims[2]}] at M ${r.dims[0]}: forward ${r.forwardMs.toFixed(3)} ms (${r.forwardGbps.toPrecision(3)} GB/s), backward ${r.backwardMs.toFixed(3)} ms (${r.backwardGbps.toPrecision(3)} GB/s)`);
+    }
+    for (const s of lora.stepMs) summary.push(`lora ${s.shape} ${s.variant}: ${s.ms.toFixed(1)} ms of LoRA kernels per training step`);
+    const worst = Math.max(...lora.checks.flatMap((c) => Object.values(c.diff)));
+    summary.push(`lora v1 against v0: largest relative difference ${worst.toExponential(1)}`);
   }
   if (args.only.includes('record')) {
     for (const shape of args.engine.shapes) summary.push(`${shape}: recording a decode step ${(await benchDecodeRecording(kernels, shape, args.engine)).toFixed(2)} ms of CPU`);

@@ -26,7 +26,7 @@ import type { LinearName } from '../arch.ts';
 import { trackedBuffer } from '../gpu-memory.ts';
 import type { LinearWeight } from '../linear.ts';
 import { createLmHeadBackwardScratch, encodeLmHeadBackward, lmHeadBackwardChunkRows, type LmHeadBackwardScratch } from '../lmhead-backward.ts';
-import { encodeLoraBackward } from '../lora-backward.ts';
+import { encodeLoraBackward, loraBackwardScratchBytes } from '../lora-backward.ts';
 import { encodeMatmul } from '../matmul.ts';
 import { encodeNf4MatmulBackward } from '../nf4-matmul.ts';
 import { encodeRmsnormBackward } from '../rmsnorm-backward.ts';
@@ -55,6 +55,8 @@ export interface BackwardScratch {
   dkRaw: GPUBuffer | null;
   /** du [tokens, r] f32 of the LoRA backward. */
   du: GPUBuffer | null;
+  /** The LoRA backward's workspace (B transposed, partial sums of dA / dB): the largest linear's. */
+  lora: GPUBuffer | null;
   /** Attention backward stats [tokens · heads · 2] f32. */
   stats: GPUBuffer;
   lm: LmHeadBackwardScratch;
@@ -96,6 +98,7 @@ export function createBackwardScratch(kernels: Kernels, run: ForwardRun): Backwa
     dqRaw: arch.qkNorm ? buf('dq_raw', n * heads * D) : null,
     dkRaw: arch.qkNorm ? buf('dk_raw', n * kvHeads * D) : null,
     du: r > 0 ? buf('du', n * r) : null,
+    lora: r > 0 ? buf('lora', Math.max(...arch.linears.map((l) => loraBackwardScratchBytes({ m: n, k: l.in, n: l.out, r }))) / 4) : null,
     stats: buf('attn_stats', n * heads * 2),
     lm,
     buffers,
@@ -222,7 +225,7 @@ function encodeLayerBackward(
     const u = t.u[name];
     if (!gl || !u || !s.du) throw new Error(`backward: layer ${i} ${name} has LoRA weights without grads or saves`);
     const du = view(s.du, [n, l.a.shape[0]], 'f32');
-    encodeLoraBackward(kernels, pass, l, gl, { x, u, dy, du, dx: dIn }, { accumulateGrads: true, accumulateDx: true });
+    encodeLoraBackward(kernels, pass, l, gl, { x, u, dy, du, dx: dIn, scratch: s.lora ?? undefined }, { accumulateGrads: true, accumulateDx: true });
   };
 
   // MLP: x' = mid + down(silu(gate(ln2)) * up(ln2)).
