@@ -169,9 +169,23 @@ describe('GPU k-quants give the CPU quantizer\'s bytes', () => {
     });
   });
 
-  it('gpuQuantizer: other types and small tensors go to the fallback; lavapipe counts as a software GPU', async () => {
+  it('gpuQuantizer: Q6_K (not byte-identical on every NVIDIA block) goes to the fallback by default', async () => {
     const seen: string[] = [];
     const quantizer = gpuQuantizer(kernels, { minElements: 1024, fallback: (t, w) => (seen.push(`${ggmlTypeName(t)}:${w.length}`), quantize(t, w)) });
+    try {
+      const x = irwinHall(2048, 42, 0.02);
+      for (const t of [GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K, GGMLType.Q8_0] as GGMLTypeId[]) {
+        expect(firstDiff(await quantizer(t, x), quantize(t, x)), ggmlTypeName(t)).toBe(-1);
+      }
+      expect(seen).toEqual(['Q6_K:2048']);
+    } finally {
+      quantizer.destroy();
+    }
+  });
+
+  it('gpuQuantizer: other types and small tensors go to the fallback; lavapipe counts as a software GPU', async () => {
+    const seen: string[] = [];
+    const quantizer = gpuQuantizer(kernels, { minElements: 1024, types: GPU_QUANT_TYPES, fallback: (t, w) => (seen.push(`${ggmlTypeName(t)}:${w.length}`), quantize(t, w)) });
     try {
       const x = irwinHall(2048, 41, 0.02);
       for (const t of [GGMLType.Q4_K, GGMLType.Q3_K, GGMLType.F16, GGMLType.F32, GGMLType.Q8_0] as GGMLTypeId[]) {
@@ -201,7 +215,7 @@ describe('GGUF export through the GPU quantizer', () => {
 
   for (const type of ['q4_k_m', 'q5_k_m', 'q8_0'] as const) {
     it(`${type}: the file of the CPU path byte for byte; re-read, the same tensors, types and shapes`, async () => {
-      const quantizer = gpuQuantizer(kernels, { minElements: 0 });
+      const quantizer = gpuQuantizer(kernels, { minElements: 0, types: GPU_QUANT_TYPES });
       try {
         const cpu = planExport(model, adapter, { kind: 'gguf', ggufType: type, modelfile: false });
         const viaGpu = planExport(model, adapter, { kind: 'gguf', ggufType: type, modelfile: false }, { quantizer });
@@ -223,7 +237,7 @@ describe('GGUF export through the GPU quantizer', () => {
   }
 
   it('with the worker pool merging (and quantizing the F32 norms), tensors read in row chunks: the pool path\'s file', async () => {
-    const quantizer = gpuQuantizer(kernels, { minElements: 0, fallback: (t, w) => pool.quantize(t, w) });
+    const quantizer = gpuQuantizer(kernels, { minElements: 0, types: GPU_QUANT_TYPES, fallback: (t, w) => pool.quantize(t, w) });
     try {
       const poolOnly = planExport(model, adapter, { kind: 'gguf', ggufType: 'q4_k_m', modelfile: false }, { pool, chunkElements: 256 * 40 });
       const both = planExport(model, adapter, { kind: 'gguf', ggufType: 'q4_k_m', modelfile: false }, { pool, quantizer, chunkElements: 256 * 40 });

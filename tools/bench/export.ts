@@ -217,7 +217,7 @@ async function threadRates(kernels?: Kernels): Promise<ExportResult[]> {
   if (kernels) {
     const gpu = new KQuantGpu(kernels);
     try {
-      for (const [name, type] of [['Q4_K', GGMLType.Q4_K], ['Q6_K', GGMLType.Q6_K], ['Q8_0', GGMLType.Q8_0]] as const) {
+      for (const [name, type] of [['Q4_K', GGMLType.Q4_K], ['Q5_K', GGMLType.Q5_K], ['Q6_K', GGMLType.Q6_K], ['Q8_0', GGMLType.Q8_0]] as const) {
         await gpu.quantize(type, x.subarray(0, 1 << 16)); // compiles the shaders
         let seconds = Infinity;
         let got: Uint8Array = new Uint8Array();
