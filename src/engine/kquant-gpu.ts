@@ -48,10 +48,10 @@ export const GPU_QUANT_TYPES: readonly GGMLTypeId[] = [...PLANS.keys()] as GGMLT
 
 /**
  * The types an export sends to the GPU (gpuQuantizer's default): those whose bytes equalled the CPU
- * quantizer's on every block on the H200 (bench/h200-2026-11-29-export-gpu-agreement.json: Q4_K
- * 16384 of 16384 blocks, Q8_0 131072 of 131072; Q5_K shares Q4_K's code). Q6_K came out identical on
- * 16303 of 16384 blocks there (identical everywhere on lavapipe), below the 99.9% contract, so it
- * stays on the CPU until the difference is understood.
+ * quantizer's on every block on the H200 (bench/h200-2026-11-29-export-8b-gpu.json: Q4_K and Q5_K
+ * 16384 of 16384 blocks, Q8_0 131072 of 131072). Q6_K came out identical on 16303 of 16384 blocks
+ * there (on every block on lavapipe), below the 99.9% contract, so it stays on the CPU until the
+ * difference is understood.
  */
 export const GPU_EXPORT_TYPES: readonly GGMLTypeId[] = [GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q8_0] as GGMLTypeId[];
 
