@@ -18,8 +18,6 @@
 //             and invocations 0..3 store the 4 outputs.
 //   gemv_any  Any K, for tests and odd shapes: the same rows and reduction, one word (K % 8 == 0)
 //             or one element per step, x read element by element.
-//   gemv_v0   The kernel before issue 10 (4 rows per 256 invocations, 64 per row, u32 words and
-//             scalar x), kept only so the bench shows old and new side by side (tools/bench/nf4.ts).
 //
 // Occupancy, and why K is not split across workgroups: an 8B projection has 1024 to 14336 rows,
 // i.e. 256 to 3584 workgroups of 128 over 132 SMs. With K = 4096 a lane loads 4 x 16 B at once
@@ -38,16 +36,16 @@ struct Params {
   n: u32,          // rows of W (output columns)
   k: u32,          // elements per row of W and of x
   bs_shift: u32,   // log2(blocksize)
-  aligned: u32,    // k % 8 == 0 (gemv_any, gemv_v0)
+  aligned: u32,    // k % 8 == 0 (gemv_any)
   has_bias: u32,
   accumulate: u32,
 }
 
 // Each entry point uses one view of bindings 0 and 1.
 @group(0) @binding(0) var<storage, read> xv: array<vec4<u32>>;     // gemv: x as 16-byte units
-@group(0) @binding(0) var<storage, read> x: array<T>;              // gemv_any, gemv_v0
+@group(0) @binding(0) var<storage, read> x: array<T>;              // gemv_any
 @group(0) @binding(1) var<storage, read> words4: array<vec4<u32>>; // gemv: 32 codes per load
-@group(0) @binding(1) var<storage, read> words: array<u32>;        // gemv_any, gemv_v0
+@group(0) @binding(1) var<storage, read> words: array<u32>;        // gemv_any
 @group(0) @binding(2) var<storage, read> absmax: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<R>;
@@ -214,52 +212,4 @@ fn gemv_any(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3
     }
   }
   finish(lanes, row0, &acc);
-}
-
-// The kernel before issue 10, for the bench only: 4 W rows per workgroup of 256, 64 invocations
-// per row striding over its u32 words, x read element by element, a 64-term sum per output.
-const V0_LANES = 64u;
-var<workgroup> v0_part: array<f32, 2048>; // [GEMV_MAX_M][256]
-
-@compute @workgroup_size(256)
-fn gemv_v0(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) tid: u32) {
-  nf4_table_init(tid);
-  let col_base = (wg.y * nwg.x + wg.x) * 4u;
-  let n = col_base + tid / V0_LANES;
-  let lane = tid % V0_LANES;
-  var acc = array<f32, GEMV_MAX_M>();
-  if (n < p.n) {
-    let base = n * p.k;
-    if (p.aligned != 0u) {
-      for (var k = lane * 8u; k < p.k; k += V0_LANES * 8u) {
-        let e0 = base + k;
-        let word = words[e0 >> 3u];
-        let am = absmax[e0 >> p.bs_shift];
-        var wv: array<f32, 8>;
-        for (var j = 0u; j < 8u; j++) { wv[j] = nf4_dequant(word, nf4_shift(j), am); }
-        for (var m = 0u; m < x_rows(); m++) {
-          var s = acc[m];
-          for (var j = 0u; j < 8u; j++) { s = fma(f32(x[m * p.k + k + j]), wv[j], s); }
-          acc[m] = s;
-        }
-      }
-    } else {
-      for (var k = lane; k < p.k; k += V0_LANES) {
-        let w = w_at(base + k);
-        for (var m = 0u; m < x_rows(); m++) { acc[m] = fma(f32(x[m * p.k + k]), w, acc[m]); }
-      }
-    }
-  }
-  for (var m = 0u; m < x_rows(); m++) { v0_part[m * 256u + tid] = acc[m]; }
-  workgroupBarrier();
-  if (tid < 4u * GEMV_MAX_M) {
-    let c = tid / GEMV_MAX_M;
-    let m = tid % GEMV_MAX_M;
-    let col = col_base + c;
-    if (m < x_rows() && col < p.n) {
-      var s = 0.0;
-      for (var l = 0u; l < V0_LANES; l++) { s += v0_part[m * 256u + c * V0_LANES + l]; }
-      store(m * p.n + col, col, s);
-    }
-  }
 }

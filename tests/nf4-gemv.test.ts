@@ -38,7 +38,7 @@ function gaussian(n: number, seed: number, scale: number): Float32Array {
 
 const asStored = (x: Float32Array, dtype: DType) => (dtype === 'f16' ? f16ArrayToF32(f32ArrayToF16(x)) : x);
 
-interface Case extends Pick<Nf4GemvOptions, 'subgroups' | 'workgroupSize' | 'variant'> {
+interface Case extends Pick<Nf4GemvOptions, 'subgroups' | 'workgroupSize'> {
   m: number;
   k: number;
   n: number;
@@ -60,8 +60,8 @@ async function runCase(c: Case, seed: number): Promise<number> {
   const tb = bias ? uploadTensor(gpu.device, bias, [c.n], 'f32') : undefined;
   const start = c.accumulate ? asStored(randomF32(c.m * c.n, seed + 3), outType) : undefined;
   const ty = start ? uploadTensor(gpu.device, start, [c.m, c.n], outType) : createTensor(gpu.device, [c.m, c.n], outType);
-  const { subgroups, workgroupSize, variant } = c;
-  submitPass(kernels, (pass) => encodeNf4Gemv(kernels, pass, tx, w, ty, { bias: tb, accumulate: c.accumulate, subgroups, workgroupSize, variant }));
+  const { subgroups, workgroupSize } = c;
+  submitPass(kernels, (pass) => encodeNf4Gemv(kernels, pass, tx, w, ty, { bias: tb, accumulate: c.accumulate, subgroups, workgroupSize }));
   const got = await readTensor(gpu.device, ty);
   const ref = nf4MatmulRef(x, cpu, c.m, { bias });
   if (start) {
@@ -78,7 +78,7 @@ async function runCase(c: Case, seed: number): Promise<number> {
 const label = (c: Case) =>
   `${c.m}x${c.k}->${c.n} ${c.dtype ?? 'f32'}${c.out && c.out !== c.dtype ? `->${c.out}` : ''}` +
   `${c.blocksize ? ` bs${c.blocksize}` : ''}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +=' : ''}` +
-  `${c.subgroups === false ? ', workgroup sum' : ', subgroup sum'}${c.workgroupSize ? `, wg ${c.workgroupSize}` : ''}${c.variant ? `, ${c.variant}` : ''}`;
+  `${c.subgroups === false ? ', workgroup sum' : ', subgroup sum'}${c.workgroupSize ? `, wg ${c.workgroupSize}` : ''}`;
 
 describe('NF4 GEMV against float64 (component-wise)', () => {
   // K % 32 == 0 takes the 16-byte kernel (gemv), else gemv_any (K % 8 == 0 by words, else by
@@ -94,7 +94,6 @@ describe('NF4 GEMV against float64 (component-wise)', () => {
     { m: 2, k: 200, n: 13, blocksize: 32 },
     { m: 3, k: 75, n: 6, bias: true },
     { m: 7, k: 77, n: 5, subgroups: false, accumulate: true },
-    { m: 1, k: 4096, n: 70, variant: 'v0' },
   ];
   for (const [i, c] of cases.entries()) {
     it(`${label(c)} (< ${TOL.f32})`, async () => {

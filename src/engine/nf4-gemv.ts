@@ -84,8 +84,6 @@ export interface Nf4GemvOptions {
   subgroups?: boolean;
   /** Invocations per workgroup (default 128). */
   workgroupSize?: 128 | 256;
-  /** 'v0': the kernel before issue 10 (u32 loads, scalar x), kept for the bench's comparison only. */
-  variant?: 'v1' | 'v0';
 }
 
 /**
@@ -126,7 +124,7 @@ export function encodeNf4Gemv(
   const subgroups = rowSumSubgroups(kernels, opts.subgroups);
   const wg = opts.workgroupSize ?? 128;
   // The 16-byte loads need rows that start on a 16-byte word group: K % 32 == 0 (real models).
-  const entryPoint = opts.variant === 'v0' ? 'gemv_v0' : k % 32 === 0 ? 'gemv' : 'gemv_any';
+  const entryPoint = k % 32 === 0 ? 'gemv' : 'gemv_any';
   const kernel = gemvKernel(kernels, subgroups, x.dtype, y.dtype, entryPoint, m === 1, wg);
   const params = {
     m,

@@ -4,8 +4,10 @@
 // bytes the kernel really reads (f32 input: 4 per element) are reported next to it. Before timing,
 // each storage type is checked bit-exact against the CPU reference (quantizeNf4).
 // Then the decode GEMVs (benchDecodeGemv): the NF4 GEMV (nf4-gemv.ts) at the 8B's four projection
-// shapes, one row of f16 x, every kernel variant beside the one before issue 10 ('v0'), as GB/s of
-// NF4 weight read (codes + f32 absmax); and the one-row lm_head (lmhead.ts) as GB/s of E read.
+// shapes, one row of f16 x, every kernel variant (its time and result against the first's), as GB/s
+// of NF4 weight read (codes + f32 absmax); and the one-row lm_head (lmhead.ts) as GB/s of E read.
+// The GEMV before issue 10 read 103-125 GB/s in this measure, against 184-248 for the subgroup
+// kernel (bench/h200-2026-11-29-gemv.txt).
 import type { Gpu } from '../../src/engine/gpu.ts';
 import { submitPass, type Kernels } from '../../src/engine/kernels.ts';
 import { encodeLmHeadLogits } from '../../src/engine/lmhead.ts';
@@ -128,9 +130,8 @@ export const NF4_GEMV_SHAPES: [number, number][] = [
 /** How often each shape runs per 8B token (32 layers): q+o, k+v, gate+up, down. */
 const PER_TOKEN = [64, 64, 64, 32];
 
-/** The GEMV variants timed: the kernel before issue 10 first (the baseline of the ratios). */
+/** The GEMV variants timed; the first the device runs is the baseline of the ratios ('subgroups', else 'workgroup'). */
 const GEMV_VARIANTS: { name: string; opts: Nf4GemvOptions; subgroups?: true }[] = [
-  { name: 'v0', opts: { variant: 'v0' } },
   { name: 'subgroups', opts: { subgroups: true }, subgroups: true },
   { name: 'subgroups wg256', opts: { subgroups: true, workgroupSize: 256 }, subgroups: true },
   { name: 'workgroup', opts: { subgroups: false } },
@@ -147,16 +148,16 @@ export interface Nf4GemvResult {
   ms: number;
   /** Weight bytes read (NF4 codes + f32 absmax; E for the lm_head) per second. */
   gbps: number;
-  /** ms of v0 / ms of this variant. */
-  speedup?: number;
-  /** max |y - y0| / max |y0|, y0 the first variant's result (v0; for the lm_head the subgroup sum). */
-  diffToV0?: number;
+  /** ms of the first variant / ms of this one. */
+  speedupOverFirst?: number;
+  /** max |y - y0| / max |y0|, y0 the first variant's result (for the lm_head the subgroup sum). */
+  diffToFirst?: number;
 }
 
 /**
  * The decode GEMVs, as one 8B decode step runs them: y = x · Wᵀ for one row of x (f16 where the
  * device has it), W rotated over copies (out of L2), several dispatches per timed pass (as a
- * decode step records them). Every variant's y is compared with v0's first.
+ * decode step records them). Every variant's y and time are compared with the first's.
  */
 export async function benchDecodeGemv(gpu: Gpu, kernels: Kernels, repeats: number): Promise<Nf4GemvResult[]> {
   const dtype: DType = gpu.info.f16 ? 'f16' : 'f32';
@@ -169,7 +170,7 @@ export async function benchDecodeGemv(gpu: Gpu, kernels: Kernels, repeats: numbe
     const ws: Nf4GpuWeight[] = Array.from({ length: copies }, (_, i) => randomCodes(kernels, out, inp, 200 + i));
     const x = randomTensor(kernels, [1, inp], dtype, 1, 9, 'bench.gemv.x');
     const y = createTensor(kernels.device, [1, out], dtype, 'bench.gemv.y');
-    let base: { ms: number; y: Float32Array } | undefined;
+    let base: { name: string; ms: number; y: Float32Array } | undefined;
     for (const v of variants) {
       kernels.device.pushErrorScope('validation');
       const got = await runOnce(kernels, (pass) => encodeNf4Gemv(kernels, pass, x, ws[0], y, v.opts), y);
@@ -177,11 +178,14 @@ export async function benchDecodeGemv(gpu: Gpu, kernels: Kernels, repeats: numbe
       const error = await kernels.device.popErrorScope();
       if (error) throw new Error(`nf4 gemv ${v.name} [${out}, ${inp}]: ${error.message}`);
       const r: Nf4GemvResult = { op: 'nf4-gemv', shape: [out, inp], dtype, variant: v.name, ms: seconds * 1e3, gbps: bytes / seconds / 1e9 };
-      if (base) Object.assign(r, { speedup: base.ms / r.ms, diffToV0: relDiff(got, base.y) });
-      else base = { ms: r.ms, y: got };
+      if (base) Object.assign(r, { speedupOverFirst: base.ms / r.ms, diffToFirst: relDiff(got, base.y) });
+      else base = { name: v.name, ms: r.ms, y: got };
       results.push(r);
       perToken.set(v.name, (perToken.get(v.name) ?? 0) + PER_TOKEN[s] * r.ms);
-      const agree = r.diffToV0 === undefined ? '' : `, ${r.speedup!.toFixed(2)}x v0, |y - y(v0)| / max|y| ${r.diffToV0.toExponential(1)}${r.diffToV0 <= 1e-2 ? '' : ' DIFFERS'}`;
+      const agree =
+        r.diffToFirst === undefined
+          ? ''
+          : `, ${r.speedupOverFirst!.toFixed(2)}x ${base!.name}, |y - y(${base!.name})| / max|y| ${r.diffToFirst.toExponential(1)}${r.diffToFirst <= 1e-2 ? '' : ' DIFFERS'}`;
       console.log(`nf4 gemv [${out}, ${inp}] ${dtype} ${v.name}: ${r.ms.toFixed(4)} ms, ${r.gbps.toPrecision(3)} GB/s${agree}`);
     }
     for (const w of ws) destroyNf4(w);
@@ -211,13 +215,13 @@ async function benchLmHeadRow(gpu: Gpu, kernels: Kernels, repeats: number, dtype
     const got = await runOnce(kernels, (pass) => encodeLmHeadLogits(kernels, pass, h, es[0], out, { subgroups }), out);
     const seconds = (await timePass(gpu, repeats, (pass) => es.forEach((e) => encodeLmHeadLogits(kernels, pass, h, e, out, { subgroups })))) / copies;
     const r: Nf4GemvResult = { op: 'lmhead-row', shape: [vocab, hidden], dtype, variant, ms: seconds * 1e3, gbps: bytes / seconds / 1e9 };
-    if (base) r.diffToV0 = relDiff(got, base);
+    if (base) r.diffToFirst = relDiff(got, base);
     else base = got;
     results.push(r);
     console.log(
       `lm_head one row [${vocab}, ${hidden}] ${dtype} ${variant}: ${r.ms.toFixed(4)} ms, ${r.gbps.toPrecision(3)} GB/s ` +
         `(${((r.ms * 128256) / vocab).toFixed(3)} ms for Llama 3's 128256 rows)` +
-        (r.diffToV0 === undefined ? '' : `, |y - y(subgroups)| / max|y| ${r.diffToV0.toExponential(1)}${r.diffToV0 <= 1e-5 ? '' : ' DIFFERS'}`),
+        (r.diffToFirst === undefined ? '' : `, |y - y(subgroups)| / max|y| ${r.diffToFirst.toExponential(1)}${r.diffToFirst <= 1e-5 ? '' : ' DIFFERS'}`),
     );
   }
   for (const e of es) e.buffer.destroy();
