@@ -9,8 +9,8 @@
 // This file generates the per-tiling parts of the shader: the accumulators, the register shares
 // and the multiply step are written out by name, not as arrays indexed in loops (NVIDIA's compiler
 // kept such arrays in local memory in the SIMT kernels; subgroup matrices must stay in registers).
-import { expectShape, numel, type Tensor } from './tensor.ts';
-import { grid, type Kernels } from './kernels.ts';
+import { expectShape, numel, type DType, type Tensor } from './tensor.ts';
+import { grid, type Kernel, type Kernels } from './kernels.ts';
 import { gpuMemory, trackedBuffer } from './gpu-memory.ts';
 import { NF4_WGSL, type Nf4GpuWeight } from './nf4.ts';
 import type { GpuInfo } from './gpu.ts';
@@ -121,9 +121,7 @@ export function encodeMmaMatmul(
   const aligned = s.ki % 4 === 0 && (b.kind === 'nf4' || s.transB || s.nc % 4 === 0);
   const v: MmaVariant = { kind: b.kind, transB: s.transB, vec: force.vec ?? (chosen.vec && aligned), scaled: a.dtype === 'f32' };
   if (v.vec && (s.ki % 4 !== 0 || (b.kind === 'dense' && !s.transB && s.nc % 4 !== 0))) throw new Error('mma matmul: vector loads need rows of a multiple of 4');
-  const name = `matmul-mma(${variantName(v)},${tiling.tm}x${tiling.tn}/${tiling.sgr}x${tiling.sgc}/${tiling.bk})`;
-  // f16 throughout whatever the storage type (T is unused); R is the output's type.
-  const kernel = kernels.get({ name: `${name}(R=${out.dtype})`, source: `alias R = ${out.dtype};\n${mmaSource(v, tiling)}`, dtype: 'f32' });
+  const kernel = mmaKernel(kernels, v, tiling, out.dtype);
   const bs = Math.log2(b.kind === 'nf4' ? b.w.blocksize : 1);
   if (!Number.isInteger(bs)) throw new Error(`mma matmul: blocksize is not a power of two`);
   const a16 = v.scaled ? encodeF16Rows(kernels, pass, a, s.m, s.ki) : { values: a.buffer, scales: undefined };
@@ -184,6 +182,23 @@ export function encodeF16Rows(kernels: Kernels, pass: GPUComputePassEncoder, a: 
   const kernel = kernels.get({ name: 'f16-rows', source: f16RowsSource, dtype: a.dtype });
   kernels.dispatchAt(pass, kernel, [[0, a.buffer], [1, values], [2, scales]], { m, k }, grid(kernels, m));
   return { values, scales };
+}
+
+/** Kernels by variant, tiling and output type: a training step records thousands of these products,
+ * and building the spec (a long source, its name) on each one costs tens of microseconds of CPU. */
+const mmaKernels = new WeakMap<Kernels, Map<string, Kernel>>();
+
+function mmaKernel(kernels: Kernels, v: MmaVariant, tiling: MmaTiling, out: DType): Kernel {
+  let cache = mmaKernels.get(kernels);
+  if (!cache) mmaKernels.set(kernels, (cache = new Map()));
+  const name = `matmul-mma(${variantName(v)},${tiling.tm}x${tiling.tn}/${tiling.sgr}x${tiling.sgc}/${tiling.bk})(R=${out})`;
+  let kernel = cache.get(name);
+  if (!kernel) {
+    // f16 throughout whatever the storage type (T is unused); R is the output's type.
+    kernel = kernels.get({ name, source: `alias R = ${out};\n${mmaSource(v, tiling)}`, dtype: 'f32' });
+    cache.set(name, kernel);
+  }
+  return kernel;
 }
 
 function variantName(v: MmaVariant): string {
