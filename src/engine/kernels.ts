@@ -219,6 +219,14 @@ export function withResidualType(kernel: string, src: string, dtype: DType, resi
   return { name: `${kernel}(R=${residual})`, source: `alias R = ${residual};\n${src}` };
 }
 
+/** Throws unless each named buffer fits one storage binding (maxStorageBufferBindingSize). */
+export function checkBindingSizes(kernels: Kernels, kernel: string, buffers: [string, GPUBuffer][]): void {
+  const limit = kernels.gpu.info.limits.maxStorageBufferBindingSize;
+  for (const [what, buffer] of buffers) {
+    if (buffer.size > limit) throw new Error(`${kernel}: the ${what} (${buffer.size} B) exceeds maxStorageBufferBindingSize ${limit}`);
+  }
+}
+
 /** Records `record` into one compute pass and submits it now (tests, self-tests, one-offs). */
 export function submitPass(kernels: Kernels, record: (pass: GPUComputePassEncoder) => void): void {
   const encoder = kernels.device.createCommandEncoder();

@@ -3,7 +3,7 @@
 // forwards here; the reference is the same (reference/nf4-matmul.ts).
 // Also the workgroup sum both GEMVs end with (ROW_SUM_WGSL; lmhead.ts's one-row logits use it).
 import { expectShape, numel, type DType, type Tensor } from './tensor.ts';
-import { grid, withResidualType, type Kernel, type Kernels } from './kernels.ts';
+import { checkBindingSizes, grid, withResidualType, type Kernel, type Kernels } from './kernels.ts';
 import { NF4_WGSL, type Nf4GpuWeight } from './nf4.ts';
 import source from '../../shaders/nf4-gemv.wgsl?raw';
 
@@ -110,14 +110,11 @@ export function encodeNf4Gemv(
     if (opts.bias.dtype !== 'f32') throw new Error(`nf4 gemv: bias must be f32, not ${opts.bias.dtype}`);
   }
   if (y.buffer === x.buffer) throw new Error('nf4 gemv: the output must not be the input');
-  const limit = kernels.gpu.info.limits.maxStorageBufferBindingSize;
-  for (const [what, size] of [
-    ['input', x.buffer.size],
-    ['output', y.buffer.size],
-    ['weight words', w.words.size],
-  ] as const) {
-    if (size > limit) throw new Error(`nf4 gemv: the ${what} (${size} B) exceeds maxStorageBufferBindingSize ${limit}`);
-  }
+  checkBindingSizes(kernels, 'nf4 gemv', [
+    ['input', x.buffer],
+    ['output', y.buffer],
+    ['weight words', w.words],
+  ]);
   const bsShift = Math.log2(w.blocksize);
   if (!Number.isInteger(bsShift) || w.blocksize < 32) throw new Error(`nf4 gemv: blocksize ${w.blocksize} is not a power of two >= 32`);
 

@@ -6,7 +6,7 @@
 // device with f16 subgroup matrices the tiled product runs on the tensor cores (matmul-mma.ts).
 // Reference: reference/nf4-matmul.ts (dequantizeNf4 on the CPU, then a float64 matmul).
 import { expectShape, createTensor, numel, type DType, type Tensor } from './tensor.ts';
-import { submitPass, withResidualType, type Kernels } from './kernels.ts';
+import { checkBindingSizes, submitPass, withResidualType, type Kernels } from './kernels.ts';
 import { NF4_WGSL, type Nf4GpuWeight } from './nf4.ts';
 import { encodeMmaMatmul, mmaApplies } from './matmul-mma.ts';
 import { encodeNf4Gemv, NF4_GEMV_MAX_ROWS } from './nf4-gemv.ts';
@@ -111,14 +111,11 @@ function dispatch(
     return;
   }
   if (out.buffer === a.buffer) throw new Error('nf4 matmul: the output must not be the input');
-  const limit = kernels.gpu.info.limits.maxStorageBufferBindingSize;
-  for (const [what, size] of [
-    ['input', a.buffer.size],
-    ['output', out.buffer.size],
-    ['weight words', w.words.size],
-  ] as const) {
-    if (size > limit) throw new Error(`nf4 matmul: the ${what} (${size} B) exceeds maxStorageBufferBindingSize ${limit}`);
-  }
+  checkBindingSizes(kernels, 'nf4 matmul', [
+    ['input', a.buffer],
+    ['output', out.buffer],
+    ['weight words', w.words],
+  ]);
   const operand = { kind: 'nf4', w } as const;
   if (opts.tensorCores !== false && mmaApplies(kernels.gpu.info, operand)) {
     encodeMmaMatmul(kernels, pass, a, operand, out, { m: s.m, nc: s.nc, ki: s.ki, transB: s.trans, bias: opts.bias, accumulate: opts.accumulate });

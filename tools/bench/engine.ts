@@ -303,14 +303,7 @@ async function dispatchTimes<R>(device: GPUDevice, fn: () => Promise<R>): Promis
     };
     const finish = enc.finish.bind(enc);
     enc.finish = (fd?: GPUCommandBufferDescriptor) => {
-      for (const { set, labels } of sets) {
-        const bytes = 16 * labels.length;
-        const resolve = device.createBuffer({ size: bytes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-        const read = device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-        enc.resolveQuerySet(set, 0, 2 * labels.length, resolve, 0);
-        enc.copyBufferToBuffer(resolve, 0, read, 0, bytes);
-        reads.push({ buffer: read, labels });
-      }
+      for (const { set, labels } of sets) reads.push({ buffer: copyTimestamps(device, enc, set, labels.length), labels });
       return finish(fd);
     };
     return enc;
@@ -323,17 +316,33 @@ async function dispatchTimes<R>(device: GPUDevice, fn: () => Promise<R>): Promis
   }
   const byKernel = new Map<string, { ms: number; count: number }>();
   for (const r of reads) {
-    await r.buffer.mapAsync(GPUMapMode.READ);
-    const t = new BigUint64Array(r.buffer.getMappedRange().slice(0));
-    r.buffer.destroy();
+    const spans = await readSpans(r.buffer, r.labels.length);
     r.labels.forEach((label, i) => {
       const e = byKernel.get(label) ?? { ms: 0, count: 0 };
-      e.ms += Number(t[2 * i + 1] - t[2 * i]) / 1e6;
+      e.ms += spans[i];
       e.count++;
       byKernel.set(label, e);
     });
   }
   return { value, byKernel };
+}
+
+/** Records the copy of `spans` (begin, end) timestamp pairs of `set` into a buffer readSpans can map. */
+function copyTimestamps(device: GPUDevice, enc: GPUCommandEncoder, set: GPUQuerySet, spans: number): GPUBuffer {
+  const bytes = 16 * spans;
+  const resolve = device.createBuffer({ size: bytes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+  const read = device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  enc.resolveQuerySet(set, 0, 2 * spans, resolve, 0);
+  enc.copyBufferToBuffer(resolve, 0, read, 0, bytes);
+  return read;
+}
+
+/** The milliseconds of each (begin, end) pair copyTimestamps left in `buffer`, which it then destroys. */
+async function readSpans(buffer: GPUBuffer, spans: number): Promise<number[]> {
+  await buffer.mapAsync(GPUMapMode.READ);
+  const t = new BigUint64Array(buffer.getMappedRange().slice(0));
+  buffer.destroy();
+  return Array.from({ length: spans }, (_, i) => Number(t[2 * i + 1] - t[2 * i]) / 1e6);
 }
 
 /** The kernels that took the most GPU time, as one line each. */
@@ -361,13 +370,7 @@ async function passTimes<R>(device: GPUDevice, fn: () => Promise<R>): Promise<{ 
     };
     const finish = enc.finish.bind(enc);
     enc.finish = (fd?: GPUCommandBufferDescriptor) => {
-      if (passes > 0) {
-        const resolve = device.createBuffer({ size: 16 * passes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-        const read = device.createBuffer({ size: 16 * passes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-        enc.resolveQuerySet(querySet, 0, 2 * passes, resolve, 0);
-        enc.copyBufferToBuffer(resolve, 0, read, 0, 16 * passes);
-        reads.push({ buffer: read, passes });
-      }
+      if (passes > 0) reads.push({ buffer: copyTimestamps(device, enc, querySet, passes), passes });
       return finish(fd);
     };
     return enc;
@@ -382,19 +385,10 @@ async function passTimes<R>(device: GPUDevice, fn: () => Promise<R>): Promise<{ 
   const byPass: number[][] = [];
   const buffers: number[][] = [];
   for (const r of reads) {
-    const own: number[] = [];
+    const own = await readSpans(r.buffer, r.passes);
     buffers.push(own);
-    await r.buffer.mapAsync(GPUMapMode.READ);
-    const t = new BigUint64Array(r.buffer.getMappedRange().slice(0));
-    r.buffer.destroy();
-    let total = 0;
-    for (let i = 0; i < r.passes; i++) {
-      const ms = Number(t[2 * i + 1] - t[2 * i]) / 1e6;
-      total += ms;
-      own.push(ms);
-      (byPass[i] ??= []).push(ms);
-    }
-    totals.push(total);
+    own.forEach((ms, i) => (byPass[i] ??= []).push(ms));
+    totals.push(own.reduce((a, ms) => a + ms, 0));
   }
   return { value, perBufferMs: median(totals), perPassMs: byPass.map(median), buffers };
 }
