@@ -12,9 +12,9 @@ import {
 import { lmHeadRef } from '../src/engine/reference/lmhead.ts';
 import { lmHeadBackwardRef } from '../src/engine/reference/lmhead-backward.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
-import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';
 import { randomF32, rng } from '../src/util/random.ts';
 import { testGpu } from './gpu/device.ts';
+import { asStored } from './gpu/values.ts';
 
 // dh component-wise against float64: |got - want| / (Σ_v (p_v + [v = t]) |E_vk| / N) (the
 // reference's dhScale). h and E as stored; lse is the float64 forward's rounded to f32 (what
@@ -31,8 +31,6 @@ beforeAll(async () => {
   gpu = await testGpu();
   kernels = new Kernels(gpu);
 });
-
-const asStored = (x: Float32Array, dtype: DType) => (dtype === 'f16' ? f16ArrayToF32(f32ArrayToF16(x)) : x);
 
 interface Case {
   rows: number;

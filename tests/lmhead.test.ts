@@ -12,9 +12,9 @@ import {
 } from '../src/engine/lmhead.ts';
 import { lmHeadRef } from '../src/engine/reference/lmhead.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
-import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';
 import { randomF32, rng } from '../src/util/random.ts';
 import { testGpu } from './gpu/device.ts';
+import { asStored } from './gpu/values.ts';
 
 // Loss and lse: relative error per row against float64 (losses here are O(1..10)). The logits are
 // f32 dot products over H, whatever the storage type (f16 values are exact in f32, and the
@@ -30,8 +30,6 @@ beforeAll(async () => {
   gpu = await testGpu();
   kernels = new Kernels(gpu);
 });
-
-const asStored = (x: Float32Array, dtype: DType) => (dtype === 'f16' ? f16ArrayToF32(f32ArrayToF16(x)) : x);
 
 interface Case {
   rows: number;

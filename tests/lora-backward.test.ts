@@ -8,9 +8,9 @@ import { loraRef } from '../src/engine/reference/lora.ts';
 import { loraBackwardRef } from '../src/engine/reference/lora-backward.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
 import { createTensor, readTensor, uploadTensor, type DType, type Tensor } from '../src/engine/tensor.ts';
-import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';
 import { randomF32 } from '../src/util/random.ts';
 import { testGpu } from './gpu/device.ts';
+import { asStored } from './gpu/values.ts';
 
 // Component-wise relative errors (the reference's Σ|terms| scales; with accumulation the prior
 // value's magnitude is added). du, dA and dB are f32 dot products in both modes (f16 inputs are
@@ -25,8 +25,6 @@ beforeAll(async () => {
   gpu = await testGpu();
   kernels = new Kernels(gpu);
 });
-
-const asStored = (x: Float32Array, dtype: DType) => (dtype === 'f16' ? f16ArrayToF32(f32ArrayToF16(x)) : x);
 
 describe('LoRA backward reference against finite differences of the float64 forward', () => {
   it('dA, dB and dx of L = Σ dy ∘ (s · (x Aᵀ) Bᵀ) (central differences)', () => {

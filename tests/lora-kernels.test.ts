@@ -23,9 +23,9 @@ import { loraRef } from '../src/engine/reference/lora.ts';
 import { loraBackwardRef } from '../src/engine/reference/lora-backward.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
 import { createTensor, readTensor, uploadTensor, type DType, type Tensor } from '../src/engine/tensor.ts';
-import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';
 import { randomF32 } from '../src/util/random.ts';
 import { testGpu, withDefaultLimitsKernels } from './gpu/device.ts';
+import { asStored } from './gpu/values.ts';
 
 const TOL = { f32: 1e-5, f16: 1e-3, f16r64: 2e-3 };
 
@@ -35,8 +35,6 @@ beforeAll(async () => {
   gpu = await testGpu();
   kernels = new Kernels(gpu);
 });
-
-const asStored = (x: Float32Array, dtype: DType) => (dtype === 'f16' ? f16ArrayToF32(f32ArrayToF16(x)) : x);
 
 interface Case {
   m: number;

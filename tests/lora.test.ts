@@ -6,9 +6,9 @@ import { dropoutFactor, dropoutMask, dropoutScale, loraDropoutKey, pcgHash, type
 import { loraRef } from '../src/engine/reference/lora.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
 import { createTensor, readTensor, uploadTensor, type DType, type Tensor } from '../src/engine/tensor.ts';
-import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';
 import { randomF32 } from '../src/util/random.ts';
 import { testGpu } from './gpu/device.ts';
+import { asStored } from './gpu/values.ts';
 
 // Component-wise relative errors (reference/lora.ts scales): u is an f32 dot product over K
 // (x in f16 is exact in f32, so u keeps f32 accuracy in both modes); y = y0 + scale · u Bᵀ rounds
@@ -21,8 +21,6 @@ beforeAll(async () => {
   gpu = await testGpu();
   kernels = new Kernels(gpu);
 });
-
-const asStored = (x: Float32Array, dtype: DType) => (dtype === 'f16' ? f16ArrayToF32(f32ArrayToF16(x)) : x);
 
 interface Case {
   m: number;

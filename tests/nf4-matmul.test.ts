@@ -12,10 +12,11 @@ import {
 import { maxRelError } from '../src/engine/reference/matmul.ts';
 import { nf4MatmulRef } from '../src/engine/reference/nf4-matmul.ts';
 import { createTensor, readTensor, uploadTensor, type DType, type Tensor } from '../src/engine/tensor.ts';
-import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';
 import { quantizeNf4 } from '../src/io/nf4.ts';
-import { randomF32, rng } from '../src/util/random.ts';
+import { randomF32 } from '../src/util/random.ts';
 import { testGpu } from './gpu/device.ts';
+import { asStored } from './gpu/values.ts';
+import { gaussian } from './fixtures/gguf/helpers.ts';
 
 // Component-wise relative error (|got - want| / Σ|x·w|, reference/matmul.ts maxRelError) against
 // the CPU dequantization + float64 matmul. f32: accumulation only (up to K = 4104 terms, about
@@ -29,15 +30,6 @@ beforeAll(async () => {
   gpu = await testGpu();
   kernels = new Kernels(gpu);
 });
-
-function gaussian(n: number, seed: number, scale: number): Float32Array {
-  const next = rng(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next()) * scale;
-  return out;
-}
-
-const asStored = (x: Float32Array, dtype: DType) => (dtype === 'f16' ? f16ArrayToF32(f32ArrayToF16(x)) : x);
 
 interface Case {
   m: number;

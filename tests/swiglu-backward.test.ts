@@ -6,9 +6,9 @@ import { maxRelError } from '../src/engine/reference/matmul.ts';
 import { swigluBackwardRef } from '../src/engine/reference/swiglu-backward.ts';
 import { encodeSwigluBackward } from '../src/engine/swiglu-backward.ts';
 import { createTensor, readTensor, uploadTensor, type DType, type Tensor } from '../src/engine/tensor.ts';
-import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';
 import { randomF32 } from '../src/util/random.ts';
 import { testGpu } from './gpu/device.ts';
+import { asStored } from './gpu/values.ts';
 
 // Relative error per element against float64 (dgate: relative to |dout up| (s + |g| s (1 - s)),
 // the reference's dgateScale, as silu' crosses zero at g = -1.28; values below 2^-14 count
@@ -24,8 +24,6 @@ beforeAll(async () => {
   gpu = await testGpu();
   kernels = new Kernels(gpu);
 });
-
-const asStored = (x: Float32Array, dtype: DType) => (dtype === 'f16' ? f16ArrayToF32(f32ArrayToF16(x)) : x);
 
 describe('swiglu backward reference against finite differences of the float64 forward', () => {
   it('dgate and dup of L = Σ dout ∘ silu(gate) up (central differences)', () => {
