@@ -7,6 +7,15 @@
 // keys j <= pos with pos - j < window (window > 0); GQA head h reads kv head h / (Hq / Hkv).
 // q [B, Tq, Hq, D], k/v [B, S, Hkv, D] and o in T; lse [B, Hq, Tq] in f32 (natural log);
 // part [B, Tq, Hq, splits, D + 2] f32: o_s (D values), m_s, l_s (base 2, q pre-scaled by log2 e).
+// D is a multiple of 4 (k and v are read as vec4s), at most 128.
+//
+// Work per split, and why: every key's score is one invocation's dot product over 4-wide loads of
+// its K row (the row's other sectors come from L1 for the next loads), so no invocation walks
+// more than one key; P·V gives each invocation 4 columns of one slice of the keys (GROUPS slices,
+// D / 4 invocations per key row: consecutive invocations read consecutive 8/16 bytes of a row),
+// the slices then summed in workgroup memory. The first version walked all 256 keys of a split
+// one after another in P·V (a chain of dependent loads): 2,048 keys of context cost ~150 us per
+// layer on the H200.
 
 struct Params {
   tq: u32,
@@ -21,20 +30,22 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> q: array<T>;
-@group(0) @binding(1) var<storage, read> k: array<T>;
-@group(0) @binding(2) var<storage, read> v: array<T>;
+@group(0) @binding(1) var<storage, read> k: array<vec4<T>>;
+@group(0) @binding(2) var<storage, read> v: array<vec4<T>>;
 @group(0) @binding(3) var<storage, read_write> part: array<f32>;
 @group(0) @binding(4) var<storage, read_write> o: array<T>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(6) var<uniform> p: Params;
 
-const WG = 128u; // invocations per workgroup; also the largest head dim
-const SPLIT = 256u; // keys per split
+const WG = 128u; // invocations per workgroup
+const SPLIT = 128u; // keys per split: one per invocation
+const MAX_D4 = 32u; // head dim 128 in vec4s
 const EMPTY = -3.0e38; // the max of no keys; exp2(EMPTY - m) is 0 for any finite m
 
-var<workgroup> qs: array<f32, 128>;
-var<workgroup> sc: array<f32, 256>;
-var<workgroup> red: array<f32, 128>;
+var<workgroup> qs: array<vec4<f32>, MAX_D4>;
+var<workgroup> sc: array<f32, SPLIT>;
+var<workgroup> red: array<f32, WG>;
+var<workgroup> pv: array<vec4<f32>, WG>;
 
 // Sum (is_max false) or max of every invocation's x; all invocations get the result.
 fn reduce(t: u32, x: f32, is_max: bool) -> f32 {
@@ -57,7 +68,7 @@ fn partial(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
   let h = wg.y % p.heads;
   let i = wg.y / p.heads;
   let b = wg.z;
-  let d_len = p.head_dim;
+  let d4 = p.head_dim / 4u;
   let pos = p.causal_offset + i;
   var lo = 0u;
   if (p.window > 0u && pos + 1u > p.window) {
@@ -67,43 +78,55 @@ fn partial(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
   let start = max(lo, first);
   let end = min(pos + 1u, first + SPLIT);
   let kvh = h / (p.heads / p.kv_heads);
+  let row4 = p.kv_heads * d4; // vec4s per token of k and v
 
-  if (t < d_len) {
-    qs[t] = f32(q[((b * p.tq + i) * p.heads + h) * d_len + t]) * p.scale_log2;
+  if (t < d4) {
+    let qb = ((b * p.tq + i) * p.heads + h) * p.head_dim + 4u * t;
+    qs[t] = vec4(f32(q[qb]), f32(q[qb + 1u]), f32(q[qb + 2u]), f32(q[qb + 3u])) * p.scale_log2;
   }
   workgroupBarrier();
 
-  var m_own = EMPTY;
-  for (var j = start + t; j < end; j = j + WG) {
-    let kb = ((b * p.skv + j) * p.kv_heads + kvh) * d_len;
+  // Scores: key first + t.
+  let j = first + t;
+  let live = j >= start && j < end;
+  var score = EMPTY;
+  if (live) {
+    let kb = (b * p.skv + j) * row4 + kvh * d4;
     var acc = 0.0;
-    for (var d = 0u; d < d_len; d = d + 1u) {
-      acc = acc + qs[d] * f32(k[kb + d]);
+    for (var c = 0u; c < d4; c++) {
+      acc += dot(qs[c], vec4<f32>(k[kb + c]));
     }
-    sc[j - first] = acc;
-    m_own = max(m_own, acc);
+    score = acc;
   }
-  let m = reduce(t, m_own, true);
+  let m = reduce(t, score, true);
+  let e = select(0.0, exp2(score - m), live);
+  sc[t] = e;
+  let l = reduce(t, e, false); // its barriers also publish sc
 
-  var l_own = 0.0;
-  for (var j = start + t; j < end; j = j + WG) {
-    let e = exp2(sc[j - first] - m);
-    sc[j - first] = e;
-    l_own = l_own + e;
-  }
-  let l = reduce(t, l_own, false); // its barriers also publish sc
-
-  let ob = (((b * p.tq + i) * p.heads + h) * p.splits + s) * (d_len + 2u);
-  if (t < d_len) {
-    var acc = 0.0;
-    for (var j = start; j < end; j = j + 1u) {
-      acc = acc + sc[j - first] * f32(v[((b * p.skv + j) * p.kv_heads + kvh) * d_len + t]);
+  // P·V: invocation t takes columns 4c .. 4c + 3 of keys start + g, start + g + groups, ...
+  let groups = WG / d4;
+  let c = t % d4;
+  let g = t / d4;
+  var acc4 = vec4(0.0);
+  if (g < groups) {
+    for (var jj = start + g; jj < end; jj += groups) {
+      acc4 += sc[jj - first] * vec4<f32>(v[(b * p.skv + jj) * row4 + kvh * d4 + c]);
     }
-    part[ob + t] = acc;
+  }
+  pv[t] = acc4;
+  workgroupBarrier();
+  let ob = (((b * p.tq + i) * p.heads + h) * p.splits + s) * (p.head_dim + 2u);
+  if (t < d4) {
+    var sum = pv[t];
+    for (var gg = 1u; gg < groups; gg++) { sum += pv[gg * d4 + t]; }
+    part[ob + 4u * t] = sum.x;
+    part[ob + 4u * t + 1u] = sum.y;
+    part[ob + 4u * t + 2u] = sum.z;
+    part[ob + 4u * t + 3u] = sum.w;
   }
   if (t == 0u) {
-    part[ob + d_len] = m;
-    part[ob + d_len + 1u] = l;
+    part[ob + p.head_dim] = m;
+    part[ob + p.head_dim + 1u] = l;
   }
 }
 

@@ -25,8 +25,9 @@ export interface AttentionTensors {
    */
   segmentIds?: U32Tensor;
   /**
-   * Scratch of at least attentionDecodeBytes(…) bytes. Given, with tq <= ATTENTION_DECODE_MAX_TQ
-   * and no segments, the keys are split across workgroups (attention-decode.wgsl): chat decode.
+   * Scratch of at least attentionDecodeBytes(…) bytes. Given, with tq <= ATTENTION_DECODE_MAX_TQ,
+   * no segments and a head dim that is a multiple of 4 (every real model's), the keys are split
+   * across workgroups (attention-decode.wgsl): chat decode.
    */
   decodePartials?: GPUBuffer;
 }
@@ -52,7 +53,7 @@ export interface AttentionShape {
 }
 
 /** Keys per workgroup of the decode path (attention-decode.wgsl's SPLIT). */
-export const ATTENTION_DECODE_SPLIT = 256;
+export const ATTENTION_DECODE_SPLIT = 128;
 /** The most new queries per batch row that take the decode path. */
 export const ATTENTION_DECODE_MAX_TQ = 8;
 
@@ -141,7 +142,7 @@ export function encodeAttention(
   }
   if (batch * Math.max(tq, skv) * heads * headDim >= 2 ** 32) throw new Error('attention: tensors of 2^32 values or more');
 
-  if (t.decodePartials && !t.segmentIds && tq <= ATTENTION_DECODE_MAX_TQ) {
+  if (t.decodePartials && !t.segmentIds && tq <= ATTENTION_DECODE_MAX_TQ && headDim % 4 === 0) {
     encodeDecodeAttention(kernels, pass, t, t.decodePartials, { batch, tq, skv, heads, kvHeads, headDim, causalOffset, window, scale });
     return;
   }
