@@ -154,26 +154,29 @@ fn finish(lanes: Lanes, row0: u32, acc: ptr<function, Acc>) {
   }
 }
 
+/** Adds chunk c (elements 32c .. 32c + 31) of W rows row0 .. row0 + 3 times x to acc. */
+fn chunk_add(acc: ptr<function, Acc>, row0: u32, c: u32) {
+  // All four loads first, so they are in flight together.
+  let w0 = chunk_of(row0, c);
+  let w1 = chunk_of(row0 + 1u, c);
+  let w2 = chunk_of(row0 + 2u, c);
+  let w3 = chunk_of(row0 + 3u, c);
+  let e = c * 32u;
+  let am = absmax4(row0, e);
+  // Word q of the chunk across the 4 rows is (w0[q], w1[q], w2[q], w3[q]): a 4x4 transpose.
+  word_vec(acc, dequant8(vec4(w0.x, w1.x, w2.x, w3.x), am), e);
+  word_vec(acc, dequant8(vec4(w0.y, w1.y, w2.y, w3.y), am), e + 8u);
+  word_vec(acc, dequant8(vec4(w0.z, w1.z, w2.z, w3.z), am), e + 16u);
+  word_vec(acc, dequant8(vec4(w0.w, w1.w, w2.w, w3.w), am), e + 24u);
+}
+
 @compute @workgroup_size(GEMV_WG)
 fn gemv(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, lanes: Lanes) {
   nf4_table_init(lanes.index);
   let row0 = (wg.y * nwg.x + wg.x) * 4u; // uniform per workgroup: returning keeps barriers uniform
   if (row0 >= p.n) { return; }
   var acc = Acc();
-  for (var c = lanes.index; c < (p.k >> 5u); c += GEMV_WG) {
-    // All four loads first, so they are in flight together.
-    let w0 = chunk_of(row0, c);
-    let w1 = chunk_of(row0 + 1u, c);
-    let w2 = chunk_of(row0 + 2u, c);
-    let w3 = chunk_of(row0 + 3u, c);
-    let e = c * 32u;
-    let am = absmax4(row0, e);
-    // Word q of the chunk across the 4 rows is (w0[q], w1[q], w2[q], w3[q]): a 4x4 transpose.
-    word_vec(&acc, dequant8(vec4(w0.x, w1.x, w2.x, w3.x), am), e);
-    word_vec(&acc, dequant8(vec4(w0.y, w1.y, w2.y, w3.y), am), e + 8u);
-    word_vec(&acc, dequant8(vec4(w0.z, w1.z, w2.z, w3.z), am), e + 16u);
-    word_vec(&acc, dequant8(vec4(w0.w, w1.w, w2.w, w3.w), am), e + 24u);
-  }
+  for (var c = lanes.index; c < (p.k >> 5u); c += GEMV_WG) { chunk_add(&acc, row0, c); }
   finish(lanes, row0, &acc);
 }
 

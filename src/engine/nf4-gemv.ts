@@ -6,11 +6,14 @@ import { expectShape, numel, type DType, type Tensor } from './tensor.ts';
 import { checkBindingSizes, grid, withResidualType, type Kernel, type Kernels } from './kernels.ts';
 import { NF4_WGSL, type Nf4GpuWeight } from './nf4.ts';
 import source from '../../shaders/nf4-gemv.wgsl?raw';
+import subgroupRowsSource from '../../shaders/nf4-gemv-sg.wgsl?raw';
 
 /** Rows (tokens) up to which the forward runs the GEMV kernel (decode) instead of the tiled one. */
 export const NF4_GEMV_MAX_ROWS = 8;
 /** W rows per workgroup (the vec4 components of the shader's accumulators). */
 const ROWS_PER_WORKGROUP = 4;
+/** The same for gemv_sg (nf4-gemv-sg.wgsl SG_ROWS). */
+const SG_ROWS_PER_WORKGROUP = 16;
 
 /**
  * `row_sum(lanes, count, v)`: Σ of v over the `count` invocations of a 1-D workgroup, returned to
@@ -83,7 +86,9 @@ export interface Nf4GemvOptions {
   /** Sum with subgroupAdd (default: where the device has `subgroups`); false forces workgroup memory. */
   subgroups?: boolean;
   /** Invocations per workgroup (default 128). */
-  workgroupSize?: 128 | 256;
+  workgroupSize?: 64 | 128 | 256;
+  /** Rows owned by subgroups (gemv_sg: subgroupAdd only, 16 rows per workgroup) rather than by the workgroup. Needs subgroups. */
+  subgroupRows?: boolean;
 }
 
 /**
@@ -121,7 +126,9 @@ export function encodeNf4Gemv(
   const subgroups = rowSumSubgroups(kernels, opts.subgroups);
   const wg = opts.workgroupSize ?? 128;
   // The 16-byte loads need rows that start on a 16-byte word group: K % 32 == 0 (real models).
-  const entryPoint = k % 32 === 0 ? 'gemv' : 'gemv_any';
+  const sgRows = opts.subgroupRows ?? false;
+  if (sgRows && !(subgroups && k % 32 === 0)) throw new Error('nf4 gemv: rows owned by subgroups need subgroups and K % 32 == 0');
+  const entryPoint = sgRows ? 'gemv_sg' : k % 32 === 0 ? 'gemv' : 'gemv_any';
   const kernel = gemvKernel(kernels, subgroups, x.dtype, y.dtype, entryPoint, m === 1, wg);
   const params = {
     m,
@@ -134,7 +141,7 @@ export function encodeNf4Gemv(
   };
   // Without a bias the (read-only) absmax buffer stands in for the bias binding; it is never read.
   const buffers = [x.buffer, w.words, w.absmax, opts.bias?.buffer ?? w.absmax, y.buffer];
-  kernels.dispatch(pass, kernel, buffers, params, grid(kernels, Math.ceil(n / ROWS_PER_WORKGROUP)));
+  kernels.dispatch(pass, kernel, buffers, params, grid(kernels, Math.ceil(n / (sgRows ? SG_ROWS_PER_WORKGROUP : ROWS_PER_WORKGROUP))));
 }
 
 /** Kernels by everything that picks one: a decode step records hundreds of GEMVs, and building the
@@ -147,7 +154,8 @@ function gemvKernel(kernels: Kernels, subgroups: boolean, xType: DType, yType: D
   const key = `${subgroups}|${xType}|${yType}|${entryPoint}|${oneRow}|${wg}`;
   let kernel = cache.get(key);
   if (!kernel) {
-    const spec = withResidualType(subgroups ? 'nf4-gemv(subgroups)' : 'nf4-gemv', NF4_WGSL + source + ROW_SUM_WGSL[subgroups ? 'subgroups' : 'workgroup'], xType, yType);
+    const code = NF4_WGSL + source + (subgroups ? ROW_SUM_WGSL.subgroups + subgroupRowsSource : ROW_SUM_WGSL.workgroup);
+    const spec = withResidualType(subgroups ? 'nf4-gemv(subgroups)' : 'nf4-gemv', code, xType, yType);
     kernel = kernels.get({ ...spec, dtype: xType, entryPoint, constants: { ONE_ROW: oneRow, GEMV_WG: wg, X_HALF: xType === 'f16' } });
     cache.set(key, kernel);
   }

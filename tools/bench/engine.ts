@@ -62,6 +62,8 @@ export interface ModelBenchResult {
   decodeGpuMsPerToken?: number;
   /** Decode after a prompt of about seqLen tokens (the KV cache nearly full). */
   longContextDecodeTokensPerSecond: number;
+  /** GPU ms per decoded token by kernel (pipeline label), after a 16-token prompt and after the long one. */
+  decodeKernelMs?: { short: Record<string, number>; long: Record<string, number> };
   inferenceDtype: DType;
   inferencePeakBytes: number;
   trainSeqLen: number;
@@ -266,14 +268,22 @@ async function recordingTime<R>(device: GPUDevice, fn: () => Promise<R>): Promis
  * GPU time of every dispatch `fn` records, summed per kernel (pipeline label): each dispatch runs in
  * a compute pass of its own with timestamps at its ends (Dawn's Node binding has no timestamps
  * inside a pass), the pipeline and bind groups set again in each. Pass boundaries add a little
- * time per dispatch; the split between kernels is what this is for.
+ * time per dispatch; the split between kernels is what this is for. Only command buffers begun
+ * while `when()` holds are timed (`buffers` counts them).
  */
-async function dispatchTimes<R>(device: GPUDevice, fn: () => Promise<R>): Promise<{ value: R; byKernel: Map<string, { ms: number; count: number }> }> {
+async function dispatchTimes<R>(
+  device: GPUDevice,
+  fn: () => Promise<R>,
+  when: () => boolean = () => true,
+): Promise<{ value: R; byKernel: Map<string, { ms: number; count: number }>; buffers: number }> {
   const create = device.createCommandEncoder.bind(device);
   const PER_SET = 2048; // dispatches per query set (4096 timestamps)
   const reads: { buffer: GPUBuffer; labels: string[] }[] = [];
+  let buffers = 0;
   device.createCommandEncoder = (d?: GPUCommandEncoderDescriptor) => {
     const enc = create(d);
+    if (!when()) return enc;
+    buffers++;
     const sets: { set: GPUQuerySet; labels: string[] }[] = [];
     const begin = enc.beginComputePass.bind(enc);
     enc.beginComputePass = (pd?: GPUComputePassDescriptor) => {
@@ -324,7 +334,7 @@ async function dispatchTimes<R>(device: GPUDevice, fn: () => Promise<R>): Promis
       byKernel.set(label, e);
     });
   }
-  return { value, byKernel };
+  return { value, byKernel, buffers };
 }
 
 /** Records the copy of `spans` (begin, end) timestamp pairs of `set` into a buffer readSpans can map. */
@@ -351,7 +361,7 @@ function describeKernelTimes(byKernel: Map<string, { ms: number; count: number }
   return [...byKernel.entries()]
     .sort((a, b) => b[1].ms - a[1].ms)
     .slice(0, top)
-    .map(([label, e]) => `${e.ms.toFixed(1).padStart(8)} ms ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  x${e.count}  ${label}`);
+    .map(([label, e]) => `${e.ms.toFixed(e.ms < 10 ? 3 : 1).padStart(8)} ms ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  x${e.count}  ${label}`);
 }
 
 async function passTimes<R>(device: GPUDevice, fn: () => Promise<R>): Promise<{ value: R; perBufferMs: number; perPassMs: number[]; buffers: number[][] }> {
@@ -458,7 +468,29 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
     console.log(`${name}: decode GPU ${pt.perBufferMs.toFixed(2)} ms per token over ${pt.perPassMs.length} passes; slowest passes ${slow.map(([i, ms]) => `#${i} ${ms.toFixed(3)} ms`).join(', ')}`);
   }
   // Decode at the end of a long context: the prompt is the prefill's T tokens.
-  const longDecode = (await gen.generate(prompt.slice(0, T - o.decodeTokens - 1), null, { maxNewTokens: o.decodeTokens, temperature: 0 })).decodeTokensPerSecond;
+  const longPrompt = prompt.slice(0, T - o.decodeTokens - 1);
+  const longDecode = (await gen.generate(longPrompt, null, { maxNewTokens: o.decodeTokens, temperature: 0 })).decodeTokensPerSecond;
+  // GPU time per kernel of a decode step, after a short prompt and after a long one.
+  let decodeKernelMs: ModelBenchResult['decodeKernelMs'];
+  if (kernels.gpu.info.timestamps) {
+    const tokens = Math.min(16, o.decodeTokens);
+    const perToken = async (p: number[]): Promise<Record<string, number>> => {
+      // Steps are recorded one ahead of the token read back: from the first token on, every
+      // command buffer is a decode step's (the prompt's are all begun before it).
+      let decoding = false;
+      const dt = await dispatchTimes(
+        device,
+        () => gen.generate(p, null, { maxNewTokens: tokens, temperature: 0, onToken: () => void (decoding = true) }),
+        () => decoding,
+      );
+      const steps = dt.buffers;
+      const byToken = new Map([...dt.byKernel].map(([k, e]) => [k, { ms: e.ms / steps, count: e.count / steps }]));
+      const total = [...byToken.values()].reduce((a, e) => a + e.ms, 0);
+      console.log(`${name}: a decode step after ${p.length} tokens: ${total.toFixed(2)} ms of GPU in its dispatches (each timed alone, ${steps} steps); by kernel, per token:\n${describeKernelTimes(byToken).join('\n')}`);
+      return Object.fromEntries([...byToken].map(([k, e]) => [k, e.ms]));
+    };
+    decodeKernelMs = { short: await perToken(prompt.slice(0, 16)), long: await perToken(longPrompt) };
+  }
   const inferencePeakBytes = c.peak;
   gen.destroy();
   destroyRandomModel(inf);
@@ -541,6 +573,7 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
     decodeRecordMsPerToken: decodeRecordMs,
     decodeGpuMsPerToken,
     longContextDecodeTokensPerSecond: longDecode,
+    decodeKernelMs,
     inferenceDtype,
     inferencePeakBytes,
     trainSeqLen: T,
