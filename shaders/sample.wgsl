@@ -51,6 +51,27 @@ var<workgroup> result: f32;
 var<workgroup> bounds: vec2u; // the search interval [lo, hi], published by invocation 0
 var<workgroup> pick: vec2u; // the invocation holding the draw, and the remainder's bits
 
+// Sweeps over V take four indices per trip, i, i + WG, i + 2 WG, i + 3 WG, loaded together
+// (past V: clamped to V - 1 and masked): one row is all one workgroup has, and an invocation
+// walking its ~500 values of a 128k vocabulary one dependent load at a time took ~0.3 ms per
+// sweep on the H200 (a top-p draw makes ~16 sweeps).
+const LANES = 4u;
+
+/** Indices i + c WG (c < 4) of a trip, and which are below V. */
+fn trip(i: u32) -> vec4u {
+  return vec4(i, i + WG, i + 2u * WG, i + 3u * WG);
+}
+
+fn below(j: vec4u) -> vec4<bool> {
+  return j < vec4(p.vocab);
+}
+
+/** scratch[at + j] for the 4 indices (clamped into the row: the masked ones read a real value). */
+fn load4(at: u32, j: vec4u) -> vec4<f32> {
+  let c = min(j, vec4(p.vocab - 1u));
+  return vec4(scratch[at + c.x], scratch[at + c.y], scratch[at + c.z], scratch[at + c.w]);
+}
+
 // Reductions use few barriers (they are slow on CPU Vulkan drivers such as lavapipe, which the
 // tests run on): partials go to workgroup memory, one barrier, then one invocation (one per probe
 // in the search) adds them up in order, and workgroupUniformLoad hands the result to all as a
@@ -95,12 +116,17 @@ fn search(tid: u32, base: u32, lo0: u32, hi0: u32, floor_key: u32, goal: f32, ma
     }
     // Explicit zeros: Dawn on lavapipe does not re-zero a bare `var acc: array<...>;` per pass.
     var acc = array<f32, PROBES>();
-    for (var i = tid; i < p.vocab; i += WG) {
-      let kv = key(scratch[base + i]);
-      if (kv >= floor_key) {
-        let w = select(1.0, scratch[base + p.vocab + i], mass);
-        for (var j = 0u; j < PROBES; j++) {
-          if (kv > probe[j]) { acc[j] += w; }
+    for (var i = tid; i < p.vocab; i += LANES * WG) {
+      let j4 = trip(i);
+      let ok = below(j4);
+      let s4 = load4(base, j4);
+      let w4 = select(vec4(1.0), load4(base + p.vocab, j4), mass);
+      for (var c = 0u; c < LANES; c++) {
+        let kv = key(s4[c]);
+        if (ok[c] && kv >= floor_key) {
+          for (var j = 0u; j < PROBES; j++) {
+            if (kv > probe[j]) { acc[j] += w4[c]; }
+          }
         }
       }
     }
@@ -143,7 +169,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   let base = row * 2u * V; // s at base.., e at base + V..
 
   // 1. Copy, then the penalty from the original values (duplicates write the same value).
-  for (var i = tid; i < V; i += WG) { scratch[base + i] = logits[lbase + i]; }
+  for (var i = tid; i < V; i += LANES * WG) {
+    let j4 = trip(i);
+    let c = min(j4, vec4(V - 1u));
+    let z = vec4(logits[lbase + c.x], logits[lbase + c.y], logits[lbase + c.z], logits[lbase + c.w]);
+    for (var k = 0u; k < LANES; k++) {
+      if (j4[k] < V) { scratch[base + j4[k]] = z[k]; }
+    }
+  }
   storageBarrier();
   if (p.penalty != 1.0) {
     for (var j = tid; j < p.n_prev; j += WG) {
@@ -160,11 +193,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   if (p.temperature <= 0.0) {
     var best = NEG;
     var bi = 0xffffffffu;
-    for (var i = tid; i < V; i += WG) {
-      let z = scratch[base + i];
-      if (bi == 0xffffffffu || z > best) {
-        best = z;
-        bi = i;
+    // An invocation's indices ascend (within a trip and from trip to trip): ">" keeps its first maximum.
+    for (var i = tid; i < V; i += LANES * WG) {
+      let j4 = trip(i);
+      let z4 = load4(base, j4);
+      for (var c = 0u; c < LANES; c++) {
+        if (j4[c] < V && (bi == 0xffffffffu || z4[c] > best)) {
+          best = z4[c];
+          bi = j4[c];
+        }
       }
     }
     red[tid] = best;
@@ -189,13 +226,24 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
 
   // 3. Temperature, max, exp.
   var mx = NEG;
-  for (var i = tid; i < V; i += WG) {
-    let s = scratch[base + i] / p.temperature;
-    scratch[base + i] = s;
-    mx = max(mx, s);
+  for (var i = tid; i < V; i += LANES * WG) {
+    let j4 = trip(i);
+    let s4 = load4(base, j4) / p.temperature;
+    for (var c = 0u; c < LANES; c++) {
+      if (j4[c] < V) {
+        scratch[base + j4[c]] = s4[c];
+        mx = max(mx, s4[c]);
+      }
+    }
   }
-  mx = reduce(tid, mx, true);
-  for (var i = tid; i < V; i += WG) { scratch[base + V + i] = exp(scratch[base + i] - mx); }
+  mx = reduce(tid, mx, true); // each invocation reads back only the values it stored
+  for (var i = tid; i < V; i += LANES * WG) {
+    let j4 = trip(i);
+    let e4 = exp(load4(base, j4) - mx);
+    for (var c = 0u; c < LANES; c++) {
+      if (j4[c] < V) { scratch[base + V + j4[c]] = e4[c]; }
+    }
+  }
   storageBarrier();
 
   // 4. Top-k: the k-th largest key.
@@ -208,8 +256,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   // 5. Top-p among the top-k survivors.
   if (p.top_p < 1.0) {
     var z = 0.0;
-    for (var i = tid; i < V; i += WG) {
-      if (key(scratch[base + i]) >= cut) { z += scratch[base + V + i]; }
+    for (var i = tid; i < V; i += LANES * WG) {
+      let j4 = trip(i);
+      let s4 = load4(base, j4);
+      let e4 = load4(base + V, j4);
+      for (var c = 0u; c < LANES; c++) {
+        if (j4[c] < V && key(s4[c]) >= cut) { z += e4[c]; }
+      }
     }
     z = reduce(tid, z, false);
     cut = search(tid, base, cut, top, cut, p.top_p * z, true);
@@ -220,8 +273,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   let start = min(tid * per, V);
   let end = min(start + per, V);
   var own = 0.0;
-  for (var i = start; i < end; i++) {
-    if (key(scratch[base + i]) >= cut) { own += scratch[base + V + i]; }
+  for (var i = start; i < end; i += LANES) {
+    let j4 = vec4(i, i + 1u, i + 2u, i + 3u);
+    let s4 = load4(base, j4);
+    let e4 = load4(base + V, j4);
+    for (var c = 0u; c < LANES; c++) {
+      if (j4[c] < end && key(s4[c]) >= cut) { own += e4[c]; }
+    }
   }
   red[tid] = own;
   workgroupBarrier();
@@ -253,11 +311,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
     var c = 0.0;
     var chosen = 0xffffffffu;
     var last_kept = 0u;
-    for (var i = start; i < end; i++) {
-      if (key(scratch[base + i]) >= cut) {
-        last_kept = i;
-        c += scratch[base + V + i];
-        if (chosen == 0xffffffffu && c > rem) { chosen = i; }
+    for (var i = start; i < end; i += LANES) {
+      let j4 = vec4(i, i + 1u, i + 2u, i + 3u);
+      let s4 = load4(base, j4);
+      let e4 = load4(base + V, j4);
+      for (var k = 0u; k < LANES; k++) {
+        if (j4[k] < end && key(s4[k]) >= cut) {
+          last_kept = j4[k];
+          c += e4[k];
+          if (chosen == 0xffffffffu && c > rem) { chosen = j4[k]; }
+        }
       }
     }
     out[row] = select(chosen, last_kept, chosen == 0xffffffffu);
