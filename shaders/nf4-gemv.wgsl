@@ -39,6 +39,9 @@ struct Params {
   aligned: u32,    // k % 8 == 0 (gemv_any)
   has_bias: u32,
   accumulate: u32,
+  has_residual: u32,
+  lora_r: u32,     // 0: no LoRA term
+  lora_scale: f32,
 }
 
 // Each entry point uses one view of bindings 0 and 1.
@@ -49,7 +52,10 @@ struct Params {
 @group(0) @binding(2) var<storage, read> absmax: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<R>;
-@group(0) @binding(5) var<uniform> p: Params;
+@group(0) @binding(5) var<storage, read> residual: array<f32>; // [m, n]
+@group(0) @binding(6) var<storage, read> lora_u: array<f32>;   // [m, r]: x · Aᵀ
+@group(0) @binding(7) var<storage, read> lora_b: array<f32>;   // [n, r]
+@group(0) @binding(8) var<uniform> p: Params;
 
 const GEMV_MAX_M = 8u;
 // x has one row (decode), fixed per pipeline: the accumulator is then acc[0], a register.
@@ -137,11 +143,18 @@ fn absmax4(row0: u32, col: u32) -> vec4<f32> {
   return vec4(absmax_of(row0, col), absmax_of(row0 + 1u, col), absmax_of(row0 + 2u, col), absmax_of(row0 + 3u, col));
 }
 
-/** out[o] = acc (+ bias[col]) (+ out[o]), rounded once to R. */
-fn store(o: u32, col: u32, acc: f32) {
+/** out[m, col] = acc (+ scale · u[m] · B[col]) (+ bias[col]) (+ out) (+ residual), rounded once to R. */
+fn store(m: u32, col: u32, acc: f32) {
+  let o = m * p.n + col;
   var v = acc;
+  if (p.lora_r > 0u) {
+    var l = 0.0;
+    for (var j = 0u; j < p.lora_r; j++) { l = fma(lora_u[m * p.lora_r + j], lora_b[col * p.lora_r + j], l); }
+    v = fma(p.lora_scale, l, v);
+  }
   if (p.has_bias != 0u) { v += bias[col]; }
   if (p.accumulate != 0u) { v += f32(out[o]); }
+  if (p.has_residual != 0u) { v += residual[o]; }
   out[o] = R(v);
 }
 
@@ -150,7 +163,7 @@ fn finish(lanes: Lanes, row0: u32, acc: ptr<function, Acc>) {
   for (var m = 0u; m < x_rows(); m++) {
     let s = row_sum(lanes, GEMV_WG, (*acc)[m]);
     let r = lanes.index;
-    if (r < 4u && row0 + r < p.n) { store(m * p.n + row0 + r, row0 + r, s[r]); }
+    if (r < 4u && row0 + r < p.n) { store(m, row0 + r, s[r]); }
   }
 }
 

@@ -15,12 +15,22 @@
 // (|r| <= π/4) are Taylor polynomials whose truncation error (< 2e-9) is far below f32 rounding.
 // Result: a few ulp of cos/sin of the rounded f32 angle, whatever the position.
 
-struct Params { pairs: u32, heads: u32, half: u32, sign: f32 }
+//
+// `append` (chat decode with a KV cache) does a layer's q, k and v in one dispatch: q in place as
+// `main` does, k rotated into the K cache and v copied into the V cache, both from element `at`
+// (the cache's length times kv_heads · head_dim): the rotation, two copies and the pass break they
+// needed, in one.
+
+struct Params { pairs: u32, heads: u32, half: u32, sign: f32, kv_heads: u32, kv_pairs: u32, at: u32 }
 
 @group(0) @binding(0) var<storage, read_write> x: array<T>;
 @group(0) @binding(1) var<storage, read> positions: array<u32>;
 @group(0) @binding(2) var<storage, read> inv_freq: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(4) var<storage, read> k: array<T>;
+@group(0) @binding(5) var<storage, read> v: array<T>;
+@group(0) @binding(6) var<storage, read_write> k_cache: array<T>;
+@group(0) @binding(7) var<storage, read_write> v_cache: array<T>;
 
 const WG = 256u;
 
@@ -49,22 +59,57 @@ fn cos_sin(a: f32) -> vec2f {
   }
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
-  if (i >= p.pairs) { return; }
+/** Pair i of a [tokens, heads, 2 half] tensor: its two element indices and the rotation's cos/sin. */
+struct Pair { i1: u32, i2: u32, cs: vec2f }
+
+fn pair(i: u32, heads: u32) -> Pair {
   let row = i / p.half; // token · heads + head
   let d = i - row * p.half;
-  let t = row / p.heads;
+  let t = row / heads;
   // The product by sign (±1, exact) also makes the rounded angle a value of its own, so that no
   // compiler fuses position · inv_freq into the reduction's first subtraction (an fma would skip
   // the rounding transformers does).
   let angle = (f32(positions[t]) * inv_freq[d]) * p.sign;
-  let cs = cos_sin(angle);
   let i1 = row * 2u * p.half + d;
-  let i2 = i1 + p.half;
-  let x1 = f32(x[i1]);
-  let x2 = f32(x[i2]);
-  x[i1] = T(x1 * cs.x - x2 * cs.y);
-  x[i2] = T(x2 * cs.x + x1 * cs.y);
+  return Pair(i1, i1 + p.half, cos_sin(angle));
+}
+
+/** (x1, x2) rotated by cs. */
+fn rotate(x1: f32, x2: f32, cs: vec2f) -> vec2f {
+  return vec2f(x1 * cs.x - x2 * cs.y, x2 * cs.x + x1 * cs.y);
+}
+
+fn flat(wg: vec3u, nwg: vec3u, lid: vec3u) -> u32 {
+  return (wg.y * nwg.x + wg.x) * WG + lid.x;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = flat(wg, nwg, lid);
+  if (i >= p.pairs) { return; }
+  let q = pair(i, p.heads);
+  let y = rotate(f32(x[q.i1]), f32(x[q.i2]), q.cs);
+  x[q.i1] = T(y.x);
+  x[q.i2] = T(y.y);
+}
+
+@compute @workgroup_size(WG)
+fn append(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = flat(wg, nwg, lid);
+  if (i < p.pairs) {
+    let q = pair(i, p.heads);
+    let y = rotate(f32(x[q.i1]), f32(x[q.i2]), q.cs);
+    x[q.i1] = T(y.x);
+    x[q.i2] = T(y.y);
+  } else if (i < p.pairs + p.kv_pairs) {
+    let c = pair(i - p.pairs, p.kv_heads);
+    let y = rotate(f32(k[c.i1]), f32(k[c.i2]), c.cs);
+    k_cache[p.at + c.i1] = T(y.x);
+    k_cache[p.at + c.i2] = T(y.y);
+  } else if (i < p.pairs + 2u * p.kv_pairs) {
+    // v as [pairs, 2]: two consecutive values per invocation.
+    let e = 2u * (i - p.pairs - p.kv_pairs);
+    v_cache[p.at + e] = v[e];
+    v_cache[p.at + e + 1u] = v[e + 1u];
+  }
 }

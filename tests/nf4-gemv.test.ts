@@ -30,7 +30,7 @@ beforeAll(async () => {
   kernels = new Kernels(gpu);
 });
 
-interface Case extends Pick<Nf4GemvOptions, 'subgroups' | 'workgroupSize' | 'subgroupRows'> {
+interface Case extends Pick<Nf4GemvOptions, 'subgroups' | 'workgroupSize'> {
   m: number;
   k: number;
   n: number;
@@ -39,6 +39,10 @@ interface Case extends Pick<Nf4GemvOptions, 'subgroups' | 'workgroupSize' | 'sub
   out?: DType;
   bias?: boolean;
   accumulate?: boolean;
+  /** f32 residual added in the epilogue. */
+  residual?: boolean;
+  /** LoRA rank of an up-projection added in the epilogue. */
+  loraR?: number;
 }
 
 async function runCase(c: Case, seed: number): Promise<number> {
@@ -52,25 +56,37 @@ async function runCase(c: Case, seed: number): Promise<number> {
   const tb = bias ? uploadTensor(gpu.device, bias, [c.n], 'f32') : undefined;
   const start = c.accumulate ? asStored(randomF32(c.m * c.n, seed + 3), outType) : undefined;
   const ty = start ? uploadTensor(gpu.device, start, [c.m, c.n], outType) : createTensor(gpu.device, [c.m, c.n], outType);
-  const { subgroups, workgroupSize, subgroupRows } = c;
-  submitPass(kernels, (pass) => encodeNf4Gemv(kernels, pass, tx, w, ty, { bias: tb, accumulate: c.accumulate, subgroups, workgroupSize, subgroupRows }));
+  const residual = c.residual ? randomF32(c.m * c.n, seed + 4) : undefined;
+  const tr = residual ? uploadTensor(gpu.device, residual, [c.m, c.n], 'f32') : undefined;
+  const r = c.loraR ?? 0;
+  const [u, b] = [randomF32(c.m * r, seed + 5), randomF32(c.n * r, seed + 6)];
+  const scale = 0.37;
+  const lora = r > 0 ? { u: uploadTensor(gpu.device, u, [c.m, r], 'f32'), b: uploadTensor(gpu.device, b, [c.n, r], 'f32'), scale } : undefined;
+  const { subgroups, workgroupSize } = c;
+  submitPass(kernels, (pass) => encodeNf4Gemv(kernels, pass, tx, w, ty, { bias: tb, accumulate: c.accumulate, subgroups, workgroupSize, residual: tr, lora }));
   const got = await readTensor(gpu.device, ty);
   const ref = nf4MatmulRef(x, cpu, c.m, { bias });
-  if (start) {
-    for (let i = 0; i < start.length; i++) {
-      ref.c[i] += start[i];
-      ref.scale[i] += Math.abs(start[i]);
+  for (let m = 0; m < c.m; m++) {
+    for (let j = 0; j < c.n; j++) {
+      const i = m * c.n + j;
+      const add = (v: number) => {
+        ref.c[i] += v;
+        ref.scale[i] += Math.abs(v);
+      };
+      if (start) add(start[i]);
+      if (residual) add(residual[i]);
+      for (let q = 0; q < r; q++) add(scale * u[m * r + q] * b[j * r + q]);
     }
   }
-  for (const t of [tx, ty, tb] as (Tensor | undefined)[]) t?.buffer.destroy();
+  for (const t of [tx, ty, tb, tr, lora?.u, lora?.b] as (Tensor | undefined)[]) t?.buffer.destroy();
   destroyNf4(w);
   return maxRelError(got, ref.c, ref.scale);
 }
 
 const label = (c: Case) =>
   `${c.m}x${c.k}->${c.n} ${c.dtype ?? 'f32'}${c.out && c.out !== c.dtype ? `->${c.out}` : ''}` +
-  `${c.blocksize ? ` bs${c.blocksize}` : ''}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +=' : ''}` +
-  `${c.subgroups === false ? ', workgroup sum' : ', subgroup sum'}${c.subgroupRows ? ', subgroup rows' : ''}${c.workgroupSize ? `, wg ${c.workgroupSize}` : ''}`;
+  `${c.blocksize ? ` bs${c.blocksize}` : ''}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +=' : ''}${c.residual ? ' +residual' : ''}${c.loraR ? ` +LoRA r${c.loraR}` : ''}` +
+  `${c.subgroups === false ? ', workgroup sum' : ', subgroup sum'}${c.workgroupSize ? `, wg ${c.workgroupSize}` : ''}`;
 
 describe('NF4 GEMV against float64 (component-wise)', () => {
   // K % 32 == 0 takes the 16-byte kernel (gemv), else gemv_any (K % 8 == 0 by words, else by
@@ -86,14 +102,12 @@ describe('NF4 GEMV against float64 (component-wise)', () => {
     { m: 2, k: 200, n: 13, blocksize: 32 },
     { m: 3, k: 75, n: 6, bias: true },
     { m: 7, k: 77, n: 5, subgroups: false, accumulate: true },
-    // gemv_sg: 16 rows per workgroup, so N % 16 != 0 leaves groups of 4 rows past the end and a
-    // partial group; 4192 / 32 = 131 chunks do not divide among a subgroup's lanes.
-    { m: 1, k: 4192, n: 70, subgroupRows: true, subgroups: true },
-    { m: 3, k: 256, n: 37, subgroupRows: true, subgroups: true, bias: true, accumulate: true, workgroupSize: 64 },
+    // The decode epilogue: residual and a LoRA up-projection (both kernels).
+    { m: 1, k: 4096, n: 70, residual: true, loraR: 16 },
+    { m: 3, k: 200, n: 13, bias: true, accumulate: true, residual: true, loraR: 5, subgroups: false },
   ];
   for (const [i, c] of cases.entries()) {
-    it(`${label(c)} (< ${TOL.f32})`, async (ctx) => {
-      if (c.subgroups && !gpu.info.subgroups) ctx.skip();
+    it(`${label(c)} (< ${TOL.f32})`, async () => {
       const err = await runCase(c, 500 + i);
       console.log(`nf4 gemv ${label(c)}: ${err.toExponential(2)}`);
       expect(err).toBeLessThan(TOL.f32);
@@ -105,11 +119,11 @@ describe('NF4 GEMV against float64 (component-wise)', () => {
     { m: 5, k: 320, n: 66, dtype: 'f16', subgroups: false, bias: true, tol: TOL.f16 },
     { m: 1, k: 2048, n: 11, dtype: 'f16', tol: TOL.f16 },
     { m: 4, k: 100, n: 10, dtype: 'f16', out: 'f32', subgroups: false, tol: TOL.f32 },
-    { m: 1, k: 4096, n: 100, dtype: 'f16', subgroupRows: true, subgroups: true, tol: TOL.f16 },
+    { m: 1, k: 512, n: 64, dtype: 'f16', out: 'f32', residual: true, loraR: 16, tol: TOL.f32 },
   ];
   for (const [i, c] of f16.entries()) {
     it(`${label(c)} (< ${c.tol})`, async (ctx) => {
-      if (!gpu.info.f16 || (c.subgroups && !gpu.info.subgroups)) ctx.skip();
+      if (!gpu.info.f16) ctx.skip();
       const err = await runCase(c, 600 + i);
       console.log(`nf4 gemv ${label(c)}: ${err.toExponential(2)}`);
       expect(err).toBeLessThan(c.tol);

@@ -5,7 +5,7 @@ import type { Gpu } from '../src/engine/gpu.ts';
 import { randomF32, rng } from '../src/util/random.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
 import { ropeRef } from '../src/engine/reference/rope.ts';
-import { encodeRope } from '../src/engine/rope.ts';
+import { encodeRope, encodeRopeAppend } from '../src/engine/rope.ts';
 import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';
 import { testGpu } from './gpu/device.ts';
 
@@ -108,6 +108,47 @@ describe('rope plumbing', () => {
     submitPass(kernels, (pass) => encodeRope(kernels, pass, x, pos, inv, { inverse: true }));
     const back = await readTensor(gpu.device, x);
     for (let i = 0; i < 8; i++) expect(back[i]).toBeCloseTo([1, 1, 0, 0][i % 4], 6);
+  });
+
+  it('append: q roped in place, k roped into the K cache and v copied into the V cache at the cache length, the rest of the caches untouched', async () => {
+    for (const dtype of ['f32', 'f16'] as const) {
+      if (dtype === 'f16' && !gpu.info.f16) continue;
+      const [tokens, heads, kvHeads, D, capacity, at] = [3, 4, 2, 64, 11, 5];
+      const seed = 90;
+      const stored = (x: Float32Array) => (dtype === 'f16' ? round16(x) : x);
+      const q = stored(randomF32(tokens * heads * D, seed));
+      const k = stored(randomF32(tokens * kvHeads * D, seed + 1));
+      const v = stored(randomF32(tokens * kvHeads * D, seed + 2));
+      const kc = stored(randomF32(capacity * kvHeads * D, seed + 3));
+      const vc = stored(randomF32(capacity * kvHeads * D, seed + 4));
+      const positions = Uint32Array.from({ length: tokens }, (_, i) => 1000 + at + i);
+      const inv = arbitraryInvFreq(D / 2, seed + 5);
+      const [tq, tk, tv] = [uploadTensor(gpu.device, q, [tokens, heads, D], dtype), uploadTensor(gpu.device, k, [tokens, kvHeads, D], dtype), uploadTensor(gpu.device, v, [tokens, kvHeads, D], dtype)];
+      const [tkc, tvc] = [uploadTensor(gpu.device, kc, [capacity, kvHeads, D], dtype), uploadTensor(gpu.device, vc, [capacity, kvHeads, D], dtype)];
+      const [tp, ti] = [uploadU32(gpu.device, positions), uploadTensor(gpu.device, inv, [D / 2], 'f32')];
+      submitPass(kernels, (pass) => encodeRopeAppend(kernels, pass, tq, { k: tk, v: tv, kCache: tkc.buffer, vCache: tvc.buffer, at }, tp, ti));
+      const [gq, gk, gkc, gvc] = await Promise.all([tq, tk, tkc, tvc].map((t) => readTensor(gpu.device, t)));
+      const scale = (s: Float64Array) => (dtype === 'f16' ? s.map((x) => Math.max(x, F16_MIN_NORMAL)) : s);
+      const rq = ropeRef(q, positions, inv, heads, D);
+      const rk = ropeRef(k, positions, inv, kvHeads, D);
+      expect(maxRelError(gq, rq.y, scale(rq.scale)), `${dtype} q`).toBeLessThan(TOL[dtype]);
+      const row = kvHeads * D;
+      expect(maxRelError(gkc.subarray(at * row, (at + tokens) * row), rk.y, scale(rk.scale)), `${dtype} k in the cache`).toBeLessThan(TOL[dtype]);
+      expect(Array.from(gk), `${dtype} k itself`).toEqual(Array.from(k));
+      expect(Array.from(gvc.subarray(at * row, (at + tokens) * row)), `${dtype} v in the cache`).toEqual(Array.from(v));
+      for (const [got, was] of [[gkc, kc], [gvc, vc]]) {
+        expect(Array.from(got.subarray(0, at * row))).toEqual(Array.from(was.subarray(0, at * row)));
+        expect(Array.from(got.subarray((at + tokens) * row))).toEqual(Array.from(was.subarray((at + tokens) * row)));
+      }
+      for (const t of [tq, tk, tv, tkc, tvc, ti]) t.buffer.destroy();
+      tp.buffer.destroy();
+    }
+    const small = createTensor(gpu.device, [1, 2, 8], 'f32');
+    const kv = createTensor(gpu.device, [1, 1, 8], 'f32');
+    const cache = createTensor(gpu.device, [2, 1, 8], 'f32');
+    const pos = uploadU32(gpu.device, [0]);
+    const inv = createTensor(gpu.device, [4], 'f32');
+    expect(() => submitPass(kernels, (pass) => encodeRopeAppend(kernels, pass, small, { k: kv, v: kv, kCache: cache.buffer, vCache: cache.buffer, at: 2 }, pos, inv))).toThrow(/the KV cache holds 64 bytes, 96 needed/);
   });
 
   it('uses a 2-D grid past the per-dimension workgroup limit', async () => {

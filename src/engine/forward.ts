@@ -24,13 +24,15 @@ import { encodeAdd, encodeSwiglu } from './elementwise.ts';
 import { encodeEmbedding } from './embedding.ts';
 import type { Kernels } from './kernels.ts';
 import { encodeLinear } from './linear.ts';
+import { encodeNf4Gemv, NF4_GEMV_MAX_ROWS } from './nf4-gemv.ts';
+import type { Nf4GpuWeight } from './nf4.ts';
 import { encodeLmHeadLogits, encodeLmHeadLoss } from './lmhead.ts';
-import { encodeLora } from './lora.ts';
+import { encodeLora, encodeLoraU } from './lora.ts';
 import type { LoraSet } from './lora-weights.ts';
 import type { ModelWeights } from './model.ts';
 import { encodeRmsnorm } from './rmsnorm.ts';
-import { encodeRope } from './rope.ts';
-import { BYTES, readTensor, type Tensor } from './tensor.ts';
+import { encodeRope, encodeRopeAppend } from './rope.ts';
+import { readTensor, type Tensor } from './tensor.ts';
 
 export interface ForwardContext {
   kernels: Kernels;
@@ -131,12 +133,10 @@ export interface KvCacheView {
 export function encodeForward(enc: GPUCommandEncoder, run: ForwardRun, t: ForwardTensors, opts: ForwardOptions = {}): Tensor {
   const { ctx } = run;
   const L = ctx.model.arch.layers;
-  let pass = enc.beginComputePass();
+  const pass = enc.beginComputePass();
   encodeEmbed(ctx, pass, t);
-  pass.end();
-  for (let i = 0; i < L; i++) encodeLayer(enc, ctx, t, i, layerInput(run, t, i), layerInput(run, t, i + 1), opts.cache);
+  for (let i = 0; i < L; i++) encodeLayer(pass, ctx, t, i, layerInput(run, t, i), layerInput(run, t, i + 1), opts.cache);
   const xL = layerInput(run, t, L);
-  pass = enc.beginComputePass();
   encodeHead(ctx, pass, run.acts, t, xL, opts);
   pass.end();
   return xL;
@@ -159,7 +159,7 @@ export function encodeEmbed(ctx: ForwardContext, pass: GPUComputePassEncoder, t:
  * written to the cache and attention runs over it.
  */
 export function encodeLayer(
-  enc: GPUCommandEncoder,
+  pass: GPUComputePassEncoder,
   ctx: ForwardContext,
   t: ForwardTensors,
   i: number,
@@ -174,18 +174,38 @@ export function encodeLayer(
   const { heads, kvHeads, headDim: D } = arch;
   const n = t.tokens;
   const eps = arch.rmsNormEps;
+  const loraU = (name: LinearName): Tensor => {
+    const u = t.u[name];
+    if (!u) throw new Error('forward: the arena was planned without LoRA buffers');
+    return u;
+  };
+  // Few rows of an NF4 base take the GEMV (as nf4-matmul.ts decides), whose epilogue adds the
+  // LoRA's up-projection and a residual: two dispatches fewer per projection in decode.
+  const gemvWeight = (name: LinearName): Nf4GpuWeight | null => {
+    const l = W.linears[name];
+    return l.kind === 'nf4' && n <= NF4_GEMV_MAX_ROWS ? l.w : null;
+  };
+  const gemv = (p: GPUComputePassEncoder, name: LinearName, w: Nf4GpuWeight, x: Tensor, y: Tensor, residual?: Tensor): void => {
+    const l = lora?.[name];
+    if (l) encodeLoraU(kernels, p, x, l, loraU(name));
+    encodeNf4Gemv(kernels, p, x, w, y, { bias: W.linears[name].bias, residual, lora: l && { u: loraU(name), b: l.b, scale: l.scale } });
+  };
   const proj = (p: GPUComputePassEncoder, name: LinearName, x: Tensor, y: Tensor): void => {
+    const w = gemvWeight(name);
+    if (w) return gemv(p, name, w, x, y);
     encodeLinear(kernels, p, x, W.linears[name], y);
     const l = lora?.[name];
-    if (l) {
-      const u = t.u[name];
-      if (!u) throw new Error('forward: the arena was planned without LoRA buffers');
-      encodeLora(kernels, p, x, l, u, y);
-    }
+    if (l) encodeLora(kernels, p, x, l, loraU(name), y);
+  };
+  /** out = residual + proj(x), through `tmp` and an add unless the GEMV's epilogue does it. */
+  const projAdd = (p: GPUComputePassEncoder, name: LinearName, x: Tensor, tmp: Tensor, residual: Tensor, out: Tensor): void => {
+    const w = gemvWeight(name);
+    if (w) return gemv(p, name, w, x, out, residual);
+    proj(p, name, x, tmp);
+    encodeAdd(kernels, p, residual, tmp, out);
   };
   const heads3 = (x: Tensor, h: number): Tensor => ({ ...x, shape: [n, h, D] });
 
-  let pass = enc.beginComputePass();
   encodeRmsnorm(kernels, pass, xIn, W.inputNorm, t.ln1, t.rstd1, eps);
   proj(pass, 'q_proj', t.ln1, t.qRaw);
   proj(pass, 'k_proj', t.ln1, t.kRaw);
@@ -194,8 +214,6 @@ export function encodeLayer(
     encodeRmsnorm(kernels, pass, heads3(t.qRaw, heads), W.qNorm, heads3(t.q, heads), t.rstdQ, eps);
     encodeRmsnorm(kernels, pass, heads3(t.kRaw, kvHeads), W.kNorm, heads3(t.k, kvHeads), t.rstdK, eps);
   }
-  encodeRope(kernels, pass, heads3(t.q, heads), t.positions, model.invFreq);
-  encodeRope(kernels, pass, heads3(t.k, kvHeads), t.positions, model.invFreq);
   const window = arch.slidingWindow ?? 0;
   const q4 = { ...t.q, shape: [t.batch, t.seqLen, heads, D] };
   const o4 = { ...t.attn, shape: [t.batch, t.seqLen, heads, D] };
@@ -203,11 +221,9 @@ export function encodeLayer(
     if (t.batch !== 1) throw new Error('forward: a KV cache takes batch 1');
     const skv = cache.past + n;
     if (skv > cache.capacity) throw new Error(`forward: the KV cache holds ${cache.capacity} tokens, not ${skv}`);
-    pass.end();
-    const row = kvHeads * D * BYTES[model.dtype];
-    enc.copyBufferToBuffer(t.k.buffer, 0, cache.k[i], cache.past * row, n * row);
-    enc.copyBufferToBuffer(t.v.buffer, 0, cache.v[i], cache.past * row, n * row);
-    pass = enc.beginComputePass();
+    // q roped in place, k roped and v copied into the caches at `past`: one dispatch.
+    const kv3 = (x: Tensor): Tensor => heads3(x, kvHeads);
+    encodeRopeAppend(kernels, pass, heads3(t.q, heads), { k: kv3(t.k), v: kv3(t.v), kCache: cache.k[i], vCache: cache.v[i], at: cache.past }, t.positions, model.invFreq);
     const kv = (buffer: GPUBuffer): Tensor => ({ buffer, shape: [1, skv, kvHeads, D], dtype: model.dtype });
     encodeAttention(
       kernels,
@@ -216,6 +232,8 @@ export function encodeLayer(
       { batch: 1, tq: n, skv, heads, kvHeads, headDim: D, causalOffset: cache.past, window },
     );
   } else {
+    encodeRope(kernels, pass, heads3(t.q, heads), t.positions, model.invFreq);
+    encodeRope(kernels, pass, heads3(t.k, kvHeads), t.positions, model.invFreq);
     const kv4 = (x: Tensor): Tensor => ({ ...x, shape: [t.batch, t.seqLen, kvHeads, D] });
     encodeAttention(
       kernels,
@@ -224,15 +242,12 @@ export function encodeLayer(
       { batch: t.batch, tq: t.seqLen, skv: t.seqLen, heads, kvHeads, headDim: D, window },
     );
   }
-  proj(pass, 'o_proj', t.attn, t.attnOut);
-  encodeAdd(kernels, pass, xIn, t.attnOut, t.mid);
+  projAdd(pass, 'o_proj', t.attn, t.attnOut, xIn, t.mid);
   encodeRmsnorm(kernels, pass, t.mid, W.postNorm, t.ln2, t.rstd2, eps);
   proj(pass, 'gate_proj', t.ln2, t.gate);
   proj(pass, 'up_proj', t.ln2, t.up);
   encodeSwiglu(kernels, pass, t.gate, t.up, t.act);
-  proj(pass, 'down_proj', t.act, t.down);
-  encodeAdd(kernels, pass, t.mid, t.down, xOut);
-  pass.end();
+  projAdd(pass, 'down_proj', t.act, t.down, t.mid, xOut);
 }
 
 /** lnF = RMSNorm(xL); then the chunked lm_head's per-token loss and/or logits. */

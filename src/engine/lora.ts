@@ -49,6 +49,20 @@ export function encodeLora(kernels: Kernels, pass: GPUComputePassEncoder, x: Ten
   encodeLoraUp(kernels, pass, mod, { f: u.buffer, w: lora.b.buffer, wj: 1, wc: s.r, y: y.buffer, m: s.m, c: s.n, r: s.r, scale: lora.scale, accumulate: true });
 }
 
+/**
+ * Records u = x · Aᵀ alone (dropout included): encodeLora's first half, for a GEMV whose epilogue
+ * adds scale · u · Bᵀ (nf4-gemv.ts `lora`).
+ */
+export function encodeLoraU(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, lora: LoraWeights, u: Tensor): void {
+  const [r, k] = lora.a.shape;
+  if (lora.a.dtype !== 'f32') throw new Error(`lora: A must be f32 (master weights), not ${lora.a.dtype}`);
+  if (x.shape[x.shape.length - 1] !== k) throw new Error(`lora: x has shape [${x.shape}], expected [..., ${k}]`);
+  expectShape('lora', u, [...x.shape.slice(0, -1), r], 'u');
+  if (u.dtype !== 'f32') throw new Error(`lora: u must be f32, not ${u.dtype}`);
+  const mod = loraModule('lora', '', x.dtype, x.dtype, x.dtype);
+  encodeLoraDown(kernels, pass, mod, { g: x.buffer, w: lora.a.buffer, wj: k, wc: 1, out: u.buffer, m: numel(x.shape) / k, c: k, r, scale: 1, dropout: lora.dropout });
+}
+
 /** Allocates u, records encodeLora and submits it: y is updated in place; returns u ([..., r], f32). */
 export function lora(kernels: Kernels, x: Tensor, weights: LoraWeights, y: Tensor): Tensor {
   const u = createTensor(kernels.device, [...x.shape.slice(0, -1), weights.a.shape[0]], 'f32', 'lora.u');

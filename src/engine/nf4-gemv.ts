@@ -1,19 +1,17 @@
-// NF4 GEMV (shaders/nf4-gemv.wgsl): y[M, N] = x[M, K] · dequant(W)ᵀ (+ bias) (+ y) for decode's
-// few rows (M <= NF4_GEMV_MAX_ROWS), W the NF4 weight [N, K]. nf4-matmul.ts sends its small
+// NF4 GEMV (shaders/nf4-gemv.wgsl): y[M, N] = x[M, K] · dequant(W)ᵀ (+ bias) (+ y) (+ residual)
+// (+ a LoRA's up-projection) for decode's few rows (M <= NF4_GEMV_MAX_ROWS), W the NF4 weight
+// [N, K]. The epilogue's extras save decode the dispatches of a residual add and a LoRA up. nf4-matmul.ts sends its small
 // forwards here; the reference is the same (reference/nf4-matmul.ts).
 // Also the workgroup sum both GEMVs end with (ROW_SUM_WGSL; lmhead.ts's one-row logits use it).
 import { expectShape, numel, type DType, type Tensor } from './tensor.ts';
 import { checkBindingSizes, grid, withResidualType, type Kernel, type Kernels } from './kernels.ts';
 import { NF4_WGSL, type Nf4GpuWeight } from './nf4.ts';
 import source from '../../shaders/nf4-gemv.wgsl?raw';
-import subgroupRowsSource from '../../shaders/nf4-gemv-sg.wgsl?raw';
 
 /** Rows (tokens) up to which the forward runs the GEMV kernel (decode) instead of the tiled one. */
 export const NF4_GEMV_MAX_ROWS = 8;
 /** W rows per workgroup (the vec4 components of the shader's accumulators). */
 const ROWS_PER_WORKGROUP = 4;
-/** The same for gemv_sg (nf4-gemv-sg.wgsl SG_ROWS). */
-const SG_ROWS_PER_WORKGROUP = 16;
 
 /**
  * `row_sum(lanes, count, v)`: Σ of v over the `count` invocations of a 1-D workgroup, returned to
@@ -86,9 +84,11 @@ export interface Nf4GemvOptions {
   /** Sum with subgroupAdd (default: where the device has `subgroups`); false forces workgroup memory. */
   subgroups?: boolean;
   /** Invocations per workgroup (default 128). */
-  workgroupSize?: 64 | 128 | 256;
-  /** Rows owned by subgroups (gemv_sg: subgroupAdd only, 16 rows per workgroup) rather than by the workgroup. Needs subgroups. */
-  subgroupRows?: boolean;
+  workgroupSize?: 128 | 256;
+  /** f32, the shape of y: added to every output (decode's residual stream: y = residual + x · Wᵀ). */
+  residual?: Tensor;
+  /** A LoRA's up-projection in the epilogue: y += scale · u · Bᵀ, u = x · Aᵀ [..., r] and B [N, r], both f32. */
+  lora?: { u: Tensor; b: Tensor; scale: number };
 }
 
 /**
@@ -114,6 +114,19 @@ export function encodeNf4Gemv(
     expectShape('nf4 gemv', opts.bias, [n], 'bias');
     if (opts.bias.dtype !== 'f32') throw new Error(`nf4 gemv: bias must be f32, not ${opts.bias.dtype}`);
   }
+  if (opts.residual) {
+    expectShape('nf4 gemv', opts.residual, y.shape, 'residual');
+    if (opts.residual.dtype !== 'f32') throw new Error(`nf4 gemv: the residual must be f32, not ${opts.residual.dtype}`);
+    if (opts.residual.buffer === y.buffer) throw new Error('nf4 gemv: the residual must not be the output (use accumulate)');
+  }
+  const lora = opts.lora;
+  const r = lora ? lora.b.shape[1] : 0;
+  if (lora) {
+    expectShape('nf4 gemv', lora.b, [n, r], 'LoRA B');
+    expectShape('nf4 gemv', lora.u, [...x.shape.slice(0, -1), r], 'LoRA u');
+    if (lora.u.dtype !== 'f32' || lora.b.dtype !== 'f32') throw new Error(`nf4 gemv: LoRA u and B must be f32, not ${lora.u.dtype}/${lora.b.dtype}`);
+    if (!Number.isFinite(lora.scale)) throw new Error(`nf4 gemv: LoRA scale ${lora.scale} is not finite`);
+  }
   if (y.buffer === x.buffer) throw new Error('nf4 gemv: the output must not be the input');
   checkBindingSizes(kernels, 'nf4 gemv', [
     ['input', x.buffer],
@@ -126,9 +139,7 @@ export function encodeNf4Gemv(
   const subgroups = rowSumSubgroups(kernels, opts.subgroups);
   const wg = opts.workgroupSize ?? 128;
   // The 16-byte loads need rows that start on a 16-byte word group: K % 32 == 0 (real models).
-  const sgRows = opts.subgroupRows ?? false;
-  if (sgRows && !(subgroups && k % 32 === 0)) throw new Error('nf4 gemv: rows owned by subgroups need subgroups and K % 32 == 0');
-  const entryPoint = sgRows ? 'gemv_sg' : k % 32 === 0 ? 'gemv' : 'gemv_any';
+  const entryPoint = k % 32 === 0 ? 'gemv' : 'gemv_any';
   const kernel = gemvKernel(kernels, subgroups, x.dtype, y.dtype, entryPoint, m === 1, wg);
   const params = {
     m,
@@ -138,10 +149,14 @@ export function encodeNf4Gemv(
     aligned: k % 8 === 0 ? 1 : 0,
     has_bias: opts.bias ? 1 : 0,
     accumulate: opts.accumulate ? 1 : 0,
+    has_residual: opts.residual ? 1 : 0,
+    lora_r: r,
+    lora_scale: lora?.scale ?? 0,
   };
-  // Without a bias the (read-only) absmax buffer stands in for the bias binding; it is never read.
-  const buffers = [x.buffer, w.words, w.absmax, opts.bias?.buffer ?? w.absmax, y.buffer];
-  kernels.dispatch(pass, kernel, buffers, params, grid(kernels, Math.ceil(n / (sgRows ? SG_ROWS_PER_WORKGROUP : ROWS_PER_WORKGROUP))));
+  // An absent bias, residual or LoRA has the (read-only) absmax buffer in its bindings; never read.
+  const none = w.absmax;
+  const buffers = [x.buffer, w.words, w.absmax, opts.bias?.buffer ?? none, y.buffer, opts.residual?.buffer ?? none, lora?.u.buffer ?? none, lora?.b.buffer ?? none];
+  kernels.dispatch(pass, kernel, buffers, params, grid(kernels, Math.ceil(n / ROWS_PER_WORKGROUP)));
 }
 
 /** Kernels by everything that picks one: a decode step records hundreds of GEMVs, and building the
@@ -154,8 +169,7 @@ function gemvKernel(kernels: Kernels, subgroups: boolean, xType: DType, yType: D
   const key = `${subgroups}|${xType}|${yType}|${entryPoint}|${oneRow}|${wg}`;
   let kernel = cache.get(key);
   if (!kernel) {
-    const code = NF4_WGSL + source + (subgroups ? ROW_SUM_WGSL.subgroups + subgroupRowsSource : ROW_SUM_WGSL.workgroup);
-    const spec = withResidualType(subgroups ? 'nf4-gemv(subgroups)' : 'nf4-gemv', code, xType, yType);
+    const spec = withResidualType(subgroups ? 'nf4-gemv(subgroups)' : 'nf4-gemv', NF4_WGSL + source + ROW_SUM_WGSL[subgroups ? 'subgroups' : 'workgroup'], xType, yType);
     kernel = kernels.get({ ...spec, dtype: xType, entryPoint, constants: { ONE_ROW: oneRow, GEMV_WG: wg, X_HALF: xType === 'f16' } });
     cache.set(key, kernel);
   }

@@ -1,7 +1,7 @@
 // Rotary position embedding (shaders/rope.wgsl), in place on q or k, transformers' rotate_half
 // convention (pairs (d, d + headDim/2)). The frequencies come in as an f32 buffer made on the CPU
 // (arch.ts `ropeInverseFrequencies`, llama3 scaling included), so any scaling is the caller's.
-import { type U32Tensor, expectShape, type Tensor } from './tensor.ts';
+import { BYTES, type U32Tensor, expectShape, type Tensor } from './tensor.ts';
 import { FLAT_WORKGROUP, grid, type Kernels } from './kernels.ts';
 import source from '../../shaders/rope.wgsl?raw';
 
@@ -34,7 +34,43 @@ export function encodeRope(
   const kernel = kernels.get({ name: 'rope', source, dtype: x.dtype });
   const half = headDim / 2;
   const pairs = tokens * heads * half;
-  const params = { pairs, heads, half, sign: options.inverse ? -1 : 1 };
+  const params = { pairs, heads, half, sign: options.inverse ? -1 : 1, kv_heads: 0, kv_pairs: 0, at: 0 };
   const workgroups = grid(kernels, Math.ceil(pairs / FLAT_WORKGROUP));
   kernels.dispatch(pass, kernel, [x.buffer, positions.buffer, invFreq.buffer], params, workgroups);
+}
+
+/** Where `encodeRopeAppend` puts a layer's new k and v: the caches [capacity, kvHeads, headDim] from token `at`. */
+export interface KvAppend {
+  k: Tensor;
+  v: Tensor;
+  kCache: GPUBuffer;
+  vCache: GPUBuffer;
+  /** Tokens already in the caches. */
+  at: number;
+}
+
+/**
+ * Decode's q/k/v step in one dispatch: q [tokens, heads, headDim] rotated in place (as encodeRope),
+ * k [tokens, kvHeads, headDim] rotated into the K cache and v copied into the V cache at token
+ * `at` (k and v themselves are left as they were).
+ */
+export function encodeRopeAppend(kernels: Kernels, pass: GPUComputePassEncoder, q: Tensor, kv: KvAppend, positions: U32Tensor, invFreq: Tensor): void {
+  if (q.shape.length !== 3 || q.shape[2] % 2 !== 0) throw new Error(`rope: q has shape [${q.shape}], expected [tokens, heads, headDim] with headDim even`);
+  const [tokens, heads, headDim] = q.shape;
+  const kvHeads = kv.k.shape[1];
+  expectShape('rope', kv.k, [tokens, kvHeads, headDim], 'k');
+  expectShape('rope', kv.v, [tokens, kvHeads, headDim], 'v');
+  if (kv.k.dtype !== q.dtype || kv.v.dtype !== q.dtype) throw new Error(`rope: q, k and v must share a dtype, not ${q.dtype}/${kv.k.dtype}/${kv.v.dtype}`);
+  if (positions.length !== tokens) throw new Error(`rope: ${positions.length} positions for ${tokens} tokens`);
+  expectShape('rope', invFreq, [headDim / 2], 'invFreq');
+  const row = kvHeads * headDim;
+  const bytes = (kv.at + tokens) * row * BYTES[q.dtype];
+  if (kv.kCache.size < bytes || kv.vCache.size < bytes) throw new Error(`rope: the KV cache holds ${kv.kCache.size} bytes, ${bytes} needed`);
+  const half = headDim / 2;
+  const pairs = tokens * heads * half;
+  const kvPairs = tokens * kvHeads * half;
+  const kernel = kernels.get({ name: 'rope', source, dtype: q.dtype, entryPoint: 'append' });
+  const params = { pairs, heads, half, sign: 1, kv_heads: kvHeads, kv_pairs: kvPairs, at: kv.at * row };
+  const buffers: [number, GPUBuffer][] = [[0, q.buffer], [1, positions.buffer], [2, invFreq.buffer], [4, kv.k.buffer], [5, kv.v.buffer], [6, kv.kCache], [7, kv.vCache]];
+  kernels.dispatchAt(pass, kernel, buffers, params, grid(kernels, Math.ceil((pairs + 2 * kvPairs) / FLAT_WORKGROUP)));
 }

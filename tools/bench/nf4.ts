@@ -134,8 +134,6 @@ const PER_TOKEN = [64, 64, 64, 32];
 const GEMV_VARIANTS: { name: string; opts: Nf4GemvOptions; subgroups?: true }[] = [
   { name: 'subgroups', opts: { subgroups: true }, subgroups: true },
   { name: 'subgroups wg256', opts: { subgroups: true, workgroupSize: 256 }, subgroups: true },
-  { name: 'subgroup rows', opts: { subgroups: true, subgroupRows: true }, subgroups: true },
-  { name: 'subgroup rows wg64', opts: { subgroups: true, subgroupRows: true, workgroupSize: 64 }, subgroups: true },
   { name: 'workgroup', opts: { subgroups: false } },
 ];
 

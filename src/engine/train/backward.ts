@@ -179,8 +179,8 @@ export function encodeBackward(
 
   for (let i = L - 1; i >= 0; i--) {
     // The forward left the last layer's saves in the arena; every other layer is recomputed.
-    if (i !== L - 1) encodeLayer(enc, ctx, t, i, layerInput(run, t, i), layerInput(run, t, i + 1));
     pass = enc.beginComputePass();
+    if (i !== L - 1) encodeLayer(pass, ctx, t, i, layerInput(run, t, i), layerInput(run, t, i + 1));
     encodeLayerBackward(kernels, pass, run, t, s, grads, i, { dx, dln, tmp, view, n, H, F, heads, kvHeads, D });
     pass.end();
   }
