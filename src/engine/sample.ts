@@ -20,6 +20,9 @@ export interface SampleOptions {
   repetitionPenalty?: number;
 }
 
+/** The chat tab's starting sampling settings (the store's defaults; the bench's chat decode). */
+export const CHAT_SAMPLING: Required<SampleOptions> = { temperature: 0.7, topP: 0.9, topK: 0, repetitionPenalty: 1.1 };
+
 /** Per-row scratch: 2 V f32 (scaled logits, then their exponentials). */
 export interface SampleScratch {
   rows: number;

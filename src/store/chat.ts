@@ -8,6 +8,7 @@
 import { create } from 'zustand';
 import { errorMessage, trainer, type ChatMessage as WireMessage, type ChatReply, type ChatRequestOptions } from '../client/index.ts';
 import { debouncedSaver, loadPersisted } from './persist.ts';
+import { CHAT_SAMPLING } from '../engine/sample.ts';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
 
@@ -60,10 +61,7 @@ export interface SamplingSettings {
 }
 
 export const DEFAULT_SAMPLING: SamplingSettings = {
-  temperature: 0.7,
-  topP: 0.9,
-  topK: 0,
-  repetitionPenalty: 1.1,
+  ...CHAT_SAMPLING,
   maxNewTokens: 256,
   seed: null,
   template: null,

@@ -12,6 +12,7 @@ import { LINEAR_NAMES, parseModelConfig, ropeInverseFrequenciesF32, type LinearN
 import type { PackedBatch } from '../../src/engine/forward.ts';
 import { createForwardRun, destroyForwardRun } from '../../src/engine/forward.ts';
 import { Generator } from '../../src/engine/generate.ts';
+import { CHAT_SAMPLING } from '../../src/engine/sample.ts';
 import type { Gpu } from '../../src/engine/gpu.ts';
 import type { Kernels } from '../../src/engine/kernels.ts';
 import type { LinearWeight } from '../../src/engine/linear.ts';
@@ -62,6 +63,9 @@ export interface ModelBenchResult {
   decodeGpuMsPerToken?: number;
   /** Decode after a prompt of about seqLen tokens (the KV cache nearly full). */
   longContextDecodeTokensPerSecond: number;
+  /** Decode with the chat tab's default sampling and an adapter (r 16, seven targets) on. */
+  chatDecodeTokensPerSecond: number;
+  chatDecodeRecordMsPerToken: number;
   /** GPU ms per decoded token by kernel (pipeline label), after a 16-token prompt and after the long one. */
   decodeKernelMs?: { short: Record<string, number>; long: Record<string, number> };
   inferenceDtype: DType;
@@ -491,6 +495,20 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
     };
     decodeKernelMs = { short: await perToken(prompt.slice(0, 16)), long: await perToken(longPrompt) };
   }
+  // The chat tab's defaults (CHAT_SAMPLING) with an adapter (r 16, seven targets)
+  // on: every step samples (penalty, temperature, top-p) and runs the LoRA products.
+  const chatLora = createLora(device, arch, { r: 16, alpha: 16, rslora: true, targets: LINEAR_NAMES }, 0);
+  const chat = CHAT_SAMPLING;
+  const chatDecode: number[] = [];
+  let chatRecordMs = Infinity;
+  for (let i = 0; i < 2; i++) {
+    const rec = await recordingTime(device, () => gen.generate(prompt.slice(0, 16), chatLora, { maxNewTokens: o.decodeTokens, seed: i, ...chat }));
+    chatDecode.push(rec.value.decodeTokensPerSecond);
+    chatRecordMs = Math.min(chatRecordMs, rec.ms / rec.submits);
+  }
+  const chatDecodeTokensPerSecond = Math.max(...chatDecode);
+  console.log(`${name}: chat decode (adapter on, temperature ${chat.temperature}, top-p ${chat.topP}, repetition penalty ${chat.repetitionPenalty}) ${chatDecodeTokensPerSecond.toFixed(1)} tokens/s, ${chatRecordMs.toFixed(2)} ms of CPU recording per token`);
+  destroyLora(chatLora);
   const inferencePeakBytes = c.peak;
   gen.destroy();
   destroyRandomModel(inf);
@@ -574,6 +592,8 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
     decodeGpuMsPerToken,
     longContextDecodeTokensPerSecond: longDecode,
     decodeKernelMs,
+    chatDecodeTokensPerSecond,
+    chatDecodeRecordMsPerToken: chatRecordMs,
     inferenceDtype,
     inferencePeakBytes,
     trainSeqLen: T,
