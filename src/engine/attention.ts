@@ -3,7 +3,7 @@
 // serves packed training rows (segment ids, S = T) and chat decode against a KV cache (T new
 // queries at positions S - T .. S - 1), with an optional sliding window.
 import { type U32Tensor, expectShape, type Tensor } from './tensor.ts';
-import type { Kernels } from './kernels.ts';
+import { sizeOf, type Kernels } from './kernels.ts';
 import source from '../../shaders/attention.wgsl?raw';
 import decodeSource from '../../shaders/attention-decode.wgsl?raw';
 
@@ -183,7 +183,7 @@ function encodeDecodeAttention(
 ): void {
   const splits = Math.ceil(s.skv / ATTENTION_DECODE_SPLIT);
   const bytes = s.batch * s.tq * s.heads * splits * (s.headDim + 2) * 4;
-  if (partials.size < bytes) throw new Error(`attention: decode scratch holds ${partials.size} bytes, ${bytes} needed`);
+  if (sizeOf(partials) < bytes) throw new Error(`attention: decode scratch holds ${sizeOf(partials)} bytes, ${bytes} needed`);
   const params = {
     tq: s.tq,
     skv: s.skv,

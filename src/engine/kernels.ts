@@ -26,6 +26,10 @@ export interface Kernel {
   layout: GPUBindGroupLayout;
   /** The uniform `p`, laid out as the shader declares it; undefined when the shader has none. */
   params?: StructuredView;
+  /** Writes `p`'s fields: straight into their one-element views where every field is a scalar. */
+  setParams: (values: Record<string, number>) => void;
+  /** `p`'s bytes as words (the bind-group cache's key). */
+  paramWords?: Uint32Array;
   paramsBinding: number;
 }
 
@@ -44,6 +48,7 @@ export function specialise(source: string, dtype: DType): string {
 export class Kernels {
   private readonly cache = new Map<string, Kernel>();
   private readonly groups = new Map<string, GPUBindGroup>();
+  private readonly lastPipeline = new WeakMap<GPUComputePassEncoder, GPUComputePipeline>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextId = 0;
 
@@ -93,13 +98,17 @@ export class Kernels {
     params: Record<string, number>,
     workgroups: [number, number?, number?],
   ): void {
-    if (kernel.params) kernel.params.set(params);
+    kernel.setParams(params);
     const bindGroup = this.bindGroup(kernel, bindings);
     const limit = this.gpu.info.limits.maxComputeWorkgroupsPerDimension;
     const [x, y = 1, z = 1] = workgroups;
-    const label = kernel.pipeline.label;
-    if (x > limit || y > limit || z > limit) throw new Error(`${label}: dispatch ${x}x${y}x${z} exceeds ${limit} workgroups per dimension`);
-    pass.setPipeline(kernel.pipeline);
+    if (x > limit || y > limit || z > limit) throw new Error(`${kernel.pipeline.label}: dispatch ${x}x${y}x${z} exceeds ${limit} workgroups per dimension`);
+    // Each call into the native binding costs about a microsecond or more: decode records hundreds
+    // of dispatches per token, runs of them with one pipeline (a layer's q, k, v GEMVs).
+    if (this.lastPipeline.get(pass) !== kernel.pipeline) {
+      pass.setPipeline(kernel.pipeline);
+      this.lastPipeline.set(pass, kernel.pipeline);
+    }
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
   }
@@ -125,7 +134,7 @@ export class Kernels {
     for (const [binding, r] of bindings) {
       key += 'buffer' in r ? `|${binding}:${this.idOf(r.buffer)}:${r.offset ?? 0}:${r.size ?? -1}` : `|${binding}:${this.idOf(r)}`;
     }
-    if (kernel.params) key += `|${new Uint32Array(kernel.params.arrayBuffer).join(',')}`;
+    if (kernel.paramWords) key += `|${kernel.paramWords.join(',')}`;
     const hit = this.groups.get(key);
     if (hit) {
       this.groups.delete(key); // most recent last
@@ -167,12 +176,15 @@ export class Kernels {
       compute: { module, entryPoint: spec.entryPoint ?? 'main', constants },
     });
     const uniform = uniformDefinitions(code).uniforms.p;
+    const params = uniform ? makeStructuredView(uniform) : undefined;
     return {
       id: this.nextId++,
       source: spec.source,
       pipeline,
       layout: pipeline.getBindGroupLayout(0),
-      params: uniform ? makeStructuredView(uniform) : undefined,
+      params,
+      setParams: paramSetter(params),
+      paramWords: params && new Uint32Array(params.arrayBuffer),
       paramsBinding: uniform?.binding ?? -1,
     };
   }
@@ -190,6 +202,21 @@ function uniformDefinitions(code: string): ReturnType<typeof makeShaderDataDefin
     const decls = code.match(/^alias [^\n]*$|^struct \w+ \{[^}]*\}|^@group\(\d+\) @binding\(\d+\) var<uniform>[^\n]*$/gm) ?? [];
     return makeShaderDataDefinitions(decls.join('\n'));
   }
+}
+
+/** `params.set`, or for a struct of scalars (every kernel's `p`) one typed-array store per field. */
+function paramSetter(params: StructuredView | undefined): (values: Record<string, number>) => void {
+  if (!params) return () => {};
+  const views = params.views as Record<string, unknown>;
+  const scalars = Object.values(views).every((v) => ArrayBuffer.isView(v) && (v as Uint32Array).length === 1);
+  if (!scalars) return (values) => params.set(values);
+  const fields = views as Record<string, Uint32Array | Float32Array | Int32Array>;
+  return (values) => {
+    for (const name in values) {
+      const view = fields[name];
+      if (view) view[0] = values[name]; // as params.set: names the struct lacks are ignored
+    }
+  };
 }
 
 /** Bind groups kept for reuse: a few decode steps' worth of an 8B model (about 20 per layer). */
@@ -223,8 +250,17 @@ export function withResidualType(kernel: string, src: string, dtype: DType, resi
 export function checkBindingSizes(kernels: Kernels, kernel: string, buffers: [string, GPUBuffer][]): void {
   const limit = kernels.gpu.info.limits.maxStorageBufferBindingSize;
   for (const [what, buffer] of buffers) {
-    if (buffer.size > limit) throw new Error(`${kernel}: the ${what} (${buffer.size} B) exceeds maxStorageBufferBindingSize ${limit}`);
+    const size = sizeOf(buffer);
+    if (size > limit) throw new Error(`${kernel}: the ${what} (${size} B) exceeds maxStorageBufferBindingSize ${limit}`);
   }
+}
+
+/** buffer.size, remembered: a property read crosses into the native binding (decode reads hundreds per token). */
+const sizes = new WeakMap<GPUBuffer, number>();
+export function sizeOf(buffer: GPUBuffer): number {
+  let size = sizes.get(buffer);
+  if (size === undefined) sizes.set(buffer, (size = buffer.size));
+  return size;
 }
 
 /** Records `record` into one compute pass and submits it now (tests, self-tests, one-offs). */

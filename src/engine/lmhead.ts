@@ -13,7 +13,7 @@
 // an f16 E where the device has shader-f16, which halves E's 2.1 GB (8B, f32) without touching the
 // f32 accumulation. Reference: reference/lmhead.ts.
 import { type U32Tensor, expectShape, BYTES, createTensor, type DType, type Tensor } from './tensor.ts';
-import { grid, submitPass, type Kernels } from './kernels.ts';
+import { grid, sizeOf, submitPass, type Kernels } from './kernels.ts';
 import { trackedBuffer } from './gpu-memory.ts';
 import { encodeMmaMatmul, mmaApplies } from './matmul-mma.ts';
 import { ROW_SUM_WGSL, rowSumSubgroups } from './nf4-gemv.ts';
@@ -116,7 +116,7 @@ export function encodeLmHeadLoss(kernels: Kernels, pass: GPUComputePassEncoder, 
   expectShape('lm_head', t.loss, [rows], 'loss');
   if (t.lse.dtype !== 'f32' || t.loss.dtype !== 'f32') throw new Error('lm_head: lse and loss must be f32');
   if (scratch.rows < rows) throw new Error(`lm_head: the scratch holds ${scratch.rows} rows, not ${rows}`);
-  checkBinding(kernels, 'h', t.h.buffer.size);
+  checkBinding(kernels, 'h', sizeOf(t.h.buffer));
   checkChunk(kernels, 'lm_head', scratch.chunk, t.embed);
   const spec = lmHeadTypes('lmhead', source, t.h.dtype, t.embed.dtype);
   const mma = !!scratch.logits && mmaApplies(kernels.gpu.info, { kind: 'dense', b: t.embed });
@@ -196,8 +196,8 @@ export function encodeLmHeadLogits(
   if (!(Number.isInteger(firstRow) && firstRow >= 0 && firstRow + rows <= h.shape[0])) {
     throw new Error(`lm_head: rows [${firstRow}, ${firstRow + rows}) are outside h's ${h.shape[0]}`);
   }
-  checkBinding(kernels, 'h', h.buffer.size);
-  checkBinding(kernels, 'out', out.buffer.size);
+  checkBinding(kernels, 'h', sizeOf(h.buffer));
+  checkBinding(kernels, 'out', sizeOf(out.buffer));
   const chunk = lmHeadChunkRows(kernels, hidden, embed.dtype, opts.chunk);
   if (rows === 1) {
     encodeLogitsRow(kernels, pass, h, embed, out, firstRow, chunk, opts.subgroups);
@@ -322,7 +322,7 @@ export function checkChunk(kernels: Kernels, what: string, chunk: number, embed:
 export function embedRange(embed: Tensor, v0: number, rows: number): GPUBufferBinding {
   const rowBytes = embed.shape[1] * BYTES[embed.dtype];
   const offset = v0 * rowBytes;
-  const size = Math.min(Math.ceil((rows * rowBytes) / 4) * 4, embed.buffer.size - offset);
+  const size = Math.min(Math.ceil((rows * rowBytes) / 4) * 4, sizeOf(embed.buffer) - offset);
   return { buffer: embed.buffer, offset, size };
 }
 

@@ -2,7 +2,7 @@
 // convention (pairs (d, d + headDim/2)). The frequencies come in as an f32 buffer made on the CPU
 // (arch.ts `ropeInverseFrequencies`, llama3 scaling included), so any scaling is the caller's.
 import { BYTES, type U32Tensor, expectShape, type Tensor } from './tensor.ts';
-import { FLAT_WORKGROUP, grid, type Kernels } from './kernels.ts';
+import { FLAT_WORKGROUP, grid, sizeOf, type Kernels } from './kernels.ts';
 import source from '../../shaders/rope.wgsl?raw';
 
 export interface RopeOptions {
@@ -65,7 +65,8 @@ export function encodeRopeAppend(kernels: Kernels, pass: GPUComputePassEncoder, 
   expectShape('rope', invFreq, [headDim / 2], 'invFreq');
   const row = kvHeads * headDim;
   const bytes = (kv.at + tokens) * row * BYTES[q.dtype];
-  if (kv.kCache.size < bytes || kv.vCache.size < bytes) throw new Error(`rope: the KV cache holds ${kv.kCache.size} bytes, ${bytes} needed`);
+  const held = Math.min(sizeOf(kv.kCache), sizeOf(kv.vCache));
+  if (held < bytes) throw new Error(`rope: the KV cache holds ${held} bytes, ${bytes} needed`);
   const half = headDim / 2;
   const pairs = tokens * heads * half;
   const kvPairs = tokens * kvHeads * half;
