@@ -8,6 +8,10 @@
 // q [B, Tq, Hq, D], k/v [B, S, Hkv, D] and o in T; lse [B, Hq, Tq] in f32 (natural log);
 // part [B, Tq, Hq, splits, D + 2] f32: o_s (D values), m_s, l_s (base 2, q pre-scaled by log2 e).
 // D is a multiple of 4 (k and v are read as vec4s), at most 128.
+// With use_positions (a KV cache in chat decode, batch 1), query i sits at qpos[i] instead, and k/v
+// are the whole cache (skv = its capacity, splits = the most it can take): the parameters, and so
+// the bind group, stay the same from one decoded token to the next; only the grid (the splits in
+// use) and the positions buffer change. A new bind group per token and layer cost ~50 us of CPU.
 //
 // Work per split, and why: every key's score is one invocation's dot product over 4-wide loads of
 // its K row (the row's other sectors come from L1 for the next loads), so no invocation walks
@@ -25,8 +29,9 @@ struct Params {
   head_dim: u32,
   causal_offset: u32,
   window: u32,
-  splits: u32,
+  splits: u32,      // the partials' stride: splits of skv keys
   scale_log2: f32, // scale · log2(e)
+  use_positions: u32,
 }
 
 @group(0) @binding(0) var<storage, read> q: array<T>;
@@ -36,6 +41,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> o: array<T>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(6) var<uniform> p: Params;
+@group(0) @binding(7) var<storage, read> qpos: array<u32>;
 
 const WG = 128u; // invocations per workgroup
 const SPLIT = 128u; // keys per split: one per invocation
@@ -46,6 +52,12 @@ var<workgroup> qs: array<vec4<f32>, MAX_D4>;
 var<workgroup> sc: array<f32, SPLIT>;
 var<workgroup> red: array<f32, WG>;
 var<workgroup> pv: array<vec4<f32>, WG>;
+
+/** The position of query i of batch row b: keys 0 .. it are visible. */
+fn query_position(b: u32, i: u32) -> u32 {
+  if (p.use_positions != 0u) { return qpos[b * p.tq + i]; }
+  return p.causal_offset + i;
+}
 
 // Sum (is_max false) or max of every invocation's x; all invocations get the result.
 fn reduce(t: u32, x: f32, is_max: bool) -> f32 {
@@ -69,7 +81,7 @@ fn partial(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
   let i = wg.y / p.heads;
   let b = wg.z;
   let d4 = p.head_dim / 4u;
-  let pos = p.causal_offset + i;
+  let pos = query_position(b, i);
   var lo = 0u;
   if (p.window > 0u && pos + 1u > p.window) {
     lo = pos + 1u - p.window;
@@ -138,13 +150,15 @@ fn combine(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
   let d_len = p.head_dim;
   let stride = d_len + 2u;
   let base = ((b * p.tq + i) * p.heads + h) * p.splits * stride;
+  // The splits holding keys 0 .. pos (later ones, if any ran, hold nothing for this query).
+  let live = min(p.splits, query_position(b, i) / SPLIT + 1u);
   var m = EMPTY;
-  for (var s = 0u; s < p.splits; s = s + 1u) {
+  for (var s = 0u; s < live; s = s + 1u) {
     m = max(m, part[base + s * stride + d_len]);
   }
   var l = 0.0;
   var acc = 0.0;
-  for (var s = 0u; s < p.splits; s = s + 1u) {
+  for (var s = 0u; s < live; s = s + 1u) {
     let at = base + s * stride;
     let w = exp2(part[at + d_len] - m);
     l = l + w * part[at + d_len + 1u];

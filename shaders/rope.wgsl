@@ -17,11 +17,11 @@
 
 //
 // `append` (chat decode with a KV cache) does a layer's q, k and v in one dispatch: q in place as
-// `main` does, k rotated into the K cache and v copied into the V cache, both from element `at`
-// (the cache's length times kv_heads · head_dim): the rotation, two copies and the pass break they
-// needed, in one.
+// `main` does, k rotated into the K cache and v copied into the V cache, token t at cache row
+// positions[t] (rows past `capacity` are not written): the rotation, two copies and the pass break
+// they needed, in one, with parameters that stay the same from token to token.
 
-struct Params { pairs: u32, heads: u32, half: u32, sign: f32, kv_heads: u32, kv_pairs: u32, at: u32 }
+struct Params { pairs: u32, heads: u32, half: u32, sign: f32, kv_heads: u32, kv_pairs: u32, capacity: u32 }
 
 @group(0) @binding(0) var<storage, read_write> x: array<T>;
 @group(0) @binding(1) var<storage, read> positions: array<u32>;
@@ -59,8 +59,8 @@ fn cos_sin(a: f32) -> vec2f {
   }
 }
 
-/** Pair i of a [tokens, heads, 2 half] tensor: its two element indices and the rotation's cos/sin. */
-struct Pair { i1: u32, i2: u32, cs: vec2f }
+/** Pair i of a [tokens, heads, 2 half] tensor: its two element indices, token and rotation's cos/sin. */
+struct Pair { i1: u32, i2: u32, t: u32, cs: vec2f }
 
 fn pair(i: u32, heads: u32) -> Pair {
   let row = i / p.half; // token · heads + head
@@ -71,7 +71,7 @@ fn pair(i: u32, heads: u32) -> Pair {
   // the rounding transformers does).
   let angle = (f32(positions[t]) * inv_freq[d]) * p.sign;
   let i1 = row * 2u * p.half + d;
-  return Pair(i1, i1 + p.half, cos_sin(angle));
+  return Pair(i1, i1 + p.half, t, cos_sin(angle));
 }
 
 /** (x1, x2) rotated by cs. */
@@ -103,13 +103,23 @@ fn append(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
     x[q.i2] = T(y.y);
   } else if (i < p.pairs + p.kv_pairs) {
     let c = pair(i - p.pairs, p.kv_heads);
-    let y = rotate(f32(k[c.i1]), f32(k[c.i2]), c.cs);
-    k_cache[p.at + c.i1] = T(y.x);
-    k_cache[p.at + c.i2] = T(y.y);
+    let row = positions[c.t];
+    if (row < p.capacity) {
+      let y = rotate(f32(k[c.i1]), f32(k[c.i2]), c.cs);
+      let shift = (row - c.t) * p.kv_heads * 2u * p.half; // token t's row -> cache row `row`
+      k_cache[c.i1 + shift] = T(y.x);
+      k_cache[c.i2 + shift] = T(y.y);
+    }
   } else if (i < p.pairs + 2u * p.kv_pairs) {
     // v as [pairs, 2]: two consecutive values per invocation.
     let e = 2u * (i - p.pairs - p.kv_pairs);
-    v_cache[p.at + e] = v[e];
-    v_cache[p.at + e + 1u] = v[e + 1u];
+    let width = p.kv_heads * 2u * p.half;
+    let t = e / width;
+    let row = positions[t];
+    if (row < p.capacity) {
+      let at = e + (row - t) * width;
+      v_cache[at] = v[e];
+      v_cache[at + 1u] = v[e + 1u];
+    }
   }
 }

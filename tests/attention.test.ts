@@ -303,6 +303,42 @@ describe('attention decode path (keys split across workgroups) against float64',
   });
 });
 
+// Chat decode reads the whole KV cache (its capacity) with the queries' positions, so that the
+// kernels' parameters stay the same from token to token; rows past the keys in use hold garbage.
+describe('attention with query positions over a whole KV cache, against float64 on the keys in use', () => {
+  const cases: Case[] = [
+    { ...causal(1, 1, 8, 2, 128, 46), skv: 513 }, // the decode path
+    { ...causal(1, 2, 4, 2, 16, 45), skv: 600, window: 300 },
+    { ...causal(1, ATTENTION_DECODE_MAX_TQ + 1, 4, 2, 16, 47), skv: 40 }, // the forward kernel
+    { ...causal(1, 1, 4, 2, 10, 48), skv: 300 }, // the forward kernel (head dim 10)
+  ];
+  for (const c of cases) {
+    it(`f32 ${name(c)}`, async () => {
+      const { tq, skv, heads, kvHeads, headDim: D } = c;
+      const capacity = skv + 150;
+      const x = inputs(c, 'f32');
+      const garbage = randomF32(150 * kvHeads * D, c.seed + 9).map((v) => 50 * v);
+      const whole = (live: Float32Array) => Float32Array.from([...live, ...garbage]);
+      const causalOffset = c.causalOffset ?? skv - tq;
+      const dev = gpu.device;
+      const q = uploadTensor(dev, x.q, [1, tq, heads, D], 'f32');
+      const k = uploadTensor(dev, whole(x.k), [1, capacity, kvHeads, D], 'f32');
+      const v = uploadTensor(dev, whole(x.v), [1, capacity, kvHeads, D], 'f32');
+      const o = createTensor(dev, [1, tq, heads, D], 'f32');
+      const lse = createTensor(dev, [1, heads, tq], 'f32');
+      const positions = uploadU32(dev, Array.from({ length: tq }, (_, i) => causalOffset + i));
+      const decodePartials = dev.createBuffer({ size: attentionDecodeBytes(heads, D, capacity), usage: GPUBufferUsage.STORAGE });
+      submitPass(kernels, (pass) => encodeAttention(kernels, pass, { q, k, v, o, lse, decodePartials, positions }, { ...c, skv: capacity, causalOffset }));
+      const got = { o: await readTensor(dev, o), lse: await readTensor(dev, lse) };
+      for (const t of [q, k, v, o, lse, positions]) t.buffer.destroy();
+      decodePartials.destroy();
+      const ref = attentionRef(x.q, x.k, x.v, undefined, c);
+      expect(maxRelError(got.o, ref.o, ref.oScale)).toBeLessThan(TOL.f32.o);
+      for (let i = 0; i < ref.lse.length; i++) expect(Math.abs(got.lse[i] - ref.lse[i]) / Math.max(1, Math.abs(ref.lse[i]))).toBeLessThan(TOL.f32.lse);
+    });
+  }
+});
+
 describe('attention semantics', () => {
   it('computes a tiny case checked by hand (T=2, D=2)', async () => {
     // q0 = (1, 0), q1 = (0, 1); k0 = (1, 0), k1 = (1, 1); v0 = (1, 2), v1 = (3, 4); scale 1/√2.

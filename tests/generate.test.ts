@@ -15,6 +15,7 @@ import {
   type ForwardRun,
 } from '../src/engine/forward.ts';
 import { Generator } from '../src/engine/generate.ts';
+import { CHAT_SAMPLING } from '../src/engine/sample.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
 import { Kernels } from '../src/engine/kernels.ts';
 import { loadModel, unloadModel, type LoadedModel } from '../src/engine/loader.ts';
@@ -127,6 +128,25 @@ describe('generation (NF4 qwen2 from loadModel)', () => {
     expect(got.stop).toBe('length');
     expect(got.promptTokens).toBe(PROMPT.length);
     greedy.set(name, want);
+  });
+
+  it("records no new bind group once warm: the per-token parameters live in buffers, not uniforms (adapter on, the chat's sampling)", async () => {
+    // A new bind group (and uniform) per token and layer cost ~50 us of CPU each on the chat path.
+    const opts = { maxNewTokens: 12, ...CHAT_SAMPLING, seed: 3 };
+    await gen.generate(PROMPT, lora, opts);
+    const create = gpu.device.createBindGroup.bind(gpu.device);
+    let made = 0;
+    gpu.device.createBindGroup = (d: GPUBindGroupDescriptor) => {
+      made++;
+      return create(d);
+    };
+    try {
+      const got = await gen.generate(PROMPT, lora, opts);
+      expect(got.tokens).toHaveLength(12);
+    } finally {
+      gpu.device.createBindGroup = create;
+    }
+    expect(made).toBe(0);
   });
 
   it('the adapter changes the answer', () => {

@@ -110,7 +110,7 @@ describe('rope plumbing', () => {
     for (let i = 0; i < 8; i++) expect(back[i]).toBeCloseTo([1, 1, 0, 0][i % 4], 6);
   });
 
-  it('append: q roped in place, k roped into the K cache and v copied into the V cache at the cache length, the rest of the caches untouched', async () => {
+  it('append: q roped in place, k roped into the K cache and v copied into the V cache at rows = positions, the rest of the caches untouched', async () => {
     for (const dtype of ['f32', 'f16'] as const) {
       if (dtype === 'f16' && !gpu.info.f16) continue;
       const [tokens, heads, kvHeads, D, capacity, at] = [3, 4, 2, 64, 11, 5];
@@ -121,12 +121,12 @@ describe('rope plumbing', () => {
       const v = stored(randomF32(tokens * kvHeads * D, seed + 2));
       const kc = stored(randomF32(capacity * kvHeads * D, seed + 3));
       const vc = stored(randomF32(capacity * kvHeads * D, seed + 4));
-      const positions = Uint32Array.from({ length: tokens }, (_, i) => 1000 + at + i);
+      const positions = Uint32Array.from({ length: tokens }, (_, i) => at + i);
       const inv = arbitraryInvFreq(D / 2, seed + 5);
       const [tq, tk, tv] = [uploadTensor(gpu.device, q, [tokens, heads, D], dtype), uploadTensor(gpu.device, k, [tokens, kvHeads, D], dtype), uploadTensor(gpu.device, v, [tokens, kvHeads, D], dtype)];
       const [tkc, tvc] = [uploadTensor(gpu.device, kc, [capacity, kvHeads, D], dtype), uploadTensor(gpu.device, vc, [capacity, kvHeads, D], dtype)];
       const [tp, ti] = [uploadU32(gpu.device, positions), uploadTensor(gpu.device, inv, [D / 2], 'f32')];
-      submitPass(kernels, (pass) => encodeRopeAppend(kernels, pass, tq, { k: tk, v: tv, kCache: tkc.buffer, vCache: tvc.buffer, at }, tp, ti));
+      submitPass(kernels, (pass) => encodeRopeAppend(kernels, pass, tq, { k: tk, v: tv, kCache: tkc, vCache: tvc }, tp, ti));
       const [gq, gk, gkc, gvc] = await Promise.all([tq, tk, tkc, tvc].map((t) => readTensor(gpu.device, t)));
       const scale = (s: Float64Array) => (dtype === 'f16' ? s.map((x) => Math.max(x, F16_MIN_NORMAL)) : s);
       const rq = ropeRef(q, positions, inv, heads, D);
@@ -143,12 +143,15 @@ describe('rope plumbing', () => {
       for (const t of [tq, tk, tv, tkc, tvc, ti]) t.buffer.destroy();
       tp.buffer.destroy();
     }
-    const small = createTensor(gpu.device, [1, 2, 8], 'f32');
-    const kv = createTensor(gpu.device, [1, 1, 8], 'f32');
-    const cache = createTensor(gpu.device, [2, 1, 8], 'f32');
-    const pos = uploadU32(gpu.device, [0]);
-    const inv = createTensor(gpu.device, [4], 'f32');
-    expect(() => submitPass(kernels, (pass) => encodeRopeAppend(kernels, pass, small, { k: kv, v: kv, kCache: cache.buffer, vCache: cache.buffer, at: 2 }, pos, inv))).toThrow(/the KV cache holds 64 bytes, 96 needed/);
+    // A position past the capacity writes nothing (and nothing out of bounds).
+    const q1 = uploadTensor(gpu.device, new Float32Array(8).fill(1), [1, 1, 8], 'f32');
+    const k1 = uploadTensor(gpu.device, new Float32Array(8).fill(2), [1, 1, 8], 'f32');
+    const cache = uploadTensor(gpu.device, new Float32Array(16).fill(7), [2, 1, 8], 'f32');
+    const inv = uploadTensor(gpu.device, new Float32Array(4).fill(0), [4], 'f32');
+    submitPass(kernels, (pass) => encodeRopeAppend(kernels, pass, q1, { k: k1, v: k1, kCache: cache, vCache: cache }, uploadU32(gpu.device, [2]), inv));
+    expect(Array.from(await readTensor(gpu.device, cache))).toEqual(new Array(16).fill(7));
+    const wrong = createTensor(gpu.device, [2, 2, 8], 'f32');
+    expect(() => submitPass(kernels, (pass) => encodeRopeAppend(kernels, pass, q1, { k: k1, v: k1, kCache: wrong, vCache: wrong }, uploadU32(gpu.device, [0]), inv))).toThrow(/rope: K cache has shape \[2,2,8\], expected \[2,1,8\]/);
   });
 
   it('uses a 2-D grid past the per-dimension workgroup limit', async () => {

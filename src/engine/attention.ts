@@ -30,6 +30,14 @@ export interface AttentionTensors {
    * across workgroups (attention-decode.wgsl): chat decode.
    */
   decodePartials?: GPUBuffer;
+  /**
+   * Chat decode against a KV cache (batch 1): query i sits at positions[i] (u32, length tq) and k/v
+   * are the whole cache (skv = its capacity), keys 0 .. causalOffset + tq - 1 in use. On the decode
+   * path the kernels' parameters then stay the same from one token to the next (their bind groups
+   * are reused: a new one per token and layer cost ~50 us of CPU); elsewhere the in-use keys are
+   * attended as without positions. The positions must be causalOffset + i.
+   */
+  positions?: U32Tensor;
 }
 
 export interface AttentionShape {
@@ -141,11 +149,17 @@ export function encodeAttention(
     throw new Error(`attention: segmentIds has ${t.segmentIds.length} values, expected batch · skv = ${batch * skv}`);
   }
   if (batch * Math.max(tq, skv) * heads * headDim >= 2 ** 32) throw new Error('attention: tensors of 2^32 values or more');
+  if (t.positions) {
+    if (batch !== 1 || t.segmentIds) throw new Error('attention: query positions are for a KV cache (batch 1, no segments)');
+    if (t.positions.length !== tq) throw new Error(`attention: ${t.positions.length} positions for ${tq} queries`);
+  }
 
   if (t.decodePartials && !t.segmentIds && tq <= ATTENTION_DECODE_MAX_TQ && headDim % 4 === 0) {
     encodeDecodeAttention(kernels, pass, t, t.decodePartials, { batch, tq, skv, heads, kvHeads, headDim, causalOffset, window, scale });
     return;
   }
+  // Batch 1: the forward kernel reads only the keys in use from the front of a longer cache.
+  const keys = t.positions ? causalOffset + tq : skv;
   // One pipeline per storage type, head dims up to 64 or 128, and device: the head dim itself
   // is a run-time parameter.
   const constants = { ...attentionVariant(headDim, kernels.gpu.info.limits.maxComputeWorkgroupStorageSize) };
@@ -153,7 +167,7 @@ export function encodeAttention(
   const seg = t.segmentIds?.buffer ?? placeholder(kernels.device);
   const params = {
     tq,
-    skv,
+    skv: keys,
     heads,
     kv_heads: kvHeads,
     head_dim: headDim,
@@ -181,7 +195,9 @@ function encodeDecodeAttention(
   partials: GPUBuffer,
   s: Required<Omit<AttentionShape, 'batch'>> & { batch: number },
 ): void {
+  // Splits of the whole k/v (the partials' stride), and those holding keys in use (the grid).
   const splits = Math.ceil(s.skv / ATTENTION_DECODE_SPLIT);
+  const live = Math.ceil((s.causalOffset + s.tq) / ATTENTION_DECODE_SPLIT);
   const bytes = s.batch * s.tq * s.heads * splits * (s.headDim + 2) * 4;
   if (sizeOf(partials) < bytes) throw new Error(`attention: decode scratch holds ${sizeOf(partials)} bytes, ${bytes} needed`);
   const params = {
@@ -190,16 +206,18 @@ function encodeDecodeAttention(
     heads: s.heads,
     kv_heads: s.kvHeads,
     head_dim: s.headDim,
-    causal_offset: s.causalOffset,
+    causal_offset: t.positions ? 0 : s.causalOffset,
     window: s.window,
     splits,
     scale_log2: s.scale * Math.LOG2E,
+    use_positions: t.positions ? 1 : 0,
   };
   const dtype = t.q.dtype;
   const partial = kernels.get({ name: 'attention-decode', source: decodeSource, dtype, entryPoint: 'partial' });
   const combine = kernels.get({ name: 'attention-decode', source: decodeSource, dtype, entryPoint: 'combine' });
-  kernels.dispatchAt(pass, partial, [[0, t.q.buffer], [1, t.k.buffer], [2, t.v.buffer], [3, partials]], params, [splits, s.tq * s.heads, s.batch]);
-  kernels.dispatchAt(pass, combine, [[3, partials], [4, t.o.buffer], [5, t.lse.buffer]], params, [1, s.tq * s.heads, s.batch]);
+  const qpos = t.positions?.buffer ?? placeholder(kernels.device);
+  kernels.dispatchAt(pass, partial, [[0, t.q.buffer], [1, t.k.buffer], [2, t.v.buffer], [3, partials], [7, qpos]], params, [live, s.tq * s.heads, s.batch]);
+  kernels.dispatchAt(pass, combine, [[3, partials], [4, t.o.buffer], [5, t.lse.buffer], [7, qpos]], params, [1, s.tq * s.heads, s.batch]);
 }
 
 /** A 4-byte buffer bound in place of absent segment ids (the shader does not read it). */

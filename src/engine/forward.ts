@@ -221,15 +221,18 @@ export function encodeLayer(
     if (t.batch !== 1) throw new Error('forward: a KV cache takes batch 1');
     const skv = cache.past + n;
     if (skv > cache.capacity) throw new Error(`forward: the KV cache holds ${cache.capacity} tokens, not ${skv}`);
-    // q roped in place, k roped and v copied into the caches at `past`: one dispatch.
+    // q roped in place, k roped and v copied into the caches at their positions (past ..): one
+    // dispatch. Attention then reads the whole cache with the positions: neither kernel's
+    // parameters change from token to token.
+    const whole = (buffer: GPUBuffer): Tensor => ({ buffer, shape: [cache.capacity, kvHeads, D], dtype: model.dtype });
     const kv3 = (x: Tensor): Tensor => heads3(x, kvHeads);
-    encodeRopeAppend(kernels, pass, heads3(t.q, heads), { k: kv3(t.k), v: kv3(t.v), kCache: cache.k[i], vCache: cache.v[i], at: cache.past }, t.positions, model.invFreq);
-    const kv = (buffer: GPUBuffer): Tensor => ({ buffer, shape: [1, skv, kvHeads, D], dtype: model.dtype });
+    encodeRopeAppend(kernels, pass, heads3(t.q, heads), { k: kv3(t.k), v: kv3(t.v), kCache: whole(cache.k[i]), vCache: whole(cache.v[i]) }, t.positions, model.invFreq);
+    const kv = (buffer: GPUBuffer): Tensor => ({ buffer, shape: [1, cache.capacity, kvHeads, D], dtype: model.dtype });
     encodeAttention(
       kernels,
       pass,
-      { q: q4, k: kv(cache.k[i]), v: kv(cache.v[i]), o: o4, lse: t.lse, decodePartials: cache.partials },
-      { batch: 1, tq: n, skv, heads, kvHeads, headDim: D, causalOffset: cache.past, window },
+      { q: q4, k: kv(cache.k[i]), v: kv(cache.v[i]), o: o4, lse: t.lse, decodePartials: cache.partials, positions: t.positions },
+      { batch: 1, tq: n, skv: cache.capacity, heads, kvHeads, headDim: D, causalOffset: cache.past, window },
     );
   } else {
     encodeRope(kernels, pass, heads3(t.q, heads), t.positions, model.invFreq);

@@ -16,6 +16,9 @@ import type { ModelWeights } from './model.ts';
 import { checkOptions, createSampleScratch, encodeSample, type SampleOptions, type SampleScratch } from './sample.ts';
 import { rng } from '../util/random.ts';
 
+/** A history slot not yet filled (the sampler skips ids >= V). */
+const NO_ID = 0xffffffff;
+
 /** K and V of every layer, [capacity, kvHeads, headDim] in the activation dtype; `length` filled. */
 export interface KvCache {
   k: GPUBuffer[];
@@ -184,7 +187,9 @@ export class Generator {
     this.busy = true;
     try {
       this.reset();
-      if (penalised) device.queue.writeBuffer(this.prev, 0, Uint32Array.from(prompt));
+      // The whole history buffer, the prompt then "no id" (the sampler skips ids >= V): its length,
+      // and so the sampler's parameters, stay the same from token to token.
+      if (penalised) device.queue.writeBuffer(this.prev, 0, Uint32Array.from({ length: this.cache.capacity }, (_, i) => (i < prompt.length ? prompt[i] : NO_ID)));
       const t0 = performance.now();
       // Every chunk but the last fills the cache; the last one's forward is followed by the sampler.
       const last = Math.floor((prompt.length - 1) / this.prefillChunk) * this.prefillChunk;
@@ -249,12 +254,12 @@ export class Generator {
   private async step(ids: Uint32Array | null, lora: LoraSet | null, opts: SampleOptions, u: number, penalised: boolean): Promise<number> {
     const device = this.kernels.device;
     const n = ids ? ids.length : 1;
-    const history = this.cache.length + n; // ids the penalty sees: everything fed so far
+    const history = this.cache.length + n; // ids fed so far: the sampled one goes after them
     device.queue.writeBuffer(this.u.buffer, 0, Float32Array.of(u));
     const enc = device.createCommandEncoder();
     this.encodeStep(enc, ids, n, lora, true);
     const pass = enc.beginComputePass();
-    const prev: U32Tensor = { buffer: this.prev, length: penalised ? history : 0 };
+    const prev: U32Tensor = { buffer: this.prev, length: penalised ? this.cache.capacity : 0 };
     encodeSample(this.kernels, pass, this.logits, prev, this.u, this.out, this.scratch, opts);
     pass.end();
     enc.copyBufferToBuffer(this.out.buffer, 0, this.acts.ids, 0, 4);

@@ -42,7 +42,8 @@ export function createSampleScratch(kernels: Kernels, rows: number, vocab: numbe
 /**
  * Records the choice of one token per row of `logits` ([rows, V] f32, or [V] for one row) into
  * `out` (rows u32). `prev`: the ids the repetition penalty applies to (the prompt and the tokens
- * generated so far; length 0 for none); `u`: [rows] f32 uniform numbers in [0, 1).
+ * generated so far; length 0 for none; ids >= V are skipped, so a buffer of fixed length can hold
+ * the history so far and 0xffffffff after it); `u`: [rows] f32 uniform numbers in [0, 1).
  */
 export function encodeSample(
   kernels: Kernels,
