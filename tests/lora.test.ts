@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { submitPass, Kernels } from '../src/engine/kernels.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
-import { encodeLora, lora, loraScale } from '../src/engine/lora.ts';
+import { encodeLora, encodeLoraU, lora, LORA_GEMV_MAX_ROWS, loraScale } from '../src/engine/lora.ts';
 import { dropoutFactor, dropoutMask, dropoutScale, loraDropoutKey, pcgHash, type LoraDropoutDraw } from '../src/engine/lora-dropout.ts';
 import { loraRef } from '../src/engine/reference/lora.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
@@ -74,6 +74,37 @@ describe(`LoRA f32: u = x Aᵀ, y += scale · u Bᵀ, against float64 (component
       console.log(`lora ${label(c)}: u ${err.u.toExponential(2)}, y ${err.y.toExponential(2)}`);
       expect(err.u).toBeLessThan(TOL.f32);
       expect(err.y).toBeLessThan(TOL.f32);
+    });
+  }
+});
+
+describe(`LoRA's down-projection alone (encodeLoraU: decode's rows take lora-gemv.wgsl), against float64 (< ${TOL.f32})`, () => {
+  // K 4101: the four-load trips' tail; M 9 and dropout take the tiled kernel.
+  const cases: Case[] = [
+    { m: 1, k: 4096, n: 1, r: 16 },
+    { m: 3, k: 4101, n: 1, r: 5, dtype: 'f16' },
+    { m: LORA_GEMV_MAX_ROWS, k: 64, n: 1, r: 64 },
+    { m: LORA_GEMV_MAX_ROWS + 1, k: 200, n: 1, r: 16 },
+    { m: 2, k: 300, n: 1, r: 16, p: 0.3 },
+  ];
+  for (const [i, c] of cases.entries()) {
+    it(label(c), async (ctx) => {
+      if (c.dtype === 'f16' && !gpu.info.f16) ctx.skip();
+      const dtype = c.dtype ?? 'f32';
+      const seed = 40 + i;
+      const x = asStored(randomF32(c.m * c.k, seed), dtype);
+      const a = randomF32(c.r * c.k, seed + 1).map((v) => v * 0.1);
+      const tx = uploadTensor(gpu.device, x, [c.m, c.k], dtype);
+      const ta = uploadTensor(gpu.device, a, [c.r, c.k], 'f32');
+      const tb = createTensor(gpu.device, [1, c.r], 'f32');
+      const tu = createTensor(gpu.device, [c.m, c.r], 'f32');
+      const dropout: LoraDropoutDraw | null = c.p ? { p: c.p, key: loraDropoutKey(seed, 3, 1, 2, 'q_proj') } : null;
+      submitPass(kernels, (pass) => encodeLoraU(kernels, pass, tx, { a: ta, b: tb, scale: 1, dropout }, tu));
+      const u = await readTensor(gpu.device, tu);
+      for (const t of [tx, ta, tb, tu]) t.buffer.destroy();
+      const mask = dropout ? dropoutMask(dropout, c.m * c.k) : undefined;
+      const ref = loraRef(x, a, new Float32Array(c.r), new Float32Array(c.m), { ...c, scale: 1, mask });
+      expect(maxRelError(u, ref.u, ref.uScale)).toBeLessThan(TOL.f32);
     });
   }
 });

@@ -6,10 +6,11 @@
 // The two products' kernels (down, up) serve the backward too (lora-backward.ts), through
 // encodeLoraDown / encodeLoraUp and a module that adds the backward's own kernels.
 import { expectShape, createTensor, numel, type DType, type Tensor } from './tensor.ts';
-import { submitPass, type Kernels } from './kernels.ts';
+import { grid, submitPass, type Kernel, type Kernels } from './kernels.ts';
 import { dropoutParams, type LoraDropoutDraw } from './lora-dropout.ts';
 import dropoutSource from '../../shaders/lora-dropout.wgsl?raw';
 import loraSource from '../../shaders/lora.wgsl?raw';
+import gemvSource from '../../shaders/lora-gemv.wgsl?raw';
 
 /** PEFT's `scaling`: lora_alpha / r, or lora_alpha / sqrt(r) with rsLoRA (use_rslora). */
 export function loraScale({ r, alpha, rslora = false }: { r: number; alpha: number; rslora?: boolean }): number {
@@ -51,7 +52,8 @@ export function encodeLora(kernels: Kernels, pass: GPUComputePassEncoder, x: Ten
 
 /**
  * Records u = x · Aᵀ alone (dropout included): encodeLora's first half, for a GEMV whose epilogue
- * adds scale · u · Bᵀ (nf4-gemv.ts `lora`).
+ * adds scale · u · Bᵀ (nf4-gemv.ts `lora`). Up to LORA_GEMV_MAX_ROWS rows without dropout
+ * (decode) take shaders/lora-gemv.wgsl, one workgroup per row of A.
  */
 export function encodeLoraU(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, lora: LoraWeights, u: Tensor): void {
   const [r, k] = lora.a.shape;
@@ -59,9 +61,25 @@ export function encodeLoraU(kernels: Kernels, pass: GPUComputePassEncoder, x: Te
   if (x.shape[x.shape.length - 1] !== k) throw new Error(`lora: x has shape [${x.shape}], expected [..., ${k}]`);
   expectShape('lora', u, [...x.shape.slice(0, -1), r], 'u');
   if (u.dtype !== 'f32') throw new Error(`lora: u must be f32, not ${u.dtype}`);
+  const m = numel(x.shape) / k;
+  if (m <= LORA_GEMV_MAX_ROWS && !hasDropout(lora)) {
+    let kernel = gemvKernels.get(kernels)?.get(x.dtype);
+    if (!kernel) {
+      kernel = kernels.get({ name: 'lora-gemv', source: gemvSource, dtype: x.dtype });
+      if (!gemvKernels.has(kernels)) gemvKernels.set(kernels, new Map());
+      gemvKernels.get(kernels)!.set(x.dtype, kernel);
+    }
+    kernels.dispatch(pass, kernel, [x.buffer, lora.a.buffer, u.buffer], { m, k, r }, grid(kernels, r));
+    return;
+  }
   const mod = loraModule('lora', '', x.dtype, x.dtype, x.dtype);
-  encodeLoraDown(kernels, pass, mod, { g: x.buffer, w: lora.a.buffer, wj: k, wc: 1, out: u.buffer, m: numel(x.shape) / k, c: k, r, scale: 1, dropout: lora.dropout });
+  encodeLoraDown(kernels, pass, mod, { g: x.buffer, w: lora.a.buffer, wj: k, wc: 1, out: u.buffer, m, c: k, r, scale: 1, dropout: lora.dropout });
 }
+
+/** Rows of x up to which encodeLoraU takes the GEMV kernel. */
+export const LORA_GEMV_MAX_ROWS = 8;
+/** lora-gemv kernels by storage type (decode records one per adapted projection and layer). */
+const gemvKernels = new WeakMap<Kernels, Map<DType, Kernel>>();
 
 /** Allocates u, records encodeLora and submits it: y is updated in place; returns u ([..., r], f32). */
 export function lora(kernels: Kernels, x: Tensor, weights: LoraWeights, y: Tensor): Tensor {
