@@ -12,11 +12,11 @@ import { LINEAR_NAMES, parseModelConfig, ropeInverseFrequenciesF32, type LinearN
 import type { PackedBatch } from '../../src/engine/forward.ts';
 import { createForwardRun, destroyForwardRun } from '../../src/engine/forward.ts';
 import { Generator } from '../../src/engine/generate.ts';
-import { CHAT_SAMPLING } from '../../src/engine/sample.ts';
+import { CHAT_SAMPLING, type SampleOptions } from '../../src/engine/sample.ts';
 import type { Gpu } from '../../src/engine/gpu.ts';
 import type { Kernels } from '../../src/engine/kernels.ts';
 import type { LinearWeight } from '../../src/engine/linear.ts';
-import { createLora, destroyLora } from '../../src/engine/lora-weights.ts';
+import { createLora, destroyLora, type LoraSet } from '../../src/engine/lora-weights.ts';
 import { embedDtypeFor, type LayerWeights, type ModelWeights } from '../../src/engine/model.ts';
 import { gpuMemory, type MemoryCategory } from '../../src/engine/gpu-memory.ts';
 import { createNf4Weight, destroyNf4, quantizeNf4Gpu, type Nf4GpuWeight } from '../../src/engine/nf4.ts';
@@ -66,8 +66,8 @@ export interface ModelBenchResult {
   /** Decode with the chat tab's default sampling and an adapter (r 16, seven targets) on. */
   chatDecodeTokensPerSecond: number;
   chatDecodeRecordMsPerToken: number;
-  /** GPU ms per decoded token by kernel (pipeline label), after a 16-token prompt and after the long one. */
-  decodeKernelMs?: { short: Record<string, number>; long: Record<string, number> };
+  /** GPU ms per decoded token by kernel (pipeline label): greedy after a 16-token prompt and after the long one; chat's (adapter, sampling). */
+  decodeKernelMs?: { short: Record<string, number>; long: Record<string, number>; chat: Record<string, number> };
   inferenceDtype: DType;
   inferencePeakBytes: number;
   trainSeqLen: number;
@@ -474,27 +474,6 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
   // Decode at the end of a long context: the prompt is the prefill's T tokens.
   const longPrompt = prompt.slice(0, T - o.decodeTokens - 1);
   const longDecode = (await gen.generate(longPrompt, null, { maxNewTokens: o.decodeTokens, temperature: 0 })).decodeTokensPerSecond;
-  // GPU time per kernel of a decode step, after a short prompt and after a long one.
-  let decodeKernelMs: ModelBenchResult['decodeKernelMs'];
-  if (kernels.gpu.info.timestamps) {
-    const tokens = Math.min(16, o.decodeTokens);
-    const perToken = async (p: number[]): Promise<Record<string, number>> => {
-      // Steps are recorded one ahead of the token read back: from the first token on, every
-      // command buffer is a decode step's (the prompt's are all begun before it).
-      let decoding = false;
-      const dt = await dispatchTimes(
-        device,
-        () => gen.generate(p, null, { maxNewTokens: tokens, temperature: 0, onToken: () => void (decoding = true) }),
-        () => decoding,
-      );
-      const steps = dt.buffers;
-      const byToken = new Map([...dt.byKernel].map(([k, e]) => [k, { ms: e.ms / steps, count: e.count / steps }]));
-      const total = [...byToken.values()].reduce((a, e) => a + e.ms, 0);
-      console.log(`${name}: a decode step after ${p.length} tokens: ${total.toFixed(2)} ms of GPU in its dispatches (each timed alone, ${steps} steps); by kernel, per token:\n${describeKernelTimes(byToken).join('\n')}`);
-      return Object.fromEntries([...byToken].map(([k, e]) => [k, e.ms]));
-    };
-    decodeKernelMs = { short: await perToken(prompt.slice(0, 16)), long: await perToken(longPrompt) };
-  }
   // The chat tab's defaults (CHAT_SAMPLING) with an adapter (r 16, seven targets)
   // on: every step samples (penalty, temperature, top-p) and runs the LoRA products.
   const chatLora = createLora(device, arch, { r: 16, alpha: 16, rslora: true, targets: LINEAR_NAMES }, 0);
@@ -508,6 +487,31 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
   }
   const chatDecodeTokensPerSecond = Math.max(...chatDecode);
   console.log(`${name}: chat decode (adapter on, temperature ${chat.temperature}, top-p ${chat.topP}, repetition penalty ${chat.repetitionPenalty}) ${chatDecodeTokensPerSecond.toFixed(1)} tokens/s, ${chatRecordMs.toFixed(2)} ms of CPU recording per token`);
+  // GPU time per kernel of a decode step: greedy after a short prompt and after a long one, and chat's.
+  let decodeKernelMs: ModelBenchResult['decodeKernelMs'];
+  if (kernels.gpu.info.timestamps) {
+    const tokens = Math.min(16, o.decodeTokens);
+    const perToken = async (what: string, p: number[], lora: LoraSet | null, opts: Partial<SampleOptions>): Promise<Record<string, number>> => {
+      // Steps are recorded one ahead of the token read back: from the first token on, every
+      // command buffer is a decode step's (the prompt's are all begun before it).
+      let decoding = false;
+      const dt = await dispatchTimes(
+        device,
+        () => gen.generate(p, lora, { maxNewTokens: tokens, temperature: 0, ...opts, onToken: () => void (decoding = true) }),
+        () => decoding,
+      );
+      const steps = dt.buffers;
+      const byToken = new Map([...dt.byKernel].map(([k, e]) => [k, { ms: e.ms / steps, count: e.count / steps }]));
+      const total = [...byToken.values()].reduce((a, e) => a + e.ms, 0);
+      console.log(`${name}: a ${what} decode step after ${p.length} tokens: ${total.toFixed(2)} ms of GPU in its dispatches (each timed alone, ${steps} steps); by kernel, per token:\n${describeKernelTimes(byToken).join('\n')}`);
+      return Object.fromEntries([...byToken].map(([k, e]) => [k, e.ms]));
+    };
+    decodeKernelMs = {
+      short: await perToken('greedy', prompt.slice(0, 16), null, {}),
+      long: await perToken('greedy', longPrompt, null, {}),
+      chat: await perToken('chat', prompt.slice(0, 16), chatLora, chat),
+    };
+  }
   destroyLora(chatLora);
   const inferencePeakBytes = c.peak;
   gen.destroy();
