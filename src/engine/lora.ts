@@ -63,11 +63,13 @@ export function encodeLoraU(kernels: Kernels, pass: GPUComputePassEncoder, x: Te
   if (u.dtype !== 'f32') throw new Error(`lora: u must be f32, not ${u.dtype}`);
   const m = numel(x.shape) / k;
   if (m <= LORA_GEMV_MAX_ROWS && !hasDropout(lora)) {
-    let kernel = gemvKernels.get(kernels)?.get(x.dtype);
+    const entryPoint = k % 4 === 0 ? 'main' : 'main_any';
+    const key = `${x.dtype}|${entryPoint}`;
+    let kernel = gemvKernels.get(kernels)?.get(key);
     if (!kernel) {
-      kernel = kernels.get({ name: 'lora-gemv', source: gemvSource, dtype: x.dtype });
+      kernel = kernels.get({ name: 'lora-gemv', source: gemvSource, dtype: x.dtype, entryPoint });
       if (!gemvKernels.has(kernels)) gemvKernels.set(kernels, new Map());
-      gemvKernels.get(kernels)!.set(x.dtype, kernel);
+      gemvKernels.get(kernels)!.set(key, kernel);
     }
     kernels.dispatch(pass, kernel, [x.buffer, lora.a.buffer, u.buffer], { m, k, r }, grid(kernels, r));
     return;
@@ -79,7 +81,7 @@ export function encodeLoraU(kernels: Kernels, pass: GPUComputePassEncoder, x: Te
 /** Rows of x up to which encodeLoraU takes the GEMV kernel. */
 export const LORA_GEMV_MAX_ROWS = 8;
 /** lora-gemv kernels by storage type (decode records one per adapted projection and layer). */
-const gemvKernels = new WeakMap<Kernels, Map<DType, Kernel>>();
+const gemvKernels = new WeakMap<Kernels, Map<string, Kernel>>();
 
 /** Allocates u, records encodeLora and submits it: y is updated in place; returns u ([..., r], f32). */
 export function lora(kernels: Kernels, x: Tensor, weights: LoraWeights, y: Tensor): Tensor {
