@@ -47,7 +47,10 @@ export function specialise(source: string, dtype: DType): string {
 
 export class Kernels {
   private readonly cache = new Map<string, Kernel>();
-  private readonly groups = new Map<string, GPUBindGroup>();
+  /** Bind groups by the hash of their key, in the order made. */
+  private readonly groups = new Map<number, { key: number[]; group: GPUBindGroup }[]>();
+  private groupCount = 0;
+  private readonly keyScratch: number[] = [];
   private readonly lastPipeline = new WeakMap<GPUComputePassEncoder, GPUComputePipeline>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextId = 0;
@@ -126,20 +129,25 @@ export class Kernels {
    * The bind group of these bindings and the uniform bytes now in `kernel.params`. Recording a
    * dispatch costs tens of microseconds of CPU when it makes a uniform buffer and a bind group, and
    * a decode step records hundreds of dispatches whose buffers and parameters repeat token after
-   * token, so groups are kept by what they hold (a bounded map, oldest out first; a dropped group
-   * and its uniform are left to the garbage collector, as every uniform was before).
+   * token, so groups are kept by what they hold: a key of integers (kernel, binding, buffer id,
+   * range, parameter words) hashed to a number, checked in full on a hit (a string key cost ~8 us
+   * a dispatch to build and hash). Bounded: past BIND_GROUP_CACHE groups the oldest made goes (a
+   * dropped group and its uniform are left to the garbage collector).
    */
   private bindGroup(kernel: Kernel, bindings: [number, GPUBuffer | GPUBufferBinding][]): GPUBindGroup {
-    let key = `${kernel.id}`;
+    const key = this.keyScratch;
+    key.length = 0;
+    key.push(kernel.id);
     for (const [binding, r] of bindings) {
-      key += 'buffer' in r ? `|${binding}:${this.idOf(r.buffer)}:${r.offset ?? 0}:${r.size ?? -1}` : `|${binding}:${this.idOf(r)}`;
+      if ('buffer' in r) key.push(binding, this.idOf(r.buffer), r.offset ?? 0, r.size ?? -1);
+      else key.push(binding, this.idOf(r), 0, -1);
     }
-    if (kernel.paramWords) key += `|${kernel.paramWords.join(',')}`;
-    const hit = this.groups.get(key);
-    if (hit) {
-      this.groups.delete(key); // most recent last
-      this.groups.set(key, hit);
-      return hit;
+    if (kernel.paramWords) for (const w of kernel.paramWords) key.push(w);
+    let hash = 0x811c9dc5;
+    for (const v of key) hash = Math.imul(hash ^ v, 0x01000193);
+    const bucket = this.groups.get(hash);
+    if (bucket) {
+      for (const e of bucket) if (sameKey(e.key, key)) return e.group;
     }
     const entries: GPUBindGroupEntry[] = bindings.map(([binding, r]) => ({
       binding,
@@ -154,8 +162,13 @@ export class Kernels {
       entries.push({ binding: kernel.paramsBinding, resource: { buffer: uniform } });
     }
     const group = this.device.createBindGroup({ layout: kernel.layout, entries });
-    this.groups.set(key, group);
-    if (this.groups.size > BIND_GROUP_CACHE) this.groups.delete(this.groups.keys().next().value!);
+    if (bucket) bucket.push({ key: key.slice(), group });
+    else this.groups.set(hash, [{ key: key.slice(), group }]);
+    if (++this.groupCount > BIND_GROUP_CACHE) {
+      const [oldest, dropped] = this.groups.entries().next().value!;
+      this.groups.delete(oldest);
+      this.groupCount -= dropped.length;
+    }
     return group;
   }
 
@@ -202,6 +215,12 @@ function uniformDefinitions(code: string): ReturnType<typeof makeShaderDataDefin
     const decls = code.match(/^alias [^\n]*$|^struct \w+ \{[^}]*\}|^@group\(\d+\) @binding\(\d+\) var<uniform>[^\n]*$/gm) ?? [];
     return makeShaderDataDefinitions(decls.join('\n'));
   }
+}
+
+function sameKey(a: number[], b: number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** `params.set`, or for a struct of scalars (every kernel's `p`) one typed-array store per field. */
