@@ -1,32 +1,56 @@
-// LoRA's down-projection for decode's few rows: u[m, j] = Σ_k x[m, k] · A[j, k], x [M, K] in T
-// (M <= 8), A [r, K] f32, u [M, r] f32. One workgroup of 256 per row j of A, summed in workgroup
-// memory. `main` (K % 4 == 0: every real model) reads x and A as vec4s, four of them per trip, so
-// a 4096-wide row is one trip of loads all in flight; `main_any` takes any K one value at a time.
-// The training kernel (lora.wgsl `down`) tiles rows of x, so one decode row was one workgroup
-// walking all of A (~30 us for a 16 x 4096 A on the H200).
+// LoRA's down-projection for decode's few rows: u[m, j] = Σ_k x[m, k] · A[j, k], x [M, K] in X
+// (declared by the wrapper: the storage type T, or f32), M <= 8, A [r, K] f32, u [M, r] f32. One
+// workgroup of 256 per row j of A, summed in workgroup memory. `main` (K % 4 == 0: every real
+// model) reads x and A as vec4s, four of them per trip, so a 4096-wide row is one trip of loads
+// all in flight; `main_any` takes any K one value at a time. The training kernel (lora.wgsl
+// `down`) tiles rows of x, so one decode row was one workgroup walking all of A (~30 us for a
+// 16 x 4096 A on the H200).
+// `main`'s prologue (PROLOGUE, as nf4-gemv.wgsl's): 1 rmsnorm, x · x2 / rms(x) with x2 the norm's
+// weight [K] in T; 2 swiglu, silu(x) · x2 with x the gate and x2 the up-projection [M, K] in T.
 
-struct Params { m: u32, k: u32, r: u32 }
+struct Params { m: u32, k: u32, r: u32, eps: f32 }
 
-@group(0) @binding(0) var<storage, read> x4: array<vec4<T>>; // main
-@group(0) @binding(0) var<storage, read> x: array<T>;        // main_any
+@group(0) @binding(0) var<storage, read> x4: array<vec4<X>>; // main
+@group(0) @binding(0) var<storage, read> x: array<X>;        // main_any
 @group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>; // main
 @group(0) @binding(1) var<storage, read> a: array<f32>;        // main_any
 @group(0) @binding(2) var<storage, read_write> u: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(4) var<storage, read> x2: array<vec4<T>>;   // main's prologue
+
+override PROLOGUE: u32 = 0u;
 
 const WG = 256u;
 var<workgroup> part: array<f32, WG>;
 
-/** Σ over the workgroup of s into u[m, j] (every invocation calls it: it has barriers). */
-fn store_sum(t: u32, m: u32, j: u32, s: f32) {
-  part[t] = s;
+/** Σ over the workgroup of v, returned to every invocation (every invocation calls it: barriers). */
+fn wg_sum(t: u32, v: f32) -> f32 {
+  part[t] = v;
   workgroupBarrier();
   for (var w = WG / 2u; w > 0u; w >>= 1u) {
     if (t < w) { part[t] += part[t + w]; }
     workgroupBarrier();
   }
-  if (t == 0u) { u[m * p.r + j] = part[0]; }
-  workgroupBarrier(); // part is written again for the next row
+  let s = part[0];
+  workgroupBarrier(); // part is written again by the next call
+  return s;
+}
+
+fn silu(g: vec4<f32>) -> vec4<f32> {
+  return g / (1.0 + exp(-g));
+}
+
+/** Element group c (4 values) of row m of what A multiplies; Σ x² of it added to *ss (rmsnorm). */
+fn x_at(m: u32, c: u32, k4: u32, ss: ptr<function, f32>) -> vec4<f32> {
+  let v = vec4<f32>(x4[m * k4 + c]);
+  if (PROLOGUE == 1u) {
+    *ss += dot(v, v);
+    return v * vec4<f32>(x2[c]);
+  }
+  if (PROLOGUE == 2u) {
+    return silu(v) * vec4<f32>(x2[m * k4 + c]);
+  }
+  return v;
 }
 
 @compute @workgroup_size(WG)
@@ -36,17 +60,19 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   let k4 = p.k / 4u;
   for (var m = 0u; m < p.m; m++) {
     var s4 = vec4(0.0);
+    var ss = 0.0;
     var c = t;
     for (; c + 3u * WG < k4; c += 4u * WG) {
-      let xs = array(x4[m * k4 + c], x4[m * k4 + c + WG], x4[m * k4 + c + 2u * WG], x4[m * k4 + c + 3u * WG]);
       let av = array(a4[j * k4 + c], a4[j * k4 + c + WG], a4[j * k4 + c + 2u * WG], a4[j * k4 + c + 3u * WG]);
-      s4 = fma(vec4<f32>(xs[0]), av[0], s4);
-      s4 = fma(vec4<f32>(xs[1]), av[1], s4);
-      s4 = fma(vec4<f32>(xs[2]), av[2], s4);
-      s4 = fma(vec4<f32>(xs[3]), av[3], s4);
+      s4 = fma(x_at(m, c, k4, &ss), av[0], s4);
+      s4 = fma(x_at(m, c + WG, k4, &ss), av[1], s4);
+      s4 = fma(x_at(m, c + 2u * WG, k4, &ss), av[2], s4);
+      s4 = fma(x_at(m, c + 3u * WG, k4, &ss), av[3], s4);
     }
-    for (; c < k4; c += WG) { s4 = fma(vec4<f32>(x4[m * k4 + c]), a4[j * k4 + c], s4); }
-    store_sum(t, m, j, (s4.x + s4.y) + (s4.z + s4.w));
+    for (; c < k4; c += WG) { s4 = fma(x_at(m, c, k4, &ss), a4[j * k4 + c], s4); }
+    var s = wg_sum(t, (s4.x + s4.y) + (s4.z + s4.w));
+    if (PROLOGUE == 1u) { s *= inverseSqrt(wg_sum(t, ss) / f32(p.k) + p.eps); }
+    if (t == 0u) { u[m * p.r + j] = s; }
   }
 }
 
@@ -57,6 +83,7 @@ fn main_any(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3
   for (var m = 0u; m < p.m; m++) {
     var s = 0.0;
     for (var c = t; c < p.k; c += WG) { s = fma(f32(x[m * p.k + c]), a[j * p.k + c], s); }
-    store_sum(t, m, j, s);
+    let total = wg_sum(t, s);
+    if (t == 0u) { u[m * p.r + j] = total; }
   }
 }

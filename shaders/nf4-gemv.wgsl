@@ -1,5 +1,6 @@
-// NF4 GEMV for decode: out[m, n] = x[m, :] · dequant(W)[n, :] (+ bias[n]) (+ out[m, n]) for a few
-// rows of x (p.m <= 8), W [N, K] NF4 as in shaders/nf4-matmul.wgsl (bnb's codes 8 to a
+// NF4 GEMV for decode: out[m, n] = x[m, :] · dequant(W)[n, :] (+ a LoRA's scale · u[m] · B[n])
+// (+ bias[n] or residual[m, n]) (+ out[m, n]) for a few rows of x (p.m <= 8), `gemv` with x taken
+// through a prologue (PROLOGUE below), W [N, K] NF4 as in shaders/nf4-matmul.wgsl (bnb's codes 8 to a
 // little-endian u32 word, one f32 absmax per `blocksize` elements of the flattened weight). Every
 // weight value is nf4_dequant's (code value * absmax, one f32 rounding, as bnb), f32 accumulation.
 //
@@ -37,11 +38,12 @@ struct Params {
   k: u32,          // elements per row of W and of x
   bs_shift: u32,   // log2(blocksize)
   aligned: u32,    // k % 8 == 0 (gemv_any)
-  has_bias: u32,
   accumulate: u32,
-  has_residual: u32,
+  addend_stride: u32, // bias: 0 (one value per column), residual: n; with has_addend
+  has_addend: u32,
   lora_r: u32,     // 0: no LoRA term
   lora_scale: f32,
+  eps: f32,        // PROLOGUE_RMSNORM
 }
 
 // Each entry point uses one view of bindings 0 and 1.
@@ -50,9 +52,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read> words4: array<vec4<u32>>; // gemv: 32 codes per load
 @group(0) @binding(1) var<storage, read> words: array<u32>;        // gemv_any
 @group(0) @binding(2) var<storage, read> absmax: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read> addend: array<f32>;  // bias [n] or residual [m, n]
 @group(0) @binding(4) var<storage, read_write> out: array<R>;
-@group(0) @binding(5) var<storage, read> residual: array<f32>; // [m, n]
+@group(0) @binding(5) var<storage, read> x2v: array<vec4<u32>>; // gemv's prologue: its second input
 @group(0) @binding(6) var<storage, read> lora_u: array<f32>;   // [m, r]: x · Aᵀ
 @group(0) @binding(7) var<storage, read> lora_b: array<f32>;   // [n, r]
 @group(0) @binding(8) var<uniform> p: Params;
@@ -64,8 +66,15 @@ const GEMV_MAX_M = 8u;
 // 40 s to compile one pipeline, and decode is one row.
 override ONE_ROW: bool = true;
 override GEMV_WG: u32 = 128u;
-// T is f16 (x's 16-byte units hold 8 values) rather than f32 (4).
+// x is f16 (its 16-byte units hold 8 values) rather than f32 (4); the same for x2.
 override X_HALF: bool = false;
+override X2_HALF: bool = false;
+// What `gemv` multiplies W by, from x and x2 (decode's neighbours folded in, a dispatch fewer each):
+//   0  x
+//   1  rmsnorm: x · x2 · rstd, x2 the norm's weight [k], rstd = 1 / sqrt(mean(x²) + eps) over x's
+//      row, summed by the workgroup alongside the products (its lanes cover the row)
+//   2  swiglu: silu(x) · x2, x the gate and x2 the up-projection [m, k]
+override PROLOGUE: u32 = 0u;
 
 /** Per row of x, the running sums of the workgroup's 4 W rows (components). */
 alias Acc = array<vec4<f32>, GEMV_MAX_M>;
@@ -81,12 +90,43 @@ struct X8 { lo: vec4<f32>, hi: vec4<f32> }
 struct D8 { d0: vec4<f32>, d1: vec4<f32>, d2: vec4<f32>, d3: vec4<f32>, d4: vec4<f32>, d5: vec4<f32>, d6: vec4<f32>, d7: vec4<f32> }
 
 /** Elements e .. e + 7 of x (e a multiple of 8) as f32 from the 16-byte view (exact for f16). */
-fn x8_vec(e: u32) -> X8 {
+fn x8_raw(e: u32) -> X8 {
   if (X_HALF) {
     let u = xv[e >> 3u];
     return X8(vec4(unpack2x16float(u.x), unpack2x16float(u.y)), vec4(unpack2x16float(u.z), unpack2x16float(u.w)));
   }
   return X8(bitcast<vec4<f32>>(xv[e >> 2u]), bitcast<vec4<f32>>(xv[(e >> 2u) + 1u]));
+}
+
+/** The same of x2. */
+fn x2_8(e: u32) -> X8 {
+  if (X2_HALF) {
+    let u = x2v[e >> 3u];
+    return X8(vec4(unpack2x16float(u.x), unpack2x16float(u.y)), vec4(unpack2x16float(u.z), unpack2x16float(u.w)));
+  }
+  return X8(bitcast<vec4<f32>>(x2v[e >> 2u]), bitcast<vec4<f32>>(x2v[(e >> 2u) + 1u]));
+}
+
+fn silu(g: vec4<f32>) -> vec4<f32> {
+  return g / (1.0 + exp(-g));
+}
+
+/** Per row of x, Σ x² of the elements this invocation read (PROLOGUE_RMSNORM). */
+var<private> sumsq: array<f32, GEMV_MAX_M>;
+
+/** Elements e .. e + 7 of row m of what W is multiplied by (the prologue applied). */
+fn x8_vec(m: u32, e: u32) -> X8 {
+  let x = x8_raw(m * p.k + e);
+  if (PROLOGUE == 1u) {
+    sumsq[m] += dot(x.lo, x.lo) + dot(x.hi, x.hi);
+    let w = x2_8(e);
+    return X8(x.lo * w.lo, x.hi * w.hi);
+  }
+  if (PROLOGUE == 2u) {
+    let u = x2_8(m * p.k + e);
+    return X8(silu(x.lo) * u.lo, silu(x.hi) * u.hi);
+  }
+  return x;
 }
 
 /** The same from the element view (gemv_any). */
@@ -121,10 +161,10 @@ fn fma8(s0: vec4<f32>, d: D8, xs: X8) -> vec4<f32> {
 /** Adds one word (elements e .. e + 7 of the rows, dequantized in d) times every row of x. */
 fn word_vec(acc: ptr<function, Acc>, d: D8, e: u32) {
   if (ONE_ROW) {
-    (*acc)[0] = fma8((*acc)[0], d, x8_vec(e));
+    (*acc)[0] = fma8((*acc)[0], d, x8_vec(0u, e));
     return;
   }
-  for (var m = 0u; m < p.m; m++) { (*acc)[m] = fma8((*acc)[m], d, x8_vec(m * p.k + e)); }
+  for (var m = 0u; m < p.m; m++) { (*acc)[m] = fma8((*acc)[m], d, x8_vec(m, e)); }
 }
 
 /** Chunk c (32 codes) of W row `row`; zeros past the last row (code 0 times absmax 0 adds 0). */
@@ -143,7 +183,7 @@ fn absmax4(row0: u32, col: u32) -> vec4<f32> {
   return vec4(absmax_of(row0, col), absmax_of(row0 + 1u, col), absmax_of(row0 + 2u, col), absmax_of(row0 + 3u, col));
 }
 
-/** out[m, col] = acc (+ scale · u[m] · B[col]) (+ bias[col]) (+ out) (+ residual), rounded once to R. */
+/** out[m, col] = acc (+ scale · u[m] · B[col]) (+ bias[col] or residual[m, col]) (+ out), rounded once to R. */
 fn store(m: u32, col: u32, acc: f32) {
   let o = m * p.n + col;
   var v = acc;
@@ -152,16 +192,20 @@ fn store(m: u32, col: u32, acc: f32) {
     for (var j = 0u; j < p.lora_r; j++) { l = fma(lora_u[m * p.lora_r + j], lora_b[col * p.lora_r + j], l); }
     v = fma(p.lora_scale, l, v);
   }
-  if (p.has_bias != 0u) { v += bias[col]; }
+  if (p.has_addend != 0u) { v += addend[m * p.addend_stride + col]; }
   if (p.accumulate != 0u) { v += f32(out[o]); }
-  if (p.has_residual != 0u) { v += residual[o]; }
   out[o] = R(v);
 }
 
 /** Sums the workgroup's partials of every row of x and stores rows row0 .. row0 + 3 of out. */
 fn finish(lanes: Lanes, row0: u32, acc: ptr<function, Acc>) {
   for (var m = 0u; m < x_rows(); m++) {
-    let s = row_sum(lanes, GEMV_WG, (*acc)[m]);
+    var s = row_sum(lanes, GEMV_WG, (*acc)[m]);
+    if (PROLOGUE == 1u) {
+      // The norm's 1 / rms, a factor of every product of the row: applied once, to the sums.
+      let ss = row_sum(lanes, GEMV_WG, vec4(sumsq[m], 0.0, 0.0, 0.0)).x;
+      s *= inverseSqrt(ss / f32(p.k) + p.eps);
+    }
     let r = lanes.index;
     if (r < 4u && row0 + r < p.n) { store(m, row0 + r, s[r]); }
   }

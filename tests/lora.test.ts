@@ -107,6 +107,41 @@ describe(`LoRA's down-projection alone (encodeLoraU: decode's rows take lora-gem
       expect(maxRelError(u, ref.u, ref.uScale)).toBeLessThan(TOL.f32);
     });
   }
+
+  // Decode's prologues: A times x · w / rms(x) (x the f32 residual stream, w the norm's weight) or
+  // silu(gate) · up, as the NF4 GEMV takes them.
+  for (const [i, [kind, dtype, m]] of ([['rmsnorm', 'f32', 1], ['rmsnorm', 'f16', 3], ['swiglu', 'f32', 2], ['swiglu', 'f16', 1]] as const).entries()) {
+    it(`prologue ${kind}, ${dtype}, M ${m}`, async (ctx) => {
+      if (dtype === 'f16' && !gpu.info.f16) ctx.skip();
+      const [k, r, eps, seed] = [1024, 16, 1e-5, 60 + i];
+      const xType = kind === 'rmsnorm' ? 'f32' : dtype;
+      const x = asStored(randomF32(m * k, seed).map((v) => 3 * v), xType);
+      const second = asStored(randomF32(kind === 'rmsnorm' ? k : m * k, seed + 1), dtype);
+      const a = randomF32(r * k, seed + 2).map((v) => v * 0.1);
+      const tx = uploadTensor(gpu.device, x, [m, k], xType);
+      const t2 = uploadTensor(gpu.device, second, kind === 'rmsnorm' ? [k] : [m, k], dtype);
+      const ta = uploadTensor(gpu.device, a, [r, k], 'f32');
+      const tb = createTensor(gpu.device, [1, r], 'f32');
+      const tu = createTensor(gpu.device, [m, r], 'f32');
+      const prologue = kind === 'rmsnorm' ? { kind, weight: t2, eps } : { kind, up: t2 };
+      submitPass(kernels, (pass) => encodeLoraU(kernels, pass, tx, { a: ta, b: tb, scale: 1 }, tu, prologue));
+      const u = await readTensor(gpu.device, tu);
+      for (const t of [tx, t2, ta, tb, tu]) t.buffer.destroy();
+      // The input A multiplies, in float64 (rounded to f32 for loraRef).
+      const input = new Float32Array(m * k);
+      for (let row = 0; row < m; row++) {
+        let ss = 0;
+        for (let c = 0; c < k; c++) ss += x[row * k + c] ** 2;
+        const rstd = 1 / Math.sqrt(ss / k + eps);
+        for (let c = 0; c < k; c++) {
+          const v = x[row * k + c];
+          input[row * k + c] = kind === 'rmsnorm' ? v * second[c] * rstd : (v / (1 + Math.exp(-v))) * second[row * k + c];
+        }
+      }
+      const ref = loraRef(input, a, new Float32Array(r), new Float32Array(m), { m, k, n: 1, r, scale: 1 });
+      expect(maxRelError(u, ref.u, ref.uScale)).toBeLessThan(TOL.f32);
+    });
+  }
 });
 
 describe('LoRA, f16 activations (A, B and u stay f32)', () => {

@@ -43,6 +43,26 @@ interface Case extends Pick<Nf4GemvOptions, 'subgroups' | 'workgroupSize'> {
   residual?: boolean;
   /** LoRA rank of an up-projection added in the epilogue. */
   loraR?: number;
+  /** rmsnorm: x is an f32 residual row, normalised with a weight in `dtype`; swiglu: x is the gate. */
+  prologue?: 'rmsnorm' | 'swiglu';
+}
+
+const EPS = 1e-5;
+
+/** What multiplies W under the prologue, in float64 (rounded to f32 for the reference matmul). */
+function prologueRef(c: Case, x: Float32Array, second: Float32Array | undefined): Float32Array {
+  if (!c.prologue || !second) return x;
+  const out = new Float32Array(x.length);
+  for (let m = 0; m < c.m; m++) {
+    let ss = 0;
+    for (let k = 0; k < c.k; k++) ss += x[m * c.k + k] ** 2;
+    const rstd = 1 / Math.sqrt(ss / c.k + EPS);
+    for (let k = 0; k < c.k; k++) {
+      const i = m * c.k + k;
+      out[i] = c.prologue === 'rmsnorm' ? x[i] * second[k] * rstd : (x[i] / (1 + Math.exp(-x[i]))) * second[i];
+    }
+  }
+  return out;
 }
 
 async function runCase(c: Case, seed: number): Promise<number> {
@@ -50,8 +70,12 @@ async function runCase(c: Case, seed: number): Promise<number> {
   const outType = c.out ?? dtype;
   const cpu = quantizeNf4(gaussian(c.n * c.k, seed, 0.02), { shape: [c.n, c.k], blocksize: c.blocksize ?? 64 });
   const w = uploadNf4(gpu.device, cpu);
-  const x = asStored(randomF32(c.m * c.k, seed + 1), dtype);
-  const tx = uploadTensor(gpu.device, x, [c.m, c.k], dtype);
+  const xType = c.prologue === 'rmsnorm' ? 'f32' : dtype;
+  const x = asStored(randomF32(c.m * c.k, seed + 1).map((v) => 3 * v), xType);
+  const tx = uploadTensor(gpu.device, x, [c.m, c.k], xType);
+  const second = c.prologue ? asStored(randomF32(c.prologue === 'rmsnorm' ? c.k : c.m * c.k, seed + 7), dtype) : undefined;
+  const t2 = second ? uploadTensor(gpu.device, second, c.prologue === 'rmsnorm' ? [c.k] : [c.m, c.k], dtype) : undefined;
+  const prologue = t2 && (c.prologue === 'rmsnorm' ? { kind: 'rmsnorm' as const, weight: t2, eps: EPS } : { kind: 'swiglu' as const, up: t2 });
   const bias = c.bias ? randomF32(c.n, seed + 2) : undefined;
   const tb = bias ? uploadTensor(gpu.device, bias, [c.n], 'f32') : undefined;
   const start = c.accumulate ? asStored(randomF32(c.m * c.n, seed + 3), outType) : undefined;
@@ -63,9 +87,9 @@ async function runCase(c: Case, seed: number): Promise<number> {
   const scale = 0.37;
   const lora = r > 0 ? { u: uploadTensor(gpu.device, u, [c.m, r], 'f32'), b: uploadTensor(gpu.device, b, [c.n, r], 'f32'), scale } : undefined;
   const { subgroups, workgroupSize } = c;
-  submitPass(kernels, (pass) => encodeNf4Gemv(kernels, pass, tx, w, ty, { bias: tb, accumulate: c.accumulate, subgroups, workgroupSize, residual: tr, lora }));
+  submitPass(kernels, (pass) => encodeNf4Gemv(kernels, pass, tx, w, ty, { bias: tb, accumulate: c.accumulate, subgroups, workgroupSize, residual: tr, lora, prologue }));
   const got = await readTensor(gpu.device, ty);
-  const ref = nf4MatmulRef(x, cpu, c.m, { bias });
+  const ref = nf4MatmulRef(prologueRef(c, x, second), cpu, c.m, { bias });
   for (let m = 0; m < c.m; m++) {
     for (let j = 0; j < c.n; j++) {
       const i = m * c.n + j;
@@ -78,14 +102,14 @@ async function runCase(c: Case, seed: number): Promise<number> {
       for (let q = 0; q < r; q++) add(scale * u[m * r + q] * b[j * r + q]);
     }
   }
-  for (const t of [tx, ty, tb, tr, lora?.u, lora?.b] as (Tensor | undefined)[]) t?.buffer.destroy();
+  for (const t of [tx, ty, tb, tr, t2, lora?.u, lora?.b] as (Tensor | undefined)[]) t?.buffer.destroy();
   destroyNf4(w);
   return maxRelError(got, ref.c, ref.scale);
 }
 
 const label = (c: Case) =>
   `${c.m}x${c.k}->${c.n} ${c.dtype ?? 'f32'}${c.out && c.out !== c.dtype ? `->${c.out}` : ''}` +
-  `${c.blocksize ? ` bs${c.blocksize}` : ''}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +=' : ''}${c.residual ? ' +residual' : ''}${c.loraR ? ` +LoRA r${c.loraR}` : ''}` +
+  `${c.prologue ? ` ${c.prologue}(x)` : ''}${c.blocksize ? ` bs${c.blocksize}` : ''}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +=' : ''}${c.residual ? ' +residual' : ''}${c.loraR ? ` +LoRA r${c.loraR}` : ''}` +
   `${c.subgroups === false ? ', workgroup sum' : ', subgroup sum'}${c.workgroupSize ? `, wg ${c.workgroupSize}` : ''}`;
 
 describe('NF4 GEMV against float64 (component-wise)', () => {
@@ -104,7 +128,12 @@ describe('NF4 GEMV against float64 (component-wise)', () => {
     { m: 7, k: 77, n: 5, subgroups: false, accumulate: true },
     // The decode epilogue: residual and a LoRA up-projection (both kernels).
     { m: 1, k: 4096, n: 70, residual: true, loraR: 16 },
-    { m: 3, k: 200, n: 13, bias: true, accumulate: true, residual: true, loraR: 5, subgroups: false },
+    { m: 3, k: 200, n: 13, accumulate: true, residual: true, loraR: 5, subgroups: false },
+    // Prologues (decode's norm and SwiGLU folded in): one and several rows, both sums.
+    { m: 1, k: 4096, n: 70, prologue: 'rmsnorm', residual: true, loraR: 16 },
+    { m: 3, k: 256, n: 37, prologue: 'rmsnorm', subgroups: false },
+    { m: 1, k: 4096, n: 9, prologue: 'swiglu', residual: true },
+    { m: 2, k: 448, n: 21, prologue: 'swiglu', bias: true, subgroups: false },
   ];
   for (const [i, c] of cases.entries()) {
     it(`${label(c)} (< ${TOL.f32})`, async () => {
@@ -120,6 +149,8 @@ describe('NF4 GEMV against float64 (component-wise)', () => {
     { m: 1, k: 2048, n: 11, dtype: 'f16', tol: TOL.f16 },
     { m: 4, k: 100, n: 10, dtype: 'f16', out: 'f32', subgroups: false, tol: TOL.f32 },
     { m: 1, k: 512, n: 64, dtype: 'f16', out: 'f32', residual: true, loraR: 16, tol: TOL.f32 },
+    { m: 1, k: 4096, n: 64, dtype: 'f16', out: 'f32', prologue: 'rmsnorm', tol: TOL.f32 },
+    { m: 2, k: 1024, n: 33, dtype: 'f16', prologue: 'swiglu', tol: TOL.f16 },
   ];
   for (const [i, c] of f16.entries()) {
     it(`${label(c)} (< ${c.tol})`, async (ctx) => {

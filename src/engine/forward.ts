@@ -23,11 +23,11 @@ import { encodeAttention } from './attention.ts';
 import { encodeAdd, encodeSwiglu } from './elementwise.ts';
 import { encodeEmbedding } from './embedding.ts';
 import type { Kernels } from './kernels.ts';
-import { encodeLinear } from './linear.ts';
-import { encodeNf4Gemv, NF4_GEMV_MAX_ROWS } from './nf4-gemv.ts';
+import { encodeLinear, linearShape } from './linear.ts';
+import { encodeNf4Gemv, NF4_GEMV_MAX_ROWS, type GemvPrologue } from './nf4-gemv.ts';
 import type { Nf4GpuWeight } from './nf4.ts';
 import { encodeLmHeadLogits, encodeLmHeadLoss } from './lmhead.ts';
-import { encodeLora, encodeLoraU } from './lora.ts';
+import { encodeLora, encodeLoraU, hasDropout } from './lora.ts';
 import type { LoraSet } from './lora-weights.ts';
 import type { ModelWeights } from './model.ts';
 import { encodeRmsnorm } from './rmsnorm.ts';
@@ -185,11 +185,16 @@ export function encodeLayer(
     const l = W.linears[name];
     return l.kind === 'nf4' && n <= NF4_GEMV_MAX_ROWS ? l.w : null;
   };
-  const gemv = (p: GPUComputePassEncoder, name: LinearName, w: Nf4GpuWeight, x: Tensor, y: Tensor, residual?: Tensor): void => {
+  const gemv = (p: GPUComputePassEncoder, name: LinearName, w: Nf4GpuWeight, x: Tensor, y: Tensor, residual?: Tensor, prologue?: GemvPrologue): void => {
     const l = lora?.[name];
-    if (l) encodeLoraU(kernels, p, x, l, loraU(name));
-    encodeNf4Gemv(kernels, p, x, w, y, { bias: W.linears[name].bias, residual, lora: l && { u: loraU(name), b: l.b, scale: l.scale } });
+    if (l) encodeLoraU(kernels, p, x, l, loraU(name), prologue);
+    encodeNf4Gemv(kernels, p, x, w, y, { bias: W.linears[name].bias, residual, lora: l && { u: loraU(name), b: l.b, scale: l.scale }, prologue });
   };
+  // With a KV cache (chat: no backward reads this layer's saves) the GEMVs also fold in what
+  // precedes them, the norm before q/k/v and gate/up, the SwiGLU before down: a dispatch fewer
+  // each, where every projection of the group takes the GEMV (K % 32 == 0, no dropout).
+  const folds = (...names: LinearName[]): boolean =>
+    !!cache && names.every((name) => gemvWeight(name) && linearShape(W.linears[name])[1] % 32 === 0 && !(lora?.[name] && hasDropout(lora[name])));
   const proj = (p: GPUComputePassEncoder, name: LinearName, x: Tensor, y: Tensor): void => {
     const w = gemvWeight(name);
     if (w) return gemv(p, name, w, x, y);
@@ -200,16 +205,20 @@ export function encodeLayer(
   /** out = residual + proj(x), through `tmp` and an add unless the GEMV's epilogue does it. */
   const projAdd = (p: GPUComputePassEncoder, name: LinearName, x: Tensor, tmp: Tensor, residual: Tensor, out: Tensor): void => {
     const w = gemvWeight(name);
-    if (w) return gemv(p, name, w, x, out, residual);
+    if (w && !W.linears[name].bias) return gemv(p, name, w, x, out, residual);
     proj(p, name, x, tmp);
     encodeAdd(kernels, p, residual, tmp, out);
   };
   const heads3 = (x: Tensor, h: number): Tensor => ({ ...x, shape: [n, h, D] });
 
-  encodeRmsnorm(kernels, pass, xIn, W.inputNorm, t.ln1, t.rstd1, eps);
-  proj(pass, 'q_proj', t.ln1, t.qRaw);
-  proj(pass, 'k_proj', t.ln1, t.kRaw);
-  proj(pass, 'v_proj', t.ln1, t.v);
+  const qkv: [LinearName, Tensor][] = [['q_proj', t.qRaw], ['k_proj', t.kRaw], ['v_proj', t.v]];
+  if (folds('q_proj', 'k_proj', 'v_proj')) {
+    const norm: GemvPrologue = { kind: 'rmsnorm', weight: W.inputNorm, eps };
+    for (const [name, y] of qkv) gemv(pass, name, gemvWeight(name)!, xIn, y, undefined, norm);
+  } else {
+    encodeRmsnorm(kernels, pass, xIn, W.inputNorm, t.ln1, t.rstd1, eps);
+    for (const [name, y] of qkv) proj(pass, name, t.ln1, y);
+  }
   if (W.qNorm && W.kNorm && t.rstdQ && t.rstdK) {
     encodeRmsnorm(kernels, pass, heads3(t.qRaw, heads), W.qNorm, heads3(t.q, heads), t.rstdQ, eps);
     encodeRmsnorm(kernels, pass, heads3(t.kRaw, kvHeads), W.kNorm, heads3(t.k, kvHeads), t.rstdK, eps);
@@ -246,11 +255,20 @@ export function encodeLayer(
     );
   }
   projAdd(pass, 'o_proj', t.attn, t.attnOut, xIn, t.mid);
-  encodeRmsnorm(kernels, pass, t.mid, W.postNorm, t.ln2, t.rstd2, eps);
-  proj(pass, 'gate_proj', t.ln2, t.gate);
-  proj(pass, 'up_proj', t.ln2, t.up);
-  encodeSwiglu(kernels, pass, t.gate, t.up, t.act);
-  projAdd(pass, 'down_proj', t.act, t.down, t.mid, xOut);
+  const gateUp: [LinearName, Tensor][] = [['gate_proj', t.gate], ['up_proj', t.up]];
+  if (folds('gate_proj', 'up_proj')) {
+    const norm: GemvPrologue = { kind: 'rmsnorm', weight: W.postNorm, eps };
+    for (const [name, y] of gateUp) gemv(pass, name, gemvWeight(name)!, t.mid, y, undefined, norm);
+  } else {
+    encodeRmsnorm(kernels, pass, t.mid, W.postNorm, t.ln2, t.rstd2, eps);
+    for (const [name, y] of gateUp) proj(pass, name, t.ln2, y);
+  }
+  if (folds('down_proj') && !W.linears.down_proj.bias) {
+    gemv(pass, 'down_proj', gemvWeight('down_proj')!, t.gate, xOut, t.mid, { kind: 'swiglu', up: t.up });
+  } else {
+    encodeSwiglu(kernels, pass, t.gate, t.up, t.act);
+    projAdd(pass, 'down_proj', t.act, t.down, t.mid, xOut);
+  }
 }
 
 /** lnF = RMSNorm(xL); then the chunked lm_head's per-token loss and/or logits. */

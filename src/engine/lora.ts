@@ -11,6 +11,7 @@ import { dropoutParams, type LoraDropoutDraw } from './lora-dropout.ts';
 import dropoutSource from '../../shaders/lora-dropout.wgsl?raw';
 import loraSource from '../../shaders/lora.wgsl?raw';
 import gemvSource from '../../shaders/lora-gemv.wgsl?raw';
+import type { GemvPrologue } from './nf4-gemv.ts';
 
 /** PEFT's `scaling`: lora_alpha / r, or lora_alpha / sqrt(r) with rsLoRA (use_rslora). */
 export function loraScale({ r, alpha, rslora = false }: { r: number; alpha: number; rslora?: boolean }): number {
@@ -53,35 +54,52 @@ export function encodeLora(kernels: Kernels, pass: GPUComputePassEncoder, x: Ten
 /**
  * Records u = x · Aᵀ alone (dropout included): encodeLora's first half, for a GEMV whose epilogue
  * adds scale · u · Bᵀ (nf4-gemv.ts `lora`). Up to LORA_GEMV_MAX_ROWS rows without dropout
- * (decode) take shaders/lora-gemv.wgsl, one workgroup per row of A.
+ * (decode) take shaders/lora-gemv.wgsl, one workgroup per row of A; with a `prologue` (as the NF4
+ * GEMV's: x the residual stream and the norm's weight, or the gate and up) A multiplies that.
  */
-export function encodeLoraU(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, lora: LoraWeights, u: Tensor): void {
+export function encodeLoraU(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, lora: LoraWeights, u: Tensor, prologue?: GemvPrologue): void {
   const [r, k] = lora.a.shape;
   if (lora.a.dtype !== 'f32') throw new Error(`lora: A must be f32 (master weights), not ${lora.a.dtype}`);
   if (x.shape[x.shape.length - 1] !== k) throw new Error(`lora: x has shape [${x.shape}], expected [..., ${k}]`);
   expectShape('lora', u, [...x.shape.slice(0, -1), r], 'u');
   if (u.dtype !== 'f32') throw new Error(`lora: u must be f32, not ${u.dtype}`);
   const m = numel(x.shape) / k;
-  if (m <= LORA_GEMV_MAX_ROWS && !hasDropout(lora)) {
+  const gemv = m <= LORA_GEMV_MAX_ROWS && !hasDropout(lora);
+  if (prologue && !(gemv && k % 4 === 0)) throw new Error(`lora: a prologue takes at most ${LORA_GEMV_MAX_ROWS} rows, no dropout and K % 4 == 0`);
+  if (gemv) {
     const entryPoint = k % 4 === 0 ? 'main' : 'main_any';
-    const key = `${x.dtype}|${entryPoint}`;
-    let kernel = gemvKernels.get(kernels)?.get(key);
-    if (!kernel) {
-      kernel = kernels.get({ name: 'lora-gemv', source: gemvSource, dtype: x.dtype, entryPoint });
-      if (!gemvKernels.has(kernels)) gemvKernels.set(kernels, new Map());
-      gemvKernels.get(kernels)!.set(key, kernel);
-    }
-    kernels.dispatch(pass, kernel, [x.buffer, lora.a.buffer, u.buffer], { m, k, r }, grid(kernels, r));
+    const second = prologue ? (prologue.kind === 'rmsnorm' ? prologue.weight : prologue.up) : undefined;
+    const mode = !prologue ? 0 : prologue.kind === 'rmsnorm' ? 1 : 2;
+    const kernel = loraGemvKernel(kernels, second?.dtype ?? x.dtype, x.dtype, entryPoint, mode);
+    const bindings: [number, GPUBuffer][] = [[0, x.buffer], [1, lora.a.buffer], [2, u.buffer]];
+    if (entryPoint === 'main') bindings.push([4, second?.buffer ?? lora.a.buffer]); // A stands in, never read
+    const eps = prologue?.kind === 'rmsnorm' ? prologue.eps : 0;
+    kernels.dispatchAt(pass, kernel, bindings, { m, k, r, eps }, grid(kernels, r));
     return;
   }
   const mod = loraModule('lora', '', x.dtype, x.dtype, x.dtype);
   encodeLoraDown(kernels, pass, mod, { g: x.buffer, w: lora.a.buffer, wj: k, wc: 1, out: u.buffer, m, c: k, r, scale: 1, dropout: lora.dropout });
 }
 
+/** lora-gemv kernels by what picks one (decode records one per adapted projection and layer). */
+const gemvKernels = new WeakMap<Kernels, Map<string, Kernel>>();
+
+function loraGemvKernel(kernels: Kernels, storage: DType, xType: DType, entryPoint: string, prologue: number): Kernel {
+  let cache = gemvKernels.get(kernels);
+  if (!cache) gemvKernels.set(kernels, (cache = new Map()));
+  const key = `${storage}|${xType}|${entryPoint}|${prologue}`;
+  let kernel = cache.get(key);
+  if (!kernel) {
+    const source = `alias X = ${xType};\n${gemvSource}`;
+    kernel = kernels.get({ name: `lora-gemv(X=${xType})`, source, dtype: storage, entryPoint, constants: { PROLOGUE: prologue } });
+    cache.set(key, kernel);
+  }
+  return kernel;
+}
+
 /** Rows of x up to which encodeLoraU takes the GEMV kernel. */
 export const LORA_GEMV_MAX_ROWS = 8;
-/** lora-gemv kernels by storage type (decode records one per adapted projection and layer). */
-const gemvKernels = new WeakMap<Kernels, Map<string, Kernel>>();
+
 
 /** Allocates u, records encodeLora and submits it: y is updated in place; returns u ([..., r], f32). */
 export function lora(kernels: Kernels, x: Tensor, weights: LoraWeights, y: Tensor): Tensor {

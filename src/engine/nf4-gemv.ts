@@ -76,6 +76,9 @@ export function rowSumSubgroups(kernels: Kernels, requested?: boolean): boolean 
   return requested ?? has;
 }
 
+/** What a decode GEMV multiplies its weight by in place of x (nf4-gemv.wgsl and lora-gemv.wgsl PROLOGUE). */
+export type GemvPrologue = { kind: 'rmsnorm'; weight: Tensor; eps: number } | { kind: 'swiglu'; up: Tensor };
+
 export interface Nf4GemvOptions {
   /** f32 [N], added to every row. */
   bias?: Tensor;
@@ -85,8 +88,14 @@ export interface Nf4GemvOptions {
   subgroups?: boolean;
   /** Invocations per workgroup (default 128). */
   workgroupSize?: 128 | 256;
-  /** f32, the shape of y: added to every output (decode's residual stream: y = residual + x · Wᵀ). */
+  /** f32, the shape of y: added to every output (decode's residual stream: y = residual + x · Wᵀ). Not with a bias. */
   residual?: Tensor;
+  /**
+   * What multiplies W instead of x itself (K % 32 == 0), folding decode's neighbouring kernel in:
+   * rmsnorm: x · weight / rms(x) per row (x the f32 residual stream or the storage type, weight [K]);
+   * swiglu: silu(x) · up (x the gate, up of x's shape and dtype).
+   */
+  prologue?: GemvPrologue;
   /** A LoRA's up-projection in the epilogue: y += scale · u · Bᵀ, u = x · Aᵀ [..., r] and B [N, r], both f32. */
   lora?: { u: Tensor; b: Tensor; scale: number };
 }
@@ -118,7 +127,20 @@ export function encodeNf4Gemv(
     expectShape('nf4 gemv', opts.residual, y.shape, 'residual');
     if (opts.residual.dtype !== 'f32') throw new Error(`nf4 gemv: the residual must be f32, not ${opts.residual.dtype}`);
     if (opts.residual.buffer === y.buffer) throw new Error('nf4 gemv: the residual must not be the output (use accumulate)');
+    if (opts.bias) throw new Error('nf4 gemv: a bias and a residual together: add the residual apart');
   }
+  const pro = opts.prologue;
+  if (pro) {
+    if (k % 32 !== 0) throw new Error(`nf4 gemv: a prologue needs K % 32 == 0, not K = ${k}`);
+    if (pro.kind === 'rmsnorm') {
+      expectShape('nf4 gemv', pro.weight, [k], 'norm weight');
+      if (!(pro.eps >= 0)) throw new Error(`nf4 gemv: eps must be >= 0, not ${pro.eps}`);
+    } else {
+      expectShape('nf4 gemv', pro.up, x.shape, 'up');
+      if (pro.up.dtype !== x.dtype) throw new Error(`nf4 gemv: up is ${pro.up.dtype} but the gate is ${x.dtype}`);
+    }
+  }
+  const second = pro ? (pro.kind === 'rmsnorm' ? pro.weight : pro.up) : undefined;
   const lora = opts.lora;
   const r = lora ? lora.b.shape[1] : 0;
   if (lora) {
@@ -140,37 +162,57 @@ export function encodeNf4Gemv(
   const wg = opts.workgroupSize ?? 128;
   // The 16-byte loads need rows that start on a 16-byte word group: K % 32 == 0 (real models).
   const entryPoint = k % 32 === 0 ? 'gemv' : 'gemv_any';
-  const kernel = gemvKernel(kernels, subgroups, x.dtype, y.dtype, entryPoint, m === 1, wg);
+  // The shader's T: the storage type (x's, or the norm weight's when x is the f32 residual stream).
+  const storage = pro?.kind === 'rmsnorm' ? pro.weight.dtype : x.dtype;
+  const mode = !pro ? 0 : pro.kind === 'rmsnorm' ? 1 : 2;
+  const kernel = gemvKernel(kernels, subgroups, storage, y.dtype, entryPoint, m === 1, wg, x.dtype === 'f16', second?.dtype === 'f16', mode);
+  const addend = opts.residual ?? opts.bias;
   const params = {
     m,
     n,
     k,
     bs_shift: bsShift,
     aligned: k % 8 === 0 ? 1 : 0,
-    has_bias: opts.bias ? 1 : 0,
     accumulate: opts.accumulate ? 1 : 0,
-    has_residual: opts.residual ? 1 : 0,
+    addend_stride: opts.residual ? n : 0,
+    has_addend: addend ? 1 : 0,
     lora_r: r,
     lora_scale: lora?.scale ?? 0,
+    eps: pro?.kind === 'rmsnorm' ? pro.eps : 0,
   };
-  // An absent bias, residual or LoRA has the (read-only) absmax buffer in its bindings; never read.
+  // An absent addend, prologue input or LoRA has a (read-only) buffer of the weight in its binding,
+  // never read: the words for the prologue's 16-byte view (at least 16 bytes), else the absmax.
   const none = w.absmax;
-  const buffers = [x.buffer, w.words, w.absmax, opts.bias?.buffer ?? none, y.buffer, opts.residual?.buffer ?? none, lora?.u.buffer ?? none, lora?.b.buffer ?? none];
-  kernels.dispatch(pass, kernel, buffers, params, grid(kernels, Math.ceil(n / ROWS_PER_WORKGROUP)));
+  const bindings: [number, GPUBuffer][] = [[0, x.buffer], [1, w.words], [2, w.absmax], [3, addend?.buffer ?? none], [4, y.buffer], [6, lora?.u.buffer ?? none], [7, lora?.b.buffer ?? none]];
+  // Only `gemv` has a prologue (binding 5).
+  if (entryPoint === 'gemv') bindings.push([5, second?.buffer ?? w.words]);
+  kernels.dispatchAt(pass, kernel, bindings, params, grid(kernels, Math.ceil(n / ROWS_PER_WORKGROUP)));
 }
 
 /** Kernels by everything that picks one: a decode step records hundreds of GEMVs, and building the
  * spec (sources, names, the constants' key) each time doubled the CPU cost of recording one. */
 const gemvKernels = new WeakMap<Kernels, Map<string, Kernel>>();
 
-function gemvKernel(kernels: Kernels, subgroups: boolean, xType: DType, yType: DType, entryPoint: string, oneRow: boolean, wg: number): Kernel {
+function gemvKernel(
+  kernels: Kernels,
+  subgroups: boolean,
+  storage: DType,
+  yType: DType,
+  entryPoint: string,
+  oneRow: boolean,
+  wg: number,
+  xHalf: boolean,
+  x2Half: boolean,
+  prologue: number,
+): Kernel {
   let cache = gemvKernels.get(kernels);
   if (!cache) gemvKernels.set(kernels, (cache = new Map()));
-  const key = `${subgroups}|${xType}|${yType}|${entryPoint}|${oneRow}|${wg}`;
+  const key = `${subgroups}|${storage}|${yType}|${entryPoint}|${oneRow}|${wg}|${xHalf}|${x2Half}|${prologue}`;
   let kernel = cache.get(key);
   if (!kernel) {
-    const spec = withResidualType(subgroups ? 'nf4-gemv(subgroups)' : 'nf4-gemv', NF4_WGSL + source + ROW_SUM_WGSL[subgroups ? 'subgroups' : 'workgroup'], xType, yType);
-    kernel = kernels.get({ ...spec, dtype: xType, entryPoint, constants: { ONE_ROW: oneRow, GEMV_WG: wg, X_HALF: xType === 'f16' } });
+    const spec = withResidualType(subgroups ? 'nf4-gemv(subgroups)' : 'nf4-gemv', NF4_WGSL + source + ROW_SUM_WGSL[subgroups ? 'subgroups' : 'workgroup'], storage, yType);
+    const constants = { ONE_ROW: oneRow, GEMV_WG: wg, X_HALF: xHalf, X2_HALF: x2Half, PROLOGUE: prologue };
+    kernel = kernels.get({ ...spec, dtype: storage, entryPoint, constants });
     cache.set(key, kernel);
   }
   return kernel;
