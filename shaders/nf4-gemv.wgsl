@@ -200,11 +200,13 @@ fn store(m: u32, col: u32, acc: f32) {
 /** Sums the workgroup's partials of every row of x and stores rows row0 .. row0 + 3 of out. */
 fn finish(lanes: Lanes, row0: u32, acc: ptr<function, Acc>) {
   for (var m = 0u; m < x_rows(); m++) {
-    var s = row_sum(lanes, GEMV_WG, (*acc)[m]);
+    var s: vec4<f32>;
     if (PROLOGUE == 1u) {
       // The norm's 1 / rms, a factor of every product of the row: applied once, to the sums.
-      let ss = row_sum(lanes, GEMV_WG, vec4(sumsq[m], 0.0, 0.0, 0.0)).x;
-      s *= inverseSqrt(ss / f32(p.k) + p.eps);
+      let t = row_sum_with(lanes, GEMV_WG, (*acc)[m], sumsq[m]);
+      s = t.v * inverseSqrt(t.w / f32(p.k) + p.eps);
+    } else {
+      s = row_sum(lanes, GEMV_WG, (*acc)[m]);
     }
     let r = lanes.index;
     if (r < 4u && row0 + r < p.n) { store(m, row0 + r, s[r]); }

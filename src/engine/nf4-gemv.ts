@@ -13,9 +13,15 @@ export const NF4_GEMV_MAX_ROWS = 8;
 /** W rows per workgroup (the vec4 components of the shader's accumulators). */
 const ROWS_PER_WORKGROUP = 4;
 
+/** row_sum_with's result: the sums of v and of w. */
+const ROW_SUM5 = `
+struct RowSum5 { v: vec4<f32>, w: f32 }
+`;
+
 /**
  * `row_sum(lanes, count, v)`: Σ of v over the `count` invocations of a 1-D workgroup, returned to
- * every invocation; called in uniform control flow, count a multiple of 8 and at most 256. The
+ * every invocation; called in uniform control flow, count a multiple of 8 and at most 256
+ * (`row_sum_with(lanes, count, v, w)` sums a scalar w alongside, in the same barriers). The
  * entry point takes `lanes: Lanes` (its builtins). Two variants with the same interface:
  *   subgroups  subgroupAdd, then one partial per subgroup in workgroup memory (2 barriers). The
  *              partial's slot is local_invocation_index / subgroup_size: it takes a 1-D
@@ -33,6 +39,7 @@ struct Lanes {
 }
 
 var<workgroup> row_sum_part: array<vec4<f32>, 256>;
+var<workgroup> row_sum_extra: array<f32, 256>;
 
 fn row_sum(lanes: Lanes, count: u32, v: vec4<f32>) -> vec4<f32> {
   let s = subgroupAdd(v);
@@ -43,12 +50,33 @@ fn row_sum(lanes: Lanes, count: u32, v: vec4<f32>) -> vec4<f32> {
   workgroupBarrier(); // the next call writes the partials again
   return t;
 }
-`,
+
+fn row_sum_with(lanes: Lanes, count: u32, v: vec4<f32>, w: f32) -> RowSum5 {
+  let s = subgroupAdd(v);
+  let sw = subgroupAdd(w);
+  if (lanes.sg_lane == 0u) {
+    row_sum_part[lanes.index / lanes.sg_size] = s;
+    row_sum_extra[lanes.index / lanes.sg_size] = sw;
+  }
+  workgroupBarrier();
+  var t = RowSum5(row_sum_part[0], row_sum_extra[0]);
+  for (var g = 1u; g < count / lanes.sg_size; g++) {
+    t.v += row_sum_part[g];
+    t.w += row_sum_extra[g];
+  }
+  workgroupBarrier();
+  return t;
+}
+` + ROW_SUM5,
   workgroup: `struct Lanes {
   @builtin(local_invocation_index) index: u32,
 }
 
 var<workgroup> row_sum_part: array<vec4<f32>, 256>;
+
+fn row_sum_with(lanes: Lanes, count: u32, v: vec4<f32>, w: f32) -> RowSum5 {
+  return RowSum5(row_sum(lanes, count, v), row_sum(lanes, count, vec4(w, 0.0, 0.0, 0.0)).x);
+}
 
 fn row_sum(lanes: Lanes, count: u32, v: vec4<f32>) -> vec4<f32> {
   row_sum_part[lanes.index] = v;
@@ -66,7 +94,7 @@ fn row_sum(lanes: Lanes, count: u32, v: vec4<f32>) -> vec4<f32> {
   workgroupBarrier(); // the next call writes the partials again
   return t;
 }
-`,
+` + ROW_SUM5,
 };
 
 /** Whether `row_sum` takes the subgroup variant: `requested` if given (false forces workgroup memory), else the device's. */
