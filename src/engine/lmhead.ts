@@ -198,11 +198,14 @@ export function encodeLmHeadLogits(
   }
   checkBinding(kernels, 'h', sizeOf(h.buffer));
   checkBinding(kernels, 'out', sizeOf(out.buffer));
-  const chunk = lmHeadChunkRows(kernels, hidden, embed.dtype, opts.chunk);
   if (rows === 1) {
-    encodeLogitsRow(kernels, pass, h, embed, out, firstRow, chunk, opts.subgroups);
+    // Decode's row: as few dispatches as the binding size allows (one for Llama 3's 1 GB f16 E on
+    // a GPU with 2 GB bindings; LMHEAD_DEFAULT_CHUNK gave 16), unless a chunk is asked for.
+    const rowChunk = lmHeadChunkRows(kernels, hidden, embed.dtype, opts.chunk ?? Number.MAX_SAFE_INTEGER);
+    encodeLogitsRow(kernels, pass, h, embed, out, firstRow, rowChunk, opts.subgroups);
     return;
   }
+  const chunk = lmHeadChunkRows(kernels, hidden, embed.dtype, opts.chunk);
   const kernel = kernels.get({ ...lmHeadTypes('lmhead', source, h.dtype, embed.dtype), entryPoint: 'logits' });
   for (let v0 = 0; v0 < vocab; v0 += chunk) {
     const chunkRows = Math.min(chunk, vocab - v0);
