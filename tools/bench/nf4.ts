@@ -7,7 +7,7 @@
 // shapes, one row of f16 x, every kernel variant (its time and result against the first's), as GB/s
 // of NF4 weight read (codes + f32 absmax); and the one-row lm_head (lmhead.ts) as GB/s of E read.
 // The GEMV before issue 10 read 103-125 GB/s in this measure, against 184-248 for the subgroup
-// kernel (bench/h200-2026-11-29-gemv.txt).
+// kernel (bench/h200-2026-11-29-gemv.txt), when each timed pass was one round of the copies.
 import type { Gpu } from '../../src/engine/gpu.ts';
 import { submitPass, type Kernels } from '../../src/engine/kernels.ts';
 import { encodeLmHeadLogits } from '../../src/engine/lmhead.ts';
@@ -132,10 +132,16 @@ const PER_TOKEN = [64, 64, 64, 32];
 
 /** The GEMV variants timed; the first the device runs is the baseline of the ratios ('subgroups', else 'workgroup'). */
 const GEMV_VARIANTS: { name: string; opts: Nf4GemvOptions; subgroups?: true }[] = [
-  { name: 'subgroups', opts: { subgroups: true }, subgroups: true },
-  { name: 'subgroups wg256', opts: { subgroups: true, workgroupSize: 256 }, subgroups: true },
-  { name: 'workgroup', opts: { subgroups: false } },
+  { name: 'gemv', opts: { subgroups: true, rowLoop: 0 }, subgroups: true },
+  { name: 'gemv_rows 256', opts: { subgroups: true, rowLoop: 256 }, subgroups: true },
+  { name: 'gemv_rows 512', opts: { subgroups: true, rowLoop: 512 }, subgroups: true },
+  { name: 'gemv_rows 1024', opts: { subgroups: true, rowLoop: 1024 }, subgroups: true },
+  { name: 'gemv wg256', opts: { subgroups: true, workgroupSize: 256, rowLoop: 0 }, subgroups: true },
+  { name: 'gemv workgroup sum', opts: { subgroups: false, rowLoop: 0 } },
 ];
+/** Passes of all the copies per timed pass: a pass of one round left the GPU idle between repeats
+ * (its clocks down), and read ~3x slower than the same kernel inside decode. */
+const GEMV_ROUNDS = 20;
 
 export interface Nf4GemvResult {
   op: 'nf4-gemv' | 'lmhead-row';
@@ -174,7 +180,10 @@ export async function benchDecodeGemv(gpu: Gpu, kernels: Kernels, repeats: numbe
     for (const v of variants) {
       kernels.device.pushErrorScope('validation');
       const got = await runOnce(kernels, (pass) => encodeNf4Gemv(kernels, pass, x, ws[0], y, v.opts), y);
-      const seconds = (await timePass(gpu, repeats, (pass) => ws.forEach((w) => encodeNf4Gemv(kernels, pass, x, w, y, v.opts)))) / copies;
+      const rounds = (pass: GPUComputePassEncoder) => {
+        for (let r = 0; r < GEMV_ROUNDS; r++) for (const w of ws) encodeNf4Gemv(kernels, pass, x, w, y, v.opts);
+      };
+      const seconds = (await timePass(gpu, repeats, rounds)) / (copies * GEMV_ROUNDS);
       const error = await kernels.device.popErrorScope();
       if (error) throw new Error(`nf4 gemv ${v.name} [${out}, ${inp}]: ${error.message}`);
       const r: Nf4GemvResult = { op: 'nf4-gemv', shape: [out, inp], dtype, variant: v.name, ms: seconds * 1e3, gbps: bytes / seconds / 1e9 };
