@@ -213,27 +213,20 @@ fn finish(lanes: Lanes, row0: u32, acc: ptr<function, Acc>) {
   }
 }
 
-/** Chunk c (32 codes) of 4 W rows and their absmax: one lane's loads for a row group. */
-struct Chunk { w0: vec4<u32>, w1: vec4<u32>, w2: vec4<u32>, w3: vec4<u32>, am: vec4<f32> }
-
-/** The loads of chunk c of rows row0 .. row0 + 3, all issued together (zeros past the last row). */
-fn load_chunk(row0: u32, c: u32) -> Chunk {
-  return Chunk(chunk_of(row0, c), chunk_of(row0 + 1u, c), chunk_of(row0 + 2u, c), chunk_of(row0 + 3u, c), absmax4(row0, c * 32u));
-}
-
-/** Adds a loaded chunk c times x to acc. */
-fn chunk_use(acc: ptr<function, Acc>, ch: Chunk, c: u32) {
-  let e = c * 32u;
-  // Word q of the chunk across the 4 rows is (w0[q], w1[q], w2[q], w3[q]): a 4x4 transpose.
-  word_vec(acc, dequant8(vec4(ch.w0.x, ch.w1.x, ch.w2.x, ch.w3.x), ch.am), e);
-  word_vec(acc, dequant8(vec4(ch.w0.y, ch.w1.y, ch.w2.y, ch.w3.y), ch.am), e + 8u);
-  word_vec(acc, dequant8(vec4(ch.w0.z, ch.w1.z, ch.w2.z, ch.w3.z), ch.am), e + 16u);
-  word_vec(acc, dequant8(vec4(ch.w0.w, ch.w1.w, ch.w2.w, ch.w3.w), ch.am), e + 24u);
-}
-
 /** Adds chunk c (elements 32c .. 32c + 31) of W rows row0 .. row0 + 3 times x to acc. */
 fn chunk_add(acc: ptr<function, Acc>, row0: u32, c: u32) {
-  chunk_use(acc, load_chunk(row0, c), c);
+  // All four loads first, so they are in flight together.
+  let w0 = chunk_of(row0, c);
+  let w1 = chunk_of(row0 + 1u, c);
+  let w2 = chunk_of(row0 + 2u, c);
+  let w3 = chunk_of(row0 + 3u, c);
+  let e = c * 32u;
+  let am = absmax4(row0, e);
+  // Word q of the chunk across the 4 rows is (w0[q], w1[q], w2[q], w3[q]): a 4x4 transpose.
+  word_vec(acc, dequant8(vec4(w0.x, w1.x, w2.x, w3.x), am), e);
+  word_vec(acc, dequant8(vec4(w0.y, w1.y, w2.y, w3.y), am), e + 8u);
+  word_vec(acc, dequant8(vec4(w0.z, w1.z, w2.z, w3.z), am), e + 16u);
+  word_vec(acc, dequant8(vec4(w0.w, w1.w, w2.w, w3.w), am), e + 24u);
 }
 
 @compute @workgroup_size(GEMV_WG)
@@ -244,34 +237,6 @@ fn gemv(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, l
   var acc = Acc();
   for (var c = lanes.index; c < (p.k >> 5u); c += GEMV_WG) { chunk_add(&acc, row0, c); }
   finish(lanes, row0, &acc);
-}
-
-// gemv_rows (K <= 32 · GEMV_WG: a lane has at most one chunk of a row group). A workgroup takes row
-// groups g, g + (workgroups), ... and loads the next group's chunk before it sums the current one:
-// with one chunk per lane, gemv's workgroups each issue one round of loads and then spend as long
-// again on the reduction; here the next loads are in flight during it.
-@compute @workgroup_size(GEMV_WG)
-fn gemv_rows(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, lanes: Lanes) {
-  nf4_table_init(lanes.index);
-  let groups = (p.n + 3u) / 4u;
-  let count = nwg.x * nwg.y;
-  let c = lanes.index;
-  let has_chunk = c < (p.k >> 5u);
-  var g = wg.y * nwg.x + wg.x; // uniform per workgroup, as is every g after it: the barriers stay uniform
-  var ch = Chunk();
-  if (has_chunk) { ch = load_chunk(g * 4u, c); }
-  loop {
-    if (g >= groups) { break; }
-    let next = g + count;
-    var ch_next = Chunk();
-    if (has_chunk) { ch_next = load_chunk(next * 4u, c); }
-    var acc = Acc();
-    for (var m = 0u; m < GEMV_MAX_M; m++) { sumsq[m] = 0.0; }
-    if (has_chunk) { chunk_use(&acc, ch, c); }
-    finish(lanes, g * 4u, &acc);
-    ch = ch_next;
-    g = next;
-  }
 }
 
 /** Flat element e of W, dequantized. */

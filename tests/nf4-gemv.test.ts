@@ -30,7 +30,7 @@ beforeAll(async () => {
   kernels = new Kernels(gpu);
 });
 
-interface Case extends Pick<Nf4GemvOptions, 'subgroups' | 'workgroupSize' | 'rowLoop'> {
+interface Case extends Pick<Nf4GemvOptions, 'subgroups' | 'workgroupSize'> {
   m: number;
   k: number;
   n: number;
@@ -86,8 +86,8 @@ async function runCase(c: Case, seed: number): Promise<number> {
   const [u, b] = [randomF32(c.m * r, seed + 5), randomF32(c.n * r, seed + 6)];
   const scale = 0.37;
   const lora = r > 0 ? { u: uploadTensor(gpu.device, u, [c.m, r], 'f32'), b: uploadTensor(gpu.device, b, [c.n, r], 'f32'), scale } : undefined;
-  const { subgroups, workgroupSize, rowLoop } = c;
-  submitPass(kernels, (pass) => encodeNf4Gemv(kernels, pass, tx, w, ty, { bias: tb, accumulate: c.accumulate, subgroups, workgroupSize, residual: tr, lora, prologue, rowLoop }));
+  const { subgroups, workgroupSize } = c;
+  submitPass(kernels, (pass) => encodeNf4Gemv(kernels, pass, tx, w, ty, { bias: tb, accumulate: c.accumulate, subgroups, workgroupSize, residual: tr, lora, prologue }));
   const got = await readTensor(gpu.device, ty);
   const ref = nf4MatmulRef(prologueRef(c, x, second), cpu, c.m, { bias });
   for (let m = 0; m < c.m; m++) {
@@ -110,8 +110,7 @@ async function runCase(c: Case, seed: number): Promise<number> {
 const label = (c: Case) =>
   `${c.m}x${c.k}->${c.n} ${c.dtype ?? 'f32'}${c.out && c.out !== c.dtype ? `->${c.out}` : ''}` +
   `${c.prologue ? ` ${c.prologue}(x)` : ''}${c.blocksize ? ` bs${c.blocksize}` : ''}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +=' : ''}${c.residual ? ' +residual' : ''}${c.loraR ? ` +LoRA r${c.loraR}` : ''}` +
-  `${c.subgroups === false ? ', workgroup sum' : ', subgroup sum'}${c.workgroupSize ? `, wg ${c.workgroupSize}` : ''}` +
-  `${c.rowLoop === 0 ? ', gemv' : c.rowLoop ? `, gemv_rows x${c.rowLoop}` : ''}`;
+  `${c.subgroups === false ? ', workgroup sum' : ', subgroup sum'}${c.workgroupSize ? `, wg ${c.workgroupSize}` : ''}`;
 
 describe('NF4 GEMV against float64 (component-wise)', () => {
   // K % 32 == 0 takes the 16-byte kernel (gemv), else gemv_any (K % 8 == 0 by words, else by
@@ -130,12 +129,6 @@ describe('NF4 GEMV against float64 (component-wise)', () => {
     // The decode epilogue: residual and a LoRA up-projection (both kernels).
     { m: 1, k: 4096, n: 70, residual: true, loraR: 16 },
     { m: 3, k: 200, n: 13, accumulate: true, residual: true, loraR: 5, subgroups: false },
-    // K <= 32 · 128 takes gemv_rows by default; gemv itself (rowLoop 0), and gemv_rows with few
-    // workgroups, each looping over several row groups (N % 4 != 0: a partial last group).
-    { m: 1, k: 4096, n: 70, rowLoop: 0 },
-    { m: 3, k: 1024, n: 37, rowLoop: 0, subgroups: false, bias: true },
-    { m: 1, k: 2048, n: 70, rowLoop: 3, residual: true, loraR: 4 },
-    { m: 2, k: 4096, n: 41, rowLoop: 5, subgroups: false, prologue: 'rmsnorm' },
     // Prologues (decode's norm and SwiGLU folded in): one and several rows, both sums.
     { m: 1, k: 4096, n: 70, prologue: 'rmsnorm', residual: true, loraR: 16 },
     { m: 3, k: 256, n: 37, prologue: 'rmsnorm', subgroups: false },

@@ -12,8 +12,6 @@ import source from '../../shaders/nf4-gemv.wgsl?raw';
 export const NF4_GEMV_MAX_ROWS = 8;
 /** W rows per workgroup (the vec4 components of the shader's accumulators). */
 const ROWS_PER_WORKGROUP = 4;
-/** gemv_rows' workgroups: about 4 per SM of a large GPU (the H200 has 132), so each loops over several row groups. */
-export const GEMV_ROW_LOOP_WORKGROUPS = 512;
 
 /** row_sum_with's result: the sums of v and of w. */
 const ROW_SUM5 = `
@@ -118,11 +116,6 @@ export interface Nf4GemvOptions {
   subgroups?: boolean;
   /** Invocations per workgroup (default 128). */
   workgroupSize?: 128 | 256;
-  /**
-   * Workgroups of gemv_rows (K <= 32 · workgroupSize), each taking row groups in turn with the next
-   * group's loads in flight; 0 takes gemv (a workgroup per group of 4 rows). Default GEMV_ROW_LOOP_WORKGROUPS.
-   */
-  rowLoop?: number;
   /** f32, the shape of y: added to every output (decode's residual stream: y = residual + x · Wᵀ). Not with a bias. */
   residual?: Tensor;
   /**
@@ -196,9 +189,7 @@ export function encodeNf4Gemv(
   const subgroups = rowSumSubgroups(kernels, opts.subgroups);
   const wg = opts.workgroupSize ?? 128;
   // The 16-byte loads need rows that start on a 16-byte word group: K % 32 == 0 (real models).
-  const groups = Math.ceil(n / ROWS_PER_WORKGROUP);
-  const loopWorkgroups = Math.min(groups, opts.rowLoop ?? GEMV_ROW_LOOP_WORKGROUPS);
-  const entryPoint = k % 32 !== 0 ? 'gemv_any' : k / 32 <= wg && loopWorkgroups > 0 ? 'gemv_rows' : 'gemv';
+  const entryPoint = k % 32 === 0 ? 'gemv' : 'gemv_any';
   // The shader's T: the storage type (x's, or the norm weight's when x is the f32 residual stream).
   const storage = pro?.kind === 'rmsnorm' ? pro.weight.dtype : x.dtype;
   const mode = !pro ? 0 : pro.kind === 'rmsnorm' ? 1 : 2;
@@ -222,8 +213,8 @@ export function encodeNf4Gemv(
   const none = w.absmax;
   const bindings: [number, GPUBuffer][] = [[0, x.buffer], [1, w.words], [2, w.absmax], [3, addend?.buffer ?? none], [4, y.buffer], [6, lora?.u.buffer ?? none], [7, lora?.b.buffer ?? none]];
   // Only `gemv` has a prologue (binding 5).
-  if (entryPoint !== 'gemv_any') bindings.push([5, second?.buffer ?? w.words]);
-  kernels.dispatchAt(pass, kernel, bindings, params, grid(kernels, entryPoint === 'gemv_rows' ? loopWorkgroups : groups));
+  if (entryPoint === 'gemv') bindings.push([5, second?.buffer ?? w.words]);
+  kernels.dispatchAt(pass, kernel, bindings, params, grid(kernels, Math.ceil(n / ROWS_PER_WORKGROUP)));
 }
 
 /** Kernels by everything that picks one: a decode step records hundreds of GEMVs, and building the

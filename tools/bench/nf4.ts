@@ -132,12 +132,9 @@ const PER_TOKEN = [64, 64, 64, 32];
 
 /** The GEMV variants timed; the first the device runs is the baseline of the ratios ('subgroups', else 'workgroup'). */
 const GEMV_VARIANTS: { name: string; opts: Nf4GemvOptions; subgroups?: true }[] = [
-  { name: 'gemv', opts: { subgroups: true, rowLoop: 0 }, subgroups: true },
-  { name: 'gemv_rows 256', opts: { subgroups: true, rowLoop: 256 }, subgroups: true },
-  { name: 'gemv_rows 512', opts: { subgroups: true, rowLoop: 512 }, subgroups: true },
-  { name: 'gemv_rows 1024', opts: { subgroups: true, rowLoop: 1024 }, subgroups: true },
-  { name: 'gemv wg256', opts: { subgroups: true, workgroupSize: 256, rowLoop: 0 }, subgroups: true },
-  { name: 'gemv workgroup sum', opts: { subgroups: false, rowLoop: 0 } },
+  { name: 'subgroups', opts: { subgroups: true }, subgroups: true },
+  { name: 'subgroups wg256', opts: { subgroups: true, workgroupSize: 256 }, subgroups: true },
+  { name: 'workgroup', opts: { subgroups: false } },
 ];
 /** Passes of all the copies per timed pass: a pass of one round left the GPU idle between repeats
  * (its clocks down), and read ~3x slower than the same kernel inside decode. */
