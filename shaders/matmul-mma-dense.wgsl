@@ -2,10 +2,11 @@
 //   TRANS_B:  b [nc, ki] (nn.Linear's [out, in]); op(B) = bᵀ. Tile [BN][SB], k fastest, read as
 //             column-major right matrices.
 //   else:     b [ki, nc]; op(B) = b. Tile [BK][SB], columns fastest, read as row-major ones.
+// Either way in SGC blocks of TN * 16 columns (b_at).
 // An invocation fetches four consecutive elements of a row of b per share (B_FETCHES shares),
 // with one vector load where rows hold a multiple of 4 (the wrapper generates fetch_b4 and b's binding).
 
-var<workgroup> tile_b: array<f16, B_TILE>;
+var<workgroup> tile_b: array<array<f16, B_SUB>, SGC>;
 
 alias BShare = vec4<f16>;
 
@@ -27,10 +28,9 @@ fn fetch_b(tid: u32, i: u32, k0: u32, col0: u32) -> BShare {
 }
 
 fn store_b(tid: u32, i: u32, v: BShare) {
-  let s = b_slot(tid, i);
-  let o = s.x * SB + s.y;
-  tile_b[o] = v.x;
-  tile_b[o + 1u] = v.y;
-  tile_b[o + 2u] = v.z;
-  tile_b[o + 3u] = v.w;
+  let at = b_at(b_slot(tid, i));
+  tile_b[at.x][at.y] = v.x;
+  tile_b[at.x][at.y + 1u] = v.y;
+  tile_b[at.x][at.y + 2u] = v.z;
+  tile_b[at.x][at.y + 3u] = v.w;
 }

@@ -4,12 +4,13 @@
 // base never exists as f16 in device memory. Needs W's rows to hold a multiple of 8 elements.
 //   TRANS_B (forward, out = a · Wᵀ):     op(B)[k, n] = W[n, k]; tile [BN][SB], k fastest.
 //   else    (backward, dx = dy · W):     op(B)[k, n] = W[k, n]; tile [BK][SB], columns fastest.
+// Either way in SGC blocks of TN * 16 columns (b_at).
 // A share is one word (eight consecutive elements of a W row) and its absmax.
 
 @group(0) @binding(1) var<storage, read> words: array<u32>;
 @group(0) @binding(2) var<storage, read> absmax: array<f32>;
 
-var<workgroup> tile_b: array<f16, B_TILE>;
+var<workgroup> tile_b: array<array<f16, B_SUB>, SGC>;
 
 alias BShare = vec2<u32>; // (word, absmax bits); (0, 0) dequantizes to zeros
 
@@ -43,8 +44,7 @@ fn fetch_b(tid: u32, i: u32, k0: u32, col0: u32) -> BShare {
 }
 
 fn store_b(tid: u32, i: u32, v: BShare) {
-  let s = b_slot(tid, i);
-  let o = s.x * SB + s.y;
+  let at = b_at(b_slot(tid, i));
   let am = bitcast<f32>(v.y);
-  for (var j = 0u; j < 8u; j++) { tile_b[o + j] = f16(nf4_dequant(v.x, nf4_shift(j), am)); }
+  for (var j = 0u; j < 8u; j++) { tile_b[at.x][at.y + j] = f16(nf4_dequant(v.x, nf4_shift(j), am)); }
 }

@@ -40,17 +40,19 @@ export const MMA_TILINGS: Record<string, MmaTiling> = {
 export const DEFAULT_MMA_TILING = MMA_TILINGS['128x128-w8-k64'];
 
 /**
- * The tiling and load width measured fastest on the H200 (bench/h200-2026-11-29-mma-v3.json, with
- * Chrome's default robustness): NF4 B 128x256 blocks of eight subgroups, 68-73 TFLOP/s (the SIMT
- * kernel: 23-30), where the grid still has 256 workgroups to fill the GPU, else 128x128 with k steps
- * of 64 (62-65); a's rows element by element (vector loads measured 20-40% slower with NF4). Dense
- * f16 B: 128x128 blocks of four subgroups with vector loads, 87 TFLOP/s (SIMT f16: 23).
+ * The tiling and load width measured fastest on the H200 with the tiles in per-subgroup blocks read
+ * at constant offsets (bench/h200-2026-11-29-s5-mma-blocks.json, Chrome's default robustness; the
+ * SIMT kernels: 23-30 TFLOP/s). Dense f16 B: 128x256 blocks of eight subgroups, 104 (128x128 with k
+ * steps of 64 where the grid has fewer than 256 workgroups: 73). NF4 forward (x · Wᵀ): 128x128,
+ * k steps of 64, vector loads of a: 86. NF4 backward (dy · W): 128x256 with a element by element,
+ * 63, else 128x128 k 32 with vector loads, 60. (Before the blocks: 88 dense, 68-73 NF4.)
  */
 export function chooseMma(kind: MmaOperand['kind'], m: number, nc: number): { tiling: MmaTiling; vec: boolean } {
-  if (kind === 'dense') return { tiling: MMA_TILINGS['128x128-w4-k32'], vec: true };
   const wide = MMA_TILINGS['128x256-w8-k32'];
   const { bm, bn } = blockOf(wide);
-  return { tiling: Math.ceil(m / bm) * Math.ceil(nc / bn) >= 256 ? wide : DEFAULT_MMA_TILING, vec: false };
+  const fills = Math.ceil(m / bm) * Math.ceil(nc / bn) >= 256;
+  if (kind === 'dense') return { tiling: fills ? wide : MMA_TILINGS['128x128-w4-k64'], vec: true };
+  return { tiling: MMA_TILINGS['128x128-w8-k64'], vec: true };
 }
 
 /** B: a dense f16 matrix (its shape the product's; `range` binds those rows of a larger buffer,
@@ -260,8 +262,9 @@ function generate(v: MmaVariant, t: MmaTiling): string {
   const { kind, transB } = v;
   const { bm, bn, threads } = blockOf(t);
   const sa = t.bk + 8;
-  const sb = transB ? t.bk + 8 : bn + 8;
-  const bTile = transB ? bn * sb : t.bk * sb;
+  // B's rows: k (transposed) or the TN * 16 columns of one subgroup column block, padded.
+  const sb = transB ? t.bk + 8 : 16 * t.tn + 8;
+  const bSub = transB ? 16 * t.tn * sb : t.bk * sb;
   const perShare = kind === 'nf4' ? 8 : 4;
   const aFetches = (bm * t.bk) / (4 * threads);
   const bFetches = (bn * t.bk) / (perShare * threads);
@@ -278,19 +281,24 @@ function generate(v: MmaVariant, t: MmaTiling): string {
     [...range(aFetches).map((i) => `store_a(a_slot(tid, ${i}u), na${i});`), ...range(bFetches).map((i) => `store_b(tid, ${i}u, nb${i});`)].join(
       `\n${indent}`,
     );
-  const right = (j: number) =>
+  // Unrolled k steps: every load reads its subgroup's block at a constant offset (see the template).
+  const right = (j: number, kk: number) =>
     transB
-      ? `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&tile_b, (sc + ${16 * j}u) * SB + kk, SB)`
-      : `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&tile_b, kk * SB + sc + ${16 * j}u, SB)`;
-  const mma = [
-    ...range(t.tm).map((i) => `let l${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&tile_a, (sr + ${16 * i}u) * SA + kk, SA);`),
-    ...range(t.tn).map((j) => `let r${j} = ${right(j)};`),
-    ...cells.map(([i, j]) => `acc${i}_${j} = subgroupMatrixMultiplyAccumulate(l${i}, r${j}, acc${i}_${j});`),
-  ].join('\n      ');
+      ? `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&tile_b[sgc], ${16 * j * sb + kk}u, SB)`
+      : `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>(&tile_b[sgc], ${kk * sb + 16 * j}u, SB)`;
+  const step = (kk: number) =>
+    [
+      ...range(t.tm).map((i) => `let l${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&tile_a[sgr], ${16 * i * sa + kk}u, SA);`),
+      ...range(t.tn).map((j) => `let r${j} = ${right(j, kk)};`),
+      ...cells.map(([i, j]) => `acc${i}_${j} = subgroupMatrixMultiplyAccumulate(l${i}, r${j}, acc${i}_${j});`),
+    ].join('\n      ');
+  const mma = range(t.bk / 16)
+    .map((q) => `{\n      ${step(16 * q)}\n    }`)
+    .join('\n    ');
   const epilogue = cells
     .map(
       ([i, j]) =>
-        `subgroupMatrixStore<row_major>(&stage, sg * 256u, acc${i}_${j}, 16u);\n  workgroupBarrier();\n` +
+        `subgroupMatrixStore<row_major>(&stage[sg], 0u, acc${i}_${j}, 16u);\n  workgroupBarrier();\n` +
         `  write_stage(sg, lane, row0 + sr + ${16 * i}u, col0 + sc + ${16 * j}u);\n  workgroupBarrier();`,
     )
     .join('\n  ');
@@ -305,7 +313,7 @@ function generate(v: MmaVariant, t: MmaTiling): string {
     `const BK = ${t.bk}u;`,
     `const SA = ${sa}u;`,
     `const SB = ${sb}u;`,
-    `const B_TILE = ${bTile}u;`,
+    `const B_SUB = ${bSub}u;`,
     `const TM = ${t.tm}u;`,
     `const TN = ${t.tn}u;`,
     `const SGC = ${t.sgc}u;`,
