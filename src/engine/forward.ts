@@ -15,8 +15,10 @@
 //
 // Packed rows [B, T] (training): segment ids keep documents apart, position ids restart per
 // document. With a KV cache (generation, generate.ts) a layer writes its roped k and v into the
-// cache and attends over it from position `past` on. Activations in the model's dtype (f16 where
-// the device has shader-f16: the one switch), the residual stream in f32.
+// cache and attends over it from position `past` on; its GEMVs (few rows, NF4) then take the norms
+// and SwiGLU as prologues and the residual adds and LoRA up-projections as epilogues, since no
+// backward reads the saves. Activations in the model's dtype (f16 where the device has
+// shader-f16: the one switch), the residual stream in f32.
 import { createActivations, destroyActivations, forwardTensors, type Activations, type ActivationOptions, type ForwardTensors } from './activations.ts';
 import type { LinearName } from './arch.ts';
 import { encodeAttention } from './attention.ts';
