@@ -135,10 +135,14 @@ export async function accumulateGrads(tr: Trainer, microBatches: readonly Packed
       if (trainedTokens === 0) continue;
       // The forward, the recompute of each layer and its backward are recorded under one draw.
       if (p > 0) setLoraDropout(tr.lora, { p, seed: tr.options.dropoutSeed ?? 0, step: tr.step, micro });
-      const enc = device.createCommandEncoder();
-      encodeForward(enc, tr.run, t, { loss: true });
-      encodeBackward(enc, tr.run, t, tr.scratch, tr.grads, total);
-      device.queue.submit([enc.finish()]);
+      // The forward goes to the GPU as soon as it is recorded, so recording the backward (hundreds
+      // of dispatches more) overlaps its execution rather than delaying the whole micro-batch.
+      const fwd = device.createCommandEncoder();
+      encodeForward(fwd, tr.run, t, { loss: true });
+      device.queue.submit([fwd.finish()]);
+      const bwd = device.createCommandEncoder();
+      encodeBackward(bwd, tr.run, t, tr.scratch, tr.grads, total);
+      device.queue.submit([bwd.finish()]);
       // Read before the next micro-batch overwrites the per-token losses.
       const losses = await readTensor(device, t.tokenLoss!);
       for (const x of losses) sum += x;
