@@ -1,7 +1,8 @@
-// NF4 GEMV (shaders/nf4-gemv.wgsl): y[M, N] = x[M, K] · dequant(W)ᵀ (+ bias) (+ y) (+ residual)
+// NF4 GEMV (shaders/nf4-gemv.wgsl): y[M, N] = x[M, K] · dequant(W)ᵀ (+ bias or residual) (+ y)
 // (+ a LoRA's up-projection) for decode's few rows (M <= NF4_GEMV_MAX_ROWS), W the NF4 weight
-// [N, K]. The epilogue's extras save decode the dispatches of a residual add and a LoRA up. nf4-matmul.ts sends its small
-// forwards here; the reference is the same (reference/nf4-matmul.ts).
+// [N, K], x optionally through a prologue (RMSNorm or SwiGLU): the extras save decode the
+// dispatches of the kernels around each projection. nf4-matmul.ts sends its small forwards here;
+// the reference is the same (reference/nf4-matmul.ts).
 // Also the workgroup sum both GEMVs end with (ROW_SUM_WGSL; lmhead.ts's one-row logits use it).
 import { expectShape, numel, type DType, type Tensor } from './tensor.ts';
 import { checkBindingSizes, grid, withResidualType, type Kernel, type Kernels } from './kernels.ts';
@@ -129,8 +130,9 @@ export interface Nf4GemvOptions {
 }
 
 /**
- * Records y = x · dequant(W)ᵀ (+ bias) (+ y) into `pass`: x [..., K] in the storage type, at most
- * NF4_GEMV_MAX_ROWS rows; y [..., N] in the storage type or f32. f32 accumulation.
+ * Records y = x · dequant(W)ᵀ (+ bias or residual) (+ y) (+ LoRA) into `pass`: x [..., K] in the
+ * storage type (f32 too under an rmsnorm prologue), at most NF4_GEMV_MAX_ROWS rows; y [..., N] in
+ * the storage type or f32. f32 accumulation.
  */
 export function encodeNf4Gemv(
   kernels: Kernels,
