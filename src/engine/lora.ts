@@ -40,14 +40,14 @@ export function hasDropout(l: LoraWeights): boolean {
 }
 
 /**
- * Records u = x · Aᵀ and then y += scale · u · Bᵀ (two dispatches). x [..., K] in the storage
+ * Records u = x · Aᵀ (as encodeLoraU) and then y += scale · u · Bᵀ (two dispatches). x [..., K] in the storage
  * type; u [..., r] f32 (written; the backward pass reads it); y [..., N] in the storage type or
  * f32, updated in place (it holds the base layer's output). f32 accumulation.
  */
 export function encodeLora(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, lora: LoraWeights, u: Tensor, y: Tensor): void {
   const s = checkLora(x, lora, u, y);
+  recordDown(kernels, pass, x, lora, u, s.m, s.k, s.r);
   const mod = loraModule('lora', '', x.dtype, x.dtype, y.dtype);
-  encodeLoraDown(kernels, pass, mod, { g: x.buffer, w: lora.a.buffer, wj: s.k, wc: 1, out: u.buffer, m: s.m, c: s.k, r: s.r, scale: 1, dropout: lora.dropout });
   encodeLoraUp(kernels, pass, mod, { f: u.buffer, w: lora.b.buffer, wj: 1, wc: s.r, y: y.buffer, m: s.m, c: s.n, r: s.r, scale: lora.scale, accumulate: true });
 }
 
@@ -63,7 +63,11 @@ export function encodeLoraU(kernels: Kernels, pass: GPUComputePassEncoder, x: Te
   if (x.shape[x.shape.length - 1] !== k) throw new Error(`lora: x has shape [${x.shape}], expected [..., ${k}]`);
   expectShape('lora', u, [...x.shape.slice(0, -1), r], 'u');
   if (u.dtype !== 'f32') throw new Error(`lora: u must be f32, not ${u.dtype}`);
-  const m = numel(x.shape) / k;
+  recordDown(kernels, pass, x, lora, u, numel(x.shape) / k, k, r, prologue);
+}
+
+/** u = x · Aᵀ for checked shapes: lora-gemv.wgsl for decode's rows without dropout, else lora.wgsl's down. */
+function recordDown(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, lora: LoraWeights, u: Tensor, m: number, k: number, r: number, prologue?: GemvPrologue): void {
   const gemv = m <= LORA_GEMV_MAX_ROWS && !hasDropout(lora);
   if (prologue && !(gemv && k % 4 === 0)) throw new Error(`lora: a prologue takes at most ${LORA_GEMV_MAX_ROWS} rows, no dropout and K % 4 == 0`);
   if (gemv) {

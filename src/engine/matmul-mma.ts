@@ -43,16 +43,15 @@ export const DEFAULT_MMA_TILING = MMA_TILINGS['128x128-w8-k64'];
  * The tiling and load width measured fastest on the H200 with the tiles in per-subgroup blocks read
  * at constant offsets (bench/h200-2026-11-29-s5-mma-blocks.json, Chrome's default robustness; the
  * SIMT kernels: 23-30 TFLOP/s). Dense f16 B: 128x256 blocks of eight subgroups, 104 (128x128 with k
- * steps of 64 where the grid has fewer than 256 workgroups: 73). NF4 forward (x · Wᵀ): 128x128,
- * k steps of 64, vector loads of a: 86. NF4 backward (dy · W): 128x256 with a element by element,
- * 63, else 128x128 k 32 with vector loads, 60. (Before the blocks: 88 dense, 68-73 NF4.)
+ * steps of 64 where the grid has fewer than 256 workgroups: 73). NF4, forward (x · Wᵀ) and backward
+ * (dy · W): 128x128, k steps of 64, vector loads of a: 85 both (bench/h200-2026-11-29-s5-mma-blocks.json;
+ * 8B training 1,076 against 1,033 with 128x256 for the backward). (Before the blocks: 88 dense, 68-73 NF4.)
  */
 export function chooseMma(kind: MmaOperand['kind'], m: number, nc: number): { tiling: MmaTiling; vec: boolean } {
+  if (kind === 'nf4') return { tiling: DEFAULT_MMA_TILING, vec: true };
   const wide = MMA_TILINGS['128x256-w8-k32'];
   const { bm, bn } = blockOf(wide);
-  const fills = Math.ceil(m / bm) * Math.ceil(nc / bn) >= 256;
-  if (kind === 'dense') return { tiling: fills ? wide : MMA_TILINGS['128x128-w4-k64'], vec: true };
-  return { tiling: MMA_TILINGS['128x128-w8-k64'], vec: true };
+  return { tiling: Math.ceil(m / bm) * Math.ceil(nc / bn) >= 256 ? wide : MMA_TILINGS['128x128-w4-k64'], vec: true };
 }
 
 /** B: a dense f16 matrix (its shape the product's; `range` binds those rows of a larger buffer,
