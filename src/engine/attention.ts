@@ -6,6 +6,7 @@ import { type U32Tensor, expectShape, type Tensor } from './tensor.ts';
 import { sizeOf, type Kernels } from './kernels.ts';
 import source from '../../shaders/attention.wgsl?raw';
 import decodeSource from '../../shaders/attention-decode.wgsl?raw';
+import { attentionMmaApplies, encodeAttentionMma } from './attention-mma.ts';
 
 export interface AttentionTensors {
   /** [batch, tq, heads, headDim], storage type. */
@@ -160,11 +161,16 @@ export function encodeAttention(
   }
   // Batch 1: the forward kernel reads only the keys in use from the front of a longer cache.
   const keys = t.positions ? causalOffset + tq : skv;
+  const seg = t.segmentIds?.buffer ?? placeholder(kernels.device);
+  if (attentionMmaApplies(kernels.gpu.info, dtype, headDim)) {
+    const buffers = { q: t.q.buffer, k: t.k.buffer, v: t.v.buffer, seg, o: t.o.buffer, lse: t.lse.buffer };
+    encodeAttentionMma(kernels, pass, buffers, { batch, tq, skv: keys, heads, kvHeads, headDim, causalOffset, window, scaleLog2: scale * Math.LOG2E }, !!t.segmentIds, dtype);
+    return;
+  }
   // One pipeline per storage type, head dims up to 64 or 128, and device: the head dim itself
   // is a run-time parameter.
   const constants = { ...attentionVariant(headDim, kernels.gpu.info.limits.maxComputeWorkgroupStorageSize) };
   const kernel = kernels.get({ name: 'attention', source, dtype, constants });
-  const seg = t.segmentIds?.buffer ?? placeholder(kernels.device);
   const params = {
     tq,
     skv: keys,

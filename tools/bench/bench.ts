@@ -33,7 +33,7 @@ import { Kernels } from '../../src/engine/kernels.ts';
 import { benchLoad, describeLoad, type LoadBenchOptions, type LoadResult } from './load.ts';
 import { benchMatmul, type MatmulResult } from './matmul.ts';
 import { benchNf4, NF4_SHAPES, type Nf4Result } from './nf4.ts';
-import { benchAttention, type AttentionBenchResult } from './attention.ts';
+import { benchAttention, checkAttention, type AttentionBenchResult, type AttentionChecksReport } from './attention.ts';
 import { benchMma, type MmaBenchReport } from './mma.ts';
 import { benchLora, type LoraBenchReport } from './lora.ts';
 import { benchExport, describeExport, type ExportBenchOptions, type ExportResult } from './export.ts';
@@ -155,7 +155,7 @@ async function main() {
   // --no-tensor-cores: every product on the SIMT kernels, for a side-by-side run of the same figures.
   const kernels = new Kernels(args.tensorCores ? gpu : { ...gpu, info: { ...gpu.info, mmaF16: false } });
   console.log(describeGpu(gpu.info));
-  const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult | AttentionBenchResult | MmaBenchReport | LoraBenchReport)[] = [];
+  const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult | AttentionBenchResult | AttentionChecksReport | MmaBenchReport | LoraBenchReport)[] = [];
   const summary: string[] = [];
 
   if (args.only.includes('matmul')) {
@@ -190,10 +190,17 @@ async function main() {
     for (const r of mma.results) summary.push(`mma ${r.tiling} ${r.what} [${r.shape.join('x')}]: ${r.tflops.toPrecision(3)} TFLOP/s`);
   }
   if (args.only.includes('attn')) {
+    if (gpu.info.f16) {
+      const checks = await checkAttention(kernels);
+      results.push(checks);
+      const failed = checks.checks.filter((c) => !c.ok).length;
+      summary.push(`attention checks (f16${kernels.gpu.info.mmaF16 ? ', tensor cores' : ''}): ${checks.checks.length - failed} passed, ${failed} failed`);
+    }
     const attn = await benchAttention(gpu, kernels, args.engine, Math.min(args.repeats, 10));
     results.push(...attn);
     for (const r of attn) {
-      summary.push(`attention ${r.shape} f32 at T ${r.dims[0]}: forward ${r.forwardTflops.toPrecision(3)} TFLOP/s, backward ${r.backwardTflops.toPrecision(3)}; ${r.trainStepSeconds.toFixed(3)} s per training step; lm_head loss ${r.lmHeadLossTflops.toPrecision(3)} TFLOP/s, backward ${r.lmHeadBackwardTflops.toPrecision(3)}`);
+      for (const x of r.variants) summary.push(`attention ${r.shape} ${x.variant} at T ${r.dims[0]}: forward ${x.forwardTflops.toPrecision(3)} TFLOP/s, backward ${x.backwardTflops.toPrecision(3)}; ${x.trainStepSeconds.toFixed(3)} s per training step`);
+      summary.push(`lm_head ${r.shape}: loss ${r.lmHeadLossTflops.toPrecision(3)} TFLOP/s, backward ${r.lmHeadBackwardTflops.toPrecision(3)}`);
     }
   }
   if (args.only.includes('lora')) {

@@ -1,0 +1,227 @@
+// Causal grouped-query attention forward on subgroup matrices (chromium_experimental_subgroup_matrix,
+// f16 x f16 -> f32 16x16x16): the tensor-core twin of shaders/attention.wgsl, with the same inputs,
+// masks, outputs and conventions (see its header), for f16 storage and head dims that are multiples
+// of 16, in f16 or f32 storage (S; f32 q, k, v are rounded to f16 on their way into workgroup
+// memory, as PyTorch's bf16 attention rounds them, with f32 accumulation and an f32 o).
+// src/engine/attention-mma.ts prepends the head dim's constants and writes out the marked parts: the products, unrolled, so that every matrix load reads its block of workgroup
+// memory at a constant offset (Chrome's robustness guards any other load with a branch and a copy:
+// shaders/matmul-mma.wgsl).
+//
+// A result matrix is opaque: its elements cannot be rescaled in registers, so the online softmax's
+// rescaling of o is not possible. Two passes over the keys instead: the first computes s = q·kᵀ per
+// tile and each row's max m from s staged in workgroup memory; the second computes s again, writes
+// p = exp2(s - m) (at most 1) as f16, sums l = Σ p and accumulates o += p·v in result matrices, with
+// no rescaling; o / l on the way out. 1.5x the FLOPs of one pass, all of them on the tensor cores.
+//
+// One workgroup of 4 subgroups (128 invocations) per (block of BR = 64 query rows, query head,
+// batch row); subgroup sg owns rows sg·16 + 0..15 of the block. Its q rows stay in registers as
+// DS = D / 16 left matrices, its o as DS result matrices. Per tile of BC = 64 keys, k (then v) is
+// staged in `tile` as four blocks of 16 rows (rows padded to SK = D + 8 halves so that the rows of
+// one matrix load fall into different banks); the next tile's rows are loaded into registers while
+// the tensor cores work, and stored after the next barrier. Scores go to `stage` (f32, per
+// subgroup) where lanes take over: lane pairs share a row, each four keys in eight, and
+// combine through subgroupShuffleXor. Masks as in the forward: causal, window, segments (the keys'
+// ids per tile in key_seg, each row's own in registers).
+
+struct Params {
+  tq: u32,
+  skv: u32,
+  heads: u32,
+  kv_heads: u32,
+  causal_offset: u32,
+  window: u32,
+  use_segments: u32,
+  scale_log2: f32, // scale · log2(e)
+}
+
+@group(0) @binding(0) var<storage, read> q: array<vec4<S>>;
+@group(0) @binding(1) var<storage, read> k: array<vec4<S>>;
+@group(0) @binding(2) var<storage, read> v: array<vec4<S>>;
+@group(0) @binding(3) var<storage, read> seg: array<u32>;
+@group(0) @binding(4) var<storage, read_write> o: array<S>;
+@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(6) var<uniform> p: Params;
+
+const BR = 64u; // query rows per workgroup
+const BC = 64u; // keys per tile
+const SS = 72u; // row stride of `stage` (f32; matrix strides are multiples of 16 bytes; lanes' vec4 reads miss each other's banks)
+const SP = 72u; // row stride of `pw` (f16)
+const V4 = D / 4u; // vec4s in a row of q, k or v
+const NEG = -3.0e38; // "minus infinity", kept finite as in attention.wgsl
+const NEG_HALF = -1.0e38;
+const LN2 = 0.6931471805599453;
+
+var<workgroup> tile: array<array<f16, 16u * SK>, 4>; // q at the start, then k or v: four blocks of 16 rows
+var<workgroup> stage: array<array<f32, 16u * SS>, 4>; // per subgroup: its 16 rows x 64 scores, then o
+var<workgroup> pw: array<array<f16, 16u * SP>, 4>; // per subgroup: its 16 rows x 64 weights
+var<workgroup> key_seg: array<array<u32, BC>, 2>; // by tile parity: a tile's ids are written while the last one's may be read
+var<workgroup> range_hi: atomic<u32>;
+var<workgroup> range_lo_not: atomic<u32>;
+var<workgroup> range: vec2u;
+
+/** Share i of invocation tid in a tile of 64 rows: (row, vec4 column). */
+fn share_at(tid: u32, i: u32) -> vec2u {
+  let f = tid + i * 128u;
+  return vec2u(f / V4, f % V4);
+}
+
+/** Share i of the k (or v) rows from key j0 (zeros past skv). */
+fn fetch_kv(from_v: bool, tid: u32, i: u32, j0: u32, b: u32, kvh: u32) -> vec4<f16> {
+  let s = share_at(tid, i);
+  let j = j0 + s.x;
+  var x = vec4<f16>(0.0);
+  if (j < p.skv) {
+    let at = ((b * p.skv + j) * p.kv_heads + kvh) * V4 + s.y;
+    if (from_v) { x = to_f16(v[at]); } else { x = to_f16(k[at]); }
+  }
+  return x;
+}
+
+/** Share i of the q rows from query q0 (zeros past tq). */
+fn fetch_q(tid: u32, i: u32, q0: u32, b: u32, h: u32) -> vec4<f16> {
+  let s = share_at(tid, i);
+  let r = q0 + s.x;
+  var x = vec4<f16>(0.0);
+  if (r < p.tq) { x = to_f16(q[((b * p.tq + r) * p.heads + h) * V4 + s.y]); }
+  return x;
+}
+
+fn store_tile(tid: u32, i: u32, x: vec4<f16>) {
+  let s = share_at(tid, i);
+  let at = (s.x % 16u) * SK + s.y * 4u;
+  tile[s.x / 16u][at] = x.x;
+  tile[s.x / 16u][at + 1u] = x.y;
+  tile[s.x / 16u][at + 2u] = x.z;
+  tile[s.x / 16u][at + 3u] = x.w;
+}
+
+/** The segment id of key j (0 past skv). */
+fn key_segment(j: u32, b: u32) -> u32 {
+  var x = 0u;
+  if (j < p.skv && p.use_segments != 0u) { x = seg[b * p.skv + j]; }
+  return x;
+}
+
+/** This lane's row: its key range [lo, hi) (empty past tq and for padding) and segment id. */
+struct Row {
+  lo: u32,
+  hi: u32,
+  sg: u32,
+}
+
+/** Scores of columns c .. c + 3 of row rl of this subgroup's staged tile (keys from j0), in base 2; NEG where not allowed. */
+fn score4(sg: u32, rl: u32, c: u32, j0: u32, t: u32, r: Row) -> vec4f {
+  let j = vec4u(j0 + c) + vec4u(0u, 1u, 2u, 3u);
+  let at = rl * SS + c;
+  let s = vec4f(stage[sg][at], stage[sg][at + 1u], stage[sg][at + 2u], stage[sg][at + 3u]) * p.scale_log2;
+  var ok = (j >= vec4u(r.lo)) & (j < vec4u(r.hi));
+  if (p.use_segments != 0u) {
+    let ks = t % 2u;
+    ok &= vec4u(key_seg[ks][c], key_seg[ks][c + 1u], key_seg[ks][c + 2u], key_seg[ks][c + 3u]) == vec4u(r.sg);
+  }
+  return select(vec4f(NEG), s, ok);
+}
+
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) tid: u32) {
+  let h = wg.x;
+  let b = wg.z;
+  let q0 = (nwg.y - 1u - wg.y) * BR; // longest blocks first
+  let kvh = h / (p.heads / p.kv_heads);
+  let sg = tid / 32u;
+  let lane = tid % 32u;
+  let rl = lane / 2u; // this lane's row within the subgroup's 16
+  let hb = lane % 2u; // and which of the row's keys it takes: columns 2e + hb
+  let use_seg = p.use_segments != 0u;
+
+  // This lane's row (both lanes of a row compute it); the workgroup's key range from all rows.
+  var row = Row(0u, 0u, 0u);
+  let i = q0 + sg * 16u + rl;
+  if (i < p.tq) {
+    let pos = p.causal_offset + i;
+    row.sg = 1u;
+    if (use_seg) { row.sg = seg[b * p.skv + pos]; }
+    if (row.sg != 0u) {
+      row.hi = pos + 1u;
+      if (p.window != 0u && row.hi > p.window) { row.lo = row.hi - p.window; }
+      if (use_seg) {
+        var j = row.lo;
+        while (j < pos && seg[b * p.skv + j] != row.sg) { j++; }
+        row.lo = j;
+      }
+      atomicMax(&range_hi, row.hi);
+      atomicMax(&range_lo_not, ~row.lo);
+    }
+  }
+  // q's rows through the tile into registers.
+  //{{Q_FETCH}}
+  workgroupBarrier();
+  if (tid == 0u) { range = vec2u(~atomicLoad(&range_lo_not), atomicLoad(&range_hi)); }
+  //{{Q_LOAD}}
+  let wr = workgroupUniformLoad(&range); // also the barrier after q's loads; empty if no row has keys
+  var tiles = 0u;
+  if (wr.y > wr.x) { tiles = (wr.y - wr.x + BC - 1u) / BC; }
+
+  // Pass 1: each row's max m.
+  var m = NEG;
+  //{{KV_DECL}}
+  if (tiles > 0u) {
+    //{{K_FETCH_FIRST}}
+  }
+  for (var t = 0u; t < tiles; t++) {
+    let j0 = wr.x + t * BC;
+    //{{KV_STORE}}
+    if (tid < BC) { key_seg[t % 2u][tid] = key_segment(j0 + tid, b); }
+    workgroupBarrier();
+    if (t + 1u < tiles) {
+      //{{K_FETCH_NEXT}}
+    }
+    //{{S_PRODUCT}}
+    workgroupBarrier();
+    var mt = vec4f(NEG);
+    for (var c = 4u * hb; c < BC; c += 8u) { mt = max(mt, score4(sg, rl, c, j0, t, row)); }
+    m = max(m, max(max(mt.x, mt.y), max(mt.z, mt.w)));
+  }
+  m = max(m, subgroupShuffleXor(m, 1u));
+
+  // Pass 2: s again, p = exp2(s - m) as f16 (at most 1), l = Σ p, o += p·v; o / l at the end.
+  var l = 0.0;
+  //{{O_DECL}}
+  if (tiles > 0u) {
+    //{{K_FETCH_FIRST}}
+  }
+  for (var t = 0u; t < tiles; t++) {
+    let j0 = wr.x + t * BC;
+    workgroupBarrier(); // the previous tile's p·v has read the tile and pw
+    //{{KV_STORE}}
+    if (tid < BC) { key_seg[t % 2u][tid] = key_segment(j0 + tid, b); }
+    workgroupBarrier();
+    //{{V_FETCH}}
+    //{{S_PRODUCT}}
+    workgroupBarrier();
+    for (var c = 4u * hb; c < BC; c += 8u) {
+      let s = score4(sg, rl, c, j0, t, row);
+      let w = select(vec4f(0.0), exp2(s - vec4f(m)), s > vec4f(NEG_HALF));
+      l += (w.x + w.y) + (w.z + w.w);
+      let at = rl * SP + c;
+      pw[sg][at] = f16(w.x);
+      pw[sg][at + 1u] = f16(w.y);
+      pw[sg][at + 2u] = f16(w.z);
+      pw[sg][at + 3u] = f16(w.w);
+    }
+    //{{KV_STORE}}
+    workgroupBarrier();
+    if (t + 1u < tiles) {
+      //{{K_FETCH_NEXT}}
+    }
+    //{{PV_PRODUCT}}
+  }
+
+  l += subgroupShuffleXor(l, 1u);
+  let inv = select(0.0, 1.0 / l, l > 0.0);
+  // o / l through the stage, 64 columns at a time; lse.
+  //{{O_STORE}}
+  if (hb == 0u && i < p.tq) {
+    lse[(b * p.heads + h) * p.tq + i] = select(0.0, (m + log2(l)) * LN2, l > 0.0);
+  }
+}

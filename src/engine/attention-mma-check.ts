@@ -1,0 +1,191 @@
+// Checks of attention forward and backward in f16 storage against float64 on random inputs, as
+// encodeAttention / encodeAttentionBackward run them on the device at hand: on one with f16 subgroup
+// matrices the tensor-core kernels (attention-mma.ts), elsewhere the SIMT ones. The benchmark runs
+// them before timing attention; tests/fixtures/attention-mma keeps the benchmark machine's record,
+// which tests/attention-mma.test.ts holds to these tolerances and to the shaders of this tree.
+import { encodeAttention, type AttentionShape } from './attention.ts';
+import { createAttentionBackwardStats, encodeAttentionBackward } from './attention-backward.ts';
+import { attentionMmaApplies, attentionMmaSource } from './attention-mma.ts';
+import { submitPass, type Kernels } from './kernels.ts';
+import { attentionRef } from './reference/attention.ts';
+import { attentionBackwardRef } from './reference/attention-backward.ts';
+import { maxRelError } from './reference/matmul.ts';
+import { createTensor, readTensor, uploadTensor, uploadU32, type Tensor } from './tensor.ts';
+import { f16ArrayToF32, f32ArrayToF16 } from '../io/dtype.ts';
+import { randomF32 } from '../util/random.ts';
+
+export interface AttentionMmaCase extends AttentionShape {
+  /** Lengths of the documents of each batch row (the rest of the row is padding, segment 0). */
+  docs?: number[][];
+  seed: number;
+}
+
+export interface AttentionMmaCheck {
+  case: AttentionMmaCase;
+  /** Storage type of q, k, v, o and the gradients. */
+  dtype: 'f16' | 'f32';
+  /** Whether the tensor-core kernels ran (else the SIMT ones). */
+  tensorCores: boolean;
+  /** o: relative to Σ_j p_j |v_j| (f16RelError); lse: |got - want| / max(1, |want|). Against the inputs as stored. */
+  o: number;
+  lse: number;
+  /** The same against q, k, v rounded to f16 (what the tensor cores multiply; for f16 storage the same as o). */
+  oRounded: number;
+  /** Against the reference's Σ|terms| of each gradient (reference/attention-backward.ts). */
+  dq: number;
+  dk: number;
+  dv: number;
+  ok: boolean;
+}
+
+/**
+ * f16 storage: o and the gradients are rounded to f16 on the way out (2^-11 = 4.9e-4), the weights
+ * p are rounded to f16 before p·v (another 2^-11 of Σ p|v|); the scores and lse come from the exact
+ * products of the f16 inputs in f32. f32 storage (training): q and k rounded to f16 move each score
+ * by up to 2^-11 of Σ|q·k| · scale (~11 for these inputs at head dim 128; most of it cancels), so p
+ * and lse by a few 1e-4 to 1e-3; against the rounded inputs only p's rounding remains (oRounded,
+ * held for the tensor cores only: the SIMT kernels multiply the f32 inputs). The gradients are the
+ * SIMT kernels' (f32 throughout). Worst measured on the H200 over attentionMmaCases (the fixture):
+ * f16 o 6.7e-4, lse 4.4e-7, gradients 4.7e-4; f32 o 1.9e-3 (3.6e-4 against f16 inputs), lse
+ * 1.2e-3, gradients 3.0e-6.
+ */
+export const ATTENTION_MMA_TOLERANCE = {
+  f16: { o: 2e-3, oRounded: 2e-3, lse: 1e-5, grad: 1e-3 },
+  f32: { o: 4e-3, oRounded: 1e-3, lse: 3e-3, grad: 1e-5 },
+} as const;
+
+/** Edges on every side (rows and keys not multiples of the tiles), GQA, documents with padding, a window, a KV-cache offset, each head dim's code path. */
+export function attentionMmaCases(): AttentionMmaCase[] {
+  const c = (batch: number, tq: number, skv: number, heads: number, kvHeads: number, headDim: number, seed: number, more: Partial<AttentionMmaCase> = {}) => ({
+    batch,
+    tq,
+    skv,
+    heads,
+    kvHeads,
+    headDim,
+    seed,
+    ...more,
+  });
+  return [
+    c(1, 200, 200, 4, 2, 64, 1),
+    c(1, 200, 200, 4, 4, 128, 2),
+    c(2, 150, 150, 2, 1, 128, 3, { docs: [[60, 50], [150]] }),
+    c(1, 130, 130, 2, 2, 64, 4, { window: 40 }),
+    c(1, 37, 300, 4, 1, 128, 5, { causalOffset: 263 }),
+    c(1, 100, 100, 2, 1, 96, 6, { scale: 0.3 }),
+    c(1, 70, 70, 2, 2, 32, 7),
+    c(1, 1024, 1024, 2, 1, 128, 8, { docs: [[300, 500, 224]] }),
+  ];
+}
+
+const round16 = (x: Float32Array) => f16ArrayToF32(f32ArrayToF16(x));
+
+/**
+ * maxRelError for an f16 output: less one step of f16's subnormals (2^-24) from each error first. A
+ * gradient of a key that few queries attend can be ~1e-6 where f16 keeps only a few bits, and no
+ * kernel writing f16 does better than that step there.
+ */
+function f16RelError(got: ArrayLike<number>, want: ArrayLike<number>, scale: ArrayLike<number>): number {
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) {
+    const err = Math.max(0, Math.abs(got[i] - want[i]) - 2 ** -24) / Math.max(scale[i], Number.MIN_VALUE);
+    if (Number.isNaN(err)) return NaN;
+    worst = Math.max(worst, err);
+  }
+  return worst;
+}
+
+function segmentsOf(docs: number[][], skv: number): Uint32Array {
+  const seg = new Uint32Array(docs.length * skv);
+  docs.forEach((lengths, b) => {
+    let at = b * skv;
+    lengths.forEach((n, d) => {
+      seg.fill(d + 1, at, at + n);
+      at += n;
+    });
+  });
+  return seg;
+}
+
+/** Runs the forward and the backward (from the reference forward's o and lse) in `dtype` storage and compares both with float64. */
+export async function checkAttentionMma(kernels: Kernels, c: AttentionMmaCase, dtype: 'f16' | 'f32'): Promise<AttentionMmaCheck> {
+  const { device } = kernels;
+  const { batch, tq, skv, heads, kvHeads, headDim: D } = c;
+  const stored = (x: Float32Array) => (dtype === 'f16' ? round16(x) : x);
+  const gen = (n: number, seed: number) => stored(randomF32(n, seed).map((x) => 2 * x));
+  const x = { q: gen(batch * tq * heads * D, c.seed), k: gen(batch * skv * kvHeads * D, c.seed + 1), v: gen(batch * skv * kvHeads * D, c.seed + 2), dout: gen(batch * tq * heads * D, c.seed + 3) };
+  const seg = c.docs ? segmentsOf(c.docs, skv) : undefined;
+  const qShape = [batch, tq, heads, D];
+  const kvShape = [batch, skv, kvHeads, D];
+  const up = (a: Float32Array, shape: number[]) => uploadTensor(device, a, shape, dtype);
+  const q = up(x.q, qShape);
+  const k = up(x.k, kvShape);
+  const v = up(x.v, kvShape);
+  const segmentIds = seg ? uploadU32(device, seg) : undefined;
+
+  // Forward.
+  const o = createTensor(device, qShape, dtype);
+  const lse = createTensor(device, [batch, heads, tq], 'f32');
+  submitPass(kernels, (pass) => encodeAttention(kernels, pass, { q, k, v, o, lse, segmentIds }, c));
+  const [gotO, gotLse] = [await readTensor(device, o), await readTensor(device, lse)];
+  const ref = attentionRef(x.q, x.k, x.v, seg, c);
+  let lseErr = 0;
+  for (let i = 0; i < ref.lse.length; i++) {
+    const e = Math.abs(gotLse[i] - ref.lse[i]) / Math.max(1, Math.abs(ref.lse[i]));
+    lseErr = Number.isNaN(e) ? NaN : Math.max(lseErr, e);
+  }
+  const outErr = dtype === 'f16' ? f16RelError : maxRelError;
+  const oErr = outErr(gotO, ref.o, ref.oScale);
+  const refRounded = dtype === 'f16' ? ref : attentionRef(round16(x.q), round16(x.k), round16(x.v), seg, c);
+  const oRounded = outErr(gotO, refRounded.o, refRounded.oScale);
+
+  // Backward, from the reference's o and lse (as the forward hands them over: f16 and f32).
+  const t = {
+    q,
+    k,
+    v,
+    o: up(stored(Float32Array.from(ref.o)), qShape),
+    lse: uploadTensor(device, Float32Array.from(ref.lse), [batch, heads, tq], 'f32'),
+    segmentIds,
+    dout: up(x.dout, qShape),
+    dq: createTensor(device, qShape, dtype),
+    dk: createTensor(device, kvShape, dtype),
+    dv: createTensor(device, kvShape, dtype),
+    stats: createAttentionBackwardStats(device, c),
+  };
+  submitPass(kernels, (pass) => encodeAttentionBackward(kernels, pass, t, c));
+  const [dq, dk, dv] = [await readTensor(device, t.dq), await readTensor(device, t.dk), await readTensor(device, t.dv)];
+  const back = attentionBackwardRef(x.q, x.k, x.v, x.dout, seg, c);
+  const errs = { dq: outErr(dq, back.dq, back.dqScale), dk: outErr(dk, back.dk, back.dkScale), dv: outErr(dv, back.dv, back.dvScale) };
+  for (const tensor of [o, lse, ...(Object.values(t) as (Tensor | undefined)[])]) tensor?.buffer.destroy();
+
+  const tensorCores = attentionMmaApplies(kernels.gpu.info, dtype, D);
+  const check = { case: c, dtype, tensorCores, o: oErr, oRounded, lse: lseErr, ...errs };
+  return { ...check, ok: withinAttentionTolerance(check) };
+}
+
+/** Whether a check's errors are within ATTENTION_MMA_TOLERANCE (also for a recorded check). */
+export function withinAttentionTolerance(c: Omit<AttentionMmaCheck, 'ok'>): boolean {
+  const tol = ATTENTION_MMA_TOLERANCE[c.dtype];
+  const within = (err: number, bound: number) => err <= bound; // false for NaN
+  return (
+    within(c.o, tol.o) &&
+    (!c.tensorCores || within(c.oRounded, tol.oRounded)) &&
+    within(c.lse, tol.lse) &&
+    within(c.dq, tol.grad) &&
+    within(c.dk, tol.grad) &&
+    within(c.dv, tol.grad)
+  );
+}
+
+/** A digest (64-bit FNV-1a, hex) of the tensor-core attention's shaders for every head dim it takes: a fixture of checks is for the shaders with this digest. */
+export function attentionMmaDigest(): string {
+  let h = 0xcbf29ce484222325n;
+  for (let D = 16; D <= 128; D += 16) {
+    for (const dtype of ['f16', 'f32'] as const) {
+      const text = attentionMmaSource(D, dtype);
+      for (let i = 0; i < text.length; i++) h = ((h ^ BigInt(text.charCodeAt(i))) * 0x100000001b3n) & 0xffffffffffffffffn;
+    }
+  }
+  return h.toString(16).padStart(16, '0');
+}

@@ -1,0 +1,90 @@
+// The tensor-core attention forward (src/engine/attention-mma.ts). Where the device has f16 subgroup
+// matrices its checks against float64 run here; elsewhere (lavapipe, SwiftShader: none) they come from
+// the benchmark machine: tests/fixtures/attention-mma holds its record, which must be for the shaders
+// this tree generates and within today's tolerances. The same checks run here on the SIMT kernels,
+// which encodeAttention takes on such devices.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { testGpu } from './gpu/device.ts';
+import { Kernels } from '../src/engine/kernels.ts';
+import type { Gpu, GpuInfo } from '../src/engine/gpu.ts';
+import { attentionMmaApplies, attentionMmaSource } from '../src/engine/attention-mma.ts';
+import { attentionMmaCases, attentionMmaDigest, checkAttentionMma, withinAttentionTolerance, type AttentionMmaCheck } from '../src/engine/attention-mma-check.ts';
+
+let gpu: Gpu;
+let kernels: Kernels;
+beforeAll(async () => {
+  gpu = await testGpu();
+  kernels = new Kernels(gpu);
+});
+
+describe('tensor-core attention: where it applies and what it generates', () => {
+  const info = (over: Partial<GpuInfo>) => ({ mmaF16: true, subgroups: true, ...over }) as GpuInfo;
+
+  it('applies to f16 and f32 storage and head dims that are multiples of 16 up to 128, on devices with f16 subgroup matrices', () => {
+    for (const D of [16, 32, 64, 96, 128]) {
+      expect(attentionMmaApplies(info({}), 'f16', D)).toBe(true);
+      expect(attentionMmaApplies(info({}), 'f32', D)).toBe(true);
+    }
+    for (const D of [8, 72, 100, 144, 256]) expect(attentionMmaApplies(info({}), 'f16', D), `D ${D}`).toBe(false);
+    expect(attentionMmaApplies(info({ mmaF16: false }), 'f16', 128)).toBe(false);
+    expect(attentionMmaApplies(info({ subgroups: false }), 'f16', 128)).toBe(false);
+  });
+
+  it('reads every subgroup matrix at a constant offset into its block of workgroup memory', () => {
+    for (let D = 16; D <= 128; D += 16) {
+      for (const dtype of ['f16', 'f32'] as const) {
+        const src = attentionMmaSource(D, dtype);
+        const calls = [...src.matchAll(/subgroupMatrix(?:Load<[^>]*>[^>]*>|Store<[^>]*>)\(&(\w+)\[(\w+)\], ([^,]+),/g)];
+        // q (D / 16); in each of the two passes s (4 key blocks x D / 16) and its four stores; p (4),
+        // p·v (4 x D / 16), D / 16 stores of o.
+        const ds = D / 16;
+        expect(calls.length, `D ${D}`).toBe(ds + 2 * (4 * ds + 4) + 4 + 4 * ds + ds);
+        for (const [call, , , offset] of calls) expect(offset, call).toMatch(/^\d+u$/);
+        expect(src).not.toContain('//{{');
+      }
+    }
+    expect(() => attentionMmaSource(72, 'f16')).toThrow('head dim 72 is not a multiple of 16 up to 128');
+    expect(() => attentionMmaSource(64, 'bf16' as 'f16')).toThrow('storage type bf16 is not f16 or f32');
+  });
+});
+
+describe('tensor-core attention checks against float64', () => {
+  it('passes on this device (tensor cores where it has them, else the SIMT kernels in f16 and f32)', async () => {
+    if (!gpu.info.f16) return expect(gpu.info.features).not.toContain('shader-f16');
+    // Three of the cases here (lavapipe runs the SIMT kernels, seconds each); all of them on the benchmark machine.
+    const cases = kernels.gpu.info.mmaF16 ? attentionMmaCases() : [attentionMmaCases()[0], attentionMmaCases()[2], attentionMmaCases()[4]];
+    for (const c of cases) {
+      for (const dtype of ['f16', 'f32'] as const) {
+        const r = await checkAttentionMma(kernels, c, dtype);
+        expect(r.tensorCores).toBe(kernels.gpu.info.mmaF16);
+        expect(r.ok, `${JSON.stringify(c)} ${dtype}: ${JSON.stringify(r)}`).toBe(true);
+      }
+    }
+  }, 120_000);
+});
+
+describe("the benchmark machine's record of the tensor-core attention checks (tests/fixtures/attention-mma)", () => {
+  // Made on the H200 with `npm run bench -- --only attn --json B.json` and `node tools/bench/attention-mma-fixture.mjs B.json`.
+  const record = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures/attention-mma/checks.json'), 'utf8')) as {
+    digest: string;
+    gpu: { vendor: string };
+    checks: AttentionMmaCheck[];
+  };
+
+  it('is for the shaders this tree generates, on a GPU with tensor cores', () => {
+    expect(record.digest).toBe(attentionMmaDigest());
+    expect(record.gpu.vendor).toBe('nvidia');
+  });
+
+  it('covers every case in both storage types, on the tensor cores', () => {
+    const want = attentionMmaCases().flatMap((c) => [`${JSON.stringify(c)} f16`, `${JSON.stringify(c)} f32`]);
+    expect(record.checks.map((c) => `${JSON.stringify(c.case)} ${c.dtype}`)).toEqual(want);
+    for (const c of record.checks) expect(c.tensorCores).toBe(true);
+  });
+
+  it('is within the tolerances', () => {
+    for (const c of record.checks) expect(withinAttentionTolerance(c), JSON.stringify(c)).toBe(true);
+  });
+});
