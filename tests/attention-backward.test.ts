@@ -10,7 +10,7 @@ import {
 import { submitPass, Kernels } from '../src/engine/kernels.ts';
 import { uploadU32, createTensor, readTensor, uploadTensor, type DType, type Tensor } from '../src/engine/tensor.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
-import { attentionRef } from '../src/engine/reference/attention.ts';
+import { attentionRef, segmentIdsOf } from '../src/engine/reference/attention.ts';
 import { attentionBackwardRef } from '../src/engine/reference/attention-backward.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
 import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';
@@ -42,18 +42,6 @@ interface Case extends AttentionShape {
   seed: number;
 }
 
-function segmentsOf(docs: number[][], skv: number): Uint32Array {
-  const seg = new Uint32Array(docs.length * skv);
-  docs.forEach((lengths, b) => {
-    let at = b * skv;
-    lengths.forEach((n, d) => {
-      seg.fill(d + 1, at, at + n);
-      at += n;
-    });
-  });
-  return seg;
-}
-
 function inputs(c: Case, dtype: DType) {
   const { batch, tq, skv, heads, kvHeads, headDim: D } = c;
   const gen = (n: number, seed: number) => {
@@ -65,7 +53,7 @@ function inputs(c: Case, dtype: DType) {
     k: gen(batch * skv * kvHeads * D, c.seed + 1),
     v: gen(batch * skv * kvHeads * D, c.seed + 2),
     dout: gen(batch * tq * heads * D, c.seed + 3),
-    seg: c.segments ? Uint32Array.from(c.segments) : c.docs ? segmentsOf(c.docs, skv) : undefined,
+    seg: c.segments ? Uint32Array.from(c.segments) : c.docs ? segmentIdsOf(c.docs, skv) : undefined,
   };
 }
 

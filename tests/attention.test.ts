@@ -13,7 +13,7 @@ import {
 import { submitPass, Kernels } from '../src/engine/kernels.ts';
 import { uploadU32, createTensor, readTensor, uploadTensor, type DType } from '../src/engine/tensor.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
-import { attentionRef } from '../src/engine/reference/attention.ts';
+import { attentionRef, segmentIdsOf } from '../src/engine/reference/attention.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
 import { f16ArrayToF32, f32ArrayToF16 } from '../src/io/dtype.ts';
 import { randomF32 } from '../src/util/random.ts';
@@ -43,19 +43,6 @@ interface Case extends AttentionShape {
   seed: number;
 }
 
-/** Segment ids [batch, skv]: documents 1, 2, … of the given lengths, then zeros. */
-function segmentsOf(docs: number[][], skv: number): Uint32Array {
-  const seg = new Uint32Array(docs.length * skv);
-  docs.forEach((lengths, b) => {
-    let at = b * skv;
-    lengths.forEach((n, d) => {
-      seg.fill(d + 1, at, at + n);
-      at += n;
-    });
-  });
-  return seg;
-}
-
 /** Inputs of a case: q/k/v uniform in [-2, 2) (rounded to f16 for f16 storage). */
 function inputs(c: Case, dtype: DType) {
   const { batch, tq, skv, heads, kvHeads, headDim: D } = c;
@@ -67,7 +54,7 @@ function inputs(c: Case, dtype: DType) {
     q: gen(batch * tq * heads * D, c.seed),
     k: gen(batch * skv * kvHeads * D, c.seed + 1),
     v: gen(batch * skv * kvHeads * D, c.seed + 2),
-    seg: c.segments ? Uint32Array.from(c.segments) : c.docs ? segmentsOf(c.docs, skv) : undefined,
+    seg: c.segments ? Uint32Array.from(c.segments) : c.docs ? segmentIdsOf(c.docs, skv) : undefined,
   };
 }
 

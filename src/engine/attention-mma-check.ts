@@ -7,7 +7,7 @@ import { encodeAttention, type AttentionShape } from './attention.ts';
 import { createAttentionBackwardStats, encodeAttentionBackward } from './attention-backward.ts';
 import { attentionMmaApplies, attentionMmaSource } from './attention-mma.ts';
 import { submitPass, type Kernels } from './kernels.ts';
-import { attentionRef } from './reference/attention.ts';
+import { attentionRef, segmentIdsOf } from './reference/attention.ts';
 import { attentionBackwardRef } from './reference/attention-backward.ts';
 import { maxRelError } from './reference/matmul.ts';
 import { createTensor, readTensor, uploadTensor, uploadU32, type Tensor } from './tensor.ts';
@@ -95,18 +95,6 @@ function f16RelError(got: ArrayLike<number>, want: ArrayLike<number>, scale: Arr
   return worst;
 }
 
-function segmentsOf(docs: number[][], skv: number): Uint32Array {
-  const seg = new Uint32Array(docs.length * skv);
-  docs.forEach((lengths, b) => {
-    let at = b * skv;
-    lengths.forEach((n, d) => {
-      seg.fill(d + 1, at, at + n);
-      at += n;
-    });
-  });
-  return seg;
-}
-
 /** Runs the forward and the backward (from the reference forward's o and lse) in `dtype` storage and compares both with float64. */
 export async function checkAttentionMma(kernels: Kernels, c: AttentionMmaCase, dtype: 'f16' | 'f32'): Promise<AttentionMmaCheck> {
   const { device } = kernels;
@@ -114,7 +102,7 @@ export async function checkAttentionMma(kernels: Kernels, c: AttentionMmaCase, d
   const stored = (x: Float32Array) => (dtype === 'f16' ? round16(x) : x);
   const gen = (n: number, seed: number) => stored(randomF32(n, seed).map((x) => 2 * x));
   const x = { q: gen(batch * tq * heads * D, c.seed), k: gen(batch * skv * kvHeads * D, c.seed + 1), v: gen(batch * skv * kvHeads * D, c.seed + 2), dout: gen(batch * tq * heads * D, c.seed + 3) };
-  const seg = c.docs ? segmentsOf(c.docs, skv) : undefined;
+  const seg = c.docs ? segmentIdsOf(c.docs, skv) : undefined;
   const qShape = [batch, tq, heads, D];
   const kvShape = [batch, skv, kvHeads, D];
   const up = (a: Float32Array, shape: number[]) => uploadTensor(device, a, shape, dtype);

@@ -3,6 +3,7 @@
 // matrices (GpuInfo.mmaF16) and the head dim is a multiple of 16 (every Llama's: 64 or 128), in f16
 // storage (inference) or f32 (training), whose q, k, v it rounds to f16. Same tensors, shapes and masks as attention.ts; this file generates the
 // unrolled products of each head dim.
+import type { AttentionShape } from './attention.ts';
 import type { GpuInfo } from './gpu.ts';
 import type { DType } from './tensor.ts';
 import type { Kernel, Kernels } from './kernels.ts';
@@ -16,19 +17,8 @@ export function attentionMmaApplies(info: GpuInfo, dtype: DType, headDim: number
   return info.mmaF16 && info.subgroups && (dtype === 'f16' || dtype === 'f32') && headDim % 16 === 0 && headDim <= 128;
 }
 
-/** The forward's parameters, as attention.ts checks them. */
-export interface AttentionMmaParams {
-  batch: number;
-  tq: number;
-  /** Keys read: the whole k/v, or the keys in use at the front of a KV cache. */
-  skv: number;
-  heads: number;
-  kvHeads: number;
-  headDim: number;
-  causalOffset: number;
-  window: number;
-  scaleLog2: number;
-}
+/** The forward's shape as attention.ts has checked it; skv = the keys read (those in use at the front of a KV cache). */
+export type AttentionMmaParams = Required<Omit<AttentionShape, 'scale'>> & { scaleLog2: number };
 
 /** Records the forward: bindings q, k, v, segment ids (or a stand-in), o, lse. */
 export function encodeAttentionMma(

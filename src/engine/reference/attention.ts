@@ -16,6 +16,19 @@ export interface AttentionRef {
   oScale: Float64Array;
 }
 
+/** Segment ids [batch, skv] of packed rows: documents 1, 2, … of the given lengths per row, then zeros (padding). */
+export function segmentIdsOf(docs: number[][], skv: number): Uint32Array {
+  const seg = new Uint32Array(docs.length * skv);
+  docs.forEach((lengths, b) => {
+    let at = b * skv;
+    lengths.forEach((n, d) => {
+      seg.fill(d + 1, at, at + n);
+      at += n;
+    });
+  });
+  return seg;
+}
+
 /** Whether query i (absolute position pos) may attend key j. */
 export function attentionAllowed(
   pos: number,
