@@ -3,7 +3,8 @@
 // lse, recomputes the probabilities tile by tile from q, k and lse; no [T x S] tensor exists.
 //   q, dO, dq [B, Tq, Hq, D], k, v, dk, dv [B, S, Hkv, D] in the storage type `T` (set by the
 //   loader); o [B, Tq, Hq, D] T; lse [B, Hq, Tq] f32 (natural log); seg [B, S] u32 (read only
-//   when use_segments); stats [B, Hq, Tq, 2] f32 scratch: (lse · log2 e, D_i).
+//   when use_segments); stats f32 scratch: (lse · log2 e, D_i) per row [B, Hq, Tq] (the first 2 · rows
+//   floats of the [B, Hq, Tq, 3] buffer; the tensor-core kernels keep max |dO_i| after them).
 // Math, per (b, query head h, query i at position pos = causal_offset + i) and allowed key j
 // (j <= pos, pos - j < window if window > 0, seg[j] == seg[pos] != 0 if use_segments):
 //   p_ij = exp(scale q_i·k_j - lse_i)      D_i = dO_i · o_i      dp_ij = dO_i · v_j

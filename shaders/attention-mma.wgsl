@@ -65,28 +65,33 @@ fn share_at(tid: u32, i: u32) -> vec2u {
   return vec2u(f / V4, f % V4);
 }
 
-/** Share i of the k (or v) rows from key j0 (zeros past skv). */
-fn fetch_kv(from_v: bool, tid: u32, i: u32, j0: u32, b: u32, kvh: u32) -> vec4<f16> {
+/**
+ * Share i of the k (or v) rows from key j0 (zeros past skv), as stored: it is rounded to f16 only
+ * when stored into the tile, after the products (an f32 load converted at once would stall the
+ * subgroup on it, and the loads would not overlap the products).
+ */
+fn fetch_kv(from_v: bool, tid: u32, i: u32, j0: u32, b: u32, kvh: u32) -> vec4<S> {
   let s = share_at(tid, i);
   let j = j0 + s.x;
-  var x = vec4<f16>(0.0);
+  var x = vec4<S>(0.0);
   if (j < p.skv) {
     let at = ((b * p.skv + j) * p.kv_heads + kvh) * V4 + s.y;
-    if (from_v) { x = to_f16(v[at]); } else { x = to_f16(k[at]); }
+    if (from_v) { x = v[at]; } else { x = k[at]; }
   }
   return x;
 }
 
 /** Share i of the q rows from query q0 (zeros past tq). */
-fn fetch_q(tid: u32, i: u32, q0: u32, b: u32, h: u32) -> vec4<f16> {
+fn fetch_q(tid: u32, i: u32, q0: u32, b: u32, h: u32) -> vec4<S> {
   let s = share_at(tid, i);
   let r = q0 + s.x;
-  var x = vec4<f16>(0.0);
-  if (r < p.tq) { x = to_f16(q[((b * p.tq + r) * p.heads + h) * V4 + s.y]); }
+  var x = vec4<S>(0.0);
+  if (r < p.tq) { x = q[((b * p.tq + r) * p.heads + h) * V4 + s.y]; }
   return x;
 }
 
-fn store_tile(tid: u32, i: u32, x: vec4<f16>) {
+fn store_tile(tid: u32, i: u32, y: vec4<S>) {
+  let x = to_f16(y);
   let s = share_at(tid, i);
   let at = (s.x % 16u) * SK + s.y * 4u;
   tile[s.x / 16u][at] = x.x;
@@ -100,13 +105,6 @@ fn key_segment(j: u32, b: u32) -> u32 {
   var x = 0u;
   if (j < p.skv && p.use_segments != 0u) { x = seg[b * p.skv + j]; }
   return x;
-}
-
-/** This lane's row: its key range [lo, hi) (empty past tq and for padding) and segment id. */
-struct Row {
-  lo: u32,
-  hi: u32,
-  sg: u32,
 }
 
 /** Scores of columns c .. c + 3 of row rl of this subgroup's staged tile (keys from j0), in base 2; NEG where not allowed. */
@@ -131,27 +129,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   let sg = tid / 32u;
   let lane = tid % 32u;
   let rl = lane / 2u; // this lane's row within the subgroup's 16
-  let hb = lane % 2u; // and which of the row's keys it takes: columns 2e + hb
-  let use_seg = p.use_segments != 0u;
+  let hb = lane % 2u; // and which of the row's keys it takes: four in eight
 
   // This lane's row (both lanes of a row compute it); the workgroup's key range from all rows.
-  var row = Row(0u, 0u, 0u);
   let i = q0 + sg * 16u + rl;
-  if (i < p.tq) {
-    let pos = p.causal_offset + i;
-    row.sg = 1u;
-    if (use_seg) { row.sg = seg[b * p.skv + pos]; }
-    if (row.sg != 0u) {
-      row.hi = pos + 1u;
-      if (p.window != 0u && row.hi > p.window) { row.lo = row.hi - p.window; }
-      if (use_seg) {
-        var j = row.lo;
-        while (j < pos && seg[b * p.skv + j] != row.sg) { j++; }
-        row.lo = j;
-      }
-      atomicMax(&range_hi, row.hi);
-      atomicMax(&range_lo_not, ~row.lo);
-    }
+  let row = query_row(b, i);
+  if (row.hi > row.lo) {
+    atomicMax(&range_hi, row.hi);
+    atomicMax(&range_lo_not, ~row.lo);
   }
   // q's rows through the tile into registers.
   //{{Q_FETCH}}

@@ -317,7 +317,7 @@ describe('attention backward plumbing', () => {
       dq: z([1, 4, 4, 16]),
       dk: z([1, 4, 2, 16]),
       dv: z([1, 4, 2, 16]),
-      stats: z([1, 4, 4, 2]),
+      stats: z([1, 4, 4, 3]),
     };
     const encode = (sh: AttentionShape, tt: AttentionBackwardTensors = t) => submitPass(kernels, (pass) => encodeAttentionBackward(kernels, pass, tt, sh));
     expect(() => encode({ ...shape, kvHeads: 3 })).toThrow(/multiple of kvHeads/);

@@ -1,4 +1,4 @@
-// The tensor-core attention forward (src/engine/attention-mma.ts). Where the device has f16 subgroup
+// The tensor-core attention, forward and backward (src/engine/attention-mma.ts). Where the device has f16 subgroup
 // matrices its checks against float64 run here; elsewhere (lavapipe, SwiftShader: none) they come from
 // the benchmark machine: tests/fixtures/attention-mma holds its record, which must be for the shaders
 // this tree generates and within today's tolerances. The same checks run here on the SIMT kernels,
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { testGpu } from './gpu/device.ts';
 import { Kernels } from '../src/engine/kernels.ts';
 import type { Gpu, GpuInfo } from '../src/engine/gpu.ts';
-import { attentionMmaApplies, attentionMmaSource } from '../src/engine/attention-mma.ts';
+import { attentionMmaApplies, attentionMmaBackwardApplies, attentionMmaBackwardSource, attentionMmaSource } from '../src/engine/attention-mma.ts';
 import { attentionMmaCases, attentionMmaDigest, checkAttentionMma, withinAttentionTolerance, type AttentionMmaCheck } from '../src/engine/attention-mma-check.ts';
 
 let gpu: Gpu;
@@ -30,6 +30,10 @@ describe('tensor-core attention: where it applies and what it generates', () => 
     for (const D of [8, 72, 100, 144, 256]) expect(attentionMmaApplies(info({}), 'f16', D), `D ${D}`).toBe(false);
     expect(attentionMmaApplies(info({ mmaF16: false }), 'f16', 128)).toBe(false);
     expect(attentionMmaApplies(info({ subgroups: false }), 'f16', 128)).toBe(false);
+    // The backward: head dims of 32s (dkv's subgroups take half a row each, in 16-wide blocks).
+    for (const D of [32, 64, 96, 128]) expect(attentionMmaBackwardApplies(info({}), 'f32', D)).toBe(true);
+    for (const D of [16, 48, 80, 112]) expect(attentionMmaBackwardApplies(info({}), 'f32', D), `D ${D}`).toBe(false);
+    expect(attentionMmaBackwardApplies(info({ mmaF16: false }), 'f32', 128)).toBe(false);
   });
 
   it('reads every subgroup matrix at a constant offset into its block of workgroup memory', () => {
@@ -45,6 +49,19 @@ describe('tensor-core attention: where it applies and what it generates', () => 
         expect(src).not.toContain('//{{');
       }
     }
+    for (const D of [32, 64, 96, 128]) {
+      for (const dtype of ['f16', 'f32'] as const) {
+        const src = attentionMmaBackwardSource(D, dtype);
+        const calls = [...src.matchAll(/subgroupMatrix(?:Load<[^>]*>[^>]*>|Store<[^>]*>)\(&(\w+)\[([^\]]+)\], ([^,]+),/g)];
+        // dq: q and dO (D / 16 each), s and dp (2 x 2 x D / 16) and their 4 stores, ds (2), ds·k (2 x D / 16), D / 16 stores of dq.
+        // dkv: k and v (D / 16 each), sᵀ and dpᵀ (2 x D / 16) and 2 stores, pᵀ and dsᵀ (2 x 2), the products (2 x 2 x D / 32), D / 16 stores.
+        const ds = D / 16;
+        expect(calls.length, `D ${D}`).toBe(2 * ds + 4 * ds + 4 + 2 + 2 * ds + ds + (2 * ds + 2 * ds + 2 + 4 + 2 * ds + ds));
+        for (const [call, , , offset] of calls) expect(offset, call).toMatch(/^\d+u$/);
+        expect(src).not.toContain('//{{');
+      }
+    }
+    expect(() => attentionMmaBackwardSource(48, 'f32')).toThrow('head dim 48 is not a multiple of 32 up to 128');
     expect(() => attentionMmaSource(72, 'f16')).toThrow('head dim 72 is not a multiple of 16 up to 128');
     expect(() => attentionMmaSource(64, 'bf16' as 'f16')).toThrow('storage type bf16 is not f16 or f32');
   });
@@ -59,6 +76,7 @@ describe('tensor-core attention checks against float64', () => {
       for (const dtype of ['f16', 'f32'] as const) {
         const r = await checkAttentionMma(kernels, c, dtype);
         expect(r.tensorCores).toBe(kernels.gpu.info.mmaF16);
+        expect(r.backwardTensorCores).toBe(kernels.gpu.info.mmaF16 && c.headDim % 32 === 0);
         expect(r.ok, `${JSON.stringify(c)} ${dtype}: ${JSON.stringify(r)}`).toBe(true);
       }
     }
@@ -81,7 +99,10 @@ describe("the benchmark machine's record of the tensor-core attention checks (te
   it('covers every case in both storage types, on the tensor cores', () => {
     const want = attentionMmaCases().flatMap((c) => [`${JSON.stringify(c)} f16`, `${JSON.stringify(c)} f32`]);
     expect(record.checks.map((c) => `${JSON.stringify(c.case)} ${c.dtype}`)).toEqual(want);
-    for (const c of record.checks) expect(c.tensorCores).toBe(true);
+    for (const c of record.checks) {
+      expect(c.tensorCores).toBe(true);
+      expect(c.backwardTensorCores).toBe(c.case.headDim % 32 === 0);
+    }
   });
 
   it('is within the tolerances', () => {

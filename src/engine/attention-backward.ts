@@ -3,11 +3,13 @@
 // stays O(T). Same masks as the forward (attention.ts): causal, sliding window, segment ids of
 // packed rows (segment 0 = padding: no gradient in or out). Two dispatches: D_i = dO_i · o_i,
 // then dq (a workgroup per 64 queries) with dk and dv (a workgroup per 64 keys, summing the query
-// heads of its GQA group); three where a stage has fewer than 9 storage buffers. Reference:
-// reference/attention-backward.ts.
+// heads of its GQA group); three where a stage has fewer than 9 storage buffers. On devices with
+// f16 subgroup matrices (head dims of 32s) the tensor-core kernels of attention-mma.ts instead.
+// Reference: reference/attention-backward.ts.
 import { ATTENTION_MAX_HEAD_DIM, type AttentionShape, type AttentionVariant } from './attention.ts';
 import { type U32Tensor, expectShape, createTensor, type Tensor } from './tensor.ts';
 import { grid, type Kernels } from './kernels.ts';
+import { ATTENTION_STATS_PER_ROW, attentionMmaBackwardApplies, encodeAttentionBackwardMma } from './attention-mma.ts';
 import source from '../../shaders/attention-backward.wgsl?raw';
 
 export interface AttentionBackwardTensors {
@@ -26,7 +28,10 @@ export interface AttentionBackwardTensors {
   dq: Tensor;
   dk: Tensor;
   dv: Tensor;
-  /** Scratch [batch, heads, tq, 2] f32 (createAttentionBackwardStats): lse · log2 e and D_i. */
+  /**
+   * Scratch [batch, heads, tq, 3] f32 (createAttentionBackwardStats): the (lse · log2 e, D_i) pairs of
+   * all rows, then each row's max |dO| (the tensor-core kernels' scale for dO).
+   */
   stats: Tensor;
 }
 
@@ -54,9 +59,9 @@ export function attentionBackwardVariant(headDim: number, workgroupBytes: number
   throw new Error(`attention backward: needs ${attentionBackwardWorkgroupBytes({ PK: 16, NBUF: 1 })} bytes of workgroup memory, the device has ${workgroupBytes}`);
 }
 
-/** The stats scratch for a shape: [batch, heads, tq, 2] f32. */
+/** The stats scratch for a shape: [batch, heads, tq, 3] f32. */
 export function createAttentionBackwardStats(device: GPUDevice, s: Pick<AttentionShape, 'batch' | 'heads' | 'tq'>): Tensor {
-  return createTensor(device, [s.batch, s.heads, s.tq, 2], 'f32', 'attention_backward.stats');
+  return createTensor(device, [s.batch, s.heads, s.tq, ATTENTION_STATS_PER_ROW], 'f32', 'attention_backward.stats');
 }
 
 /**
@@ -96,7 +101,7 @@ export function encodeAttentionBackward(kernels: Kernels, pass: GPUComputePassEn
     if (x.dtype !== t.q.dtype) throw new Error(`${what}: ${name} is ${x.dtype} but q is ${t.q.dtype}`);
   }
   expectShape(what, t.lse, [batch, heads, tq], 'lse');
-  expectShape(what, t.stats, [batch, heads, tq, 2], 'stats');
+  expectShape(what, t.stats, [batch, heads, tq, ATTENTION_STATS_PER_ROW], 'stats');
   if (t.lse.dtype !== 'f32' || t.stats.dtype !== 'f32') throw new Error(`${what}: lse and stats must be f32`);
   if (t.segmentIds && t.segmentIds.length !== batch * skv) {
     throw new Error(`${what}: segmentIds has ${t.segmentIds.length} values, expected batch · skv = ${batch * skv}`);
@@ -107,6 +112,13 @@ export function encodeAttentionBackward(kernels: Kernels, pass: GPUComputePassEn
   if (batch * Math.max(tq, skv) * heads * headDim >= 2 ** 32) throw new Error(`${what}: tensors of 2^32 values or more`);
 
   const dtype = t.q.dtype;
+  if (attentionMmaBackwardApplies(kernels.gpu.info, dtype, headDim)) {
+    const buffers = { q: t.q.buffer, k: t.k.buffer, v: t.v.buffer, seg: t.segmentIds?.buffer ?? placeholder(kernels.device), o: t.o.buffer, lse: t.lse.buffer };
+    const grads = { dout: t.dout.buffer, dq: t.dq.buffer, dk: t.dk.buffer, dv: t.dv.buffer, stats: t.stats.buffer };
+    const shape = { batch, tq, skv, heads, kvHeads, headDim, causalOffset, window, scale, scaleLog2: scale * Math.LOG2E };
+    encodeAttentionBackwardMma(kernels, pass, { ...buffers, ...grads }, shape, !!t.segmentIds, dtype);
+    return;
+  }
   const limits = kernels.gpu.info.limits;
   const constants = { ...attentionBackwardVariant(headDim, limits.maxComputeWorkgroupStorageSize) };
   const get = (entryPoint: string) => kernels.get({ name: 'attention_backward', source, dtype, constants, entryPoint });

@@ -6,8 +6,9 @@
 import type { AttentionShape } from './attention.ts';
 import type { GpuInfo } from './gpu.ts';
 import type { DType } from './tensor.ts';
-import type { Kernel, Kernels } from './kernels.ts';
+import { grid, type Kernel, type Kernels } from './kernels.ts';
 import template from '../../shaders/attention-mma.wgsl?raw';
+import backwardTemplate from '../../shaders/attention-mma-backward.wgsl?raw';
 
 /** Query rows per workgroup (the shader's BR). */
 export const ATTENTION_MMA_ROWS = 64;
@@ -69,6 +70,58 @@ const right = (buf: string, offset: number, stride: string, layout: 'row_major' 
 const store = (buf: string, offset: number, m: string, stride: string) => `subgroupMatrixStore<row_major>(&${buf}, ${offset}u, ${m}, ${stride});`;
 const mma = (acc: string, l: string, r: string) => `${acc} = subgroupMatrixMultiplyAccumulate(${l}, ${r}, ${acc});`;
 
+/**
+ * A query row's keys [lo, hi) (empty past tq and for padding) and segment id, as the SIMT forward
+ * finds them: causal, the window, and for packed rows the first key of its segment (scanning from
+ * the window's start: exact for any layout of segment ids). Both tensor-core shaders use it.
+ */
+const QUERY_ROW_WGSL = `
+struct Row {
+  lo: u32,
+  hi: u32,
+  sg: u32,
+}
+
+fn query_row(b: u32, i: u32) -> Row {
+  var row = Row(0u, 0u, 0u);
+  if (i < p.tq) {
+    let pos = p.causal_offset + i;
+    row.sg = 1u;
+    if (p.use_segments != 0u) { row.sg = seg[b * p.skv + pos]; }
+    if (row.sg != 0u) {
+      row.hi = pos + 1u;
+      if (p.window != 0u && row.hi > p.window) { row.lo = row.hi - p.window; }
+      if (p.use_segments != 0u) {
+        var j = row.lo;
+        while (j < pos && seg[b * p.skv + j] != row.sg) { j++; }
+        row.lo = j;
+      }
+    }
+  }
+  return row;
+}
+`;
+
+/** The directives and constants both shaders start with. */
+function header(D: number, dtype: DType, what: string): string {
+  if (dtype !== 'f16' && dtype !== 'f32') throw new Error(`attention mma: storage type ${dtype} is not f16 or f32`);
+  return [
+    'enable f16;',
+    'enable subgroups;',
+    'enable chromium_experimental_subgroup_matrix;',
+    // Offsets come from the invocation index, uniform within each 32-wide subgroup (mmaF16 checks the width).
+    'diagnostic(off, chromium.subgroup_matrix_uniformity);',
+    `// ${what}`,
+    `const D = ${D}u;`,
+    `const SK = ${D + 8}u; // row stride of a tile of whole rows (f16)`,
+    `alias S = ${dtype};`,
+    dtype === 'f16'
+      ? 'fn to_f16(x: vec4<f16>) -> vec4<f16> { return x; }'
+      : "// Finite f32 beyond f16's range becomes its largest value, not infinity (never reached by activations).\nfn to_f16(x: vec4f) -> vec4<f16> { return vec4<f16>(clamp(x, vec4f(-65504.0), vec4f(65504.0))); }",
+    '',
+  ].join('\n');
+}
+
 const sources = new Map<string, string>();
 
 /** The forward's whole shader for a head dim (a multiple of 16 up to 128) and storage type (f16 or f32). */
@@ -80,7 +133,6 @@ export function attentionMmaSource(headDim: number, dtype: DType): string {
 }
 
 function generateForward(D: number, dtype: DType): string {
-  if (dtype !== 'f16' && dtype !== 'f32') throw new Error(`attention mma: storage type ${dtype} is not f16 or f32`);
   if (D % 16 !== 0 || D > 128 || D < 16) throw new Error(`attention mma: head dim ${D} is not a multiple of 16 up to 128`);
   const ds = D / 16; // 16-wide steps along the head dim
   const shares = D / 8; // vec4 shares per invocation of a 64-row tile
@@ -118,25 +170,10 @@ function generateForward(D: number, dtype: DType): string {
       '}',
     ];
   });
-  const header = [
-    'enable f16;',
-    'enable subgroups;',
-    'enable chromium_experimental_subgroup_matrix;',
-    // Offsets come from the invocation index, uniform within each 32-wide subgroup (mmaF16 checks the width).
-    'diagnostic(off, chromium.subgroup_matrix_uniformity);',
-    `const D = ${D}u;`,
-    `const SK = ${D + 8}u; // row stride of the tile (f16)`,
-    `const SH = ${shares}u; // vec4 shares per invocation of a 64-row tile`,
-    `alias S = ${dtype};`,
-    dtype === 'f16'
-      ? 'fn to_f16(x: vec4<f16>) -> vec4<f16> { return x; }'
-      : '// Finite f32 beyond f16\'s range becomes its largest value, not infinity (never reached by activations).\nfn to_f16(x: vec4f) -> vec4<f16> { return vec4<f16>(clamp(x, vec4f(-65504.0), vec4f(65504.0))); }',
-    '',
-  ].join('\n');
   const body = template
     .replace('//{{Q_FETCH}}', 'for (var s = 0u; s < SH; s++) { store_tile(tid, s, fetch_q(tid, s, q0, b, h)); }')
     .replace('//{{Q_LOAD}}', lines(range(ds).map((d) => `let qm${d} = ${left('tile[sg]', 16 * d, 'SK')};`), '  '))
-    .replace('//{{KV_DECL}}', lines(range(shares).map((s) => `var x${s}: vec4<f16>;`), '  '))
+    .replace('//{{KV_DECL}}', lines(range(shares).map((s) => `var x${s}: vec4<S>;`), '  '))
     .replaceAll('//{{K_FETCH_FIRST}}', lines(fetchKv(false, 'wr.x'), '    '))
     .replaceAll('//{{K_FETCH_NEXT}}', lines(fetchKv(false, 'j0 + BC'), '      '))
     .replace('//{{V_FETCH}}', lines(fetchKv(true, 'j0'), '    '))
@@ -146,5 +183,186 @@ function generateForward(D: number, dtype: DType): string {
     .replace('//{{PV_PRODUCT}}', lines(pvProduct, '    '))
     .replace('//{{O_STORE}}', lines(oStore, '  '));
   if (body.includes('//{{')) throw new Error('attention mma: a part of the template was left unfilled');
-  return header + body;
+  return `${header(D, dtype, 'attention forward')}const SH = ${shares}u; // vec4 shares per invocation of a 64-row tile\n${QUERY_ROW_WGSL}${body}`;
+}
+
+/** Whether the tensor-core backward takes this storage type and head dim (a multiple of 32: dkv's subgroups split the columns in halves of 16-wide blocks). */
+export function attentionMmaBackwardApplies(info: GpuInfo, dtype: DType, headDim: number): boolean {
+  return attentionMmaApplies(info, dtype, headDim) && headDim % 32 === 0;
+}
+
+/** Floats per row of the backward's stats scratch: (lse · log2 e, D) pairs for all rows, then each row's max |dO|. */
+export const ATTENTION_STATS_PER_ROW = 3;
+
+/**
+ * Records the backward on the tensor cores: delta (stats), then dq and dkv. The shape as
+ * attention-backward.ts has checked it; `stats` holds ATTENTION_STATS_PER_ROW floats a row.
+ */
+export function encodeAttentionBackwardMma(
+  kernels: Kernels,
+  pass: GPUComputePassEncoder,
+  b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; seg: GPUBuffer; o: GPUBuffer; lse: GPUBuffer; dout: GPUBuffer; dq: GPUBuffer; dk: GPUBuffer; dv: GPUBuffer; stats: GPUBuffer },
+  s: AttentionMmaParams & { scale: number },
+  useSegments: boolean,
+  dtype: DType,
+): void {
+  const rows = s.batch * s.heads * s.tq;
+  const params = {
+    rows,
+    tq: s.tq,
+    skv: s.skv,
+    heads: s.heads,
+    kv_heads: s.kvHeads,
+    causal_offset: s.causalOffset,
+    window: s.window,
+    use_segments: useSegments ? 1 : 0,
+    scale_log2: s.scaleLog2,
+    scale: s.scale,
+  };
+  const get = (entryPoint: string) => backwardKernel(kernels, s.headDim, dtype, entryPoint);
+  kernels.dispatchAt(pass, get('delta'), [[4, b.dout], [5, b.stats], [9, b.o], [10, b.lse]], params, grid(kernels, Math.ceil(rows / 64)));
+  const common: [number, GPUBuffer][] = [[0, b.q], [1, b.k], [2, b.v], [3, b.seg], [4, b.dout], [5, b.stats]];
+  // dkv first: its workgroups are the longest (a key block walks the queries of a whole GQA group).
+  kernels.dispatchAt(pass, get('dkv_main'), [...common, [7, b.dk], [8, b.dv]], params, [s.kvHeads, Math.ceil(s.skv / 64), s.batch]);
+  kernels.dispatchAt(pass, get('dq_main'), [...common, [6, b.dq]], params, [s.heads, Math.ceil(s.tq / 64), s.batch]);
+}
+
+const backwardKernels = new WeakMap<Kernels, Map<string, Kernel>>();
+
+function backwardKernel(kernels: Kernels, headDim: number, dtype: DType, entryPoint: string): Kernel {
+  let cache = backwardKernels.get(kernels);
+  if (!cache) backwardKernels.set(kernels, (cache = new Map()));
+  const name = `attention-mma-backward(D=${headDim},S=${dtype})`;
+  const key = `${name}.${entryPoint}`;
+  let kernel = cache.get(key);
+  if (!kernel) {
+    kernel = kernels.get({ name, source: attentionMmaBackwardSource(headDim, dtype), dtype: 'f32', entryPoint });
+    cache.set(key, kernel);
+  }
+  return kernel;
+}
+
+/** The backward's whole shader (delta, dq, dkv) for a head dim (a multiple of 32 up to 128) and storage type. */
+export function attentionMmaBackwardSource(headDim: number, dtype: DType): string {
+  const key = `backward,${headDim},${dtype}`;
+  let src = sources.get(key);
+  if (!src) sources.set(key, (src = generateBackward(headDim, dtype)));
+  return src;
+}
+
+function generateBackward(D: number, dtype: DType): string {
+  if (D % 32 !== 0 || D > 128) throw new Error(`attention mma backward: head dim ${D} is not a multiple of 32 up to 128`);
+  const ds = D / 16;
+  const half = ds / 2; // 16-wide blocks in half a row
+  const lines = (xs: string[], indent: string) => xs.join(`\n${indent}`);
+  // dq: shares of a 32-key tile per invocation (of 128), of a 32-query tile per invocation of dkv (of 256).
+  const dqShares = D / 16;
+  const dkvShares = D / 32;
+  const dqFetch = (j0: string) => range(dqShares).flatMap((s) => [`xk${s} = dq_fetch_kv(false, tid, ${s}u, ${j0}, b, kvh);`, `xv${s} = dq_fetch_kv(true, tid, ${s}u, ${j0}, b, kvh);`]);
+  const dqS = [
+    '{',
+    ...range(2).flatMap((jb) => [`  var s${jb} = subgroup_matrix_result<f32, 16, 16>();`, `  var dp${jb} = subgroup_matrix_result<f32, 16, 16>();`]),
+    ...range(ds).flatMap((d) =>
+      range(2).flatMap((jb) => [
+        `  ${mma(`s${jb}`, `qm${d}`, right(`kvt[${jb}]`, 16 * d, 'SK', 'col_major'))}`,
+        `  ${mma(`dp${jb}`, `om${d}`, right(`kvt[${2 + jb}]`, 16 * d, 'SK', 'col_major'))}`,
+      ]),
+    ),
+    ...range(2).flatMap((jb) => [`  ${store('dst[sg]', 16 * jb, `s${jb}`, 'SQ')}`, `  ${store('dst[sg]', 16 * 40 + 16 * jb, `dp${jb}`, 'SQ')}`]),
+    '}',
+  ];
+  const dqProduct = [
+    '{',
+    ...range(2).map((jb) => `  let dsm${jb} = ${left('dsw[sg]', 16 * jb, 'SQ')};`),
+    ...range(2).flatMap((jb) => range(ds).map((d) => `  ${mma(`dqa${d}`, `dsm${jb}`, right(`kvt[${jb}]`, 16 * d, 'SK', 'row_major'))}`)),
+    '}',
+  ];
+  const dqOut = range(half).flatMap((g) => [
+    'workgroupBarrier();',
+    store('dst[sg]', 0, `dqa${2 * g}`, 'SQ'),
+    store('dst[sg]', 16, `dqa${2 * g + 1}`, 'SQ'),
+    'workgroupBarrier();',
+    'if (i < p.tq) {',
+    `  let base = q_at(b, i, h) * 4u + ${32 * g}u;`,
+    '  for (var e = 0u; e < 16u; e++) {',
+    '    let c = 2u * e + hb;',
+    '    dq[base + c] = S(dst[sg][rl * SQ + c] * p.scale * gs.y);',
+    '  }',
+    '}',
+  ]);
+  // dkv: the q/dO tile's block of (tensor, row block, column half).
+  const blkAt = (tensor: number, rb: string, ch: number) => `blk[${tensor * 4 + ch} + ${rb} * 2u]`;
+  const dkvFetch = range(dkvShares).flatMap((s) => [`yq${s} = dkv_fetch_q(false, tid, ${s}u, i0, b, h);`, `yo${s} = dkv_fetch_q(true, tid, ${s}u, i0, b, h);`]);
+  const dkvS = [
+    '{',
+    '  var st = subgroup_matrix_result<f32, 16, 16>();',
+    '  var dpt = subgroup_matrix_result<f32, 16, 16>();',
+    ...range(ds).flatMap((d) => [
+      `  ${mma('st', `km${d}`, right(blkAt(0, 'hd', Math.floor(d / half)), 16 * (d % half), 'SKH', 'col_major'))}`,
+      `  ${mma('dpt', `vm${d}`, right(blkAt(1, 'hd', Math.floor(d / half)), 16 * (d % half), 'SKH', 'col_major'))}`,
+    ]),
+    `  ${store('kst[sg]', 0, 'st', '16u')}`,
+    `  ${store('kst[sg]', 256, 'dpt', '16u')}`,
+    '}',
+  ];
+  const dkvProduct = [
+    '{',
+    ...range(2).flatMap((qb) => [`  let pm${qb} = ${left('pw[kc]', 16 * qb, 'SQ')};`, `  let dsm${qb} = ${left('dsw_t[kc]', 16 * qb, 'SQ')};`]),
+    ...range(2).flatMap((qb) =>
+      range(half).flatMap((n) => [
+        `  ${mma(`dva${n}`, `pm${qb}`, right(`blk[${4 + 2 * qb} + hd]`, 16 * n, 'SKH', 'row_major'))}`,
+        `  ${mma(`dka${n}`, `dsm${qb}`, right(`blk[${2 * qb} + hd]`, 16 * n, 'SKH', 'row_major'))}`,
+      ]),
+    ),
+    '}',
+  ];
+  const dkvOut = range(half).flatMap((n) => [
+    'workgroupBarrier();',
+    store('kst[sg]', 0, `dka${n}`, '16u'),
+    store('kst[sg]', 256, `dva${n}`, '16u'),
+    'workgroupBarrier();',
+    'if (j < p.skv) {',
+    `  let base = kv_at(b, j, kvh) * 4u + hd * DH + ${16 * n}u;`,
+    '  for (var u = 0u; u < 8u; u++) {',
+    '    let c = 8u * h2 + u;',
+    '    dk[base + c] = S(kst[sg][r * 16u + c] * p.scale * gs.y);',
+    '    dv[base + c] = S(kst[sg][256u + r * 16u + c] * (gs.y / P_SCALE));',
+    '  }',
+    '}',
+  ]);
+  const body = backwardTemplate
+    .replace('//{{DQ_Q_LOAD}}', lines(range(ds).map((d) => `let qm${d} = ${left('kvt[sg]', 16 * d, 'SK')};`), '  '))
+    .replace('//{{DQ_O_LOAD}}', lines(range(ds).map((d) => `let om${d} = ${left('kvt[sg]', 16 * d, 'SK')};`), '  '))
+    .replace(
+      '//{{DQ_DECL}}',
+      lines([...range(ds).map((d) => `var dqa${d} = subgroup_matrix_result<f32, 16, 16>();`), ...range(dqShares).map((s) => `var xk${s}: vec4<S>;\n  var xv${s}: vec4<S>;`)], '  '),
+    )
+    .replace('//{{DQ_FETCH_FIRST}}', lines(dqFetch('wr.x'), '    '))
+    .replace('//{{DQ_FETCH_NEXT}}', lines(dqFetch('j0 + 32u'), '      '))
+    .replace('//{{DQ_STORE}}', lines(range(dqShares).flatMap((s) => [`dq_store_kv(false, tid, ${s}u, xk${s});`, `dq_store_kv(true, tid, ${s}u, xv${s});`]), '    '))
+    .replace('//{{DQ_S_PRODUCT}}', lines(dqS, '    '))
+    .replace('//{{DQ_PRODUCT}}', lines(dqProduct, '    '))
+    .replace('//{{DQ_OUT}}', lines(dqOut, '  '))
+    .replace('//{{DKV_K_LOAD}}', lines(range(ds).map((d) => `let km${d} = ${left(`blk[${Math.floor(d / half)} + kc * 2u]`, 16 * (d % half), 'SKH')};`), '  '))
+    .replace('//{{DKV_V_LOAD}}', lines(range(ds).map((d) => `let vm${d} = ${left(`blk[${Math.floor(d / half)} + kc * 2u]`, 16 * (d % half), 'SKH')};`), '  '))
+    .replace(
+      '//{{DKV_DECL}}',
+      lines(
+        [...range(half).map((n) => `var dka${n} = subgroup_matrix_result<f32, 16, 16>();\n  var dva${n} = subgroup_matrix_result<f32, 16, 16>();`), ...range(dkvShares).map((s) => `var yq${s}: vec4<S>;\n  var yo${s}: vec4<S>;`)],
+        '  ',
+      ),
+    )
+    .replaceAll('//{{DKV_FETCH}}', lines(dkvFetch, '      '))
+    .replace('//{{DKV_STORE}}', lines(range(dkvShares).flatMap((s) => [`dkv_store_q(false, tid, ${s}u, yq${s}, gs.x);`, `dkv_store_q(true, tid, ${s}u, yo${s}, gs.x);`]), '    '))
+    .replace('//{{DKV_S_PRODUCT}}', lines(dkvS, '    '))
+    .replace('//{{DKV_PRODUCT}}', lines(dkvProduct, '    '))
+    .replace('//{{DKV_OUT}}', lines(dkvOut, '  '));
+  if (body.includes('//{{')) throw new Error('attention mma backward: a part of the template was left unfilled');
+  const consts = [
+    `const SH = ${D / 8}u; // vec4 shares per invocation of dq's 64-row tiles`,
+    `const SHK = ${D / 16}u; // of dkv's 64 keys`,
+    `const SKH = ${D / 2 + 8}u; // row stride of dkv's half-row blocks (f16)`,
+    '',
+  ].join('\n');
+  return `${header(D, dtype, 'attention backward')}${consts}${QUERY_ROW_WGSL}${body}`;
 }

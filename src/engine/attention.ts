@@ -1,7 +1,8 @@
 // Causal grouped-query attention forward (shaders/attention.wgsl), flash-attention style: tiled
 // over keys with an online softmax, so memory is O(T), never a [T x S] score matrix. One kernel
 // serves packed training rows (segment ids, S = T) and chat decode against a KV cache (T new
-// queries at positions S - T .. S - 1), with an optional sliding window.
+// queries at positions S - T .. S - 1), with an optional sliding window. On devices with f16
+// subgroup matrices the tensor-core kernel of attention-mma.ts takes all but decode.
 import { type U32Tensor, expectShape, type Tensor } from './tensor.ts';
 import { sizeOf, type Kernels } from './kernels.ts';
 import source from '../../shaders/attention.wgsl?raw';

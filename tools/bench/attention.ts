@@ -55,7 +55,7 @@ export async function checkAttention(kernels: Kernels): Promise<AttentionChecksR
   const checks: AttentionMmaCheck[] = [];
   for (const [c, dtype] of attentionMmaCases().flatMap((c) => [[c, 'f16'], [c, 'f32']] as const)) {
     const r = await checkAttentionMma(kernels, c, dtype);
-    console.log(`attention check ${JSON.stringify(c)} ${dtype}: ${r.ok ? 'ok' : 'FAILED'} (${r.tensorCores ? 'tensor cores' : 'simt'}) o ${r.o.toExponential(2)} (${r.oRounded.toExponential(2)} against f16 inputs) lse ${r.lse.toExponential(2)} dq ${r.dq.toExponential(2)} dk ${r.dk.toExponential(2)} dv ${r.dv.toExponential(2)}`);
+    console.log(`attention check ${JSON.stringify(c)} ${dtype}: ${r.ok ? 'ok' : 'FAILED'} (forward ${r.tensorCores ? 'tensor cores' : 'simt'}, backward ${r.backwardTensorCores ? 'tensor cores' : 'simt'}) o ${r.o.toExponential(2)} (${r.oRounded.toExponential(2)} against f16 inputs) lse ${r.lse.toExponential(2)} dq ${r.dq.toExponential(2)} dk ${r.dk.toExponential(2)} dv ${r.dv.toExponential(2)}`);
     checks.push(r);
   }
   return { op: 'attention-mma-checks', digest: attentionMmaDigest(), checks };
@@ -91,7 +91,7 @@ export async function benchAttention(gpu: Gpu, kernels: Kernels, opts: EngineBen
   const simt = kernels.gpu.info.mmaF16 ? new Kernels({ ...kernels.gpu, info: { ...kernels.gpu.info, mmaF16: false } }) : kernels;
   const variants: [string, DType, Kernels][] = [['f32 simt', 'f32', simt]];
   if (gpu.info.f16) variants.push(['f16 simt', 'f16', simt]);
-  if (kernels.gpu.info.mmaF16) variants.push(['f16 tensor cores', 'f16', kernels]);
+  if (kernels.gpu.info.mmaF16) variants.push(['f32 tensor cores', 'f32', kernels], ['f16 tensor cores', 'f16', kernels]);
   for (const shape of opts.shapes) {
     const arch = parseModelConfig({ ...LOAD_CONFIGS[shape], ...(opts.vocab ? { vocab_size: opts.vocab } : {}) });
     const { heads, kvHeads, headDim: D, layers } = arch;

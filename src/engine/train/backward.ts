@@ -18,6 +18,7 @@
 // The frozen weights get no gradient and the embedding is not trained. f32 activations only for
 // now (the f16 mode needs dtype casts between the f32 residual gradient and the f16 linears).
 import { encodeAttentionBackward } from '../attention-backward.ts';
+import { ATTENTION_STATS_PER_ROW } from '../attention-mma.ts';
 import { encodeAdd } from '../elementwise.ts';
 import { layerInput, encodeLayer, type ForwardRun } from '../forward.ts';
 import type { ForwardTensors } from '../activations.ts';
@@ -57,7 +58,7 @@ export interface BackwardScratch {
   du: GPUBuffer | null;
   /** The LoRA backward's workspace (B transposed, partial sums of dA / dB): the largest linear's. */
   lora: GPUBuffer | null;
-  /** Attention backward stats [tokens · heads · 2] f32. */
+  /** Attention backward stats [tokens · heads · ATTENTION_STATS_PER_ROW] f32. */
   stats: GPUBuffer;
   lm: LmHeadBackwardScratch;
   buffers: GPUBuffer[];
@@ -99,7 +100,7 @@ export function createBackwardScratch(kernels: Kernels, run: ForwardRun): Backwa
     dkRaw: arch.qkNorm ? buf('dk_raw', n * kvHeads * D) : null,
     du: r > 0 ? buf('du', n * r) : null,
     lora: r > 0 ? buf('lora', Math.max(...arch.linears.map((l) => loraBackwardScratchBytes({ m: n, k: l.in, n: l.out, r }))) / 4) : null,
-    stats: buf('attn_stats', n * heads * 2),
+    stats: buf('attn_stats', n * heads * ATTENTION_STATS_PER_ROW),
     lm,
     buffers,
   };
@@ -258,7 +259,7 @@ function encodeLayerBackward(
       dq: q4(dq),
       dk: kv4(dk),
       dv: kv4(dv),
-      stats: view(s.stats, [t.batch, heads, t.seqLen, 2], 'f32'),
+      stats: view(s.stats, [t.batch, heads, t.seqLen, ATTENTION_STATS_PER_ROW], 'f32'),
     },
     { batch: t.batch, tq: t.seqLen, skv: t.seqLen, heads, kvHeads, headDim: D, window: arch.slidingWindow ?? 0 },
   );
