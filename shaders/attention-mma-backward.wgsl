@@ -27,19 +27,6 @@
 //          (staged to `kst`), lanes make pᵀ and dsᵀ (f16, shared by the pair), then dv += pᵀ·dO and
 //          dk += dsᵀ·q over all 32 queries. dk and dv sum the group's heads here: no atomics.
 
-struct Params {
-  rows: u32, // delta: batch · heads · tq
-  tq: u32,
-  skv: u32,
-  heads: u32,
-  kv_heads: u32,
-  causal_offset: u32,
-  window: u32,
-  use_segments: u32,
-  scale_log2: f32, // scale · log2(e)
-  scale: f32,
-}
-
 @group(0) @binding(0) var<storage, read> q: array<vec4<S>>;
 @group(0) @binding(1) var<storage, read> k: array<vec4<S>>;
 @group(0) @binding(2) var<storage, read> v: array<vec4<S>>;

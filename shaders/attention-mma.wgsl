@@ -23,17 +23,6 @@
 // combine through subgroupShuffleXor. Masks as in the forward: causal, window, segments (the keys'
 // ids per tile in key_seg, each row's own in registers).
 
-struct Params {
-  tq: u32,
-  skv: u32,
-  heads: u32,
-  kv_heads: u32,
-  causal_offset: u32,
-  window: u32,
-  use_segments: u32,
-  scale_log2: f32, // scale · log2(e)
-}
-
 @group(0) @binding(0) var<storage, read> q: array<vec4<S>>;
 @group(0) @binding(1) var<storage, read> k: array<vec4<S>>;
 @group(0) @binding(2) var<storage, read> v: array<vec4<S>>;

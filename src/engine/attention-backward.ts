@@ -115,7 +115,7 @@ export function encodeAttentionBackward(kernels: Kernels, pass: GPUComputePassEn
   if (attentionMmaBackwardApplies(kernels.gpu.info, dtype, headDim)) {
     const buffers = { q: t.q.buffer, k: t.k.buffer, v: t.v.buffer, seg: t.segmentIds?.buffer ?? placeholder(kernels.device), o: t.o.buffer, lse: t.lse.buffer };
     const grads = { dout: t.dout.buffer, dq: t.dq.buffer, dk: t.dk.buffer, dv: t.dv.buffer, stats: t.stats.buffer };
-    const shape = { batch, tq, skv, heads, kvHeads, headDim, causalOffset, window, scale, scaleLog2: scale * Math.LOG2E };
+    const shape = { batch, tq, skv, heads, kvHeads, headDim, causalOffset, window, scale };
     encodeAttentionBackwardMma(kernels, pass, { ...buffers, ...grads }, shape, !!t.segmentIds, dtype);
     return;
   }

@@ -18,8 +18,24 @@ export function attentionMmaApplies(info: GpuInfo, dtype: DType, headDim: number
   return info.mmaF16 && info.subgroups && (dtype === 'f16' || dtype === 'f32') && headDim % 16 === 0 && headDim <= 128;
 }
 
-/** The forward's shape as attention.ts has checked it; skv = the keys read (those in use at the front of a KV cache). */
-export type AttentionMmaParams = Required<Omit<AttentionShape, 'scale'>> & { scaleLog2: number };
+/** The shape as attention.ts has checked it; skv = the keys read (those in use at the front of a KV cache). */
+export type AttentionMmaParams = Required<AttentionShape>;
+
+/** The uniform both shaders declare (PARAMS_WGSL). */
+function uniforms(s: AttentionMmaParams, useSegments: boolean) {
+  return {
+    rows: s.batch * s.heads * s.tq,
+    tq: s.tq,
+    skv: s.skv,
+    heads: s.heads,
+    kv_heads: s.kvHeads,
+    causal_offset: s.causalOffset,
+    window: s.window,
+    use_segments: useSegments ? 1 : 0,
+    scale_log2: s.scale * Math.LOG2E,
+    scale: s.scale,
+  };
+}
 
 /** Records the forward: bindings q, k, v, segment ids (or a stand-in), o, lse. */
 export function encodeAttentionMma(
@@ -32,18 +48,8 @@ export function encodeAttentionMma(
   dtype: DType,
 ): void {
   const kernel = forwardKernel(kernels, s.headDim, dtype);
-  const params = {
-    tq: s.tq,
-    skv: s.skv,
-    heads: s.heads,
-    kv_heads: s.kvHeads,
-    causal_offset: s.causalOffset,
-    window: s.window,
-    use_segments: useSegments ? 1 : 0,
-    scale_log2: s.scaleLog2,
-  };
   const { q, k, v, seg, o, lse } = buffers;
-  kernels.dispatch(pass, kernel, [q, k, v, seg, o, lse], params, [s.heads, Math.ceil(s.tq / ATTENTION_MMA_ROWS), s.batch]);
+  kernels.dispatch(pass, kernel, [q, k, v, seg, o, lse], uniforms(s, useSegments), [s.heads, Math.ceil(s.tq / ATTENTION_MMA_ROWS), s.batch]);
 }
 
 const forwardKernels = new WeakMap<Kernels, Map<string, Kernel>>();
@@ -71,11 +77,24 @@ const store = (buf: string, offset: number, m: string, stride: string) => `subgr
 const mma = (acc: string, l: string, r: string) => `${acc} = subgroupMatrixMultiplyAccumulate(${l}, ${r}, ${acc});`;
 
 /**
- * A query row's keys [lo, hi) (empty past tq and for padding) and segment id, as the SIMT forward
- * finds them: causal, the window, and for packed rows the first key of its segment (scanning from
+ * The uniform of both shaders, and a query row's keys [lo, hi) (empty past tq and for padding) and
+ * segment id, as the SIMT forward finds them: causal, the window, and for packed rows the first key of its segment (scanning from
  * the window's start: exact for any layout of segment ids). Both tensor-core shaders use it.
  */
-const QUERY_ROW_WGSL = `
+const COMMON_WGSL = `
+struct Params {
+  rows: u32, // batch · heads · tq
+  tq: u32,
+  skv: u32,
+  heads: u32,
+  kv_heads: u32,
+  causal_offset: u32,
+  window: u32,
+  use_segments: u32,
+  scale_log2: f32, // scale · log2(e)
+  scale: f32,
+}
+
 struct Row {
   lo: u32,
   hi: u32,
@@ -183,7 +202,7 @@ function generateForward(D: number, dtype: DType): string {
     .replace('//{{PV_PRODUCT}}', lines(pvProduct, '    '))
     .replace('//{{O_STORE}}', lines(oStore, '  '));
   if (body.includes('//{{')) throw new Error('attention mma: a part of the template was left unfilled');
-  return `${header(D, dtype, 'attention forward')}const SH = ${shares}u; // vec4 shares per invocation of a 64-row tile\n${QUERY_ROW_WGSL}${body}`;
+  return `${header(D, dtype, 'attention forward')}const SH = ${shares}u; // vec4 shares per invocation of a 64-row tile\n${COMMON_WGSL}${body}`;
 }
 
 /** Whether the tensor-core backward takes this storage type and head dim (a multiple of 32: dkv's subgroups split the columns in halves of 16-wide blocks). */
@@ -202,23 +221,12 @@ export function encodeAttentionBackwardMma(
   kernels: Kernels,
   pass: GPUComputePassEncoder,
   b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; seg: GPUBuffer; o: GPUBuffer; lse: GPUBuffer; dout: GPUBuffer; dq: GPUBuffer; dk: GPUBuffer; dv: GPUBuffer; stats: GPUBuffer },
-  s: AttentionMmaParams & { scale: number },
+  s: AttentionMmaParams,
   useSegments: boolean,
   dtype: DType,
 ): void {
-  const rows = s.batch * s.heads * s.tq;
-  const params = {
-    rows,
-    tq: s.tq,
-    skv: s.skv,
-    heads: s.heads,
-    kv_heads: s.kvHeads,
-    causal_offset: s.causalOffset,
-    window: s.window,
-    use_segments: useSegments ? 1 : 0,
-    scale_log2: s.scaleLog2,
-    scale: s.scale,
-  };
+  const params = uniforms(s, useSegments);
+  const rows = params.rows;
   const get = (entryPoint: string) => backwardKernel(kernels, s.headDim, dtype, entryPoint);
   kernels.dispatchAt(pass, get('delta'), [[4, b.dout], [5, b.stats], [9, b.o], [10, b.lse]], params, grid(kernels, Math.ceil(rows / 64)));
   const common: [number, GPUBuffer][] = [[0, b.q], [1, b.k], [2, b.v], [3, b.seg], [4, b.dout], [5, b.stats]];
@@ -364,5 +372,5 @@ function generateBackward(D: number, dtype: DType): string {
     `const SKH = ${D / 2 + 8}u; // row stride of dkv's half-row blocks (f16)`,
     '',
   ].join('\n');
-  return `${header(D, dtype, 'attention backward')}${consts}${QUERY_ROW_WGSL}${body}`;
+  return `${header(D, dtype, 'attention backward')}${consts}${COMMON_WGSL}${body}`;
 }

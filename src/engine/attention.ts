@@ -165,7 +165,7 @@ export function encodeAttention(
   const seg = t.segmentIds?.buffer ?? placeholder(kernels.device);
   if (attentionMmaApplies(kernels.gpu.info, dtype, headDim)) {
     const buffers = { q: t.q.buffer, k: t.k.buffer, v: t.v.buffer, seg, o: t.o.buffer, lse: t.lse.buffer };
-    encodeAttentionMma(kernels, pass, buffers, { batch, tq, skv: keys, heads, kvHeads, headDim, causalOffset, window, scaleLog2: scale * Math.LOG2E }, !!t.segmentIds, dtype);
+    encodeAttentionMma(kernels, pass, buffers, { batch, tq, skv: keys, heads, kvHeads, headDim, causalOffset, window, scale }, !!t.segmentIds, dtype);
     return;
   }
   // One pipeline per storage type, head dims up to 64 or 128, and device: the head dim itself
