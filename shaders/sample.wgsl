@@ -39,12 +39,15 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> out: array<u32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
-const WG = 256u;
+// Invocations of the workgroup: the largest of 1024, 512, 256 the device takes (sample.ts). One row
+// is all a workgroup has, and its sweeps are bound by memory latency: 256 invocations left an H200
+// SM mostly idle (a chat token's draw took 0.96 ms).
+override WG: u32 = 256u;
 const PROBES = 7u;
 const NEG = -3.0e38;
 const BELOW_ONE = 0.99999994; // the largest f32 below 1
 
-var<workgroup> red: array<f32, 1792>; // [PROBES][WG] per-invocation partials
+var<workgroup> red: array<f32, PROBES * WG>; // [PROBES][WG] per-invocation partials
 var<workgroup> red_i: array<u32, WG>;
 var<workgroup> probe_sum: array<f32, PROBES>;
 var<workgroup> result: f32;
@@ -75,7 +78,7 @@ fn load4(at: u32, j: vec4u) -> vec4<f32> {
 // Reductions use few barriers (they are slow on CPU Vulkan drivers such as lavapipe, which the
 // tests run on): partials go to workgroup memory, one barrier, then one invocation (one per probe
 // in the search) adds them up in order, and workgroupUniformLoad hands the result to all as a
-// uniform value. On a GPU the sequential sums of 256 values cost a few microseconds per pass.
+// uniform value. On a GPU the sequential sums of WG values cost a few microseconds per pass.
 
 /** Order-preserving key of an f32: a < b (as numbers, no NaN) <=> key(a) < key(b). */
 fn key(x: f32) -> u32 {

@@ -3,9 +3,9 @@ import { uploadU32, createTensor, uploadTensor } from '../src/engine/tensor.ts';
 import { submitPass, Kernels } from '../src/engine/kernels.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
 import { cdfInterval, sampleRef } from '../src/engine/reference/sample.ts';
-import { createSampleOutput, createSampleScratch, encodeSample, sampleToken, sampleTokens, type SampleOptions } from '../src/engine/sample.ts';
+import { createSampleOutput, createSampleScratch, encodeSample, sampleToken, sampleTokens, sampleWorkgroupSize, type SampleOptions } from '../src/engine/sample.ts';
 import { randomF32, rng } from '../src/util/random.ts';
-import { testGpu } from './gpu/device.ts';
+import { testGpu, withDefaultLimitsKernels } from './gpu/device.ts';
 
 // The GPU sums in f32, so where u lies within EDGE of a boundary of the reference's CDF (float64)
 // either neighbour is a correct draw; everywhere else the token must be the reference's.
@@ -31,9 +31,9 @@ function uniforms(n: number, seed: number): number[] {
 }
 
 /** Draws for each u from one row of logits; checks each against the reference. Returns the ids. */
-async function checkDraws(logits: Float32Array, prev: number[], us: number[], opts: SampleOptions): Promise<Uint32Array> {
-  const t = repeatRows(logits, us.length);
-  const ids = await sampleTokens(kernels, t, prev, us, opts);
+async function checkDraws(logits: Float32Array, prev: number[], us: number[], opts: SampleOptions, on: Kernels = kernels): Promise<Uint32Array> {
+  const t = on === kernels ? repeatRows(logits, us.length) : uploadTensor(on.device, new Float32Array(us.length * logits.length).map((_, i) => logits[i % logits.length]), [us.length, logits.length], 'f32');
+  const ids = await sampleTokens(on, t, prev, us, opts);
   t.buffer.destroy();
   for (const [i, u] of us.entries()) {
     const ref = sampleRef(logits, prev, u, opts);
@@ -100,6 +100,13 @@ describe('sampling with fixed u against the float64 reference (the chosen token 
     });
   }
 
+  it("with 256 invocations a workgroup (WebGPU's default limits; the cases above use the device's own size)", async () => {
+    await withDefaultLimitsKernels(gpu, async (k) => {
+      expect(sampleWorkgroupSize(k.gpu.info.limits)).toBe(256);
+      await checkDraws(logits, prev, uniforms(8, 40), { temperature: 1.3, topK: 40, topP: 0.95, repetitionPenalty: 1.3 }, k);
+    });
+  });
+
   it('V = 151936, top_k 50, top_p 0.9, temperature 0.7', async () => {
     const big = randomF32(151936, 4).map((v) => v * 8);
     await checkDraws(big, [1, 2, 3], uniforms(2, 30), { temperature: 0.7, topK: 50, topP: 0.9, repetitionPenalty: 1.1 });
@@ -149,6 +156,13 @@ describe('distribution', () => {
 });
 
 describe('sample plumbing', () => {
+  it('takes the largest workgroup of 1024, 512, 256 the limits allow (8 floats of workgroup memory an invocation)', () => {
+    const limits = (invocations: number, storage: number) => ({ maxComputeInvocationsPerWorkgroup: invocations, maxComputeWorkgroupSizeX: invocations, maxComputeWorkgroupStorageSize: storage });
+    expect(sampleWorkgroupSize(limits(1024, 49152))).toBe(1024); // NVIDIA
+    expect(sampleWorkgroupSize(limits(1024, 32768))).toBe(512); // lavapipe: 1024 would need 32,832 bytes
+    expect(sampleWorkgroupSize(limits(256, 16384))).toBe(256); // WebGPU's defaults
+  });
+
   it('rejects bad options and shapes with clear messages', () => {
     const logits = createTensor(gpu.device, [2, 10], 'f32');
     const u = createTensor(gpu.device, [2], 'f32');

@@ -6,6 +6,7 @@
 // shader). Reference: reference/sample.ts.
 import { grid, submitPass, type Kernels } from './kernels.ts';
 import { trackedBuffer } from './gpu-memory.ts';
+import type { GpuLimits } from './gpu.ts';
 import { expectShape, readU32, uploadTensor, type Tensor, type U32Tensor } from './tensor.ts';
 import source from '../../shaders/sample.wgsl?raw';
 
@@ -67,7 +68,7 @@ export function encodeSample(
     throw new Error(`sample: the scratch is for ${scratch.rows} rows of ${scratch.vocab}, not ${rows} of ${vocab}`);
   }
   const p = checkOptions(opts);
-  const kernel = kernels.get({ name: 'sample', source, dtype: 'f32' });
+  const kernel = kernels.get({ name: 'sample', source, dtype: 'f32', constants: { WG: sampleWorkgroupSize(kernels.gpu.info.limits) } });
   const params = {
     vocab,
     rows,
@@ -78,6 +79,19 @@ export function encodeSample(
     penalty: p.repetitionPenalty,
   };
   kernels.dispatch(pass, kernel, [logits.buffer, prev.buffer, u.buffer, scratch.buffer, out.buffer], params, grid(kernels, rows));
+}
+
+/**
+ * The sampler's invocations per workgroup: the largest of 1024, 512, 256 within the device's limits
+ * (its workgroup memory holds 8 floats per invocation). A row's sweeps are latency-bound: more
+ * invocations keep more loads in flight.
+ */
+export function sampleWorkgroupSize(limits: Pick<GpuLimits, 'maxComputeInvocationsPerWorkgroup' | 'maxComputeWorkgroupSizeX' | 'maxComputeWorkgroupStorageSize'>): number {
+  for (const wg of [1024, 512, 256]) {
+    const bytes = 8 * 4 * wg + 64; // red [7][WG] f32, red_i [WG] u32, and a few scalars
+    if (wg <= limits.maxComputeInvocationsPerWorkgroup && wg <= limits.maxComputeWorkgroupSizeX && bytes <= limits.maxComputeWorkgroupStorageSize) return wg;
+  }
+  return 256; // WebGPU's defaults take 256 (8 KiB of workgroup memory)
 }
 
 /**
