@@ -1,8 +1,10 @@
-// Attention on subgroup matrices (shaders/attention-mma.wgsl): the tensor-core forward that
-// encodeAttention takes, in place of the SIMT kernel, where the device has f16 16x16x16 subgroup
-// matrices (GpuInfo.mmaF16) and the head dim is a multiple of 16 (every Llama's: 64 or 128), in f16
-// storage (inference) or f32 (training), whose q, k, v it rounds to f16. Same tensors, shapes and masks as attention.ts; this file generates the
-// unrolled products of each head dim.
+// Attention on subgroup matrices: the tensor-core forward (shaders/attention-mma.wgsl) that
+// encodeAttention takes in place of the SIMT kernel, and the backward
+// (shaders/attention-mma-backward.wgsl) that encodeAttentionBackward takes, where the device has
+// f16 16x16x16 subgroup matrices (GpuInfo.mmaF16) and the head dim is a multiple of 16 (the
+// backward: of 32; every Llama's is 64 or 128), in f16 storage (inference) or f32 (training), whose
+// operands they round to f16. Same tensors, shapes and masks as the SIMT kernels; this file
+// generates each head dim's unrolled products.
 import type { AttentionShape } from './attention.ts';
 import type { GpuInfo } from './gpu.ts';
 import type { DType } from './tensor.ts';
@@ -21,7 +23,7 @@ export function attentionMmaApplies(info: GpuInfo, dtype: DType, headDim: number
 /** The shape as attention.ts has checked it; skv = the keys read (those in use at the front of a KV cache). */
 export type AttentionMmaParams = Required<AttentionShape>;
 
-/** The uniform both shaders declare (PARAMS_WGSL). */
+/** The uniform both shaders declare (COMMON_WGSL). */
 function uniforms(s: AttentionMmaParams, useSegments: boolean) {
   return {
     rows: s.batch * s.heads * s.tq,
