@@ -57,6 +57,15 @@ fn pow2_scale(mx: f32) -> vec2f {
   return vec2f(exp2(e), exp2(-e));
 }
 
+/**
+ * ds clamped to f16's finite range before it is rounded: |ds| <= p |dp - D| with dO scaled to at
+ * most 2, so only values of v in the hundreds could reach 65504, but an infinity would turn dq or
+ * dk into NaN.
+ */
+fn to_f16_range(x: vec4f) -> vec4f {
+  return clamp(x, vec4f(-65504.0), vec4f(65504.0));
+}
+
 fn q_at(b: u32, i: u32, h: u32) -> u32 { return ((b * p.tq + i) * p.heads + h) * V4; }
 fn kv_at(b: u32, j: u32, kvh: u32) -> u32 { return ((b * p.skv + j) * p.kv_heads + kvh) * V4; }
 
@@ -211,7 +220,7 @@ fn dq_main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u
       let ks = vec4u(dq_seg[t % 2u][c], dq_seg[t % 2u][c + 1u], dq_seg[t % 2u][c + 2u], dq_seg[t % 2u][c + 3u]);
       let ok = (j >= vec4u(row.lo)) & (j < vec4u(row.hi)) & ((ks == vec4u(row.sg)) | vec4<bool>(p.use_segments == 0u));
       let p4 = select(vec4f(0.0), exp2(s4), ok);
-      let ds = p4 * (dp4 - vec4f(dd * gs.x));
+      let ds = to_f16_range(p4 * (dp4 - vec4f(dd * gs.x)));
       dsw[sg][at] = f16(ds.x);
       dsw[sg][at + 1u] = f16(ds.y);
       dsw[sg][at + 2u] = f16(ds.z);
@@ -375,7 +384,7 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t
         let info = qinfo[qi];
         let ok = allowed(i0 + qi, j, bitcast<u32>(info.z), sk);
         let pp = select(0.0, exp2(kst[sg][r * 16u + c + u] * p.scale_log2 - info.x), ok);
-        let ds = pp * (kst[sg][256u + r * 16u + c + u] - info.y);
+        let ds = to_f16_range(vec4f(pp * (kst[sg][256u + r * 16u + c + u] - info.y))).x;
         pw[kc][r * SQ + qi] = f16(pp * P_SCALE);
         dsw_t[kc][r * SQ + qi] = f16(ds);
       }
