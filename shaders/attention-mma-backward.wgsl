@@ -77,15 +77,6 @@ fn allowed(i: u32, j: u32, sq: u32, sk: u32) -> bool {
   return ok;
 }
 
-fn key_segment(b: u32, j: u32) -> u32 {
-  var x = 0u;
-  if (j < p.skv) {
-    x = 1u;
-    if (p.use_segments != 0u) { x = seg[b * p.skv + j]; }
-  }
-  return x;
-}
-
 // ---- delta -----------------------------------------------------------------------------------
 
 @compute @workgroup_size(64)

@@ -89,13 +89,6 @@ fn store_tile(tid: u32, i: u32, y: vec4<S>) {
   tile[s.x / 16u][at + 3u] = x.w;
 }
 
-/** The segment id of key j (0 past skv). */
-fn key_segment(j: u32, b: u32) -> u32 {
-  var x = 0u;
-  if (j < p.skv && p.use_segments != 0u) { x = seg[b * p.skv + j]; }
-  return x;
-}
-
 /** Scores of columns c .. c + 3 of row rl of this subgroup's staged tile (keys from j0), in base 2; NEG where not allowed. */
 fn score4(sg: u32, rl: u32, c: u32, j0: u32, t: u32, r: Row) -> vec4f {
   let j = vec4u(j0 + c) + vec4u(0u, 1u, 2u, 3u);
@@ -145,7 +138,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   for (var t = 0u; t < tiles; t++) {
     let j0 = wr.x + t * BC;
     //{{KV_STORE}}
-    if (tid < BC) { key_seg[t % 2u][tid] = key_segment(j0 + tid, b); }
+    if (tid < BC) { key_seg[t % 2u][tid] = key_segment(b, j0 + tid); }
     workgroupBarrier();
     if (t + 1u < tiles) {
       //{{K_FETCH_NEXT}}
@@ -168,7 +161,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
     let j0 = wr.x + t * BC;
     workgroupBarrier(); // the previous tile's p·v has read the tile and pw
     //{{KV_STORE}}
-    if (tid < BC) { key_seg[t % 2u][tid] = key_segment(j0 + tid, b); }
+    if (tid < BC) { key_seg[t % 2u][tid] = key_segment(b, j0 + tid); }
     workgroupBarrier();
     //{{V_FETCH}}
     //{{S_PRODUCT}}

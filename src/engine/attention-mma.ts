@@ -8,7 +8,7 @@
 import type { AttentionShape } from './attention.ts';
 import type { GpuInfo } from './gpu.ts';
 import type { DType } from './tensor.ts';
-import { grid, type Kernel, type Kernels } from './kernels.ts';
+import { grid, type Kernels } from './kernels.ts';
 import template from '../../shaders/attention-mma.wgsl?raw';
 import backwardTemplate from '../../shaders/attention-mma-backward.wgsl?raw';
 
@@ -49,24 +49,10 @@ export function encodeAttentionMma(
   /** Storage type of q, k, v and o. */
   dtype: DType,
 ): void {
-  const kernel = forwardKernel(kernels, s.headDim, dtype);
+  // The storage type is S (T, the spec's dtype, is unused); sources are generated once per head dim and type.
+  const kernel = kernels.get({ name: `attention-mma(D=${s.headDim},S=${dtype})`, source: attentionMmaSource(s.headDim, dtype), dtype: 'f32' });
   const { q, k, v, seg, o, lse } = buffers;
   kernels.dispatch(pass, kernel, [q, k, v, seg, o, lse], uniforms(s, useSegments), [s.heads, Math.ceil(s.tq / ATTENTION_MMA_ROWS), s.batch]);
-}
-
-const forwardKernels = new WeakMap<Kernels, Map<string, Kernel>>();
-
-function forwardKernel(kernels: Kernels, headDim: number, dtype: DType): Kernel {
-  let cache = forwardKernels.get(kernels);
-  if (!cache) forwardKernels.set(kernels, (cache = new Map()));
-  const name = `attention-mma(D=${headDim},S=${dtype})`;
-  let kernel = cache.get(name);
-  if (!kernel) {
-    // The storage type is S (T is unused).
-    kernel = kernels.get({ name, source: attentionMmaSource(headDim, dtype), dtype: 'f32' });
-    cache.set(name, kernel);
-  }
-  return kernel;
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -80,8 +66,9 @@ const mma = (acc: string, l: string, r: string) => `${acc} = subgroupMatrixMulti
 
 /**
  * The uniform of both shaders, and a query row's keys [lo, hi) (empty past tq and for padding) and
- * segment id, as the SIMT forward finds them: causal, the window, and for packed rows the first key of its segment (scanning from
- * the window's start: exact for any layout of segment ids). Both tensor-core shaders use it.
+ * segment id, as the SIMT forward finds them: causal, the window, and for packed rows the first key
+ * of its segment (scanning from the window's start: exact for any layout of segment ids); a key's
+ * segment id. Both tensor-core shaders use them.
  */
 const COMMON_WGSL = `
 struct Params {
@@ -120,6 +107,16 @@ fn query_row(b: u32, i: u32) -> Row {
     }
   }
   return row;
+}
+
+/** The segment id of key j: 0 past skv, 1 for every key without segments. */
+fn key_segment(b: u32, j: u32) -> u32 {
+  var x = 0u;
+  if (j < p.skv) {
+    x = 1u;
+    if (p.use_segments != 0u) { x = seg[b * p.skv + j]; }
+  }
+  return x;
 }
 `;
 
@@ -229,27 +226,13 @@ export function encodeAttentionBackwardMma(
 ): void {
   const params = uniforms(s, useSegments);
   const rows = params.rows;
-  const get = (entryPoint: string) => backwardKernel(kernels, s.headDim, dtype, entryPoint);
+  const source = attentionMmaBackwardSource(s.headDim, dtype);
+  const get = (entryPoint: string) => kernels.get({ name: `attention-mma-backward(D=${s.headDim},S=${dtype})`, source, dtype: 'f32', entryPoint });
   kernels.dispatchAt(pass, get('delta'), [[4, b.dout], [5, b.stats], [9, b.o], [10, b.lse]], params, grid(kernels, Math.ceil(rows / 64)));
   const common: [number, GPUBuffer][] = [[0, b.q], [1, b.k], [2, b.v], [3, b.seg], [4, b.dout], [5, b.stats]];
   // dkv first: its workgroups are the longest (a key block walks the queries of a whole GQA group).
   kernels.dispatchAt(pass, get('dkv_main'), [...common, [7, b.dk], [8, b.dv]], params, [s.kvHeads, Math.ceil(s.skv / 64), s.batch]);
   kernels.dispatchAt(pass, get('dq_main'), [...common, [6, b.dq]], params, [s.heads, Math.ceil(s.tq / 64), s.batch]);
-}
-
-const backwardKernels = new WeakMap<Kernels, Map<string, Kernel>>();
-
-function backwardKernel(kernels: Kernels, headDim: number, dtype: DType, entryPoint: string): Kernel {
-  let cache = backwardKernels.get(kernels);
-  if (!cache) backwardKernels.set(kernels, (cache = new Map()));
-  const name = `attention-mma-backward(D=${headDim},S=${dtype})`;
-  const key = `${name}.${entryPoint}`;
-  let kernel = cache.get(key);
-  if (!kernel) {
-    kernel = kernels.get({ name, source: attentionMmaBackwardSource(headDim, dtype), dtype: 'f32', entryPoint });
-    cache.set(key, kernel);
-  }
-  return kernel;
 }
 
 /** The backward's whole shader (delta, dq, dkv) for a head dim (a multiple of 32 up to 128) and storage type. */

@@ -87,11 +87,11 @@ export function encodeSample(
  * invocations keep more loads in flight.
  */
 export function sampleWorkgroupSize(limits: Pick<GpuLimits, 'maxComputeInvocationsPerWorkgroup' | 'maxComputeWorkgroupSizeX' | 'maxComputeWorkgroupStorageSize'>): number {
-  for (const wg of [1024, 512, 256]) {
+  for (const wg of [1024, 512]) {
     const bytes = 8 * 4 * wg + 64; // red [7][WG] f32, red_i [WG] u32, and a few scalars
     if (wg <= limits.maxComputeInvocationsPerWorkgroup && wg <= limits.maxComputeWorkgroupSizeX && bytes <= limits.maxComputeWorkgroupStorageSize) return wg;
   }
-  return 256; // WebGPU's defaults take 256 (8 KiB of workgroup memory)
+  return 256; // within WebGPU's default limits (8 KiB of workgroup memory)
 }
 
 /**
