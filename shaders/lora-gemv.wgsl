@@ -7,8 +7,13 @@
 // 16 x 4096 A on the H200).
 // `main`'s prologue (PROLOGUE, as nf4-gemv.wgsl's): 1 rmsnorm, x · x2 / rms(x) with x2 the norm's
 // weight [K] in T; 2 swiglu, silu(x) · x2 with x the gate and x2 the up-projection [M, K] in T.
+// `main` also takes up to three adapters that multiply the same x (q/k/v, gate/up): A_g in a4,
+// a4_1, a4_2 and u_g in u, u_1, u_2 (g < p.groups; the unused ones bound to stand-ins), the
+// workgroups of adapter g after those of g - 1. Decode records one dispatch for the group where it
+// recorded one per adapter (a 32-layer 8B took 224 of these dispatches per token, each a few
+// microseconds of a GPU mostly waiting).
 
-struct Params { m: u32, k: u32, r: u32, eps: f32 }
+struct Params { m: u32, k: u32, r: u32, eps: f32, groups: u32 }
 
 @group(0) @binding(0) var<storage, read> x4: array<vec4<X>>; // main
 @group(0) @binding(0) var<storage, read> x: array<X>;        // main_any
@@ -17,6 +22,10 @@ struct Params { m: u32, k: u32, r: u32, eps: f32 }
 @group(0) @binding(2) var<storage, read_write> u: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 @group(0) @binding(4) var<storage, read> x2: array<vec4<T>>;   // main's prologue
+@group(0) @binding(5) var<storage, read> a4_1: array<vec4<f32>>; // main: adapters 1 and 2 of a group
+@group(0) @binding(6) var<storage, read> a4_2: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> u_1: array<f32>;
+@group(0) @binding(8) var<storage, read_write> u_2: array<f32>;
 
 override PROLOGUE: u32 = 0u;
 
@@ -53,26 +62,39 @@ fn x_at(m: u32, c: u32, k4: u32, ss: ptr<function, f32>) -> vec4<f32> {
   return v;
 }
 
+/** Element i of adapter g's A (g uniform per workgroup). */
+fn a_of(g: u32, i: u32) -> vec4<f32> {
+  if (g == 1u) { return a4_1[i]; }
+  if (g == 2u) { return a4_2[i]; }
+  return a4[i];
+}
+
+fn store_u(g: u32, i: u32, v: f32) {
+  if (g == 0u) { u[i] = v; } else if (g == 1u) { u_1[i] = v; } else { u_2[i] = v; }
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
-  let j = wg.y * nwg.x + wg.x; // uniform per workgroup: returning keeps the barriers uniform
-  if (j >= p.r) { return; }
+  let w = wg.y * nwg.x + wg.x; // uniform per workgroup: returning keeps the barriers uniform
+  if (w >= p.r * p.groups) { return; }
+  let g = w / p.r; // the adapter
+  let j = w % p.r; // and its row of A
   let k4 = p.k / 4u;
   for (var m = 0u; m < p.m; m++) {
     var s4 = vec4(0.0);
     var ss = 0.0;
     var c = t;
     for (; c + 3u * WG < k4; c += 4u * WG) {
-      let av = array(a4[j * k4 + c], a4[j * k4 + c + WG], a4[j * k4 + c + 2u * WG], a4[j * k4 + c + 3u * WG]);
+      let av = array(a_of(g, j * k4 + c), a_of(g, j * k4 + c + WG), a_of(g, j * k4 + c + 2u * WG), a_of(g, j * k4 + c + 3u * WG));
       s4 = fma(x_at(m, c, k4, &ss), av[0], s4);
       s4 = fma(x_at(m, c + WG, k4, &ss), av[1], s4);
       s4 = fma(x_at(m, c + 2u * WG, k4, &ss), av[2], s4);
       s4 = fma(x_at(m, c + 3u * WG, k4, &ss), av[3], s4);
     }
-    for (; c < k4; c += WG) { s4 = fma(x_at(m, c, k4, &ss), a4[j * k4 + c], s4); }
+    for (; c < k4; c += WG) { s4 = fma(x_at(m, c, k4, &ss), a_of(g, j * k4 + c), s4); }
     var s = wg_sum(t, (s4.x + s4.y) + (s4.z + s4.w));
     if (PROLOGUE == 1u) { s *= inverseSqrt(wg_sum(t, ss) / f32(p.k) + p.eps); }
-    if (t == 0u) { u[m * p.r + j] = s; }
+    if (t == 0u) { store_u(g, m * p.r + j, s); }
   }
 }
 

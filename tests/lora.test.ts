@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { submitPass, Kernels } from '../src/engine/kernels.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
-import { encodeLora, encodeLoraU, lora, LORA_GEMV_MAX_ROWS, loraScale } from '../src/engine/lora.ts';
+import { encodeLora, encodeLoraU, encodeLoraUs, lora, LORA_GEMV_MAX_ROWS, loraScale } from '../src/engine/lora.ts';
 import { dropoutFactor, dropoutMask, dropoutScale, loraDropoutKey, pcgHash, type LoraDropoutDraw } from '../src/engine/lora-dropout.ts';
 import { loraRef } from '../src/engine/reference/lora.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
@@ -140,6 +140,43 @@ describe(`LoRA's down-projection alone (encodeLoraU: decode's rows take lora-gem
       }
       const ref = loraRef(input, a, new Float32Array(r), new Float32Array(m), { m, k, n: 1, r, scale: 1 });
       expect(maxRelError(u, ref.u, ref.uScale)).toBeLessThan(TOL.f32);
+    });
+  }
+
+  // Decode's groups (q/k/v, gate/up: one dispatch for adapters of the same x), each u against its
+  // own float64 product; ranks that differ take a dispatch each, with the same result.
+  for (const [i, [ranks, m, norm]] of ([[[16, 16, 16], 2, true], [[8, 8], 1, false], [[16, 8, 16], 3, true]] as const).entries()) {
+    it(`a group of ${ranks.length} adapters, r ${ranks.join('/')}, M ${m}${norm ? ', rmsnorm prologue' : ''}`, async () => {
+      const [k, eps, seed] = [512, 1e-5, 80 + 10 * i];
+      const x = randomF32(m * k, seed).map((v) => 3 * v);
+      const w = randomF32(k, seed + 1);
+      const tx = uploadTensor(gpu.device, x, [m, k], 'f32');
+      const tw = uploadTensor(gpu.device, w, [k], 'f32');
+      const as = ranks.map((r, g) => randomF32(r * k, seed + 2 + g).map((v) => v * 0.1));
+      const downs = ranks.map((r, g) => ({
+        lora: { a: uploadTensor(gpu.device, as[g], [r, k], 'f32'), b: createTensor(gpu.device, [1, r], 'f32'), scale: 1 },
+        u: createTensor(gpu.device, [m, r], 'f32'),
+      }));
+      let dispatches = 0;
+      submitPass(kernels, (pass) => {
+        const dispatch = pass.dispatchWorkgroups.bind(pass);
+        pass.dispatchWorkgroups = (...size) => void (dispatches++, dispatch(...size));
+        encodeLoraUs(kernels, pass, tx, downs, norm ? { kind: 'rmsnorm', weight: tw, eps } : undefined);
+      });
+      expect(dispatches).toBe(new Set(ranks).size === 1 ? 1 : ranks.length);
+      const input = new Float32Array(m * k);
+      for (let row = 0; row < m; row++) {
+        let ss = 0;
+        for (let c = 0; c < k; c++) ss += x[row * k + c] ** 2;
+        const rstd = norm ? 1 / Math.sqrt(ss / k + eps) : 1;
+        for (let c = 0; c < k; c++) input[row * k + c] = norm ? x[row * k + c] * w[c] * rstd : x[row * k + c];
+      }
+      for (const [g, r] of ranks.entries()) {
+        const u = await readTensor(gpu.device, downs[g].u);
+        const ref = loraRef(input, as[g], new Float32Array(r), new Float32Array(m), { m, k, n: 1, r, scale: 1 });
+        expect(maxRelError(u, ref.u, ref.uScale), `adapter ${g}`).toBeLessThan(TOL.f32);
+      }
+      for (const t of [tx, tw, ...downs.flatMap((d) => [d.lora.a, d.lora.b, d.u])]) t.buffer.destroy();
     });
   }
 });

@@ -8,7 +8,7 @@
 // Reference: reference/attention-backward.ts.
 import { ATTENTION_MAX_HEAD_DIM, type AttentionShape, type AttentionVariant } from './attention.ts';
 import { type U32Tensor, expectShape, createTensor, type Tensor } from './tensor.ts';
-import { grid, type Kernels } from './kernels.ts';
+import { grid, placeholder, type Kernels } from './kernels.ts';
 import { ATTENTION_STATS_PER_ROW, attentionMmaBackwardApplies, encodeAttentionBackwardMma } from './attention-mma.ts';
 import source from '../../shaders/attention-backward.wgsl?raw';
 
@@ -155,14 +155,3 @@ export function encodeAttentionBackward(kernels: Kernels, pass: GPUComputePassEn
   }
 }
 
-
-/** A 4-byte buffer bound in place of absent segment ids (the shader does not read it). */
-const placeholders = new WeakMap<GPUDevice, GPUBuffer>();
-function placeholder(device: GPUDevice): GPUBuffer {
-  let buffer = placeholders.get(device);
-  if (!buffer) {
-    buffer = device.createBuffer({ size: 4, usage: GPUBufferUsage.STORAGE, label: 'attention_backward.no-segments' });
-    placeholders.set(device, buffer);
-  }
-  return buffer;
-}

@@ -4,7 +4,7 @@
 // queries at positions S - T .. S - 1), with an optional sliding window. On devices with f16
 // subgroup matrices the tensor-core kernel of attention-mma.ts takes all but decode.
 import { type U32Tensor, expectShape, type Tensor } from './tensor.ts';
-import { sizeOf, type Kernels } from './kernels.ts';
+import { placeholder, sizeOf, type Kernels } from './kernels.ts';
 import source from '../../shaders/attention.wgsl?raw';
 import decodeSource from '../../shaders/attention-decode.wgsl?raw';
 import { attentionMmaApplies, encodeAttentionMma } from './attention-mma.ts';
@@ -225,15 +225,4 @@ function encodeDecodeAttention(
   const qpos = t.positions?.buffer ?? placeholder(kernels.device);
   kernels.dispatchAt(pass, partial, [[0, t.q.buffer], [1, t.k.buffer], [2, t.v.buffer], [3, partials], [7, qpos]], params, [live, s.tq * s.heads, s.batch]);
   kernels.dispatchAt(pass, combine, [[3, partials], [4, t.o.buffer], [5, t.lse.buffer], [7, qpos]], params, [1, s.tq * s.heads, s.batch]);
-}
-
-/** A 4-byte buffer bound in place of absent segment ids (the shader does not read it). */
-const placeholders = new WeakMap<GPUDevice, GPUBuffer>();
-function placeholder(device: GPUDevice): GPUBuffer {
-  let buffer = placeholders.get(device);
-  if (!buffer) {
-    buffer = device.createBuffer({ size: 4, usage: GPUBufferUsage.STORAGE, label: 'attention.no-segments' });
-    placeholders.set(device, buffer);
-  }
-  return buffer;
 }

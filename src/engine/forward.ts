@@ -29,7 +29,7 @@ import { encodeLinear, linearShape } from './linear.ts';
 import { encodeNf4Gemv, NF4_GEMV_MAX_ROWS, type GemvPrologue } from './nf4-gemv.ts';
 import type { Nf4GpuWeight } from './nf4.ts';
 import { encodeLmHeadLogits, encodeLmHeadLoss } from './lmhead.ts';
-import { encodeLora, encodeLoraU, hasDropout } from './lora.ts';
+import { encodeLora, encodeLoraU, encodeLoraUs, hasDropout } from './lora.ts';
 import type { LoraSet } from './lora-weights.ts';
 import type { ModelWeights } from './model.ts';
 import { encodeRmsnorm } from './rmsnorm.ts';
@@ -187,9 +187,10 @@ export function encodeLayer(
     const l = W.linears[name];
     return l.kind === 'nf4' && n <= NF4_GEMV_MAX_ROWS ? l.w : null;
   };
-  const gemv = (p: GPUComputePassEncoder, name: LinearName, w: Nf4GpuWeight, x: Tensor, y: Tensor, residual?: Tensor, prologue?: GemvPrologue): void => {
+  /** The GEMV of one projection; its LoRA's u recorded first unless `downs` was called for it. */
+  const gemv = (p: GPUComputePassEncoder, name: LinearName, w: Nf4GpuWeight, x: Tensor, y: Tensor, residual?: Tensor, prologue?: GemvPrologue, uDone = false): void => {
     const l = lora?.[name];
-    if (l) encodeLoraU(kernels, p, x, l, loraU(name), prologue);
+    if (l && !uDone) encodeLoraU(kernels, p, x, l, loraU(name), prologue);
     encodeNf4Gemv(kernels, p, x, w, y, { bias: W.linears[name].bias, residual, lora: l && { u: loraU(name), b: l.b, scale: l.scale }, prologue });
   };
   // With a KV cache (chat: no backward reads this layer's saves) the GEMVs also fold in what
@@ -213,10 +214,16 @@ export function encodeLayer(
   };
   const heads3 = (x: Tensor, h: number): Tensor => ({ ...x, shape: [n, h, D] });
 
+  /** GEMVs of projections of one x, their adapters' u's first in one dispatch (encodeLoraUs). */
+  const gemvGroup = (p: GPUComputePassEncoder, group: [LinearName, Tensor][], x: Tensor, prologue: GemvPrologue): void => {
+    const adapted = group.filter(([name]) => lora?.[name]).map(([name]) => ({ lora: lora![name]!, u: loraU(name) }));
+    if (adapted.length) encodeLoraUs(kernels, p, x, adapted, prologue);
+    for (const [name, y] of group) gemv(p, name, gemvWeight(name)!, x, y, undefined, prologue, true);
+  };
+
   const qkv: [LinearName, Tensor][] = [['q_proj', t.qRaw], ['k_proj', t.kRaw], ['v_proj', t.v]];
   if (folds('q_proj', 'k_proj', 'v_proj')) {
-    const norm: GemvPrologue = { kind: 'rmsnorm', weight: W.inputNorm, eps };
-    for (const [name, y] of qkv) gemv(pass, name, gemvWeight(name)!, xIn, y, undefined, norm);
+    gemvGroup(pass, qkv, xIn, { kind: 'rmsnorm', weight: W.inputNorm, eps });
   } else {
     encodeRmsnorm(kernels, pass, xIn, W.inputNorm, t.ln1, t.rstd1, eps);
     for (const [name, y] of qkv) proj(pass, name, t.ln1, y);
@@ -259,8 +266,7 @@ export function encodeLayer(
   projAdd(pass, 'o_proj', t.attn, t.attnOut, xIn, t.mid);
   const gateUp: [LinearName, Tensor][] = [['gate_proj', t.gate], ['up_proj', t.up]];
   if (folds('gate_proj', 'up_proj')) {
-    const norm: GemvPrologue = { kind: 'rmsnorm', weight: W.postNorm, eps };
-    for (const [name, y] of gateUp) gemv(pass, name, gemvWeight(name)!, t.mid, y, undefined, norm);
+    gemvGroup(pass, gateUp, t.mid, { kind: 'rmsnorm', weight: W.postNorm, eps });
   } else {
     encodeRmsnorm(kernels, pass, t.mid, W.postNorm, t.ln2, t.rstd2, eps);
     for (const [name, y] of gateUp) proj(pass, name, t.ln2, y);

@@ -276,6 +276,18 @@ export function checkBindingSizes(kernels: Kernels, kernel: string, buffers: [st
 
 /** buffer.size, remembered: a property read crosses into the native binding (decode reads hundreds per token). */
 const sizes = new WeakMap<GPUBuffer, number>();
+/**
+ * A 16-byte storage buffer (one vec4) bound where a shader declares a binding that a dispatch leaves unused
+ * (absent segment ids, a group's missing members): never read or written. `slot` gives distinct
+ * ones for writable bindings, which WebGPU forbids to alias within a dispatch.
+ */
+export function placeholder(device: GPUDevice, slot = 0): GPUBuffer {
+  let list = placeholders.get(device);
+  if (!list) placeholders.set(device, (list = []));
+  return (list[slot] ??= device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE, label: `placeholder ${slot}` }));
+}
+const placeholders = new WeakMap<GPUDevice, GPUBuffer[]>();
+
 export function sizeOf(buffer: GPUBuffer): number {
   let size = sizes.get(buffer);
   if (size === undefined) sizes.set(buffer, (size = buffer.size));

@@ -6,7 +6,7 @@
 // The two products' kernels (down, up) serve the backward too (lora-backward.ts), through
 // encodeLoraDown / encodeLoraUp and a module that adds the backward's own kernels.
 import { expectShape, createTensor, numel, type DType, type Tensor } from './tensor.ts';
-import { grid, submitPass, type Kernel, type Kernels } from './kernels.ts';
+import { grid, placeholder, submitPass, type Kernel, type Kernels } from './kernels.ts';
 import { dropoutParams, type LoraDropoutDraw } from './lora-dropout.ts';
 import dropoutSource from '../../shaders/lora-dropout.wgsl?raw';
 import loraSource from '../../shaders/lora.wgsl?raw';
@@ -46,7 +46,7 @@ export function hasDropout(l: LoraWeights): boolean {
  */
 export function encodeLora(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, lora: LoraWeights, u: Tensor, y: Tensor): void {
   const s = checkLora(x, lora, u, y);
-  recordDown(kernels, pass, x, lora, u, s.m, s.k, s.r);
+  encodeLoraU(kernels, pass, x, lora, u);
   const mod = loraModule('lora', '', x.dtype, x.dtype, y.dtype);
   encodeLoraUp(kernels, pass, mod, { f: u.buffer, w: lora.b.buffer, wj: 1, wc: s.r, y: y.buffer, m: s.m, c: s.n, r: s.r, scale: lora.scale, accumulate: true });
 }
@@ -58,31 +58,67 @@ export function encodeLora(kernels: Kernels, pass: GPUComputePassEncoder, x: Ten
  * GEMV's: x the residual stream and the norm's weight, or the gate and up) A multiplies that.
  */
 export function encodeLoraU(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, lora: LoraWeights, u: Tensor, prologue?: GemvPrologue): void {
-  const [r, k] = lora.a.shape;
-  if (lora.a.dtype !== 'f32') throw new Error(`lora: A must be f32 (master weights), not ${lora.a.dtype}`);
-  if (x.shape[x.shape.length - 1] !== k) throw new Error(`lora: x has shape [${x.shape}], expected [..., ${k}]`);
-  expectShape('lora', u, [...x.shape.slice(0, -1), r], 'u');
-  if (u.dtype !== 'f32') throw new Error(`lora: u must be f32, not ${u.dtype}`);
-  recordDown(kernels, pass, x, lora, u, numel(x.shape) / k, k, r, prologue);
+  encodeLoraUs(kernels, pass, x, [{ lora, u }], prologue);
 }
 
-/** u = x · Aᵀ for checked shapes: lora-gemv.wgsl for decode's rows without dropout, else lora.wgsl's down. */
-function recordDown(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, lora: LoraWeights, u: Tensor, m: number, k: number, r: number, prologue?: GemvPrologue): void {
-  const gemv = m <= LORA_GEMV_MAX_ROWS && !hasDropout(lora);
+/** An adapter and the u it writes. */
+export interface LoraDown {
+  lora: LoraWeights;
+  u: Tensor;
+}
+
+/**
+ * encodeLoraU for adapters that multiply the same x (decode's q/k/v, gate/up): one lora-gemv
+ * dispatch for up to LORA_GEMV_GROUP of them where each takes that kernel and they share r (its
+ * workgroups are rows of A), else one dispatch each.
+ */
+export function encodeLoraUs(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, downs: readonly LoraDown[], prologue?: GemvPrologue): void {
+  const k = x.shape[x.shape.length - 1];
+  const m = numel(x.shape) / k;
+  for (const { lora, u } of downs) {
+    const r = lora.a.shape[0];
+    if (lora.a.dtype !== 'f32') throw new Error(`lora: A must be f32 (master weights), not ${lora.a.dtype}`);
+    expectShape('lora', lora.a, [r, k], 'A');
+    expectShape('lora', u, [...x.shape.slice(0, -1), r], 'u');
+    if (u.dtype !== 'f32') throw new Error(`lora: u must be f32, not ${u.dtype}`);
+  }
+  const gemv = m <= LORA_GEMV_MAX_ROWS && !downs.some((d) => hasDropout(d.lora));
   if (prologue && !(gemv && k % 4 === 0)) throw new Error(`lora: a prologue takes at most ${LORA_GEMV_MAX_ROWS} rows, no dropout and K % 4 == 0`);
-  if (gemv) {
-    const entryPoint = k % 4 === 0 ? 'main' : 'main_any';
-    const second = prologue ? (prologue.kind === 'rmsnorm' ? prologue.weight : prologue.up) : undefined;
-    const mode = !prologue ? 0 : prologue.kind === 'rmsnorm' ? 1 : 2;
-    const kernel = loraGemvKernel(kernels, second?.dtype ?? x.dtype, x.dtype, entryPoint, mode);
-    const bindings: [number, GPUBuffer][] = [[0, x.buffer], [1, lora.a.buffer], [2, u.buffer]];
-    if (entryPoint === 'main') bindings.push([4, second?.buffer ?? lora.a.buffer]); // A stands in, never read
-    const eps = prologue?.kind === 'rmsnorm' ? prologue.eps : 0;
-    kernels.dispatchAt(pass, kernel, bindings, { m, k, r, eps }, grid(kernels, r));
+  const r = downs[0]?.lora.a.shape[0];
+  if (gemv && k % 4 === 0 && downs.length <= LORA_GEMV_GROUP && downs.every((d) => d.lora.a.shape[0] === r)) {
+    recordGemv(kernels, pass, x, downs, m, k, prologue);
     return;
   }
-  const mod = loraModule('lora', '', x.dtype, x.dtype, x.dtype);
-  encodeLoraDown(kernels, pass, mod, { g: x.buffer, w: lora.a.buffer, wj: k, wc: 1, out: u.buffer, m, c: k, r, scale: 1, dropout: lora.dropout });
+  for (const d of downs) {
+    if (gemv) recordGemv(kernels, pass, x, [d], m, k, prologue);
+    else {
+      const mod = loraModule('lora', '', x.dtype, x.dtype, x.dtype);
+      const r = d.lora.a.shape[0];
+      encodeLoraDown(kernels, pass, mod, { g: x.buffer, w: d.lora.a.buffer, wj: k, wc: 1, out: d.u.buffer, m, c: k, r, scale: 1, dropout: d.lora.dropout });
+    }
+  }
+}
+
+/** Adapters lora-gemv.wgsl's `main` takes in one dispatch. */
+export const LORA_GEMV_GROUP = 3;
+
+/** u_g = x · A_gᵀ through lora-gemv.wgsl for checked shapes (m <= LORA_GEMV_MAX_ROWS, no dropout; a group: K % 4 == 0, one r). */
+function recordGemv(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, downs: readonly LoraDown[], m: number, k: number, prologue?: GemvPrologue): void {
+  const entryPoint = k % 4 === 0 ? 'main' : 'main_any';
+  const second = prologue ? (prologue.kind === 'rmsnorm' ? prologue.weight : prologue.up) : undefined;
+  const mode = !prologue ? 0 : prologue.kind === 'rmsnorm' ? 1 : 2;
+  const kernel = loraGemvKernel(kernels, second?.dtype ?? x.dtype, x.dtype, entryPoint, mode);
+  const r = downs[0].lora.a.shape[0];
+  const bindings: [number, GPUBuffer][] = [[0, x.buffer], [1, downs[0].lora.a.buffer], [2, downs[0].u.buffer]];
+  if (entryPoint === 'main') {
+    // Unused bindings take placeholders (never read or written: p.groups says so).
+    const dev = kernels.device;
+    const a = (g: number): GPUBuffer => downs[g]?.lora.a.buffer ?? placeholder(dev);
+    const u = (g: number): GPUBuffer => downs[g]?.u.buffer ?? placeholder(dev, g);
+    bindings.push([4, second?.buffer ?? placeholder(dev)], [5, a(1)], [6, a(2)], [7, u(1)], [8, u(2)]);
+  }
+  const eps = prologue?.kind === 'rmsnorm' ? prologue.eps : 0;
+  kernels.dispatchAt(pass, kernel, bindings, { m, k, r, eps, groups: downs.length }, grid(kernels, r * downs.length));
 }
 
 /** lora-gemv kernels by what picks one (decode records one per adapted projection and layer). */
