@@ -49,6 +49,8 @@ const BELOW_ONE = 0.99999994; // the largest f32 below 1
 
 var<workgroup> red: array<f32, PROBES * WG>; // [PROBES][WG] per-invocation partials
 var<workgroup> red_i: array<u32, WG>;
+var<workgroup> red2: array<f32, PROBES * 32u>; // [PROBES][32]: the partials folded 32 ways
+var<workgroup> red2_i: array<u32, 32u>;
 var<workgroup> probe_sum: array<f32, PROBES>;
 var<workgroup> result: f32;
 var<workgroup> bounds: vec2u; // the search interval [lo, hi], published by invocation 0
@@ -75,10 +77,11 @@ fn load4(at: u32, j: vec4u) -> vec4<f32> {
   return vec4(scratch[at + c.x], scratch[at + c.y], scratch[at + c.z], scratch[at + c.w]);
 }
 
-// Reductions use few barriers (they are slow on CPU Vulkan drivers such as lavapipe, which the
-// tests run on): partials go to workgroup memory, one barrier, then one invocation (one per probe
-// in the search) adds them up in order, and workgroupUniformLoad hands the result to all as a
-// uniform value. On a GPU the sequential sums of WG values cost a few microseconds per pass.
+// Reductions fold WG partials in two levels: 32 invocations (per probe in the search) each fold
+// WG / 32 of them, then one folds the 32. One invocation folding all WG walked 1024 dependent
+// loads from workgroup memory in every pass (the H200's top-p draw: 0.73 -> 0.47 ms with two
+// levels). Barriers stay few (they are slow on CPU Vulkan drivers such as lavapipe, which the tests
+// run on); workgroupUniformLoad hands a result to all as a uniform value.
 
 /** Order-preserving key of an f32: a < b (as numbers, no NaN) <=> key(a) < key(b). */
 fn key(x: f32) -> u32 {
@@ -90,9 +93,15 @@ fn key(x: f32) -> u32 {
 fn reduce(tid: u32, v: f32, take_max: bool) -> f32 {
   red[tid] = v;
   workgroupBarrier();
+  if (tid < 32u) {
+    var r = red[tid];
+    for (var t = tid + 32u; t < WG; t += 32u) { r = select(r + red[t], max(r, red[t]), take_max); }
+    red2[tid] = r;
+  }
+  workgroupBarrier();
   if (tid == 0u) {
-    var r = red[0];
-    for (var t = 1u; t < WG; t++) { r = select(r + red[t], max(r, red[t]), take_max); }
+    var r = red2[0];
+    for (var t = 1u; t < 32u; t++) { r = select(r + red2[t], max(r, red2[t]), take_max); }
     result = r;
   }
   return workgroupUniformLoad(&result);
@@ -135,9 +144,16 @@ fn search(tid: u32, base: u32, lo0: u32, hi0: u32, floor_key: u32, goal: f32, ma
     }
     for (var j = 0u; j < PROBES; j++) { red[j * WG + tid] = acc[j]; }
     workgroupBarrier();
+    if (tid < PROBES * 32u) {
+      let q = tid / 32u;
+      var sum = 0.0;
+      for (var t = tid % 32u; t < WG; t += 32u) { sum += red[q * WG + t]; }
+      red2[tid] = sum;
+    }
+    workgroupBarrier();
     if (tid < PROBES) {
       var sum = 0.0;
-      for (var t = 0u; t < WG; t++) { sum += red[tid * WG + t]; }
+      for (var t = 0u; t < 32u; t++) { sum += red2[tid * 32u + t]; }
       probe_sum[tid] = sum;
     }
     workgroupBarrier();
@@ -160,6 +176,30 @@ fn search(tid: u32, base: u32, lo0: u32, hi0: u32, floor_key: u32, goal: f32, ma
     b = workgroupUniformLoad(&bounds);
   }
   return b.y;
+}
+
+/**
+ * Among red[first .. first + n), the first positive value whose running sum from acc0 passes r,
+ * and the running sum before it; rounding can leave r at or past the total: then the last
+ * positive one. Returns (its index - first, bits of the sum before it).
+ */
+fn cross(first: u32, n: u32, r: f32, acc0: f32) -> vec2u {
+  var acc = acc0;
+  var sel = n;
+  var last = 0u;
+  for (var t = 0u; t < n; t++) {
+    let v = red[first + t];
+    if (v > 0.0) {
+      last = t;
+      if (sel == n && acc + v > r) { sel = t; }
+      if (sel == n) { acc += v; }
+    }
+  }
+  if (sel == n) {
+    sel = last;
+    acc -= red[first + last];
+  }
+  return vec2u(sel, bitcast<u32>(acc));
 }
 
 @compute @workgroup_size(WG)
@@ -210,13 +250,28 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
     red[tid] = best;
     red_i[tid] = bi;
     workgroupBarrier();
-    if (tid == 0u) {
-      // Each invocation saw the first maximum of its indices; the lowest index wins ties.
-      var z = red[0];
-      var iz = red_i[0];
-      for (var t = 1u; t < WG; t++) {
+    // Each invocation saw the first maximum of its indices; the lowest index wins ties (in any order of folding).
+    if (tid < 32u) {
+      var z = red[tid];
+      var iz = red_i[tid];
+      for (var t = tid + 32u; t < WG; t += 32u) {
         let io = red_i[t];
         let zo = red[t];
+        if (io != 0xffffffffu && (iz == 0xffffffffu || zo > z || (zo == z && io < iz))) {
+          z = zo;
+          iz = io;
+        }
+      }
+      red2[tid] = z;
+      red2_i[tid] = iz;
+    }
+    workgroupBarrier();
+    if (tid == 0u) {
+      var z = red2[0];
+      var iz = red2_i[0];
+      for (var t = 1u; t < 32u; t++) {
+        let io = red2_i[t];
+        let zo = red2[t];
         if (io != 0xffffffffu && (iz == 0xffffffffu || zo > z || (zo == z && io < iz))) {
           z = zo;
           iz = io;
@@ -286,27 +341,21 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   }
   red[tid] = own;
   workgroupBarrier();
+  let run = WG / 32u;
+  if (tid < 32u) {
+    var sum = 0.0;
+    for (var t = tid * run; t < (tid + 1u) * run; t++) { sum += red[t]; }
+    red[WG + tid] = sum; // the runs' sums after the ranges' (red holds PROBES * WG)
+  }
+  workgroupBarrier();
   if (tid == 0u) {
     var total = 0.0;
-    for (var t = 0u; t < WG; t++) { total += red[t]; }
+    for (var t = 0u; t < 32u; t++) { total += red[WG + t]; }
     let r = min(max(uniforms[row], 0.0), BELOW_ONE) * total;
-    var acc = 0.0;
-    var sel = WG;
-    var last = 0u;
-    for (var t = 0u; t < WG; t++) {
-      let v = red[t];
-      if (v > 0.0) {
-        last = t;
-        if (sel == WG && acc + v > r) { sel = t; }
-        if (sel == WG) { acc += v; }
-      }
-    }
-    // Rounding can leave r at or past the sum: then the last kept token (in the last range).
-    if (sel == WG) {
-      sel = last;
-      acc -= red[last];
-    }
-    pick = vec2u(sel, bitcast<u32>(r - acc));
+    let in_runs = cross(WG, 32u, r, 0.0);
+    let first = in_runs.x * run;
+    let in_run = cross(first, run, r, bitcast<f32>(in_runs.y));
+    pick = vec2u(first + in_run.x, bitcast<u32>(r - bitcast<f32>(in_run.y)));
   }
   workgroupBarrier();
   if (tid == pick.x) {
