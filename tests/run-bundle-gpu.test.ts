@@ -27,8 +27,9 @@ interface Step {
 interface Run {
   command: string;
   exit: number;
-  /** Tensors of the adapter train.py saved at the end. */
+  /** Tensors of the adapter train.py saved at the end, and their names. */
   adapter_tensors: number;
+  adapter_names: string[];
   events: Record<string, unknown>[];
   steps: Step[];
   tail: string[];
@@ -93,6 +94,7 @@ describe.skipIf(!existsSync(GPU_RESULT))('the bundle on two GPUs (gpu-result.jso
       const run = result!.runs[name];
       expect(run.exit, `${name}: ${run.tail.join('\n')}`).toBe(0);
       expect(run.adapter_tensors).toBe(studioAdapter.tensors.length);
+      expect(run.adapter_names, `${name}: PEFT's tensor names`).toEqual(studioAdapter.tensors.map((t) => t.name).sort());
       expect(event(run, 'start')).toMatchObject({ world_size: 2, fsdp: name === 'fsdp' });
       expect(event(run, 'data')).toMatchObject({ packing: 'studio', same_tokens: true });
       expect(event(run, 'packed_attention_check')!.max_rel_diff as number).toBeLessThan(1e-3);

@@ -487,9 +487,11 @@ def load_settings(bundle_dir, overrides=None):
 
 const TRAIN_PY_BODY = String.raw`import argparse
 import contextlib
+import copy
 import json
 import math
 import os
+import re
 import sys
 import time
 import warnings
@@ -684,19 +686,31 @@ def evaluate(model, rows, args, accelerator, dtype):
 
 
 def save_adapter(model, accelerator, fsdp, output_dir):
-    """The LoRA weights as a PEFT adapter; with FSDP they are gathered onto rank 0 first (its full
-    state dict of a PEFT model trips over the frozen embeddings)."""
+    """The LoRA weights as a PEFT adapter (adapter_model.safetensors and adapter_config.json); returns
+    the number of tensors saved. With FSDP they are gathered onto rank 0 first (its full state dict of
+    a PEFT model trips over the frozen embeddings) and the files written here: PEFT picks an adapter's
+    tensors by its modules' names, which FSDP's wrappers change (save_pretrained with the gathered
+    state saved 0 tensors under PEFT 0.21)."""
     peft_model = accelerator.unwrap_model(model)
     if not fsdp:
         if accelerator.is_main_process:
             peft_model.save_pretrained(output_dir)
-        return
+        return sum(1 for _, p in peft_model.named_parameters() if p.requires_grad)
+    from safetensors.torch import save_file
     from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
     # Whole weights to rank 0's CPU memory (on one GPU nothing is sharded, nor can be offloaded).
     with FSDP.summon_full_params(model, writeback=False, rank0_only=True, offload_to_cpu=accelerator.num_processes > 1):
         state = {name.replace("_fsdp_wrapped_module.", ""): p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
     if accelerator.is_main_process:
-        peft_model.save_pretrained(output_dir, state_dict=state)
+        # PEFT's keys: the adapter's name dropped (q_proj.lora_A.default.weight -> q_proj.lora_A.weight).
+        adapter = peft_model.active_adapter
+        weights = {re.sub(r"\.%s(?=\.weight$)" % re.escape(adapter), "", k): v.contiguous() for k, v in state.items()}
+        os.makedirs(output_dir, exist_ok=True)
+        save_file(weights, os.path.join(output_dir, "adapter_model.safetensors"), metadata={"format": "pt"})
+        config = copy.deepcopy(peft_model.peft_config[adapter])
+        config.inference_mode = True  # as save_pretrained writes it
+        config.save_pretrained(output_dir)
+    return len(state)
 
 
 def main():
@@ -793,8 +807,8 @@ def main():
             record["eval_loss"] = evaluate(model, validation, args, accelerator, dtype)
         say(record)
 
-    save_adapter(model, accelerator, fsdp, args.output_dir)
-    say({"event": "saved", "adapter": args.output_dir})
+    saved = save_adapter(model, accelerator, fsdp, args.output_dir)
+    say({"event": "saved", "adapter": args.output_dir, "tensors": saved})
     accelerator.wait_for_everyone()
     if log:
         log.close()

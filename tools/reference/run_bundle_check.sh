@@ -29,7 +29,7 @@ LAUNCH=(accelerate launch)
 command -v accelerate >/dev/null || LAUNCH=(python3 -m accelerate.commands.launch)
 
 # name, then accelerate launch's arguments. OUT/name.status: the exit code and the tensors of the
-# adapter train.py saved.
+# adapter train.py saved (their count and names).
 launch() {
   local name=$1
   shift
@@ -40,8 +40,8 @@ launch() {
 import json, os, sys
 from safetensors import safe_open
 path = sys.argv[2]
-tensors = len(list(safe_open(path, "pt").keys())) if os.path.exists(path) else 0
-print(json.dumps({"exit": int(sys.argv[1]), "adapter_tensors": tensors}))
+names = sorted(safe_open(path, "pt").keys()) if os.path.exists(path) else []
+print(json.dumps({"exit": int(sys.argv[1]), "adapter_tensors": len(names), "adapter_names": names}))
 PY
   rm -rf output
 }
