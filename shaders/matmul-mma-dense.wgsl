@@ -27,6 +27,13 @@ fn fetch_b(tid: u32, i: u32, k0: u32, col0: u32) -> BShare {
   return fetch_b4(k0 + s.x, col0 + s.y, p.ki, p.nc);
 }
 
+/** fetch_b for a share known to be inside b. */
+fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare {
+  let s = b_slot(tid, i);
+  if (TRANS_B) { return fetch_b4_in(col0 + s.x, k0 + s.y, p.ki); }
+  return fetch_b4_in(k0 + s.x, col0 + s.y, p.nc);
+}
+
 fn store_b(tid: u32, i: u32, v: BShare) {
   let at = b_at(b_slot(tid, i));
   tile_b[at.x][at.y] = v.x;

@@ -43,6 +43,13 @@ fn fetch_b(tid: u32, i: u32, k0: u32, col0: u32) -> BShare {
   return BShare(words[e0 >> 3u], bitcast<u32>(absmax[e0 >> p.bs_shift]));
 }
 
+/** fetch_b for a share known to be inside W. */
+fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare {
+  let s = b_slot(tid, i);
+  let e0 = select((k0 + s.x) * p.wc + col0 + s.y, (col0 + s.x) * p.wc + k0 + s.y, TRANS_B);
+  return BShare(words[e0 >> 3u], bitcast<u32>(absmax[e0 >> p.bs_shift]));
+}
+
 fn store_b(tid: u32, i: u32, v: BShare) {
   let at = b_at(b_slot(tid, i));
   let am = bitcast<f32>(v.y);

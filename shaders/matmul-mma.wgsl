@@ -94,6 +94,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: 
   let sgc = sg % SGC; // and column block
   let sr = sgr * TM * 16u; // the subgroup's first row in the block
   let sc = sgc * TN * 16u; // and first column
+  let inside = row0 + BM <= p.m && col0 + BN <= p.nc; // the whole block (its k steps checked apart)
   //{{ACC_DECL}}
   let tiles = (p.ki + BK - 1u) / BK;
   //{{FETCH_DECL}}

@@ -226,6 +226,10 @@ export function mmaSource(v: MmaVariant, t: MmaTiling): string {
  * else element by element.
  */
 function fetch4(name: string, buffer: string, vec: boolean): string {
+  const inside = vec
+    ? `return ${buffer}[(r * width + c) / 4u];`
+    : `let base = r * width + c;
+  return vec4<f16>(${buffer}[base], ${buffer}[base + 1u], ${buffer}[base + 2u], ${buffer}[base + 3u]);`;
   const load = vec
     ? `if (c < width) { v = ${buffer}[(r * width + c) / 4u]; }`
     : `let base = r * width + c;
@@ -243,12 +247,17 @@ fn fetch_${name}4(r: u32, c: u32, rows: u32, width: u32) -> vec4<f16> {
     ${load}
   }
   return v;
+}
+/** The same where r and c + 3 are known to be inside (no checks). */
+fn fetch_${name}4_in(r: u32, c: u32, width: u32) -> vec4<f16> {
+  ${inside}
 }`;
 }
 
 function aSource(v: MmaVariant): string {
   const fetch = `${fetch4('a', 'a', v.vec)}
-fn fetch_a(r: u32, k: u32) -> vec4<f16> { return fetch_a4(r, k, p.m, p.ki); }`;
+fn fetch_a(r: u32, k: u32) -> vec4<f16> { return fetch_a4(r, k, p.m, p.ki); }
+fn fetch_a_in(r: u32, k: u32) -> vec4<f16> { return fetch_a4_in(r, k, p.ki); }`;
   return v.scaled
     ? `${fetch}
 @group(0) @binding(6) var<storage, read> row_scale: array<vec2<f32>>; // (2^s, 2^-s) per row of a
@@ -272,10 +281,18 @@ function generate(v: MmaVariant, t: MmaTiling): string {
   }
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   const cells = range(t.tm).flatMap((i) => range(t.tn).map((j) => [i, j] as const));
-  const fetchNext = [
-    ...range(aFetches).map((i) => `na${i} = fetch_a(row0 + a_slot(tid, ${i}u).x, k0 + a_slot(tid, ${i}u).y);`),
-    ...range(bFetches).map((i) => `nb${i} = fetch_b(tid, ${i}u, k0, col0);`),
-  ].join('\n      ');
+  // Blocks and k steps wholly inside the matrices fetch without the bounds checks (they cost a
+  // quarter of the products' rate in a kernel that only staged tiles: bench/tensor-core-notes.md).
+  const fetches = (suffix: string) =>
+    [
+      ...range(aFetches).map((i) => `na${i} = fetch_a${suffix}(row0 + a_slot(tid, ${i}u).x, k0 + a_slot(tid, ${i}u).y);`),
+      ...range(bFetches).map((i) => `nb${i} = fetch_b${suffix}(tid, ${i}u, k0, col0);`),
+    ].join('\n        ');
+  const fetchNext = `if (inside && k0 + BK <= p.ki) {
+        ${fetches('_in')}
+      } else {
+        ${fetches('')}
+      }`;
   const storeNext = (indent: string) =>
     [...range(aFetches).map((i) => `store_a(a_slot(tid, ${i}u), na${i});`), ...range(bFetches).map((i) => `store_b(tid, ${i}u, nb${i});`)].join(
       `\n${indent}`,

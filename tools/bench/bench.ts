@@ -34,12 +34,13 @@ import { benchLoad, describeLoad, type LoadBenchOptions, type LoadResult } from 
 import { benchMatmul, type MatmulResult } from './matmul.ts';
 import { benchNf4, NF4_SHAPES, type Nf4Result } from './nf4.ts';
 import { benchAttention, checkAttention, type AttentionBenchResult, type AttentionChecksReport } from './attention.ts';
+import { benchMmaCeiling, type MmaCeilingResult } from './mma-ceiling.ts';
 import { benchMma, type MmaBenchReport } from './mma.ts';
 import { benchLora, type LoraBenchReport } from './lora.ts';
 import { benchExport, describeExport, type ExportBenchOptions, type ExportResult } from './export.ts';
 import { benchDecodeRecording, benchModel, benchNf4Matmul, engineDefaults, type EngineBenchOptions, type ModelBenchResult, type Nf4MatmulResult } from './engine.ts';
 
-const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'mma', 'attn', 'lora', 'record', 'model', 'export'] as const;
+const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'mma', 'ceiling', 'attn', 'lora', 'record', 'model', 'export'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -155,7 +156,7 @@ async function main() {
   // --no-tensor-cores: every product on the SIMT kernels, for a side-by-side run of the same figures.
   const kernels = new Kernels(args.tensorCores ? gpu : { ...gpu, info: { ...gpu.info, mmaF16: false } });
   console.log(describeGpu(gpu.info));
-  const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult | AttentionBenchResult | AttentionChecksReport | MmaBenchReport | LoraBenchReport)[] = [];
+  const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult | AttentionBenchResult | AttentionChecksReport | MmaBenchReport | MmaCeilingResult | LoraBenchReport)[] = [];
   const summary: string[] = [];
 
   if (args.only.includes('matmul')) {
@@ -188,6 +189,11 @@ async function main() {
     const failed = mma.checks.filter((c) => !c.ok).length;
     summary.push(`mma checks: ${mma.checks.length - failed} passed, ${failed} failed, ${Object.keys(mma.compileErrors).length} compile errors; lm_head ${mma.lmHead?.ok ? 'ok' : 'FAILED'}`);
     for (const r of mma.results) summary.push(`mma ${r.tiling} ${r.what} [${r.shape.join('x')}]: ${r.tflops.toPrecision(3)} TFLOP/s`);
+  }
+  if (args.only.includes('ceiling') && gpu.info.mmaF16) {
+    const ceiling = await benchMmaCeiling(gpu, args.repeats);
+    results.push(...ceiling);
+    for (const r of ceiling) summary.push(`mma ceiling (${r.mode}, ${r.tm}x${r.tn} a subgroup): ${r.tflops.toPrecision(3)} TFLOP/s`);
   }
   if (args.only.includes('attn')) {
     if (gpu.info.f16) {
