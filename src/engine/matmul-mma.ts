@@ -44,11 +44,13 @@ export const DEFAULT_MMA_TILING = MMA_TILINGS['128x128-w8-k64'];
  * at constant offsets (bench/h200-2026-11-29-s5-mma-blocks.json, Chrome's default robustness; the
  * SIMT kernels: 23-30 TFLOP/s). Dense f16 B: 128x256 blocks of eight subgroups, 104 (128x128 with k
  * steps of 64 where the grid has fewer than 256 workgroups: 73). NF4, forward (x · Wᵀ) and backward
- * (dy · W): 128x128, k steps of 64, vector loads of a: 85 both (bench/h200-2026-11-29-s5-mma-blocks.json;
- * 8B training 1,076 against 1,033 with 128x256 for the backward). (Before the blocks: 88 dense, 68-73 NF4.)
+ * (dy · W): 256x128 blocks of eight subgroups, k steps of 32, vector loads of a: 96 / 102 against
+ * 94 / 92 for 128x128 with k steps of 64 once interior blocks skip the bounds checks (session 7,
+ * bench/h200-2026-11-29-s7-mma-inside.json; 8B training 1,520 against 1,473 tok/s in one call,
+ * -s7-models-nf4-*.json; the 1B the same). (Session 5: 85 both with 128x128; before the blocks 68-73.)
  */
 export function chooseMma(kind: MmaOperand['kind'], m: number, nc: number): { tiling: MmaTiling; vec: boolean } {
-  if (kind === 'nf4') return { tiling: DEFAULT_MMA_TILING, vec: true };
+  if (kind === 'nf4') return { tiling: MMA_TILINGS['256x128-w8-k32'], vec: true };
   const wide = MMA_TILINGS['128x256-w8-k32'];
   const { bm, bn } = blockOf(wide);
   return { tiling: Math.ceil(m / bm) * Math.ceil(nc / bn) >= 256 ? wide : MMA_TILINGS['128x128-w4-k64'], vec: true };
