@@ -8,7 +8,7 @@
 // Reference: reference/attention-backward.ts.
 import { ATTENTION_MAX_HEAD_DIM, type AttentionShape, type AttentionVariant } from './attention.ts';
 import { type U32Tensor, expectShape, createTensor, type Tensor } from './tensor.ts';
-import { grid, placeholder, type Kernels } from './kernels.ts';
+import { grid, type Kernels } from './kernels.ts';
 import { ATTENTION_STATS_PER_ROW, attentionMmaBackwardApplies, encodeAttentionBackwardMma } from './attention-mma.ts';
 import source from '../../shaders/attention-backward.wgsl?raw';
 
@@ -113,7 +113,7 @@ export function encodeAttentionBackward(kernels: Kernels, pass: GPUComputePassEn
 
   const dtype = t.q.dtype;
   if (attentionMmaBackwardApplies(kernels.gpu.info, dtype, headDim)) {
-    const buffers = { q: t.q.buffer, k: t.k.buffer, v: t.v.buffer, seg: t.segmentIds?.buffer ?? placeholder(kernels.device), o: t.o.buffer, lse: t.lse.buffer };
+    const buffers = { q: t.q.buffer, k: t.k.buffer, v: t.v.buffer, seg: t.segmentIds?.buffer ?? kernels.placeholder(), o: t.o.buffer, lse: t.lse.buffer };
     const grads = { dout: t.dout.buffer, dq: t.dq.buffer, dk: t.dk.buffer, dv: t.dv.buffer, stats: t.stats.buffer };
     const shape = { batch, tq, skv, heads, kvHeads, headDim, causalOffset, window, scale };
     encodeAttentionBackwardMma(kernels, pass, { ...buffers, ...grads }, shape, !!t.segmentIds, dtype);
@@ -122,7 +122,7 @@ export function encodeAttentionBackward(kernels: Kernels, pass: GPUComputePassEn
   const limits = kernels.gpu.info.limits;
   const constants = { ...attentionBackwardVariant(headDim, limits.maxComputeWorkgroupStorageSize) };
   const get = (entryPoint: string) => kernels.get({ name: 'attention_backward', source, dtype, constants, entryPoint });
-  const seg = t.segmentIds?.buffer ?? placeholder(kernels.device);
+  const seg = t.segmentIds?.buffer ?? kernels.placeholder();
   const rows = batch * heads * tq;
   const params = {
     rows,

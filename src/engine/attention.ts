@@ -4,7 +4,7 @@
 // queries at positions S - T .. S - 1), with an optional sliding window. On devices with f16
 // subgroup matrices the tensor-core kernel of attention-mma.ts takes all but decode.
 import { type U32Tensor, expectShape, type Tensor } from './tensor.ts';
-import { placeholder, sizeOf, type Kernels } from './kernels.ts';
+import { sizeOf, type Kernels } from './kernels.ts';
 import source from '../../shaders/attention.wgsl?raw';
 import decodeSource from '../../shaders/attention-decode.wgsl?raw';
 import { attentionMmaApplies, encodeAttentionMma } from './attention-mma.ts';
@@ -162,7 +162,7 @@ export function encodeAttention(
   }
   // Batch 1: the forward kernel reads only the keys in use from the front of a longer cache.
   const keys = t.positions ? causalOffset + tq : skv;
-  const seg = t.segmentIds?.buffer ?? placeholder(kernels.device);
+  const seg = t.segmentIds?.buffer ?? kernels.placeholder();
   if (attentionMmaApplies(kernels.gpu.info, dtype, headDim)) {
     const buffers = { q: t.q.buffer, k: t.k.buffer, v: t.v.buffer, seg, o: t.o.buffer, lse: t.lse.buffer };
     encodeAttentionMma(kernels, pass, buffers, { batch, tq, skv: keys, heads, kvHeads, headDim, causalOffset, window, scale }, !!t.segmentIds, dtype);
@@ -222,7 +222,7 @@ function encodeDecodeAttention(
   const dtype = t.q.dtype;
   const partial = kernels.get({ name: 'attention-decode', source: decodeSource, dtype, entryPoint: 'partial' });
   const combine = kernels.get({ name: 'attention-decode', source: decodeSource, dtype, entryPoint: 'combine' });
-  const qpos = t.positions?.buffer ?? placeholder(kernels.device);
+  const qpos = t.positions?.buffer ?? kernels.placeholder();
   kernels.dispatchAt(pass, partial, [[0, t.q.buffer], [1, t.k.buffer], [2, t.v.buffer], [3, partials], [7, qpos]], params, [live, s.tq * s.heads, s.batch]);
   kernels.dispatchAt(pass, combine, [[3, partials], [4, t.o.buffer], [5, t.lse.buffer], [7, qpos]], params, [1, s.tq * s.heads, s.batch]);
 }

@@ -4,6 +4,7 @@
 // parameters in one uniform struct `p`, whose layout webgpu-utils reads from the WGSL itself.
 import { makeShaderDataDefinitions, makeStructuredView, type StructuredView } from 'webgpu-utils';
 import type { Gpu } from './gpu.ts';
+import { trackedBuffer } from './gpu-memory.ts';
 import type { DType } from './tensor.ts';
 
 export interface KernelSpec {
@@ -55,7 +56,22 @@ export class Kernels {
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextId = 0;
 
-  constructor(readonly gpu: Gpu) {}
+  /**
+   * 16-byte storage buffers (one vec4) bound where a shader declares a binding that a dispatch
+   * leaves unused (absent segment ids, a group's missing members): never read or written. Distinct
+   * ones for writable bindings, which WebGPU forbids to alias within a dispatch. Made with the
+   * Kernels, so that they are not counted as a later operation's memory.
+   */
+  private readonly placeholders: GPUBuffer[];
+
+  constructor(readonly gpu: Gpu) {
+    this.placeholders = [0, 1, 2].map((slot) => trackedBuffer(gpu.device, { size: 16, usage: GPUBufferUsage.STORAGE, label: `placeholder ${slot}` }, 'scratch'));
+  }
+
+  /** Placeholder `slot` (0 .. 2; see `placeholders`). */
+  placeholder(slot = 0): GPUBuffer {
+    return this.placeholders[slot];
+  }
 
   get device(): GPUDevice {
     return this.gpu.device;
@@ -276,17 +292,6 @@ export function checkBindingSizes(kernels: Kernels, kernel: string, buffers: [st
 
 /** buffer.size, remembered: a property read crosses into the native binding (decode reads hundreds per token). */
 const sizes = new WeakMap<GPUBuffer, number>();
-/**
- * A 16-byte storage buffer (one vec4) bound where a shader declares a binding that a dispatch leaves unused
- * (absent segment ids, a group's missing members): never read or written. `slot` gives distinct
- * ones for writable bindings, which WebGPU forbids to alias within a dispatch.
- */
-export function placeholder(device: GPUDevice, slot = 0): GPUBuffer {
-  let list = placeholders.get(device);
-  if (!list) placeholders.set(device, (list = []));
-  return (list[slot] ??= device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE, label: `placeholder ${slot}` }));
-}
-const placeholders = new WeakMap<GPUDevice, GPUBuffer[]>();
 
 export function sizeOf(buffer: GPUBuffer): number {
   let size = sizes.get(buffer);

@@ -6,7 +6,7 @@
 // The two products' kernels (down, up) serve the backward too (lora-backward.ts), through
 // encodeLoraDown / encodeLoraUp and a module that adds the backward's own kernels.
 import { expectShape, createTensor, numel, type DType, type Tensor } from './tensor.ts';
-import { grid, placeholder, submitPass, type Kernel, type Kernels } from './kernels.ts';
+import { grid, submitPass, type Kernel, type Kernels } from './kernels.ts';
 import { dropoutParams, type LoraDropoutDraw } from './lora-dropout.ts';
 import dropoutSource from '../../shaders/lora-dropout.wgsl?raw';
 import loraSource from '../../shaders/lora.wgsl?raw';
@@ -112,10 +112,9 @@ function recordGemv(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, do
   const bindings: [number, GPUBuffer][] = [[0, x.buffer], [1, downs[0].lora.a.buffer], [2, downs[0].u.buffer]];
   if (entryPoint === 'main') {
     // Unused bindings take placeholders (never read or written: p.groups says so).
-    const dev = kernels.device;
-    const a = (g: number): GPUBuffer => downs[g]?.lora.a.buffer ?? placeholder(dev);
-    const u = (g: number): GPUBuffer => downs[g]?.u.buffer ?? placeholder(dev, g);
-    bindings.push([4, second?.buffer ?? placeholder(dev)], [5, a(1)], [6, a(2)], [7, u(1)], [8, u(2)]);
+    const a = (g: number): GPUBuffer => downs[g]?.lora.a.buffer ?? kernels.placeholder();
+    const u = (g: number): GPUBuffer => downs[g]?.u.buffer ?? kernels.placeholder(g);
+    bindings.push([4, second?.buffer ?? kernels.placeholder()], [5, a(1)], [6, a(2)], [7, u(1)], [8, u(2)]);
   }
   const eps = prologue?.kind === 'rmsnorm' ? prologue.eps : 0;
   kernels.dispatchAt(pass, kernel, bindings, { m, k, r, eps, groups: downs.length }, grid(kernels, r * downs.length));
