@@ -107,6 +107,21 @@ describe('sampling with fixed u against the float64 reference (the chosen token 
     });
   });
 
+  // Top-p gathers the tokens near the maximum when they hold the cut and fit a workgroup (the cases
+  // above), else it sweeps the vocabulary: a flat distribution has too many near tokens; and a cut
+  // 9 below the maximum takes the widest nearby set (16).
+  it('top-p over a flat distribution (too many near tokens to gather: the sweeps)', async () => {
+    const flat = randomF32(5000, 6).map((v) => v * 0.05);
+    await checkDraws(flat, [], uniforms(8, 50), { temperature: 1, topP: 0.9 });
+  });
+
+  it('top-p with its cut 9 below the maximum (the widest nearby set)', async () => {
+    const far = randomF32(2000, 7).map((v) => -30 + v * 0.1);
+    far[7] = 0;
+    for (let i = 100; i < 400; i++) far[i] = -9 + far[i] + 30;
+    await checkDraws(far, [], uniforms(8, 60), { temperature: 1, topP: 0.99 });
+  });
+
   it('V = 151936, top_k 50, top_p 0.9, temperature 0.7', async () => {
     const big = randomF32(151936, 4).map((v) => v * 8);
     await checkDraws(big, [1, 2, 3], uniforms(2, 30), { temperature: 0.7, topK: 50, topP: 0.9, repetitionPenalty: 1.1 });
@@ -156,10 +171,10 @@ describe('distribution', () => {
 });
 
 describe('sample plumbing', () => {
-  it('takes the largest workgroup of 1024, 512, 256 the limits allow (8 floats of workgroup memory an invocation)', () => {
+  it('takes the largest workgroup of 1024, 512, 256 the limits allow (10 words of workgroup memory an invocation)', () => {
     const limits = (invocations: number, storage: number) => ({ maxComputeInvocationsPerWorkgroup: invocations, maxComputeWorkgroupSizeX: invocations, maxComputeWorkgroupStorageSize: storage });
     expect(sampleWorkgroupSize(limits(1024, 49152))).toBe(1024); // NVIDIA
-    expect(sampleWorkgroupSize(limits(1024, 32768))).toBe(512); // lavapipe: 1024 would need 32,832 bytes
+    expect(sampleWorkgroupSize(limits(1024, 32768))).toBe(512); // lavapipe: 1024 would need 41,984 bytes
     expect(sampleWorkgroupSize(limits(256, 16384))).toBe(256); // WebGPU's defaults
   });
 

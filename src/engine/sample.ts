@@ -83,12 +83,12 @@ export function encodeSample(
 
 /**
  * The sampler's invocations per workgroup: the largest of 1024, 512, 256 within the device's limits
- * (its workgroup memory holds 8 words per invocation, and a few hundred more). A row's sweeps are
+ * (its workgroup memory holds 10 words per invocation, and a few hundred more). A row's sweeps are
  * latency-bound: more invocations keep more loads in flight.
  */
 export function sampleWorkgroupSize(limits: Pick<GpuLimits, 'maxComputeInvocationsPerWorkgroup' | 'maxComputeWorkgroupSizeX' | 'maxComputeWorkgroupStorageSize'>): number {
   for (const wg of [1024, 512]) {
-    const bytes = 8 * 4 * wg + 1024; // red [7][WG] f32, red_i [WG] u32; red2 [7][32], red2_i [32] and a few scalars
+    const bytes = 10 * 4 * wg + 1024; // red [7][WG], red_i [WG], cand_key and cand_e [WG]; red2 [7][32], red2_i [32] and a few scalars
     if (wg <= limits.maxComputeInvocationsPerWorkgroup && wg <= limits.maxComputeWorkgroupSizeX && bytes <= limits.maxComputeWorkgroupStorageSize) return wg;
   }
   return 256; // within WebGPU's default limits (16 KiB of workgroup memory)
