@@ -114,12 +114,14 @@ describe('Data tab', () => {
 
   it('shows progress with rate and ETA, and cancels', async () => {
     await page.goto(studioUrl('#data'));
-    const big = Buffer.from(readFileSync(DEMO, 'utf8').repeat(60));
+    // 33 MB, 180k records: long enough on any machine to see the rate and ETA and cancel before the
+    // end (60 copies took ~1-2 s on two cores, and the test once raced the end of the job).
+    const big = Buffer.from(readFileSync(DEMO, 'utf8').repeat(600));
     await byTestId('data-file-input').setInputFiles({ name: 'big.jsonl', mimeType: 'application/jsonl', buffer: big });
     await expect.poll(() => attr('detected-format', 'data-kind'), { timeout: 30_000 }).toBe('sharegpt');
     await byTestId('prepare-button').click();
-    await expect.poll(() => attr('prepare-progress', 'data-phase'), { timeout: 30_000 }).toBe('reading');
-    await expect.poll(() => byTestId('prepare-progress').innerText(), { timeout: 30_000 }).toMatch(/records\/s · .* tokens\/s · .* of .* · .* left/);
+    await expect.poll(() => attr('prepare-progress', 'data-phase'), { timeout: 30_000, interval: 50 }).toBe('reading');
+    await expect.poll(() => byTestId('prepare-progress').innerText(), { timeout: 30_000, interval: 50 }).toMatch(/records\/s · .* tokens\/s · .* of .* · .* left/);
     await byTestId('prepare-cancel').click();
     await expect.poll(() => byTestId('prepare-error').count(), { timeout: 30_000 }).toBe(1);
     expect(await byTestId('prepare-error').innerText()).toMatch(/Cancelled\. The shards prepared so far are kept/);
