@@ -229,7 +229,9 @@ async function main() {
       results.push(r);
       summary.push(
         `${shape} (${r.layers} layers): prefill ${r.prefillTokensPerSecond.toFixed(0)} tok/s, decode ${r.decodeTokensPerSecond.toFixed(1)} tok/s (${r.inferenceDtype}), ` +
-          `train ${r.trainTokensPerSecond.toFixed(0)} tok/s at seq ${r.trainSeqLen} (${r.trainModelTflops.toPrecision(3)} TFLOP/s), train peak ${(r.trainPeakBytes / 2 ** 30).toFixed(2)} GiB` +
+          (args.engine.trainSteps > 0
+            ? `train ${r.trainTokensPerSecond.toFixed(0)} tok/s at seq ${r.trainSeqLen} (${r.trainModelTflops.toPrecision(3)} TFLOP/s), train peak ${(r.trainPeakBytes / 2 ** 30).toFixed(2)} GiB`
+            : 'training not run (--train-steps 0)') +
           (r.trainMfuOfF32Peak !== undefined ? `, MFU ${(100 * r.trainMfuOfF32Peak).toFixed(1)}% of f32 peak` : '') +
           (r.torch ? `; vs PyTorch: prefill ${r.torch.prefillRatio.toFixed(3)}x, decode ${r.torch.decodeRatio.toFixed(3)}x, train ${r.torch.trainRatio.toFixed(3)}x` : ''),
       );
