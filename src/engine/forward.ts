@@ -187,7 +187,7 @@ export function encodeLayer(
     const l = W.linears[name];
     return l.kind === 'nf4' && n <= NF4_GEMV_MAX_ROWS ? l.w : null;
   };
-  /** The GEMV of one projection; its LoRA's u recorded first unless `downs` was called for it. */
+  /** The GEMV of one projection; its LoRA's u recorded first unless `uDone` (gemvGroup recorded it). */
   const gemv = (p: GPUComputePassEncoder, name: LinearName, w: Nf4GpuWeight, x: Tensor, y: Tensor, residual?: Tensor, prologue?: GemvPrologue, uDone = false): void => {
     const l = lora?.[name];
     if (l && !uDone) encodeLoraU(kernels, p, x, l, loraU(name), prologue);

@@ -73,6 +73,7 @@ export interface LoraDown {
  * workgroups are rows of A), else one dispatch each.
  */
 export function encodeLoraUs(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, downs: readonly LoraDown[], prologue?: GemvPrologue): void {
+  if (downs.length === 0) return;
   const k = x.shape[x.shape.length - 1];
   const m = numel(x.shape) / k;
   for (const { lora, u } of downs) {
@@ -84,7 +85,7 @@ export function encodeLoraUs(kernels: Kernels, pass: GPUComputePassEncoder, x: T
   }
   const gemv = m <= LORA_GEMV_MAX_ROWS && !downs.some((d) => hasDropout(d.lora));
   if (prologue && !(gemv && k % 4 === 0)) throw new Error(`lora: a prologue takes at most ${LORA_GEMV_MAX_ROWS} rows, no dropout and K % 4 == 0`);
-  const r = downs[0]?.lora.a.shape[0];
+  const r = downs[0].lora.a.shape[0];
   if (gemv && k % 4 === 0 && downs.length <= LORA_GEMV_GROUP && downs.every((d) => d.lora.a.shape[0] === r)) {
     recordGemv(kernels, pass, x, downs, m, k, prologue);
     return;
@@ -93,8 +94,7 @@ export function encodeLoraUs(kernels: Kernels, pass: GPUComputePassEncoder, x: T
     if (gemv) recordGemv(kernels, pass, x, [d], m, k, prologue);
     else {
       const mod = loraModule('lora', '', x.dtype, x.dtype, x.dtype);
-      const r = d.lora.a.shape[0];
-      encodeLoraDown(kernels, pass, mod, { g: x.buffer, w: d.lora.a.buffer, wj: k, wc: 1, out: d.u.buffer, m, c: k, r, scale: 1, dropout: d.lora.dropout });
+      encodeLoraDown(kernels, pass, mod, { g: x.buffer, w: d.lora.a.buffer, wj: k, wc: 1, out: d.u.buffer, m, c: k, r: d.lora.a.shape[0], scale: 1, dropout: d.lora.dropout });
     }
   }
 }
