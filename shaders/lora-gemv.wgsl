@@ -8,7 +8,7 @@
 // `main`'s prologue (PROLOGUE, as nf4-gemv.wgsl's): 1 rmsnorm, x · x2 / rms(x) with x2 the norm's
 // weight [K] in T; 2 swiglu, silu(x) · x2 with x the gate and x2 the up-projection [M, K] in T.
 // `main` also takes up to three adapters that multiply the same x (q/k/v, gate/up): A_g in a4,
-// a4_1, a4_2 and u_g in u, u_1, u_2 (g < p.groups; the unused ones bound to stand-ins), the
+// a4_1, a4_2 and u_g in u, u_1, u_2 (g < p.groups; the unused ones bound to placeholders), the
 // workgroups of adapter g after those of g - 1. Decode records one dispatch for the group where it
 // recorded one per adapter (a 32-layer 8B took 224 of these dispatches per token, each a few
 // microseconds of a GPU mostly waiting).
