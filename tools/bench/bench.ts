@@ -36,11 +36,12 @@ import { benchNf4, NF4_SHAPES, type Nf4Result } from './nf4.ts';
 import { benchAttention, checkAttention, type AttentionBenchResult, type AttentionChecksReport } from './attention.ts';
 import { benchMmaCeiling, type MmaCeilingResult } from './mma-ceiling.ts';
 import { benchMma, type MmaBenchReport } from './mma.ts';
+import { benchSample, type SampleBenchResult } from './sample.ts';
 import { benchLora, type LoraBenchReport } from './lora.ts';
 import { benchExport, describeExport, type ExportBenchOptions, type ExportResult } from './export.ts';
 import { benchDecodeRecording, benchModel, benchNf4Matmul, engineDefaults, type EngineBenchOptions, type ModelBenchResult, type Nf4MatmulResult } from './engine.ts';
 
-const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'mma', 'ceiling', 'attn', 'lora', 'record', 'model', 'export'] as const;
+const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'mma', 'ceiling', 'sample', 'attn', 'lora', 'record', 'model', 'export'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -156,7 +157,7 @@ async function main() {
   // --no-tensor-cores: every product on the SIMT kernels, for a side-by-side run of the same figures.
   const kernels = new Kernels(args.tensorCores ? gpu : { ...gpu, info: { ...gpu.info, mmaF16: false } });
   console.log(describeGpu(gpu.info));
-  const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult | AttentionBenchResult | AttentionChecksReport | MmaBenchReport | MmaCeilingResult | LoraBenchReport)[] = [];
+  const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult | AttentionBenchResult | AttentionChecksReport | MmaBenchReport | MmaCeilingResult | SampleBenchResult | LoraBenchReport)[] = [];
   const summary: string[] = [];
 
   if (args.only.includes('matmul')) {
@@ -194,6 +195,11 @@ async function main() {
     const ceiling = await benchMmaCeiling(gpu, args.repeats);
     results.push(...ceiling);
     for (const r of ceiling) summary.push(`mma ceiling (${r.mode}, ${r.tm}x${r.tn} a subgroup): ${r.tflops.toPrecision(3)} TFLOP/s`);
+  }
+  if (args.only.includes('sample')) {
+    const sample = await benchSample(gpu, kernels, args.quick ? 32000 : 128256, args.repeats);
+    results.push(...sample);
+    for (const r of sample) summary.push(`sample ${r.mode} on ${r.logits} logits (V ${r.vocab}): ${r.ms.toFixed(3)} ms`);
   }
   if (args.only.includes('attn')) {
     if (gpu.info.f16) {
