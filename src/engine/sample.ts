@@ -88,7 +88,7 @@ export function encodeSample(
  */
 export function sampleWorkgroupSize(limits: Pick<GpuLimits, 'maxComputeInvocationsPerWorkgroup' | 'maxComputeWorkgroupSizeX' | 'maxComputeWorkgroupStorageSize'>): number {
   for (const wg of [1024, 512]) {
-    const bytes = 10 * 4 * wg + 1024; // red [7][WG], red_i [WG], cand_key and cand_e [WG]; red2 [7][32], red2_i [32] and a few scalars
+    const bytes = 10 * 4 * wg + 2048; // red [7][WG], red_i [WG], cand_key and cand_e [WG]; red2 [7][32], red2_i [32] and a few scalars (1,072 bytes)
     if (wg <= limits.maxComputeInvocationsPerWorkgroup && wg <= limits.maxComputeWorkgroupSizeX && bytes <= limits.maxComputeWorkgroupStorageSize) return wg;
   }
   return 256; // within WebGPU's default limits (16 KiB of workgroup memory)
