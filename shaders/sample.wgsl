@@ -95,19 +95,19 @@ fn key(x: f32) -> u32 {
   return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
 }
 
-/** Σ (or max) over the workgroup of v, the same value in every invocation. */
-fn reduce(tid: u32, v: f32, take_max: bool) -> f32 {
+/** The maximum over the workgroup of v, the same value in every invocation (sums: fold_rows). */
+fn max_all(tid: u32, v: f32) -> f32 {
   red[tid] = v;
   workgroupBarrier();
   if (tid < 32u) {
     var r = red[tid];
-    for (var t = tid + 32u; t < WG; t += 32u) { r = select(r + red[t], max(r, red[t]), take_max); }
+    for (var t = tid + 32u; t < WG; t += 32u) { r = max(r, red[t]); }
     red2[tid] = r;
   }
   workgroupBarrier();
   if (tid == 0u) {
     var r = red2[0];
-    for (var t = 1u; t < 32u; t++) { r = select(r + red2[t], max(r, red2[t]), take_max); }
+    for (var t = 1u; t < 32u; t++) { r = max(r, red2[t]); }
     result = r;
   }
   return workgroupUniformLoad(&result);
@@ -154,22 +154,25 @@ fn search(tid: u32, base: u32, lo0: u32, hi0: u32, floor_key: u32, goal: f32, ma
     }
     // Explicit zeros: Dawn on lavapipe does not re-zero a bare `var acc: array<...>;` per pass.
     var acc = array<f32, PROBES>();
-    if (cands != ALL && tid < cands) {
-      let kv = cand_key[tid];
-      for (var j = 0u; j < PROBES; j++) {
-        if (kv > probe[j]) { acc[j] += cand_e[tid]; }
+    if (cands != ALL) {
+      if (tid < cands) {
+        let kv = cand_key[tid];
+        for (var j = 0u; j < PROBES; j++) {
+          if (kv > probe[j]) { acc[j] += cand_e[tid]; }
+        }
       }
-    }
-    for (var i = tid; i < select(0u, p.vocab, cands == ALL); i += LANES * WG) {
-      let j4 = trip(i);
-      let ok = below(j4);
-      let s4 = load4(base, j4);
-      let w4 = select(vec4(1.0), load4(base + p.vocab, j4), mass);
-      for (var c = 0u; c < LANES; c++) {
-        let kv = key(s4[c]);
-        if (ok[c] && kv >= floor_key) {
-          for (var j = 0u; j < PROBES; j++) {
-            if (kv > probe[j]) { acc[j] += w4[c]; }
+    } else {
+      for (var i = tid; i < p.vocab; i += LANES * WG) {
+        let j4 = trip(i);
+        let ok = below(j4);
+        let s4 = load4(base, j4);
+        let w4 = select(vec4(1.0), load4(base + p.vocab, j4), mass);
+        for (var c = 0u; c < LANES; c++) {
+          let kv = key(s4[c]);
+          if (ok[c] && kv >= floor_key) {
+            for (var j = 0u; j < PROBES; j++) {
+              if (kv > probe[j]) { acc[j] += w4[c]; }
+            }
           }
         }
       }
@@ -313,7 +316,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
       }
     }
   }
-  mx = reduce(tid, mx, true); // each invocation reads back only the values it stored
+  mx = max_all(tid, mx); // each invocation reads back only the values it stored
   for (var i = tid; i < V; i += LANES * WG) {
     let j4 = trip(i);
     let e4 = exp(load4(base, j4) - mx);

@@ -3,7 +3,6 @@
 // memory traffic. Tells how much of the distance between the GEMM (src/engine/matmul-mma.ts) and
 // PyTorch is the kernel's and how much the stack's.
 //   mma   each subgroup's TM + TN operands loaded once, then ITERS rounds of TM x TN products
-//   mma-f16-result  the same with f16 accumulators, where the adapter offers them (not what training can use)
 //   load  per round four k steps of 16, each loading TM + TN operands from workgroup memory at
 //         constant offsets (as the GEMM's blocks), then its products; one barrier per round (the
 //         GEMM has two per k step of 64, plus its stores), which also keeps the loads in the loop
@@ -18,7 +17,7 @@ import { timePass } from './timing.ts';
 
 export interface MmaCeilingResult {
   op: 'mma-ceiling';
-  mode: 'mma' | 'load' | 'stage' | 'global' | 'global-checked' | 'mma-f16-result';
+  mode: 'mma' | 'load' | 'stage' | 'global' | 'global-checked';
   tm: number;
   tn: number;
   ms: number;
@@ -30,11 +29,10 @@ const SUBGROUPS = 8;
 const WORKGROUPS = 132 * 8;
 
 /** Modes whose rounds are four k steps from workgroup memory. */
-const staged = (mode: MmaCeilingResult['mode']): boolean => mode !== 'mma' && mode !== 'mma-f16-result';
+const staged = (mode: MmaCeilingResult['mode']): boolean => mode !== 'mma';
 const fromDevice = (mode: MmaCeilingResult['mode']): boolean => mode === 'global' || mode === 'global-checked';
 
 function source(mode: MmaCeilingResult['mode'], tm: number, tn: number): string {
-  const result = mode === 'mma-f16-result' ? 'f16' : 'f32';
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   const cells = range(tm).flatMap((i) => range(tn).map((j) => [i, j] as const));
   const stride = 72; // a row of a 64-wide k block, padded as the GEMM pads
@@ -93,7 +91,7 @@ fn fetch(r: u32, c: u32) -> vec4<f16> {
 }
 var<workgroup> ta: array<array<f16, ${tm * 16 * stride}>, 2>;
 var<workgroup> tb: array<array<f16, ${tn * 16 * stride}>, 2>;
-var<workgroup> stage: array<array<${result}, 256>, ${SUBGROUPS}>;
+var<workgroup> stage: array<array<f32, 256>, ${SUBGROUPS}>;
 @compute @workgroup_size(${SUBGROUPS * 32})
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wg: vec3u) {
   let sg = tid / 32u;
@@ -104,7 +102,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wg: ve
     for (var b = 0u; b < 2u; b++) { tb[b][i] = f16(f32((i + b) % 5u) * 0.01); }
   }
   workgroupBarrier();
-  ${cells.map(([i, j]) => `var acc${i}_${j} = subgroup_matrix_result<${result}, 16, 16>();`).join('\n  ')}
+  ${cells.map(([i, j]) => `var acc${i}_${j} = subgroup_matrix_result<f32, 16, 16>();`).join('\n  ')}
   ${!inRounds ? load(0).join('\n  ') : ''}
   for (var it = 0u; it < ${ITERS}u; it++) {
     ${round}
@@ -112,7 +110,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wg: ve
   var sum = 0.0;
   ${cells.map(([i, j]) => `subgroupMatrixStore<row_major>(&stage[sg], 0u, acc${i}_${j}, 16u);
   workgroupBarrier();
-  sum += f32(stage[sg][tid % 32u]);
+  sum += stage[sg][tid % 32u];
   workgroupBarrier();`).join('\n  ')}
   if (tid % 32u == 0u) { out[wg.x * ${SUBGROUPS}u + sg] = sum; }
 }`;
@@ -126,10 +124,7 @@ export async function benchMmaCeiling(gpu: Gpu, repeats: number): Promise<MmaCei
   const bounds = device.createBuffer({ size: 8, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'bench.mma-ceiling.bounds' });
   device.queue.writeBuffer(bounds, 0, Uint32Array.of(4096, 4096));
   const results: MmaCeilingResult[] = [];
-  const configs = (device as GPUDevice & { adapterInfo?: { subgroupMatrixConfigs?: { componentType: string; resultComponentType: string; M: number; N: number; K: number }[] } }).adapterInfo?.subgroupMatrixConfigs ?? [];
-  console.log(`mma ceiling: the adapter's subgroup-matrix configs: ${configs.map((c) => `${c.componentType}->${c.resultComponentType} ${c.M}x${c.N}x${c.K}`).join(', ') || 'none listed'}`);
-  const f16Result = configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f16' && c.M === 16 && c.N === 16 && c.K === 16);
-  for (const mode of ['mma', 'load', 'stage', 'global', 'global-checked', ...(f16Result ? (['mma-f16-result'] as const) : [])] as const) {
+  for (const mode of ['mma', 'load', 'stage', 'global', 'global-checked'] as const) {
     for (const [tm, tn] of [[2, 4], [4, 4]]) {
       const module = device.createShaderModule({ code: source(mode, tm, tn), label: `mma-ceiling ${mode} ${tm}x${tn}` });
       const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
