@@ -1,8 +1,10 @@
 // NF4 GEMV for decode: out[m, n] = x[m, :] · dequant(W)[n, :] (+ a LoRA's scale · u[m] · B[n])
 // (+ bias[n] or residual[m, n]) (+ out[m, n]) for a few rows of x (p.m <= 8), `gemv` with x taken
 // through a prologue (PROLOGUE below), W [N, K] NF4 as in shaders/nf4-matmul.wgsl (bnb's codes 8 to a
-// little-endian u32 word, one f32 absmax per `blocksize` elements of the flattened weight). Every
-// weight value is nf4_dequant's (code value * absmax, one f32 rounding, as bnb), f32 accumulation.
+// little-endian u32 word, one f32 absmax per `blocksize` elements of the flattened weight), f32
+// accumulation. The code values of 8 elements (one word) are summed times x first and the sum times
+// their absmax (gemv: of 32, one chunk): bnb's weight values (code value * absmax) in exact
+// arithmetic, one multiply per element fewer.
 //
 // Decode reads each weight byte once and does two flops per 4 bits, so this kernel is a memory
 // stream: what matters is how many bytes are in flight, and how few instructions each byte costs.
@@ -17,6 +19,11 @@
 //             f32), cached by L1/L2 for all workgroups. Then the 128 partial vec4s are summed
 //             (row_sum: subgroupAdd where the device has subgroups, workgroup memory otherwise)
 //             and invocations 0..3 store the 4 outputs.
+//   gemv8     (K % 32 == 0, one row of x) The same over 8 W rows a workgroup, two quads whose
+//             loads are in flight together and which read each x element once: half the
+//             workgroups, half the x traffic per row. Decode's largest projections (gate/up,
+//             14336 rows; nf4-gemv.ts picks it): the 8B's step 5.36 -> 4.98 ms of GPU, while the
+//             smaller ones were slower with it (5.11 ms with it everywhere).
 //   gemv_any  Any K, for tests and odd shapes: the same rows and reduction, one word (K % 8 == 0)
 //             or one element per step, x read element by element.
 //
@@ -135,15 +142,17 @@ fn x8_any(e: u32) -> X8 {
             vec4(f32(x[e + 4u]), f32(x[e + 5u]), f32(x[e + 6u]), f32(x[e + 7u])));
 }
 
-/** Element `shift` (nf4_shift(j)) of one word of each of the 4 rows, dequantized. */
-fn dq4(w: vec4<u32>, shift: u32, am: vec4<f32>) -> vec4<f32> {
-  return vec4(nf4_dequant(w.x, shift, am.x), nf4_dequant(w.y, shift, am.y), nf4_dequant(w.z, shift, am.z), nf4_dequant(w.w, shift, am.w));
+/** The code value of element `shift` (nf4_shift(j)) of one word of each of the 4 rows. */
+fn code4(w: vec4<u32>, shift: u32) -> vec4<f32> {
+  return vec4(nf4_table[(w.x >> shift) & 15u], nf4_table[(w.y >> shift) & 15u], nf4_table[(w.z >> shift) & 15u], nf4_table[(w.w >> shift) & 15u]);
 }
 
-/** The 8 elements of one word of each of the 4 rows (w: the rows' words), dequantized. */
-fn dequant8(w: vec4<u32>, am: vec4<f32>) -> D8 {
-  return D8(dq4(w, nf4_shift(0u), am), dq4(w, nf4_shift(1u), am), dq4(w, nf4_shift(2u), am), dq4(w, nf4_shift(3u), am),
-            dq4(w, nf4_shift(4u), am), dq4(w, nf4_shift(5u), am), dq4(w, nf4_shift(6u), am), dq4(w, nf4_shift(7u), am));
+/** The code values of the 8 elements of one word of each of the 4 rows (w: the rows' words). The
+ * absmax, shared by a whole chunk, multiplies the chunk's sum instead of every element (a multiply
+ * fewer per weight; the same products in exact arithmetic, rounded in another order). */
+fn codes8(w: vec4<u32>) -> D8 {
+  return D8(code4(w, nf4_shift(0u)), code4(w, nf4_shift(1u)), code4(w, nf4_shift(2u)), code4(w, nf4_shift(3u)),
+            code4(w, nf4_shift(4u)), code4(w, nf4_shift(5u)), code4(w, nf4_shift(6u)), code4(w, nf4_shift(7u)));
 }
 
 /** s + Σ_j xs[j] · d[j]: one word's products for the 4 rows. */
@@ -158,7 +167,7 @@ fn fma8(s0: vec4<f32>, d: D8, xs: X8) -> vec4<f32> {
   return fma(vec4(xs.hi.w), d.d7, s);
 }
 
-/** Adds one word (elements e .. e + 7 of the rows, dequantized in d) times every row of x. */
+/** Adds one word (elements e .. e + 7 of the rows, their code values in d) times every row of x. */
 fn word_vec(acc: ptr<function, Acc>, d: D8, e: u32) {
   if (ONE_ROW) {
     (*acc)[0] = fma8((*acc)[0], d, x8_vec(0u, e));
@@ -213,20 +222,61 @@ fn finish(lanes: Lanes, row0: u32, acc: ptr<function, Acc>) {
   }
 }
 
+/** Chunk c (32 codes) of a quad of W rows (row0 .. row0 + 3) and the chunk's absmax per row. */
+struct Quad { w0: vec4<u32>, w1: vec4<u32>, w2: vec4<u32>, w3: vec4<u32>, am: vec4<f32> }
+
+/** The quad's loads, issued together so that they are in flight together. */
+fn quad_of(row0: u32, c: u32) -> Quad {
+  return Quad(chunk_of(row0, c), chunk_of(row0 + 1u, c), chunk_of(row0 + 2u, c), chunk_of(row0 + 3u, c), absmax4(row0, c * 32u));
+}
+
+/** Word q (a constant) of the chunk across the quad's 4 rows: a 4x4 transpose. */
+fn word_q(d: Quad, q: u32) -> vec4<u32> {
+  return vec4(d.w0[q], d.w1[q], d.w2[q], d.w3[q]);
+}
+
 /** Adds chunk c (elements 32c .. 32c + 31) of W rows row0 .. row0 + 3 times x to acc. */
 fn chunk_add(acc: ptr<function, Acc>, row0: u32, c: u32) {
-  // All four loads first, so they are in flight together.
-  let w0 = chunk_of(row0, c);
-  let w1 = chunk_of(row0 + 1u, c);
-  let w2 = chunk_of(row0 + 2u, c);
-  let w3 = chunk_of(row0 + 3u, c);
+  let d = quad_of(row0, c);
   let e = c * 32u;
-  let am = absmax4(row0, e);
-  // Word q of the chunk across the 4 rows is (w0[q], w1[q], w2[q], w3[q]): a 4x4 transpose.
-  word_vec(acc, dequant8(vec4(w0.x, w1.x, w2.x, w3.x), am), e);
-  word_vec(acc, dequant8(vec4(w0.y, w1.y, w2.y, w3.y), am), e + 8u);
-  word_vec(acc, dequant8(vec4(w0.z, w1.z, w2.z, w3.z), am), e + 16u);
-  word_vec(acc, dequant8(vec4(w0.w, w1.w, w2.w, w3.w), am), e + 24u);
+  var t = Acc();
+  word_vec(&t, codes8(word_q(d, 0u)), e);
+  word_vec(&t, codes8(word_q(d, 1u)), e + 8u);
+  word_vec(&t, codes8(word_q(d, 2u)), e + 16u);
+  word_vec(&t, codes8(word_q(d, 3u)), e + 24u);
+  scale_add(acc, &t, d.am);
+}
+
+/** chunk_add for one row of x and 8 W rows (row0 .. row0 + 7, two quads): x read once for both. */
+fn chunk_add8(acc: ptr<function, vec4<f32>>, acc2: ptr<function, vec4<f32>>, row0: u32, c: u32) {
+  let d = quad_of(row0, c);
+  let d2 = quad_of(row0 + 4u, c);
+  let e = c * 32u;
+  var t = vec4(0.0);
+  var t2 = vec4(0.0);
+  var xs = x8_vec(0u, e);
+  t = fma8(t, codes8(word_q(d, 0u)), xs);
+  t2 = fma8(t2, codes8(word_q(d2, 0u)), xs);
+  xs = x8_vec(0u, e + 8u);
+  t = fma8(t, codes8(word_q(d, 1u)), xs);
+  t2 = fma8(t2, codes8(word_q(d2, 1u)), xs);
+  xs = x8_vec(0u, e + 16u);
+  t = fma8(t, codes8(word_q(d, 2u)), xs);
+  t2 = fma8(t2, codes8(word_q(d2, 2u)), xs);
+  xs = x8_vec(0u, e + 24u);
+  t = fma8(t, codes8(word_q(d, 3u)), xs);
+  t2 = fma8(t2, codes8(word_q(d2, 3u)), xs);
+  *acc = fma(d.am, t, *acc);
+  *acc2 = fma(d2.am, t2, *acc2);
+}
+
+/** acc += am · t for every row of x (am: the absmax of each of the 4 W rows). */
+fn scale_add(acc: ptr<function, Acc>, t: ptr<function, Acc>, am: vec4<f32>) {
+  if (ONE_ROW) {
+    (*acc)[0] = fma(am, (*t)[0], (*acc)[0]);
+    return;
+  }
+  for (var m = 0u; m < p.m; m++) { (*acc)[m] = fma(am, (*t)[m], (*acc)[m]); }
 }
 
 @compute @workgroup_size(GEMV_WG)
@@ -237,6 +287,18 @@ fn gemv(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, l
   var acc = Acc();
   for (var c = lanes.index; c < (p.k >> 5u); c += GEMV_WG) { chunk_add(&acc, row0, c); }
   finish(lanes, row0, &acc);
+}
+
+@compute @workgroup_size(GEMV_WG)
+fn gemv8(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, lanes: Lanes) {
+  nf4_table_init(lanes.index);
+  let row0 = (wg.y * nwg.x + wg.x) * 8u;
+  if (row0 >= p.n) { return; }
+  var acc = Acc();
+  var acc2 = Acc();
+  for (var c = lanes.index; c < (p.k >> 5u); c += GEMV_WG) { chunk_add8(&acc[0], &acc2[0], row0, c); }
+  finish(lanes, row0, &acc);
+  finish(lanes, row0 + 4u, &acc2); // past p.n it stores nothing; called anyway (its barriers)
 }
 
 /** Flat element e of W, dequantized. */
@@ -264,8 +326,9 @@ fn gemv_any(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3
   if (p.aligned != 0u) {
     // Whole words: a row starts on a word, and 8 elements of a row share one absmax.
     for (var e = lanes.index * 8u; e < p.k; e += GEMV_WG * 8u) {
-      let d = dequant8(vec4(word_of(row0, e), word_of(row0 + 1u, e), word_of(row0 + 2u, e), word_of(row0 + 3u, e)), absmax4(row0, e));
-      for (var m = 0u; m < x_rows(); m++) { acc[m] = fma8(acc[m], d, x8_any(m * p.k + e)); }
+      let d = codes8(vec4(word_of(row0, e), word_of(row0 + 1u, e), word_of(row0 + 2u, e), word_of(row0 + 3u, e)));
+      let am = absmax4(row0, e);
+      for (var m = 0u; m < x_rows(); m++) { acc[m] = fma(am, fma8(vec4(0.0), d, x8_any(m * p.k + e)), acc[m]); }
     }
   } else {
     for (var col = lanes.index; col < p.k; col += GEMV_WG) {

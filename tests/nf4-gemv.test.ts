@@ -3,7 +3,7 @@ import { submitPass, Kernels } from '../src/engine/kernels.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
 import { lmHeadLogits } from '../src/engine/lmhead.ts';
 import { destroyNf4, uploadNf4 } from '../src/engine/nf4.ts';
-import { encodeNf4Gemv, NF4_GEMV_MAX_ROWS, type Nf4GemvOptions } from '../src/engine/nf4-gemv.ts';
+import { encodeNf4Gemv, gemvRowsPerWorkgroup, NF4_GEMV_MAX_ROWS, type Nf4GemvOptions } from '../src/engine/nf4-gemv.ts';
 import { lmHeadRef } from '../src/engine/reference/lmhead.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
 import { nf4MatmulRef } from '../src/engine/reference/nf4-matmul.ts';
@@ -30,7 +30,7 @@ beforeAll(async () => {
   kernels = new Kernels(gpu);
 });
 
-interface Case extends Pick<Nf4GemvOptions, 'subgroups' | 'workgroupSize'> {
+interface Case extends Pick<Nf4GemvOptions, 'subgroups' | 'workgroupSize' | 'rowsPerWorkgroup'> {
   m: number;
   k: number;
   n: number;
@@ -86,8 +86,10 @@ async function runCase(c: Case, seed: number): Promise<number> {
   const [u, b] = [randomF32(c.m * r, seed + 5), randomF32(c.n * r, seed + 6)];
   const scale = 0.37;
   const lora = r > 0 ? { u: uploadTensor(gpu.device, u, [c.m, r], 'f32'), b: uploadTensor(gpu.device, b, [c.n, r], 'f32'), scale } : undefined;
-  const { subgroups, workgroupSize } = c;
-  submitPass(kernels, (pass) => encodeNf4Gemv(kernels, pass, tx, w, ty, { bias: tb, accumulate: c.accumulate, subgroups, workgroupSize, residual: tr, lora, prologue }));
+  const { subgroups, workgroupSize, rowsPerWorkgroup } = c;
+  submitPass(kernels, (pass) =>
+    encodeNf4Gemv(kernels, pass, tx, w, ty, { bias: tb, accumulate: c.accumulate, subgroups, workgroupSize, rowsPerWorkgroup, residual: tr, lora, prologue }),
+  );
   const got = await readTensor(gpu.device, ty);
   const ref = nf4MatmulRef(prologueRef(c, x, second), cpu, c.m, { bias });
   for (let m = 0; m < c.m; m++) {
@@ -110,7 +112,7 @@ async function runCase(c: Case, seed: number): Promise<number> {
 const label = (c: Case) =>
   `${c.m}x${c.k}->${c.n} ${c.dtype ?? 'f32'}${c.out && c.out !== c.dtype ? `->${c.out}` : ''}` +
   `${c.prologue ? ` ${c.prologue}(x)` : ''}${c.blocksize ? ` bs${c.blocksize}` : ''}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +=' : ''}${c.residual ? ' +residual' : ''}${c.loraR ? ` +LoRA r${c.loraR}` : ''}` +
-  `${c.subgroups === false ? ', workgroup sum' : ', subgroup sum'}${c.workgroupSize ? `, wg ${c.workgroupSize}` : ''}`;
+  `${c.subgroups === false ? ', workgroup sum' : ', subgroup sum'}${c.workgroupSize ? `, wg ${c.workgroupSize}` : ''}${c.rowsPerWorkgroup ? `, ${c.rowsPerWorkgroup} rows a workgroup` : ''}`;
 
 describe('NF4 GEMV against float64 (component-wise)', () => {
   // K % 32 == 0 takes the 16-byte kernel (gemv), else gemv_any (K % 8 == 0 by words, else by
@@ -134,6 +136,10 @@ describe('NF4 GEMV against float64 (component-wise)', () => {
     { m: 3, k: 256, n: 37, prologue: 'rmsnorm', subgroups: false },
     { m: 1, k: 4096, n: 9, prologue: 'swiglu', residual: true },
     { m: 2, k: 448, n: 21, prologue: 'swiglu', bias: true, subgroups: false },
+    // gemv8 (decode's gate/up: 8 W rows a workgroup): N % 8 == 5 leaves a last workgroup whose
+    // second quad is partly and one whose second quad is wholly past N (n 13: rows 8-12).
+    { m: 1, k: 4096, n: 13, rowsPerWorkgroup: 8, prologue: 'rmsnorm', residual: true, loraR: 16 },
+    { m: 1, k: 4192, n: 13, rowsPerWorkgroup: 8, blocksize: 128, subgroups: false, bias: true, accumulate: true },
   ];
   for (const [i, c] of cases.entries()) {
     it(`${label(c)} (< ${TOL.f32})`, async () => {
@@ -151,6 +157,7 @@ describe('NF4 GEMV against float64 (component-wise)', () => {
     { m: 1, k: 512, n: 64, dtype: 'f16', out: 'f32', residual: true, loraR: 16, tol: TOL.f32 },
     { m: 1, k: 4096, n: 64, dtype: 'f16', out: 'f32', prologue: 'rmsnorm', tol: TOL.f32 },
     { m: 2, k: 1024, n: 33, dtype: 'f16', prologue: 'swiglu', tol: TOL.f16 },
+    { m: 1, k: 4096, n: 21, dtype: 'f16', rowsPerWorkgroup: 8, prologue: 'rmsnorm', loraR: 16, tol: TOL.f16 },
   ];
   for (const [i, c] of f16.entries()) {
     it(`${label(c)} (< ${c.tol})`, async (ctx) => {
@@ -160,6 +167,15 @@ describe('NF4 GEMV against float64 (component-wise)', () => {
       expect(err).toBeLessThan(c.tol);
     });
   }
+
+  it('picks 8 W rows a workgroup for one row of x over 8192 and more W rows, and refuses them for more rows of x', () => {
+    expect([gemvRowsPerWorkgroup(1, 14336), gemvRowsPerWorkgroup(1, 8191), gemvRowsPerWorkgroup(2, 14336)]).toEqual([8, 4, 4]);
+    const w = uploadNf4(gpu.device, quantizeNf4(new Float32Array(8 * 64), { shape: [8, 64] }));
+    const x = createTensor(gpu.device, [2, 64], 'f32');
+    const y = createTensor(gpu.device, [2, 8], 'f32');
+    expect(() => submitPass(kernels, (p) => encodeNf4Gemv(kernels, p, x, w, y, { rowsPerWorkgroup: 8 }))).toThrow(/one row of x and K % 32 == 0, not 2 rows/);
+    destroyNf4(w);
+  });
 
   it('rejects more rows than NF4_GEMV_MAX_ROWS', () => {
     const w = uploadNf4(gpu.device, quantizeNf4(new Float32Array(8 * 64), { shape: [8, 64] }));

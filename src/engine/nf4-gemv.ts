@@ -11,8 +11,14 @@ import source from '../../shaders/nf4-gemv.wgsl?raw';
 
 /** Rows (tokens) up to which the forward runs the GEMV kernel (decode) instead of the tiled one. */
 export const NF4_GEMV_MAX_ROWS = 8;
-/** W rows per workgroup (the vec4 components of the shader's accumulators). */
-const ROWS_PER_WORKGROUP = 4;
+/**
+ * W rows per workgroup: 4 (the vec4 components of the shader's accumulators), or 8 (gemv8: one row
+ * of x, two quads) where there are rows enough to keep 1024 and more workgroups: decode's gate/up
+ * (bench/decode-notes.md, session 8).
+ */
+export function gemvRowsPerWorkgroup(m: number, n: number): 4 | 8 {
+  return m === 1 && n >= 8192 ? 8 : 4;
+}
 
 /** row_sum_with's result: the sums of v and of w. */
 const ROW_SUM5 = `
@@ -117,6 +123,8 @@ export interface Nf4GemvOptions {
   subgroups?: boolean;
   /** Invocations per workgroup (default 128). */
   workgroupSize?: 128 | 256;
+  /** W rows per workgroup (default gemvRowsPerWorkgroup's; 8 takes one row of x and K % 32 == 0). */
+  rowsPerWorkgroup?: 4 | 8;
   /** f32, the shape of y: added to every output (decode's residual stream: y = residual + x · Wᵀ). Not with a bias. */
   residual?: Tensor;
   /**
@@ -191,7 +199,9 @@ export function encodeNf4Gemv(
   const subgroups = rowSumSubgroups(kernels, opts.subgroups);
   const wg = opts.workgroupSize ?? 128;
   // The 16-byte loads need rows that start on a 16-byte word group: K % 32 == 0 (real models).
-  const entryPoint = k % 32 === 0 ? 'gemv' : 'gemv_any';
+  const rows = opts.rowsPerWorkgroup ?? gemvRowsPerWorkgroup(m, n);
+  if (rows === 8 && (m !== 1 || k % 32 !== 0)) throw new Error(`nf4 gemv: 8 W rows a workgroup take one row of x and K % 32 == 0, not ${m} rows and K ${k}`);
+  const entryPoint = k % 32 === 0 ? (rows === 8 ? 'gemv8' : 'gemv') : 'gemv_any';
   // The shader's T: the storage type (x's, or the norm weight's when x is the f32 residual stream).
   const storage = pro?.kind === 'rmsnorm' ? pro.weight.dtype : x.dtype;
   const mode = !pro ? 0 : pro.kind === 'rmsnorm' ? 1 : 2;
@@ -214,9 +224,9 @@ export function encodeNf4Gemv(
   // never read: the words for the prologue's 16-byte view (at least 16 bytes), else the absmax.
   const none = w.absmax;
   const bindings: [number, GPUBuffer][] = [[0, x.buffer], [1, w.words], [2, w.absmax], [3, addend?.buffer ?? none], [4, y.buffer], [6, lora?.u.buffer ?? none], [7, lora?.b.buffer ?? none]];
-  // Only `gemv` has a prologue (binding 5).
-  if (entryPoint === 'gemv') bindings.push([5, second?.buffer ?? w.words]);
-  kernels.dispatchAt(pass, kernel, bindings, params, grid(kernels, Math.ceil(n / ROWS_PER_WORKGROUP)));
+  // Only `gemv` and `gemv8` have a prologue (binding 5).
+  if (entryPoint !== 'gemv_any') bindings.push([5, second?.buffer ?? w.words]);
+  kernels.dispatchAt(pass, kernel, bindings, params, grid(kernels, Math.ceil(n / rows)));
 }
 
 /** Kernels by everything that picks one: a decode step records hundreds of GEMVs, and building the

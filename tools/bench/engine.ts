@@ -264,21 +264,18 @@ async function recordingTime<R>(device: GPUDevice, fn: () => Promise<R>): Promis
 }
 
 /**
- * GPU time of every compute pass recorded while `fn` runs (timestamps at each pass's beginning and
- * end), per command buffer: what a decode step costs the GPU, apart from recording and readback.
- * Returns the median per-buffer total and, per pass index, the median time.
- */
-/**
  * GPU time of every dispatch `fn` records, summed per kernel (pipeline label): each dispatch runs in
  * a compute pass of its own with timestamps at its ends (Dawn's Node binding has no timestamps
  * inside a pass), the pipeline and bind groups set again in each. Pass boundaries add a little
  * time per dispatch; the split between kernels is what this is for. Only command buffers begun
- * while `when()` holds are timed (`buffers` counts them).
+ * while `when()` holds are timed (`buffers` counts them). `key` names a dispatch's entry (its
+ * pipeline's label, or that and its grid where one kernel runs at several shapes).
  */
 async function dispatchTimes<R>(
   device: GPUDevice,
   fn: () => Promise<R>,
   when: () => boolean = () => true,
+  key: (label: string, grid: number[]) => string = (label) => label,
 ): Promise<{ value: R; byKernel: Map<string, { ms: number; count: number }>; buffers: number }> {
   const create = device.createCommandEncoder.bind(device);
   const PER_SET = 2048; // dispatches per query set (4096 timestamps)
@@ -301,7 +298,7 @@ async function dispatchTimes<R>(
           let cur = sets[sets.length - 1];
           if (!cur || cur.labels.length === PER_SET) sets.push((cur = { set: device.createQuerySet({ type: 'timestamp', count: 2 * PER_SET }), labels: [] }));
           const i = cur.labels.length;
-          cur.labels.push(pipeline?.label ?? '?');
+          cur.labels.push(key(pipeline?.label ?? '?', [x, y ?? 1, z ?? 1]));
           const real = begin({ timestampWrites: { querySet: cur.set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
           if (pipeline) real.setPipeline(pipeline);
           for (const [index, g] of groups) real.setBindGroup(index, g);
@@ -360,7 +357,7 @@ async function readSpans(buffer: GPUBuffer, spans: number): Promise<number[]> {
 }
 
 /** The kernels that took the most GPU time, as one line each. */
-function describeKernelTimes(byKernel: Map<string, { ms: number; count: number }>, top = 14): string[] {
+function describeKernelTimes(byKernel: Map<string, { ms: number; count: number }>, top = 20): string[] {
   const total = [...byKernel.values()].reduce((a, e) => a + e.ms, 0);
   return [...byKernel.entries()]
     .sort((a, b) => b[1].ms - a[1].ms)
@@ -499,6 +496,8 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
         device,
         () => gen.generate(p, lora, { maxNewTokens: tokens, temperature: 0, ...opts, onToken: () => void (decoding = true) }),
         () => decoding,
+        // The GEMVs per shape (their grid): which projections the time goes to.
+        (label, grid) => (label.includes('gemv') ? `${label} [${grid.slice(0, 2).join('x')}]` : label),
       );
       const steps = dt.buffers;
       const byToken = new Map([...dt.byKernel].map(([k, e]) => [k, { ms: e.ms / steps, count: e.count / steps }]));
