@@ -222,52 +222,54 @@ fn finish(lanes: Lanes, row0: u32, acc: ptr<function, Acc>) {
   }
 }
 
-/** Chunk c (32 codes) of a quad of W rows (row0 .. row0 + 3) and the chunk's absmax per row. */
-struct Quad { w0: vec4<u32>, w1: vec4<u32>, w2: vec4<u32>, w3: vec4<u32>, am: vec4<f32> }
-
-/** The quad's loads, issued together so that they are in flight together. */
-fn quad_of(row0: u32, c: u32) -> Quad {
-  return Quad(chunk_of(row0, c), chunk_of(row0 + 1u, c), chunk_of(row0 + 2u, c), chunk_of(row0 + 3u, c), absmax4(row0, c * 32u));
-}
-
-/** Word q (a constant) of the chunk across the quad's 4 rows: a 4x4 transpose. */
-fn word_q(d: Quad, q: u32) -> vec4<u32> {
-  return vec4(d.w0[q], d.w1[q], d.w2[q], d.w3[q]);
-}
-
 /** Adds chunk c (elements 32c .. 32c + 31) of W rows row0 .. row0 + 3 times x to acc. */
 fn chunk_add(acc: ptr<function, Acc>, row0: u32, c: u32) {
-  let d = quad_of(row0, c);
+  // All four loads first, so they are in flight together.
+  let w0 = chunk_of(row0, c);
+  let w1 = chunk_of(row0 + 1u, c);
+  let w2 = chunk_of(row0 + 2u, c);
+  let w3 = chunk_of(row0 + 3u, c);
   let e = c * 32u;
+  let am = absmax4(row0, e);
+  // Word q of the chunk across the 4 rows is (w0[q], w1[q], w2[q], w3[q]): a 4x4 transpose.
   var t = Acc();
-  word_vec(&t, codes8(word_q(d, 0u)), e);
-  word_vec(&t, codes8(word_q(d, 1u)), e + 8u);
-  word_vec(&t, codes8(word_q(d, 2u)), e + 16u);
-  word_vec(&t, codes8(word_q(d, 3u)), e + 24u);
-  scale_add(acc, &t, d.am);
+  word_vec(&t, codes8(vec4(w0.x, w1.x, w2.x, w3.x)), e);
+  word_vec(&t, codes8(vec4(w0.y, w1.y, w2.y, w3.y)), e + 8u);
+  word_vec(&t, codes8(vec4(w0.z, w1.z, w2.z, w3.z)), e + 16u);
+  word_vec(&t, codes8(vec4(w0.w, w1.w, w2.w, w3.w)), e + 24u);
+  scale_add(acc, &t, am);
 }
 
 /** chunk_add for one row of x and 8 W rows (row0 .. row0 + 7, two quads): x read once for both. */
 fn chunk_add8(acc: ptr<function, vec4<f32>>, acc2: ptr<function, vec4<f32>>, row0: u32, c: u32) {
-  let d = quad_of(row0, c);
-  let d2 = quad_of(row0 + 4u, c);
+  // The eight loads first (as chunk_add's four).
+  let w0 = chunk_of(row0, c);
+  let w1 = chunk_of(row0 + 1u, c);
+  let w2 = chunk_of(row0 + 2u, c);
+  let w3 = chunk_of(row0 + 3u, c);
+  let v0 = chunk_of(row0 + 4u, c);
+  let v1 = chunk_of(row0 + 5u, c);
+  let v2 = chunk_of(row0 + 6u, c);
+  let v3 = chunk_of(row0 + 7u, c);
   let e = c * 32u;
+  let am = absmax4(row0, e);
+  let am2 = absmax4(row0 + 4u, e);
   var t = vec4(0.0);
   var t2 = vec4(0.0);
   var xs = x8_vec(0u, e);
-  t = fma8(t, codes8(word_q(d, 0u)), xs);
-  t2 = fma8(t2, codes8(word_q(d2, 0u)), xs);
+  t = fma8(t, codes8(vec4(w0.x, w1.x, w2.x, w3.x)), xs);
+  t2 = fma8(t2, codes8(vec4(v0.x, v1.x, v2.x, v3.x)), xs);
   xs = x8_vec(0u, e + 8u);
-  t = fma8(t, codes8(word_q(d, 1u)), xs);
-  t2 = fma8(t2, codes8(word_q(d2, 1u)), xs);
+  t = fma8(t, codes8(vec4(w0.y, w1.y, w2.y, w3.y)), xs);
+  t2 = fma8(t2, codes8(vec4(v0.y, v1.y, v2.y, v3.y)), xs);
   xs = x8_vec(0u, e + 16u);
-  t = fma8(t, codes8(word_q(d, 2u)), xs);
-  t2 = fma8(t2, codes8(word_q(d2, 2u)), xs);
+  t = fma8(t, codes8(vec4(w0.z, w1.z, w2.z, w3.z)), xs);
+  t2 = fma8(t2, codes8(vec4(v0.z, v1.z, v2.z, v3.z)), xs);
   xs = x8_vec(0u, e + 24u);
-  t = fma8(t, codes8(word_q(d, 3u)), xs);
-  t2 = fma8(t2, codes8(word_q(d2, 3u)), xs);
-  *acc = fma(d.am, t, *acc);
-  *acc2 = fma(d2.am, t2, *acc2);
+  t = fma8(t, codes8(vec4(w0.w, w1.w, w2.w, w3.w)), xs);
+  t2 = fma8(t2, codes8(vec4(v0.w, v1.w, v2.w, v3.w)), xs);
+  *acc = fma(am, t, *acc);
+  *acc2 = fma(am2, t2, *acc2);
 }
 
 /** acc += am · t for every row of x (am: the absmax of each of the 4 W rows). */
