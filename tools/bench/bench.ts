@@ -224,7 +224,10 @@ async function main() {
     for (const s of lora.stepMs) summary.push(`lora ${s.shape}: ${s.ms.toFixed(1)} ms of LoRA kernels per training step`);
   }
   if (args.only.includes('record')) {
-    for (const shape of args.engine.shapes) summary.push(`${shape}: recording a decode step ${(await benchDecodeRecording(kernels, shape, args.engine)).toFixed(2)} ms of CPU`);
+    for (const shape of args.engine.shapes) {
+      const r = await benchDecodeRecording(kernels, shape, args.engine);
+      summary.push(`${shape}: recording a decode step ${r.greedyMs.toFixed(2)} ms of CPU, ${r.chatMs.toFixed(2)} ms with an adapter`);
+    }
   }
   if (args.only.includes('model')) {
     const f32Peak = Math.max(0, ...results.filter((r): r is MatmulResult => r.op === 'matmul' && r.dtype === 'f32').map((r) => r.tflops));

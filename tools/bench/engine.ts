@@ -408,26 +408,33 @@ async function passTimes<R>(device: GPUDevice, fn: () => Promise<R>): Promise<{ 
  * CPU cost of recording one decode step (forward of one token with the KV cache, the lm_head row),
  * without submitting it: what bounds decode when the GPU is fast. For profiling (node --cpu-prof).
  */
-export async function benchDecodeRecording(kernels: Kernels, name: string, o: EngineBenchOptions, steps = 200): Promise<number> {
+export async function benchDecodeRecording(kernels: Kernels, name: string, o: EngineBenchOptions, steps = 200): Promise<{ greedyMs: number; chatMs: number }> {
   const config = { ...LOAD_CONFIGS[name], ...(o.layers ? { num_hidden_layers: o.layers } : {}), ...(o.vocab ? { vocab_size: o.vocab } : {}) };
   const arch = parseModelConfig(config);
   const inf = randomModel(kernels, arch, kernels.gpu.info.f16 ? 'f16' : 'f32');
   const gen = new Generator(kernels, inf.model, { maxContext: 64, prefillChunk: 16 });
-  const record = (gen as unknown as { encodeStep(enc: GPUCommandEncoder, ids: Uint32Array | null, n: number, lora: null, logits: boolean): void }).encodeStep.bind(gen);
-  const times: number[] = [];
-  for (let i = 0; i < steps; i++) {
-    gen.reset();
-    const t0 = performance.now();
-    const enc = kernels.device.createCommandEncoder();
-    record(enc, null, 1, null, true);
-    enc.finish();
-    times.push(performance.now() - t0);
-  }
+  const record = (gen as unknown as { encodeStep(enc: GPUCommandEncoder, ids: Uint32Array | null, n: number, lora: LoraSet | null, logits: boolean): void }).encodeStep.bind(gen);
+  // Greedy (no adapter), then chat's forward (an adapter r 16 on the seven targets; the sampler apart).
+  const lora = createLora(kernels.device, arch, { r: 16, alpha: 16, rslora: true, targets: LINEAR_NAMES }, 0);
+  const time = (set: LoraSet | null): number => {
+    const times: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      gen.reset();
+      const t0 = performance.now();
+      const enc = kernels.device.createCommandEncoder();
+      record(enc, null, 1, set, true);
+      enc.finish();
+      times.push(performance.now() - t0);
+    }
+    return median(times);
+  };
+  const greedyMs = time(null);
+  const chatMs = time(lora);
+  destroyLora(lora);
   gen.destroy();
   destroyRandomModel(inf);
-  const ms = median(times);
-  console.log(`${name} (${arch.layers} layers): recording a decode step takes ${ms.toFixed(2)} ms of CPU (median of ${steps})`);
-  return ms;
+  console.log(`${name} (${arch.layers} layers): recording a decode step takes ${greedyMs.toFixed(2)} ms of CPU, ${chatMs.toFixed(2)} ms with an adapter (medians of ${steps})`);
+  return { greedyMs, chatMs };
 }
 
 /** Prefill, decode and training of one model shape. */
