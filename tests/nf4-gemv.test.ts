@@ -168,8 +168,8 @@ describe('NF4 GEMV against float64 (component-wise)', () => {
     });
   }
 
-  it('picks 8 W rows a workgroup for one row of x over 8192 and more W rows, and refuses them for more rows of x', () => {
-    expect([gemvRowsPerWorkgroup(1, 14336), gemvRowsPerWorkgroup(1, 8191), gemvRowsPerWorkgroup(2, 14336)]).toEqual([8, 4, 4]);
+  it('picks 8 W rows a workgroup for one row of x over 8192 and more W rows (K % 32 == 0), and refuses them for more rows of x', () => {
+    expect([gemvRowsPerWorkgroup(1, 14336, 4096), gemvRowsPerWorkgroup(1, 8191, 4096), gemvRowsPerWorkgroup(2, 14336, 4096), gemvRowsPerWorkgroup(1, 14336, 4100)]).toEqual([8, 4, 4, 4]);
     const w = uploadNf4(gpu.device, quantizeNf4(new Float32Array(8 * 64), { shape: [8, 64] }));
     const x = createTensor(gpu.device, [2, 64], 'f32');
     const y = createTensor(gpu.device, [2, 8], 'f32');

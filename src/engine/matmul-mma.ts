@@ -28,7 +28,7 @@ export interface MmaTiling {
   bk: number;
 }
 
-/** Tilings the benchmark compares; the first is the default. */
+/** Tilings the benchmark compares (chooseMma picks among them). */
 export const MMA_TILINGS: Record<string, MmaTiling> = {
   '128x128-w8-k64': { tm: 2, tn: 4, sgr: 4, sgc: 2, bk: 64 },
   '128x128-w8-k32': { tm: 2, tn: 4, sgr: 4, sgc: 2, bk: 32 },
@@ -37,7 +37,6 @@ export const MMA_TILINGS: Record<string, MmaTiling> = {
   '128x256-w8-k32': { tm: 4, tn: 4, sgr: 2, sgc: 4, bk: 32 },
   '256x128-w8-k32': { tm: 4, tn: 4, sgr: 4, sgc: 2, bk: 32 },
 };
-export const DEFAULT_MMA_TILING = MMA_TILINGS['128x128-w8-k64'];
 
 /**
  * The tiling and load width measured fastest on the H200 with the tiles in per-subgroup blocks read

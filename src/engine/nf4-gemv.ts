@@ -12,12 +12,12 @@ import source from '../../shaders/nf4-gemv.wgsl?raw';
 /** Rows (tokens) up to which the forward runs the GEMV kernel (decode) instead of the tiled one. */
 export const NF4_GEMV_MAX_ROWS = 8;
 /**
- * W rows per workgroup: 4 (the vec4 components of the shader's accumulators), or 8 (gemv8: one row
- * of x, two quads) where there are rows enough to keep 1024 and more workgroups: decode's gate/up
- * (bench/decode-notes.md, session 8).
+ * W rows per workgroup for x [m, k] and W [n, k]: 4 (the vec4 components of the shader's
+ * accumulators), or 8 (gemv8: one row of x, K % 32 == 0, two quads) where there are rows enough to
+ * keep 1024 and more workgroups: decode's gate/up (bench/decode-notes.md, session 8).
  */
-export function gemvRowsPerWorkgroup(m: number, n: number): 4 | 8 {
-  return m === 1 && n >= 8192 ? 8 : 4;
+export function gemvRowsPerWorkgroup(m: number, n: number, k: number): 4 | 8 {
+  return m === 1 && k % 32 === 0 && n >= 8192 ? 8 : 4;
 }
 
 /** row_sum_with's result: the sums of v and of w. */
@@ -199,7 +199,7 @@ export function encodeNf4Gemv(
   const subgroups = rowSumSubgroups(kernels, opts.subgroups);
   const wg = opts.workgroupSize ?? 128;
   // The 16-byte loads need rows that start on a 16-byte word group: K % 32 == 0 (real models).
-  const rows = opts.rowsPerWorkgroup ?? gemvRowsPerWorkgroup(m, n);
+  const rows = opts.rowsPerWorkgroup ?? gemvRowsPerWorkgroup(m, n, k);
   if (rows === 8 && (m !== 1 || k % 32 !== 0)) throw new Error(`nf4 gemv: 8 W rows a workgroup take one row of x and K % 32 == 0, not ${m} rows and K ${k}`);
   const entryPoint = k % 32 === 0 ? (rows === 8 ? 'gemv8' : 'gemv') : 'gemv_any';
   // The shader's T: the storage type (x's, or the norm weight's when x is the f32 residual stream).

@@ -406,7 +406,8 @@ async function passTimes<R>(device: GPUDevice, fn: () => Promise<R>): Promise<{ 
 
 /**
  * CPU cost of recording one decode step (forward of one token with the KV cache, the lm_head row),
- * without submitting it: what bounds decode when the GPU is fast. For profiling (node --cpu-prof).
+ * without submitting it, without and with an adapter: what bounds decode when the GPU is fast. For
+ * profiling (node --cpu-prof).
  */
 export async function benchDecodeRecording(kernels: Kernels, name: string, o: EngineBenchOptions, steps = 200): Promise<{ greedyMs: number; chatMs: number }> {
   const config = { ...LOAD_CONFIGS[name], ...(o.layers ? { num_hidden_layers: o.layers } : {}), ...(o.vocab ? { vocab_size: o.vocab } : {}) };
