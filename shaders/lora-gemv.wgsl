@@ -1,19 +1,22 @@
 // LoRA's down-projection for decode's few rows: u[m, j] = Σ_k x[m, k] · A[j, k], x [M, K] in X
 // (declared by the wrapper: the storage type T, or f32), M <= 8, A [r, K] f32, u [M, r] f32. One
-// workgroup of 256 per row j of A, summed in workgroup memory. `main` (K % 4 == 0: every real
+// workgroup of 256 per row j of A, summed by row_sum (src/engine/nf4-gemv.ts ROW_SUM_WGSL, appended:
+// subgroupAdd where the device has subgroups). `main` (K % 4 == 0: every real
 // model) reads x and A as vec4s, four of them per trip, so a 4096-wide row is one trip of loads
 // all in flight; `main_any` takes any K one value at a time. The training kernel (lora.wgsl
 // `down`) tiles rows of x, so one decode row was one workgroup walking all of A (~30 us for a
 // 16 x 4096 A on the H200).
-// `main`'s prologue (PROLOGUE, as nf4-gemv.wgsl's): 1 rmsnorm, x · x2 / rms(x) with x2 the norm's
-// weight [K] in T; 2 swiglu, silu(x) · x2 with x the gate and x2 the up-projection [M, K] in T.
+// `main`'s prologue (PROLOGUE, as nf4-gemv.wgsl's): 1 rmsnorm, x · x2 with x2 the norm's weight [K]
+// in T, *without* the norm's 1 / rms: the NF4 GEMV that adds u under the same prologue multiplies
+// its whole sum by it, so that it can add the LoRA term before its reduction; 2 swiglu,
+// silu(x) · x2 with x the gate and x2 the up-projection [M, K] in T.
 // `main` also takes up to three adapters that multiply the same x (q/k/v, gate/up): A_g in a4,
 // a4_1, a4_2 and u_g in u, u_1, u_2 (g < p.groups; the unused ones bound to placeholders), the
 // workgroups of adapter g after those of g - 1. Decode records one dispatch for the group where it
 // recorded one per adapter (a 32-layer 8B took 224 of these dispatches per token, each a few
 // microseconds of a GPU mostly waiting).
 
-struct Params { m: u32, k: u32, r: u32, eps: f32, groups: u32 }
+struct Params { m: u32, k: u32, r: u32, groups: u32 }
 
 @group(0) @binding(0) var<storage, read> x4: array<vec4<X>>; // main
 @group(0) @binding(0) var<storage, read> x: array<X>;        // main_any
@@ -30,32 +33,21 @@ struct Params { m: u32, k: u32, r: u32, eps: f32, groups: u32 }
 override PROLOGUE: u32 = 0u;
 
 const WG = 256u;
-var<workgroup> part: array<f32, WG>;
 
-/** Σ over the workgroup of v, returned to every invocation (every invocation calls it: barriers). */
-fn wg_sum(t: u32, v: f32) -> f32 {
-  part[t] = v;
-  workgroupBarrier();
-  for (var w = WG / 2u; w > 0u; w >>= 1u) {
-    if (t < w) { part[t] += part[t + w]; }
-    workgroupBarrier();
-  }
-  let s = part[0];
-  workgroupBarrier(); // part is written again by the next call
-  return s;
+/** Σ over the workgroup of v's components, returned to every invocation (called in uniform control flow). */
+fn wg_sum(lanes: Lanes, v: vec4<f32>) -> f32 {
+  let s = row_sum(lanes, WG, v);
+  return (s.x + s.y) + (s.z + s.w);
 }
 
 fn silu(g: vec4<f32>) -> vec4<f32> {
   return g / (1.0 + exp(-g));
 }
 
-/** Element group c (4 values) of row m of what A multiplies; Σ x² of it added to *ss (rmsnorm). */
-fn x_at(m: u32, c: u32, k4: u32, ss: ptr<function, f32>) -> vec4<f32> {
+/** Element group c (4 values) of row m of what A multiplies. */
+fn x_at(m: u32, c: u32, k4: u32) -> vec4<f32> {
   let v = vec4<f32>(x4[m * k4 + c]);
-  if (PROLOGUE == 1u) {
-    *ss += dot(v, v);
-    return v * vec4<f32>(x2[c]);
-  }
+  if (PROLOGUE == 1u) { return v * vec4<f32>(x2[c]); }
   if (PROLOGUE == 2u) {
     return silu(v) * vec4<f32>(x2[m * k4 + c]);
   }
@@ -74,7 +66,8 @@ fn store_u(g: u32, i: u32, v: f32) {
 }
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, lanes: Lanes) {
+  let t = lanes.index;
   let w = wg.y * nwg.x + wg.x; // uniform per workgroup: returning keeps the barriers uniform
   if (w >= p.r * p.groups) { return; }
   let g = w / p.r; // the adapter
@@ -82,30 +75,29 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   let k4 = p.k / 4u;
   for (var m = 0u; m < p.m; m++) {
     var s4 = vec4(0.0);
-    var ss = 0.0;
     var c = t;
     for (; c + 3u * WG < k4; c += 4u * WG) {
       let av = array(a_of(g, j * k4 + c), a_of(g, j * k4 + c + WG), a_of(g, j * k4 + c + 2u * WG), a_of(g, j * k4 + c + 3u * WG));
-      s4 = fma(x_at(m, c, k4, &ss), av[0], s4);
-      s4 = fma(x_at(m, c + WG, k4, &ss), av[1], s4);
-      s4 = fma(x_at(m, c + 2u * WG, k4, &ss), av[2], s4);
-      s4 = fma(x_at(m, c + 3u * WG, k4, &ss), av[3], s4);
+      s4 = fma(x_at(m, c, k4), av[0], s4);
+      s4 = fma(x_at(m, c + WG, k4), av[1], s4);
+      s4 = fma(x_at(m, c + 2u * WG, k4), av[2], s4);
+      s4 = fma(x_at(m, c + 3u * WG, k4), av[3], s4);
     }
-    for (; c < k4; c += WG) { s4 = fma(x_at(m, c, k4, &ss), a_of(g, j * k4 + c), s4); }
-    var s = wg_sum(t, (s4.x + s4.y) + (s4.z + s4.w));
-    if (PROLOGUE == 1u) { s *= inverseSqrt(wg_sum(t, ss) / f32(p.k) + p.eps); }
+    for (; c < k4; c += WG) { s4 = fma(x_at(m, c, k4), a_of(g, j * k4 + c), s4); }
+    let s = wg_sum(lanes, s4);
     if (t == 0u) { store_u(g, m * p.r + j, s); }
   }
 }
 
 @compute @workgroup_size(WG)
-fn main_any(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
+fn main_any(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, lanes: Lanes) {
+  let t = lanes.index;
   let j = wg.y * nwg.x + wg.x;
   if (j >= p.r) { return; }
   for (var m = 0u; m < p.m; m++) {
     var s = 0.0;
     for (var c = t; c < p.k; c += WG) { s = fma(f32(x[m * p.k + c]), a[j * p.k + c], s); }
-    let total = wg_sum(t, s);
+    let total = wg_sum(lanes, vec4(s, 0.0, 0.0, 0.0));
     if (t == 0u) { u[m * p.r + j] = total; }
   }
 }

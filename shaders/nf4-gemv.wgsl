@@ -48,7 +48,7 @@ struct Params {
   accumulate: u32,
   addend_stride: u32, // bias: 0 (one value per column), residual: n; with has_addend
   has_addend: u32,
-  lora_r: u32,     // 0: no LoRA term
+  lora_r: u32,     // with LORA
   lora_scale: f32,
   eps: f32,        // PROLOGUE_RMSNORM
 }
@@ -82,6 +82,8 @@ override X2_HALF: bool = false;
 //      row, summed by the workgroup alongside the products (its lanes cover the row)
 //   2  swiglu: silu(x) · x2, x the gate and x2 the up-projection [m, k]
 override PROLOGUE: u32 = 0u;
+// A LoRA's up-projection is added (lora_add): a constant, so that greedy decode's pipelines carry none of its code.
+override LORA: bool = false;
 
 /** Per row of x, the running sums of the workgroup's 4 W rows (components). */
 alias Acc = array<vec4<f32>, GEMV_MAX_M>;
@@ -192,18 +194,49 @@ fn absmax4(row0: u32, col: u32) -> vec4<f32> {
   return vec4(absmax_of(row0, col), absmax_of(row0 + 1u, col), absmax_of(row0 + 2u, col), absmax_of(row0 + 3u, col));
 }
 
-/** out[m, col] = acc (+ scale · u[m] · B[col]) (+ bias[col] or residual[m, col]) (+ out), rounded once to R. */
+/** out[m, col] = acc (+ bias[col] or residual[m, col]) (+ out), rounded once to R. */
 fn store(m: u32, col: u32, acc: f32) {
   let o = m * p.n + col;
   var v = acc;
-  if (p.lora_r > 0u) {
-    var l = 0.0;
-    for (var j = 0u; j < p.lora_r; j++) { l = fma(lora_u[m * p.lora_r + j], lora_b[col * p.lora_r + j], l); }
-    v = fma(p.lora_scale, l, v);
-  }
   if (p.has_addend != 0u) { v += addend[m * p.addend_stride + col]; }
   if (p.accumulate != 0u) { v += f32(out[o]); }
   out[o] = R(v);
+}
+
+/** B[row, j]; 0 past the last row. */
+fn lora_b_of(row: u32, j: u32) -> f32 {
+  if (row >= p.n) { return 0.0; }
+  return lora_b[row * p.lora_r + j];
+}
+
+/** Column j of B at rows row0 .. row0 + 3; zeros where j >= r (and without LORA). */
+fn lora_b4(row0: u32, j: u32) -> vec4<f32> {
+  if (!LORA || j >= p.lora_r) { return vec4(0.0); }
+  return vec4(lora_b_of(row0, j), lora_b_of(row0 + 1u, j), lora_b_of(row0 + 2u, j), lora_b_of(row0 + 3u, j));
+}
+
+/** u[m, j]; 0 where j >= r (and without LORA). */
+fn lora_u_of(m: u32, j: u32) -> f32 {
+  if (!LORA || j >= p.lora_r) { return 0.0; }
+  return lora_u[m * p.lora_r + j];
+}
+
+/**
+ * Adds this lane's share of the LoRA term, scale · u[m] · B[row]ᵀ, to the sums of rows row0 ..
+ * row0 + 3 before they are reduced: columns j = lane, lane + GEMV_WG, ... of B. Column `lane`'s
+ * values (b, and u0 = u[0, lane]) are loaded by the caller ahead of the weight loop, so their
+ * latency hides under it (a loop over r in the store, r dependent loads after the reduction, made
+ * the 8B chat step's GEMVs ~0.5 ms slower than greedy's). Under an rmsnorm prologue u lacks the
+ * norm's 1 / rms (lora-gemv.wgsl), which `finish` applies to the whole sum.
+ */
+fn lora_add(acc: ptr<function, Acc>, lane: u32, row0: u32, b: vec4<f32>, u0: f32) {
+  if (!LORA) { return; }
+  (*acc)[0] = fma(vec4(p.lora_scale * u0), b, (*acc)[0]);
+  for (var m = 1u; m < x_rows(); m++) { (*acc)[m] = fma(vec4(p.lora_scale * lora_u_of(m, lane)), b, (*acc)[m]); }
+  for (var j = lane + GEMV_WG; j < p.lora_r; j += GEMV_WG) {
+    let bj = lora_b4(row0, j);
+    for (var m = 0u; m < x_rows(); m++) { (*acc)[m] = fma(vec4(p.lora_scale * lora_u_of(m, j)), bj, (*acc)[m]); }
+  }
 }
 
 /** Sums the workgroup's partials of every row of x and stores rows row0 .. row0 + 3 of out. */
@@ -286,8 +319,11 @@ fn gemv(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, l
   nf4_table_init(lanes.index);
   let row0 = (wg.y * nwg.x + wg.x) * 4u; // uniform per workgroup: returning keeps barriers uniform
   if (row0 >= p.n) { return; }
+  let lb = lora_b4(row0, lanes.index); // loaded ahead of the weights (lora_add)
+  let lu = lora_u_of(0u, lanes.index);
   var acc = Acc();
   for (var c = lanes.index; c < (p.k >> 5u); c += GEMV_WG) { chunk_add(&acc, row0, c); }
+  lora_add(&acc, lanes.index, row0, lb, lu);
   finish(lanes, row0, &acc);
 }
 
@@ -296,9 +332,14 @@ fn gemv8(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   nf4_table_init(lanes.index);
   let row0 = (wg.y * nwg.x + wg.x) * 8u;
   if (row0 >= p.n) { return; }
+  let lb = lora_b4(row0, lanes.index);
+  let lb2 = lora_b4(row0 + 4u, lanes.index);
+  let lu = lora_u_of(0u, lanes.index);
   var acc = Acc();
   var acc2 = Acc();
   for (var c = lanes.index; c < (p.k >> 5u); c += GEMV_WG) { chunk_add8(&acc[0], &acc2[0], row0, c); }
+  lora_add(&acc, lanes.index, row0, lb, lu);
+  lora_add(&acc2, lanes.index, row0 + 4u, lb2, lu);
   finish(lanes, row0, &acc);
   finish(lanes, row0 + 4u, &acc2); // past p.n it stores nothing; called anyway (its barriers)
 }
@@ -324,6 +365,8 @@ fn gemv_any(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3
   nf4_table_init(lanes.index);
   let row0 = (wg.y * nwg.x + wg.x) * 4u;
   if (row0 >= p.n) { return; }
+  let lb = lora_b4(row0, lanes.index);
+  let lu = lora_u_of(0u, lanes.index);
   var acc = Acc();
   if (p.aligned != 0u) {
     // Whole words: a row starts on a word, and 8 elements of a row share one absmax.
@@ -338,5 +381,6 @@ fn gemv_any(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3
       for (var m = 0u; m < x_rows(); m++) { acc[m] = fma(vec4(f32(x[m * p.k + col])), w, acc[m]); }
     }
   }
+  lora_add(&acc, lanes.index, row0, lb, lu);
   finish(lanes, row0, &acc);
 }

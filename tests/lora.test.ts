@@ -108,8 +108,8 @@ describe(`LoRA's down-projection alone (encodeLoraU: decode's rows take lora-gem
     });
   }
 
-  // Decode's prologues: A times x · w / rms(x) (x the f32 residual stream, w the norm's weight) or
-  // silu(gate) · up, as the NF4 GEMV takes them.
+  // Decode's prologues: A times x · w (x the f32 residual stream, w the norm's weight; the norm's
+  // 1 / rms is the NF4 GEMV's to apply) or silu(gate) · up, as the NF4 GEMV takes them.
   for (const [i, [kind, dtype, m]] of ([['rmsnorm', 'f32', 1], ['rmsnorm', 'f16', 3], ['swiglu', 'f32', 2], ['swiglu', 'f16', 1]] as const).entries()) {
     it(`prologue ${kind}, ${dtype}, M ${m}`, async (ctx) => {
       if (dtype === 'f16' && !gpu.info.f16) ctx.skip();
@@ -130,12 +130,9 @@ describe(`LoRA's down-projection alone (encodeLoraU: decode's rows take lora-gem
       // The input A multiplies, in float64 (rounded to f32 for loraRef).
       const input = new Float32Array(m * k);
       for (let row = 0; row < m; row++) {
-        let ss = 0;
-        for (let c = 0; c < k; c++) ss += x[row * k + c] ** 2;
-        const rstd = 1 / Math.sqrt(ss / k + eps);
         for (let c = 0; c < k; c++) {
           const v = x[row * k + c];
-          input[row * k + c] = kind === 'rmsnorm' ? v * second[c] * rstd : (v / (1 + Math.exp(-v))) * second[row * k + c];
+          input[row * k + c] = kind === 'rmsnorm' ? v * second[c] : (v / (1 + Math.exp(-v))) * second[row * k + c];
         }
       }
       const ref = loraRef(input, a, new Float32Array(r), new Float32Array(m), { m, k, n: 1, r, scale: 1 });
@@ -166,10 +163,7 @@ describe(`LoRA's down-projection alone (encodeLoraU: decode's rows take lora-gem
       expect(dispatches).toBe(new Set(ranks).size === 1 ? 1 : ranks.length);
       const input = new Float32Array(m * k);
       for (let row = 0; row < m; row++) {
-        let ss = 0;
-        for (let c = 0; c < k; c++) ss += x[row * k + c] ** 2;
-        const rstd = norm ? 1 / Math.sqrt(ss / k + eps) : 1;
-        for (let c = 0; c < k; c++) input[row * k + c] = norm ? x[row * k + c] * w[c] * rstd : x[row * k + c];
+        for (let c = 0; c < k; c++) input[row * k + c] = norm ? x[row * k + c] * w[c] : x[row * k + c];
       }
       for (const [g, r] of ranks.entries()) {
         const u = await readTensor(gpu.device, downs[g].u);

@@ -49,14 +49,23 @@ interface Case extends Pick<Nf4GemvOptions, 'subgroups' | 'workgroupSize' | 'row
 
 const EPS = 1e-5;
 
+/** Per row of x, the rmsnorm prologue's 1 / rms (1 under another prologue or none). */
+function rstds(c: Case, x: Float32Array): number[] {
+  return Array.from({ length: c.m }, (_, m) => {
+    if (c.prologue !== 'rmsnorm') return 1;
+    let ss = 0;
+    for (let k = 0; k < c.k; k++) ss += x[m * c.k + k] ** 2;
+    return 1 / Math.sqrt(ss / c.k + EPS);
+  });
+}
+
 /** What multiplies W under the prologue, in float64 (rounded to f32 for the reference matmul). */
 function prologueRef(c: Case, x: Float32Array, second: Float32Array | undefined): Float32Array {
   if (!c.prologue || !second) return x;
   const out = new Float32Array(x.length);
+  const rs = rstds(c, x);
   for (let m = 0; m < c.m; m++) {
-    let ss = 0;
-    for (let k = 0; k < c.k; k++) ss += x[m * c.k + k] ** 2;
-    const rstd = 1 / Math.sqrt(ss / c.k + EPS);
+    const rstd = rs[m];
     for (let k = 0; k < c.k; k++) {
       const i = m * c.k + k;
       out[i] = c.prologue === 'rmsnorm' ? x[i] * second[k] * rstd : (x[i] / (1 + Math.exp(-x[i]))) * second[i];
@@ -92,6 +101,8 @@ async function runCase(c: Case, seed: number): Promise<number> {
   );
   const got = await readTensor(gpu.device, ty);
   const ref = nf4MatmulRef(prologueRef(c, x, second), cpu, c.m, { bias });
+  // Under the rmsnorm prologue u is the un-normed product (lora-gemv.wgsl's): the GEMV applies 1 / rms to the LoRA term too.
+  const rs = rstds(c, x);
   for (let m = 0; m < c.m; m++) {
     for (let j = 0; j < c.n; j++) {
       const i = m * c.n + j;
@@ -101,7 +112,7 @@ async function runCase(c: Case, seed: number): Promise<number> {
       };
       if (start) add(start[i]);
       if (residual) add(residual[i]);
-      for (let q = 0; q < r; q++) add(scale * u[m * r + q] * b[j * r + q]);
+      for (let q = 0; q < r; q++) add(scale * rs[m] * u[m * r + q] * b[j * r + q]);
     }
   }
   for (const t of [tx, ty, tb, tr, t2, lora?.u, lora?.b] as (Tensor | undefined)[]) t?.buffer.destroy();
@@ -131,15 +142,19 @@ describe('NF4 GEMV against float64 (component-wise)', () => {
     // The decode epilogue: residual and a LoRA up-projection (both kernels).
     { m: 1, k: 4096, n: 70, residual: true, loraR: 16 },
     { m: 3, k: 200, n: 13, accumulate: true, residual: true, loraR: 5, subgroups: false },
+    // A rank above the workgroup's 128 lanes (lanes take a second column of B), several rows of x.
+    { m: 2, k: 4096, n: 19, loraR: 150 },
     // Prologues (decode's norm and SwiGLU folded in): one and several rows, both sums.
     { m: 1, k: 4096, n: 70, prologue: 'rmsnorm', residual: true, loraR: 16 },
     { m: 3, k: 256, n: 37, prologue: 'rmsnorm', subgroups: false },
+    { m: 3, k: 256, n: 37, prologue: 'rmsnorm', loraR: 16 },
     { m: 1, k: 4096, n: 9, prologue: 'swiglu', residual: true },
     { m: 2, k: 448, n: 21, prologue: 'swiglu', bias: true, subgroups: false },
     // gemv8 (decode's gate/up: 8 W rows a workgroup): N % 8 == 5 leaves a last workgroup whose
     // second quad is partly and one whose second quad is wholly past N (n 13: rows 8-12).
     { m: 1, k: 4096, n: 13, rowsPerWorkgroup: 8, prologue: 'rmsnorm', residual: true, loraR: 16 },
     { m: 1, k: 4192, n: 13, rowsPerWorkgroup: 8, blocksize: 128, subgroups: false, bias: true, accumulate: true },
+    { m: 1, k: 1024, n: 13, rowsPerWorkgroup: 8, prologue: 'swiglu', loraR: 136 },
   ];
   for (const [i, c] of cases.entries()) {
     it(`${label(c)} (< ${TOL.f32})`, async () => {

@@ -11,7 +11,7 @@ import { dropoutParams, type LoraDropoutDraw } from './lora-dropout.ts';
 import dropoutSource from '../../shaders/lora-dropout.wgsl?raw';
 import loraSource from '../../shaders/lora.wgsl?raw';
 import gemvSource from '../../shaders/lora-gemv.wgsl?raw';
-import type { GemvPrologue } from './nf4-gemv.ts';
+import { ROW_SUM_WGSL, rowSumSubgroups, type GemvPrologue } from './nf4-gemv.ts';
 
 /** PEFT's `scaling`: lora_alpha / r, or lora_alpha / sqrt(r) with rsLoRA (use_rslora). */
 export function loraScale({ r, alpha, rslora = false }: { r: number; alpha: number; rslora?: boolean }): number {
@@ -55,7 +55,8 @@ export function encodeLora(kernels: Kernels, pass: GPUComputePassEncoder, x: Ten
  * Records u = x · Aᵀ alone (dropout included): encodeLora's first half, for a GEMV whose epilogue
  * adds scale · u · Bᵀ (nf4-gemv.ts `lora`). Up to LORA_GEMV_MAX_ROWS rows without dropout
  * (decode) take shaders/lora-gemv.wgsl, one workgroup per row of A; with a `prologue` (as the NF4
- * GEMV's: x the residual stream and the norm's weight, or the gate and up) A multiplies that.
+ * GEMV's: x the residual stream and the norm's weight, or the gate and up) A multiplies that; the
+ * rmsnorm's without its 1 / rms, which the NF4 GEMV that adds u applies to its whole sum.
  */
 export function encodeLoraU(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, lora: LoraWeights, u: Tensor, prologue?: GemvPrologue): void {
   encodeLoraUs(kernels, pass, x, [{ lora, u }], prologue);
@@ -107,7 +108,7 @@ function recordGemv(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, do
   const entryPoint = k % 4 === 0 ? 'main' : 'main_any';
   const second = prologue ? (prologue.kind === 'rmsnorm' ? prologue.weight : prologue.up) : undefined;
   const mode = !prologue ? 0 : prologue.kind === 'rmsnorm' ? 1 : 2;
-  const kernel = loraGemvKernel(kernels, second?.dtype ?? x.dtype, x.dtype, entryPoint, mode);
+  const kernel = loraGemvKernel(kernels, rowSumSubgroups(kernels), second?.dtype ?? x.dtype, x.dtype, entryPoint, mode);
   const r = downs[0].lora.a.shape[0];
   const bindings: [number, GPUBuffer][] = [[0, x.buffer], [1, downs[0].lora.a.buffer], [2, downs[0].u.buffer]];
   if (entryPoint === 'main') {
@@ -116,21 +117,20 @@ function recordGemv(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, do
     const u = (g: number): GPUBuffer => downs[g]?.u.buffer ?? kernels.placeholder(g);
     bindings.push([4, second?.buffer ?? kernels.placeholder()], [5, a(1)], [6, a(2)], [7, u(1)], [8, u(2)]);
   }
-  const eps = prologue?.kind === 'rmsnorm' ? prologue.eps : 0;
-  kernels.dispatchAt(pass, kernel, bindings, { m, k, r, eps, groups: downs.length }, grid(kernels, r * downs.length));
+  kernels.dispatchAt(pass, kernel, bindings, { m, k, r, groups: downs.length }, grid(kernels, r * downs.length));
 }
 
 /** lora-gemv kernels by what picks one (decode records one per adapted projection and layer). */
 const gemvKernels = new WeakMap<Kernels, Map<string, Kernel>>();
 
-function loraGemvKernel(kernels: Kernels, storage: DType, xType: DType, entryPoint: string, prologue: number): Kernel {
+function loraGemvKernel(kernels: Kernels, subgroups: boolean, storage: DType, xType: DType, entryPoint: string, prologue: number): Kernel {
   let cache = gemvKernels.get(kernels);
   if (!cache) gemvKernels.set(kernels, (cache = new Map()));
-  const key = `${storage}|${xType}|${entryPoint}|${prologue}`;
+  const key = `${subgroups}|${storage}|${xType}|${entryPoint}|${prologue}`;
   let kernel = cache.get(key);
   if (!kernel) {
-    const source = `alias X = ${xType};\n${gemvSource}`;
-    kernel = kernels.get({ name: `lora-gemv(X=${xType})`, source, dtype: storage, entryPoint, constants: { PROLOGUE: prologue } });
+    const source = `alias X = ${xType};\n${gemvSource}${ROW_SUM_WGSL[subgroups ? 'subgroups' : 'workgroup']}`;
+    kernel = kernels.get({ name: `lora-gemv(${subgroups ? 'subgroups,' : ''}X=${xType})`, source, dtype: storage, entryPoint, constants: { PROLOGUE: prologue } });
     cache.set(key, kernel);
   }
   return kernel;

@@ -133,7 +133,11 @@ export interface Nf4GemvOptions {
    * swiglu: silu(x) · up (x the gate, up of x's shape and dtype).
    */
   prologue?: GemvPrologue;
-  /** A LoRA's up-projection in the epilogue: y += scale · u · Bᵀ, u = x · Aᵀ [..., r] and B [N, r], both f32. */
+  /**
+   * A LoRA's up-projection: y += scale · u · Bᵀ, u = x · Aᵀ [..., r] and B [N, r], both f32. Under
+   * an rmsnorm prologue u is (x · weight) · Aᵀ without the 1 / rms (lora.ts encodeLoraU's): the GEMV
+   * multiplies its whole sum, this term included, by 1 / rms.
+   */
   lora?: { u: Tensor; b: Tensor; scale: number };
 }
 
@@ -205,7 +209,7 @@ export function encodeNf4Gemv(
   // The shader's T: the storage type (x's, or the norm weight's when x is the f32 residual stream).
   const storage = pro?.kind === 'rmsnorm' ? pro.weight.dtype : x.dtype;
   const mode = !pro ? 0 : pro.kind === 'rmsnorm' ? 1 : 2;
-  const kernel = gemvKernel(kernels, subgroups, storage, y.dtype, entryPoint, m === 1, wg, x.dtype === 'f16', second?.dtype === 'f16', mode);
+  const kernel = gemvKernel(kernels, subgroups, storage, y.dtype, entryPoint, m === 1, wg, x.dtype === 'f16', second?.dtype === 'f16', mode, !!lora);
   const addend = opts.residual ?? opts.bias;
   const params = {
     m,
@@ -244,14 +248,15 @@ function gemvKernel(
   xHalf: boolean,
   x2Half: boolean,
   prologue: number,
+  lora: boolean,
 ): Kernel {
   let cache = gemvKernels.get(kernels);
   if (!cache) gemvKernels.set(kernels, (cache = new Map()));
-  const key = `${subgroups}|${storage}|${yType}|${entryPoint}|${oneRow}|${wg}|${xHalf}|${x2Half}|${prologue}`;
+  const key = `${subgroups}|${storage}|${yType}|${entryPoint}|${oneRow}|${wg}|${xHalf}|${x2Half}|${prologue}|${lora}`;
   let kernel = cache.get(key);
   if (!kernel) {
     const spec = withResidualType(subgroups ? 'nf4-gemv(subgroups)' : 'nf4-gemv', NF4_WGSL + source + ROW_SUM_WGSL[subgroups ? 'subgroups' : 'workgroup'], storage, yType);
-    const constants = { ONE_ROW: oneRow, GEMV_WG: wg, X_HALF: xHalf, X2_HALF: x2Half, PROLOGUE: prologue };
+    const constants = { ONE_ROW: oneRow, GEMV_WG: wg, X_HALF: xHalf, X2_HALF: x2Half, PROLOGUE: prologue, LORA: lora };
     kernel = kernels.get({ ...spec, dtype: storage, entryPoint, constants });
     cache.set(key, kernel);
   }
