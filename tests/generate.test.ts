@@ -103,7 +103,7 @@ describe('generation (NF4 qwen2 from loadModel)', () => {
     loaded = await loadModel(loadDeps(gpu, kernels, fetch), source, { embeddingDtype: 'f32' });
     model = await modelFromLoaded(kernels, loaded, { dtype: 'f32' });
     lora = loraFromAdapter(gpu.device, f.arch, f.adapter);
-    gen = new Generator(kernels, model, { maxContext: MAX_LEN, prefillChunk: 4 });
+    gen = new Generator(kernels, model, { maxContext: MAX_LEN, prefillChunk: 4, checkReplay: true });
     run = createForwardRun({ kernels, model, lora }, { batch: 1, seqLen: MAX_LEN, loss: false, logitsRows: 1 });
   });
   afterAll(() => {
@@ -147,6 +147,22 @@ describe('generation (NF4 qwen2 from loadModel)', () => {
       gpu.device.createBindGroup = create;
     }
     expect(made).toBe(0);
+  });
+
+  it('replays decode steps across the attention\'s split boundary as it would record them, with the tokens of greedy by recompute', async () => {
+    // Decode steps replay their first capture (generate.ts `steps`); checkReplay records each one
+    // afresh too and throws where they differ. Positions 10 .. 150 cross a split of 128 keys.
+    const len = 150;
+    const long = new Generator(kernels, model, { maxContext: len, prefillChunk: 8, checkReplay: true });
+    const longRun = createForwardRun({ kernels, model, lora }, { batch: 1, seqLen: len, loss: false, logitsRows: 1 });
+    try {
+      const n = len - PROMPT.length;
+      const got = await long.generate(PROMPT, lora, { maxNewTokens: n });
+      expect(got.tokens).toEqual(await greedyByRecompute(longRun, PROMPT, n));
+    } finally {
+      long.destroy();
+      destroyForwardRun(longRun);
+    }
   });
 
   it('the adapter changes the answer', () => {
@@ -205,7 +221,7 @@ describe('generation on the demo model (NF4, default dtype)', () => {
     const { source, fetch } = folderSource('public/demo/model', 'webtune/demo-tiny-llama');
     const loaded = await loadModel(loadDeps(gpu, kernels, fetch), source);
     const model = await modelFromLoaded(kernels, loaded);
-    const gen = new Generator(kernels, model, { maxContext: MAX_LEN });
+    const gen = new Generator(kernels, model, { maxContext: MAX_LEN, checkReplay: true });
     const run = createForwardRun({ kernels, model, lora: null }, { batch: 1, seqLen: MAX_LEN, loss: false, logitsRows: 1 });
     const prompt = [508, 509, 300, 301, 302, 510, 509];
     gen.feed(prompt, null);

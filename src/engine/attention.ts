@@ -194,6 +194,15 @@ export function encodeAttention(
   ]);
 }
 
+/**
+ * Splits of ATTENTION_DECODE_SPLIT keys that hold the first `keys` keys: the decode path's grid,
+ * the one thing of its recording that changes with the position (generate.ts replays a decode
+ * step's dispatches while this stays the same).
+ */
+export function decodeSplitsInUse(keys: number): number {
+  return Math.ceil(keys / ATTENTION_DECODE_SPLIT);
+}
+
 /** The split-keys path: one workgroup per (split, query, head), then one combine per (query, head). */
 function encodeDecodeAttention(
   kernels: Kernels,
@@ -204,7 +213,7 @@ function encodeDecodeAttention(
 ): void {
   // Splits of the whole k/v (the partials' stride), and those holding keys in use (the grid).
   const splits = Math.ceil(s.skv / ATTENTION_DECODE_SPLIT);
-  const live = Math.ceil((s.causalOffset + s.tq) / ATTENTION_DECODE_SPLIT);
+  const live = decodeSplitsInUse(s.causalOffset + s.tq);
   const bytes = s.batch * s.tq * s.heads * splits * (s.headDim + 2) * 4;
   if (sizeOf(partials) < bytes) throw new Error(`attention: decode scratch holds ${sizeOf(partials)} bytes, ${bytes} needed`);
   const params = {

@@ -133,14 +133,20 @@ export interface KvCacheView {
  * `enc`: embedding, every layer, the head. Returns the final residual tensor.
  */
 export function encodeForward(enc: GPUCommandEncoder, run: ForwardRun, t: ForwardTensors, opts: ForwardOptions = {}): Tensor {
+  const pass = enc.beginComputePass();
+  const xL = encodeForwardPass(pass, run, t, opts);
+  pass.end();
+  return xL;
+}
+
+/** encodeForward into a pass of the caller's (one compute pass: decode captures it, kernels.ts capture). */
+export function encodeForwardPass(pass: GPUComputePassEncoder, run: ForwardRun, t: ForwardTensors, opts: ForwardOptions = {}): Tensor {
   const { ctx } = run;
   const L = ctx.model.arch.layers;
-  const pass = enc.beginComputePass();
   encodeEmbed(ctx, pass, t);
   for (let i = 0; i < L; i++) encodeLayer(pass, ctx, t, i, layerInput(run, t, i), layerInput(run, t, i + 1), opts.cache);
   const xL = layerInput(run, t, L);
   encodeHead(ctx, pass, run.acts, t, xL, opts);
-  pass.end();
   return xL;
 }
 

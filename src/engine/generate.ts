@@ -7,10 +7,10 @@
 import { createActivations, destroyActivations, forwardTensors, type Activations } from './activations.ts';
 import type { ModelArch } from './arch.ts';
 import { type U32Tensor, BYTES, createTensor, readTensor, type DType, type Tensor } from './tensor.ts';
-import { encodeForward, type ForwardRun, type KvCacheView } from './forward.ts';
-import type { Kernels } from './kernels.ts';
+import { encodeForwardPass, type ForwardRun, type KvCacheView } from './forward.ts';
+import type { CapturedDispatches, Kernels } from './kernels.ts';
 import { trackedBuffer } from './gpu-memory.ts';
-import { attentionDecodeBytes } from './attention.ts';
+import { attentionDecodeBytes, decodeSplitsInUse } from './attention.ts';
 import type { LoraSet } from './lora-weights.ts';
 import type { ModelWeights } from './model.ts';
 import { checkOptions, createSampleScratch, encodeSample, type SampleOptions, type SampleScratch } from './sample.ts';
@@ -86,7 +86,15 @@ export interface GeneratorOptions {
   maxContext: number;
   /** Prompt tokens per prefill forward (the arena's capacity); default 128. */
   prefillChunk?: number;
+  /**
+   * Records every replayed decode step afresh too and throws where the two differ (tests): what a
+   * decode step records may change with its position only through decodeSplitsInUse.
+   */
+  checkReplay?: boolean;
 }
+
+/** The key of the base model (no adapter) among decode's captured steps. */
+const NO_ADAPTER = {};
 
 /**
  * A model ready to chat: its KV cache, the forward arena of one prefill chunk, the sampler's
@@ -104,6 +112,13 @@ export class Generator {
   private readonly staging: GPUBuffer[];
   private nextStaging = 0;
   private busy = false;
+  private readonly checkReplay: boolean;
+  /**
+   * A decode step's forward (one sampled token) as captured once, by adapter and the attention's
+   * splits in use: every other part of its recording (pipelines, bind groups, grids) is the same
+   * at every position, the per-token values living in buffers, so later steps replay it.
+   */
+  private steps = new WeakMap<object, Map<number, CapturedDispatches>>();
 
   constructor(
     readonly kernels: Kernels,
@@ -114,6 +129,7 @@ export class Generator {
     const device = kernels.device;
     if (!(Number.isInteger(opts.maxContext) && opts.maxContext > 1)) throw new Error(`generate: maxContext ${opts.maxContext} must be an integer > 1`);
     this.prefillChunk = Math.min(opts.prefillChunk ?? 128, opts.maxContext);
+    this.checkReplay = opts.checkReplay ?? false;
     this.cache = createKvCache(device, arch, dtype, opts.maxContext);
     this.acts = this.arena(0);
     this.logits = createTensor(device, [1, arch.vocabSize], 'f32', 'generate.logits', 'scratch');
@@ -281,6 +297,7 @@ export class Generator {
     if (r > 0 && this.acts.options.loraR !== r) {
       destroyActivations(this.acts);
       this.acts = this.arena(r);
+      this.steps = new WeakMap(); // their bind groups hold the old arena
     }
     const t = forwardTensors(this.acts, 1, n);
     const queue = this.kernels.device.queue;
@@ -289,8 +306,30 @@ export class Generator {
     queue.writeBuffer(t.positions.buffer, 0, Uint32Array.from({ length: n }, (_, i) => past + i));
     const run: ForwardRun = { ctx: { kernels: this.kernels, model: this.model, lora }, acts: this.acts };
     const cache: KvCacheView = { k: this.cache.k, v: this.cache.v, partials: this.cache.partials, capacity: this.cache.capacity, past };
-    encodeForward(enc, run, t, { cache, logits: logits ? { out: this.logits, firstRow: n - 1 } : undefined });
+    const record = (pass: GPUComputePassEncoder) => void encodeForwardPass(pass, run, t, { cache, logits: logits ? { out: this.logits, firstRow: n - 1 } : undefined });
+    const pass = enc.beginComputePass();
+    if (ids === null && logits) this.kernels.replay(pass, this.decodeStep(lora, past, record));
+    else record(pass);
+    pass.end();
     this.cache.length = past + n;
+  }
+
+  /** The captured forward of a decode step at position `past` (`steps`), captured now if new. */
+  private decodeStep(lora: LoraSet | null, past: number, record: (pass: GPUComputePassEncoder) => void): CapturedDispatches {
+    const key = lora ?? NO_ADAPTER;
+    let bySplits = this.steps.get(key);
+    if (!bySplits) this.steps.set(key, (bySplits = new Map()));
+    const splits = decodeSplitsInUse(past + 1);
+    const kept = bySplits.get(splits);
+    if (!kept) {
+      const captured = this.kernels.capture(record);
+      bySplits.set(splits, captured);
+      return captured;
+    }
+    if (this.checkReplay && !this.kernels.sameDispatches(kept, this.kernels.capture(record))) {
+      throw new Error(`generate: the decode step at position ${past} records other dispatches than the one replayed for it`);
+    }
+    return kept;
   }
 
   private arena(loraR: number): Activations {

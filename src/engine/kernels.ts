@@ -46,6 +46,20 @@ export function specialise(source: string, dtype: DType): string {
   return `${[...directives].join('')}alias T = ${dtype};\n${source.replace(directive, '')}`;
 }
 
+/** One dispatch as `Kernels.capture` kept it. */
+export interface CapturedDispatch {
+  pipeline: GPUComputePipeline;
+  group: GPUBindGroup;
+  x: number;
+  y: number;
+  z: number;
+}
+
+/** Dispatches recorded once (`Kernels.capture`) for `Kernels.replay`. */
+export interface CapturedDispatches {
+  readonly calls: readonly CapturedDispatch[];
+}
+
 export class Kernels {
   private readonly cache = new Map<string, Kernel>();
   /** Bind groups by the hash of their key, in the order made. */
@@ -53,6 +67,8 @@ export class Kernels {
   private groupCount = 0;
   private readonly keyScratch: number[] = [];
   private readonly lastPipeline = new WeakMap<GPUComputePassEncoder, GPUComputePipeline>();
+  /** What each bind group made here holds (its cache key), also after the cache dropped it. */
+  private readonly groupKeys = new WeakMap<GPUBindGroup, number[]>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextId = 0;
 
@@ -132,6 +148,65 @@ export class Kernels {
     pass.dispatchWorkgroups(x, y, z);
   }
 
+  /**
+   * Runs `record` against a pass that keeps its dispatches (what dispatchAt issues) instead of
+   * issuing them, for `replay` to issue as often as needed: decode records the same step token
+   * after token, and the JavaScript around its native calls (shapes, checks, bind-group lookups)
+   * was about half of the recording's CPU time.
+   */
+  capture(record: (pass: GPUComputePassEncoder) => void): CapturedDispatches {
+    const calls: CapturedDispatch[] = [];
+    let pipeline: GPUComputePipeline | null = null;
+    let group: GPUBindGroup | null = null;
+    const unsupported = (what: string) => () => {
+      throw new Error(`kernels.capture: ${what} is not captured (only setPipeline, setBindGroup(0, group) and dispatchWorkgroups)`);
+    };
+    const pass = {
+      label: 'capture',
+      setPipeline: (p: GPUComputePipeline) => void (pipeline = p),
+      setBindGroup: (index: number, g: GPUBindGroup | null) => {
+        if (index !== 0 || !g) throw new Error(`kernels.capture: setBindGroup(${index}, ${g}) is not captured (only group 0)`);
+        group = g;
+      },
+      dispatchWorkgroups: (x: number, y = 1, z = 1) => {
+        if (!pipeline || !group) throw new Error('kernels.capture: a dispatch without a pipeline and bind group');
+        calls.push({ pipeline, group, x, y, z });
+      },
+      dispatchWorkgroupsIndirect: unsupported('dispatchWorkgroupsIndirect'),
+      end: unsupported('end'),
+    };
+    record(pass as unknown as GPUComputePassEncoder);
+    return { calls };
+  }
+
+  /**
+   * Whether two captures issue the same dispatches: the same pipelines, bind groups that hold the
+   * same buffers, ranges and parameters (the same group, or one made again after the cache
+   * dropped it), the same grids.
+   */
+  sameDispatches(a: CapturedDispatches, b: CapturedDispatches): boolean {
+    const holds = (g: GPUBindGroup, h: GPUBindGroup) => {
+      if (g === h) return true;
+      const [kg, kh] = [this.groupKeys.get(g), this.groupKeys.get(h)];
+      return !!kg && !!kh && sameKey(kg, kh);
+    };
+    return a.calls.length === b.calls.length && a.calls.every((c, i) => {
+      const d = b.calls[i];
+      return c.pipeline === d.pipeline && holds(c.group, d.group) && c.x === d.x && c.y === d.y && c.z === d.z;
+    });
+  }
+
+  /** Issues captured dispatches into `pass`, setting pipelines only where they change. */
+  replay(pass: GPUComputePassEncoder, captured: CapturedDispatches): void {
+    let last = this.lastPipeline.get(pass);
+    for (const { pipeline, group, x, y, z } of captured.calls) {
+      if (pipeline !== last) pass.setPipeline((last = pipeline));
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(x, y, z);
+    }
+    if (last) this.lastPipeline.set(pass, last);
+  }
+
   /** One compute pass with one dispatch, submitted now. */
   run(kernel: Kernel, buffers: GPUBuffer[], params: Record<string, number>, workgroups: [number, number?, number?]): void {
     const encoder = this.device.createCommandEncoder();
@@ -178,8 +253,10 @@ export class Kernels {
       entries.push({ binding: kernel.paramsBinding, resource: { buffer: uniform } });
     }
     const group = this.device.createBindGroup({ layout: kernel.layout, entries });
-    if (bucket) bucket.push({ key: key.slice(), group });
-    else this.groups.set(hash, [{ key: key.slice(), group }]);
+    const kept = key.slice();
+    this.groupKeys.set(group, kept);
+    if (bucket) bucket.push({ key: kept, group });
+    else this.groups.set(hash, [{ key: kept, group }]);
     if (++this.groupCount > BIND_GROUP_CACHE) {
       const [oldest, dropped] = this.groups.entries().next().value!;
       this.groups.delete(oldest);
