@@ -32,6 +32,8 @@ struct Params {
   splits: u32,      // the partials' stride: splits of skv keys
   scale_log2: f32, // scale · log2(e)
   use_positions: u32,
+  lora_r: u32,     // combine with LORA: rows of A
+  lora_rows: u32,  // and B · Tq, the rows of each head's share
 }
 
 @group(0) @binding(0) var<storage, read> q: array<T>;
@@ -42,6 +44,17 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(6) var<uniform> p: Params;
 @group(0) @binding(7) var<storage, read> qpos: array<u32>;
+// combine with LORA: o_proj's LoRA A [r, heads · D] (f32), and each head's share of u = o · Aᵀ,
+// shares [heads, B · Tq, r] (f32): their sum over heads is u, which the o_proj GEMV sums as it
+// adds its LoRA term (nf4-gemv.wgsl, parts). A lora-gemv dispatch fewer per layer and token.
+@group(0) @binding(8) var<storage, read> lora_a4: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read_write> shares: array<f32>;
+
+override LORA: bool = false;
+// A head's D outputs times a row of A in slices of SLICE (four 16-byte loads of A): r · D / SLICE
+// products, one per invocation for r 16 and D 128; D % SLICE == 0 (attention.ts checks).
+const SLICE = 16u;
+const MAX_LORA_R = 64u;
 
 const WG = 128u; // invocations per workgroup
 const SPLIT = 128u; // keys per split: one per invocation
@@ -52,6 +65,8 @@ var<workgroup> qs: array<vec4<f32>, MAX_D4>;
 var<workgroup> sc: array<f32, SPLIT>;
 var<workgroup> red: array<f32, WG>;
 var<workgroup> pv: array<vec4<f32>, WG>;
+var<workgroup> ov: array<f32, WG>;                    // combine with LORA: the head's outputs as stored
+var<workgroup> share_part: array<f32, MAX_LORA_R * MAX_D4 * 4u / SLICE>;
 
 /** The position of query i of batch row b: keys 0 .. it are visible. */
 fn query_position(b: u32, i: u32) -> u32 {
@@ -167,10 +182,44 @@ fn combine(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t:
     }
   }
   // A query with no key (cannot happen for pos < skv, kept finite like attention.wgsl): o = 0, lse = 0.
+  let out = select(acc / l, 0.0, l == 0.0);
   if (t < d_len) {
-    o[((b * p.tq + i) * p.heads + h) * d_len + t] = T(select(acc / l, 0.0, l == 0.0));
+    o[((b * p.tq + i) * p.heads + h) * d_len + t] = T(out);
   }
   if (t == 0u) {
     lse[(b * p.heads + h) * p.tq + i] = select((m + log2(l)) * 0.6931471805599453, 0.0, l == 0.0);
+  }
+  if (LORA) {
+    lora_share(t, h, (b * p.tq + i), select(0.0, out, t < d_len));
+  }
+}
+
+/** Outputs 4c .. 4c + 3 of the head (lora_share). */
+fn ov4(c: u32) -> vec4<f32> {
+  return vec4(ov[4u * c], ov[4u * c + 1u], ov[4u * c + 2u], ov[4u * c + 3u]);
+}
+
+/**
+ * Head h's share of o_proj's u for row `row`: shares[h, row, j] = Σ_c A[j, h·D + c] · o[row, h, c]
+ * over the head's D outputs (in f32, before o's rounding to T: within that rounding of what o_proj
+ * multiplies), j < r. Invocation t holds output t; then each of r · D / SLICE invocations sums one
+ * slice for one j.
+ */
+fn lora_share(t: u32, h: u32, row: u32, out: f32) {
+  ov[t] = out;
+  workgroupBarrier();
+  let slices = p.head_dim / SLICE;
+  let d4 = p.head_dim / 4u;
+  let k4 = p.heads * d4; // A's row in vec4s
+  for (var e = t; e < p.lora_r * slices; e += WG) {
+    let c = (e % slices) * (SLICE / 4u);
+    let a = (e / slices) * k4 + h * d4 + c;
+    share_part[e] = (dot(lora_a4[a], ov4(c)) + dot(lora_a4[a + 1u], ov4(c + 1u))) + (dot(lora_a4[a + 2u], ov4(c + 2u)) + dot(lora_a4[a + 3u], ov4(c + 3u)));
+  }
+  workgroupBarrier();
+  if (t < p.lora_r) {
+    var s = 0.0;
+    for (var q = 0u; q < slices; q++) { s += share_part[t * slices + q]; }
+    shares[(h * p.lora_rows + row) * p.lora_r + t] = s;
   }
 }

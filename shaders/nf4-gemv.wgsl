@@ -62,7 +62,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> addend: array<f32>;  // bias [n] or residual [m, n]
 @group(0) @binding(4) var<storage, read_write> out: array<R>;
 @group(0) @binding(5) var<storage, read> x2v: array<vec4<u32>>; // gemv's prologue: its second input
-@group(0) @binding(6) var<storage, read> lora_u: array<f32>;   // [m, r]: x · Aᵀ
+@group(0) @binding(6) var<storage, read> lora_u: array<f32>;   // [parts, m, r]: x · Aᵀ, summed over parts
 @group(0) @binding(7) var<storage, read> lora_b: array<f32>;   // [n, r]
 @group(0) @binding(8) var<uniform> p: Params;
 
@@ -84,6 +84,8 @@ override X2_HALF: bool = false;
 override PROLOGUE: u32 = 0u;
 // A LoRA's up-projection is added (lora_add): a constant, so that greedy decode's pipelines carry none of its code.
 override LORA: bool = false;
+// u's parts, summed (lora_ahead): a constant, so that the common one part takes the short path.
+override LORA_PARTS: u32 = 1u;
 
 /** Per row of x, the running sums of the workgroup's 4 W rows (components). */
 alias Acc = array<vec4<f32>, GEMV_MAX_M>;
@@ -209,33 +211,70 @@ fn lora_b_of(row: u32, j: u32) -> f32 {
   return lora_b[row * p.lora_r + j];
 }
 
-/** Column j of B at rows row0 .. row0 + 3; zeros where j >= r (and without LORA). */
+/** Column j of B at rows row0 .. row0 + 3 (j < r). */
 fn lora_b4(row0: u32, j: u32) -> vec4<f32> {
-  if (!LORA || j >= p.lora_r) { return vec4(0.0); }
   return vec4(lora_b_of(row0, j), lora_b_of(row0 + 1u, j), lora_b_of(row0 + 2u, j), lora_b_of(row0 + 3u, j));
 }
 
-/** u[m, j]; 0 where j >= r (and without LORA). */
-fn lora_u_of(m: u32, j: u32) -> f32 {
-  if (!LORA || j >= p.lora_r) { return 0.0; }
-  return lora_u[m * p.lora_r + j];
+/** Entry e (< parts · r) of u's row m: u is [parts, m, r], its parts summed (e.g. per-head shares). */
+fn lora_entry(m: u32, e: u32) -> f32 {
+  if (LORA_PARTS == 1u) { return lora_u[m * p.lora_r + e]; }
+  return lora_u[((e / p.lora_r) * p.m + m) * p.lora_r + e % p.lora_r];
+}
+
+/** Entries of u a lane loads ahead of the weight loop (lora_ahead). */
+const LORA_AHEAD = 4u;
+
+/** What a lane loads ahead of the weight loop: B's column lane % r at the 4 rows, and the sum of its entries of row 0 in that column. */
+struct LoraAhead { b: vec4<f32>, u: f32 }
+
+/**
+ * The LoRA term, scale · Σ_e u[m, e] · B[row, e % r] over u's parts · r entries e, is summed by
+ * the workgroup's reduction: lane `lane` adds entries lane, lane + GEMV_WG, ... to its sums. Its
+ * first LORA_AHEAD entries of row 0 that fall in column lane % r (all of them where r divides
+ * GEMV_WG) are loaded here, ahead of the weight loop, so that their latency hides under it (a loop
+ * over r after the reduction, r dependent loads, made the 8B chat step's GEMVs ~0.5 ms slower than
+ * greedy's); lora_add adds them and any others.
+ */
+fn lora_ahead(row0: u32, lane: u32) -> LoraAhead {
+  let total = LORA_PARTS * p.lora_r;
+  if (!LORA || lane >= total) { return LoraAhead(vec4(0.0), 0.0); }
+  if (LORA_PARTS == 1u) { return LoraAhead(lora_b4(row0, lane), lora_u[lane]); }
+  let j = lane % p.lora_r;
+  var u = 0.0;
+  for (var k = 0u; k < LORA_AHEAD; k++) {
+    let e = lane + k * GEMV_WG;
+    if (e < total && e % p.lora_r == j) { u += lora_entry(0u, e); }
+  }
+  return LoraAhead(lora_b4(row0, j), u);
 }
 
 /**
- * Adds this lane's share of the LoRA term, scale · u[m] · B[row]ᵀ, to the sums of rows row0 ..
- * row0 + 3 before they are reduced: columns j = lane, lane + GEMV_WG, ... of B. Column `lane`'s
- * values (b, and u0 = u[0, lane]) are loaded by the caller ahead of the weight loop, so their
- * latency hides under it (a loop over r in the store, r dependent loads after the reduction, made
- * the 8B chat step's GEMVs ~0.5 ms slower than greedy's). Under an rmsnorm prologue u lacks the
- * norm's 1 / rms (lora-gemv.wgsl), which `finish` applies to the whole sum.
+ * Adds this lane's entries of the LoRA term (lora_ahead) to the sums of rows row0 .. row0 + 3.
+ * Under an rmsnorm prologue u lacks the norm's 1 / rms (lora-gemv.wgsl), which `finish` applies
+ * to the whole sum.
  */
-fn lora_add(acc: ptr<function, Acc>, lane: u32, row0: u32, b: vec4<f32>, u0: f32) {
+fn lora_add(acc: ptr<function, Acc>, lane: u32, row0: u32, ahead: LoraAhead) {
   if (!LORA) { return; }
-  (*acc)[0] = fma(vec4(p.lora_scale * u0), b, (*acc)[0]);
-  for (var m = 1u; m < x_rows(); m++) { (*acc)[m] = fma(vec4(p.lora_scale * lora_u_of(m, lane)), b, (*acc)[m]); }
-  for (var j = lane + GEMV_WG; j < p.lora_r; j += GEMV_WG) {
-    let bj = lora_b4(row0, j);
-    for (var m = 0u; m < x_rows(); m++) { (*acc)[m] = fma(vec4(p.lora_scale * lora_u_of(m, j)), bj, (*acc)[m]); }
+  (*acc)[0] = fma(vec4(p.lora_scale * ahead.u), ahead.b, (*acc)[0]);
+  if (LORA_PARTS == 1u) {
+    // Entries are columns: the lane's first one came ahead (row 0); rows 1 .. of it, then its others.
+    for (var m = 1u; m < x_rows(); m++) { (*acc)[m] = fma(vec4(p.lora_scale * lora_entry(m, lane)), ahead.b, (*acc)[m]); }
+    for (var j = lane + GEMV_WG; j < p.lora_r; j += GEMV_WG) {
+      let b = lora_b4(row0, j);
+      for (var m = 0u; m < x_rows(); m++) { (*acc)[m] = fma(vec4(p.lora_scale * lora_entry(m, j)), b, (*acc)[m]); }
+    }
+    return;
+  }
+  let total = LORA_PARTS * p.lora_r;
+  for (var e = lane; e < total; e += GEMV_WG) {
+    let j = e % p.lora_r;
+    let early = e < lane + LORA_AHEAD * GEMV_WG && j == lane % p.lora_r; // row 0's is in ahead.u
+    let first = select(0u, 1u, early);
+    if (first < x_rows()) {
+      let b = lora_b4(row0, j);
+      for (var m = first; m < x_rows(); m++) { (*acc)[m] = fma(vec4(p.lora_scale * lora_entry(m, e)), b, (*acc)[m]); }
+    }
   }
 }
 
@@ -319,11 +358,10 @@ fn gemv(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, l
   nf4_table_init(lanes.index);
   let row0 = (wg.y * nwg.x + wg.x) * 4u; // uniform per workgroup: returning keeps barriers uniform
   if (row0 >= p.n) { return; }
-  let lb = lora_b4(row0, lanes.index); // loaded ahead of the weights (lora_add)
-  let lu = lora_u_of(0u, lanes.index);
+  let ahead = lora_ahead(row0, lanes.index);
   var acc = Acc();
   for (var c = lanes.index; c < (p.k >> 5u); c += GEMV_WG) { chunk_add(&acc, row0, c); }
-  lora_add(&acc, lanes.index, row0, lb, lu);
+  lora_add(&acc, lanes.index, row0, ahead);
   finish(lanes, row0, &acc);
 }
 
@@ -332,14 +370,13 @@ fn gemv8(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   nf4_table_init(lanes.index);
   let row0 = (wg.y * nwg.x + wg.x) * 8u;
   if (row0 >= p.n) { return; }
-  let lb = lora_b4(row0, lanes.index);
-  let lb2 = lora_b4(row0 + 4u, lanes.index);
-  let lu = lora_u_of(0u, lanes.index);
+  let ahead = lora_ahead(row0, lanes.index);
+  let ahead2 = lora_ahead(row0 + 4u, lanes.index);
   var acc = Acc();
   var acc2 = Acc();
   for (var c = lanes.index; c < (p.k >> 5u); c += GEMV_WG) { chunk_add8(&acc[0], &acc2[0], row0, c); }
-  lora_add(&acc, lanes.index, row0, lb, lu);
-  lora_add(&acc2, lanes.index, row0 + 4u, lb2, lu);
+  lora_add(&acc, lanes.index, row0, ahead);
+  lora_add(&acc2, lanes.index, row0 + 4u, ahead2);
   finish(lanes, row0, &acc);
   finish(lanes, row0 + 4u, &acc2); // past p.n it stores nothing; called anyway (its barriers)
 }
@@ -365,8 +402,7 @@ fn gemv_any(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3
   nf4_table_init(lanes.index);
   let row0 = (wg.y * nwg.x + wg.x) * 4u;
   if (row0 >= p.n) { return; }
-  let lb = lora_b4(row0, lanes.index);
-  let lu = lora_u_of(0u, lanes.index);
+  let ahead = lora_ahead(row0, lanes.index);
   var acc = Acc();
   if (p.aligned != 0u) {
     // Whole words: a row starts on a word, and 8 elements of a row share one absmax.
@@ -381,6 +417,6 @@ fn gemv_any(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3
       for (var m = 0u; m < x_rows(); m++) { acc[m] = fma(vec4(f32(x[m * p.k + col])), w, acc[m]); }
     }
   }
-  lora_add(&acc, lanes.index, row0, lb, lu);
+  lora_add(&acc, lanes.index, row0, ahead);
   finish(lanes, row0, &acc);
 }

@@ -324,6 +324,69 @@ describe('attention with query positions over a whole KV cache, against float64 
       for (let i = 0; i < ref.lse.length; i++) expect(Math.abs(got.lse[i] - ref.lse[i]) / Math.max(1, Math.abs(ref.lse[i]))).toBeLessThan(TOL.f32.lse);
     });
   }
+
+  // The combine's per-head shares of o_proj's LoRA u (oLora): share[h, row, j] = Σ_c A[j, h·D + c] ·
+  // o[row, h, c] against float64 from o as the kernel stored it: f32 sums, 1e-5 of Σ|terms|; with
+  // f16 storage the shares take o before its rounding, 1e-3 (2^-11 = 4.9e-4 a term).
+  // r 16 at D 128 is one product an invocation; r 20 loops (160 > 128); D 16 is one slice a row.
+  const loraCases: [Case, number, DType][] = [
+    [{ ...causal(1, 1, 8, 2, 128, 51), skv: 300 }, 16, 'f32'],
+    [{ ...causal(1, 3, 4, 2, 128, 52), skv: 200 }, 20, 'f32'],
+    [{ ...causal(1, 2, 4, 4, 16, 53), skv: 40 }, 64, 'f16'],
+    [{ ...causal(1, 2, 4, 4, 16, 53), skv: 40 }, 64, 'f32'],
+    [{ ...causal(1, 1, 8, 2, 128, 51), skv: 300 }, 16, 'f16'],
+  ];
+  for (const [c, r, dtype] of loraCases) {
+    it(`o_proj LoRA shares, r ${r}, ${dtype} ${name(c)}`, async (ctx) => {
+      if (dtype === 'f16' && !gpu.info.f16) ctx.skip();
+      const { tq, skv, heads, kvHeads, headDim: D } = c;
+      const x = inputs(c, dtype);
+      const dev = gpu.device;
+      const up = (data: Float32Array, shape: number[]) => uploadTensor(dev, data, shape, dtype);
+      const q = up(x.q, [1, tq, heads, D]);
+      const k = up(x.k, [1, skv, kvHeads, D]);
+      const v = up(x.v, [1, skv, kvHeads, D]);
+      const o = createTensor(dev, [1, tq, heads, D], dtype);
+      const lse = createTensor(dev, [1, heads, tq], 'f32');
+      const causalOffset = skv - tq;
+      const positions = uploadU32(dev, Array.from({ length: tq }, (_, i) => causalOffset + i));
+      const decodePartials = dev.createBuffer({ size: attentionDecodeBytes(heads, D, skv), usage: GPUBufferUsage.STORAGE });
+      const aData = randomF32(r * heads * D, c.seed + 20);
+      const a = uploadTensor(dev, aData, [r, heads * D], 'f32');
+      const shares = createTensor(dev, [heads, tq, r], 'f32');
+      submitPass(kernels, (pass) => encodeAttention(kernels, pass, { q, k, v, o, lse, decodePartials, positions, oLora: { a, shares } }, { ...c, causalOffset }));
+      const [gotO, got] = [await readTensor(dev, o), await readTensor(dev, shares)];
+      for (const t of [q, k, v, o, lse, positions, a, shares]) t.buffer.destroy();
+      decodePartials.destroy();
+      const want = new Float64Array(heads * tq * r);
+      const scale = new Float64Array(heads * tq * r);
+      for (let h = 0; h < heads; h++) {
+        for (let row = 0; row < tq; row++) {
+          for (let j = 0; j < r; j++) {
+            const at = (h * tq + row) * r + j;
+            for (let d = 0; d < D; d++) {
+              const term = aData[j * heads * D + h * D + d] * gotO[(row * heads + h) * D + d];
+              want[at] += term;
+              scale[at] += Math.abs(term);
+            }
+          }
+        }
+      }
+      expect(maxRelError(got, want, scale)).toBeLessThan(dtype === 'f16' ? 1e-3 : TOL.f32.o);
+    });
+  }
+
+  it('refuses o_proj LoRA shares off the decode path, and ranks above 64', () => {
+    const c: Case = { ...causal(1, 1, 4, 2, 16, 54), skv: 40 };
+    const dev = gpu.device;
+    const t = (shape: number[]) => createTensor(dev, shape, 'f32');
+    const base = { q: t([1, 1, 4, 16]), k: t([1, 40, 2, 16]), v: t([1, 40, 2, 16]), o: t([1, 1, 4, 16]), lse: t([1, 4, 1]) };
+    const decodePartials = dev.createBuffer({ size: attentionDecodeBytes(4, 16, 40), usage: GPUBufferUsage.STORAGE });
+    const oLora = (r: number) => ({ a: t([r, 64]), shares: t([4, 1, r]) });
+    expect(() => submitPass(kernels, (pass) => encodeAttention(kernels, pass, { ...base, oLora: oLora(16) }, c))).toThrow(/decode path only/);
+    expect(() => submitPass(kernels, (pass) => encodeAttention(kernels, pass, { ...base, decodePartials, oLora: oLora(65) }, c))).toThrow(/r 1 \.\. 64/);
+    decodePartials.destroy();
+  });
 });
 
 describe('attention semantics', () => {

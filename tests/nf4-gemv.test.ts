@@ -43,6 +43,8 @@ interface Case extends Pick<Nf4GemvOptions, 'subgroups' | 'workgroupSize' | 'row
   residual?: boolean;
   /** LoRA rank of an up-projection added in the epilogue. */
   loraR?: number;
+  /** u as that many parts [parts, m, r] that the GEMV sums (attention's per-head shares of o_proj's u). */
+  loraParts?: number;
   /** rmsnorm: x is an f32 residual row, normalised with a weight in `dtype`; swiglu: x is the gate. */
   prologue?: 'rmsnorm' | 'swiglu';
 }
@@ -92,9 +94,11 @@ async function runCase(c: Case, seed: number): Promise<number> {
   const residual = c.residual ? randomF32(c.m * c.n, seed + 4) : undefined;
   const tr = residual ? uploadTensor(gpu.device, residual, [c.m, c.n], 'f32') : undefined;
   const r = c.loraR ?? 0;
-  const [u, b] = [randomF32(c.m * r, seed + 5), randomF32(c.n * r, seed + 6)];
+  const parts = c.loraParts ?? 1;
+  const [u, b] = [randomF32(parts * c.m * r, seed + 5), randomF32(c.n * r, seed + 6)];
   const scale = 0.37;
-  const lora = r > 0 ? { u: uploadTensor(gpu.device, u, [c.m, r], 'f32'), b: uploadTensor(gpu.device, b, [c.n, r], 'f32'), scale } : undefined;
+  const uShape = parts > 1 ? [parts, c.m, r] : [c.m, r];
+  const lora = r > 0 ? { u: uploadTensor(gpu.device, u, uShape, 'f32'), b: uploadTensor(gpu.device, b, [c.n, r], 'f32'), scale, parts } : undefined;
   const { subgroups, workgroupSize, rowsPerWorkgroup } = c;
   submitPass(kernels, (pass) =>
     encodeNf4Gemv(kernels, pass, tx, w, ty, { bias: tb, accumulate: c.accumulate, subgroups, workgroupSize, rowsPerWorkgroup, residual: tr, lora, prologue }),
@@ -112,7 +116,9 @@ async function runCase(c: Case, seed: number): Promise<number> {
       };
       if (start) add(start[i]);
       if (residual) add(residual[i]);
-      for (let q = 0; q < r; q++) add(scale * rs[m] * u[m * r + q] * b[j * r + q]);
+      for (let part = 0; part < parts; part++) {
+        for (let q = 0; q < r; q++) add(scale * rs[m] * u[(part * c.m + m) * r + q] * b[j * r + q]);
+      }
     }
   }
   for (const t of [tx, ty, tb, tr, t2, lora?.u, lora?.b] as (Tensor | undefined)[]) t?.buffer.destroy();
@@ -122,7 +128,7 @@ async function runCase(c: Case, seed: number): Promise<number> {
 
 const label = (c: Case) =>
   `${c.m}x${c.k}->${c.n} ${c.dtype ?? 'f32'}${c.out && c.out !== c.dtype ? `->${c.out}` : ''}` +
-  `${c.prologue ? ` ${c.prologue}(x)` : ''}${c.blocksize ? ` bs${c.blocksize}` : ''}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +=' : ''}${c.residual ? ' +residual' : ''}${c.loraR ? ` +LoRA r${c.loraR}` : ''}` +
+  `${c.prologue ? ` ${c.prologue}(x)` : ''}${c.blocksize ? ` bs${c.blocksize}` : ''}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +=' : ''}${c.residual ? ' +residual' : ''}${c.loraR ? ` +LoRA r${c.loraR}${c.loraParts ? ` in ${c.loraParts} parts` : ''}` : ''}` +
   `${c.subgroups === false ? ', workgroup sum' : ', subgroup sum'}${c.workgroupSize ? `, wg ${c.workgroupSize}` : ''}${c.rowsPerWorkgroup ? `, ${c.rowsPerWorkgroup} rows a workgroup` : ''}`;
 
 describe('NF4 GEMV against float64 (component-wise)', () => {
@@ -144,6 +150,12 @@ describe('NF4 GEMV against float64 (component-wise)', () => {
     { m: 3, k: 200, n: 13, accumulate: true, residual: true, loraR: 5, subgroups: false },
     // A rank above the workgroup's 128 lanes (lanes take a second column of B), several rows of x.
     { m: 2, k: 4096, n: 19, loraR: 150 },
+    // u in parts that the GEMV sums (o_proj's per-head shares): 32 x 16 entries, four a lane, all
+    // loaded ahead of the weights; a rank that does not divide the lanes (entries in other
+    // columns) with several rows; 8 W rows and 40 parts (a fifth entry a lane, after the loop).
+    { m: 1, k: 4096, n: 70, residual: true, loraR: 16, loraParts: 32 },
+    { m: 3, k: 256, n: 13, loraR: 12, loraParts: 24, subgroups: false },
+    { m: 1, k: 4096, n: 13, rowsPerWorkgroup: 8, loraR: 16, loraParts: 40 },
     // Prologues (decode's norm and SwiGLU folded in): one and several rows, both sums.
     { m: 1, k: 4096, n: 70, prologue: 'rmsnorm', residual: true, loraR: 16 },
     { m: 3, k: 256, n: 37, prologue: 'rmsnorm', subgroups: false },

@@ -40,7 +40,22 @@ export interface AttentionTensors {
    * attended as without positions. The positions must be causalOffset + i.
    */
   positions?: U32Tensor;
+  /**
+   * o_proj's LoRA down-projection on the decode path (takesDecodePath): A [r, heads · headDim] f32
+   * (r <= 64, headDim % 16 == 0), and each head's share of u = o · Aᵀ written to shares
+   * [heads, batch · tq, r] f32 by the combine, for the o_proj GEMV to sum (nf4-gemv.ts
+   * `lora.parts`): decode's lora-gemv dispatch for o_proj folded in.
+   */
+  oLora?: { a: Tensor; shares: Tensor };
 }
+
+/** Whether encodeAttention takes the split-keys decode path (attention-decode.wgsl) for these tensors and shape. */
+export function takesDecodePath(t: Pick<AttentionTensors, 'decodePartials' | 'segmentIds'>, tq: number, headDim: number): boolean {
+  return !!t.decodePartials && !t.segmentIds && tq <= ATTENTION_DECODE_MAX_TQ && headDim % 4 === 0;
+}
+
+/** The most LoRA rows the decode combine takes (oLora). */
+export const ATTENTION_DECODE_MAX_LORA_R = 64;
 
 export interface AttentionShape {
   batch: number;
@@ -156,10 +171,11 @@ export function encodeAttention(
     if (t.positions.length !== tq) throw new Error(`attention: ${t.positions.length} positions for ${tq} queries`);
   }
 
-  if (t.decodePartials && !t.segmentIds && tq <= ATTENTION_DECODE_MAX_TQ && headDim % 4 === 0) {
-    encodeDecodeAttention(kernels, pass, t, t.decodePartials, { batch, tq, skv, heads, kvHeads, headDim, causalOffset, window, scale });
+  if (takesDecodePath(t, tq, headDim)) {
+    encodeDecodeAttention(kernels, pass, t, t.decodePartials!, { batch, tq, skv, heads, kvHeads, headDim, causalOffset, window, scale });
     return;
   }
+  if (t.oLora) throw new Error('attention: an o_proj LoRA share is computed on the decode path only (takesDecodePath)');
   // Batch 1: the forward kernel reads only the keys in use from the front of a longer cache.
   const keys = t.positions ? causalOffset + tq : skv;
   const seg = t.segmentIds?.buffer ?? kernels.placeholder();
@@ -228,10 +244,22 @@ function encodeDecodeAttention(
     scale_log2: s.scale * Math.LOG2E,
     use_positions: t.positions ? 1 : 0,
   };
+  const lora = t.oLora;
+  const r = lora ? lora.a.shape[0] : 0;
+  if (lora) {
+    if (!(r >= 1 && r <= ATTENTION_DECODE_MAX_LORA_R)) throw new Error(`attention: an o_proj LoRA share takes r 1 .. ${ATTENTION_DECODE_MAX_LORA_R}, not ${r}`);
+    if (s.headDim % 16 !== 0) throw new Error(`attention: an o_proj LoRA share takes a head dim that is a multiple of 16, not ${s.headDim}`);
+    expectShape('attention', lora.a, [r, s.heads * s.headDim], 'o_proj LoRA A');
+    expectShape('attention', lora.shares, [s.heads, s.batch * s.tq, r], 'o_proj LoRA shares');
+    if (lora.a.dtype !== 'f32' || lora.shares.dtype !== 'f32') throw new Error('attention: the o_proj LoRA A and shares must be f32');
+  }
   const dtype = t.q.dtype;
   const partial = kernels.get({ name: 'attention-decode', source: decodeSource, dtype, entryPoint: 'partial' });
-  const combine = kernels.get({ name: 'attention-decode', source: decodeSource, dtype, entryPoint: 'combine' });
+  const combine = kernels.get({ name: 'attention-decode', source: decodeSource, dtype, entryPoint: 'combine', constants: lora ? { LORA: true } : undefined });
   const qpos = t.positions?.buffer ?? kernels.placeholder();
-  kernels.dispatchAt(pass, partial, [[0, t.q.buffer], [1, t.k.buffer], [2, t.v.buffer], [3, partials], [7, qpos]], params, [live, s.tq * s.heads, s.batch]);
-  kernels.dispatchAt(pass, combine, [[3, partials], [4, t.o.buffer], [5, t.lse.buffer], [7, qpos]], params, [1, s.tq * s.heads, s.batch]);
+  const all = { ...params, lora_r: r, lora_rows: s.batch * s.tq };
+  kernels.dispatchAt(pass, partial, [[0, t.q.buffer], [1, t.k.buffer], [2, t.v.buffer], [3, partials], [7, qpos]], all, [live, s.tq * s.heads, s.batch]);
+  // Without a LoRA the combine's share bindings (declared, never touched) take placeholders.
+  const shares: [number, GPUBuffer][] = [[8, lora?.a.buffer ?? kernels.placeholder()], [9, lora?.shares.buffer ?? kernels.placeholder(1)]];
+  kernels.dispatchAt(pass, combine, [[3, partials], [4, t.o.buffer], [5, t.lse.buffer], [7, qpos], ...shares], all, [1, s.tq * s.heads, s.batch]);
 }

@@ -21,7 +21,7 @@
 // shader-f16: the one switch), the residual stream in f32.
 import { createActivations, destroyActivations, forwardTensors, type Activations, type ActivationOptions, type ForwardTensors } from './activations.ts';
 import type { LinearName } from './arch.ts';
-import { encodeAttention } from './attention.ts';
+import { ATTENTION_DECODE_MAX_LORA_R, encodeAttention, takesDecodePath } from './attention.ts';
 import { encodeAdd, encodeSwiglu } from './elementwise.ts';
 import { encodeEmbedding } from './embedding.ts';
 import type { Kernels } from './kernels.ts';
@@ -126,6 +126,8 @@ export interface KvCacheView {
   past: number;
   /** Scratch for the decode attention path (attention.ts decodePartials); without it, the forward kernel. */
   partials?: GPUBuffer;
+  /** Where the decode attention writes its per-head shares of o_proj's LoRA u (attention.ts oLora); without it, a lora-gemv dispatch computes u. */
+  loraShares?: GPUBuffer;
 }
 
 /**
@@ -193,11 +195,15 @@ export function encodeLayer(
     const l = W.linears[name];
     return l.kind === 'nf4' && n <= NF4_GEMV_MAX_ROWS ? l.w : null;
   };
-  /** The GEMV of one projection; its LoRA's u recorded first unless `uDone` (gemvGroup recorded it). */
+  /** o_proj's LoRA u as per-head shares, written by the decode attention's combine (see below). */
+  let oShares: Tensor | undefined;
+  /** The GEMV of one projection; its LoRA's u recorded first unless `uDone` (gemvGroup recorded it) or the attention wrote it (oShares). */
   const gemv = (p: GPUComputePassEncoder, name: LinearName, w: Nf4GpuWeight, x: Tensor, y: Tensor, residual?: Tensor, prologue?: GemvPrologue, uDone = false): void => {
     const l = lora?.[name];
-    if (l && !uDone) encodeLoraU(kernels, p, x, l, loraU(name), prologue);
-    encodeNf4Gemv(kernels, p, x, w, y, { bias: W.linears[name].bias, residual, lora: l && { u: loraU(name), b: l.b, scale: l.scale }, prologue });
+    const shares = name === 'o_proj' ? oShares : undefined;
+    if (l && !uDone && !shares) encodeLoraU(kernels, p, x, l, loraU(name), prologue);
+    const up = l && { b: l.b, scale: l.scale, ...(shares ? { u: shares, parts: heads } : { u: loraU(name) }) };
+    encodeNf4Gemv(kernels, p, x, w, y, { bias: W.linears[name].bias, residual, lora: up, prologue });
   };
   // With a KV cache (chat: no backward reads this layer's saves) the GEMVs also fold in what
   // precedes them, the norm before q/k/v and gate/up, the SwiGLU before down: a dispatch fewer
@@ -252,10 +258,17 @@ export function encodeLayer(
     const kv3 = (x: Tensor): Tensor => heads3(x, kvHeads);
     encodeRopeAppend(kernels, pass, heads3(t.q, heads), { k: kv3(t.k), v: kv3(t.v), kCache: whole(cache.k[i]), vCache: whole(cache.v[i]) }, t.positions, model.invFreq);
     const kv = (buffer: GPUBuffer): Tensor => ({ buffer, shape: [1, cache.capacity, kvHeads, D], dtype: model.dtype });
+    // o_proj's LoRA u summed per head by the decode attention's combine, for o_proj's GEMV to add
+    // up: a lora-gemv dispatch fewer per layer and token.
+    const oLora = lora?.o_proj;
+    if (oLora && cache.loraShares && gemvWeight('o_proj') && !hasDropout(oLora) && takesDecodePath({ decodePartials: cache.partials }, n, D)) {
+      const r = oLora.a.shape[0];
+      if (r <= ATTENTION_DECODE_MAX_LORA_R && D % 16 === 0) oShares = { buffer: cache.loraShares, shape: [heads, n, r], dtype: 'f32' };
+    }
     encodeAttention(
       kernels,
       pass,
-      { q: q4, k: kv(cache.k[i]), v: kv(cache.v[i]), o: o4, lse: t.lse, decodePartials: cache.partials, positions: t.positions },
+      { q: q4, k: kv(cache.k[i]), v: kv(cache.v[i]), o: o4, lse: t.lse, decodePartials: cache.partials, positions: t.positions, oLora: oShares && { a: oLora!.a, shares: oShares } },
       { batch: 1, tq: n, skv: cache.capacity, heads, kvHeads, headDim: D, causalOffset: cache.past, window },
     );
   } else {

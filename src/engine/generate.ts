@@ -10,7 +10,7 @@ import { type U32Tensor, BYTES, createTensor, readTensor, type DType, type Tenso
 import { encodeForwardPass, type ForwardRun, type KvCacheView } from './forward.ts';
 import type { CapturedDispatches, Kernels } from './kernels.ts';
 import { trackedBuffer } from './gpu-memory.ts';
-import { attentionDecodeBytes, decodeSplitsInUse } from './attention.ts';
+import { ATTENTION_DECODE_MAX_LORA_R, ATTENTION_DECODE_MAX_TQ, attentionDecodeBytes, decodeSplitsInUse } from './attention.ts';
 import type { LoraSet } from './lora-weights.ts';
 import type { ModelWeights } from './model.ts';
 import { checkOptions, createSampleScratch, encodeSample, type SampleOptions, type SampleScratch } from './sample.ts';
@@ -25,6 +25,8 @@ export interface KvCache {
   v: GPUBuffer[];
   /** Scratch of the decode attention's key splits (attention.ts decodePartials). */
   partials: GPUBuffer;
+  /** The decode attention's per-head shares of o_proj's LoRA u (attention.ts oLora), for up to ATTENTION_DECODE_MAX_LORA_R. */
+  loraShares: GPUBuffer;
   capacity: number;
   dtype: DType;
   length: number;
@@ -38,6 +40,7 @@ export function createKvCache(device: GPUDevice, arch: ModelArch, dtype: DType, 
     k: Array.from({ length: arch.layers }, (_, i) => make('k', i)),
     v: Array.from({ length: arch.layers }, (_, i) => make('v', i)),
     partials: trackedBuffer(device, { size: attentionDecodeBytes(arch.heads, arch.headDim, capacity), usage: GPUBufferUsage.STORAGE, label: 'kv.partials' }, 'scratch'),
+    loraShares: trackedBuffer(device, { size: loraSharesBytes(arch.heads), usage: GPUBufferUsage.STORAGE, label: 'kv.loraShares' }, 'scratch'),
     capacity,
     dtype,
     length: 0,
@@ -45,11 +48,16 @@ export function createKvCache(device: GPUDevice, arch: ModelArch, dtype: DType, 
 }
 
 export function kvCacheBytes(arch: ModelArch, dtype: DType, capacity: number): number {
-  return 2 * arch.layers * capacity * arch.kvHeads * arch.headDim * BYTES[dtype] + attentionDecodeBytes(arch.heads, arch.headDim, capacity);
+  return 2 * arch.layers * capacity * arch.kvHeads * arch.headDim * BYTES[dtype] + attentionDecodeBytes(arch.heads, arch.headDim, capacity) + loraSharesBytes(arch.heads);
+}
+
+/** Bytes of the per-head shares of o_proj's LoRA u: [heads, up to ATTENTION_DECODE_MAX_TQ rows, up to ATTENTION_DECODE_MAX_LORA_R] f32. */
+function loraSharesBytes(heads: number): number {
+  return heads * ATTENTION_DECODE_MAX_TQ * ATTENTION_DECODE_MAX_LORA_R * 4;
 }
 
 export function destroyKvCache(c: KvCache): void {
-  for (const b of [...c.k, ...c.v, c.partials]) b.destroy();
+  for (const b of [...c.k, ...c.v, c.partials, c.loraShares]) b.destroy();
   c.length = 0;
 }
 
@@ -92,6 +100,13 @@ export interface GeneratorOptions {
    */
   checkReplay?: boolean;
 }
+
+/**
+ * Decode steps submitted before the oldest one's token is read back (each step's input is the id
+ * the one before it sampled, on the GPU): the GPU keeps a step queued while the CPU waits for a
+ * readback and records the next one.
+ */
+const STEPS_IN_FLIGHT = 2;
 
 /** The key of the base model (no adapter) among decode's captured steps. */
 const NO_ADAPTER = {};
@@ -139,7 +154,7 @@ export class Generator {
     this.u = createTensor(device, [1], 'f32', 'generate.u', 'scratch');
     this.out = { buffer: trackedBuffer(device, { size: 4, usage, label: 'generate.out' }, 'scratch'), length: 1 };
     // Held for the generator's life (unlike a readback's staging buffer), so it is counted too.
-    this.staging = [0, 1].map((i) => trackedBuffer(device, { size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: `generate.read.${i}` }, 'scratch'));
+    this.staging = Array.from({ length: STEPS_IN_FLIGHT }, (_, i) => trackedBuffer(device, { size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: `generate.read.${i}` }, 'scratch'));
   }
 
   /** Bytes of GPU memory this holds (KV cache, arena, sampler). */
@@ -217,7 +232,7 @@ export class Generator {
       let launched = 1;
       let t1 = 0;
       for (;;) {
-        if (launched < options.maxNewTokens && this.cache.length < this.cache.capacity && !options.signal?.aborted) {
+        while (inflight.length < STEPS_IN_FLIGHT && launched < options.maxNewTokens && this.cache.length < this.cache.capacity && !options.signal?.aborted) {
           inflight.push(this.step(null, lora, sample, next(), penalised));
           launched++;
         }
@@ -280,9 +295,9 @@ export class Generator {
     pass.end();
     enc.copyBufferToBuffer(this.out.buffer, 0, this.acts.ids, 0, 4);
     if (penalised && history < this.cache.capacity) enc.copyBufferToBuffer(this.out.buffer, 0, this.prev, history * 4, 4);
-    // Two steps may be in flight, each reading back through its own staging buffer.
+    // Each step in flight reads back through its own staging buffer.
     const staging = this.staging[this.nextStaging];
-    this.nextStaging = 1 - this.nextStaging;
+    this.nextStaging = (this.nextStaging + 1) % STEPS_IN_FLIGHT;
     enc.copyBufferToBuffer(this.out.buffer, 0, staging, 0, 4);
     device.queue.submit([enc.finish()]);
     await staging.mapAsync(GPUMapMode.READ);
@@ -305,7 +320,7 @@ export class Generator {
     if (ids) queue.writeBuffer(t.ids.buffer, 0, ids);
     queue.writeBuffer(t.positions.buffer, 0, Uint32Array.from({ length: n }, (_, i) => past + i));
     const run: ForwardRun = { ctx: { kernels: this.kernels, model: this.model, lora }, acts: this.acts };
-    const cache: KvCacheView = { k: this.cache.k, v: this.cache.v, partials: this.cache.partials, capacity: this.cache.capacity, past };
+    const cache: KvCacheView = { k: this.cache.k, v: this.cache.v, partials: this.cache.partials, loraShares: this.cache.loraShares, capacity: this.cache.capacity, past };
     const record = (pass: GPUComputePassEncoder) => void encodeForwardPass(pass, run, t, { cache, logits: logits ? { out: this.logits, firstRow: n - 1 } : undefined });
     const pass = enc.beginComputePass();
     if (ids === null && logits) this.kernels.replay(pass, this.decodeStep(lora, past, record));

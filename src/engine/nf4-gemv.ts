@@ -136,9 +136,10 @@ export interface Nf4GemvOptions {
   /**
    * A LoRA's up-projection: y += scale · u · Bᵀ, u = x · Aᵀ [..., r] and B [N, r], both f32. Under
    * an rmsnorm prologue u is (x · weight) · Aᵀ without the 1 / rms (lora.ts encodeLoraU's): the GEMV
-   * multiplies its whole sum, this term included, by 1 / rms.
+   * multiplies its whole sum, this term included, by 1 / rms. With `parts` > 1, u comes as parts
+   * that the GEMV sums, [parts, M, r] (attention.ts's per-head shares of o_proj's u).
    */
-  lora?: { u: Tensor; b: Tensor; scale: number };
+  lora?: { u: Tensor; b: Tensor; scale: number; parts?: number };
 }
 
 /**
@@ -187,7 +188,9 @@ export function encodeNf4Gemv(
   const r = lora ? lora.b.shape[1] : 0;
   if (lora) {
     expectShape('nf4 gemv', lora.b, [n, r], 'LoRA B');
-    expectShape('nf4 gemv', lora.u, [...x.shape.slice(0, -1), r], 'LoRA u');
+    const parts = lora.parts ?? 1;
+    if (!(Number.isInteger(parts) && parts >= 1)) throw new Error(`nf4 gemv: LoRA parts must be a positive integer, not ${parts}`);
+    expectShape('nf4 gemv', lora.u, parts > 1 ? [parts, m, r] : [...x.shape.slice(0, -1), r], 'LoRA u');
     if (lora.u.dtype !== 'f32' || lora.b.dtype !== 'f32') throw new Error(`nf4 gemv: LoRA u and B must be f32, not ${lora.u.dtype}/${lora.b.dtype}`);
     if (!Number.isFinite(lora.scale)) throw new Error(`nf4 gemv: LoRA scale ${lora.scale} is not finite`);
   }
@@ -209,7 +212,7 @@ export function encodeNf4Gemv(
   // The shader's T: the storage type (x's, or the norm weight's when x is the f32 residual stream).
   const storage = pro?.kind === 'rmsnorm' ? pro.weight.dtype : x.dtype;
   const mode = !pro ? 0 : pro.kind === 'rmsnorm' ? 1 : 2;
-  const kernel = gemvKernel(kernels, subgroups, storage, y.dtype, entryPoint, m === 1, wg, x.dtype === 'f16', second?.dtype === 'f16', mode, !!lora);
+  const kernel = gemvKernel(kernels, subgroups, storage, y.dtype, entryPoint, m === 1, wg, x.dtype === 'f16', second?.dtype === 'f16', mode, lora ? (lora.parts ?? 1) : 0);
   const addend = opts.residual ?? opts.bias;
   const params = {
     m,
@@ -248,7 +251,8 @@ function gemvKernel(
   xHalf: boolean,
   x2Half: boolean,
   prologue: number,
-  lora: boolean,
+  /** 0: no LoRA; else u's parts. */
+  lora: number,
 ): Kernel {
   let cache = gemvKernels.get(kernels);
   if (!cache) gemvKernels.set(kernels, (cache = new Map()));
@@ -256,7 +260,7 @@ function gemvKernel(
   let kernel = cache.get(key);
   if (!kernel) {
     const spec = withResidualType(subgroups ? 'nf4-gemv(subgroups)' : 'nf4-gemv', NF4_WGSL + source + ROW_SUM_WGSL[subgroups ? 'subgroups' : 'workgroup'], storage, yType);
-    const constants = { ONE_ROW: oneRow, GEMV_WG: wg, X_HALF: xHalf, X2_HALF: x2Half, PROLOGUE: prologue, LORA: lora };
+    const constants = { ONE_ROW: oneRow, GEMV_WG: wg, X_HALF: xHalf, X2_HALF: x2Half, PROLOGUE: prologue, LORA: lora > 0, LORA_PARTS: Math.max(1, lora) };
     kernel = kernels.get({ ...spec, dtype: storage, entryPoint, constants });
     cache.set(key, kernel);
   }
