@@ -22,7 +22,7 @@
 //          --quick (small shapes and few repeats, for a software GPU)   --no-tensor-cores
 //          --load-shape 1b|8b   --load-layers N   --load-vocab N   --load-repeats N   --load-dir DIR
 //          --load-shard-bytes N   --keep (leave the generated cache folder in place)
-//          --model-shapes 1b,8b   --model-layers N   --model-vocab N   --seq N   --train-steps N (0: none)
+//          --model-shapes 1b,8b   --model-layers N   --model-vocab N   --seq N   --train-steps N (0: none)   --decode-tokens N
 //          --export-shapes demo,1b,8b   --export-layers N   --export-vocab N   --export-workers N
 //          --export-quantizer gpu|pool (GGUF k-quants on the GPU, the default, or in the worker pool)
 import '../../tests/setup/node-globals.ts';
@@ -109,6 +109,7 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--model-vocab') args.engine.vocab = num(flag, v);
     else if (flag === '--seq') args.engine.seqLen = num(flag, v);
     else if (flag === '--train-steps') args.engine.trainSteps = v === '0' ? 0 : num(flag, v);
+    else if (flag === '--decode-tokens') args.engine.decodeTokens = num(flag, v);
     else if (flag === '--export-shapes') args.export.shapes = v.split(',');
     else if (flag === '--export-layers') args.export.layers = num(flag, v);
     else if (flag === '--export-workers') args.export.workers = num(flag, v);
