@@ -131,7 +131,10 @@ const label = (c: Case) =>
   `${c.prologue ? ` ${c.prologue}(x)` : ''}${c.blocksize ? ` bs${c.blocksize}` : ''}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +=' : ''}${c.residual ? ' +residual' : ''}${c.loraR ? ` +LoRA r${c.loraR}${c.loraParts ? ` in ${c.loraParts} parts` : ''}` : ''}` +
   `${c.subgroups === false ? ', workgroup sum' : ', subgroup sum'}${c.workgroupSize ? `, wg ${c.workgroupSize}` : ''}${c.rowsPerWorkgroup ? `, ${c.rowsPerWorkgroup} rows a workgroup` : ''}`;
 
-describe('NF4 GEMV against float64 (component-wise)', () => {
+// Each case compiles its own pipeline (entry point, prologue, LoRA, types are constants): lavapipe
+// took 33 s for the largest (gemv8, workgroup sum) on an idle 2-core machine, over 60 with the CPU
+// shared, hence the longer timeout.
+describe('NF4 GEMV against float64 (component-wise)', { timeout: 180_000 }, () => {
   // K % 32 == 0 takes the 16-byte kernel (gemv), else gemv_any (K % 8 == 0 by words, else by
   // elements). N % 4 != 0 leaves a partial last workgroup; K / 32 = 131 chunks make three lanes
   // loop twice; blocksize 32 makes every chunk its own block, 128 two chunks per block.
