@@ -10,13 +10,16 @@
 // in T, *without* the norm's 1 / rms: the NF4 GEMV that adds u under the same prologue multiplies
 // its whole sum by it, so that it can add the LoRA term before its reduction; 2 swiglu,
 // silu(x) · x2 with x the gate and x2 the up-projection [M, K] in T.
+// `main` may also sum K in `parts` (u then [parts, M, r], summed by the NF4 GEMV that adds it,
+// nf4-gemv.ts `lora.parts`): a workgroup per (row, part), so that a long K (down_proj's 14336) is
+// one trip of loads rather than four. The parts of a row are adjacent workgroups.
 // `main` also takes up to three adapters that multiply the same x (q/k/v, gate/up): A_g in a4,
 // a4_1, a4_2 and u_g in u, u_1, u_2 (g < p.groups; the unused ones bound to placeholders), the
 // workgroups of adapter g after those of g - 1. Decode records one dispatch for the group where it
 // recorded one per adapter (a 32-layer 8B took 224 of these dispatches per token, each a few
 // microseconds of a GPU mostly waiting).
 
-struct Params { m: u32, k: u32, r: u32, groups: u32 }
+struct Params { m: u32, k: u32, r: u32, groups: u32, parts: u32 }
 
 @group(0) @binding(0) var<storage, read> x4: array<vec4<X>>; // main
 @group(0) @binding(0) var<storage, read> x: array<X>;        // main_any
@@ -69,23 +72,26 @@ fn store_u(g: u32, i: u32, v: f32) {
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, lanes: Lanes) {
   let t = lanes.index;
   let w = wg.y * nwg.x + wg.x; // uniform per workgroup: returning keeps the barriers uniform
-  if (w >= p.r * p.groups) { return; }
-  let g = w / p.r; // the adapter
-  let j = w % p.r; // and its row of A
+  if (w >= p.r * p.groups * p.parts) { return; }
+  let q = w % p.parts;             // the part of K
+  let g = w / p.parts / p.r;       // the adapter
+  let j = (w / p.parts) % p.r;     // and its row of A
   let k4 = p.k / 4u;
+  let per = (k4 + p.parts - 1u) / p.parts;
+  let end = min(k4, (q + 1u) * per);
   for (var m = 0u; m < p.m; m++) {
     var s4 = vec4(0.0);
-    var c = t;
-    for (; c + 3u * WG < k4; c += 4u * WG) {
+    var c = q * per + t;
+    for (; c + 3u * WG < end; c += 4u * WG) {
       let av = array(a_of(g, j * k4 + c), a_of(g, j * k4 + c + WG), a_of(g, j * k4 + c + 2u * WG), a_of(g, j * k4 + c + 3u * WG));
       s4 = fma(x_at(m, c, k4), av[0], s4);
       s4 = fma(x_at(m, c + WG, k4), av[1], s4);
       s4 = fma(x_at(m, c + 2u * WG, k4), av[2], s4);
       s4 = fma(x_at(m, c + 3u * WG, k4), av[3], s4);
     }
-    for (; c < k4; c += WG) { s4 = fma(x_at(m, c, k4), a_of(g, j * k4 + c), s4); }
+    for (; c < end; c += WG) { s4 = fma(x_at(m, c, k4), a_of(g, j * k4 + c), s4); }
     let s = wg_sum(lanes, s4);
-    if (t == 0u) { store_u(g, m * p.r + j, s); }
+    if (t == 0u) { store_u(g, (q * p.m + m) * p.r + j, s); }
   }
 }
 

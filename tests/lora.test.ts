@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { submitPass, Kernels } from '../src/engine/kernels.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
-import { encodeLora, encodeLoraU, encodeLoraUs, lora, LORA_GEMV_MAX_ROWS, loraScale } from '../src/engine/lora.ts';
+import { encodeLora, encodeLoraU, encodeLoraUs, lora, LORA_GEMV_MAX_ROWS, loraGemvParts, loraScale } from '../src/engine/lora.ts';
 import { dropoutFactor, dropoutMask, dropoutScale, loraDropoutKey, pcgHash, type LoraDropoutDraw } from '../src/engine/lora-dropout.ts';
 import { loraRef } from '../src/engine/reference/lora.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
@@ -139,6 +139,34 @@ describe(`LoRA's down-projection alone (encodeLoraU: decode's rows take lora-gem
       expect(maxRelError(u, ref.u, ref.uScale)).toBeLessThan(TOL.f32);
     });
   }
+
+  // Decode's long rows (down_proj's K 14336) in parts of K, [parts, M, r], whose sum is u.
+  for (const [i, [k, parts, kind, m]] of ([[9000, 3, 'swiglu', 2], [14336, 4, undefined, 1]] as const).entries()) {
+    it(`u in ${parts} parts of K ${k}${kind ? `, prologue ${kind}` : ''}, M ${m}: their sum against float64`, async () => {
+      const [r, seed] = [16, 70 + i];
+      const x = randomF32(m * k, seed).map((v) => 3 * v);
+      const up = randomF32(m * k, seed + 1);
+      const a = randomF32(r * k, seed + 2).map((v) => v * 0.1);
+      const tx = uploadTensor(gpu.device, x, [m, k], 'f32');
+      const tup = uploadTensor(gpu.device, up, [m, k], 'f32');
+      const ta = uploadTensor(gpu.device, a, [r, k], 'f32');
+      const tb = createTensor(gpu.device, [1, r], 'f32');
+      const tu = createTensor(gpu.device, [parts, m, r], 'f32');
+      const prologue = kind ? { kind, up: tup } : undefined;
+      submitPass(kernels, (pass) => encodeLoraUs(kernels, pass, tx, [{ lora: { a: ta, b: tb, scale: 1 }, u: tu }], prologue, parts));
+      const got = await readTensor(gpu.device, tu);
+      for (const t of [tx, tup, ta, tb, tu]) t.buffer.destroy();
+      const sum = new Float32Array(m * r);
+      for (let q = 0; q < parts; q++) for (let e = 0; e < m * r; e++) sum[e] += got[q * m * r + e];
+      const input = kind ? x.map((v, e) => (v / (1 + Math.exp(-v))) * up[e]) : x;
+      const ref = loraRef(input, a, new Float32Array(r), new Float32Array(m), { m, k, n: 1, r, scale: 1 });
+      expect(maxRelError(sum, ref.u, ref.uScale)).toBeLessThan(TOL.f32);
+    });
+  }
+
+  it('cuts K into parts of at most 4096, up to 4 (loraGemvParts)', () => {
+    expect([4096, 4097, 8192, 14336, 50000].map(loraGemvParts)).toEqual([1, 2, 2, 4, 4]);
+  });
 
   // Decode's groups (q/k/v, gate/up: one dispatch for adapters of the same x), each u against its
   // own float64 product; ranks that differ take a dispatch each, with the same result.

@@ -29,7 +29,7 @@ import { encodeLinear, linearShape } from './linear.ts';
 import { encodeNf4Gemv, NF4_GEMV_MAX_ROWS, type GemvPrologue } from './nf4-gemv.ts';
 import type { Nf4GpuWeight } from './nf4.ts';
 import { encodeLmHeadLogits, encodeLmHeadLoss } from './lmhead.ts';
-import { encodeLora, encodeLoraU, encodeLoraUs, hasDropout } from './lora.ts';
+import { encodeLora, encodeLoraU, encodeLoraUs, hasDropout, loraGemvParts, type LoraWeights } from './lora.ts';
 import type { LoraSet } from './lora-weights.ts';
 import type { ModelWeights } from './model.ts';
 import { encodeRmsnorm } from './rmsnorm.ts';
@@ -197,13 +197,32 @@ export function encodeLayer(
   };
   /** o_proj's LoRA u as per-head shares, written by the decode attention's combine (see below). */
   let oShares: Tensor | undefined;
-  /** The GEMV of one projection; its LoRA's u recorded first unless `uDone` (gemvGroup recorded it) or the attention wrote it (oShares). */
+  /** Where a long row's u goes as partial sums over K (decode: loraGemvParts), in the cache's scratch; null: whole. */
+  const uParts = (x: Tensor, l: LoraWeights): Tensor | null => {
+    const parts = loraGemvParts(x.shape[x.shape.length - 1]);
+    const r = l.a.shape[0];
+    if (!cache?.loraShares || parts < 2 || hasDropout(l) || parts * n * r * 4 > cache.loraShares.size) return null;
+    return { buffer: cache.loraShares, shape: [parts, n, r], dtype: 'f32' };
+  };
+  /**
+   * The GEMV of one projection; its LoRA's u recorded first (in parts where its K is long) unless
+   * `uDone` (gemvGroup recorded it) or the attention wrote it (oShares).
+   */
   const gemv = (p: GPUComputePassEncoder, name: LinearName, w: Nf4GpuWeight, x: Tensor, y: Tensor, residual?: Tensor, prologue?: GemvPrologue, uDone = false): void => {
     const l = lora?.[name];
-    const shares = name === 'o_proj' ? oShares : undefined;
-    if (l && !uDone && !shares) encodeLoraU(kernels, p, x, l, loraU(name), prologue);
-    const up = l && { b: l.b, scale: l.scale, ...(shares ? { u: shares, parts: heads } : { u: loraU(name) }) };
-    encodeNf4Gemv(kernels, p, x, w, y, { bias: W.linears[name].bias, residual, lora: up, prologue });
+    let u: { u: Tensor; parts?: number } | undefined;
+    if (l) {
+      const split = name === 'o_proj' || uDone ? null : uParts(x, l);
+      if (name === 'o_proj' && oShares) u = { u: oShares, parts: heads };
+      else if (split) {
+        encodeLoraUs(kernels, p, x, [{ lora: l, u: split }], prologue, split.shape[0]);
+        u = { u: split, parts: split.shape[0] };
+      } else {
+        if (!uDone) encodeLoraU(kernels, p, x, l, loraU(name), prologue);
+        u = { u: loraU(name) };
+      }
+    }
+    encodeNf4Gemv(kernels, p, x, w, y, { bias: W.linears[name].bias, residual, lora: l && u && { ...u, b: l.b, scale: l.scale }, prologue });
   };
   // With a KV cache (chat: no backward reads this layer's saves) the GEMVs also fold in what
   // precedes them, the norm before q/k/v and gate/up, the SwiGLU before down: a dispatch fewer

@@ -71,9 +71,11 @@ export interface LoraDown {
 /**
  * encodeLoraU for adapters that multiply the same x (decode's q/k/v, gate/up): one lora-gemv
  * dispatch for up to LORA_GEMV_GROUP of them where each takes that kernel and they share r (its
- * workgroups are rows of A), else one dispatch each.
+ * workgroups are rows of A), else one dispatch each. With `parts` > 1 (one adapter, the GEMV
+ * path) u is written as that many partial sums over K, [parts, M, r] (loraGemvParts; the NF4 GEMV
+ * sums them, nf4-gemv.ts `lora.parts`).
  */
-export function encodeLoraUs(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, downs: readonly LoraDown[], prologue?: GemvPrologue): void {
+export function encodeLoraUs(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, downs: readonly LoraDown[], prologue?: GemvPrologue, parts = 1): void {
   if (downs.length === 0) return;
   const k = x.shape[x.shape.length - 1];
   const m = numel(x.shape) / k;
@@ -81,14 +83,17 @@ export function encodeLoraUs(kernels: Kernels, pass: GPUComputePassEncoder, x: T
     const r = lora.a.shape[0];
     if (lora.a.dtype !== 'f32') throw new Error(`lora: A must be f32 (master weights), not ${lora.a.dtype}`);
     expectShape('lora', lora.a, [r, k], 'A');
-    expectShape('lora', u, [...x.shape.slice(0, -1), r], 'u');
+    expectShape('lora', u, parts > 1 ? [parts, m, r] : [...x.shape.slice(0, -1), r], 'u');
     if (u.dtype !== 'f32') throw new Error(`lora: u must be f32, not ${u.dtype}`);
   }
   const gemv = m <= LORA_GEMV_MAX_ROWS && !downs.some((d) => hasDropout(d.lora));
   if (prologue && !(gemv && k % 4 === 0)) throw new Error(`lora: a prologue takes at most ${LORA_GEMV_MAX_ROWS} rows, no dropout and K % 4 == 0`);
+  if (parts > 1 && !(gemv && k % 4 === 0 && downs.length === 1 && Number.isInteger(parts))) {
+    throw new Error(`lora: u in ${parts} parts takes one adapter, at most ${LORA_GEMV_MAX_ROWS} rows, no dropout and K % 4 == 0`);
+  }
   const r = downs[0].lora.a.shape[0];
   if (gemv && k % 4 === 0 && downs.length <= LORA_GEMV_GROUP && downs.every((d) => d.lora.a.shape[0] === r)) {
-    recordGemv(kernels, pass, x, downs, m, k, prologue);
+    recordGemv(kernels, pass, x, downs, m, k, prologue, parts);
     return;
   }
   for (const d of downs) {
@@ -103,8 +108,17 @@ export function encodeLoraUs(kernels: Kernels, pass: GPUComputePassEncoder, x: T
 /** Adapters lora-gemv.wgsl's `main` takes in one dispatch. */
 export const LORA_GEMV_GROUP = 3;
 
+/**
+ * Parts of K for decode's u = x · Aᵀ (encodeLoraUs `parts`): a 256-invocation workgroup takes 4096
+ * elements in one trip of loads, so longer rows (down_proj's 14336: four trips and a tail) are cut
+ * into parts of at most that, up to 4.
+ */
+export function loraGemvParts(k: number): number {
+  return Math.min(4, Math.ceil(k / 4096));
+}
+
 /** u_g = x · A_gᵀ through lora-gemv.wgsl for checked shapes (m <= LORA_GEMV_MAX_ROWS, no dropout; a group: K % 4 == 0, one r). */
-function recordGemv(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, downs: readonly LoraDown[], m: number, k: number, prologue?: GemvPrologue): void {
+function recordGemv(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, downs: readonly LoraDown[], m: number, k: number, prologue?: GemvPrologue, parts = 1): void {
   const entryPoint = k % 4 === 0 ? 'main' : 'main_any';
   const second = prologue ? (prologue.kind === 'rmsnorm' ? prologue.weight : prologue.up) : undefined;
   const mode = !prologue ? 0 : prologue.kind === 'rmsnorm' ? 1 : 2;
@@ -117,7 +131,7 @@ function recordGemv(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, do
     const u = (g: number): GPUBuffer => downs[g]?.u.buffer ?? kernels.placeholder(g);
     bindings.push([4, second?.buffer ?? kernels.placeholder()], [5, a(1)], [6, a(2)], [7, u(1)], [8, u(2)]);
   }
-  kernels.dispatchAt(pass, kernel, bindings, { m, k, r, groups: downs.length }, grid(kernels, r * downs.length));
+  kernels.dispatchAt(pass, kernel, bindings, { m, k, r, groups: downs.length, parts }, grid(kernels, r * downs.length * parts));
 }
 
 /** lora-gemv kernels by what picks one (decode records one per adapted projection and layer). */
