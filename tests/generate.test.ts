@@ -22,6 +22,15 @@ import { loadModel, unloadModel, type LoadedModel } from '../src/engine/loader.t
 import { destroyLora, loraFromAdapter, type LoraSet } from '../src/engine/lora-weights.ts';
 import { destroyModelWeights, modelFromLoaded, modelFromReader, type ModelWeights } from '../src/engine/model.ts';
 import { readTensor } from '../src/engine/tensor.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseModelConfig } from '../src/engine/arch.ts';
+import { loraGemvParts } from '../src/engine/lora.ts';
+import { destroyNf4, uploadNf4, type Nf4GpuWeight } from '../src/engine/nf4.ts';
+import type { LinearWeight } from '../src/engine/linear.ts';
+import { quantizeNf4 } from '../src/io/nf4.ts';
+import { gaussian } from './fixtures/gguf/helpers.ts';
+import { randomAdapter } from './export-helpers.ts';
 import { folderSource, loadDeps, readParityFixture, relToMax, type ParityFixture } from './forward-helpers.ts';
 import { testGpu } from './gpu/device.ts';
 
@@ -235,5 +244,56 @@ describe('generation on the demo model (NF4, default dtype)', () => {
     destroyForwardRun(run);
     destroyModelWeights(model);
     unloadModel(loaded);
+  });
+});
+
+// Decode's long rows: a down_proj K over 4096 takes its LoRA u in parts of K (lora.ts
+// loraGemvParts), summed by the GEMV. The qwen2 fixture with its MLP widened to 4160 (random NF4
+// gate/up/down, a random adapter on every linear): decode logits against the full forward's, which
+// multiplies the same weights through the tiled kernels.
+describe('KV-cache decode with a down_proj of K 4160 (u in parts), adapter on', () => {
+  it('equals a full forward after the prompt and after each fed token', async () => {
+    const f = await readParityFixture('qwen2');
+    const { source, fetch } = folderSource(f.dir, 'parity/qwen2');
+    const loaded = await loadModel(loadDeps(gpu, kernels, fetch), source, { embeddingDtype: 'f32' });
+    const base = await modelFromLoaded(kernels, loaded, { dtype: 'f32' });
+    const I = 4160;
+    expect(loraGemvParts(I)).toBe(2);
+    const config = JSON.parse(readFileSync(join(f.dir, 'config.json'), 'utf8'));
+    const arch = parseModelConfig({ ...config, intermediate_size: I });
+    const owned: Nf4GpuWeight[] = [];
+    const nf4 = (out: number, inp: number, seed: number): LinearWeight => {
+      const w = uploadNf4(gpu.device, quantizeNf4(gaussian(out * inp, seed, 1 / Math.sqrt(inp)), { shape: [out, inp], blocksize: 64 }));
+      owned.push(w);
+      return { kind: 'nf4', w };
+    };
+    const H = arch.hidden;
+    const layers = base.layers.map((l, i) => ({
+      ...l,
+      linears: { ...l.linears, gate_proj: nf4(I, H, 900 + 3 * i), up_proj: nf4(I, H, 901 + 3 * i), down_proj: nf4(H, I, 902 + 3 * i) },
+    }));
+    const model: ModelWeights = { ...base, arch, layers };
+    const lora = loraFromAdapter(gpu.device, arch, randomAdapter(arch, 77));
+    const gen = new Generator(kernels, model, { maxContext: MAX_LEN, prefillChunk: 4, checkReplay: true });
+    const run = createForwardRun({ kernels, model, lora }, { batch: 1, seqLen: MAX_LEN, loss: false, logitsRows: 1 });
+    try {
+      gen.feed(PROMPT, lora);
+      const errs = [relToMax(await gen.readLogits(), await fullForwardLogits(run, PROMPT))];
+      const ids = [...PROMPT];
+      for (const id of [5, 77, 190]) {
+        gen.feed([id], lora);
+        ids.push(id);
+        errs.push(relToMax(await gen.readLogits(), await fullForwardLogits(run, ids)));
+      }
+      console.log(`decode (down_proj K ${I}, u in parts) vs full forward: ${errs.map((e) => e.toExponential(2)).join(', ')}`);
+      for (const e of errs) expect(e).toBeLessThan(LOGITS_TOL);
+    } finally {
+      gen.destroy();
+      destroyForwardRun(run);
+      destroyLora(lora);
+      for (const w of owned) destroyNf4(w);
+      destroyModelWeights(base);
+      unloadModel(loaded);
+    }
   });
 });
