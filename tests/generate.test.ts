@@ -57,6 +57,19 @@ async function fullForwardLogits(run: ForwardRun, ids: readonly number[]): Promi
   return readTensor(gpu.device, out);
 }
 
+/** Decode logits (the generator fed PROMPT, then 5, 77, 190 one at a time) against a full forward's, relative to max |logit|, after each feed. */
+async function decodeVsFullForward(gen: Generator, run: ForwardRun, lora: LoraSet): Promise<number[]> {
+  gen.feed(PROMPT, lora);
+  const errs = [relToMax(await gen.readLogits(), await fullForwardLogits(run, PROMPT))];
+  const ids = [...PROMPT];
+  for (const id of [5, 77, 190]) {
+    gen.feed([id], lora);
+    ids.push(id);
+    errs.push(relToMax(await gen.readLogits(), await fullForwardLogits(run, ids)));
+  }
+  return errs;
+}
+
 function argmax(x: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
@@ -82,14 +95,7 @@ describe('KV-cache decode logits (dense f32 llama3-tied, adapter on)', () => {
     const lora = loraFromAdapter(gpu.device, f.arch, f.adapter);
     const gen = new Generator(kernels, model, { maxContext: MAX_LEN, prefillChunk: 4 });
     const run = createForwardRun({ kernels, model, lora }, { batch: 1, seqLen: MAX_LEN, loss: false, logitsRows: 1 });
-    gen.feed(PROMPT, lora);
-    const errs = [relToMax(await gen.readLogits(), await fullForwardLogits(run, PROMPT))];
-    const ids = [...PROMPT];
-    for (const id of [5, 77, 190]) {
-      gen.feed([id], lora);
-      ids.push(id);
-      errs.push(relToMax(await gen.readLogits(), await fullForwardLogits(run, ids)));
-    }
+    const errs = await decodeVsFullForward(gen, run, lora);
     console.log(`decode vs full forward: ${errs.map((e) => e.toExponential(2)).join(', ')}`);
     for (const e of errs) expect(e).toBeLessThan(LOGITS_TOL);
     gen.destroy();
@@ -277,14 +283,7 @@ describe('KV-cache decode with a down_proj of K 4160 (u in parts), adapter on', 
     const gen = new Generator(kernels, model, { maxContext: MAX_LEN, prefillChunk: 4, checkReplay: true });
     const run = createForwardRun({ kernels, model, lora }, { batch: 1, seqLen: MAX_LEN, loss: false, logitsRows: 1 });
     try {
-      gen.feed(PROMPT, lora);
-      const errs = [relToMax(await gen.readLogits(), await fullForwardLogits(run, PROMPT))];
-      const ids = [...PROMPT];
-      for (const id of [5, 77, 190]) {
-        gen.feed([id], lora);
-        ids.push(id);
-        errs.push(relToMax(await gen.readLogits(), await fullForwardLogits(run, ids)));
-      }
+      const errs = await decodeVsFullForward(gen, run, lora);
       console.log(`decode (down_proj K ${I}, u in parts) vs full forward: ${errs.map((e) => e.toExponential(2)).join(', ')}`);
       for (const e of errs) expect(e).toBeLessThan(LOGITS_TOL);
     } finally {

@@ -211,16 +211,12 @@ export function encodeLayer(
   const gemv = (p: GPUComputePassEncoder, name: LinearName, w: Nf4GpuWeight, x: Tensor, y: Tensor, residual?: Tensor, prologue?: GemvPrologue, uDone = false): void => {
     const l = lora?.[name];
     let u: { u: Tensor; parts?: number } | undefined;
-    if (l) {
-      const split = name === 'o_proj' || uDone ? null : uParts(x, l);
-      if (name === 'o_proj' && oShares) u = { u: oShares, parts: heads };
-      else if (split) {
-        encodeLoraUs(kernels, p, x, [{ lora: l, u: split }], prologue, split.shape[0]);
-        u = { u: split, parts: split.shape[0] };
-      } else {
-        if (!uDone) encodeLoraU(kernels, p, x, l, loraU(name), prologue);
-        u = { u: loraU(name) };
-      }
+    if (l && name === 'o_proj' && oShares) u = { u: oShares, parts: heads };
+    else if (l) {
+      const split = uDone ? null : uParts(x, l);
+      if (split) encodeLoraUs(kernels, p, x, [{ lora: l, u: split }], prologue, split.shape[0]);
+      else if (!uDone) encodeLoraU(kernels, p, x, l, loraU(name), prologue);
+      u = split ? { u: split, parts: split.shape[0] } : { u: loraU(name) };
     }
     encodeNf4Gemv(kernels, p, x, w, y, { bias: W.linears[name].bias, residual, lora: l && u && { ...u, b: l.b, scale: l.scale }, prologue });
   };

@@ -314,14 +314,16 @@ export class Generator {
       this.acts = this.arena(r);
       this.steps = new WeakMap(); // their bind groups hold the old arena
     }
-    const t = forwardTensors(this.acts, 1, n);
     const queue = this.kernels.device.queue;
     const past = this.cache.length;
-    if (ids) queue.writeBuffer(t.ids.buffer, 0, ids);
-    queue.writeBuffer(t.positions.buffer, 0, Uint32Array.from({ length: n }, (_, i) => past + i));
-    const run: ForwardRun = { ctx: { kernels: this.kernels, model: this.model, lora }, acts: this.acts };
-    const cache: KvCacheView = { k: this.cache.k, v: this.cache.v, partials: this.cache.partials, loraShares: this.cache.loraShares, capacity: this.cache.capacity, past };
-    const record = (pass: GPUComputePassEncoder) => void encodeForwardPass(pass, run, t, { cache, logits: logits ? { out: this.logits, firstRow: n - 1 } : undefined });
+    if (ids) queue.writeBuffer(this.acts.ids, 0, ids);
+    queue.writeBuffer(this.acts.positions, 0, Uint32Array.from({ length: n }, (_, i) => past + i));
+    // The forward's tensors and options are built only where it is recorded (a replayed step needs none).
+    const record = (pass: GPUComputePassEncoder) => {
+      const run: ForwardRun = { ctx: { kernels: this.kernels, model: this.model, lora }, acts: this.acts };
+      const cache: KvCacheView = { k: this.cache.k, v: this.cache.v, partials: this.cache.partials, loraShares: this.cache.loraShares, capacity: this.cache.capacity, past };
+      encodeForwardPass(pass, run, forwardTensors(this.acts, 1, n), { cache, logits: logits ? { out: this.logits, firstRow: n - 1 } : undefined });
+    };
     const pass = enc.beginComputePass();
     if (ids === null && logits) this.kernels.replay(pass, this.decodeStep(lora, past, record));
     else record(pass);
