@@ -99,8 +99,9 @@ export function encodeMmaMatmul(
   b: MmaOperand,
   out: Tensor,
   s: MmaMatmulShape,
-  /** Benchmark experiments only: a tiling and load width other than chooseMma's. */
-  force: { tiling?: MmaTiling; vec?: boolean } = {},
+  /** Benchmark experiments only: a tiling and load width other than chooseMma's, or the shader
+   * edited (tools/bench/mma-ablate.ts times it with parts taken out). */
+  force: { tiling?: MmaTiling; vec?: boolean; edit?: { tag: string; source: (source: string) => string } } = {},
 ): void {
   if (!kernels.gpu.info.mmaF16) throw new Error('mma matmul: this device has no f16 16x16x16 subgroup matrices');
   if (numel(a.shape) !== s.m * s.ki) throw new Error(`mma matmul: a has shape [${a.shape}], expected ${s.m} x ${s.ki} elements`);
@@ -123,7 +124,7 @@ export function encodeMmaMatmul(
   const aligned = s.ki % 4 === 0 && (b.kind === 'nf4' || s.transB || s.nc % 4 === 0);
   const v: MmaVariant = { kind: b.kind, transB: s.transB, vec: force.vec ?? (chosen.vec && aligned), scaled: a.dtype === 'f32' };
   if (v.vec && (s.ki % 4 !== 0 || (b.kind === 'dense' && !s.transB && s.nc % 4 !== 0))) throw new Error('mma matmul: vector loads need rows of a multiple of 4');
-  const kernel = mmaKernel(kernels, v, tiling, out.dtype);
+  const kernel = mmaKernel(kernels, v, tiling, out.dtype, force.edit);
   const bs = Math.log2(b.kind === 'nf4' ? b.w.blocksize : 1);
   if (!Number.isInteger(bs)) throw new Error(`mma matmul: blocksize is not a power of two`);
   const a16 = v.scaled ? encodeF16Rows(kernels, pass, a, s.m, s.ki) : { values: a.buffer, scales: undefined };
@@ -190,14 +191,15 @@ export function encodeF16Rows(kernels: Kernels, pass: GPUComputePassEncoder, a: 
  * and building the spec (a long source, its name) on each one costs tens of microseconds of CPU. */
 const mmaKernels = new WeakMap<Kernels, Map<string, Kernel>>();
 
-function mmaKernel(kernels: Kernels, v: MmaVariant, tiling: MmaTiling, out: DType): Kernel {
+function mmaKernel(kernels: Kernels, v: MmaVariant, tiling: MmaTiling, out: DType, edit?: { tag: string; source: (source: string) => string }): Kernel {
   let cache = mmaKernels.get(kernels);
   if (!cache) mmaKernels.set(kernels, (cache = new Map()));
-  const name = `matmul-mma(${variantName(v)},${tiling.tm}x${tiling.tn}/${tiling.sgr}x${tiling.sgc}/${tiling.bk})(R=${out})`;
+  const name = `matmul-mma(${variantName(v)},${tiling.tm}x${tiling.tn}/${tiling.sgr}x${tiling.sgc}/${tiling.bk})(R=${out})${edit ? `[${edit.tag}]` : ''}`;
   let kernel = cache.get(name);
   if (!kernel) {
     // f16 throughout whatever the storage type (T is unused); R is the output's type.
-    kernel = kernels.get({ name, source: `alias R = ${out};\n${mmaSource(v, tiling)}`, dtype: 'f32' });
+    const source = mmaSource(v, tiling);
+    kernel = kernels.get({ name, source: `alias R = ${out};\n${edit ? edit.source(source) : source}`, dtype: 'f32' });
     cache.set(name, kernel);
   }
   return kernel;

@@ -1,0 +1,28 @@
+// The GEMM ablation bench (tools/bench/mma-ablate.ts) edits the chosen shaders by pattern; an edit that
+// no longer finds its pattern would time the unedited kernel under another name. It throws instead:
+// this checks that every edit still applies to each shader the bench times, and takes out what it says.
+import { describe, expect, it } from 'vitest';
+import { EDITS } from '../tools/bench/mma-ablate.ts';
+import { chooseMma, mmaSource } from '../src/engine/matmul-mma.ts';
+
+const shaders = {
+  'dense-f16': { ...chooseMma('dense', 4096, 4096), source: mmaSource({ kind: 'dense', transB: true, vec: true, scaled: false }, chooseMma('dense', 4096, 4096).tiling) },
+  'nf4-forward': { ...chooseMma('nf4', 2048, 4096), source: mmaSource({ kind: 'nf4', transB: true, vec: true, scaled: true }, chooseMma('nf4', 2048, 4096).tiling) },
+  'nf4-backward': { ...chooseMma('nf4', 2048, 4096), source: mmaSource({ kind: 'nf4', transB: false, vec: true, scaled: true }, chooseMma('nf4', 2048, 4096).tiling) },
+};
+const count = (s: string, re: RegExp) => (s.match(re) ?? []).length;
+
+describe('mma ablate edits', () => {
+  for (const [what, { tiling, source }] of Object.entries(shaders)) {
+    it(`apply to ${what}`, () => {
+      const products = count(source, /subgroupMatrixMultiplyAccumulate/g);
+      const one = EDITS['one-product'](source);
+      expect(count(one, /subgroupMatrixMultiplyAccumulate/g)).toBe(products / (tiling.tm * tiling.tn)); // acc0_0's alone
+      expect(EDITS['no-store'](source)).toContain('if (more && p.accumulate == 7u)');
+      const noFetch = EDITS['no-fetch'](source);
+      expect(noFetch).not.toMatch(/fn fetch_a_in[^\n]*fetch_a4_in/);
+      expect(count(noFetch, /words\[/g)).toBe(count(source, /words\[/g) ? 1 : 0); // the checked fetch_b keeps its load
+      expect(count(source, /workgroupBarrier/g) - count(EDITS['no-barrier'](source), /workgroupBarrier/g)).toBe(2);
+    });
+  }
+});
