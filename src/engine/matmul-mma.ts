@@ -40,19 +40,19 @@ export const MMA_TILINGS: Record<string, MmaTiling> = {
 
 /**
  * The tiling and load width measured fastest on the H200 with the tiles in per-subgroup blocks read
- * at constant offsets (bench/h200-2026-11-29-s5-mma-blocks.json, Chrome's default robustness; the
- * SIMT kernels: 23-30 TFLOP/s). Dense f16 B: 128x256 blocks of eight subgroups, 104 (128x128 with k
- * steps of 64 where the grid has fewer than 256 workgroups: 73). NF4, forward (x · Wᵀ) and backward
+ * at constant offsets (Chrome's default robustness; the SIMT kernels: 23-30 TFLOP/s). Dense f16 B:
+ * 128x128 blocks of eight subgroups with k steps of 64, 120 TFLOP/s at 4096^3 against 107 for
+ * 128x256 and 111 for 256x128 (session 10, bench/h200-2026-11-29-s10-mma.json: the first run timed
+ * with the GPU's clock held up, tools/bench/timing.ts; the earlier choice of 128x256 rested on runs
+ * whose clock sank between timings). NF4, forward (x · Wᵀ) and backward
  * (dy · W): 256x128 blocks of eight subgroups, k steps of 32, vector loads of a: 96 / 102 against
  * 94 / 92 for 128x128 with k steps of 64 once interior blocks skip the bounds checks (session 7,
  * bench/h200-2026-11-29-s7-mma-inside.json; 8B training 1,520 against 1,473 tok/s in one call,
  * -s7-models-nf4-*.json; the 1B the same). (Session 5: 85 both with 128x128; before the blocks 68-73.)
  */
-export function chooseMma(kind: MmaOperand['kind'], m: number, nc: number): { tiling: MmaTiling; vec: boolean } {
+export function chooseMma(kind: MmaOperand['kind']): { tiling: MmaTiling; vec: boolean } {
   if (kind === 'nf4') return { tiling: MMA_TILINGS['256x128-w8-k32'], vec: true };
-  const wide = MMA_TILINGS['128x256-w8-k32'];
-  const { bm, bn } = blockOf(wide);
-  return { tiling: Math.ceil(m / bm) * Math.ceil(nc / bn) >= 256 ? wide : MMA_TILINGS['128x128-w4-k64'], vec: true };
+  return { tiling: MMA_TILINGS['128x128-w8-k64'], vec: true };
 }
 
 /** B: a dense f16 matrix (its shape the product's; `range` binds those rows of a larger buffer,
@@ -119,7 +119,7 @@ export function encodeMmaMatmul(
     expectShape('mma matmul', s.bias, [s.nc], 'bias');
     if (s.bias.dtype !== 'f32') throw new Error(`mma matmul: bias must be f32, not ${s.bias.dtype}`);
   }
-  const chosen = chooseMma(b.kind, s.m, s.nc);
+  const chosen = chooseMma(b.kind);
   const tiling = force.tiling ?? chosen.tiling;
   const aligned = s.ki % 4 === 0 && (b.kind === 'nf4' || s.transB || s.nc % 4 === 0);
   const v: MmaVariant = { kind: b.kind, transB: s.transB, vec: force.vec ?? (chosen.vec && aligned), scaled: a.dtype === 'f32' };

@@ -137,7 +137,7 @@ export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repe
     const x = randomTensor(kernels, [tokens, inp], 'f32', 1, 7, 'bench.mma.x');
     const y = createTensor(kernels.device, [tokens, out], 'f32', 'bench.mma.y');
     const shape = [tokens, inp, out];
-    const chosen = chooseMma('nf4', tokens, out).tiling;
+    const chosen = chooseMma('nf4').tiling;
     const tilings = si === 0 ? good : good.filter(([, t]) => t === chosen || t === REFERENCE_TILING);
     for (const [name, tiling] of tilings) {
       const forces: { tiling: MmaTiling; vec?: boolean }[] = [{ tiling, vec: false }];
