@@ -59,6 +59,12 @@ export function chooseMma(kind: MmaOperand['kind']): { tiling: MmaTiling; vec: b
  * e.g. one vocabulary chunk of the lm_head's E), or an NF4 weight. */
 export type MmaOperand = { kind: 'dense'; b: Tensor; range?: { offset?: number; size?: number } } | { kind: 'nf4'; w: Nf4GpuWeight };
 
+/** A benchmark's edit of the generated shader, named by `tag` in the kernel's name. */
+export interface MmaEdit {
+  tag: string;
+  source: (source: string) => string;
+}
+
 /** What the generated shader depends on besides the tiling. */
 export interface MmaVariant {
   kind: MmaOperand['kind'];
@@ -101,7 +107,7 @@ export function encodeMmaMatmul(
   s: MmaMatmulShape,
   /** Benchmark experiments only: a tiling and load width other than chooseMma's, or the shader
    * edited (tools/bench/mma-ablate.ts times it with parts taken out). */
-  force: { tiling?: MmaTiling; vec?: boolean; edit?: { tag: string; source: (source: string) => string } } = {},
+  force: { tiling?: MmaTiling; vec?: boolean; edit?: MmaEdit } = {},
 ): void {
   if (!kernels.gpu.info.mmaF16) throw new Error('mma matmul: this device has no f16 16x16x16 subgroup matrices');
   if (numel(a.shape) !== s.m * s.ki) throw new Error(`mma matmul: a has shape [${a.shape}], expected ${s.m} x ${s.ki} elements`);
@@ -191,7 +197,7 @@ export function encodeF16Rows(kernels: Kernels, pass: GPUComputePassEncoder, a: 
  * and building the spec (a long source, its name) on each one costs tens of microseconds of CPU. */
 const mmaKernels = new WeakMap<Kernels, Map<string, Kernel>>();
 
-function mmaKernel(kernels: Kernels, v: MmaVariant, tiling: MmaTiling, out: DType, edit?: { tag: string; source: (source: string) => string }): Kernel {
+function mmaKernel(kernels: Kernels, v: MmaVariant, tiling: MmaTiling, out: DType, edit?: MmaEdit): Kernel {
   let cache = mmaKernels.get(kernels);
   if (!cache) mmaKernels.set(kernels, (cache = new Map()));
   const name = `matmul-mma(${variantName(v)},${tiling.tm}x${tiling.tn}/${tiling.sgr}x${tiling.sgc}/${tiling.bk})(R=${out})${edit ? `[${edit.tag}]` : ''}`;
