@@ -43,7 +43,16 @@ export function uploadTensor(device: GPUDevice, data: Float32Array, shape: numbe
 }
 
 /** Reads a tensor back as f32 values. */
-export async function readTensor(device: GPUDevice, t: Tensor): Promise<Float32Array> {
+export function readTensor(device: GPUDevice, t: Tensor): Promise<Float32Array> {
+  return readTensorLater(device, t);
+}
+
+/**
+ * Reads a tensor back as f32 values as the queue has it now: the copy is submitted at once, so it
+ * sees what was submitted before the call and nothing submitted after, and the promise can be
+ * awaited later while the GPU goes on with more work.
+ */
+export async function readTensorLater(device: GPUDevice, t: Tensor): Promise<Float32Array> {
   const n = numel(t.shape);
   const size = t.buffer.size;
   // Untracked: a staging buffer lives only for this call (gpu-memory.ts).

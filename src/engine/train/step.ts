@@ -6,11 +6,11 @@
 // and reported); the schedule still advances, as the step was taken.
 import { createAdamwState, destroyAdamwState, encodeAdamwStep, type AdamwConfig, type AdamwState } from '../adamw.ts';
 import { encodeForward, nextTokenTargets, writeBatch, type ForwardRun, type PackedBatch } from '../forward.ts';
-import { createGradNormScratch, destroyGradNormScratch, encodeClipGrads, encodeGradNorm, readGradNorm, type GradNormScratch } from '../gradnorm.ts';
+import { createGradNormScratch, destroyGradNormScratch, encodeClipGrads, encodeGradNorm, type GradNormScratch } from '../gradnorm.ts';
 import type { Kernels } from '../kernels.ts';
 import { linearModulePath } from '../arch.ts';
 import { setLoraDropout, type LoraSet } from '../lora-weights.ts';
-import { readTensor, type Tensor } from '../tensor.ts';
+import { readTensorLater, type Tensor } from '../tensor.ts';
 import { createBackwardScratch, destroyBackwardScratch, encodeBackward, type BackwardScratch } from './backward.ts';
 import { createLoraGrads, destroyLoraGrads, encodeZeroGrads, gradTensors, type LoraGradSet } from './grads.ts';
 import type { LrSchedule } from './schedule.ts';
@@ -119,6 +119,16 @@ export function destroyTrainer(tr: Trainer): void {
  * normalised over all their trained tokens. Returns the mean loss and that token count.
  */
 export async function accumulateGrads(tr: Trainer, microBatches: readonly PackedBatch[], zero = true): Promise<{ loss: number; trainedTokens: number }> {
+  return submitGrads(tr, microBatches, zero).result;
+}
+
+/**
+ * accumulateGrads without waiting: every micro-batch's forward and backward is submitted before this
+ * returns (each micro-batch's per-token losses copied out right after its backward, before the
+ * next one overwrites them), and `result` resolves once the GPU has done them. The CPU records the
+ * next micro-batch, and the step's grad norm and update, while the GPU works.
+ */
+function submitGrads(tr: Trainer, microBatches: readonly PackedBatch[], zero: boolean): { result: Promise<{ loss: number; trainedTokens: number }> } {
   const device = tr.kernels.device;
   if (zero) {
     const enc = device.createCommandEncoder();
@@ -126,8 +136,8 @@ export async function accumulateGrads(tr: Trainer, microBatches: readonly Packed
     device.queue.submit([enc.finish()]);
   }
   const total = microBatches.reduce((s, b) => s + nextTokenTargets(b).count, 0);
-  if (total === 0) return { loss: 0, trainedTokens: 0 };
-  let sum = 0;
+  if (total === 0) return { result: Promise.resolve({ loss: 0, trainedTokens: 0 }) };
+  const losses: Promise<Float32Array>[] = [];
   const p = tr.options.loraDropout ?? 0;
   try {
     for (const [micro, b] of microBatches.entries()) {
@@ -143,15 +153,20 @@ export async function accumulateGrads(tr: Trainer, microBatches: readonly Packed
       const bwd = device.createCommandEncoder();
       encodeBackward(bwd, tr.run, t, tr.scratch, tr.grads, total);
       device.queue.submit([bwd.finish()]);
-      // Read before the next micro-batch overwrites the per-token losses.
-      const losses = await readTensor(device, t.tokenLoss!);
-      for (const x of losses) sum += x;
+      // Copied now, in queue order: before the next micro-batch's forward overwrites them (its
+      // inputs, written by writeBatch above, likewise land after this backward has run).
+      losses.push(readTensorLater(device, t.tokenLoss!));
     }
   } finally {
     // Dropout is for training forwards only: eval and chat see the plain adapter.
     if (p > 0) setLoraDropout(tr.lora, null);
   }
-  return { loss: sum / total, trainedTokens: total };
+  const result = Promise.all(losses).then((lists) => {
+    let sum = 0;
+    for (const list of lists) for (const x of list) sum += x;
+    return { loss: sum / total, trainedTokens: total };
+  });
+  return { result };
 }
 
 /** One optimizer step over the micro-batches of an accumulated batch. */
@@ -160,14 +175,25 @@ export async function trainStep(tr: Trainer, microBatches: readonly PackedBatch[
   const device = kernels.device;
   const lr = tr.options.schedule(tr.step);
   tr.step++;
-  const { loss, trainedTokens } = await accumulateGrads(tr, microBatches);
+  // Nothing waits until the update is recorded: the grads' micro-batches and their norm are
+  // submitted, the clipping and AdamW recorded (for the update this step would be) while the GPU
+  // runs them, and only then are the loss and the norm read back; a skipped step drops the update.
+  const { result } = submitGrads(tr, microBatches, true);
   const grads = tr.params.map((p) => p.grad);
   let enc = device.createCommandEncoder();
   let pass = enc.beginComputePass();
   encodeGradNorm(kernels, pass, grads, tr.norm, tr.options.maxGradNorm ?? 1.0);
   pass.end();
   device.queue.submit([enc.finish()]);
-  const { norm } = await readGradNorm(device, tr.norm);
+  const normRead = readTensorLater(device, tr.norm.result);
+  enc = device.createCommandEncoder();
+  pass = enc.beginComputePass();
+  encodeClipGrads(kernels, pass, grads, tr.norm);
+  const cfg: AdamwConfig = { ...tr.options.adamw, lr };
+  for (const p of tr.params) encodeAdamwStep(kernels, pass, p.param, p.grad, p.state, cfg, tr.updates + 1);
+  pass.end();
+  const update = enc.finish();
+  const [{ loss, trainedTokens }, [norm]] = await Promise.all([result, normRead]);
   if (trainedTokens === 0 || !Number.isFinite(norm) || !Number.isFinite(loss)) {
     tr.skipped++;
     tr.skippedInARow++;
@@ -175,12 +201,6 @@ export async function trainStep(tr: Trainer, microBatches: readonly PackedBatch[
   }
   tr.skippedInARow = 0;
   tr.updates++;
-  enc = device.createCommandEncoder();
-  pass = enc.beginComputePass();
-  encodeClipGrads(kernels, pass, grads, tr.norm);
-  const cfg: AdamwConfig = { ...tr.options.adamw, lr };
-  for (const p of tr.params) encodeAdamwStep(kernels, pass, p.param, p.grad, p.state, cfg, tr.updates);
-  pass.end();
-  device.queue.submit([enc.finish()]);
+  device.queue.submit([update]);
   return { loss, gradNorm: norm, lr, trainedTokens, skipped: false };
 }
