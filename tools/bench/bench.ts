@@ -40,7 +40,7 @@ import { benchMma, type MmaBenchReport } from './mma.ts';
 import { benchSample, type SampleBenchResult } from './sample.ts';
 import { benchLora, type LoraBenchReport } from './lora.ts';
 import { benchExport, describeExport, type ExportBenchOptions, type ExportResult } from './export.ts';
-import { benchDecodeRecording, benchModel, benchNf4Matmul, engineDefaults, type EngineBenchOptions, type ModelBenchResult, type Nf4MatmulResult } from './engine.ts';
+import { benchDecodeRecording, benchModel, benchTrainRecording, benchNf4Matmul, engineDefaults, type EngineBenchOptions, type ModelBenchResult, type Nf4MatmulResult } from './engine.ts';
 
 const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'mma', 'ceiling', 'ablate', 'sample', 'attn', 'lora', 'record', 'model', 'export'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -234,6 +234,8 @@ async function main() {
     for (const shape of args.engine.shapes) {
       const r = await benchDecodeRecording(kernels, shape, args.engine);
       summary.push(`${shape}: recording a decode step ${r.greedyMs.toFixed(2)} ms of CPU, ${r.chatMs.toFixed(2)} ms with an adapter`);
+      const tr = await benchTrainRecording(kernels, shape, args.engine);
+      summary.push(`${shape}: recording a training step's forward ${tr.forwardMs.toFixed(2)} ms of CPU, its backward ${tr.backwardMs.toFixed(2)} ms`);
     }
   }
   if (args.only.includes('model')) {

@@ -10,7 +10,7 @@
 // shader-f16 (model.ts embedDtypeFor), as the trainer does.
 import { LINEAR_NAMES, parseModelConfig, ropeInverseFrequenciesF32, type LinearName, type ModelArch } from '../../src/engine/arch.ts';
 import type { PackedBatch } from '../../src/engine/forward.ts';
-import { createForwardRun, destroyForwardRun } from '../../src/engine/forward.ts';
+import { createForwardRun, destroyForwardRun, encodeForward, writeBatch } from '../../src/engine/forward.ts';
 import { Generator } from '../../src/engine/generate.ts';
 import { CHAT_SAMPLING, type SampleOptions } from '../../src/engine/sample.ts';
 import type { Gpu } from '../../src/engine/gpu.ts';
@@ -23,6 +23,7 @@ import { createNf4Weight, destroyNf4, quantizeNf4Gpu, type Nf4GpuWeight } from '
 import { encodeNf4Matmul, encodeNf4MatmulBackward } from '../../src/engine/nf4-matmul.ts';
 import { createTensor, numel, uploadTensor, BYTES, type DType, type Tensor } from '../../src/engine/tensor.ts';
 import { createTrainer, destroyTrainer, trainStep } from '../../src/engine/train/step.ts';
+import { encodeBackward } from '../../src/engine/train/backward.ts';
 import { randomF32 } from '../../src/util/random.ts';
 import { LOAD_CONFIGS } from './load.ts';
 import { median, rotationCopies, timePass } from './timing.ts';
@@ -440,6 +441,49 @@ export async function benchDecodeRecording(kernels: Kernels, name: string, o: En
   destroyRandomModel(inf);
   console.log(`${name} (${arch.layers} layers): recording a decode step takes ${greedyMs.toFixed(2)} ms of CPU, ${chatMs.toFixed(2)} ms with an adapter (medians of ${steps})`);
   return { greedyMs, chatMs };
+}
+
+/**
+ * CPU cost of recording a training step's forward (with the loss) and its backward at seq T, without
+ * submitting them: the forward's recording is time the GPU waits between steps (the update before
+ * it is a few ms of GPU; the backward is recorded while the forward runs).
+ */
+export async function benchTrainRecording(kernels: Kernels, name: string, o: EngineBenchOptions, steps = 5): Promise<{ forwardMs: number; backwardMs: number }> {
+  const config = { ...LOAD_CONFIGS[name], ...(o.layers ? { num_hidden_layers: o.layers } : {}), ...(o.vocab ? { vocab_size: o.vocab } : {}) };
+  const arch = parseModelConfig(config);
+  const T = o.seqLen;
+  const embedDtype = embedDtypeFor(kernels);
+  const tr = randomModel(kernels, arch, 'f32', embedDtype);
+  const lora = createLora(kernels.device, arch, { r: 16, alpha: 16, rslora: true, targets: LINEAR_NAMES }, 0);
+  const run = createForwardRun({ kernels, model: tr.model, lora }, { batch: 1, seqLen: T, embedDtype });
+  const trainer = createTrainer(run, { schedule: () => 1e-4, optimizerBits: 8, maxGradNorm: 1 });
+  const batch: PackedBatch = {
+    batch: 1,
+    seqLen: T,
+    inputIds: randomIds(T, arch.vocabSize, 9),
+    segmentIds: new Uint32Array(T).fill(1),
+    lossMask: new Uint8Array(T).fill(1),
+    positionIds: Uint32Array.from({ length: T }, (_, i) => i),
+  };
+  const { tensors: t, trainedTokens } = writeBatch(run, batch);
+  const forward: number[] = [];
+  const backward: number[] = [];
+  for (let i = 0; i <= steps; i++) {
+    const t0 = performance.now();
+    encodeForward(kernels.device.createCommandEncoder(), run, t, { loss: true });
+    const t1 = performance.now();
+    encodeBackward(kernels.device.createCommandEncoder(), run, t, trainer.scratch, trainer.grads, trainedTokens);
+    const t2 = performance.now();
+    if (i > 0) forward.push(t1 - t0), backward.push(t2 - t1); // the first records the bind groups' first use
+  }
+  destroyTrainer(trainer);
+  destroyForwardRun(run);
+  destroyLora(lora);
+  destroyRandomModel(tr);
+  const forwardMs = median(forward);
+  const backwardMs = median(backward);
+  console.log(`${name} (${arch.layers} layers, seq ${T}): recording a training step's forward takes ${forwardMs.toFixed(2)} ms of CPU, its backward ${backwardMs.toFixed(2)} ms (medians of ${steps})`);
+  return { forwardMs, backwardMs };
 }
 
 /** Prefill, decode and training of one model shape. */
