@@ -2,7 +2,7 @@
 // no longer finds its pattern would time the unedited kernel under another name. It throws instead:
 // this checks that every edit still applies to each shader the bench times, and takes out what it says.
 import { describe, expect, it } from 'vitest';
-import { EDITS } from '../tools/bench/mma-ablate.ts';
+import { EDITS, NF4_EDITS } from '../tools/bench/mma-ablate.ts';
 import { chooseMma, mmaSource } from '../src/engine/matmul-mma.ts';
 
 const shaders = {
@@ -23,6 +23,8 @@ describe('mma ablate edits', () => {
       expect(noFetch).not.toMatch(/fn fetch_a_in[^\n]*fetch_a4_in/);
       expect(count(noFetch, /words\[/g)).toBe(count(source, /words\[/g) ? 1 : 0); // the checked fetch_b keeps its load
       expect(count(source, /workgroupBarrier/g) - count(EDITS['no-barrier'](source), /workgroupBarrier/g)).toBe(2);
+      if (what === 'dense-f16') expect(() => NF4_EDITS['no-table'](source)).toThrow(/not found/);
+      else expect(NF4_EDITS['no-table'](source)).not.toMatch(/nf4_dequant\(v\.x/);
     });
   }
 });

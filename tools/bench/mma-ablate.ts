@@ -9,6 +9,8 @@
 //   no-store    the shares fetched but not staged (the stores behind a condition that never holds)
 //   no-fetch    the shares staged but made up in registers (no device loads)
 //   no-barrier  the k loop's two barriers removed (races: timing only)
+//   no-table    NF4 only: each code converted and scaled without the code table's lookup (the
+//               dequantization's workgroup-memory read; the multiply and the rounding stay)
 import type { Gpu } from '../../src/engine/gpu.ts';
 import type { Kernels } from '../../src/engine/kernels.ts';
 import { encodeMmaMatmul, type MmaOperand, type MmaMatmulShape } from '../../src/engine/matmul-mma.ts';
@@ -48,6 +50,11 @@ export const EDITS: Record<string, (s: string) => string> = {
   'no-barrier': (s) => edit(s, /\n {4}workgroupBarrier\(\);/g, ''),
 };
 
+/** Edits that only an NF4 B source has something to take out of. */
+export const NF4_EDITS: Record<string, (s: string) => string> = {
+  'no-table': (s) => edit(s, /f16\(nf4_dequant\(v\.x, nf4_shift\(j\), am\)\)/, 'f16(f32((v.x >> nf4_shift(j)) & 15u) * am)'),
+};
+
 export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number): Promise<MmaAblateResult[]> {
   const results: MmaAblateResult[] = [];
   if (!gpu.info.mmaF16) {
@@ -57,7 +64,8 @@ export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number
   const run = async (what: MmaAblateResult['what'], shape: number[], inputs: (zeros: boolean) => { a: Tensor[]; b: MmaOperand[]; out: Tensor; s: MmaMatmulShape; free: () => void }) => {
     for (const zeros of [false, true]) {
       const { a, b, out, s, free } = inputs(zeros);
-      const variants: [string, ((s: string) => string) | undefined][] = zeros ? [['zeros', undefined]] : [['base', undefined], ...Object.entries(EDITS)];
+      const edits = what === 'dense-f16' ? EDITS : { ...EDITS, ...NF4_EDITS };
+      const variants: [string, ((s: string) => string) | undefined][] = zeros ? [['zeros', undefined]] : [['base', undefined], ...Object.entries(edits)];
       for (const [variant, source] of variants) {
         const force = source ? { edit: { tag: variant, source } } : {};
         const seconds = await timePass(gpu, repeats, (pass, i) => encodeMmaMatmul(kernels, pass, a[i % a.length], b[i % b.length], out, s, force));
