@@ -55,6 +55,12 @@ afterAll(async () => {
  *  section's heading) just under the sticky header; the mouse out of the way of chart tooltips. */
 async function screenshot(tab: string, focus?: string): Promise<void> {
   await page.mouse.move(1270, 790);
+  // The section may still be rendering (the data tab's preview tokenizes in a worker): wait for it.
+  if (focus) {
+    await page
+      .waitForFunction((name) => document.querySelector(`[data-testid="${name}"]`) != null || [...document.querySelectorAll('main h2')].some((h) => h.textContent === name), focus, { timeout: 30_000 })
+      .catch(() => undefined); // not there: the assertion below says which
+  }
   const found = await page.evaluate((name) => {
     const el = name
       ? (document.querySelector(`[data-testid="${name}"]`) ?? [...document.querySelectorAll('main h2')].find((h) => h.textContent === name)?.closest('section'))
