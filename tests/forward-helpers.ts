@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parseModelConfig, type ModelArch } from '../src/engine/arch.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
 import type { Kernels } from '../src/engine/kernels.ts';
-import type { LoadDeps, ModelSourceSpec } from '../src/engine/loader.ts';
+import { loadModel, type LoadDeps, type LoadedModel, type ModelSourceSpec } from '../src/engine/loader.ts';
 import { MemoryCacheStore, ModelCache } from '../src/io/cache.ts';
 import { readPeftAdapter, type LoraAdapter } from '../src/io/peft.ts';
 import { bytesSource, openSafetensors, type SafetensorsFile } from '../src/io/safetensors.ts';
@@ -98,4 +98,13 @@ export function folderSource(dir: string, id: string): { source: ModelSourceSpec
 
 export function loadDeps(gpu: Gpu, kernels: Kernels, fetch: (url: string) => Promise<Response>): LoadDeps {
   return { gpu, kernels, cache: new ModelCache(new MemoryCacheStore()), fetch };
+}
+
+/** Parity fixture `variant` and its model loaded as the studio loads it (through loadModel from its
+ * folder: NF4 linears, here with f32 embeddings). */
+export async function loadParityModel(gpu: Gpu, kernels: Kernels, variant: Variant): Promise<{ f: ParityFixture; loaded: LoadedModel }> {
+  const f = await readParityFixture(variant);
+  const { source, fetch } = folderSource(f.dir, `parity/${variant}`);
+  const loaded = await loadModel(loadDeps(gpu, kernels, fetch), source, { embeddingDtype: 'f32' });
+  return { f, loaded };
 }

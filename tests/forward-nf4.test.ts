@@ -15,7 +15,7 @@ import { loadModel, unloadModel, type LoadedModel } from '../src/engine/loader.t
 import { destroyLora, loraFromAdapter, type LoraSet } from '../src/engine/lora-weights.ts';
 import { dequantizeModel, destroyModelWeights, modelFromLoaded, type ModelWeights } from '../src/engine/model.ts';
 import type { DType } from '../src/engine/tensor.ts';
-import { folderSource, loadDeps, readParityFixture, relToMax, type ParityFixture } from './forward-helpers.ts';
+import { folderSource, loadDeps, loadParityModel, relToMax, type ParityFixture } from './forward-helpers.ts';
 import { testGpu } from './gpu/device.ts';
 
 const TOL: Record<DType, number> = { f32: 1e-5, f16: 5e-3 };
@@ -33,9 +33,7 @@ describe('NF4 forward', () => {
   let lora: LoraSet;
   const models: ModelWeights[] = [];
   beforeAll(async () => {
-    f = await readParityFixture('qwen2');
-    const { source, fetch } = folderSource(f.dir, 'parity/qwen2');
-    loaded = await loadModel(loadDeps(gpu, kernels, fetch), source, { embeddingDtype: 'f32' });
+    ({ f, loaded } = await loadParityModel(gpu, kernels, 'qwen2'));
     lora = loraFromAdapter(gpu.device, f.arch, f.adapter);
   });
   afterAll(() => {

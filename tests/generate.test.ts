@@ -31,7 +31,7 @@ import type { LinearWeight } from '../src/engine/linear.ts';
 import { quantizeNf4 } from '../src/io/nf4.ts';
 import { gaussian } from './fixtures/gguf/helpers.ts';
 import { randomAdapter } from './export-helpers.ts';
-import { folderSource, loadDeps, readParityFixture, relToMax, type ParityFixture } from './forward-helpers.ts';
+import { folderSource, loadDeps, loadParityModel, readParityFixture, relToMax, type ParityFixture } from './forward-helpers.ts';
 import { testGpu } from './gpu/device.ts';
 
 const LOGITS_TOL = 1e-5;
@@ -113,9 +113,9 @@ describe('generation (NF4 qwen2 from loadModel)', () => {
   let run: ForwardRun;
   const greedy = new Map<string, number[]>();
   beforeAll(async () => {
-    const f = await readParityFixture('qwen2');
-    const { source, fetch } = folderSource(f.dir, 'parity/qwen2');
-    loaded = await loadModel(loadDeps(gpu, kernels, fetch), source, { embeddingDtype: 'f32' });
+    const p = await loadParityModel(gpu, kernels, 'qwen2');
+    const f = p.f;
+    loaded = p.loaded;
     model = await modelFromLoaded(kernels, loaded, { dtype: 'f32' });
     lora = loraFromAdapter(gpu.device, f.arch, f.adapter);
     gen = new Generator(kernels, model, { maxContext: MAX_LEN, prefillChunk: 4, checkReplay: true });
@@ -259,9 +259,7 @@ describe('generation on the demo model (NF4, default dtype)', () => {
 // multiplies the same weights through the tiled kernels.
 describe('KV-cache decode with a down_proj of K 4160 (u in parts), adapter on', () => {
   it('equals a full forward after the prompt and after each fed token', async () => {
-    const f = await readParityFixture('qwen2');
-    const { source, fetch } = folderSource(f.dir, 'parity/qwen2');
-    const loaded = await loadModel(loadDeps(gpu, kernels, fetch), source, { embeddingDtype: 'f32' });
+    const { f, loaded } = await loadParityModel(gpu, kernels, 'qwen2');
     const base = await modelFromLoaded(kernels, loaded, { dtype: 'f32' });
     const I = 4160;
     expect(loraGemvParts(I)).toBe(2);

@@ -10,14 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createForwardRun, destroyForwardRun, type PackedBatch } from '../src/engine/forward.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
 import { Kernels } from '../src/engine/kernels.ts';
-import { loadModel, unloadModel } from '../src/engine/loader.ts';
+import { unloadModel } from '../src/engine/loader.ts';
 import { destroyLora, loraFromAdapter } from '../src/engine/lora-weights.ts';
 import { dequantizeModel, destroyModelWeights, modelFromLoaded, modelFromReader, type ModelWeights } from '../src/engine/model.ts';
 import { readTensor } from '../src/engine/tensor.ts';
 import { readLoraGrads } from '../src/engine/train/grads.ts';
 import { lrSchedule } from '../src/engine/train/schedule.ts';
 import { accumulateGrads, createTrainer, destroyTrainer, trainStep, type TrainerOptions } from '../src/engine/train/step.ts';
-import { folderSource, loadDeps, readParityFixture, relToMax, type ParityFixture } from './forward-helpers.ts';
+import { loadParityModel, readParityFixture, relToMax, type ParityFixture } from './forward-helpers.ts';
 import { testGpu } from './gpu/device.ts';
 
 let gpu: Gpu;
@@ -54,9 +54,7 @@ function trainerFor(f: ParityFixture, model: ModelWeights, options: TrainerOptio
 
 describe('training step', () => {
   it('NF4 linears give the grads of their dequantized dense copies', async () => {
-    const f = await readParityFixture('qwen2');
-    const { source, fetch } = folderSource(f.dir, 'parity/qwen2');
-    const loaded = await loadModel(loadDeps(gpu, kernels, fetch), source, { embeddingDtype: 'f32' });
+    const { f, loaded } = await loadParityModel(gpu, kernels, 'qwen2');
     const nf4 = await modelFromLoaded(kernels, loaded, { dtype: 'f32' });
     expect(nf4.layers.every((l) => Object.values(l.linears).every((x) => x.kind === 'nf4'))).toBe(true);
     const dense = dequantizeModel(kernels, nf4);
