@@ -42,17 +42,12 @@ export function uploadTensor(device: GPUDevice, data: Float32Array, shape: numbe
   return t;
 }
 
-/** Reads a tensor back as f32 values. */
-export function readTensor(device: GPUDevice, t: Tensor): Promise<Float32Array> {
-  return readTensorLater(device, t);
-}
-
 /**
- * Reads a tensor back as f32 values as the queue has it now: the copy is submitted at once, so it
- * sees what was submitted before the call and nothing submitted after, and the promise can be
- * awaited later while the GPU goes on with more work.
+ * Reads a tensor back as f32 values as the queue has it at the call: the copy is submitted before
+ * the first await, so it sees what was submitted before and nothing submitted after, and the
+ * promise can be awaited later while the GPU goes on with more work.
  */
-export async function readTensorLater(device: GPUDevice, t: Tensor): Promise<Float32Array> {
+export async function readTensor(device: GPUDevice, t: Tensor): Promise<Float32Array> {
   const n = numel(t.shape);
   const size = t.buffer.size;
   // Untracked: a staging buffer lives only for this call (gpu-memory.ts).

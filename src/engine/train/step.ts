@@ -10,7 +10,7 @@ import { createGradNormScratch, destroyGradNormScratch, encodeClipGrads, encodeG
 import type { Kernels } from '../kernels.ts';
 import { linearModulePath } from '../arch.ts';
 import { setLoraDropout, type LoraSet } from '../lora-weights.ts';
-import { readTensorLater, type Tensor } from '../tensor.ts';
+import { readTensor, type Tensor } from '../tensor.ts';
 import { createBackwardScratch, destroyBackwardScratch, encodeBackward, type BackwardScratch } from './backward.ts';
 import { createLoraGrads, destroyLoraGrads, encodeZeroGrads, gradTensors, type LoraGradSet } from './grads.ts';
 import type { LrSchedule } from './schedule.ts';
@@ -116,19 +116,13 @@ export function destroyTrainer(tr: Trainer): void {
 
 /**
  * Zeroes the grads (unless `zero` is false) and accumulates those of the micro-batches, the loss
- * normalised over all their trained tokens. Returns the mean loss and that token count.
+ * normalised over all their trained tokens; resolves to the mean loss and that token count.
+ * Nothing here waits: every micro-batch's forward and backward is submitted before this returns
+ * (each one's per-token losses copied out right after its backward, before the next one overwrites
+ * them), and the promise resolves once the GPU has done them. The CPU records the next micro-batch,
+ * and the step's grad norm and update, while the GPU works.
  */
-export async function accumulateGrads(tr: Trainer, microBatches: readonly PackedBatch[], zero = true): Promise<{ loss: number; trainedTokens: number }> {
-  return submitGrads(tr, microBatches, zero).result;
-}
-
-/**
- * accumulateGrads without waiting: every micro-batch's forward and backward is submitted before this
- * returns (each micro-batch's per-token losses copied out right after its backward, before the
- * next one overwrites them), and `result` resolves once the GPU has done them. The CPU records the
- * next micro-batch, and the step's grad norm and update, while the GPU works.
- */
-function submitGrads(tr: Trainer, microBatches: readonly PackedBatch[], zero: boolean): { result: Promise<{ loss: number; trainedTokens: number }> } {
+export function accumulateGrads(tr: Trainer, microBatches: readonly PackedBatch[], zero = true): Promise<{ loss: number; trainedTokens: number }> {
   const device = tr.kernels.device;
   if (zero) {
     const enc = device.createCommandEncoder();
@@ -136,7 +130,7 @@ function submitGrads(tr: Trainer, microBatches: readonly PackedBatch[], zero: bo
     device.queue.submit([enc.finish()]);
   }
   const total = microBatches.reduce((s, b) => s + nextTokenTargets(b).count, 0);
-  if (total === 0) return { result: Promise.resolve({ loss: 0, trainedTokens: 0 }) };
+  if (total === 0) return Promise.resolve({ loss: 0, trainedTokens: 0 });
   const losses: Promise<Float32Array>[] = [];
   const p = tr.options.loraDropout ?? 0;
   try {
@@ -155,18 +149,17 @@ function submitGrads(tr: Trainer, microBatches: readonly PackedBatch[], zero: bo
       device.queue.submit([bwd.finish()]);
       // Copied now, in queue order: before the next micro-batch's forward overwrites them (its
       // inputs, written by writeBatch above, likewise land after this backward has run).
-      losses.push(readTensorLater(device, t.tokenLoss!));
+      losses.push(readTensor(device, t.tokenLoss!));
     }
   } finally {
     // Dropout is for training forwards only: eval and chat see the plain adapter.
     if (p > 0) setLoraDropout(tr.lora, null);
   }
-  const result = Promise.all(losses).then((lists) => {
+  return Promise.all(losses).then((lists) => {
     let sum = 0;
     for (const list of lists) for (const x of list) sum += x;
     return { loss: sum / total, trainedTokens: total };
   });
-  return { result };
 }
 
 /** One optimizer step over the micro-batches of an accumulated batch. */
@@ -178,14 +171,14 @@ export async function trainStep(tr: Trainer, microBatches: readonly PackedBatch[
   // Nothing waits until the update is recorded: the grads' micro-batches and their norm are
   // submitted, the clipping and AdamW recorded (for the update this step would be) while the GPU
   // runs them, and only then are the loss and the norm read back; a skipped step drops the update.
-  const { result } = submitGrads(tr, microBatches, true);
+  const result = accumulateGrads(tr, microBatches);
   const grads = tr.params.map((p) => p.grad);
   let enc = device.createCommandEncoder();
   let pass = enc.beginComputePass();
   encodeGradNorm(kernels, pass, grads, tr.norm, tr.options.maxGradNorm ?? 1.0);
   pass.end();
   device.queue.submit([enc.finish()]);
-  const normRead = readTensorLater(device, tr.norm.result);
+  const normRead = readTensor(device, tr.norm.result);
   enc = device.createCommandEncoder();
   pass = enc.beginComputePass();
   encodeClipGrads(kernels, pass, grads, tr.norm);
