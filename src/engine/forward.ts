@@ -166,7 +166,10 @@ export function encodeEmbed(ctx: ForwardContext, pass: GPUComputePassEncoder, t:
  * Records decoder layer `i` from xIn to xOut (both [tokens, H] f32, distinct buffers). The
  * arena's layer tensors then hold this layer's saves (ln1, q, k, v, attn, lse, h, ln2, gate, up,
  * act, the LoRA u's, the rstds): what its backward needs. With `cache`, k and v are also
- * written to the cache and attention runs over it.
+ * written to the cache and attention runs over it. xOut null: the recompute before this layer's
+ * backward, which needs the saves but not the output (the next layer's checkpoint already holds
+ * it), so down_proj's GEMM, its LoRA up-projection and the residual add are left out (about a
+ * quarter of the recompute's GEMM FLOPs); down's LoRA u is still written, its backward reads it.
  */
 export function encodeLayer(
   pass: GPUComputePassEncoder,
@@ -174,7 +177,7 @@ export function encodeLayer(
   t: ForwardTensors,
   i: number,
   xIn: Tensor,
-  xOut: Tensor,
+  xOut: Tensor | null,
   cache?: KvCacheView,
 ): void {
   const { kernels, model } = ctx;
@@ -305,7 +308,10 @@ export function encodeLayer(
     encodeRmsnorm(kernels, pass, t.mid, W.postNorm, t.ln2, t.rstd2, eps);
     for (const [name, y] of gateUp) proj(pass, name, t.ln2, y);
   }
-  if (folds('down_proj') && !W.linears.down_proj.bias) {
+  if (!xOut) {
+    encodeSwiglu(kernels, pass, t.gate, t.up, t.act);
+    if (lora?.down_proj) encodeLoraU(kernels, pass, t.act, lora.down_proj, loraU('down_proj'));
+  } else if (folds('down_proj') && !W.linears.down_proj.bias) {
     gemv(pass, 'down_proj', gemvWeight('down_proj')!, t.gate, xOut, t.mid, { kind: 'swiglu', up: t.up });
   } else {
     encodeSwiglu(kernels, pass, t.gate, t.up, t.act);

@@ -1,7 +1,8 @@
 // The backward pass of the Llama-family model, written out as llm.c's gpt2_backward is: explicit
 // per-layer code over the forward's arena (activations.ts), with gradient checkpointing. The
 // forward keeps each layer's input (residual[i]); before the backward of layer i its forward is
-// recomputed alone (encodeLayer), which leaves exactly that layer's saves in the arena.
+// recomputed alone (encodeLayer), which leaves exactly that layer's saves in the arena. The
+// recompute stops before down_proj's GEMM: its output is layer i + 1's input, already kept.
 //
 //   head     dlnF = lm_head+CE backward (fused, chunked; 1 / N with N the trained tokens of the
 //            whole accumulated batch)                   dx_L = RMSNorm_F backward(dlnF)
@@ -181,7 +182,7 @@ export function encodeBackward(
   for (let i = L - 1; i >= 0; i--) {
     // The forward left the last layer's saves in the arena; every other layer is recomputed.
     pass = enc.beginComputePass();
-    if (i !== L - 1) encodeLayer(pass, ctx, t, i, layerInput(run, t, i), layerInput(run, t, i + 1));
+    if (i !== L - 1) encodeLayer(pass, ctx, t, i, layerInput(run, t, i), null);
     encodeLayerBackward(kernels, pass, run, t, s, grads, i, { dx, dln, tmp, view, n, H, F, heads, kvHeads, D });
     pass.end();
   }
