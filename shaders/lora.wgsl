@@ -28,7 +28,8 @@
 //   every fourth row. W(j, c) of its 4 columns x 16 j lives in registers (Row16 each), staged
 //   once through workgroup memory so that its loads are coalesced in either layout. Per row: the
 //   16 values of f (the same address across the warp: one broadcast load each), then 4 dot
-//   products of 16 and a read-modify-write of 4 y values. With r > 16 the j-groups run one after
+//   products of 16 and a read-modify-write of 4 y values; a slot takes four rows a trip, their
+//   y values read first (many loads in flight). With r > 16 the j-groups run one after
 //   the other, each adding to y (so a f16 y is rounded once per group). Grid ceil(C / 256) x
 //   ceil(M / p.rows).
 // Dropout (training; DROPOUT override of shaders/lora-dropout.wgsl, prepended by the wrapper):
@@ -250,15 +251,34 @@ fn stage_w(col0: u32, jb: u32, tid: u32, lane: u32) -> Row16 {
   return row;
 }
 
-/** y[m, c] = (y[m, c] or 0) + scale · (mask) · dot16(fv, wc). */
-fn up_one(m: u32, c: u32, fv: Row16, wc: Row16, add: bool) {
+/** y[m, c] (0 when not adding, or beyond the rows m1 or the columns C). */
+fn up_prev(m: u32, m1: u32, c: u32, add: bool) -> f32 {
+  if (!add || m >= m1 || c >= p.k) { return 0.0; }
+  return f32(y[m * p.k + c]);
+}
+
+/** y[m, c] for this invocation's 4 columns c0 + 64 i, read ahead of the products that add to them. */
+fn up_prev4(m: u32, m1: u32, c0: u32, add: bool) -> vec4<f32> {
+  return vec4<f32>(up_prev(m, m1, c0, add), up_prev(m, m1, c0 + 64u, add), up_prev(m, m1, c0 + 128u, add), up_prev(m, m1, c0 + 192u, add));
+}
+
+/** y[m, c] = prev + scale · (mask) · dot16(fv, wc). */
+fn up_one(m: u32, c: u32, fv: Row16, wc: Row16, prev: f32) {
   if (c >= p.k) { return; }
   let o = m * p.k + c;
-  var prev = 0.0;
-  if (add) { prev = f32(y[o]); }
   var sc = p.scale;
   if (DROPOUT) { sc = sc * drop_at(o); }
   y[o] = R(fma(sc, dot16(fv, wc), prev));
+}
+
+/** Row m of this invocation's 4 columns (nothing beyond m1); prev: up_prev4's values. */
+fn up_row(m: u32, m1: u32, c0: u32, jb: u32, prev: vec4<f32>, w0: Row16, w1: Row16, w2: Row16, w3: Row16) {
+  if (m >= m1) { return; }
+  let fv = f_row(m, jb);
+  up_one(m, c0, fv, w0, prev.x);
+  up_one(m, c0 + 64u, fv, w1, prev.y);
+  up_one(m, c0 + 128u, fv, w2, prev.z);
+  up_one(m, c0 + 192u, fv, w3, prev.w);
 }
 
 @compute @workgroup_size(WG)
@@ -273,12 +293,18 @@ fn up(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid
     let w2 = stage_w(wg.x * UP_COLS + 128u, jb, tid, lane);
     let w3 = stage_w(wg.x * UP_COLS + 192u, jb, tid, lane);
     let add = jb > 0u || p.accumulate != 0u;
-    for (var m = m0 + tid / 64u; m < m1; m += 4u) {
-      let fv = f_row(m, jb);
-      up_one(m, c0, fv, w0, add);
-      up_one(m, c0 + 64u, fv, w1, add);
-      up_one(m, c0 + 128u, fv, w2, add);
-      up_one(m, c0 + 192u, fv, w3, add);
+    // Four of the row slot's rows a trip, their 16 values of y read first: a stream of
+    // read-modify-writes needs many loads in flight (one row a trip kept ~4 per invocation: 0.5-0.9
+    // TB/s, bench/h200-2026-11-29-lora.json).
+    for (var m = m0 + tid / 64u; m < m1; m += 16u) {
+      let p0 = up_prev4(m, m1, c0, add);
+      let p1 = up_prev4(m + 4u, m1, c0, add);
+      let p2 = up_prev4(m + 8u, m1, c0, add);
+      let p3 = up_prev4(m + 12u, m1, c0, add);
+      up_row(m, m1, c0, jb, p0, w0, w1, w2, w3);
+      up_row(m + 4u, m1, c0, jb, p1, w0, w1, w2, w3);
+      up_row(m + 8u, m1, c0, jb, p2, w0, w1, w2, w3);
+      up_row(m + 12u, m1, c0, jb, p3, w0, w1, w2, w3);
     }
   }
 }
