@@ -8,7 +8,7 @@ import { testGpu } from './gpu/device.ts';
 import { Kernels, submitPass } from '../src/engine/kernels.ts';
 import { encodeF16Rows } from '../src/engine/matmul-mma.ts';
 import { checkLmHeadMma, checkMmaMatmul, LMHEAD_MMA_TOLERANCE, MMA_TOLERANCE, mmaCases, mmaSourcesDigest, type LmHeadMmaCheck, type MmaCheck } from '../src/engine/matmul-mma-check.ts';
-import { MMA_TILINGS } from '../src/engine/matmul-mma.ts';
+import { chooseMma, MMA_TILINGS, SMALL_GRID } from '../src/engine/matmul-mma.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { uploadTensor } from '../src/engine/tensor.ts';
@@ -112,5 +112,20 @@ describe('the lm_head loss and backward as training runs them (f32 h, f16 E) aga
     const r = await checkLmHeadMma(new Kernels(gpu));
     console.log(`lm_head (${gpu.info.mmaF16 ? 'tensor cores' : 'SIMT'}): lse ${r.lseErr.toExponential(2)}, loss ${r.lossErr.toExponential(2)}, dh ${r.dhErr.toExponential(2)}`);
     expect(r.ok, JSON.stringify(r)).toBe(true);
+  });
+});
+
+describe('the tiling the tensor-core GEMM takes (chooseMma)', () => {
+  it('gives an NF4 product whose 256x128 grid is short 128x128 blocks, others 256x128; dense always 128x128', () => {
+    const nf4 = (m: number, nc: number) => chooseMma('nf4', m, nc).tiling;
+    expect(SMALL_GRID).toBe(128);
+    expect(nf4(2048, 1024)).toBe(MMA_TILINGS['128x128-w8-k64']); // 8B k/v forward: 8 x 8 = 64 blocks
+    expect(nf4(2048, 512)).toBe(MMA_TILINGS['128x128-w8-k64']); // 1B: 32
+    expect(nf4(2048, 2048)).toBe(MMA_TILINGS['256x128-w8-k32']); // 8 x 16 = 128: not short
+    expect(nf4(2048, 14336)).toBe(MMA_TILINGS['256x128-w8-k32']);
+    expect(nf4(4096, 1024)).toBe(MMA_TILINGS['256x128-w8-k32']); // two rows of 2048: 16 x 8
+    expect(chooseMma('nf4').tiling).toBe(MMA_TILINGS['256x128-w8-k32']);
+    expect(chooseMma('dense', 2048, 512).tiling).toBe(MMA_TILINGS['128x128-w8-k64']);
+    expect(chooseMma('nf4', 2048, 512).vec && chooseMma('dense').vec).toBe(true);
   });
 });

@@ -49,11 +49,20 @@ export const MMA_TILINGS: Record<string, MmaTiling> = {
  * 94 / 92 for 128x128 with k steps of 64 once interior blocks skip the bounds checks (session 7,
  * bench/h200-2026-11-29-s7-mma-inside.json; 8B training 1,520 against 1,473 tok/s in one call,
  * -s7-models-nf4-*.json; the 1B the same). (Session 5: 85 both with 128x128; before the blocks 68-73.)
+ * An NF4 product whose 256x128 grid is shorter than SMALL_GRID workgroups (the k and v projections'
+ * forward: 64 at an 8B's 4096 -> 1024, 32 at a 1B's) takes 128x128 blocks instead: twice the
+ * workgroups for a GPU that runs one such workgroup per SM (the H200: 132 SMs).
  */
-export function chooseMma(kind: MmaOperand['kind']): { tiling: MmaTiling; vec: boolean } {
-  if (kind === 'nf4') return { tiling: MMA_TILINGS['256x128-w8-k32'], vec: true };
-  return { tiling: MMA_TILINGS['128x128-w8-k64'], vec: true };
+export function chooseMma(kind: MmaOperand['kind'], m = Infinity, nc = Infinity): { tiling: MmaTiling; vec: boolean } {
+  if (kind === 'dense') return { tiling: MMA_TILINGS['128x128-w8-k64'], vec: true };
+  const wide = MMA_TILINGS['256x128-w8-k32'];
+  const { bm, bn } = blockOf(wide);
+  if (Math.ceil(m / bm) * Math.ceil(nc / bn) < SMALL_GRID) return { tiling: MMA_TILINGS['128x128-w8-k64'], vec: true };
+  return { tiling: wide, vec: true };
 }
+
+/** Workgroups below which a grid of the 256x128 NF4 tiling leaves SMs idle (chooseMma). */
+export const SMALL_GRID = 128;
 
 /** B: a dense f16 matrix (its shape the product's; `range` binds those rows of a larger buffer,
  * e.g. one vocabulary chunk of the lm_head's E), or an NF4 weight. */
@@ -125,7 +134,7 @@ export function encodeMmaMatmul(
     expectShape('mma matmul', s.bias, [s.nc], 'bias');
     if (s.bias.dtype !== 'f32') throw new Error(`mma matmul: bias must be f32, not ${s.bias.dtype}`);
   }
-  const chosen = chooseMma(b.kind);
+  const chosen = chooseMma(b.kind, s.m, s.nc);
   const tiling = force.tiling ?? chosen.tiling;
   const aligned = s.ki % 4 === 0 && (b.kind === 'nf4' || s.transB || s.nc % 4 === 0);
   const v: MmaVariant = { kind: b.kind, transB: s.transB, vec: force.vec ?? (chosen.vec && aligned), scaled: a.dtype === 'f32' };

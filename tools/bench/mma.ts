@@ -45,6 +45,8 @@ export const MMA_SHAPES: [number, number, number][] = [
   [2048, 4096, 14336],
   [2048, 4096, 4096],
   [2048, 2048, 8192],
+  [2048, 4096, 1024], // the 8B's k and v: chooseMma's small grid
+  [2048, 2048, 512], // the 1B's
 ];
 
 async function compileErrors(gpu: Gpu, name: string, code: string): Promise<string | undefined> {
@@ -137,11 +139,12 @@ export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repe
     const x = randomTensor(kernels, [tokens, inp], 'f32', 1, 7, 'bench.mma.x');
     const y = createTensor(kernels.device, [tokens, out], 'f32', 'bench.mma.y');
     const shape = [tokens, inp, out];
-    const chosen = chooseMma('nf4').tiling;
-    const tilings = si === 0 ? good : good.filter(([, t]) => t === chosen || t === REFERENCE_TILING);
+    const chosen = [chooseMma('nf4', tokens, out).tiling, chooseMma('nf4', tokens, inp).tiling, MMA_TILINGS['256x128-w8-k32']];
+    const tilings = si === 0 ? good : good.filter(([, t]) => chosen.includes(t) || t === REFERENCE_TILING);
     for (const [name, tiling] of tilings) {
-      const forces: { tiling: MmaTiling; vec?: boolean }[] = [{ tiling, vec: false }];
-      if (si === 0) forces.push({ tiling, vec: true });
+      // The engine's vector loads at every shape; scalar ones too at the first (what they save).
+      const forces: { tiling: MmaTiling; vec?: boolean }[] = [{ tiling, vec: true }];
+      if (si === 0) forces.push({ tiling, vec: false });
       for (const force of forces) {
         const label = force.vec ? `${name}+vec` : name;
         await time(label, 'nf4-forward', shape, (pass, i) => encodeMmaMatmul(kernels, pass, x, { kind: 'nf4', w: ws[i % copies] }, y, { m: tokens, nc: out, ki: inp, transB: true }, force));
