@@ -27,12 +27,14 @@ async function readBinding(device: GPUDevice, b: GPUBufferBinding): Promise<Arra
 }
 
 describe('f16 rows (the f32 operand of the tensor-core GEMM)', () => {
-  it('scales each row into [2^14, 2^15) by a power of two and rounds it to f16, as the CPU does', async () => {
+  it.each([
+    [300, 'vector loads'],
+    [301, 'scalar loads'],
+  ])('scales each row into [2^14, 2^15) by a power of two and rounds it to f16, as the CPU does (k %i: %s)', async (k) => {
     const gpu = await testGpu();
     if (!gpu.info.f16) return expect(gpu.info.features).not.toContain('shader-f16');
     const kernels = new Kernels(gpu);
     const m = 45;
-    const k = 300;
     const a = randomF32(m * k, 5);
     // Rows from 2^-40 to 2^20 (below f16's subnormals, above its max), a zero row, an Inf, a NaN.
     for (let i = 0; i < m * k; i++) a[i] = Math.fround(a[i] * 2 ** (Math.floor(i / k) * 1.5 - 40));

@@ -197,7 +197,7 @@ export function encodeF16Rows(kernels: Kernels, pass: GPUComputePassEncoder, a: 
   const buffer = scratch(kernels.device, valueBytes + m * 8);
   const values = { buffer, offset: 0, size: valueBytes };
   const scales = { buffer, offset: valueBytes, size: m * 8 };
-  const kernel = kernels.get({ name: 'f16-rows', source: f16RowsSource, dtype: a.dtype });
+  const kernel = kernels.get({ name: 'f16-rows', source: f16RowsSource, dtype: a.dtype, entryPoint: k % 4 === 0 ? 'main4' : 'main' });
   kernels.dispatchAt(pass, kernel, [[0, a.buffer], [1, values], [2, scales]], { m, k }, grid(kernels, m));
   return { values, scales };
 }
