@@ -10,7 +10,7 @@ var<workgroup> tile_b: array<array<f16, B_SUB>, SGC>;
 
 alias BShare = vec4<f16>;
 
-fn b_init(tid: u32) {}
+fn b_init(tid: u32, sgl: u32) {}
 
 //{{B4_SOURCE}}
 

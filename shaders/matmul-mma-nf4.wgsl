@@ -1,6 +1,6 @@
 // B source of shaders/matmul-mma.wgsl: a frozen NF4 weight W [N, K] (nn.Linear's [out, in]; the
 // layout of shaders/nf4-matmul.wgsl: 8 codes to a u32 word, one f32 absmax per block of the flat
-// weight), dequantized as bnb does (NF4_WGSL's nf4_dequant) and rounded to f16 into the tile: the
+// weight), dequantized as bnb does (code times absmax in f32, as NF4_WGSL's nf4_dequant) and rounded to f16 into the tile: the
 // base never exists as f16 in device memory. Needs W's rows to hold a multiple of 8 elements.
 //   TRANS_B (forward, out = a · Wᵀ):     op(B)[k, n] = W[n, k]; tile [BN][SB], k fastest.
 //   else    (backward, dx = dy · W):     op(B)[k, n] = W[k, n]; tile [BK][SB], columns fastest.
@@ -12,10 +12,16 @@
 
 var<workgroup> tile_b: array<array<f16, B_SUB>, SGC>;
 
+// Each lane keeps code (its subgroup lane % 16) in a register and the dequantization looks codes up
+// with subgroupShuffle: 7-8% faster than the workgroup-memory table, whose reads shared the
+// memory's pipe with the tiles' stores and loads (bench/h200-2026-11-30-s11-ablate-shuffle.json).
+var<private> nf4_code_lane: f32;
+
 alias BShare = vec2<u32>; // (word, absmax bits); (0, 0) dequantizes to zeros
 
-fn b_init(tid: u32) {
+fn b_init(tid: u32, sgl: u32) {
   nf4_table_init(tid);
+  nf4_code_lane = nf4_table[sgl % 16u];
 }
 
 fn b_slot(tid: u32, i: u32) -> vec2<u32> {
@@ -53,5 +59,5 @@ fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare {
 fn store_b(tid: u32, i: u32, v: BShare) {
   let at = b_at(b_slot(tid, i));
   let am = bitcast<f32>(v.y);
-  for (var j = 0u; j < 8u; j++) { tile_b[at.x][at.y + j] = f16(nf4_dequant(v.x, nf4_shift(j), am)); }
+  for (var j = 0u; j < 8u; j++) { tile_b[at.x][at.y + j] = f16(subgroupShuffle(nf4_code_lane, (v.x >> nf4_shift(j)) & 15u) * am); }
 }

@@ -84,8 +84,8 @@ fn write_stage(sg: u32, lane: u32, row0: u32, col0: u32) {
 }
 
 @compute @workgroup_size(THREADS)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: u32) {
-  b_init(tid);
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: u32, @builtin(subgroup_invocation_id) sgl: u32) {
+  b_init(tid, sgl);
   let row0 = wg.y * BM;
   let col0 = wg.x * BN;
   let sg = tid / 32u;

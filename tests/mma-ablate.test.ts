@@ -24,13 +24,7 @@ describe('mma ablate edits', () => {
       expect(count(noFetch, /words\[/g)).toBe(count(source, /words\[/g) ? 1 : 0); // the checked fetch_b keeps its load
       expect(count(source, /workgroupBarrier/g) - count(EDITS['no-barrier'](source), /workgroupBarrier/g)).toBe(2);
       if (what === 'dense-f16') expect(() => NF4_EDITS['no-table'](source)).toThrow(/not found/);
-      else expect(NF4_EDITS['no-table'](source)).not.toMatch(/nf4_dequant\(v\.x/);
-      if (what !== 'dense-f16') {
-        const shuffled = NF4_EDITS.shuffle(source);
-        expect(shuffled).not.toMatch(/nf4_dequant\(v\.x/);
-        expect(count(shuffled, /subgroupShuffle\(nf4_code_lane/g)).toBe(1);
-        expect(shuffled).toMatch(/nf4_code_lane = nf4_table\[tid % 16u\]/);
-      }
+      else expect(NF4_EDITS['no-table'](source)).not.toMatch(/subgroupShuffle\(nf4_code_lane/);
     });
   }
 });

@@ -338,6 +338,7 @@ function generate(v: MmaVariant, t: MmaTiling): string {
     .join('\n  ');
   const header = [
     'enable f16;',
+    'enable subgroups;',
     'enable chromium_experimental_subgroup_matrix;',
     // Offsets come from the invocation index, uniform within each 32-wide subgroup (mmaF16 checks the width).
     'diagnostic(off, chromium.subgroup_matrix_uniformity);',

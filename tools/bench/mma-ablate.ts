@@ -9,10 +9,8 @@
 //   no-store    the shares fetched but not staged (the stores behind a condition that never holds)
 //   no-fetch    the shares staged but made up in registers (no device loads)
 //   no-barrier  the k loop's two barriers removed (races: timing only)
-//   no-table    NF4 only: each code converted and scaled without the code table's lookup (the
-//               dequantization's workgroup-memory read; the multiply and the rounding stay)
-//   shuffle     NF4 only, a candidate (correct results): each lane keeps code lane % 16 in a register
-//               and the lookup is a subgroupShuffle instead of a workgroup-memory read
+//   no-table    NF4 only: each code converted and scaled without the code's lookup (a subgroupShuffle
+//               since session 11, a workgroup-memory read before; the multiply and the rounding stay)
 import type { Gpu } from '../../src/engine/gpu.ts';
 import type { Kernels } from '../../src/engine/kernels.ts';
 import { encodeMmaMatmul, type MmaOperand, type MmaMatmulShape } from '../../src/engine/matmul-mma.ts';
@@ -54,13 +52,7 @@ export const EDITS: Record<string, (s: string) => string> = {
 
 /** Edits that only an NF4 B source has something to take out of. */
 export const NF4_EDITS: Record<string, (s: string) => string> = {
-  'no-table': (s) => edit(s, /f16\(nf4_dequant\(v\.x, nf4_shift\(j\), am\)\)/, 'f16(f32((v.x >> nf4_shift(j)) & 15u) * am)'),
-  shuffle: (s) =>
-    `enable subgroups;\nvar<private> nf4_code_lane: f32;\n${edit(
-      edit(s, /f16\(nf4_dequant\(v\.x, nf4_shift\(j\), am\)\)/, 'f16(subgroupShuffle(nf4_code_lane, (v.x >> nf4_shift(j)) & 15u) * am)'),
-      /nf4_table_init\(tid\);/,
-      'nf4_table_init(tid);\n  nf4_code_lane = nf4_table[tid % 16u];',
-    )}`,
+  'no-table': (s) => edit(s, /subgroupShuffle\(nf4_code_lane, \(v\.x >> nf4_shift\(j\)\) & 15u\)/, 'f32((v.x >> nf4_shift(j)) & 15u)'),
 };
 
 export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number): Promise<MmaAblateResult[]> {
