@@ -1,7 +1,8 @@
 // B source of shaders/matmul-mma.wgsl: a frozen NF4 weight W [N, K] (nn.Linear's [out, in]; the
 // layout of shaders/nf4-matmul.wgsl: 8 codes to a u32 word, one f32 absmax per block of the flat
-// weight), dequantized as bnb does (code times absmax in f32, as NF4_WGSL's nf4_dequant) and rounded to f16 into the tile: the
-// base never exists as f16 in device memory. Needs W's rows to hold a multiple of 8 elements.
+// weight), dequantized as bnb does (code times absmax in f32, as NF4_WGSL's nf4_dequant) and
+// rounded to f16 into the tile: the base never exists as f16 in device memory. Needs W's rows to
+// hold a multiple of 8 elements.
 //   TRANS_B (forward, out = a · Wᵀ):     op(B)[k, n] = W[n, k]; tile [BN][SB], k fastest.
 //   else    (backward, dx = dy · W):     op(B)[k, n] = W[k, n]; tile [BK][SB], columns fastest.
 // Either way in SGC blocks of TN * 16 columns (b_at).
@@ -12,9 +13,9 @@
 
 var<workgroup> tile_b: array<array<f16, B_SUB>, SGC>;
 
-// Each lane keeps code (its subgroup lane % 16) in a register and the dequantization looks codes up
-// with subgroupShuffle: 7-8% faster than the workgroup-memory table, whose reads shared the
-// memory's pipe with the tiles' stores and loads (bench/h200-2026-11-30-s11-ablate-shuffle.json).
+// Each lane keeps code (its subgroup lane % 16; subgroups of 32, GpuInfo.mmaF16) in a register and
+// the dequantization looks codes up with subgroupShuffle: 7-8% faster than reading them from the
+// table in workgroup memory (bench/h200-2026-11-30-s11-ablate-shuffle.json).
 var<private> nf4_code_lane: f32;
 
 alias BShare = vec2<u32>; // (word, absmax bits); (0, 0) dequantizes to zeros
