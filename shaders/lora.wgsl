@@ -28,8 +28,8 @@
 //   every fourth row. W(j, c) of its 4 columns x 16 j lives in registers (Row16 each), staged
 //   once through workgroup memory so that its loads are coalesced in either layout. Per row: the
 //   16 values of f (the same address across the warp: one broadcast load each), then 4 dot
-//   products of 16 and a read-modify-write of 4 y values; a slot takes four rows a trip, their
-//   y values read first (many loads in flight). With r > 16 the j-groups run one after
+//   products of 16 and a read-modify-write of 4 y values; a slot takes UP_AHEAD rows a trip,
+//   their y values read first (many loads in flight). With r > 16 the j-groups run one after
 //   the other, each adding to y (so a f16 y is rounded once per group). Grid ceil(C / 256) x
 //   ceil(M / p.rows).
 // Dropout (training; DROPOUT override of shaders/lora-dropout.wgsl, prepended by the wrapper):
@@ -69,6 +69,9 @@ struct Params {
 const WG = 256u;
 const DOWN_ROWS = 8u;
 const UP_COLS = 256u;
+// Rows of a row slot that `up` takes a trip (2 or 4; lora.ts picks): four where the compiler takes
+// it, two on SwiftShader, whose JIT did not finish compiling the four-row kernel.
+override UP_AHEAD: u32 = 4u;
 
 /** 16 consecutive columns j of one row. */
 struct Row16 { q0: vec4<f32>, q1: vec4<f32>, q2: vec4<f32>, q3: vec4<f32> }
@@ -293,18 +296,24 @@ fn up(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid
     let w2 = stage_w(wg.x * UP_COLS + 128u, jb, tid, lane);
     let w3 = stage_w(wg.x * UP_COLS + 192u, jb, tid, lane);
     let add = jb > 0u || p.accumulate != 0u;
-    // Four of the row slot's rows a trip, their 16 values of y read first: a stream of
+    // UP_AHEAD of the row slot's rows a trip, their y values read first: a stream of
     // read-modify-writes needs many loads in flight (one row a trip kept ~4 per invocation: 0.5-0.9
-    // TB/s, bench/h200-2026-11-29-lora.json).
-    for (var m = m0 + tid / 64u; m < m1; m += 16u) {
+    // TB/s, bench/h200-2026-11-29-lora.json; four rows 1.4 TB/s, -11-30-s11-lora-after.json).
+    for (var m = m0 + tid / 64u; m < m1; m += 4u * UP_AHEAD) {
       let p0 = up_prev4(m, m1, c0, add);
       let p1 = up_prev4(m + 4u, m1, c0, add);
-      let p2 = up_prev4(m + 8u, m1, c0, add);
-      let p3 = up_prev4(m + 12u, m1, c0, add);
+      var p2 = vec4<f32>();
+      var p3 = vec4<f32>();
+      if (UP_AHEAD == 4u) {
+        p2 = up_prev4(m + 8u, m1, c0, add);
+        p3 = up_prev4(m + 12u, m1, c0, add);
+      }
       up_row(m, m1, c0, jb, p0, w0, w1, w2, w3);
       up_row(m + 4u, m1, c0, jb, p1, w0, w1, w2, w3);
-      up_row(m + 8u, m1, c0, jb, p2, w0, w1, w2, w3);
-      up_row(m + 12u, m1, c0, jb, p3, w0, w1, w2, w3);
+      if (UP_AHEAD == 4u) {
+        up_row(m + 8u, m1, c0, jb, p2, w0, w1, w2, w3);
+        up_row(m + 12u, m1, c0, jb, p3, w0, w1, w2, w3);
+      }
     }
   }
 }

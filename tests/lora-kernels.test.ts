@@ -16,7 +16,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { submitPass, Kernels } from '../src/engine/kernels.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
-import { encodeLora, loraScale, type LoraWeights } from '../src/engine/lora.ts';
+import { encodeLora, loraScale, upAhead, type LoraWeights } from '../src/engine/lora.ts';
 import { encodeLoraBackward, loraBackwardScratchBytes } from '../src/engine/lora-backward.ts';
 import { dropoutMask, loraDropoutKey, type LoraDropoutDraw } from '../src/engine/lora-dropout.ts';
 import { loraRef } from '../src/engine/reference/lora.ts';
@@ -181,6 +181,23 @@ describe('LoRA backward kernels at awkward shapes, with and without the scratch,
       expect(err.dx, 'dx').toBeLessThan(dxTol);
     });
   }
+});
+
+describe("LoRA up-projection taking two rows a trip (SwiftShader's choice, upAhead) against float64", () => {
+  const cases: Case[] = [
+    { m: 100, k: 516, n: 70, r: 8, p: 0.2 }, // several row blocks, a tail trip; dropout
+    { m: 21, k: 132, n: 520, r: 64 }, // four j-groups in up's loop
+  ];
+  it('is within the float64 tolerances, forward (y) and backward (dx)', async () => {
+    const swiftshader = new Kernels({ ...gpu, info: { ...gpu.info, architecture: 'swiftshader' } });
+    expect([upAhead(kernels), upAhead(swiftshader)]).toEqual([4, 2]);
+    for (const [i, c] of cases.entries()) {
+      const err = await forwardErrors(c, 700 + 10 * i, swiftshader);
+      expect(err.y, label(c)).toBeLessThan(TOL.f32);
+      const back = await backwardRun({ ...c, m: 140 }, 800 + 10 * i, swiftshader);
+      expect(back.err.dx, label(c)).toBeLessThan(TOL.f32);
+    }
+  });
 });
 
 describe('LoRA kernels: determinism, scratch, limits', () => {
