@@ -82,7 +82,7 @@ export function encodeClipGradNorm(kernels: Kernels, pass: GPUComputePassEncoder
   encodeClipGrads(kernels, pass, grads, scratch);
 }
 
-/** Reads (norm, coef, Σ g²) back (after the recorded work is submitted). */
+/** Reads (norm, coef, Σ g²) back as the queue has them at the call (readTensor: the copy is submitted before the first await). */
 export async function readGradNorm(device: GPUDevice, scratch: GradNormScratch): Promise<{ norm: number; coef: number; sumSquares: number }> {
   const [norm, coef, sumSquares] = await readTensor(device, scratch.result);
   return { norm, coef, sumSquares };

@@ -57,8 +57,8 @@ export function chooseMma(kind: MmaOperand['kind'], m = Infinity, nc = Infinity)
   if (kind === 'dense') return { tiling: MMA_TILINGS['128x128-w8-k64'], vec: true };
   const wide = MMA_TILINGS['256x128-w8-k32'];
   const { bm, bn } = blockOf(wide);
-  if (Math.ceil(m / bm) * Math.ceil(nc / bn) < SMALL_GRID) return { tiling: MMA_TILINGS['128x128-w8-k64'], vec: true };
-  return { tiling: wide, vec: true };
+  const small = Math.ceil(m / bm) * Math.ceil(nc / bn) < SMALL_GRID;
+  return { tiling: small ? MMA_TILINGS['128x128-w8-k64'] : wide, vec: true };
 }
 
 /** Workgroups below which a grid of the 256x128 NF4 tiling leaves SMs idle (chooseMma). */

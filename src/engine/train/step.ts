@@ -6,7 +6,7 @@
 // and reported); the schedule still advances, as the step was taken.
 import { createAdamwState, destroyAdamwState, encodeAdamwStep, type AdamwConfig, type AdamwState } from '../adamw.ts';
 import { encodeForward, nextTokenTargets, writeBatch, type ForwardRun, type PackedBatch } from '../forward.ts';
-import { createGradNormScratch, destroyGradNormScratch, encodeClipGrads, encodeGradNorm, type GradNormScratch } from '../gradnorm.ts';
+import { createGradNormScratch, destroyGradNormScratch, encodeClipGrads, encodeGradNorm, readGradNorm, type GradNormScratch } from '../gradnorm.ts';
 import type { Kernels } from '../kernels.ts';
 import { linearModulePath } from '../arch.ts';
 import { setLoraDropout, type LoraSet } from '../lora-weights.ts';
@@ -178,7 +178,7 @@ export async function trainStep(tr: Trainer, microBatches: readonly PackedBatch[
   encodeGradNorm(kernels, pass, grads, tr.norm, tr.options.maxGradNorm ?? 1.0);
   pass.end();
   device.queue.submit([enc.finish()]);
-  const normRead = readTensor(device, tr.norm.result);
+  const normRead = readGradNorm(device, tr.norm); // its copy is submitted now, before the update
   enc = device.createCommandEncoder();
   pass = enc.beginComputePass();
   encodeClipGrads(kernels, pass, grads, tr.norm);
@@ -186,7 +186,7 @@ export async function trainStep(tr: Trainer, microBatches: readonly PackedBatch[
   for (const p of tr.params) encodeAdamwStep(kernels, pass, p.param, p.grad, p.state, cfg, tr.updates + 1);
   pass.end();
   const update = enc.finish();
-  const [{ loss, trainedTokens }, [norm]] = await Promise.all([result, normRead]);
+  const [{ loss, trainedTokens }, { norm }] = await Promise.all([result, normRead]);
   if (trainedTokens === 0 || !Number.isFinite(norm) || !Number.isFinite(loss)) {
     tr.skipped++;
     tr.skippedInARow++;
