@@ -34,10 +34,15 @@ fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare {
   return fetch_b4_in(k0 + s.x, col0 + s.y, p.nc);
 }
 
+/** Stores share i; lanes with bit B_ROT set store its second word first (as store_a). */
 fn store_b(tid: u32, i: u32, v: BShare) {
   let at = b_at(b_slot(tid, i));
-  tile_b[at.x][at.y] = v.x;
-  tile_b[at.x][at.y + 1u] = v.y;
-  tile_b[at.x][at.y + 2u] = v.z;
-  tile_b[at.x][at.y + 3u] = v.w;
+  let sw = ((tid % 32u) >> B_ROT) & 1u;
+  let w = select(v, v.zwxy, sw == 1u);
+  let o0 = at.y + 2u * sw;
+  let o1 = at.y + 2u - 2u * sw;
+  tile_b[at.x][o0] = w.x;
+  tile_b[at.x][o0 + 1u] = w.y;
+  tile_b[at.x][o1] = w.z;
+  tile_b[at.x][o1 + 1u] = w.w;
 }

@@ -11,6 +11,8 @@
 // columns (s % SGC) * TN * 16 of the workgroup's block. The A tile is [BM][SA] (k fastest) and
 // read as row-major left matrices; B's layout is the source's (see its header). Rows of the tiles
 // are padded (SA = BK + 8) so that the 16 rows of one matrix load fall into different banks.
+// The shares' stores go in a per-lane order (A_SPREAD, A_ROT, B_ROT: the generator's storeLayout)
+// in which each scalar store instruction's 32 lanes write 32 different banks.
 // Both tiles are arrays of per-subgroup blocks (tile_a[s / SGC]: the TM * 16 rows of subgroup row
 // block s / SGC; tile_b[s % SGC] likewise for columns), and the k steps are unrolled, so every
 // matrix load reads its block at a constant offset. Chrome's robustness guards a load whose offset
@@ -43,19 +45,28 @@ var<workgroup> stage: array<array<f32, 256>, THREADS / 32u>;
 
 //{{A_SOURCE}}
 
-/** Where fetch i (0 .. A_FETCHES - 1) of invocation tid goes in the A tile: (row, k). */
+/** Where fetch i (0 .. A_FETCHES - 1) of invocation tid goes in the A tile: (row, k). A subgroup's
+ * lanes cover 32 / (BK / 4) rows, A_SPREAD rows apart (storeLayout: rows whose starts share banks). */
 fn a_slot(tid: u32, i: u32) -> vec2<u32> {
   let f = tid + i * THREADS;
-  return vec2<u32>(f / (BK / 4u), (f % (BK / 4u)) * 4u);
+  let q = f / (BK / 4u);
+  let rows = 32u / (BK / 4u);
+  let w = q / rows;
+  return vec2<u32>((w / A_SPREAD) * rows * A_SPREAD + (q % rows) * A_SPREAD + w % A_SPREAD, (f % (BK / 4u)) * 4u);
 }
 
-fn store_a(at: vec2<u32>, v: vec4<f16>) {
+/** Stores a share of four at `at`; lanes with bit A_ROT set store its second word first (storeLayout). */
+fn store_a(at: vec2<u32>, v: vec4<f16>, lane: u32) {
   let blk = at.x / (TM * 16u);
   let o = (at.x % (TM * 16u)) * SA + at.y;
-  tile_a[blk][o] = v.x;
-  tile_a[blk][o + 1u] = v.y;
-  tile_a[blk][o + 2u] = v.z;
-  tile_a[blk][o + 3u] = v.w;
+  let sw = (lane >> A_ROT) & 1u;
+  let w = select(v, v.zwxy, sw == 1u);
+  let o0 = o + 2u * sw;
+  let o1 = o + 2u - 2u * sw;
+  tile_a[blk][o0] = w.x;
+  tile_a[blk][o0 + 1u] = w.y;
+  tile_a[blk][o1] = w.z;
+  tile_a[blk][o1 + 1u] = w.w;
 }
 
 /** (column block, offset in it) of position s of the B tile (the source's b_slot: (n, k) with

@@ -8,7 +8,7 @@ import { testGpu } from './gpu/device.ts';
 import { Kernels, submitPass } from '../src/engine/kernels.ts';
 import { encodeF16Rows } from '../src/engine/matmul-mma.ts';
 import { checkLmHeadMma, checkMmaMatmul, LMHEAD_MMA_TOLERANCE, MMA_TOLERANCE, mmaCases, mmaSourcesDigest, type LmHeadMmaCheck, type MmaCheck } from '../src/engine/matmul-mma-check.ts';
-import { chooseMma, MMA_TILINGS, SMALL_GRID } from '../src/engine/matmul-mma.ts';
+import { chooseMma, MMA_TILINGS, mmaSource, SMALL_GRID, storeLayout } from '../src/engine/matmul-mma.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { uploadTensor } from '../src/engine/tensor.ts';
@@ -129,5 +129,30 @@ describe('the tiling the tensor-core GEMM takes (chooseMma)', () => {
     expect(chooseMma('nf4').tiling).toBe(MMA_TILINGS['256x128-w8-k32']);
     expect(chooseMma('dense', 2048, 512).tiling).toBe(MMA_TILINGS['128x128-w8-k64']);
     expect(chooseMma('nf4', 2048, 512).vec && chooseMma('dense').vec).toBe(true);
+  });
+});
+
+describe("the tiles' store order (storeLayout)", () => {
+  // A scalar f16 store instruction takes one pass through shared memory per distinct word in its
+  // busiest bank; in element order the tilings below took two (a) and four (NF4 b) passes a store.
+  it.each(Object.entries(MMA_TILINGS))('stores every share of %s in one pass a store instruction', (name, tiling) => {
+    for (const kind of ['dense', 'nf4'] as const) {
+      for (const transB of [true, false]) {
+        const order = storeLayout({ kind, transB, vec: true, scaled: true }, tiling);
+        expect(order.wavefronts.a, `${name} ${kind} a`).toBe(order.least.a);
+        if (kind === 'nf4' || name.endsWith('k64')) expect(order.wavefronts.b, `${name} ${kind} b`).toBe(order.least.b);
+      }
+    }
+  });
+
+  it('takes more passes in element order (the count would catch a layout that made conflicts)', () => {
+    const t = MMA_TILINGS['256x128-w8-k32'];
+    const order = storeLayout({ kind: 'nf4', transB: true, vec: true, scaled: true }, t);
+    // The generated shader carries the chosen order; element order is shift 5 with spread 1.
+    const source = mmaSource({ kind: 'nf4', transB: true, vec: true, scaled: true }, t);
+    expect(source).toContain(`const A_SPREAD = ${order.aSpread}u;`);
+    expect(source).toContain(`const B_ROT = ${order.bRot}u;`);
+    expect([order.aRot, order.bRot]).not.toContain(5);
+    expect(order.aSpread).toBe(2);
   });
 });

@@ -23,6 +23,11 @@ describe('mma ablate edits', () => {
       expect(noFetch).not.toMatch(/fn fetch_a_in[^\n]*fetch_a4_in/);
       expect(count(noFetch, /words\[/g)).toBe(count(source, /words\[/g) ? 1 : 0); // the checked fetch_b keeps its load
       expect(count(source, /workgroupBarrier/g) - count(EDITS['no-barrier'](source), /workgroupBarrier/g)).toBe(2);
+      const inOrder = EDITS['element-order'](source);
+      expect(count(inOrder, /const [AB]_ROT = 5u;/g)).toBe(2);
+      expect(inOrder).toContain('const A_SPREAD = 1u;');
+      const order = /const (A_SPREAD|[AB]_ROT) = \du;/g;
+      expect(inOrder.replace(order, '')).toBe(source.replace(order, ''));
       if (what === 'dense-f16') expect(() => NF4_EDITS['no-table'](source)).toThrow(/not found/);
       else expect(NF4_EDITS['no-table'](source)).not.toMatch(/subgroupShuffle\(nf4_code_lane/);
     });

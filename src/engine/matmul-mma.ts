@@ -284,19 +284,108 @@ fn unscale(row: u32, v: f32) -> f32 { return v * row_scale[row].y; }`
 fn unscale(row: u32, v: f32) -> f32 { return v; }`;
 }
 
-function generate(v: MmaVariant, t: MmaTiling): string {
-  const { kind, transB } = v;
+/** The tiles' geometry of a tiling (as the shader's constants): row strides, block sizes, shares. */
+function tileShape(v: MmaVariant, t: MmaTiling) {
   const { bm, bn, threads } = blockOf(t);
   const sa = t.bk + 8;
   // B's rows: k (transposed) or the TN * 16 columns of one subgroup column block, padded.
-  const sb = transB ? t.bk + 8 : 16 * t.tn + 8;
-  const bSub = transB ? 16 * t.tn * sb : t.bk * sb;
-  const perShare = kind === 'nf4' ? 8 : 4;
+  const sb = v.transB ? t.bk + 8 : 16 * t.tn + 8;
+  const bSub = v.transB ? 16 * t.tn * sb : t.bk * sb;
+  const perShare = v.kind === 'nf4' ? 8 : 4;
   const aFetches = (bm * t.bk) / (4 * threads);
   const bFetches = (bn * t.bk) / (perShare * threads);
   if (!Number.isInteger(aFetches) || !Number.isInteger(bFetches) || t.bk % 16 !== 0) {
     throw new Error(`mma matmul: tiling ${JSON.stringify(t)} does not divide into whole shares`);
   }
+  return { bm, bn, threads, sa, sb, bSub, perShare, aFetches, bFetches };
+}
+
+export interface StoreLayout {
+  /** a's rows a subgroup's lanes take are this many apart (a_slot's A_SPREAD). */
+  aSpread: number;
+  /** Lane l starts its share at word (l >> shift) % (words in a share): A_ROT, B_ROT. */
+  aRot: number;
+  bRot: number;
+  /** Bank rows (wavefronts) a k step's stores take over all subgroups, and the least possible (one
+   * per store instruction: 32 lanes, 32 banks). */
+  wavefronts: { a: number; b: number };
+  least: { a: number; b: number };
+}
+
+/**
+ * The order in which lanes store their shares of the tiles (the shader's A_SPREAD, A_ROT, B_ROT),
+ * chosen by counting banks: a scalar f16 store instruction takes one pass through shared memory
+ * per distinct 4-byte word in its busiest of 32 banks. In element order, lanes whose shares start a
+ * multiple of 128 bytes apart (tile rows padded for the matrix loads, four or eight elements a
+ * share) hit the same bank two to four ways.
+ */
+export function storeLayout(v: MmaVariant, t: MmaTiling): StoreLayout {
+  const { bn, threads, sa, sb, bSub, perShare, aFetches, bFetches } = tileShape(v, t);
+  // Where share i of invocation tid starts in its tile (f16 elements), as a_slot / b_slot / b_at place it.
+  const aRows = 32 / (t.bk / 4); // rows one subgroup's shares of a cover
+  const aOffset = (spread: number) => (tid: number, i: number) => {
+    const f = tid + i * threads;
+    const [q, k] = [Math.floor(f / (t.bk / 4)), (f % (t.bk / 4)) * 4];
+    const w = Math.floor(q / aRows);
+    const row = Math.floor(w / spread) * aRows * spread + (q % aRows) * spread + (w % spread);
+    return Math.floor(row / (16 * t.tm)) * 16 * t.tm * sa + (row % (16 * t.tm)) * sa + k;
+  };
+  const bOffset = (tid: number, i: number) => {
+    const f = tid + i * threads;
+    const along = v.transB ? t.bk : bn; // a tile row's length in the share's direction
+    const [x, y] = [Math.floor(f / (along / perShare)), (f % (along / perShare)) * perShare];
+    const [n, k] = v.transB ? [x, y] : [y, x];
+    const offset = v.transB ? (n % (16 * t.tn)) * sb + k : k * sb + (n % (16 * t.tn));
+    return Math.floor(n / (16 * t.tn)) * bSub + offset;
+  };
+  // The fewest wavefronts; among equals the smallest spread (a subgroup's loads stay closest).
+  const a = [1, 2, 4]
+    .filter((spread) => (16 * t.tm) % (aRows * spread) === 0)
+    .map((spread) => ({ spread, ...storeOrder(aOffset(spread), 4, threads, aFetches) }))
+    .reduce((x, y) => (y.wavefronts < x.wavefronts ? y : x));
+  const b = storeOrder(bOffset, perShare, threads, bFetches);
+  return {
+    aSpread: a.spread,
+    aRot: a.shift,
+    bRot: b.shift,
+    wavefronts: { a: a.wavefronts, b: b.wavefronts },
+    least: { a: aFetches * threads / 8, b: bFetches * threads * perShare / 32 },
+  };
+}
+
+/** The best shift for shares of `size` elements starting at offset(tid, i) (storeLayout), and its wavefronts. */
+function storeOrder(offset: (tid: number, i: number) => number, size: number, threads: number, shares: number): { shift: number; wavefronts: number } {
+  const words = size / 2;
+  const wavefronts = (shift: number) => {
+    let total = 0;
+    for (let sg = 0; sg < threads / 32; sg++) {
+      for (let i = 0; i < shares; i++) {
+        for (let j = 0; j < size; j++) {
+          const banks = new Map<number, Set<number>>();
+          for (let l = 0; l < 32; l++) {
+            const e = (j + 2 * ((l >> shift) % words)) % size;
+            const word = Math.floor((offset(sg * 32 + l, i) + e) / 2);
+            banks.set(word % 32, (banks.get(word % 32) ?? new Set<number>()).add(word));
+          }
+          total += Math.max(...[...banks.values()].map((b) => b.size));
+        }
+      }
+    }
+    return total;
+  };
+  // shift 5: every lane in element order.
+  let best = { shift: 5, wavefronts: wavefronts(5) };
+  for (let shift = 0; shift < 5; shift++) {
+    const w = wavefronts(shift);
+    if (w < best.wavefronts) best = { shift, wavefronts: w };
+  }
+  return best;
+}
+
+function generate(v: MmaVariant, t: MmaTiling): string {
+  const { kind, transB } = v;
+  const { bm, bn, threads, sa, sb, bSub, aFetches, bFetches } = tileShape(v, t);
+  const order = storeLayout(v, t);
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   const cells = range(t.tm).flatMap((i) => range(t.tn).map((j) => [i, j] as const));
   // Blocks and k steps wholly inside the matrices fetch without the bounds checks (they cost a
@@ -312,7 +401,7 @@ function generate(v: MmaVariant, t: MmaTiling): string {
         ${fetches('')}
       }`;
   const storeNext = (indent: string) =>
-    [...range(aFetches).map((i) => `store_a(a_slot(tid, ${i}u), na${i});`), ...range(bFetches).map((i) => `store_b(tid, ${i}u, nb${i});`)].join(
+    [...range(aFetches).map((i) => `store_a(a_slot(tid, ${i}u), na${i}, lane);`), ...range(bFetches).map((i) => `store_b(tid, ${i}u, nb${i});`)].join(
       `\n${indent}`,
     );
   // Unrolled k steps: every load reads its subgroup's block at a constant offset (see the template).
@@ -353,6 +442,9 @@ function generate(v: MmaVariant, t: MmaTiling): string {
     `const TN = ${t.tn}u;`,
     `const SGC = ${t.sgc}u;`,
     `const THREADS = ${threads}u;`,
+    `const A_SPREAD = ${order.aSpread}u;`,
+    `const A_ROT = ${order.aRot}u;`,
+    `const B_ROT = ${order.bRot}u;`,
     '',
   ].join('\n');
   const body = template
