@@ -118,7 +118,7 @@ describe('the lm_head loss and backward as training runs them (f32 h, f16 E) aga
 });
 
 describe('the tiling the tensor-core GEMM takes (chooseMma)', () => {
-  it('gives an NF4 product whose 256x128 grid is short 128x128 blocks, others 256x128; dense always 128x128', () => {
+  it('gives an NF4 product whose 256x128 grid is short 128x128 blocks, others 256x128; dense always 256x128', () => {
     const nf4 = (m: number, nc: number) => chooseMma('nf4', m, nc).tiling;
     expect(SMALL_GRID).toBe(128);
     expect(nf4(2048, 1024)).toBe(MMA_TILINGS['128x128-w8-k64']); // 8B k/v forward: 8 x 8 = 64 blocks
@@ -127,7 +127,7 @@ describe('the tiling the tensor-core GEMM takes (chooseMma)', () => {
     expect(nf4(2048, 14336)).toBe(MMA_TILINGS['256x128-w8-k32']);
     expect(nf4(4096, 1024)).toBe(MMA_TILINGS['256x128-w8-k32']); // two rows of 2048: 16 x 8
     expect(chooseMma('nf4').tiling).toBe(MMA_TILINGS['256x128-w8-k32']);
-    expect(chooseMma('dense', 2048, 512).tiling).toBe(MMA_TILINGS['128x128-w8-k64']);
+    expect(chooseMma('dense', 2048, 512).tiling).toBe(MMA_TILINGS['256x128-w8-k32']);
     expect(chooseMma('nf4', 2048, 512).vec && chooseMma('dense').vec).toBe(true);
   });
 });

@@ -41,10 +41,10 @@ export const MMA_TILINGS: Record<string, MmaTiling> = {
 /**
  * The tiling and load width measured fastest on the H200 with the tiles in per-subgroup blocks read
  * at constant offsets (Chrome's default robustness; the SIMT kernels: 23-30 TFLOP/s). Dense f16 B:
- * 128x128 blocks of eight subgroups with k steps of 64, 120 TFLOP/s at 4096^3 against 107 for
- * 128x256 and 111 for 256x128 (session 10, bench/h200-2026-11-29-s10-mma.json: the first run timed
- * with the GPU's clock held up, tools/bench/timing.ts; the earlier choice of 128x256 rested on runs
- * whose clock sank between timings). NF4, forward (x · Wᵀ) and backward
+ * 256x128 blocks of eight subgroups with k steps of 32, 144 TFLOP/s at 4096^3 (f32 a 137) against
+ * 136 (130) for 128x128 with k steps of 64 once the tiles' stores were free of bank conflicts
+ * (session 12, bench/h200-2026-11-30-s12-mma.json; the 8B lm_head's loss and backward 51.4 -> 49.2
+ * ms); before that 128x128-k64 led (session 10: 120 against 111). NF4, forward (x · Wᵀ) and backward
  * (dy · W): 256x128 blocks of eight subgroups, k steps of 32, vector loads of a: 96 / 102 against
  * 94 / 92 for 128x128 with k steps of 64 once interior blocks skip the bounds checks (session 7,
  * bench/h200-2026-11-29-s7-mma-inside.json; 8B training 1,520 against 1,473 tok/s in one call,
@@ -54,7 +54,7 @@ export const MMA_TILINGS: Record<string, MmaTiling> = {
  * workgroups for a GPU that runs one such workgroup per SM (the H200: 132 SMs).
  */
 export function chooseMma(kind: MmaOperand['kind'], m = Infinity, nc = Infinity): { tiling: MmaTiling; vec: boolean } {
-  if (kind === 'dense') return { tiling: MMA_TILINGS['128x128-w8-k64'], vec: true };
+  if (kind === 'dense') return { tiling: MMA_TILINGS['256x128-w8-k32'], vec: true };
   const wide = MMA_TILINGS['256x128-w8-k32'];
   const { bm, bn } = blockOf(wide);
   const small = Math.ceil(m / bm) * Math.ceil(nc / bn) < SMALL_GRID;
