@@ -141,6 +141,33 @@ export function encodeForward(enc: GPUCommandEncoder, run: ForwardRun, t: Forwar
   return xL;
 }
 
+/**
+ * The forward of encodeForward submitted in pieces (the first layer, then every `layers` layers),
+ * so that the GPU starts on it while the CPU records the rest: a training step's forward follows
+ * its update, and was otherwise recorded whole while the GPU sat idle.
+ */
+export function submitForward(device: GPUDevice, run: ForwardRun, t: ForwardTensors, opts: ForwardOptions = {}, layers = 4): Tensor {
+  const { ctx } = run;
+  const L = ctx.model.arch.layers;
+  let enc = device.createCommandEncoder();
+  let pass = enc.beginComputePass();
+  encodeEmbed(ctx, pass, t);
+  for (let i = 0; i < L; i++) {
+    encodeLayer(pass, ctx, t, i, layerInput(run, t, i), layerInput(run, t, i + 1), opts.cache);
+    if (i % layers === 0) {
+      pass.end();
+      device.queue.submit([enc.finish()]);
+      enc = device.createCommandEncoder();
+      pass = enc.beginComputePass();
+    }
+  }
+  const xL = layerInput(run, t, L);
+  encodeHead(ctx, pass, run.acts, t, xL, opts);
+  pass.end();
+  device.queue.submit([enc.finish()]);
+  return xL;
+}
+
 /** encodeForward into a pass of the caller's (one compute pass: decode captures it, kernels.ts capture). */
 export function encodeForwardPass(pass: GPUComputePassEncoder, run: ForwardRun, t: ForwardTensors, opts: ForwardOptions = {}): Tensor {
   const { ctx } = run;

@@ -353,12 +353,17 @@ function copyTimestamps(device: GPUDevice, enc: GPUCommandEncoder, set: GPUQuery
   return read;
 }
 
-/** The milliseconds of each (begin, end) pair copyTimestamps left in `buffer`, which it then destroys. */
-async function readSpans(buffer: GPUBuffer, spans: number): Promise<number[]> {
+/** The (begin, end) pairs copyTimestamps left in `buffer` (GPU clock, ns), which it then destroys. */
+async function readStamps(buffer: GPUBuffer, spans: number): Promise<[bigint, bigint][]> {
   await buffer.mapAsync(GPUMapMode.READ);
   const t = new BigUint64Array(buffer.getMappedRange().slice(0));
   buffer.destroy();
-  return Array.from({ length: spans }, (_, i) => Number(t[2 * i + 1] - t[2 * i]) / 1e6);
+  return Array.from({ length: spans }, (_, i) => [t[2 * i], t[2 * i + 1]]);
+}
+
+/** The milliseconds of each (begin, end) pair copyTimestamps left in `buffer`, which it then destroys. */
+async function readSpans(buffer: GPUBuffer, spans: number): Promise<number[]> {
+  return (await readStamps(buffer, spans)).map(([b, e]) => Number(e - b) / 1e6);
 }
 
 /** The kernels that took the most GPU time, as one line each. */
@@ -370,7 +375,10 @@ function describeKernelTimes(byKernel: Map<string, { ms: number; count: number }
     .map(([label, e]) => `${e.ms.toFixed(e.ms < 10 ? 3 : 1).padStart(8)} ms ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  x${e.count}  ${label}`);
 }
 
-async function passTimes<R>(device: GPUDevice, fn: () => Promise<R>): Promise<{ value: R; perBufferMs: number; perPassMs: number[]; buffers: number[][] }> {
+async function passTimes<R>(
+  device: GPUDevice,
+  fn: () => Promise<R>,
+): Promise<{ value: R; perBufferMs: number; perPassMs: number[]; buffers: number[][]; idle: { ms: number; gaps: { after: string; ms: number }[] } }> {
   const create = device.createCommandEncoder.bind(device);
   const reads: { buffer: GPUBuffer; passes: number }[] = [];
   const MAX_PASSES = 2048; // a query set holds 4096 timestamps
@@ -400,13 +408,20 @@ async function passTimes<R>(device: GPUDevice, fn: () => Promise<R>): Promise<{ 
   const totals: number[] = [];
   const byPass: number[][] = [];
   const buffers: number[][] = [];
-  for (const r of reads) {
-    const own = await readSpans(r.buffer, r.passes);
+  const timeline: { at: string; begin: bigint; end: bigint }[] = [];
+  for (const [b, r] of reads.entries()) {
+    const stamps = await readStamps(r.buffer, r.passes);
+    const own = stamps.map(([s, e]) => Number(e - s) / 1e6);
+    stamps.forEach(([begin, end], i) => timeline.push({ at: `${b}.${i}`, begin, end }));
     buffers.push(own);
     own.forEach((ms, i) => (byPass[i] ??= []).push(ms));
     totals.push(own.reduce((a, ms) => a + ms, 0));
   }
-  return { value, perBufferMs: median(totals), perPassMs: byPass.map(median), buffers };
+  // Where the GPU waited between passes (for the CPU: recording, a read-back, a submit).
+  timeline.sort((x, y) => (x.begin < y.begin ? -1 : x.begin > y.begin ? 1 : 0));
+  const gaps = timeline.slice(1).map((x, i) => ({ after: timeline[i].at, ms: Math.max(0, Number(x.begin - timeline[i].end) / 1e6) }));
+  const idle = { ms: gaps.reduce((a, g) => a + g.ms, 0), gaps: gaps.sort((x, y) => y.ms - x.ms).slice(0, 5) };
+  return { value, perBufferMs: median(totals), perPassMs: byPass.map(median), buffers, idle };
 }
 
 /**
@@ -615,12 +630,22 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
     const t0 = performance.now();
     const pt = await passTimes(device, () => trainStep(trainer, [batch]));
     const wall = performance.now() - t0;
+    // Two steps back to back: the GPU's waits inside a step and between one step's update and the next forward.
+    const two = await passTimes(device, async () => {
+      await trainStep(trainer, [batch]);
+      return trainStep(trainer, [batch]);
+    });
+    await device.queue.onSubmittedWorkDone();
     const all = pt.buffers.flatMap((passes, b) => passes.map((ms, i) => ({ at: `${b}.${i}`, ms })));
     const total = all.reduce((a, x) => a + x.ms, 0);
     const slow = [...all].sort((a, b) => b.ms - a.ms).slice(0, 6);
     console.log(
       `${name}: a training step is ${total.toFixed(1)} ms of GPU passes (${all.length} passes in ${pt.buffers.length} command buffers) in ${wall.toFixed(1)} ms of wall time; ` +
         `slowest passes (buffer.pass) ${slow.map((x) => `${x.at} ${x.ms.toFixed(1)} ms`).join(', ')}`,
+    );
+    console.log(
+      `${name}: over two steps back to back the GPU waited ${two.idle.ms.toFixed(1)} ms between passes; longest waits after (buffer.pass) ` +
+        two.idle.gaps.map((g) => `${g.after} ${g.ms.toFixed(1)} ms`).join(', '),
     );
   }
   // GPU time per kernel of one step (a timestamp around every dispatch).

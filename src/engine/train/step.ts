@@ -5,7 +5,7 @@
 // or 8-bit blockwise states) at the schedule's lr. A non-finite norm skips the update (counted
 // and reported); the schedule still advances, as the step was taken.
 import { createAdamwState, destroyAdamwState, encodeAdamwStep, type AdamwConfig, type AdamwState } from '../adamw.ts';
-import { encodeForward, nextTokenTargets, writeBatch, type ForwardRun, type PackedBatch } from '../forward.ts';
+import { nextTokenTargets, submitForward, writeBatch, type ForwardRun, type PackedBatch } from '../forward.ts';
 import { createGradNormScratch, destroyGradNormScratch, encodeClipGrads, encodeGradNorm, readGradNorm, type GradNormScratch } from '../gradnorm.ts';
 import type { Kernels } from '../kernels.ts';
 import { linearModulePath } from '../arch.ts';
@@ -139,11 +139,9 @@ export function accumulateGrads(tr: Trainer, microBatches: readonly PackedBatch[
       if (trainedTokens === 0) continue;
       // The forward, the recompute of each layer and its backward are recorded under one draw.
       if (p > 0) setLoraDropout(tr.lora, { p, seed: tr.options.dropoutSeed ?? 0, step: tr.step, micro });
-      // The forward goes to the GPU as soon as it is recorded, so recording the backward (hundreds
+      // The forward goes to the GPU in pieces as it is recorded, so recording the backward (hundreds
       // of dispatches more) overlaps its execution rather than delaying the whole micro-batch.
-      const fwd = device.createCommandEncoder();
-      encodeForward(fwd, tr.run, t, { loss: true });
-      device.queue.submit([fwd.finish()]);
+      submitForward(device, tr.run, t, { loss: true });
       const bwd = device.createCommandEncoder();
       encodeBackward(bwd, tr.run, t, tr.scratch, tr.grads, total);
       device.queue.submit([bwd.finish()]);
