@@ -156,3 +156,22 @@ describe("the tiles' store order (storeLayout)", () => {
     expect(order.aSpread).toBe(2);
   });
 });
+
+describe('the generated GEMM shaders (every tiling and variant, checked as text: no GPU needed)', () => {
+  // Tint rejects a subgroupMatrixLoad whose 16x16 access can pass the end of its workgroup array (a
+  // generator change that read B's tile on from A's offsets did, on the GPU machine only); this
+  // finds that here.
+  const variants = Object.entries(MMA_TILINGS).flatMap(([name, tiling]) =>
+    (['dense', 'nf4'] as const).flatMap((kind) =>
+      [true, false].map((transB) => ({ name: `${name} ${kind} ${transB ? 'T' : 'N'}`, tiling, v: { kind, transB, vec: true, scaled: true } })),
+    ),
+  );
+  it.each(variants)('$name: every matrix load stays inside its tile', ({ v, tiling }) => {
+    const source = mmaSource(v, tiling);
+    const constant = (name: string) => Number(source.match(new RegExp(`const ${name} = (\\d+)u;`))![1]);
+    const sizes: Record<string, number> = { tile_a: constant('TM') * 16 * constant('SA'), tile_b: constant('B_SUB') };
+    const loads = [...source.matchAll(/subgroupMatrixLoad<[^>]*>, (?:row|col)_major>\(&(tile_[ab])\[\w+\], (\d+)u, (SA|SB)\)/g)];
+    expect(loads.length).toBe((tiling.bk / 16) * (tiling.tm + tiling.tn));
+    for (const [, tile, offset, stride] of loads) expect(Number(offset) + 15 * constant(stride) + 16, `${tile} at ${offset}`).toBeLessThanOrEqual(sizes[tile]);
+  });
+});
