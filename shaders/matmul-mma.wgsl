@@ -97,8 +97,11 @@ fn write_stage(sg: u32, lane: u32, row0: u32, col0: u32) {
 @compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: u32, @builtin(subgroup_invocation_id) sgl: u32) {
   b_init(tid, sgl);
-  let row0 = wg.y * BM;
-  let col0 = wg.x * BN;
+  // ROWS_FASTEST (the x·Wᵀ products): the grid's x counts row blocks, so the workgroups in flight
+  // at once span every row block of a 2048-row a and a few column blocks, rather than all column
+  // blocks of one row block, whose a rows every SM then read at the same k steps.
+  let row0 = select(wg.y, wg.x, ROWS_FASTEST) * BM;
+  let col0 = select(wg.x, wg.y, ROWS_FASTEST) * BN;
   let sg = tid / 32u;
   let lane = tid % 32u;
   let sgr = sg / SGC; // the subgroup's row block

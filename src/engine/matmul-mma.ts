@@ -61,6 +61,13 @@ export function chooseMma(kind: MmaOperand['kind'], m = Infinity, nc = Infinity)
   return { tiling: small ? MMA_TILINGS['128x128-w8-k64'] : wide, vec: true };
 }
 
+/** Whether the grid's x counts row blocks (the shader's ROWS_FASTEST): for x·Wᵀ (transB), whose
+ * column blocks (W's rows: up to 14336 / 128 = 112) would otherwise fill the GPU with one row block
+ * of a read by every SM at once; the backward's dy·W keeps columns fastest. */
+export function rowsFastest(transB: boolean): boolean {
+  return transB;
+}
+
 /** Workgroups below which a grid of the 256x128 NF4 tiling leaves SMs idle (chooseMma). */
 export const SMALL_GRID = 128;
 
@@ -168,7 +175,8 @@ export function encodeMmaMatmul(
     accumulate: s.accumulate ? 1 : 0,
   };
   const { bm, bn } = blockOf(tiling);
-  kernels.dispatchAt(pass, kernel, bindings, params, [Math.ceil(s.nc / bn), Math.ceil(s.m / bm)]);
+  const [rowBlocks, colBlocks] = [Math.ceil(s.m / bm), Math.ceil(s.nc / bn)];
+  kernels.dispatchAt(pass, kernel, bindings, params, rowsFastest(s.transB) ? [rowBlocks, colBlocks] : [colBlocks, rowBlocks]);
 }
 
 /**
@@ -432,6 +440,7 @@ function generate(v: MmaVariant, t: MmaTiling): string {
     // Offsets come from the invocation index, uniform within each 32-wide subgroup (mmaF16 checks the width).
     'diagnostic(off, chromium.subgroup_matrix_uniformity);',
     `const TRANS_B = ${transB};`,
+    `const ROWS_FASTEST = ${rowsFastest(transB)};`,
     `const BM = ${bm}u;`,
     `const BN = ${bn}u;`,
     `const BK = ${t.bk}u;`,
