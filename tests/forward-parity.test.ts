@@ -81,4 +81,23 @@ describe.each(VARIANTS)('%s', (variant) => {
       expect(relToMax(f.logitsLora, f.logitsBase)).toBeGreaterThan(100 * TOL.f32.logits);
     }
   });
+
+  it('goes to the GPU in pieces (the first layer, then every four: submitForward), with the same logits', async () => {
+    const { run } = held[0];
+    const submit = gpu.device.queue.submit.bind(gpu.device.queue);
+    let buffers = 0;
+    gpu.device.queue.submit = (b: Iterable<GPUCommandBuffer>) => {
+      buffers += [...b].length;
+      submit(b);
+    };
+    try {
+      const r = await forwardBatch(run, packed(f), { logits: true });
+      expect(relToMax(r.logits!, f.logitsLora)).toBeLessThan(TOL.f32.logits);
+    } finally {
+      gpu.device.queue.submit = submit;
+    }
+    const layers = f.arch.layers;
+    expect(layers).toBeGreaterThan(1);
+    expect(buffers).toBe(1 + Math.ceil(layers / 4) + 1); // and the logits' read-back copy
+  });
 });

@@ -142,40 +142,43 @@ export function encodeForward(enc: GPUCommandEncoder, run: ForwardRun, t: Forwar
 }
 
 /**
- * The forward of encodeForward submitted in pieces (the first layer, then every `layers` layers),
- * so that the GPU starts on it while the CPU records the rest: a training step's forward follows
- * its update, and was otherwise recorded whole while the GPU sat idle.
+ * The forward of encodeForward submitted in pieces (the embedding and first layer, then every
+ * `layers` layers), so that the GPU starts on it while the CPU records the rest: a training step's
+ * forward follows its update, and was otherwise recorded whole while the GPU sat idle (36-64 ms of
+ * an 8B step: bench/tensor-core-notes.md, session 12).
  */
 export function submitForward(device: GPUDevice, run: ForwardRun, t: ForwardTensors, opts: ForwardOptions = {}, layers = 4): Tensor {
-  const { ctx } = run;
-  const L = ctx.model.arch.layers;
   let enc = device.createCommandEncoder();
   let pass = enc.beginComputePass();
-  encodeEmbed(ctx, pass, t);
-  for (let i = 0; i < L; i++) {
-    encodeLayer(pass, ctx, t, i, layerInput(run, t, i), layerInput(run, t, i + 1), opts.cache);
-    if (i % layers === 0) {
-      pass.end();
-      device.queue.submit([enc.finish()]);
+  const submit = () => {
+    pass.end();
+    device.queue.submit([enc.finish()]);
+  };
+  const xL = recordForward(run, t, opts, (part) => {
+    if (part > 0 && (part - 1) % layers === 0) {
+      submit();
       enc = device.createCommandEncoder();
       pass = enc.beginComputePass();
     }
-  }
-  const xL = layerInput(run, t, L);
-  encodeHead(ctx, pass, run.acts, t, xL, opts);
-  pass.end();
-  device.queue.submit([enc.finish()]);
+    return pass;
+  });
+  submit();
   return xL;
 }
 
 /** encodeForward into a pass of the caller's (one compute pass: decode captures it, kernels.ts capture). */
 export function encodeForwardPass(pass: GPUComputePassEncoder, run: ForwardRun, t: ForwardTensors, opts: ForwardOptions = {}): Tensor {
+  return recordForward(run, t, opts, () => pass);
+}
+
+/** Records the forward, each part into the pass passFor gives it: -1 the embedding, 0 .. layers - 1 the layers, layers the head. */
+function recordForward(run: ForwardRun, t: ForwardTensors, opts: ForwardOptions, passFor: (part: number) => GPUComputePassEncoder): Tensor {
   const { ctx } = run;
   const L = ctx.model.arch.layers;
-  encodeEmbed(ctx, pass, t);
-  for (let i = 0; i < L; i++) encodeLayer(pass, ctx, t, i, layerInput(run, t, i), layerInput(run, t, i + 1), opts.cache);
+  encodeEmbed(ctx, passFor(-1), t);
+  for (let i = 0; i < L; i++) encodeLayer(passFor(i), ctx, t, i, layerInput(run, t, i), layerInput(run, t, i + 1), opts.cache);
   const xL = layerInput(run, t, L);
-  encodeHead(ctx, pass, run.acts, t, xL, opts);
+  encodeHead(ctx, passFor(L), run.acts, t, xL, opts);
   return xL;
 }
 
@@ -392,9 +395,7 @@ export async function forwardBatch(run: ForwardRun, b: PackedBatch, want: { loss
   const { tensors: t, trainedTokens } = writeBatch(run, b);
   const device = run.ctx.kernels.device;
   const out = want.logits ? logitsTensor(run.acts, t.tokens) : undefined;
-  const enc = device.createCommandEncoder();
-  encodeForward(enc, run, t, { loss: want.loss, logits: out ? { out, firstRow: 0 } : undefined });
-  device.queue.submit([enc.finish()]);
+  submitForward(device, run, t, { loss: want.loss, logits: out ? { out, firstRow: 0 } : undefined });
   const result: ForwardResult = { trainedTokens };
   if (want.loss) result.loss = await readMeanLoss(device, t, trainedTokens);
   if (out) result.logits = await readTensor(device, out);

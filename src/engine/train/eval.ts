@@ -2,7 +2,7 @@
 // every row, normalised as training normalises a step: the sum of the per-token losses over the
 // trained tokens of the whole split. Plus early stopping (transformers' EarlyStoppingCallback with
 // threshold 0: stop after `patience` evals in a row that did not improve on the best).
-import { encodeForward, writeBatch, type ForwardRun } from '../forward.ts';
+import { submitForward, writeBatch, type ForwardRun } from '../forward.ts';
 import { readTensor } from '../tensor.ts';
 import type { RowSource } from './loop.ts';
 
@@ -28,9 +28,7 @@ export async function evaluateLoss(run: ForwardRun, data: RowSource, batch: numb
     const b = await data.read(start, Math.min(batch, data.rows - start));
     const { tensors: t, trainedTokens } = writeBatch(run, b);
     if (trainedTokens === 0) continue;
-    const enc = device.createCommandEncoder();
-    encodeForward(enc, run, t, { loss: true });
-    device.queue.submit([enc.finish()]);
+    submitForward(device, run, t, { loss: true });
     for (const x of await readTensor(device, t.tokenLoss!)) sum += x;
     tokens += trainedTokens;
   }
