@@ -84,7 +84,7 @@ describe('tensor-core attention checks against float64', () => {
 });
 
 describe("the benchmark machine's record of the tensor-core attention checks (tests/fixtures/attention-mma)", () => {
-  // Made on the H200 with `npm run bench -- --only attn --json B.json` and `node tools/bench/attention-mma-fixture.mjs B.json`.
+  // Made on the H200 with `npm run bench -- --only attn --checks-only --json B.json` and `node tools/bench/attention-mma-fixture.mjs B.json`.
   const record = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures/attention-mma/checks.json'), 'utf8')) as {
     digest: string;
     gpu: { vendor: string };

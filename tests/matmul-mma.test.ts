@@ -75,7 +75,7 @@ describe('tensor-core GEMM against float64 (devices with f16 subgroup matrices)'
 });
 
 describe("the benchmark machine's record of the tensor-core GEMM checks (tests/fixtures/mma)", () => {
-  // Made on the H200 with `npm run bench -- --only mma --json B.json` and `node tools/bench/mma-fixture.mjs B.json`.
+  // Made on the H200 with `npm run bench -- --only mma --checks-only --json B.json` and `node tools/bench/mma-fixture.mjs B.json`.
   const load = () => JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures/mma/checks.json'), 'utf8')) as {
     digest: string;
     compileErrors: Record<string, string>;

@@ -20,6 +20,7 @@
 // Options: --only matmul,nf4,load   --sizes 1024,2048,4096   --repeats N   --json FILE   --torch FILE
 //          --torch-models FILE
 //          --quick (small shapes and few repeats, for a software GPU)   --no-tensor-cores
+//          --checks-only (mma, attn: the float64 checks their fixtures keep, no timings)
 //          --load-shape 1b|8b   --load-layers N   --load-vocab N   --load-repeats N   --load-dir DIR
 //          --load-shard-bytes N   --keep (leave the generated cache folder in place)
 //          --model-shapes 1b,8b   --model-layers N   --model-vocab N   --seq N   --train-steps N (0: none)   --decode-tokens N
@@ -53,6 +54,8 @@ interface Args {
   sizes: number[];
   repeats: number;
   quick: boolean;
+  /** mma and attn: only the float64 checks (what tests/fixtures keeps), no timings. */
+  checksOnly: boolean;
   tensorCores: boolean;
   load: LoadBenchOptions;
   engine: EngineBenchOptions;
@@ -66,6 +69,7 @@ function parseArgs(argv: string[]): Args {
     sizes: quick ? [256, 512] : [1024, 2048, 4096],
     repeats: quick ? 3 : 20,
     quick,
+    checksOnly: argv.includes('--checks-only'),
     tensorCores: true,
     // --quick: the 1B's layer shapes, 2 of its 16 layers and a 16k vocab (about 0.16 B params).
     engine: engineDefaults(quick),
@@ -80,7 +84,7 @@ function parseArgs(argv: string[]): Args {
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const v = argv[i + 1];
-    if (flag === '--quick' || flag === '--build-only') continue;
+    if (flag === '--quick' || flag === '--build-only' || flag === '--checks-only') continue;
     if (flag === '--no-tensor-cores') {
       args.tensorCores = false;
       continue;
@@ -187,7 +191,7 @@ async function main() {
     for (const r of mm) summary.push(`NF4 matmul ${r.direction} [${r.shape.join('x')}]: ${r.gbps ? `${r.ms.toFixed(3)} ms, ${r.gbps.toFixed(0)} GB/s` : `${r.tflops.toPrecision(3)} TFLOP/s`}`);
   }
   if (args.only.includes('mma')) {
-    const mma = await benchMma(gpu, kernels, args.sizes, args.repeats, args.quick);
+    const mma = await benchMma(gpu, kernels, args.sizes, args.repeats, args.quick, args.checksOnly);
     results.push(mma);
     const failed = mma.checks.filter((c) => !c.ok).length;
     summary.push(`mma checks: ${mma.checks.length - failed} passed, ${failed} failed, ${Object.keys(mma.compileErrors).length} compile errors; lm_head ${mma.lmHead?.ok ? 'ok' : 'FAILED'}`);
@@ -215,7 +219,7 @@ async function main() {
       const failed = checks.checks.filter((c) => !c.ok).length;
       summary.push(`attention checks (f16${kernels.gpu.info.mmaF16 ? ', tensor cores' : ''}): ${checks.checks.length - failed} passed, ${failed} failed`);
     }
-    const attn = await benchAttention(gpu, kernels, args.engine, Math.min(args.repeats, 10));
+    const attn = args.checksOnly ? [] : await benchAttention(gpu, kernels, args.engine, Math.min(args.repeats, 10));
     results.push(...attn);
     for (const r of attn) {
       for (const x of r.variants) summary.push(`attention ${r.shape} ${x.variant} at T ${r.dims[0]}: forward ${x.forwardTflops.toPrecision(3)} TFLOP/s, backward ${x.backwardTflops.toPrecision(3)}; ${x.trainStepSeconds.toFixed(3)} s per training step`);

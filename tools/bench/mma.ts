@@ -56,7 +56,7 @@ async function compileErrors(gpu: Gpu, name: string, code: string): Promise<stri
   return errors.length ? errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('\n') : undefined;
 }
 
-export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repeats: number, quick: boolean): Promise<MmaBenchReport> {
+export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repeats: number, quick: boolean, checksOnly = false): Promise<MmaBenchReport> {
   const report: MmaBenchReport = { op: 'mma-report', digest: mmaSourcesDigest(), checks: [], compileErrors: {}, results: [] };
   if (!gpu.info.mmaF16) {
     console.log('mma: this device has no f16 16x16x16 subgroup matrices; skipped');
@@ -108,6 +108,7 @@ export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repe
 
   report.lmHead = await checkLmHeadMma(kernels);
   console.log(`mma lm_head check: lse ${report.lmHead.lseErr.toExponential(2)}, loss ${report.lmHead.lossErr.toExponential(2)}, dh ${report.lmHead.dhErr.toExponential(2)} ${report.lmHead.ok ? 'ok' : 'FAILED'}`);
+  if (checksOnly) return report;
 
   // Dense square products: f16 operands (the tensor cores' headline), and an f32 a (converted to
   // row-scaled f16 first) against the same f16 b.
