@@ -9,7 +9,7 @@
 //   no-store    the shares fetched but not staged (the stores behind a condition that never holds)
 //   no-fetch    the shares staged but made up in registers (no device loads)
 //   no-barrier  the k loop's two barriers removed (races: timing only)
-//   element-order  every lane stores its share in element order (as before session 12's store_order:
+//   element-order  every lane stores its share in element order (as before session 12's storeLayout:
 //               correct results, two- to four-way bank conflicts)
 //   no-table    NF4 only: each code converted and scaled without the code's lookup (a subgroupShuffle
 //               since session 11, a workgroup-memory read before; the multiply and the rounding stay)
