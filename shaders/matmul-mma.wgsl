@@ -22,6 +22,9 @@
 // An f32 a arrives here as f16 rows scaled by powers of two (shaders/f16-rows.wgsl explains why);
 // unscale() multiplies each row of the product back by its 2^-s (exact), or is the identity.
 //
+// A LoRA variant first multiplies s · u · op(L) into the accumulators as more k steps, before the
+// k loop (shaders/matmul-mma-lora.wgsl).
+//
 // The epilogue goes through a 16x16 f32 staging area per subgroup: bounds, bias, accumulate and
 // the output type are handled per element there, once per result matrix (nothing per k step).
 // Generic names as shaders/nf4-matmul.wgsl: m rows of a and out, ki the reduction, nc columns.
@@ -34,6 +37,8 @@ struct Params {
   bs_shift: u32,
   has_bias: u32,
   accumulate: u32,
+  lora_r: u32,     // LoRA's rank where the variant adds its term (shaders/matmul-mma-lora.wgsl), else 0
+  lora_scale: f32,
 }
 
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
@@ -111,6 +116,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: 
   let inside = row0 + BM <= p.m && col0 + BN <= p.nc; // the whole block (its k steps checked apart)
   //{{ACC_DECL}}
   let tiles = (p.ki + BK - 1u) / BK;
+  //{{LORA}}
   //{{FETCH_DECL}}
   //{{STORE_NEXT}}
   workgroupBarrier();

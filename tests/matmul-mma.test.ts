@@ -138,7 +138,7 @@ describe("the tiles' store order (storeLayout)", () => {
   it.each(Object.entries(MMA_TILINGS))('stores every share of %s in one pass a store instruction', (name, tiling) => {
     for (const kind of ['dense', 'nf4'] as const) {
       for (const transB of [true, false]) {
-        const order = storeLayout({ kind, transB, vec: true, scaled: true }, tiling);
+        const order = storeLayout({ kind, transB, vec: true, scaled: true, lora: 0 }, tiling);
         expect(order.wavefronts.a, `${name} ${kind} a`).toBe(order.least.a);
         if (kind === 'nf4' || name.endsWith('k64')) expect(order.wavefronts.b, `${name} ${kind} b`).toBe(order.least.b);
       }
@@ -147,9 +147,9 @@ describe("the tiles' store order (storeLayout)", () => {
 
   it('takes more passes in element order (the count would catch a layout that made conflicts)', () => {
     const t = MMA_TILINGS['256x128-w8-k32'];
-    const order = storeLayout({ kind: 'nf4', transB: true, vec: true, scaled: true }, t);
+    const order = storeLayout({ kind: 'nf4', transB: true, vec: true, scaled: true, lora: 0 }, t);
     // The generated shader carries the chosen order; element order is shift 5 with spread 1.
-    const source = mmaSource({ kind: 'nf4', transB: true, vec: true, scaled: true }, t);
+    const source = mmaSource({ kind: 'nf4', transB: true, vec: true, scaled: true, lora: 0 }, t);
     expect(source).toContain(`const A_SPREAD = ${order.aSpread}u;`);
     expect(source).toContain(`const B_ROT = ${order.bRot}u;`);
     expect([order.aRot, order.bRot]).not.toContain(5);
@@ -161,9 +161,12 @@ describe('the generated GEMM shaders (every tiling and variant, checked as text:
   // Tint rejects a subgroupMatrixLoad whose 16x16 access can pass the end of its workgroup array (a
   // generator change that read B's tile on from A's offsets did, on the GPU machine only); this
   // finds that here.
+  // Each without LoRA's term and with one more step than a chunk holds (shaders/matmul-mma-lora.wgsl: its k steps read the same tiles).
   const variants = Object.entries(MMA_TILINGS).flatMap(([name, tiling]) =>
     (['dense', 'nf4'] as const).flatMap((kind) =>
-      [true, false].map((transB) => ({ name: `${name} ${kind} ${transB ? 'T' : 'N'}`, tiling, v: { kind, transB, vec: true, scaled: true } })),
+      [true, false].flatMap((transB) =>
+        [0, tiling.bk / 16 + 1].map((lora) => ({ name: `${name} ${kind} ${transB ? 'T' : 'N'}${lora ? ` lora${lora}` : ''}`, tiling, v: { kind, transB, vec: true, scaled: true, lora } })),
+      ),
     ),
   );
   it.each(variants)('$name: every matrix load stays inside its tile', ({ v, tiling }) => {
@@ -171,7 +174,7 @@ describe('the generated GEMM shaders (every tiling and variant, checked as text:
     const constant = (name: string) => Number(source.match(new RegExp(`const ${name} = (\\d+)u;`))![1]);
     const sizes: Record<string, number> = { tile_a: constant('TM') * 16 * constant('SA'), tile_b: constant('B_SUB') };
     const loads = [...source.matchAll(/subgroupMatrixLoad<[^>]*>, (?:row|col)_major>\(&(tile_[ab])\[\w+\], (\d+)u, (SA|SB)\)/g)];
-    expect(loads.length).toBe((tiling.bk / 16) * (tiling.tm + tiling.tn));
+    expect(loads.length).toBe((tiling.bk / 16 + v.lora) * (tiling.tm + tiling.tn));
     for (const [, tile, offset, stride] of loads) expect(Number(offset) + 15 * constant(stride) + 16, `${tile} at ${offset}`).toBeLessThanOrEqual(sizes[tile]);
   });
 });

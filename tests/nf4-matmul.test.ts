@@ -5,6 +5,7 @@ import { destroyNf4, uploadNf4 } from '../src/engine/nf4.ts';
 import {
   encodeNf4Matmul,
   encodeNf4MatmulBackward,
+  nf4TakesLora,
   NF4_GEMV_MAX_ROWS,
   nf4Matmul,
   type Nf4MatmulOptions,
@@ -170,6 +171,12 @@ describe('NF4 matmul plumbing', () => {
     const bigY = createTensor(gpu.device, [NF4_GEMV_MAX_ROWS + 1, 70], 'f32');
     expect(run((p) => encodeNf4Matmul(kernels, p, big, w, bigY, { kernel: 'gemv' }))).toThrow(/gemv kernel takes at most/);
     expect(run((p) => encodeNf4MatmulBackward(kernels, p, y, w, y))).toThrow(/dx has shape \[3,70\], expected \[3,64\]/);
+    // LoRA's term rides only on the tensor-core kernel (nf4TakesLora): never the GEMV, nor the SIMT tiles.
+    const lora = { u: createTensor(gpu.device, [NF4_GEMV_MAX_ROWS + 1, 16], 'f32'), w: createTensor(gpu.device, [70, 16], 'f32'), scale: 2 };
+    expect(nf4TakesLora(kernels, 3, w)).toBe(false);
+    expect(nf4TakesLora(kernels, NF4_GEMV_MAX_ROWS + 1, w)).toBe(!!gpu.info.mmaF16);
+    expect(run((p) => encodeNf4Matmul(kernels, p, x, w, y, { lora }))).toThrow(/only the tensor-core kernel adds a LoRA term/);
+    if (!gpu.info.mmaF16) expect(run((p) => encodeNf4Matmul(kernels, p, big, w, bigY, { lora }))).toThrow(/only the tensor-core kernel adds a LoRA term/);
     destroyNf4(w);
   });
 });

@@ -29,7 +29,7 @@ import { encodeLinear, linearShape } from './linear.ts';
 import { encodeNf4Gemv, NF4_GEMV_MAX_ROWS, type GemvPrologue } from './nf4-gemv.ts';
 import type { Nf4GpuWeight } from './nf4.ts';
 import { encodeLmHeadLogits, encodeLmHeadLoss } from './lmhead.ts';
-import { encodeLora, encodeLoraU, encodeLoraUs, hasDropout, loraGemvParts, type LoraWeights } from './lora.ts';
+import { encodeLoraU, encodeLoraUs, hasDropout, loraGemvParts, type LoraWeights } from './lora.ts';
 import type { LoraSet } from './lora-weights.ts';
 import type { ModelWeights } from './model.ts';
 import { encodeRmsnorm } from './rmsnorm.ts';
@@ -261,9 +261,8 @@ export function encodeLayer(
   const proj = (p: GPUComputePassEncoder, name: LinearName, x: Tensor, y: Tensor): void => {
     const w = gemvWeight(name);
     if (w) return gemv(p, name, w, x, y);
-    encodeLinear(kernels, p, x, W.linears[name], y);
     const l = lora?.[name];
-    if (l) encodeLora(kernels, p, x, l, loraU(name), y);
+    encodeLinear(kernels, p, x, W.linears[name], y, l && { weights: l, u: loraU(name) });
   };
   /** out = residual + proj(x), through `tmp` and an add unless the GEMV's epilogue does it. */
   const projAdd = (p: GPUComputePassEncoder, name: LinearName, x: Tensor, tmp: Tensor, residual: Tensor, out: Tensor): void => {

@@ -2,7 +2,8 @@
 // y += s · (x Aᵀ) Bᵀ with u = x Aᵀ kept by encodeLora, given dy:
 //   dB += s · dyᵀ u,  du = s · dy B,  dA += duᵀ x,  dx += du A
 // The frozen base's share of dx comes from encodeNf4MatmulBackward (nf4-matmul.ts), recorded
-// first; this adds LoRA's share to it. With dropout in training (lora.dropout, the forward's
+// first; this adds LoRA's share to it. Without dx it leaves du · A to the caller: the training
+// backward has the base's tensor-core GEMM add it (train/backward.ts). With dropout in training (lora.dropout, the forward's
 // draw), dA and dx take the forward's mask. Reference: reference/lora-backward.ts.
 //
 // Dispatches, in order: transpose B into the scratch (Bᵀ [r, N]) and du = down(dy, Bᵀ); dB by

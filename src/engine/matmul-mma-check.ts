@@ -32,6 +32,8 @@ export interface MmaCase {
   accumulate?: boolean;
   /** Row i of a multiplied by 2^((i % 41) - 30): rows far below f16's normal range and above its max. */
   spreadRows?: boolean;
+  /** LoRA's term (shaders/matmul-mma-lora.wgsl): u [m, r] (its rows spread as a's), L (lora_B or lora_A), scale. */
+  lora?: { r: number; scale: number };
 }
 
 export interface MmaCheck extends MmaCase {
@@ -47,18 +49,22 @@ export const MMA_TOLERANCE = { rounded: { f32: 1e-5, f16: 1e-3 }, exact: 2e-3 } 
 
 const toF16 = (x: Float32Array) => f16ArrayToF32(f32ArrayToF16(x));
 
-/** What the kernel multiplies for an f32 a: each row scaled by the power of two that brings its max |value| into
- * [2^14, 2^15) (shaders/row-scale.wgsl), rounded to f16, scaled back (exactly). */
-function toF16ByRow(a: Float32Array, rows: number, k: number): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let r = 0; r < rows; r++) {
-    const row = a.subarray(r * k, (r + 1) * k);
+/** The power of two s of each row of an f32 a that brings its max |value| into [2^14, 2^15) (shaders/f16-rows.wgsl). */
+function rowShifts(a: Float32Array, rows: number, k: number): number[] {
+  return Array.from({ length: rows }, (_, r) => {
     let max = 0;
-    for (const x of row) if (Math.abs(x) > max) max = Math.abs(x);
-    const s = max === 0 || !Number.isFinite(max) ? 0 : Math.min(126, Math.max(-126, 14 - Math.floor(Math.log2(max))));
-    const scaled = toF16(Float32Array.from(row, (x) => x * 2 ** s));
+    for (const x of a.subarray(r * k, (r + 1) * k)) if (Math.abs(x) > max) max = Math.abs(x);
+    return max === 0 || !Number.isFinite(max) ? 0 : Math.min(126, Math.max(-126, 14 - Math.floor(Math.log2(max))));
+  });
+}
+
+/** Each row times 2^shift[r], rounded to f16, scaled back (exactly): what the kernel multiplies. */
+function toF16ByRow(a: Float32Array, shifts: number[], k: number): Float32Array {
+  const out = new Float32Array(a.length);
+  shifts.forEach((s, r) => {
+    const scaled = toF16(Float32Array.from(a.subarray(r * k, (r + 1) * k), (x) => x * 2 ** s));
     for (let i = 0; i < k; i++) out[r * k + i] = scaled[i] * 2 ** -s;
-  }
+  });
   return out;
 }
 
@@ -88,23 +94,42 @@ export async function checkMmaMatmul(kernels: Kernels, c: MmaCase, tiling?: MmaT
   const before = c.accumulate ? stored(randomF32(m * nc, seed + 3)) : undefined;
   const out = before ? uploadTensor(device, before, [m, nc], c.outDtype, 'mma-check.out') : createTensor(device, [m, nc], c.outDtype, 'mma-check.out');
   const beforeStored = before && (c.outDtype === 'f16' ? toF16(before) : before);
-  submitPass(kernels, (pass) => encodeMmaMatmul(kernels, pass, a, operand, out, { ...c, bias, accumulate: c.accumulate }, { tiling }));
+  // LoRA: u's rows as large as a's (u = x · Aᵀ, du = s · dy · B scale with their row), L small.
+  const r = c.lora?.r ?? 0;
+  const uHost = randomF32(m * r, seed + 4);
+  for (let i = 0; i < m * r; i++) uHost[i] = Math.fround(uHost[i] * (c.spreadRows ? 2 ** ((Math.floor(i / r) % 41) - 30) : 1));
+  const lHost = randomF32(r * nc, seed + 5).map((x) => x * 0.05);
+  const lora = c.lora && {
+    u: uploadTensor(device, uHost, [m, r], 'f32', 'mma-check.u'),
+    w: uploadTensor(device, lHost, c.transB ? [nc, r] : [r, nc], 'f32', 'mma-check.l'),
+    scale: c.lora.scale,
+  };
+  submitPass(kernels, (pass) => encodeMmaMatmul(kernels, pass, a, operand, out, { ...c, bias, accumulate: c.accumulate, lora }, { tiling }));
   const got = await readTensor(device, out);
   const shape = { m, n: nc, k: ki, transB: c.transB };
-  const errOf = (aa: Float32Array, bb: Float32Array) => {
+  const errOf = (aa: Float32Array, bb: Float32Array, uu: Float32Array, ll: Float32Array) => {
     const { c: want, scale } = matmulRef(aa, bb, shape);
+    const term = r ? matmulRef(uu, ll, { ...shape, k: r }) : null;
     for (let i = 0; i < want.length; i++) {
       const extra = (biasHost?.[i % nc] ?? 0) + (beforeStored?.[i] ?? 0);
-      want[i] += extra;
-      scale[i] += Math.abs(extra);
+      want[i] += extra + (term?.c[i] ?? 0);
+      scale[i] += Math.abs(extra) + (term?.scale[i] ?? 0);
     }
     return maxRelError(got, want, scale);
   };
-  const errRounded = errOf(c.dtype === 'f32' ? toF16ByRow(aHost, m, ki) : aHost, toF16(bHost));
-  const errExact = errOf(aHost, bHost);
+  // What the kernel multiplies for LoRA: s · u (in f32) with a's row scale times 2^-12 and L times
+  // 2^12 (f32 a), or neither (f16 a), each rounded to f16 (shaders/matmul-mma-lora.wgsl).
+  const shifts = c.dtype === 'f32' ? rowShifts(aHost, m, ki) : new Array<number>(m).fill(12);
+  const su = uHost.map((x) => Math.fround(x * (c.lora?.scale ?? 0)));
+  const uRounded = toF16ByRow(su, shifts.map((s) => s - 12), r);
+  const lRounded = c.dtype === 'f32' ? toF16(lHost.map((x) => x * 4096)).map((x) => x / 4096) : toF16(lHost);
+  const errRounded = errOf(c.dtype === 'f32' ? toF16ByRow(aHost, shifts, ki) : aHost, toF16(bHost), uRounded, lRounded);
+  const errExact = errOf(aHost, bHost, su, lHost);
   a.buffer.destroy();
   out.buffer.destroy();
   bias?.buffer.destroy();
+  lora?.u.buffer.destroy();
+  lora?.w.buffer.destroy();
   if (operand.kind === 'dense') operand.b.buffer.destroy();
   else destroyNf4(operand.w);
   const ok = errRounded <= MMA_TOLERANCE.rounded[c.outDtype] && errExact <= MMA_TOLERANCE.exact;
@@ -130,6 +155,15 @@ export function mmaCases(f16: boolean): MmaCase[] {
     cases.push({ ...base, b: 'nf4', transB: true, dtype: 'f16', outDtype: 'f32', bias: true });
     cases.push({ ...base, b: 'nf4', transB: false, dtype: 'f16', outDtype: 'f16', accumulate: true });
   }
+  // LoRA's term: the training forward (x · Wᵀ + s · u · Bᵀ) and backward (dy · W + du · A, added to
+  // dx), r over one chunk of any tiling (40: two chunks of a k32 tiling, three steps of a k64 one),
+  // a short r, rows spread far, an f16 a.
+  cases.push({ ...base, b: 'nf4', transB: true, dtype: 'f32', outDtype: 'f32', lora: { r: 16, scale: 2 } });
+  cases.push({ ...base, b: 'nf4', transB: false, dtype: 'f32', outDtype: 'f32', accumulate: true, lora: { r: 16, scale: 1 } });
+  cases.push({ ...base, b: 'nf4', transB: true, dtype: 'f32', outDtype: 'f32', bias: true, lora: { r: 40, scale: 0.5 } });
+  cases.push({ ...base, b: 'dense', transB: true, dtype: 'f32', outDtype: 'f32', lora: { r: 8, scale: 4 } });
+  cases.push({ ...base, b: 'nf4', transB: false, dtype: 'f32', outDtype: 'f32', spreadRows: true, lora: { r: 16, scale: 2 } });
+  if (f16) cases.push({ ...base, b: 'nf4', transB: true, dtype: 'f16', outDtype: 'f32', lora: { r: 16, scale: 2 } });
   return cases;
 }
 
@@ -144,7 +178,9 @@ export function mmaSourcesDigest(): string {
     for (const kind of ['dense', 'nf4'] as const) {
       for (const transB of [true, false]) {
         for (const vec of [true, false]) {
-          for (const scaled of [true, false]) texts.push(mmaSource({ kind, transB, vec, scaled }, tiling));
+          for (const scaled of [true, false]) {
+            for (let lora = 0; lora <= tiling.bk / 16 + 1; lora++) texts.push(mmaSource({ kind, transB, vec, scaled, lora }, tiling));
+          }
         }
       }
     }

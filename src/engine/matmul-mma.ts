@@ -18,6 +18,7 @@ import template from '../../shaders/matmul-mma.wgsl?raw';
 import f16RowsSource from '../../shaders/f16-rows.wgsl?raw';
 import denseSource from '../../shaders/matmul-mma-dense.wgsl?raw';
 import nf4Source from '../../shaders/matmul-mma-nf4.wgsl?raw';
+import loraSource from '../../shaders/matmul-mma-lora.wgsl?raw';
 
 /** How a workgroup splits its block: sgr x sgc subgroups, each tm x tn result matrices of 16x16; bk per k step. */
 export interface MmaTiling {
@@ -89,7 +90,20 @@ export interface MmaVariant {
   vec: boolean;
   /** a came as f32 and was scaled row by row (shaders/f16-rows.wgsl): the epilogue scales back. */
   scaled: boolean;
+  /** 16-wide k steps of LoRA's term, ceil(r / 16) (shaders/matmul-mma-lora.wgsl), 0: none. */
+  lora: number;
 }
+
+/** LoRA's term added to the product: out += scale · u · op(w) (shaders/matmul-mma-lora.wgsl). */
+export interface MmaLora {
+  /** [m, r] f32: x · Aᵀ (the forward), or du = s · dy · B (the backward, scale 1). */
+  u: Tensor;
+  /** f32, [nc, r] with transB (lora_B), else [r, nc] (lora_A). */
+  w: Tensor;
+  scale: number;
+}
+
+
 
 export interface MmaMatmulShape {
   /** Rows of a and out. */
@@ -104,6 +118,8 @@ export interface MmaMatmulShape {
   bias?: Tensor;
   /** out += result. */
   accumulate?: boolean;
+  /** LoRA's term, added before the epilogue. */
+  lora?: MmaLora;
 }
 
 /** Whether the tensor-core kernel can take this product on this device: f16 subgroup matrices, and B
@@ -141,10 +157,11 @@ export function encodeMmaMatmul(
     expectShape('mma matmul', s.bias, [s.nc], 'bias');
     if (s.bias.dtype !== 'f32') throw new Error(`mma matmul: bias must be f32, not ${s.bias.dtype}`);
   }
+  const r = s.lora ? checkLora(s.lora, s) : 0;
   const chosen = chooseMma(b.kind, s.m, s.nc);
   const tiling = force.tiling ?? chosen.tiling;
   const aligned = s.ki % 4 === 0 && (b.kind === 'nf4' || s.transB || s.nc % 4 === 0);
-  const v: MmaVariant = { kind: b.kind, transB: s.transB, vec: force.vec ?? (chosen.vec && aligned), scaled: a.dtype === 'f32' };
+  const v: MmaVariant = { kind: b.kind, transB: s.transB, vec: force.vec ?? (chosen.vec && aligned), scaled: a.dtype === 'f32', lora: Math.ceil(r / 16) };
   if (v.vec && (s.ki % 4 !== 0 || (b.kind === 'dense' && !s.transB && s.nc % 4 !== 0))) throw new Error('mma matmul: vector loads need rows of a multiple of 4');
   const kernel = mmaKernel(kernels, v, tiling, out.dtype, force.edit);
   const bs = Math.log2(b.kind === 'nf4' ? b.w.blocksize : 1);
@@ -165,6 +182,7 @@ export function encodeMmaMatmul(
         ];
   bindings.push([3, s.bias?.buffer ?? stand], [4, out.buffer]);
   if (a16.scales) bindings.push([6, a16.scales]);
+  if (s.lora) bindings.push([7, s.lora.u.buffer], [8, s.lora.w.buffer]);
   const params = {
     m: s.m,
     nc: s.nc,
@@ -173,10 +191,22 @@ export function encodeMmaMatmul(
     bs_shift: bs,
     has_bias: s.bias ? 1 : 0,
     accumulate: s.accumulate ? 1 : 0,
+    lora_r: r,
+    lora_scale: s.lora?.scale ?? 0,
   };
   const { bm, bn } = blockOf(tiling);
   const [rowBlocks, colBlocks] = [Math.ceil(s.m / bm), Math.ceil(s.nc / bn)];
   kernels.dispatchAt(pass, kernel, bindings, params, rowsFastest(s.transB) ? [rowBlocks, colBlocks] : [colBlocks, rowBlocks]);
+}
+
+/** LoRA's shapes against the product's; returns r. */
+function checkLora(l: MmaLora, s: MmaMatmulShape): number {
+  const r = l.u.shape[l.u.shape.length - 1];
+  if (numel(l.u.shape) !== s.m * r) throw new Error(`mma matmul: LoRA's u has shape [${l.u.shape}], expected [${s.m}, r]`);
+  expectShape('mma matmul', l.w, s.transB ? [s.nc, r] : [r, s.nc], s.transB ? "LoRA's B" : "LoRA's A");
+  if (l.u.dtype !== 'f32' || l.w.dtype !== 'f32') throw new Error(`mma matmul: LoRA's u and weight must be f32, not ${l.u.dtype}/${l.w.dtype}`);
+  if (!Number.isFinite(l.scale)) throw new Error(`mma matmul: LoRA's scale ${l.scale} is not finite`);
+  return r;
 }
 
 /**
@@ -229,7 +259,7 @@ function mmaKernel(kernels: Kernels, v: MmaVariant, tiling: MmaTiling, out: DTyp
 }
 
 function variantName(v: MmaVariant): string {
-  return `${v.kind},${v.transB ? 'T' : 'N'}${v.vec ? ',vec' : ''}${v.scaled ? ',scaled' : ''}`;
+  return `${v.kind},${v.transB ? 'T' : 'N'}${v.vec ? ',vec' : ''}${v.scaled ? ',scaled' : ''}${v.lora ? `,lora${v.lora}` : ''}`;
 }
 
 function blockOf(t: MmaTiling): { bm: number; bn: number; threads: number } {
@@ -287,9 +317,13 @@ fn fetch_a_in(r: u32, k: u32) -> vec4<f16> { return fetch_a4_in(r, k, p.ki); }`;
   return v.scaled
     ? `${fetch}
 @group(0) @binding(6) var<storage, read> row_scale: array<vec2<f32>>; // (2^s, 2^-s) per row of a
-fn unscale(row: u32, v: f32) -> f32 { return v * row_scale[row].y; }`
+fn unscale(row: u32, v: f32) -> f32 { return v * row_scale[row].y; }
+fn lora_row(row: u32) -> f32 { return row_scale[row].x * (1.0 / 4096.0); }
+const LORA_W = 4096.0;`
     : `${fetch}
-fn unscale(row: u32, v: f32) -> f32 { return v; }`;
+fn unscale(row: u32, v: f32) -> f32 { return v; }
+fn lora_row(row: u32) -> f32 { return 1.0; }
+const LORA_W = 1.0;`;
 }
 
 /** The tiles' geometry of a tiling (as the shader's constants): row strides, block sizes, shares. */
@@ -426,6 +460,18 @@ function generate(v: MmaVariant, t: MmaTiling): string {
   const mma = range(t.bk / 16)
     .map((q) => `{\n      ${step(16 * q)}\n    }`)
     .join('\n    ');
+  // LoRA's term: r in chunks of up to BK staged into the tiles (stage_lora), each multiplied as k steps.
+  const loraK = 16 * Math.min(Math.max(1, v.lora), t.bk / 16);
+  const lora = range(Math.ceil((16 * v.lora) / loraK))
+    .map((c) =>
+      [
+        `stage_lora(tid, row0, col0, ${c * loraK}u);`,
+        'workgroupBarrier();',
+        ...range(Math.min(loraK / 16, v.lora - (c * loraK) / 16)).map((q) => `{\n    ${step(16 * q).replaceAll('\n      ', '\n    ')}\n  }`),
+        'workgroupBarrier();',
+      ].join('\n  '),
+    )
+    .join('\n  ');
   const epilogue = cells
     .map(
       ([i, j]) =>
@@ -454,6 +500,7 @@ function generate(v: MmaVariant, t: MmaTiling): string {
     `const A_SPREAD = ${order.aSpread}u;`,
     `const A_ROT = ${order.aRot}u;`,
     `const B_ROT = ${order.bRot}u;`,
+    `const LORA_K = ${loraK}u;`,
     '',
   ].join('\n');
   const body = template
@@ -467,6 +514,7 @@ function generate(v: MmaVariant, t: MmaTiling): string {
     .replace('//{{FETCH_NEXT}}', fetchNext)
     .replace('//{{MMA_STEP}}', mma)
     .replace('//{{STORE_NEXT}}', storeNext('      '))
+    .replace('//{{LORA}}', lora)
     .replace('//{{EPILOGUE}}', epilogue);
   const bSource =
     kind === 'nf4'
@@ -475,5 +523,5 @@ function generate(v: MmaVariant, t: MmaTiling): string {
           '//{{B4_SOURCE}}',
           fetch4('b', 'b', v.vec),
         );
-  return header + bSource + body.replace('//{{A_SOURCE}}', aSource(v));
+  return header + bSource + body.replace('//{{A_SOURCE}}', aSource(v) + (v.lora ? `\n${loraSource}` : ''));
 }

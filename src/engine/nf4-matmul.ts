@@ -8,7 +8,7 @@
 import { expectShape, createTensor, numel, type DType, type Tensor } from './tensor.ts';
 import { checkBindingSizes, submitPass, withResidualType, type Kernels } from './kernels.ts';
 import { NF4_WGSL, type Nf4GpuWeight } from './nf4.ts';
-import { encodeMmaMatmul, mmaApplies } from './matmul-mma.ts';
+import { encodeMmaMatmul, mmaApplies, type MmaLora } from './matmul-mma.ts';
 import { encodeNf4Gemv, NF4_GEMV_MAX_ROWS } from './nf4-gemv.ts';
 import tile128 from '../../shaders/tile128.wgsl?raw';
 import source from '../../shaders/nf4-matmul.wgsl?raw';
@@ -26,6 +26,13 @@ export interface Nf4MatmulOptions {
   tensorCores?: boolean;
   /** Force a kernel: 'tiled' or 'gemv' (forward only, at most NF4_GEMV_MAX_ROWS rows). Default: by rows. */
   kernel?: 'tiled' | 'gemv';
+  /** LoRA's term added by the tensor-core kernel (where nf4TakesLora says it runs). */
+  lora?: MmaLora;
+}
+
+/** Whether a product of `rows` rows by `w` runs on the tensor cores, which add LoRA's term themselves (`lora`). */
+export function nf4TakesLora(kernels: Kernels, rows: number, w: Nf4GpuWeight): boolean {
+  return rows > NF4_GEMV_MAX_ROWS && mmaApplies(kernels.gpu.info, { kind: 'nf4', w });
 }
 
 /**
@@ -62,7 +69,7 @@ export function encodeNf4MatmulBackward(
   dy: Tensor,
   w: Nf4GpuWeight,
   dx: Tensor,
-  opts: Pick<Nf4MatmulOptions, 'accumulate' | 'tensorCores'> = {},
+  opts: Pick<Nf4MatmulOptions, 'accumulate' | 'tensorCores' | 'lora'> = {},
 ): void {
   const [n, k] = weightShape(w);
   const m = rowsOf('nf4 matmul backward', dy, n, 'dy');
@@ -106,6 +113,9 @@ function dispatch(
   opts: Nf4MatmulOptions,
   s: { m: number; nc: number; ki: number; trans: boolean; gemv: boolean },
 ): void {
+  if (opts.lora && (s.gemv || opts.tensorCores === false || !mmaApplies(kernels.gpu.info, { kind: 'nf4', w }))) {
+    throw new Error('nf4 matmul: only the tensor-core kernel adds a LoRA term (nf4TakesLora)');
+  }
   if (s.gemv) {
     encodeNf4Gemv(kernels, pass, a, w, out, { bias: opts.bias, accumulate: opts.accumulate });
     return;
@@ -118,7 +128,7 @@ function dispatch(
   ]);
   const operand = { kind: 'nf4', w } as const;
   if (opts.tensorCores !== false && mmaApplies(kernels.gpu.info, operand)) {
-    encodeMmaMatmul(kernels, pass, a, operand, out, { m: s.m, nc: s.nc, ki: s.ki, transB: s.trans, bias: opts.bias, accumulate: opts.accumulate });
+    encodeMmaMatmul(kernels, pass, a, operand, out, { m: s.m, nc: s.nc, ki: s.ki, transB: s.trans, bias: opts.bias, accumulate: opts.accumulate, lora: opts.lora });
     return;
   }
   const spec = withResidualType('nf4-matmul', NF4_WGSL + tile128 + source, a.dtype, out.dtype);

@@ -75,7 +75,7 @@ export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repe
     for (const kind of ['dense', 'nf4'] as const) {
       for (const transB of [true, false]) {
         for (const [vec, scaled] of [[true, true], [false, false]]) {
-          const v = { kind, transB, vec, scaled };
+          const v = { kind, transB, vec, scaled, lora: scaled ? tiling.bk / 16 + 1 : 0 };
           const err = await compileErrors(gpu, name, specialise(`alias R = f32;\n${mmaSource(v, tiling)}`, 'f32'));
           if (err) {
             report.compileErrors[`${name}/${JSON.stringify(v)}`] = err;
@@ -94,7 +94,7 @@ export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repe
       if (error) report.compileErrors[`${name}/${c.b}/${c.transB ? 'T' : 'N'}/${c.dtype}`] = error.message;
       report.checks.push({ ...check, tiling: name });
       ok &&= check.ok && !error;
-      console.log(`mma ${name} check ${c.b} ${c.transB ? 'T' : 'N'} ${c.dtype}->${c.outDtype}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +acc' : ''} [${c.m}x${c.ki}x${c.nc}]: ` +
+      console.log(`mma ${name} check ${c.b} ${c.transB ? 'T' : 'N'} ${c.dtype}->${c.outDtype}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +acc' : ''}${c.lora ? ` +lora r${c.lora.r}` : ''} [${c.m}x${c.ki}x${c.nc}]: ` +
         `${check.errRounded.toExponential(2)} (rounded operands), ${check.errExact.toExponential(2)} (exact) ${check.ok ? 'ok' : 'FAILED'}`);
     }
     if (ok) good.push([name, tiling]);

@@ -26,9 +26,10 @@ import type { ForwardTensors } from '../activations.ts';
 import type { Kernels } from '../kernels.ts';
 import type { LinearName } from '../arch.ts';
 import { trackedBuffer } from '../gpu-memory.ts';
-import type { LinearWeight } from '../linear.ts';
+import { linearTakesLora, type LinearWeight } from '../linear.ts';
 import { createLmHeadBackwardScratch, encodeLmHeadBackward, lmHeadBackwardChunkRows, type LmHeadBackwardScratch } from '../lmhead-backward.ts';
 import { encodeLoraBackward, loraBackwardScratchBytes } from '../lora-backward.ts';
+import { hasDropout } from '../lora.ts';
 import { encodeMatmul } from '../matmul.ts';
 import { encodeNf4MatmulBackward } from '../nf4-matmul.ts';
 import { encodeRmsnormBackward } from '../rmsnorm-backward.ts';
@@ -113,8 +114,9 @@ export function destroyBackwardScratch(s: BackwardScratch): void {
 }
 
 /**
- * Records dx (+)= dy · W for a frozen linear (the backward of y = x · Wᵀ w.r.t. x). NF4: the fused
- * dequantizing kernel, which accumulates itself. Dense: the matmul into `tmp`, then an add.
+ * Records dx (+)= dy · W (+ du · A with `lora`) for a frozen linear (the backward of y = x · Wᵀ
+ * w.r.t. x). NF4: the fused dequantizing kernel, which accumulates itself, and adds LoRA's du · A
+ * where linearTakesLora. Dense: the matmul into `tmp`, then an add.
  */
 export function encodeLinearBackward(
   kernels: Kernels,
@@ -124,11 +126,13 @@ export function encodeLinearBackward(
   dx: Tensor,
   accumulate: boolean,
   tmp: Tensor,
+  lora?: { du: Tensor; a: Tensor },
 ): void {
   if (l.kind === 'nf4') {
-    encodeNf4MatmulBackward(kernels, pass, dy, l.w, dx, { accumulate });
+    encodeNf4MatmulBackward(kernels, pass, dy, l.w, dx, { accumulate, lora: lora && { u: lora.du, w: lora.a, scale: 1 } });
     return;
   }
+  if (lora) throw new Error("backward: a dense base does not add LoRA's du · A");
   const [nOut, kIn] = [l.w.shape[0], l.w.shape[1]];
   const m = dy.shape[0];
   if (!accumulate) {
@@ -218,16 +222,26 @@ function encodeLayerBackward(
   const g = grads.layers[i];
   const { dx, dln, view, n, F, heads, kvHeads, D } = v;
 
-  /** dIn (+)= dy · W (+ LoRA's share, its dA/dB accumulated) for linear `name` with input x. */
+  /**
+   * dIn (+)= dy · W (+ LoRA's share, its dA/dB accumulated) for linear `name` with input x. LoRA's
+   * du · A goes into the base's GEMM where that takes it (no dropout mask to apply to it alone):
+   * du, dA and dB first, then the GEMM; else the base first and lora-backward adds du · A.
+   */
   const linearBack = (name: LinearName, x: Tensor, dy: Tensor, dIn: Tensor, accumulate: boolean): void => {
-    encodeLinearBackward(kernels, pass, dy, W.linears[name], dIn, accumulate, v.tmp);
     const l = lora?.[name];
-    if (!l) return;
+    if (!l) return encodeLinearBackward(kernels, pass, dy, W.linears[name], dIn, accumulate, v.tmp);
     const gl = g?.[name];
     const u = t.u[name];
     if (!gl || !u || !s.du) throw new Error(`backward: layer ${i} ${name} has LoRA weights without grads or saves`);
     const du = view(s.du, [n, l.a.shape[0]], 'f32');
-    encodeLoraBackward(kernels, pass, l, gl, { x, u, dy, du, dx: dIn, scratch: s.lora ?? undefined }, { accumulateGrads: true, accumulateDx: true });
+    const scratch = s.lora ?? undefined;
+    if (!hasDropout(l) && linearTakesLora(kernels, W.linears[name], n)) {
+      encodeLoraBackward(kernels, pass, l, gl, { x, u, dy, du, scratch }, { accumulateGrads: true });
+      encodeLinearBackward(kernels, pass, dy, W.linears[name], dIn, accumulate, v.tmp, { du, a: l.a });
+      return;
+    }
+    encodeLinearBackward(kernels, pass, dy, W.linears[name], dIn, accumulate, v.tmp);
+    encodeLoraBackward(kernels, pass, l, gl, { x, u, dy, du, dx: dIn, scratch }, { accumulateGrads: true, accumulateDx: true });
   };
 
   // MLP: x' = mid + down(silu(gate(ln2)) * up(ln2)).
