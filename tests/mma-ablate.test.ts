@@ -28,8 +28,13 @@ describe('mma ablate edits', () => {
       expect(inOrder).toContain('const A_SPREAD = 1u;');
       const order = /const (A_SPREAD|[AB]_ROT) = \du;/g;
       expect(inOrder.replace(order, '')).toBe(source.replace(order, ''));
+      expect(EDITS['no-output'](source)).toContain('if (row < p.m && col < p.nc && p.accumulate == 7u) { store_out');
       if (what === 'dense-f16') expect(() => NF4_EDITS['no-table'](source)).toThrow(/not found/);
-      else expect(NF4_EDITS['no-table'](source)).not.toMatch(/subgroupShuffle\(nf4_code_lane/);
+      else {
+        expect(NF4_EDITS['no-table'](source)).not.toMatch(/subgroupShuffle\(nf4_code_lane/);
+        // The checked fetch_b keeps its absmax load; the one inside blocks loads none.
+        expect(count(NF4_EDITS['no-absmax'](source), /absmax\[/g)).toBe(count(source, /absmax\[/g) - 1);
+      }
     });
   }
 });

@@ -11,6 +11,8 @@
 //   no-barrier  the k loop's two barriers removed (races: timing only)
 //   element-order  every lane stores its share in element order (as before session 12's storeLayout:
 //               correct results, two- to four-way bank conflicts)
+//   no-output   the epilogue's stores to out left out (the staging and its barriers stay)
+//   no-absmax   NF4 only: the k loop's absmax loads left out (every block's scale 1.0)
 //   no-table    NF4 only: each code converted and scaled without the code's lookup (a subgroupShuffle
 //               since session 11, a workgroup-memory read before; the multiply and the rounding stay)
 import type { Gpu } from '../../src/engine/gpu.ts';
@@ -50,11 +52,13 @@ export const EDITS: Record<string, (s: string) => string> = {
         : 'fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare { return BShare(f16(tid & 7u), f16(k0 & 15u), f16(i), 0.25h); }',
     ),
   'no-barrier': (s) => edit(s, /\n {4}workgroupBarrier\(\);/g, ''),
+  'no-output': (s) => edit(s, /if \(row < p\.m && col < p\.nc\) \{ store_out/, 'if (row < p.m && col < p.nc && p.accumulate == 7u) { store_out'),
   'element-order': (s) => edit(s, /const ([AB])_ROT = \du;/g, 'const $1_ROT = 5u;').replace(/const A_SPREAD = \du;/, 'const A_SPREAD = 1u;'),
 };
 
 /** Edits that only an NF4 B source has something to take out of. */
 export const NF4_EDITS: Record<string, (s: string) => string> = {
+  'no-absmax': (s) => edit(s, /(fn fetch_b_in[\s\S]*?)bitcast<u32>\(absmax\[e0 >> p\.bs_shift\]\)/, '$10x3c000000u'),
   'no-table': (s) => edit(s, /subgroupShuffle\(nf4_code_lane, \(v\.x >> nf4_shift\((\w)\)\) & 15u\)/, 'f32((v.x >> nf4_shift($1)) & 15u)'),
 };
 
