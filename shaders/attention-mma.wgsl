@@ -12,6 +12,9 @@
 // tile and each row's max m from s staged in workgroup memory; the second computes s again, writes
 // p = exp2(s - m) (at most 1) as f16, sums l = Σ p and accumulates o += p·v in result matrices, with
 // no rescaling; o / l on the way out. 1.5x the FLOPs of one pass, all of them on the tensor cores.
+// With LSE_KNOWN (training's recompute of a layer before its backward: lse holds the forward's
+// logsumexp) the first pass is skipped: m = lse, so p = exp2(s - m) <= 1 is already normalised
+// (l ~ 1, still divided by), and lse is left as it is. One pass: 1.0x the FLOPs.
 //
 // One workgroup of 4 subgroups (128 invocations) per (block of BR = 64 query rows, query head,
 // batch row); subgroup sg owns rows sg·16 + 0..15 of the block. Its q rows stay in registers as
@@ -39,6 +42,7 @@ const V4 = D / 4u; // vec4s in a row of q, k or v
 const NEG = -3.0e38; // "minus infinity", kept finite as in attention.wgsl
 const NEG_HALF = -1.0e38;
 const LN2 = 0.6931471805599453;
+override LSE_KNOWN: bool = false;
 
 var<workgroup> tile: array<array<f16, 16u * SK>, 4>; // q at the start, then k or v: four blocks of 16 rows
 var<workgroup> stage: array<array<f32, 16u * SS>, 4>; // per subgroup: its 16 rows x 64 scores, then o
@@ -129,13 +133,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   var tiles = 0u;
   if (wr.y > wr.x) { tiles = (wr.y - wr.x + BC - 1u) / BC; }
 
-  // Pass 1: each row's max m.
+  // Pass 1: each row's max m (or the known lse, in base 2).
   var m = NEG;
   //{{KV_DECL}}
-  if (tiles > 0u) {
+  if (LSE_KNOWN) {
+    if (i < p.tq) { m = lse[(b * p.heads + h) * p.tq + i] / LN2; }
+  } else if (tiles > 0u) {
     //{{K_FETCH_FIRST}}
   }
-  for (var t = 0u; t < tiles; t++) {
+  for (var t = 0u; t < select(tiles, 0u, LSE_KNOWN); t++) {
     let j0 = wr.x + t * BC;
     //{{KV_STORE}}
     if (tid < BC) { key_seg[t % 2u][tid] = key_segment(b, j0 + tid); }
@@ -188,7 +194,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   let inv = select(0.0, 1.0 / l, l > 0.0);
   // o / l through the stage, 64 columns at a time; lse.
   //{{O_STORE}}
-  if (hb == 0u && i < p.tq) {
+  if (hb == 0u && i < p.tq && !LSE_KNOWN) {
     lse[(b * p.heads + h) * p.tq + i] = select(0.0, (m + log2(l)) * LN2, l > 0.0);
   }
 }

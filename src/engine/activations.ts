@@ -6,8 +6,10 @@
 //
 // Kept for the backward (gradient checkpointing, issue 6): each layer's input in `residual`
 // (layers + 1 f32 buffers: the embedding output, each layer's output; the last is the final
-// norm's input). Everything else is one layer's worth, overwritten layer by layer, so that after
-// encodeLayer(i) it holds exactly the saves of layer i (its recompute before its backward).
+// norm's input), and each layer's attention logsumexp in `lse` (256 KB a layer at an 8B's 2048
+// tokens: the recompute then takes one pass over the keys, attention.ts `lseKnown`). Everything else
+// is one layer's worth, overwritten layer by layer, so that after encodeLayer(i) it holds exactly
+// the saves of layer i (its recompute before its backward).
 // Every buffer is counted by the memory accountant (gpu-memory.ts): 'activations', the lm_head
 // loss scratch 'scratch'.
 import type { LinearName, ModelArch } from './arch.ts';
@@ -58,7 +60,8 @@ export interface Activations {
   k: Buf;
   v: Buf;
   attn: Buf;
-  lse: Buf;
+  /** One per layer with checkpoints, else one for all. */
+  lse: Buf[];
   attnOut: Buf;
   ln2: Buf;
   rstd2: Buf;
@@ -124,7 +127,7 @@ export function createActivations(kernels: Kernels, arch: ModelArch, dtype: DTyp
     k: act('k', n * kvHeads * D),
     v: act('v', n * kvHeads * D),
     attn: act('attn', n * heads * D),
-    lse: f32('lse', n * heads),
+    lse: Array.from({ length: o.checkpoints ? arch.layers : 1 }, (_, i) => f32(`lse.${i}`, n * heads)),
     attnOut: act('attn_out', n * H),
     ln2: act('ln2', n * H),
     rstd2: f32('rstd2', n),
@@ -148,7 +151,7 @@ export function createActivations(kernels: Kernels, arch: ModelArch, dtype: DTyp
 export function destroyActivations(a: Activations): void {
   const bufs: (Buf | null)[] = [
     a.ids, a.positions, a.segments, a.targets, ...a.residual, a.mid, a.ln1, a.rstd1, a.qRaw, a.kRaw, a.rstdQ, a.rstdK,
-    a.q, a.k, a.v, a.attn, a.lse, a.attnOut, a.ln2, a.rstd2, a.gate, a.up, a.act, a.down, ...Object.values(a.u),
+    a.q, a.k, a.v, a.attn, ...a.lse, a.attnOut, a.ln2, a.rstd2, a.gate, a.up, a.act, a.down, ...Object.values(a.u),
     a.lnF, a.rstdF, a.tokenLse, a.tokenLoss, a.logits,
   ];
   for (const b of bufs) b?.destroy();
@@ -179,9 +182,10 @@ export interface ForwardTensors {
   q: Tensor;
   k: Tensor;
   v: Tensor;
-  /** Attention output [tokens, heads · D] and its logsumexp [batch, heads, seqLen] f32. */
+  /** Attention output [tokens, heads · D] and its logsumexp [batch, heads, seqLen] f32: one per
+   * layer where the arena keeps checkpoints (layerLse), else one for all. */
   attn: Tensor;
-  lse: Tensor;
+  lse: Tensor[];
   attnOut: Tensor;
   ln2: Tensor;
   rstd2: Tensor;
@@ -194,6 +198,11 @@ export interface ForwardTensors {
   rstdF: Tensor;
   tokenLse: Tensor | null;
   tokenLoss: Tensor | null;
+}
+
+/** Layer i's attention logsumexp (its own where the arena keeps one per layer). */
+export function layerLse(t: ForwardTensors, i: number): Tensor {
+  return t.lse[Math.min(i, t.lse.length - 1)];
 }
 
 export function forwardTensors(a: Activations, batch: number, seqLen: number): ForwardTensors {
@@ -229,7 +238,7 @@ export function forwardTensors(a: Activations, batch: number, seqLen: number): F
     k,
     v: t(a.v, [n, kvHeads * D]),
     attn: t(a.attn, [n, heads * D]),
-    lse: t(a.lse, [batch, heads, seqLen], 'f32'),
+    lse: a.lse.map((b) => t(b, [batch, heads, seqLen], 'f32')),
     attnOut: t(a.attnOut, [n, H]),
     ln2: t(a.ln2, [n, H]),
     rstd2: t(a.rstd2, [n], 'f32'),

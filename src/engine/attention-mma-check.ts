@@ -33,6 +33,9 @@ export interface AttentionMmaCheck {
   lse: number;
   /** The same against q, k, v rounded to f16 (what the tensor cores multiply; for f16 storage the same as o). */
   oRounded: number;
+  /** o again from the forward's lse (lseKnown: training's recompute), as `o`; and whether lse came out unchanged. */
+  oKnown: number;
+  lseKept: boolean;
   /** Against the reference's Σ|terms| of each gradient (reference/attention-backward.ts). */
   dq: number;
   dk: number;
@@ -130,6 +133,13 @@ export async function checkAttentionMma(kernels: Kernels, c: AttentionMmaCase, d
   const oErr = outErr(gotO, ref.o, ref.oScale);
   const refRounded = dtype === 'f16' ? ref : attentionRef(round16(x.q), round16(x.k), round16(x.v), seg, c);
   const oRounded = outErr(gotO, refRounded.o, refRounded.oScale);
+  // Again from the lse just written, as training's recompute of a layer runs it.
+  const o2 = createTensor(device, qShape, dtype);
+  submitPass(kernels, (pass) => encodeAttention(kernels, pass, { q, k, v, o: o2, lse, segmentIds, lseKnown: true }, c));
+  const [gotO2, gotLse2] = [await readTensor(device, o2), await readTensor(device, lse)];
+  const oKnown = outErr(gotO2, ref.o, ref.oScale);
+  const lseKept = gotLse2.every((x, i) => Object.is(x, gotLse[i]));
+  o2.buffer.destroy();
 
   // Backward, from the reference's o and lse (as the forward hands them over: f16 and f32).
   const t = {
@@ -153,7 +163,7 @@ export async function checkAttentionMma(kernels: Kernels, c: AttentionMmaCase, d
 
   const tensorCores = attentionMmaApplies(kernels.gpu.info, dtype, D);
   const backwardTensorCores = attentionMmaBackwardApplies(kernels.gpu.info, dtype, D);
-  const check = { case: c, dtype, tensorCores, backwardTensorCores, o: oErr, oRounded, lse: lseErr, ...errs };
+  const check = { case: c, dtype, tensorCores, backwardTensorCores, o: oErr, oRounded, oKnown, lseKept, lse: lseErr, ...errs };
   return { ...check, ok: withinAttentionTolerance(check) };
 }
 
@@ -164,6 +174,8 @@ export function withinAttentionTolerance(c: Omit<AttentionMmaCheck, 'ok'>): bool
   const grad = c.backwardTensorCores ? tol.gradTensorCores : tol.grad;
   return (
     within(c.o, tol.o) &&
+    within(c.oKnown, tol.o) &&
+    c.lseKept &&
     (!c.tensorCores || within(c.oRounded, tol.oRounded)) &&
     within(c.lse, tol.lse) &&
     within(c.dq, grad) &&

@@ -48,9 +48,11 @@ export function encodeAttentionMma(
   useSegments: boolean,
   /** Storage type of q, k, v and o. */
   dtype: DType,
+  /** lse holds this product's logsumexp already (AttentionTensors.lseKnown): one pass over the keys. */
+  lseKnown = false,
 ): void {
   // The storage type is S (T, the spec's dtype, is unused); sources are generated once per head dim and type.
-  const kernel = kernels.get({ name: `attention-mma(D=${s.headDim},S=${dtype})`, source: attentionMmaSource(s.headDim, dtype), dtype: 'f32' });
+  const kernel = kernels.get({ name: `attention-mma(D=${s.headDim},S=${dtype})`, source: attentionMmaSource(s.headDim, dtype), dtype: 'f32', constants: { LSE_KNOWN: lseKnown } });
   const { q, k, v, seg, o, lse } = buffers;
   kernels.dispatch(pass, kernel, [q, k, v, seg, o, lse], uniforms(s, useSegments), [s.heads, Math.ceil(s.tq / ATTENTION_MMA_ROWS), s.batch]);
 }

@@ -47,6 +47,12 @@ export interface AttentionTensors {
    * `lora.parts`): decode's lora-gemv dispatch for o_proj folded in.
    */
   oLora?: { a: Tensor; shares: Tensor };
+  /**
+   * lse already holds this product's logsumexp (the forward's, kept for training's recompute of a
+   * layer): the tensor-core kernel then takes one pass over the keys instead of two and leaves lse
+   * as it is; the other kernels compute it again (the same values).
+   */
+  lseKnown?: boolean;
 }
 
 /** Whether encodeAttention takes the split-keys decode path (attention-decode.wgsl) for these tensors and shape. */
@@ -181,7 +187,7 @@ export function encodeAttention(
   const seg = t.segmentIds?.buffer ?? kernels.placeholder();
   if (attentionMmaApplies(kernels.gpu.info, dtype, headDim)) {
     const buffers = { q: t.q.buffer, k: t.k.buffer, v: t.v.buffer, seg, o: t.o.buffer, lse: t.lse.buffer };
-    encodeAttentionMma(kernels, pass, buffers, { batch, tq, skv: keys, heads, kvHeads, headDim, causalOffset, window, scale }, !!t.segmentIds, dtype);
+    encodeAttentionMma(kernels, pass, buffers, { batch, tq, skv: keys, heads, kvHeads, headDim, causalOffset, window, scale }, !!t.segmentIds, dtype, t.lseKnown);
     return;
   }
   // One pipeline per storage type, head dims up to 64 or 128, and device: the head dim itself

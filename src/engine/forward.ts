@@ -19,7 +19,7 @@
 // and SwiGLU as prologues and the residual adds and LoRA up-projections as epilogues, since no
 // backward reads the saves. Activations in the model's dtype (f16 where the device has
 // shader-f16: the one switch), the residual stream in f32.
-import { createActivations, destroyActivations, forwardTensors, type Activations, type ActivationOptions, type ForwardTensors } from './activations.ts';
+import { createActivations, destroyActivations, forwardTensors, layerLse, type Activations, type ActivationOptions, type ForwardTensors } from './activations.ts';
 import type { LinearName } from './arch.ts';
 import { ATTENTION_DECODE_MAX_LORA_R, encodeAttention, takesDecodePath } from './attention.ts';
 import { encodeAdd, encodeSwiglu } from './elementwise.ts';
@@ -315,7 +315,7 @@ export function encodeLayer(
     encodeAttention(
       kernels,
       pass,
-      { q: q4, k: kv(cache.k[i]), v: kv(cache.v[i]), o: o4, lse: t.lse, decodePartials: cache.partials, positions: t.positions, oLora: oShares && { a: oLora!.a, shares: oShares } },
+      { q: q4, k: kv(cache.k[i]), v: kv(cache.v[i]), o: o4, lse: layerLse(t, i), decodePartials: cache.partials, positions: t.positions, oLora: oShares && { a: oLora!.a, shares: oShares } },
       { batch: 1, tq: n, skv: cache.capacity, heads, kvHeads, headDim: D, causalOffset: cache.past, window },
     );
   } else {
@@ -325,7 +325,8 @@ export function encodeLayer(
     encodeAttention(
       kernels,
       pass,
-      { q: q4, k: kv4(t.k), v: kv4(t.v), o: o4, lse: t.lse, segmentIds: t.segments },
+      // A recompute before the backward (xOut null) reads the lse its forward kept, where the arena keeps one per layer.
+      { q: q4, k: kv4(t.k), v: kv4(t.v), o: o4, lse: layerLse(t, i), segmentIds: t.segments, lseKnown: !xOut && t.lse.length > 1 },
       { batch: t.batch, tq: t.seqLen, skv: t.seqLen, heads, kvHeads, headDim: D, window },
     );
   }

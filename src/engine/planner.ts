@@ -246,11 +246,13 @@ export function planMemory(arch: ModelArch, settings: PlanSettings, gpu: Planner
   let layersBytes: number;
   if (s.gradientCheckpointing) {
     const ck = tensor('checkpoint: layer input', [N, H], s.checkpointDtype, arch.layers);
-    checkpoints = ck.bytes * ck.count;
+    // Each layer's logsumexp too (the recompute's attention takes one pass over the keys with it).
+    const lse = layerSet.find((t) => t.name === 'attention logsumexp')!;
+    checkpoints = ck.bytes * ck.count + lse.bytes * (arch.layers - 1);
     layersBytes = sumTensors(layerSet);
-    tensors = [ck, ...layerSet];
+    tensors = [ck, { ...lse, name: 'checkpoint: attention logsumexp', count: arch.layers - 1 }, ...layerSet];
     assumptions.push(
-      `gradient checkpointing: each layer's input kept in ${s.checkpointDtype}, one layer's forward recomputed at a time`,
+      `gradient checkpointing: each layer's input kept in ${s.checkpointDtype} and its attention logsumexp in f32, one layer's forward recomputed at a time`,
     );
   } else {
     tensors = [layerInput, ...layerSet].map((t) => ({ ...t, count: t.count * arch.layers }));

@@ -55,7 +55,7 @@ export async function checkAttention(kernels: Kernels): Promise<AttentionChecksR
   const checks: AttentionMmaCheck[] = [];
   for (const [c, dtype] of attentionMmaCases().flatMap((c) => [[c, 'f16'], [c, 'f32']] as const)) {
     const r = await checkAttentionMma(kernels, c, dtype);
-    console.log(`attention check ${JSON.stringify(c)} ${dtype}: ${r.ok ? 'ok' : 'FAILED'} (forward ${r.tensorCores ? 'tensor cores' : 'simt'}, backward ${r.backwardTensorCores ? 'tensor cores' : 'simt'}) o ${r.o.toExponential(2)} (${r.oRounded.toExponential(2)} against f16 inputs) lse ${r.lse.toExponential(2)} dq ${r.dq.toExponential(2)} dk ${r.dk.toExponential(2)} dv ${r.dv.toExponential(2)}`);
+    console.log(`attention check ${JSON.stringify(c)} ${dtype}: ${r.ok ? 'ok' : 'FAILED'} (forward ${r.tensorCores ? 'tensor cores' : 'simt'}, backward ${r.backwardTensorCores ? 'tensor cores' : 'simt'}) o ${r.o.toExponential(2)} (${r.oRounded.toExponential(2)} against f16 inputs; from the known lse ${r.oKnown.toExponential(2)}${r.lseKept ? "" : ", lse CHANGED"}) lse ${r.lse.toExponential(2)} dq ${r.dq.toExponential(2)} dk ${r.dk.toExponential(2)} dv ${r.dv.toExponential(2)}`);
     checks.push(r);
   }
   return { op: 'attention-mma-checks', digest: attentionMmaDigest(), checks };

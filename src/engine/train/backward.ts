@@ -22,7 +22,7 @@ import { encodeAttentionBackward } from '../attention-backward.ts';
 import { ATTENTION_STATS_PER_ROW } from '../attention-mma.ts';
 import { encodeAdd } from '../elementwise.ts';
 import { layerInput, encodeLayer, type ForwardRun } from '../forward.ts';
-import type { ForwardTensors } from '../activations.ts';
+import { layerLse, type ForwardTensors } from '../activations.ts';
 import type { Kernels } from '../kernels.ts';
 import type { LinearName } from '../arch.ts';
 import { trackedBuffer } from '../gpu-memory.ts';
@@ -268,7 +268,7 @@ function encodeLayerBackward(
       k: kv4(t.k),
       v: kv4(t.v),
       o: q4(t.attn),
-      lse: t.lse,
+      lse: layerLse(t, i),
       segmentIds: t.segments,
       dout: q4(dattn),
       dq: q4(dq),
