@@ -24,7 +24,7 @@ fn stage_lora(tid: u32, row0: u32, col0: u32, j0: u32) {
     let row = e / LORA_K;
     let j = e % LORA_K;
     var v = 0.0;
-    if (row0 + row < p.m && j0 + j < p.lora_r) { v = p.lora_scale * lora_u[(row0 + row) * p.lora_r + j0 + j] * lora_row(row0 + row); }
+    if (row0 + row < p.m && j0 + j < p.lora_r) { v = p.lora_scale * lora_u[(row0 + row) * p.lora_r + j0 + j] * lora_row(row); }
     tile_a[row / (TM * 16u)][(row % (TM * 16u)) * SA + j] = f16(v);
   }
   for (var e = tid; e < BN * LORA_K; e += THREADS) {

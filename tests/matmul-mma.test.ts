@@ -138,7 +138,7 @@ describe("the tiles' store order (storeLayout)", () => {
   it.each(Object.entries(MMA_TILINGS))('stores every share of %s in one pass a store instruction', (name, tiling) => {
     for (const kind of ['dense', 'nf4'] as const) {
       for (const transB of [true, false]) {
-        const order = storeLayout({ kind, transB, vec: true, scaled: true, lora: 0 }, tiling);
+        const order = storeLayout({ kind, transB, vec: true, scaled: true, lora: 0, vecOut: true }, tiling);
         expect(order.wavefronts.a, `${name} ${kind} a`).toBe(order.least.a);
         if (kind === 'nf4' || name.endsWith('k64')) expect(order.wavefronts.b, `${name} ${kind} b`).toBe(order.least.b);
       }
@@ -147,9 +147,9 @@ describe("the tiles' store order (storeLayout)", () => {
 
   it('takes more passes in element order (the count would catch a layout that made conflicts)', () => {
     const t = MMA_TILINGS['256x128-w8-k32'];
-    const order = storeLayout({ kind: 'nf4', transB: true, vec: true, scaled: true, lora: 0 }, t);
+    const order = storeLayout({ kind: 'nf4', transB: true, vec: true, scaled: true, lora: 0, vecOut: true }, t);
     // The generated shader carries the chosen order; element order is shift 5 with spread 1.
-    const source = mmaSource({ kind: 'nf4', transB: true, vec: true, scaled: true, lora: 0 }, t);
+    const source = mmaSource({ kind: 'nf4', transB: true, vec: true, scaled: true, lora: 0, vecOut: true }, t);
     expect(source).toContain(`const A_SPREAD = ${order.aSpread}u;`);
     expect(source).toContain(`const B_ROT = ${order.bRot}u;`);
     expect([order.aRot, order.bRot]).not.toContain(5);
@@ -165,7 +165,7 @@ describe('the generated GEMM shaders (every tiling and variant, checked as text:
   const variants = Object.entries(MMA_TILINGS).flatMap(([name, tiling]) =>
     (['dense', 'nf4'] as const).flatMap((kind) =>
       [true, false].flatMap((transB) =>
-        [0, tiling.bk / 16 + 1].map((lora) => ({ name: `${name} ${kind} ${transB ? 'T' : 'N'}${lora ? ` lora${lora}` : ''}`, tiling, v: { kind, transB, vec: true, scaled: true, lora } })),
+        [0, tiling.bk / 16 + 1].map((lora) => ({ name: `${name} ${kind} ${transB ? 'T' : 'N'}${lora ? ` lora${lora}` : ''}`, tiling, v: { kind, transB, vec: true, scaled: true, lora, vecOut: true } })),
       ),
     ),
   );

@@ -6,9 +6,9 @@ import { EDITS, NF4_EDITS } from '../tools/bench/mma-ablate.ts';
 import { chooseMma, mmaSource } from '../src/engine/matmul-mma.ts';
 
 const shaders = {
-  'dense-f16': { ...chooseMma('dense'), source: mmaSource({ kind: 'dense', transB: true, vec: true, scaled: false, lora: 0 }, chooseMma('dense').tiling) },
-  'nf4-forward': { ...chooseMma('nf4'), source: mmaSource({ kind: 'nf4', transB: true, vec: true, scaled: true, lora: 0 }, chooseMma('nf4').tiling) },
-  'nf4-backward': { ...chooseMma('nf4'), source: mmaSource({ kind: 'nf4', transB: false, vec: true, scaled: true, lora: 0 }, chooseMma('nf4').tiling) },
+  'dense-f16': { ...chooseMma('dense'), source: mmaSource({ kind: 'dense', transB: true, vec: true, scaled: false, lora: 0, vecOut: true }, chooseMma('dense').tiling) },
+  'nf4-forward': { ...chooseMma('nf4'), source: mmaSource({ kind: 'nf4', transB: true, vec: true, scaled: true, lora: 0, vecOut: true }, chooseMma('nf4').tiling) },
+  'nf4-backward': { ...chooseMma('nf4'), source: mmaSource({ kind: 'nf4', transB: false, vec: true, scaled: true, lora: 0, vecOut: true }, chooseMma('nf4').tiling) },
 };
 const count = (s: string, re: RegExp) => (s.match(re) ?? []).length;
 

@@ -147,6 +147,8 @@ export function mmaCases(f16: boolean): MmaCase[] {
   }
   cases.push({ ...base, ki: 4104, b: 'nf4', transB: true, dtype: 'f32', outDtype: 'f32' });
   cases.push({ ...base, ki: 261, b: 'dense', transB: true, dtype: 'f32', outDtype: 'f32' });
+  cases.push({ ...base, nc: 201, b: 'nf4', transB: true, dtype: 'f32', outDtype: 'f32', bias: true }); // scalar stores (nc % 4 != 0)
+  cases.push({ ...base, nc: 203, b: 'dense', transB: false, dtype: 'f32', outDtype: 'f32', accumulate: true, lora: { r: 16, scale: 1 } });
   cases.push({ ...base, b: 'nf4', transB: true, dtype: 'f32', outDtype: 'f32', bias: true });
   cases.push({ ...base, b: 'nf4', transB: false, dtype: 'f32', outDtype: 'f32', accumulate: true });
   cases.push({ ...base, b: 'nf4', transB: false, dtype: 'f32', outDtype: 'f32', spreadRows: true });
@@ -179,7 +181,9 @@ export function mmaSourcesDigest(): string {
       for (const transB of [true, false]) {
         for (const vec of [true, false]) {
           for (const scaled of [true, false]) {
-            for (let lora = 0; lora <= tiling.bk / 16 + 1; lora++) texts.push(mmaSource({ kind, transB, vec, scaled, lora }, tiling));
+            for (let lora = 0; lora <= tiling.bk / 16 + 1; lora++) {
+              for (const vecOut of [true, false]) texts.push(mmaSource({ kind, transB, vec, scaled, lora, vecOut }, tiling));
+            }
           }
         }
       }

@@ -52,7 +52,7 @@ export const EDITS: Record<string, (s: string) => string> = {
         : 'fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare { return BShare(f16(tid & 7u), f16(k0 & 15u), f16(i), 0.25h); }',
     ),
   'no-barrier': (s) => edit(s, /\n {4}workgroupBarrier\(\);/g, ''),
-  'no-output': (s) => edit(s, /if \(row < p\.m && col < p\.nc\) \{ store_out/, 'if (row < p.m && col < p.nc && p.accumulate == 7u) { store_out'),
+  'no-output': (s) => edit(s, /if \(row < p\.m && col < p\.nc\) \{ store_out/g, 'if (row < p.m && col < p.nc && p.accumulate == 7u) { store_out'),
   'element-order': (s) => edit(s, /const ([AB])_ROT = \du;/g, 'const $1_ROT = 5u;').replace(/const A_SPREAD = \du;/, 'const A_SPREAD = 1u;'),
 };
 
