@@ -7,6 +7,8 @@
 //   param -= (lr / (1 - β1^t)) · (m / denom)            (param.addcdiv_(m, denom, -step_size))
 // The step-dependent scalars (step_size, bc2_sqrt) are computed by the wrapper in float64, as
 // torch computes them in Python floats. All buffers f32 (master weights, f32 gradients).
+// g is the gradient times clip[1]: gradnorm.wgsl's clip coefficient (clip_grad_norm_'s in-place
+// scaling done here, the same f32 product, a dispatch per tensor fewer), or 1 (no clipping).
 // Large n: the grid is 2-D (x up to the per-dimension limit); the flat index is rebuilt below.
 
 struct Params {
@@ -24,7 +26,8 @@ struct Params {
 @group(0) @binding(1) var<storage, read> grad: array<f32>;
 @group(0) @binding(2) var<storage, read_write> m: array<f32>;
 @group(0) @binding(3) var<storage, read_write> v: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
+@group(0) @binding(4) var<storage, read> clip: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
 
 const WG = 256u;
 
@@ -32,7 +35,7 @@ const WG = 256u;
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
   if (i >= p.n) { return; }
-  let g = grad[i];
+  let g = grad[i] * clip[1];
   let m0 = m[i];
   let mi = m0 + p.one_minus_beta1 * (g - m0);
   let vi = v[i] * p.beta2 + p.one_minus_beta2 * g * g;

@@ -38,7 +38,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> mabs: array<f32>;
 @group(0) @binding(5) var<storage, read_write> vabs: array<f32>;
 @group(0) @binding(6) var<storage, read> qmap: array<f32>;
-@group(0) @binding(7) var<uniform> p: Params;
+@group(0) @binding(7) var<storage, read> clip: array<f32>; // update: g = grad · clip[1] (as adamw.wgsl)
+@group(0) @binding(8) var<uniform> p: Params;
 
 override MODE: u32 = 0u;
 
@@ -108,7 +109,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
     for (var c = 0u; c < 4u; c++) {
       let e = e0 + c;
       if (e < p.n) {
-        let g = grad[e];
+        let g = grad[e] * clip[1];
         let m0 = dequant((wm >> (8u * c)) & 255u, am, SIGNED);
         let mi = m0 + p.one_minus_beta1 * (g - m0);
         let vi = dequant((wv >> (8u * c)) & 255u, av, UNSIGNED) * p.beta2 + p.one_minus_beta2 * g * g;

@@ -15,6 +15,7 @@ import {
   type AdamwState,
 } from '../src/engine/adamw.ts';
 import { submitPass, Kernels } from '../src/engine/kernels.ts';
+import { createGradNormScratch, destroyGradNormScratch, encodeClipGrads, encodeGradNorm } from '../src/engine/gradnorm.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
 import { adamw8StepRef, adamwStepRef, dequantize8Ref, quantize8Ref, type Quantized8 } from '../src/engine/reference/adamw.ts';
 import { maxRelError } from '../src/engine/reference/matmul.ts';
@@ -132,6 +133,48 @@ describe('AdamW 32-bit against a float64 torch-equivalent reference', () => {
     // decay factor f32(1 - lr·wd) (up to 3e-8 relative per step, the same sign every step).
     expect(drift.param).toBeLessThan(3e-6);
     destroyAdamwState(s);
+  });
+});
+
+describe('AdamW with the clip coefficient on the GPU (the trainer: clip_grad_norm_ folded into the update)', () => {
+  it.each([32, 8] as const)('equals clipping the gradients in place first, bit for bit (%i-bit states)', async (bits) => {
+    const dev = gpu.device;
+    const n = 5000;
+    const p0 = randomF32(n, 41);
+    const gr = randomF32(n, 42).map((x) => 3 * x);
+    const cfg = { lr: 0.05, weightDecay: 0.01 };
+    const run = async (fold: boolean) => {
+      const p = uploadTensor(dev, p0, [n], 'f32');
+      const g = uploadTensor(dev, gr, [n], 'f32');
+      const s = createAdamwState(kernels, n, { bits });
+      const norm = createGradNormScratch(kernels, [g]);
+      for (let step = 1; step <= 3; step++) {
+        submitPass(kernels, (pass) => {
+          encodeGradNorm(kernels, pass, [g], norm, 1.0);
+          if (!fold) encodeClipGrads(kernels, pass, [g], norm);
+          encodeAdamwStep(kernels, pass, p, g, s, cfg, step, fold ? norm.result : undefined);
+        });
+        if (!fold) dev.queue.writeBuffer(g.buffer, 0, gr); // the trainer's next gradients
+      }
+      const coef = (await readTensor(dev, norm.result))[1];
+      const out = { p: await readTensor(dev, p), coef };
+      for (const t of [p, g]) t.buffer.destroy();
+      destroyGradNormScratch(norm);
+      destroyAdamwState(s);
+      return out;
+    };
+    const [clipped, folded] = [await run(false), await run(true)];
+    expect(folded.coef).toBeLessThan(0.05); // the norm (~100) far above max_norm 1: the clip matters
+    expect(folded.coef).toBe(clipped.coef);
+    expect(folded.p).toEqual(clipped.p);
+    expect(folded.p).not.toEqual(p0);
+  });
+
+  it('rejects a clip tensor that is not a gradnorm result', () => {
+    const p = createTensor(gpu.device, [10], 'f32');
+    const g = createTensor(gpu.device, [10], 'f32');
+    const run = () => submitPass(kernels, (pass) => encodeAdamwStep(kernels, pass, p, g, createAdamwState(kernels, 10), { lr: 1 }, 1, createTensor(gpu.device, [1], 'f32')));
+    expect(run).toThrow(/clip must be gradnorm's f32 result/);
   });
 });
 

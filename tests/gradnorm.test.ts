@@ -6,6 +6,7 @@ import {
   destroyGradNormScratch,
   encodeClipGradNorm,
   encodeGradNorm,
+  GRADNORM_BATCH,
   GRADNORM_CHUNK,
   gradNormSlots,
   readGradNorm,
@@ -27,8 +28,9 @@ beforeAll(async () => {
   kernels = new Kernels(gpu);
 });
 
-/** LoRA-like gradients: A [r, K] and B [N, r] pairs of odd sizes, some far above one chunk. */
-const SIZES = [8 * 75, 70 * 8, 16 * 4101, 9 * 16, 1, 4096, 4097, 3 * GRADNORM_CHUNK + 5];
+/** LoRA-like gradients: A [r, K] and B [N, r] pairs of odd sizes, some far above one chunk; 19 of
+ * them, so that the partial sums take three dispatches (GRADNORM_BATCH 8), the last one short. */
+const SIZES = [8 * 75, 70 * 8, 16 * 4101, 9 * 16, 1, 4096, 4097, 3 * GRADNORM_CHUNK + 5, 12, 2 * GRADNORM_CHUNK, 333, 16 * 4101, 5, 4095, 70 * 8, 1, 8 * 75, 9000, 17];
 
 async function clipCase(maxNorm: number, scale: number, seed: number) {
   const dev = gpu.device;
@@ -60,6 +62,11 @@ describe('global grad norm and clipping against float64 (torch clip_grad_norm_)'
     expect(err.sumSquares).toBeLessThan(TOL.norm);
     expect(Math.abs(err.coef.got - err.coef.want) / err.coef.want).toBeLessThan(TOL.norm);
     expect(err.grads).toBeLessThan(TOL.grads);
+  });
+
+  it('takes the gradients in batches of GRADNORM_BATCH a dispatch', () => {
+    expect(Math.ceil(SIZES.length / GRADNORM_BATCH)).toBe(3);
+    expect(SIZES.length % GRADNORM_BATCH).not.toBe(0);
   });
 
   it('leaves the gradients as they are when the norm is below max_norm (coef 1)', async () => {

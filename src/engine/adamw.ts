@@ -2,6 +2,8 @@
 // states (shaders/adamw.wgsl) or bitsandbytes-style 8-bit blockwise states (shaders/adamw8bit.wgsl:
 // block 256, signed dynamic map for m, unsigned for v, f32 absmax per block; adamw_8bit, the
 // seed recipe's optimizer). One dispatch per parameter tensor (the LoRA A and B of each target).
+// The gradient is taken times a clip coefficient read on the GPU (gradnorm.ts's result), so that
+// clip_grad_norm_'s scaling costs no dispatch of its own.
 // As bnb does by default, a tensor of fewer than 4096 elements keeps 32-bit states even when
 // 8-bit is asked for (min8bitSize; 0 turns the rule off). The update follows torch's order of
 // operations in both (bnb's 8-bit kernel applies the decay after the step instead: a difference of
@@ -110,7 +112,9 @@ export function adamwScalars(cfg: AdamwConfig, step: number): Record<string, num
 
 /**
  * Records one AdamW step (1-based `step`) of `param` ([...], f32) with `grad` (f32, same shape)
- * into `pass`, updating param and the states in place.
+ * into `pass`, updating param and the states in place. `clip`: gradnorm's result (GradNormScratch
+ * `result`: the gradient is taken times its coefficient, element 1, as clip_grad_norm_ would have
+ * scaled it in place); absent, the gradient as it is.
  */
 export function encodeAdamwStep(
   kernels: Kernels,
@@ -120,19 +124,35 @@ export function encodeAdamwStep(
   state: AdamwState,
   cfg: AdamwConfig,
   step: number,
+  clip?: Tensor,
 ): void {
   const n = numel(param.shape);
   if (param.dtype !== 'f32' || grad.dtype !== 'f32') throw new Error(`adamw: param and grad must be f32, not ${param.dtype}/${grad.dtype}`);
   if (numel(grad.shape) !== n || grad.shape.join() !== param.shape.join()) throw new Error(`adamw: grad has shape [${grad.shape}], param [${param.shape}]`);
   if (state.n !== n) throw new Error(`adamw: the state holds ${state.n} elements, the param ${n}`);
   if (grad.buffer === param.buffer) throw new Error('adamw: grad must not be param');
+  if (clip && (clip.dtype !== 'f32' || numel(clip.shape) < 2)) throw new Error(`adamw: clip must be gradnorm's f32 result (coefficient at 1), not ${clip.dtype} [${clip.shape}]`);
   const params = { n, ...adamwScalars(cfg, step) };
+  const coef = clip?.buffer ?? noClip(kernels.device);
   if (state.bits === 32) {
     const kernel = kernels.get({ name: 'adamw', source: source32, dtype: 'f32' });
-    kernels.dispatch(pass, kernel, [param.buffer, grad.buffer, state.m.buffer, state.v.buffer], params, grid(kernels, Math.ceil(n / FLAT_WORKGROUP)));
+    kernels.dispatch(pass, kernel, [param.buffer, grad.buffer, state.m.buffer, state.v.buffer, coef], params, grid(kernels, Math.ceil(n / FLAT_WORKGROUP)));
   } else {
-    dispatch8(kernels, pass, 0, [param.buffer, grad.buffer], state, params);
+    dispatch8(kernels, pass, 0, [param.buffer, grad.buffer], state, params, coef);
   }
+}
+
+const noClips = new WeakMap<GPUDevice, GPUBuffer>();
+
+/** [0, 1, 0]: a clip coefficient of 1, for steps without clipping (one per device). */
+function noClip(device: GPUDevice): GPUBuffer {
+  let b = noClips.get(device);
+  if (!b) {
+    b = trackedBuffer(device, { size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, label: 'adamw.no_clip' }, 'scratch');
+    device.queue.writeBuffer(b, 0, new Float32Array([0, 1, 0, 0]));
+    noClips.set(device, b);
+  }
+  return b;
 }
 
 /** Records codes and absmax of an 8-bit state from f32 m and v ([n] each): loading a checkpoint, tests. */
@@ -154,10 +174,10 @@ function check8(m: Tensor, v: Tensor, state: Adamw8State): void {
   if (m.buffer === v.buffer) throw new Error('adamw8: m and v must be two buffers');
 }
 
-function dispatch8(kernels: Kernels, pass: GPUComputePassEncoder, mode: number, f32s: GPUBuffer[], s: Adamw8State, params: Record<string, number>): void {
+function dispatch8(kernels: Kernels, pass: GPUComputePassEncoder, mode: number, f32s: GPUBuffer[], s: Adamw8State, params: Record<string, number>, clip?: GPUBuffer): void {
   const kernel = kernels.get({ name: 'adamw8bit', source: source8, dtype: 'f32', constants: { MODE: mode } });
   const maps = dynamicMaps();
-  const buffers = [...f32s, s.m, s.v, s.mAbsmax.buffer, s.vAbsmax.buffer, qmapBuffer(kernels.device)];
+  const buffers = [...f32s, s.m, s.v, s.mAbsmax.buffer, s.vAbsmax.buffer, qmapBuffer(kernels.device), clip ?? noClip(kernels.device)];
   kernels.dispatch(pass, kernel, buffers, { ...params, zero_signed: maps.zeroSigned, zero_unsigned: maps.zeroUnsigned }, grid(kernels, Math.ceil(s.n / ADAMW8_BLOCK)));
 }
 

@@ -10,6 +10,8 @@ import source from '../../shaders/gradnorm.wgsl?raw';
 
 /** Elements per partial sum (the shader's workgroup of 256 x 16). */
 export const GRADNORM_CHUNK = 4096;
+/** Gradient tensors one partial-sums dispatch takes (the shader's g, g1 .. g7). */
+export const GRADNORM_BATCH = 8;
 /** The norm's epsilon in clip_grad_norm_: coef = max_norm / (norm + 1e-6). */
 export const GRADNORM_EPS = 1e-6;
 const F32_MAX = 3.4028234663852886e38;
@@ -54,16 +56,26 @@ export function encodeGradNorm(kernels: Kernels, pass: GPUComputePassEncoder, gr
   const slots = gradNormSlots(grads);
   if (slots > scratch.capacity) throw new Error(`gradnorm: ${slots} partial sums, the scratch holds ${scratch.capacity}`);
   if (!(maxNorm > 0)) throw new Error(`gradnorm: max norm must be > 0, not ${maxNorm}`);
+  const partial = kernels.get({ name: 'gradnorm', source, dtype: 'f32', entryPoint: 'partial_sums' });
   let offset = 0;
-  const partial = kernel(kernels, 0);
-  for (const t of grads) {
-    const n = numel(t.shape);
-    const groups = Math.ceil(n / GRADNORM_CHUNK);
-    kernels.dispatch(pass, partial, [t.buffer, scratch.partials, scratch.result.buffer], { n, offset, count: 0, max_norm: 0 }, grid(kernels, groups));
+  for (let b = 0; b < grads.length; b += GRADNORM_BATCH) {
+    const batch = grads.slice(b, b + GRADNORM_BATCH);
+    const params: Record<string, number> = { n: 0, offset, count: 0, max_norm: 0 };
+    const bindings: [number, GPUBuffer][] = [[1, scratch.partials]];
+    let groups = 0;
+    for (let k = 0; k < GRADNORM_BATCH; k++) {
+      const t = batch[k];
+      const n = t ? numel(t.shape) : 0;
+      params[`n${k}`] = n;
+      params[`w${k}`] = groups;
+      bindings.push([k === 0 ? 0 : k + 3, t?.buffer ?? kernels.placeholder()]);
+      groups += Math.ceil(n / GRADNORM_CHUNK);
+    }
+    kernels.dispatchAt(pass, partial, bindings, params, grid(kernels, groups));
     offset += groups;
   }
   const max = Math.min(maxNorm, F32_MAX);
-  kernels.dispatch(pass, kernel(kernels, 1), [grads[0].buffer, scratch.partials, scratch.result.buffer], { n: 0, offset: 0, count: slots, max_norm: max }, [1]);
+  kernels.dispatch(pass, kernel(kernels, 1), [grads[0].buffer, scratch.partials, scratch.result.buffer], { ...NO_BATCH, n: 0, offset: 0, count: slots, max_norm: max }, [1]);
 }
 
 /** Records g *= scratch.result's coefficient for every gradient (after encodeGradNorm). */
@@ -72,7 +84,7 @@ export function encodeClipGrads(kernels: Kernels, pass: GPUComputePassEncoder, g
   for (const t of grads) {
     if (t.dtype !== 'f32') throw new Error(`gradnorm: gradients must be f32, not ${t.dtype}`);
     const n = numel(t.shape);
-    kernels.dispatch(pass, scale, [t.buffer, scratch.partials, scratch.result.buffer], { n, offset: 0, count: 0, max_norm: 0 }, grid(kernels, Math.ceil(n / FLAT_WORKGROUP)));
+    kernels.dispatch(pass, scale, [t.buffer, scratch.partials, scratch.result.buffer], { ...NO_BATCH, n, offset: 0, count: 0, max_norm: 0 }, grid(kernels, Math.ceil(n / FLAT_WORKGROUP)));
   }
 }
 
@@ -87,6 +99,9 @@ export async function readGradNorm(device: GPUDevice, scratch: GradNormScratch):
   const [norm, coef, sumSquares] = await readTensor(device, scratch.result);
   return { norm, coef, sumSquares };
 }
+
+/** The batch fields of Params, unused outside `partial_sums` (the uniform keeps what was set last otherwise). */
+const NO_BATCH = Object.fromEntries(Array.from({ length: GRADNORM_BATCH }, (_, k) => [[`n${k}`, 0], [`w${k}`, 0]]).flat()) as Record<string, number>;
 
 function kernel(kernels: Kernels, mode: number) {
   return kernels.get({ name: 'gradnorm', source, dtype: 'f32', constants: { MODE: mode } });

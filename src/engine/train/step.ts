@@ -6,7 +6,7 @@
 // and reported); the schedule still advances, as the step was taken.
 import { createAdamwState, destroyAdamwState, encodeAdamwStep, type AdamwConfig, type AdamwState } from '../adamw.ts';
 import { nextTokenTargets, submitForward, writeBatch, type ForwardRun, type PackedBatch } from '../forward.ts';
-import { createGradNormScratch, destroyGradNormScratch, encodeClipGrads, encodeGradNorm, readGradNorm, type GradNormScratch } from '../gradnorm.ts';
+import { createGradNormScratch, destroyGradNormScratch, encodeGradNorm, readGradNorm, type GradNormScratch } from '../gradnorm.ts';
 import type { Kernels } from '../kernels.ts';
 import { linearModulePath } from '../arch.ts';
 import { setLoraDropout, type LoraSet } from '../lora-weights.ts';
@@ -167,8 +167,9 @@ export async function trainStep(tr: Trainer, microBatches: readonly PackedBatch[
   const lr = tr.options.schedule(tr.step);
   tr.step++;
   // Nothing waits until the update is recorded: the grads' micro-batches and their norm are
-  // submitted, the clipping and AdamW recorded (for the update this step would be) while the GPU
-  // runs them, and only then are the loss and the norm read back; a skipped step drops the update.
+  // submitted, AdamW recorded (for the update this step would be; it takes the gradients times the
+  // clip coefficient the norm's pass left on the GPU) while the GPU runs them, and only then are
+  // the loss and the norm read back; a skipped step drops the update.
   const result = accumulateGrads(tr, microBatches);
   const grads = tr.params.map((p) => p.grad);
   let enc = device.createCommandEncoder();
@@ -179,9 +180,8 @@ export async function trainStep(tr: Trainer, microBatches: readonly PackedBatch[
   const normRead = readGradNorm(device, tr.norm); // its copy is submitted now, before the update
   enc = device.createCommandEncoder();
   pass = enc.beginComputePass();
-  encodeClipGrads(kernels, pass, grads, tr.norm);
   const cfg: AdamwConfig = { ...tr.options.adamw, lr };
-  for (const p of tr.params) encodeAdamwStep(kernels, pass, p.param, p.grad, p.state, cfg, tr.updates + 1);
+  for (const p of tr.params) encodeAdamwStep(kernels, pass, p.param, p.grad, p.state, cfg, tr.updates + 1, tr.norm.result);
   pass.end();
   const update = enc.finish();
   const [{ loss, trainedTokens }, { norm }] = await Promise.all([result, normRead]);
