@@ -144,7 +144,7 @@ export function encodeAdamwStep(
 
 const noClips = new WeakMap<GPUDevice, GPUBuffer>();
 
-/** [0, 1, 0]: a clip coefficient of 1, for steps without clipping (one per device). */
+/** A gradnorm result whose coefficient (element 1) is 1, for steps without clipping (one per device). */
 function noClip(device: GPUDevice): GPUBuffer {
   let b = noClips.get(device);
   if (!b) {

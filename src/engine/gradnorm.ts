@@ -1,8 +1,9 @@
 // Global gradient-norm clipping (shaders/gradnorm.wgsl), as torch.nn.utils.clip_grad_norm_ with
 // norm_type 2: norm = ||all gradients||₂, then every gradient *= min(1, max_norm / (norm + 1e-6)).
-// Two-pass reduction: per-tensor partial sums of squares (one slot per 4096 elements), then one
-// workgroup folds them into (norm, coef, Σ g²) in a small f32 buffer, which stays on the GPU for
-// the scale pass and can be read back for the step's metrics (and the skip of non-finite steps).
+// Two-pass reduction: partial sums of squares (one slot per 4096 elements of a tensor, 8 tensors a
+// dispatch), then one workgroup folds them into (norm, coef, Σ g²) in a small f32 buffer, which
+// stays on the GPU for the scale pass (or AdamW, which takes the coefficient itself) and can be read
+// back for the step's metrics (and the skip of non-finite steps).
 // Reference: reference/gradnorm.ts.
 import { FLAT_WORKGROUP, grid, type Kernels } from './kernels.ts';
 import { createTensor, numel, readTensor, type Tensor } from './tensor.ts';
@@ -75,7 +76,7 @@ export function encodeGradNorm(kernels: Kernels, pass: GPUComputePassEncoder, gr
     offset += groups;
   }
   const max = Math.min(maxNorm, F32_MAX);
-  kernels.dispatch(pass, kernel(kernels, 1), [grads[0].buffer, scratch.partials, scratch.result.buffer], { ...NO_BATCH, n: 0, offset: 0, count: slots, max_norm: max }, [1]);
+  kernels.dispatch(pass, kernel(kernels, 1), [grads[0].buffer, scratch.partials, scratch.result.buffer], { n: 0, offset: 0, count: slots, max_norm: max }, [1]);
 }
 
 /** Records g *= scratch.result's coefficient for every gradient (after encodeGradNorm). */
@@ -84,7 +85,7 @@ export function encodeClipGrads(kernels: Kernels, pass: GPUComputePassEncoder, g
   for (const t of grads) {
     if (t.dtype !== 'f32') throw new Error(`gradnorm: gradients must be f32, not ${t.dtype}`);
     const n = numel(t.shape);
-    kernels.dispatch(pass, scale, [t.buffer, scratch.partials, scratch.result.buffer], { ...NO_BATCH, n, offset: 0, count: 0, max_norm: 0 }, grid(kernels, Math.ceil(n / FLAT_WORKGROUP)));
+    kernels.dispatch(pass, scale, [t.buffer, scratch.partials, scratch.result.buffer], { n, offset: 0, count: 0, max_norm: 0 }, grid(kernels, Math.ceil(n / FLAT_WORKGROUP)));
   }
 }
 
@@ -99,9 +100,6 @@ export async function readGradNorm(device: GPUDevice, scratch: GradNormScratch):
   const [norm, coef, sumSquares] = await readTensor(device, scratch.result);
   return { norm, coef, sumSquares };
 }
-
-/** The batch fields of Params, unused outside `partial_sums` (the uniform keeps what was set last otherwise). */
-const NO_BATCH = Object.fromEntries(Array.from({ length: GRADNORM_BATCH }, (_, k) => [[`n${k}`, 0], [`w${k}`, 0]]).flat()) as Record<string, number>;
 
 function kernel(kernels: Kernels, mode: number) {
   return kernels.get({ name: 'gradnorm', source, dtype: 'f32', constants: { MODE: mode } });

@@ -3,8 +3,9 @@
 //   dB += s · dyᵀ u,  du = s · dy B,  dA += duᵀ x,  dx += du A
 // The frozen base's share of dx comes from encodeNf4MatmulBackward (nf4-matmul.ts), recorded
 // first; this adds LoRA's share to it. Without dx it leaves du · A to the caller: the training
-// backward has the base's tensor-core GEMM add it (train/backward.ts). With dropout in training (lora.dropout, the forward's
-// draw), dA and dx take the forward's mask. Reference: reference/lora-backward.ts.
+// backward has the base's tensor-core GEMM add it (train/backward.ts). With dropout in training
+// (lora.dropout, the forward's draw), dA and dx take the forward's mask. Reference:
+// reference/lora-backward.ts.
 //
 // Dispatches, in order: transpose B into the scratch (Bᵀ [r, N]) and du = down(dy, Bᵀ); dB by
 // `outer` over dy and u, in chunks of tokens (partials in the scratch, then `sum`); dA the same

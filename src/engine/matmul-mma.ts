@@ -107,8 +107,6 @@ export interface MmaLora {
   scale: number;
 }
 
-
-
 export interface MmaMatmulShape {
   /** Rows of a and out. */
   m: number;
