@@ -9,6 +9,8 @@
 // torch computes them in Python floats. All buffers f32 (master weights, f32 gradients).
 // g is the gradient times clip[1]: gradnorm.wgsl's clip coefficient (clip_grad_norm_'s in-place
 // scaling done here, the same f32 product, a dispatch per tensor fewer), or 1 (no clipping).
+// A non-finite norm (clip[0]) leaves everything as it was: the trainer submits the update before
+// it has read the norm, so that the GPU need not wait for the CPU (torch would scale by NaN).
 // Large n: the grid is 2-D (x up to the per-dimension limit); the flat index is rebuilt below.
 
 struct Params {
@@ -31,10 +33,15 @@ struct Params {
 
 const WG = 256u;
 
+/** Neither inf nor NaN (the exponent's bits not all ones; no float compare a compiler may fold). */
+fn finite(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
-  if (i >= p.n) { return; }
+  if (i >= p.n || !finite(clip[0])) { return; }
   let g = grad[i] * clip[1];
   let m0 = m[i];
   let mi = m0 + p.one_minus_beta1 * (g - m0);

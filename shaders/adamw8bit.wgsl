@@ -17,6 +17,7 @@
 // searches its map differently; the codes can differ from bnb's by one near midpoints.
 // qmap: [signed map 256, signed midpoints 256 (255 used), unsigned map 256, unsigned midpoints
 // 256], staged in workgroup memory.
+// A non-finite grad norm (clip[0]) makes the step a no-op (as shaders/adamw.wgsl).
 
 struct Params {
   n: u32,
@@ -48,6 +49,12 @@ const SIGNED = 0u;
 const UNSIGNED = 512u;
 var<workgroup> qm: array<f32, 1024>;
 var<workgroup> red: array<vec2f, WG>;
+var<workgroup> norm_wg: f32;
+
+/** Neither inf nor NaN (the exponent's bits not all ones). */
+fn finite(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+}
 
 fn dequant(code: u32, a: f32, map: u32) -> f32 {
   return qm[map + code] * a;
@@ -69,6 +76,9 @@ fn quant(x: f32, a: f32, map: u32) -> u32 {
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let blk = wg.y * nwg.x + wg.x; // (`block` is a keyword to the WGSL parser webgpu-utils uses)
   if (blk * 256u >= p.n) { return; } // uniform per workgroup
+  if (lid == 0u) { norm_wg = clip[0]; }
+  let norm = workgroupUniformLoad(&norm_wg);
+  if (MODE == 0u && !finite(norm)) { return; }
   for (var t = lid; t < 1024u; t += WG) { qm[t] = qmap[t]; }
   workgroupBarrier();
   let word = blk * WG + lid;

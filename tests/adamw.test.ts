@@ -170,6 +170,44 @@ describe('AdamW with the clip coefficient on the GPU (the trainer: clip_grad_nor
     expect(folded.p).not.toEqual(p0);
   });
 
+  it.each([32, 8] as const)('changes nothing when the norm is inf or NaN (%i-bit states; the trainer submits the update unread)', async (bits) => {
+    const dev = gpu.device;
+    const n = 5000;
+    const p = uploadTensor(dev, randomF32(n, 43), [n], 'f32');
+    const gr = randomF32(n, 44);
+    const g = uploadTensor(dev, gr, [n], 'f32');
+    const s = createAdamwState(kernels, n, { bits });
+    const norm = createGradNormScratch(kernels, [g]);
+    const m = createTensor(dev, [n], 'f32');
+    const v = createTensor(dev, [n], 'f32');
+    const step = (t: number) => submitPass(kernels, (pass) => {
+      encodeGradNorm(kernels, pass, [g], norm, 1.0);
+      encodeAdamwStep(kernels, pass, p, g, s, { lr: 0.05, weightDecay: 0.01 }, t, norm.result);
+    });
+    const snapshot = async () => {
+      if (s.bits === 8) submitPass(kernels, (pass) => encodeAdamw8Dequantize(kernels, pass, s, m, v));
+      const [ms, vs] = s.bits === 8 ? [m, v] : [s.m, s.v];
+      return { p: Array.from(await readTensor(dev, p)), m: Array.from(await readTensor(dev, ms)), v: Array.from(await readTensor(dev, vs)) };
+    };
+    step(1); // states that are not zero
+    const before = await snapshot();
+    expect(before.v.some((x) => x > 0)).toBe(true);
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      const g1 = Float32Array.from(gr);
+      g1[1234] = bad;
+      dev.queue.writeBuffer(g.buffer, 0, g1);
+      step(2);
+      expect(Number.isFinite((await readTensor(dev, norm.result))[0])).toBe(false);
+      expect(await snapshot()).toEqual(before);
+    }
+    dev.queue.writeBuffer(g.buffer, 0, gr);
+    step(2); // a finite norm updates again
+    expect((await snapshot()).p).not.toEqual(before.p);
+    for (const t of [p, g, m, v]) t.buffer.destroy();
+    destroyGradNormScratch(norm);
+    destroyAdamwState(s);
+  });
+
   it('rejects a clip tensor that is not a gradnorm result', () => {
     const p = createTensor(gpu.device, [10], 'f32');
     const g = createTensor(gpu.device, [10], 'f32');

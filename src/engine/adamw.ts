@@ -114,7 +114,8 @@ export function adamwScalars(cfg: AdamwConfig, step: number): Record<string, num
  * Records one AdamW step (1-based `step`) of `param` ([...], f32) with `grad` (f32, same shape)
  * into `pass`, updating param and the states in place. `clip`: gradnorm's result (GradNormScratch
  * `result`: the gradient is taken times its coefficient, element 1, as clip_grad_norm_ would have
- * scaled it in place); absent, the gradient as it is.
+ * scaled it in place), and when its norm (element 0) is inf or NaN nothing changes (the step is
+ * skipped on the GPU); absent, the gradient as it is.
  */
 export function encodeAdamwStep(
   kernels: Kernels,

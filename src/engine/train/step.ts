@@ -3,7 +3,8 @@
 // (train/backward.ts), the loss normalised over the trained tokens of the whole accumulated batch;
 // then the global grad norm, and, when it is finite, clipping (max_grad_norm) and AdamW (32-bit,
 // or 8-bit blockwise states) at the schedule's lr. A non-finite norm skips the update (counted
-// and reported); the schedule still advances, as the step was taken.
+// and reported; AdamW's kernels read the norm and change nothing, so that the update is submitted
+// without waiting for the CPU to read the norm); the schedule still advances, as the step was taken.
 import { createAdamwState, destroyAdamwState, encodeAdamwStep, type AdamwConfig, type AdamwState } from '../adamw.ts';
 import { nextTokenTargets, submitForward, writeBatch, type ForwardRun, type PackedBatch } from '../forward.ts';
 import { createGradNormScratch, destroyGradNormScratch, encodeGradNorm, readGradNorm, type GradNormScratch } from '../gradnorm.ts';
@@ -166,32 +167,34 @@ export async function trainStep(tr: Trainer, microBatches: readonly PackedBatch[
   const device = kernels.device;
   const lr = tr.options.schedule(tr.step);
   tr.step++;
-  // Nothing waits until the update is recorded: the grads' micro-batches and their norm are
-  // submitted, AdamW recorded (for the update this step would be; it takes the gradients times the
-  // clip coefficient the norm's pass left on the GPU) while the GPU runs them, and only then are
-  // the loss and the norm read back; a skipped step drops the update.
+  // Nothing waits on the CPU: the micro-batches, their grad norm and the update (AdamW takes the
+  // gradients times the clip coefficient the norm's pass left on the GPU, and does nothing when
+  // the norm is not finite) are all submitted before the loss and the norm are read back. Both are
+  // recorded before either is submitted (nothing on the CPU between the two submissions), and the
+  // norm's copy goes between them, so the CPU can record the next step while AdamW runs.
   const result = accumulateGrads(tr, microBatches);
+  const trains = microBatches.some((b) => nextTokenTargets(b).count > 0);
+  const record = (encode: (pass: GPUComputePassEncoder) => void): GPUCommandBuffer => {
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    encode(pass);
+    pass.end();
+    return enc.finish();
+  };
   const grads = tr.params.map((p) => p.grad);
-  let enc = device.createCommandEncoder();
-  let pass = enc.beginComputePass();
-  encodeGradNorm(kernels, pass, grads, tr.norm, tr.options.maxGradNorm ?? 1.0);
-  pass.end();
-  device.queue.submit([enc.finish()]);
-  const normRead = readGradNorm(device, tr.norm); // its copy is submitted now, before the update
-  enc = device.createCommandEncoder();
-  pass = enc.beginComputePass();
+  const norm = record((pass) => encodeGradNorm(kernels, pass, grads, tr.norm, tr.options.maxGradNorm ?? 1.0));
   const cfg: AdamwConfig = { ...tr.options.adamw, lr };
-  for (const p of tr.params) encodeAdamwStep(kernels, pass, p.param, p.grad, p.state, cfg, tr.updates + 1, tr.norm.result);
-  pass.end();
-  const update = enc.finish();
-  const [{ loss, trainedTokens }, { norm }] = await Promise.all([result, normRead]);
-  if (trainedTokens === 0 || !Number.isFinite(norm) || !Number.isFinite(loss)) {
+  const update = trains ? record((pass) => { for (const p of tr.params) encodeAdamwStep(kernels, pass, p.param, p.grad, p.state, cfg, tr.updates + 1, tr.norm.result); }) : null;
+  device.queue.submit([norm]);
+  const normRead = readGradNorm(device, tr.norm);
+  if (update) device.queue.submit([update]);
+  const [{ loss, trainedTokens }, { norm: gradNorm }] = await Promise.all([result, normRead]);
+  if (!trains || !Number.isFinite(gradNorm)) {
     tr.skipped++;
     tr.skippedInARow++;
-    return { loss, gradNorm: norm, lr, trainedTokens, skipped: true };
+    return { loss, gradNorm, lr, trainedTokens, skipped: true };
   }
   tr.skippedInARow = 0;
   tr.updates++;
-  device.queue.submit([update]);
-  return { loss, gradNorm: norm, lr, trainedTokens, skipped: false };
+  return { loss, gradNorm, lr, trainedTokens, skipped: false };
 }
