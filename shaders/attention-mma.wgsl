@@ -7,14 +7,15 @@
 // memory at a constant offset (Chrome's robustness guards any other load with a branch and a copy:
 // shaders/matmul-mma.wgsl).
 //
-// A result matrix is opaque: its elements cannot be rescaled in registers, so the online softmax's
-// rescaling of o is not possible. Two passes over the keys instead: the first computes s = q·kᵀ per
-// tile and each row's max m from s staged in workgroup memory; the second computes s again, writes
-// p = exp2(s - m) (at most 1) as f16, sums l = Σ p and accumulates o += p·v in result matrices, with
-// no rescaling; o / l on the way out. 1.5x the FLOPs of one pass, all of them on the tensor cores.
+// One pass over the keys, the online softmax with lazy rescaling. Per tile: s = q·kᵀ (staged in
+// workgroup memory, where lanes read it), p = exp2(s - m) written as f16, l = Σ p, o += p·v in
+// result matrices; o / l on the way out. A result matrix is opaque (its elements cannot be scaled
+// in registers), so a row's reference m moves only when a tile's max passes it by more than
+// RESCALE (base 2): p stays below 2^RESCALE (well inside f16), and o is scaled by 2^(m_old - m_new)
+// through workgroup memory only in the (rare, workgroup-uniform) tiles where some row moved.
 // With LSE_KNOWN (training's recompute of a layer before its backward: lse holds the forward's
-// logsumexp) the first pass is skipped: m = lse, so p = exp2(s - m) <= 1 is already normalised
-// (l ~ 1, still divided by), and lse is left as it is. One pass: 1.0x the FLOPs.
+// logsumexp) m = lse, so p = exp2(s - m) <= 1 is already normalised (l ~ 1, still divided by) and
+// never moves, and lse is left as it is.
 //
 // One workgroup of 4 subgroups (128 invocations) per (block of BR = 64 query rows, query head,
 // batch row); subgroup sg owns rows sg·16 + 0..15 of the block. Its q rows stay in registers as
@@ -42,6 +43,7 @@ const V4 = D / 4u; // vec4s in a row of q, k or v
 const NEG = -3.0e38; // "minus infinity", kept finite as in attention.wgsl
 const NEG_HALF = -1.0e38;
 const LN2 = 0.6931471805599453;
+const RESCALE = 8.0; // how far (base 2) a row's max may pass its reference m before o is rescaled
 override LSE_KNOWN: bool = false;
 
 var<workgroup> tile: array<array<f16, 16u * SK>, 4>; // q at the start, then k or v: four blocks of 16 rows
@@ -51,6 +53,7 @@ var<workgroup> key_seg: array<array<u32, BC>, 2>; // by tile parity: a tile's id
 var<workgroup> range_hi: atomic<u32>;
 var<workgroup> range_lo_not: atomic<u32>;
 var<workgroup> range: vec2u;
+var<workgroup> moved_sg: array<u32, 4>; // per subgroup (its lane 0 writes it every tile): some row's m moved
 
 /** Share i of invocation tid in a tile of 64 rows: (row, vec4 column). */
 fn share_at(tid: u32, i: u32) -> vec2u {
@@ -133,32 +136,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   var tiles = 0u;
   if (wr.y > wr.x) { tiles = (wr.y - wr.x + BC - 1u) / BC; }
 
-  // Pass 1: each row's max m (or the known lse, in base 2).
+  // m: the known lse (base 2), else the row's reference max, set by its first keys.
   var m = NEG;
-  //{{KV_DECL}}
-  if (LSE_KNOWN) {
-    if (i < p.tq) { m = lse[(b * p.heads + h) * p.tq + i] / LN2; }
-  } else if (tiles > 0u) {
-    //{{K_FETCH_FIRST}}
-  }
-  for (var t = 0u; t < select(tiles, 0u, LSE_KNOWN); t++) {
-    let j0 = wr.x + t * BC;
-    //{{KV_STORE}}
-    if (tid < BC) { key_seg[t % 2u][tid] = key_segment(b, j0 + tid); }
-    workgroupBarrier();
-    if (t + 1u < tiles) {
-      //{{K_FETCH_NEXT}}
-    }
-    //{{S_PRODUCT}}
-    workgroupBarrier();
-    var mt = vec4f(NEG);
-    for (var c = 4u * hb; c < BC; c += 8u) { mt = max(mt, score4(sg, rl, c, j0, t, row)); }
-    m = max(m, max(max(mt.x, mt.y), max(mt.z, mt.w)));
-  }
-  m = max(m, subgroupShuffleXor(m, 1u));
-
-  // Pass 2: s again, p = exp2(s - m) as f16 (at most 1), l = Σ p, o += p·v; o / l at the end.
   var l = 0.0;
+  if (LSE_KNOWN && i < p.tq) { m = lse[(b * p.heads + h) * p.tq + i] / LN2; }
+  //{{KV_DECL}}
   //{{O_DECL}}
   if (tiles > 0u) {
     //{{K_FETCH_FIRST}}
@@ -172,6 +154,26 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
     //{{V_FETCH}}
     //{{S_PRODUCT}}
     workgroupBarrier();
+    // The tile's max over the row (both lanes of it); past m + RESCALE, m moves there and l (and o,
+    // below) are scaled by f = 2^(m_old - m_new). A row's first keys set m (l and o are still 0).
+    var f = 1.0;
+    var moves = false;
+    if (!LSE_KNOWN) {
+      var mt = vec4f(NEG);
+      for (var c = 4u * hb; c < BC; c += 8u) { mt = max(mt, score4(sg, rl, c, j0, t, row)); }
+      var mx = max(max(mt.x, mt.y), max(mt.z, mt.w));
+      mx = max(mx, subgroupShuffleXor(mx, 1u));
+      if (mx > m + RESCALE) {
+        if (m > NEG_HALF) {
+          f = exp2(m - mx);
+          l *= f;
+          moves = true;
+        }
+        m = mx;
+      }
+      let any = subgroupAny(moves);
+      if (lane == 0u) { moved_sg[sg] = u32(any); }
+    }
     for (var c = 4u * hb; c < BC; c += 8u) {
       let s = score4(sg, rl, c, j0, t, row);
       let w = select(vec4f(0.0), exp2(s - vec4f(m)), s > vec4f(NEG_HALF));
@@ -183,7 +185,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
       pw[sg][at + 3u] = f16(w.w);
     }
     //{{KV_STORE}}
-    workgroupBarrier();
+    // The barrier before p·v (the tile holds v, pw is written), and whether o is rescaled first.
+    var moved = false;
+    if (LSE_KNOWN) { workgroupBarrier(); } else {
+      let ms = workgroupUniformLoad(&moved_sg);
+      moved = (ms[0] | ms[1] | ms[2] | ms[3]) != 0u;
+    }
+    if (moved) {
+      //{{O_RESCALE}}
+    }
     if (t + 1u < tiles) {
       //{{K_FETCH_NEXT}}
     }

@@ -17,6 +17,8 @@ import { randomF32 } from '../util/random.ts';
 export interface AttentionMmaCase extends AttentionShape {
   /** Lengths of the documents of each batch row (the rest of the row is padding, segment 0). */
   docs?: number[][];
+  /** Key j scaled by 1 + growKeys · j / skv: rows whose max rises tile after tile (the forward's rescaling of o). */
+  growKeys?: number;
   seed: number;
 }
 
@@ -82,7 +84,28 @@ export function attentionMmaCases(): AttentionMmaCase[] {
     c(1, 70, 70, 2, 2, 32, 7),
     c(1, 1024, 1024, 2, 1, 128, 8, { docs: [[300, 500, 224]] }),
     c(1, 90, 90, 2, 1, 48, 9), // the forward on the tensor cores, the backward (head dims of 32s) on SIMT
+    // Scores rising by tens (base 2) over the keys: the forward's m moves and o is rescaled in most tiles.
+    c(1, 400, 400, 2, 1, 128, 10, { scale: 0.4, growKeys: 4 }),
   ];
+}
+
+/**
+ * The checks: every case in both storage types, but the growing keys in f16 only. Their scores
+ * reach tens, where f32 storage's rounding of q and k to f16 alone moves o and the gradients past
+ * the tolerances (o 2e-2 against 4e-4 for the rounded inputs, measured on the H200).
+ */
+export function attentionMmaChecks(): [AttentionMmaCase, 'f16' | 'f32'][] {
+  return attentionMmaCases().flatMap((c) => (c.growKeys ? [[c, 'f16']] : [[c, 'f16'], [c, 'f32']]) as [AttentionMmaCase, 'f16' | 'f32'][]);
+}
+
+/** A case's random inputs (uniform in [-2, 2), as stored: rounded to f16 for f16 storage). */
+export function attentionMmaInputs(c: AttentionMmaCase, dtype: 'f16' | 'f32') {
+  const { batch, tq, skv, heads, kvHeads, headDim: D } = c;
+  const stored = (x: Float32Array) => (dtype === 'f16' ? round16(x) : x);
+  const gen = (n: number, seed: number) => stored(randomF32(n, seed).map((x) => 2 * x));
+  const x = { q: gen(batch * tq * heads * D, c.seed), k: gen(batch * skv * kvHeads * D, c.seed + 1), v: gen(batch * skv * kvHeads * D, c.seed + 2), dout: gen(batch * tq * heads * D, c.seed + 3) };
+  if (c.growKeys) x.k = stored(x.k.map((y, e) => y * (1 + (c.growKeys! * (Math.floor(e / (kvHeads * D)) % skv)) / skv)));
+  return x;
 }
 
 const round16 = (x: Float32Array) => f16ArrayToF32(f32ArrayToF16(x));
@@ -107,8 +130,7 @@ export async function checkAttentionMma(kernels: Kernels, c: AttentionMmaCase, d
   const { device } = kernels;
   const { batch, tq, skv, heads, kvHeads, headDim: D } = c;
   const stored = (x: Float32Array) => (dtype === 'f16' ? round16(x) : x);
-  const gen = (n: number, seed: number) => stored(randomF32(n, seed).map((x) => 2 * x));
-  const x = { q: gen(batch * tq * heads * D, c.seed), k: gen(batch * skv * kvHeads * D, c.seed + 1), v: gen(batch * skv * kvHeads * D, c.seed + 2), dout: gen(batch * tq * heads * D, c.seed + 3) };
+  const x = attentionMmaInputs(c, dtype);
   const seg = c.docs ? segmentIdsOf(c.docs, skv) : undefined;
   const qShape = [batch, tq, heads, D];
   const kvShape = [batch, skv, kvHeads, D];

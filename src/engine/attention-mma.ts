@@ -63,6 +63,7 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const left = (buf: string, offset: number, stride: string) => `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&${buf}, ${offset}u, ${stride})`;
 const right = (buf: string, offset: number, stride: string, layout: 'row_major' | 'col_major') =>
   `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, ${layout}>(&${buf}, ${offset}u, ${stride})`;
+const result = (buf: string, offset: number, stride: string) => `subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&${buf}, ${offset}u, ${stride})`;
 const store = (buf: string, offset: number, m: string, stride: string) => `subgroupMatrixStore<row_major>(&${buf}, ${offset}u, ${m}, ${stride});`;
 const mma = (acc: string, l: string, r: string) => `${acc} = subgroupMatrixMultiplyAccumulate(${l}, ${r}, ${acc});`;
 
@@ -190,6 +191,18 @@ function generateForward(D: number, dtype: DType): string {
       '}',
     ];
   });
+  // o scaled by each row's f in place: the same groups through the stage, and back into the result matrices.
+  const oRescale = range(Math.ceil(ds / 4)).flatMap((g) => {
+    const blocks = range(Math.min(4, ds - 4 * g)).map((jj) => 4 * g + jj);
+    return [
+      ...(g > 0 ? ['workgroupBarrier(); // the last group is loaded back'] : []),
+      ...blocks.map((d, jj) => store('stage[sg]', 16 * jj, `acc${d}`, 'SS')),
+      'workgroupBarrier();',
+      `for (var e = 0u; e < ${8 * blocks.length}u; e++) { stage[sg][rl * SS + 2u * e + hb] *= f; }`,
+      'workgroupBarrier();',
+      ...blocks.map((d, jj) => `acc${d} = ${result('stage[sg]', 16 * jj, 'SS')};`),
+    ];
+  });
   const body = template
     .replace('//{{Q_FETCH}}', 'for (var s = 0u; s < SH; s++) { store_tile(tid, s, fetch_q(tid, s, q0, b, h)); }')
     .replace('//{{Q_LOAD}}', lines(range(ds).map((d) => `let qm${d} = ${left('tile[sg]', 16 * d, 'SK')};`), '  '))
@@ -201,6 +214,7 @@ function generateForward(D: number, dtype: DType): string {
     .replaceAll('//{{S_PRODUCT}}', lines(sProduct, '    '))
     .replace('//{{O_DECL}}', lines(range(ds).map((d) => `var acc${d} = subgroup_matrix_result<f32, 16, 16>();`), '  '))
     .replace('//{{PV_PRODUCT}}', lines(pvProduct, '    '))
+    .replace('//{{O_RESCALE}}', lines(oRescale, '      '))
     .replace('//{{O_STORE}}', lines(oStore, '  '));
   if (body.includes('//{{')) throw new Error('attention mma: a part of the template was left unfilled');
   return `${header(D, dtype, 'attention forward')}const SH = ${shares}u; // vec4 shares per invocation of a 64-row tile\n${COMMON_WGSL}${body}`;

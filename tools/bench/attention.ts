@@ -7,7 +7,7 @@ import { createAttentionBackwardStats, encodeAttentionBackward } from '../../src
 import { parseModelConfig } from '../../src/engine/arch.ts';
 import type { Gpu } from '../../src/engine/gpu.ts';
 import { Kernels } from '../../src/engine/kernels.ts';
-import { attentionMmaCases, attentionMmaDigest, checkAttentionMma, type AttentionMmaCheck } from '../../src/engine/attention-mma-check.ts';
+import { attentionMmaChecks, attentionMmaDigest, checkAttentionMma, type AttentionMmaCheck } from '../../src/engine/attention-mma-check.ts';
 import { createTensor, uploadTensor, uploadU32, type DType, type Tensor } from '../../src/engine/tensor.ts';
 import { randomF32 } from '../../src/util/random.ts';
 import { createLmHeadScratch, destroyLmHeadScratch, encodeLmHeadLoss, lmHeadChunkRows } from '../../src/engine/lmhead.ts';
@@ -53,7 +53,7 @@ export interface AttentionChecksReport {
 
 export async function checkAttention(kernels: Kernels): Promise<AttentionChecksReport> {
   const checks: AttentionMmaCheck[] = [];
-  for (const [c, dtype] of attentionMmaCases().flatMap((c) => [[c, 'f16'], [c, 'f32']] as const)) {
+  for (const [c, dtype] of attentionMmaChecks()) {
     const r = await checkAttentionMma(kernels, c, dtype);
     console.log(`attention check ${JSON.stringify(c)} ${dtype}: ${r.ok ? 'ok' : 'FAILED'} (forward ${r.tensorCores ? 'tensor cores' : 'simt'}, backward ${r.backwardTensorCores ? 'tensor cores' : 'simt'}) o ${r.o.toExponential(2)} (${r.oRounded.toExponential(2)} against f16 inputs; from the known lse ${r.oKnown.toExponential(2)}${r.lseKept ? "" : ", lse CHANGED"}) lse ${r.lse.toExponential(2)} dq ${r.dq.toExponential(2)} dk ${r.dk.toExponential(2)} dv ${r.dv.toExponential(2)}`);
     checks.push(r);
