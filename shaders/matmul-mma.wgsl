@@ -49,7 +49,7 @@ struct Params {
 @group(0) @binding(5) var<uniform> p: Params;
 
 var<workgroup> tile_a: array<array<f16, TM * 16u * SA>, BM / (TM * 16u)>;
-var<workgroup> stage: array<array<f32, 256>, THREADS / 32u>;
+var<workgroup> stage: array<array<f32, 256u * STAGE>, THREADS / 32u>; // STAGE result matrices a subgroup a round of the epilogue
 
 //{{A_SOURCE}}
 
@@ -92,14 +92,14 @@ fn store_out(o: u32, rb: u32, col: u32, v: f32) {
   out[o] = R(s);
 }
 
-/** Writes this subgroup's staged 16x16 matrix to out at the block's row rb0 (row0 + rb0) and col0; every lane takes 8 elements. */
-fn write_stage(sg: u32, lane: u32, row0: u32, rb0: u32, col0: u32) {
+/** Writes the 16x16 matrix this subgroup staged at `at` to out at the block's row rb0 (row0 + rb0) and col0; every lane takes 8 elements. */
+fn write_stage(sg: u32, at: u32, lane: u32, row0: u32, rb0: u32, col0: u32) {
   for (var e = 0u; e < 8u; e++) {
     let idx = lane + e * 32u;
     let rb = rb0 + idx / 16u;
     let row = row0 + rb;
     let col = col0 + idx % 16u;
-    if (row < p.m && col < p.nc) { store_out(row * p.nc + col, rb, col, stage[sg][idx]); }
+    if (row < p.m && col < p.nc) { store_out(row * p.nc + col, rb, col, stage[sg][at + idx]); }
   }
 }
 
@@ -112,13 +112,14 @@ fn store_out4(o4: u32, rb: u32, col: u32, v: vec4<f32>) {
 }
 
 /** write_stage with 16-byte stores (nc % 4 == 0): every lane takes 2 x 4 elements, a warp 8 rows of 64 bytes a store. */
-fn write_stage4(sg: u32, lane: u32, row0: u32, rb0: u32, col0: u32) {
+fn write_stage4(sg: u32, at: u32, lane: u32, row0: u32, rb0: u32, col0: u32) {
   for (var e = 0u; e < 2u; e++) {
     let idx = 4u * (lane + e * 32u);
     let rb = rb0 + idx / 16u;
     let row = row0 + rb;
     let col = col0 + idx % 16u;
-    let v = vec4<f32>(stage[sg][idx], stage[sg][idx + 1u], stage[sg][idx + 2u], stage[sg][idx + 3u]);
+    let s = at + idx;
+    let v = vec4<f32>(stage[sg][s], stage[sg][s + 1u], stage[sg][s + 2u], stage[sg][s + 3u]);
     if (row < p.m && col < p.nc) { store_out4((row * p.nc + col) / 4u, rb, col, v); }
   }
 }

@@ -8,7 +8,7 @@ import { testGpu } from './gpu/device.ts';
 import { Kernels, submitPass } from '../src/engine/kernels.ts';
 import { encodeF16Rows } from '../src/engine/matmul-mma.ts';
 import { checkLmHeadMma, checkMmaMatmul, LMHEAD_MMA_TOLERANCE, MMA_TOLERANCE, mmaCases, mmaSourcesDigest, type LmHeadMmaCheck, type MmaCheck } from '../src/engine/matmul-mma-check.ts';
-import { chooseMma, MMA_TILINGS, mmaSource, SMALL_GRID, storeLayout } from '../src/engine/matmul-mma.ts';
+import { chooseMma, MMA_TILINGS, MMA_WORKGROUP_BYTES, mmaSource, SMALL_GRID, storeLayout } from '../src/engine/matmul-mma.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { uploadTensor } from '../src/engine/tensor.ts';
@@ -176,5 +176,22 @@ describe('the generated GEMM shaders (every tiling and variant, checked as text:
     const loads = [...source.matchAll(/subgroupMatrixLoad<[^>]*>, (?:row|col)_major>\(&(tile_[ab])\[\w+\], (\d+)u, (SA|SB)\)/g)];
     expect(loads.length).toBe((tiling.bk / 16 + v.lora) * (tiling.tm + tiling.tn));
     for (const [, tile, offset, stride] of loads) expect(Number(offset) + 15 * constant(stride) + 16, `${tile} at ${offset}`).toBeLessThanOrEqual(sizes[tile]);
+  });
+
+  it.each(variants)('$name: the epilogue stages two result matrices a round for a dense B where 47 KiB of workgroup memory holds them', ({ v, tiling }) => {
+    const source = mmaSource(v, tiling);
+    const constant = (name: string) => Number(source.match(new RegExp(`const ${name} = (\\d+)u;`))![1]);
+    const stages = constant('STAGE');
+    const scales = source.includes('var<workgroup> a_scale: array<f32, BM>;') ? 4 * constant('BM') : 0;
+    const bytes = 2 * constant('BM') * constant('SA') + 2 * constant('SGC') * constant('B_SUB') + scales + (constant('THREADS') / 32) * 256 * stages * 4;
+    expect(bytes).toBeLessThanOrEqual(MMA_WORKGROUP_BYTES);
+    // Two for a dense B wherever a second stage fits (256x128 blocks with k steps of 32: 30 KB of tiles, 1 KB of row scales, 16 KB of stages).
+    expect(stages).toBe(v.kind === 'dense' && bytes + (stages === 1 ? 8192 : 0) <= MMA_WORKGROUP_BYTES ? 2 : 1);
+    if (tiling === MMA_TILINGS['256x128-w8-k32']) expect(stages).toBe(v.kind === 'dense' ? 2 : 1);
+    const cells = tiling.tm * tiling.tn;
+    expect([...source.matchAll(/subgroupMatrixStore<row_major>\(&stage\[sg\], (\d+)u, acc/g)].map((m) => Number(m[1]))).toEqual(Array.from({ length: cells }, (_, i) => 256 * (i % stages)));
+    expect([...source.matchAll(/write_stage4?\(sg, /g)]).toHaveLength(cells);
+    const epilogue = source.slice(source.indexOf('subgroupMatrixStore<row_major>(&stage'));
+    expect([...epilogue.matchAll(/workgroupBarrier\(\);/g)]).toHaveLength((2 * cells) / stages);
   });
 });

@@ -319,12 +319,13 @@ fn fetch_a_in(r: u32, k: u32) -> vec4<f16> { return fetch_a4_in(r, k, p.ki); }`;
   return v.scaled
     ? `${fetch}
 @group(0) @binding(6) var<storage, read> row_scale: array<vec2<f32>>; // (2^s, 2^-s) per row of a
-var<workgroup> a_scale: array<vec2<f32>, BM>; // the block's rows' (2^s, 2^-s)
+var<workgroup> a_scale: array<f32, BM>; // the block's rows' 2^-s (4 bytes a row: room for the epilogue's second stage)
 fn stage_scales(tid: u32, row0: u32) {
-  for (var i = tid; i < BM; i += THREADS) { a_scale[i] = row_scale[min(row0 + i, p.m - 1u)]; }
+  for (var i = tid; i < BM; i += THREADS) { a_scale[i] = row_scale[min(row0 + i, p.m - 1u)].y; }
 }
-fn unscale(rb: u32, v: f32) -> f32 { return v * a_scale[rb].y; }
-fn lora_row(rb: u32) -> f32 { return a_scale[rb].x * (1.0 / 4096.0); }
+fn unscale(rb: u32, v: f32) -> f32 { return v * a_scale[rb]; }
+// 2^s from 2^-s exactly: the exponent's bits mirrored around 127.
+fn lora_row(rb: u32) -> f32 { return bitcast<f32>((254u << 23u) - bitcast<u32>(a_scale[rb])) * (1.0 / 4096.0); }
 const LORA_W = 4096.0;`
     : `${fetch}
 fn stage_scales(tid: u32, row0: u32) {}
@@ -431,6 +432,25 @@ function storeOrder(offset: (tid: number, i: number) => number, size: number, th
   return best;
 }
 
+/**
+ * Workgroup memory a tensor-core GEMM may take: a KiB below the H200's Vulkan limit of 48 KiB, at
+ * which (49,152 bytes by Dawn's count) the forward with two stages computed wrong results there.
+ */
+export const MMA_WORKGROUP_BYTES = 47 * 1024;
+
+/**
+ * Result matrices a subgroup stages a round of the epilogue: two for a dense B where the tiles leave
+ * room for them (the 8B lm_head's loss 28.6 -> 21.0 ms a step on the H200), else one: the NF4
+ * products took 5-16 ms a step more with two (bench/h200-2026-11-30-s14-models-8b-stage2-*.json).
+ */
+export function stagesPerRound(v: MmaVariant, t: MmaTiling): 1 | 2 {
+  const { bm, threads, sa, bSub } = tileShape(v, t);
+  const tiles = 2 * (bm * sa + t.sgc * bSub);
+  const scales = v.scaled ? 4 * bm : 0;
+  const stage = (threads / 32) * 256 * 4;
+  return v.kind === 'dense' && (t.tm * t.tn) % 2 === 0 && tiles + scales + 2 * stage <= MMA_WORKGROUP_BYTES ? 2 : 1;
+}
+
 function generate(v: MmaVariant, t: MmaTiling): string {
   const { kind, transB } = v;
   const { bm, bn, threads, sa, sb, bSub, aFetches, bFetches } = tileShape(v, t);
@@ -479,12 +499,19 @@ function generate(v: MmaVariant, t: MmaTiling): string {
       ].join('\n  '),
     )
     .join('\n  ');
-  const epilogue = cells
-    .map(
-      ([i, j]) =>
-        `subgroupMatrixStore<row_major>(&stage[sg], 0u, acc${i}_${j}, 16u);\n  workgroupBarrier();\n` +
-        `  write_stage${v.vecOut ? '4' : ''}(sg, lane, row0, sr + ${16 * i}u, col0 + sc + ${16 * j}u);\n  workgroupBarrier();`,
-    )
+  // The epilogue stages `stages` result matrices a round (two: half the rounds, each two barriers),
+  // then writes them out.
+  const stages = stagesPerRound(v, t);
+  const epilogue = range(cells.length / stages)
+    .map((r) => {
+      const round = cells.slice(r * stages, (r + 1) * stages);
+      return [
+        ...round.map(([i, j], s) => `subgroupMatrixStore<row_major>(&stage[sg], ${256 * s}u, acc${i}_${j}, 16u);`),
+        'workgroupBarrier();',
+        ...round.map(([i, j], s) => `write_stage${v.vecOut ? '4' : ''}(sg, ${256 * s}u, lane, row0, sr + ${16 * i}u, col0 + sc + ${16 * j}u);`),
+        'workgroupBarrier();',
+      ].join('\n  ');
+    })
     .join('\n  ');
   const header = [
     'enable f16;',
@@ -508,6 +535,7 @@ function generate(v: MmaVariant, t: MmaTiling): string {
     `const A_ROT = ${order.aRot}u;`,
     `const B_ROT = ${order.bRot}u;`,
     `const LORA_K = ${loraK}u;`,
+    `const STAGE = ${stages}u;`,
     '',
   ].join('\n');
   const body = template
