@@ -1,6 +1,6 @@
 // The LoRA backward (forward: shaders/lora.wgsl, y += s · u Bᵀ with u = x Aᵀ kept). Given dy:
 //   dB += s · dyᵀ u    [N, r]    outer (g = dy, f = u), then sum
-//   du  = s · dy B     [M, r]    down of lora.wgsl (W = B read in place: W_ALONG_J)
+//   du  = s · dy B     [M, r]    down of lora.wgsl (W = Bᵀ, made by transpose; or B in place)
 //   dA += duᵀ x        [r, K]    outer (g = x, dropped out), then sum
 //   dx += du A         [M, K]    up of lora.wgsl
 // This file follows shaders/lora.wgsl in its module (Params, bindings, Row16, f_row, red).
@@ -15,6 +15,8 @@
 //   64 FMAs into 4 Row16 accumulators (one per column). At the end the 4 row slots meet in
 //   workgroup memory, one column of the 4 at a time. Grid ceil(C / 256) x chunks x ceil(r / 16).
 // sum: out[i] = scale Σ_q part[q · len + i] (+ out[i]), one invocation per element.
+// transpose: out[j, c] = B[c, j] ([r, N]), so that down reads Bᵀ as it reads A: contiguous along
+//   the reduced index, 16-byte loads.
 // Dropout: dA takes the forward's mask on x (g = x ∘ mask), dx on its output (up, DROPOUT).
 
 @group(0) @binding(5) var<storage, read> part: array<f32>;          // sum: the partials
@@ -94,4 +96,11 @@ fn sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
   var prev = 0.0;
   if (p.accumulate != 0u) { prev = out[i]; }
   out[i] = fma(p.scale, s, prev);
+}
+
+@compute @workgroup_size(WG)
+fn transpose(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let i = (wg.y * nwg.x + wg.x) * WG + tid;
+  if (i >= p.r * p.k) { return; }
+  out[i] = w[(i % p.k) * p.r + i / p.k];
 }

@@ -3,15 +3,14 @@
 //   down: out[m, j] = scale Σ_c g[m, c] · W(j, c)      u = x · Aᵀ (the backward: du = s · dy · B)
 //   up:   y[m, c]  += scale Σ_j f[m, j] · W(j, c)      y += s · u · Bᵀ (the backward: dx += du · A)
 // W(j, c) = w[j · w_j + c · w_c] covers both layouts: A[j, c] (w_j = K, w_c = 1), B[c, j]
-// (w_j = 1, w_c = r), which the backward's down reads in place (W_ALONG_J). r is short (1..64) and
+// (w_j = 1, w_c = r) and the transposed copy of B the backward makes. r is short (1..64) and
 // M, K, N long (M = 2048 tokens, K and N up to 14336), so both products are memory streams of
 // 2 FLOP per 4-byte element per column of r: the kernels are built for parallelism and
 // coalescing, and keep the r = 16 accumulators of a j-group in named vec4s (Row16), never in an
 // array indexed in a loop (which a driver may leave in local memory). r > 16 takes several
 // j-groups: the grid's z (down) or a loop (up).
 //
-// down (vec4 loads; C % 4 == 0 and W contiguous along c, w_c = 1, w_j % 4 == 0, or along j with
-//   W_ALONG_J): a workgroup
+// down (vec4 loads; C % 4 == 0 and W contiguous along c, w_c = 1, w_j % 4 == 0): a workgroup
 //   takes 8 rows and the whole reduced length C, so each output is summed by one workgroup (no
 //   partials, no atomics: deterministic). Invocation t: c-slot t % 8, row group (t / 8) % 4, warp
 //   t / 32; it keeps rows m0 + group and m0 + group + 4 and walks c = 4 c-slot + 32 warp + 256 s:
@@ -38,7 +37,7 @@
 // factor of its element (dx = mask ∘ (du A)); the forward's up does not set DROPOUT.
 // Types, declared by the wrapper: `G` = type of g (x or dy), `R` = type of y; f32 accumulation,
 // results rounded once to their type when stored. shaders/lora-backward.wgsl (the backward's
-// outer products and sums of partials) comes after this source in its module.
+// outer products, sums of partials and B's transpose) comes after this source in its module.
 
 struct Params {
   m: u32,          // rows M (tokens)
@@ -73,10 +72,6 @@ const UP_COLS = 256u;
 // Rows of a row slot that `up` takes a trip (2 or 4; lora.ts picks): four where the compiler takes
 // it, two on SwiftShader, whose JIT did not finish compiling the four-row kernel.
 override UP_AHEAD: u32 = 4u;
-// down: W contiguous along j (w_j = 1, w_c = r, r % 4 == 0: the backward's du = s · dy · B with B
-// [N, r] read in place) rather than along c; its 16-byte loads hold four j of one c, transposed
-// in registers.
-override W_ALONG_J: bool = false;
 
 /** 16 consecutive columns j of one row. */
 struct Row16 { q0: vec4<f32>, q1: vec4<f32>, q2: vec4<f32>, q3: vec4<f32> }
@@ -112,14 +107,8 @@ fn w_vec4(j: u32, c: u32) -> vec4<f32> {
   return select(vec4<f32>(), w4[(min(j, p.r - 1u) * p.w_j + c) / 4u], j < p.r);
 }
 
-/** W(j..j+3, c) as one vec4 where W is contiguous along j (W_ALONG_J: B read in place). */
-fn w_vec4_j(j: u32, c: u32) -> vec4<f32> {
-  return select(vec4<f32>(), w4[(c * p.w_c + min(j, p.r - 4u)) / 4u], j < p.r);
-}
-
 /** W rows j..j+3 at columns c..c+3, one per matrix column. */
 fn w_mat(j: u32, c: u32) -> mat4x4<f32> {
-  if (W_ALONG_J) { return transpose(mat4x4<f32>(w_vec4_j(j, c), w_vec4_j(j, c + 1u), w_vec4_j(j, c + 2u), w_vec4_j(j, c + 3u))); }
   return mat4x4<f32>(w_vec4(j, c), w_vec4(j + 1u, c), w_vec4(j + 2u, c), w_vec4(j + 3u, c));
 }
 

@@ -6,9 +6,8 @@
 //             one partial, several)
 //   up        256-column blocks and row blocks off their sizes; r > 16 (several j-groups, each
 //             adding to y: a f16 y is rounded once per group of 16)
-//   backward  du reads B in place (16-byte loads of four j where N and r are multiples of 4,
-//             scalar ones otherwise); with the caller's scratch (dA and dB summed over chunks of
-//             tokens, M >= 128) and without (one chunk); accumulate on
+//   backward  with the caller's scratch (B transposed where N % 4 == 0; dA and dB summed over
+//             chunks of tokens, M >= 128) and without (one chunk, B read in place); accumulate on
 //             and off; dropout; f16 x / dy / dx
 // f32 tolerance 1e-5 (the kernels sum in f32: ~1e-7 measured); f16 outputs 1e-3 for one rounding
 // (2^-11 = 4.9e-4 relative), 2e-3 for the four of r = 64. The kernels use no subgroup operations
@@ -161,10 +160,9 @@ describe('LoRA forward kernels at awkward shapes, against float64', () => {
 
 describe('LoRA backward kernels at awkward shapes, with and without the scratch, against float64', () => {
   const cases: Case[] = [
-    { m: 200, k: 260, n: 300, r: 16 }, // 3 chunks of tokens for dA and dB; du's 16-byte loads of B in place
+    { m: 200, k: 260, n: 300, r: 16 }, // 3 chunks of tokens for dA and dB, Bᵀ for du
     { m: 200, k: 260, n: 300, r: 16, scratch: false },
-    { m: 150, k: 129, n: 67, r: 8, accumulate: false }, // N % 4 != 0: du's scalar loads (down_any); K % 4 != 0
-    { m: 130, k: 68, n: 96, r: 12 }, // du's 16-byte loads of B with a j-group of 12 (past r: zeros)
+    { m: 150, k: 129, n: 67, r: 8, accumulate: false }, // N % 4 != 0: du reads B in place; K % 4 != 0
     { m: 131, k: 132, n: 516, r: 1, p: 0.3 },
     { m: 140, k: 200, n: 136, r: 64, p: 0.1 }, // four j-groups
     { m: 130, k: 68, n: 72, r: 20, accumulate: false, scratch: false },
@@ -203,11 +201,12 @@ describe("LoRA up-projection taking two rows a trip (SwiftShader's choice, upAhe
 });
 
 describe('LoRA kernels: determinism, scratch, limits', () => {
-  it('the scratch holds the partials of the chunked sums; none where nothing is split', () => {
+  it('the scratch holds B transposed and the partials of the chunked sums; none where nothing is split or transposed', () => {
     const c = { m: 200, k: 260, n: 300, r: 16 };
-    // dB in 3 chunks of 68 tokens: 3 · N · r floats, more than dA's 3 · K · r.
+    // dB in 3 chunks of 68 tokens: 3 · N · r floats, more than Bᵀ (r · N) or dA's 3 · K · r.
     expect(loraBackwardScratchBytes(c)).toBe(4 * 3 * 300 * 16);
-    expect(loraBackwardScratchBytes({ ...c, m: 100 })).toBe(0); // one chunk
+    expect(loraBackwardScratchBytes({ ...c, m: 100 })).toBe(4 * 16 * 300); // one chunk: Bᵀ only
+    expect(loraBackwardScratchBytes({ ...c, m: 100, n: 301 })).toBe(0);
   });
 
   it('the backward is deterministic: two runs give the same bits', async () => {

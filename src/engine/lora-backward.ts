@@ -7,12 +7,12 @@
 // (lora.dropout, the forward's draw), dA and dx take the forward's mask. Reference:
 // reference/lora-backward.ts.
 //
-// Dispatches, in order: du = down(dy, B) (B read in place: 16-byte loads of four of its j,
-// transposed in registers, where N and r are multiples of 4); dB by `outer` over dy and u, in
-// chunks of tokens (partials in the scratch, then `sum`); dA the same over x and du; dx by `up`.
-// The reductions over tokens (dA, dB: 2048 rows at the training shape) split across workgroups
-// only through the caller's scratch (loraBackwardScratchBytes); without one each column block
-// walks every row in one workgroup: the same results, slower (tests and one-offs).
+// Dispatches, in order: transpose B into the scratch (Bᵀ [r, N]) and du = down(dy, Bᵀ); dB by
+// `outer` over dy and u, in chunks of tokens (partials in the scratch, then `sum`); dA the same
+// over x and du; dx by `up`. The reductions over tokens (dA, dB: 2048 rows at the training shape)
+// split across workgroups only through the caller's scratch (loraBackwardScratchBytes); without
+// one each column block walks every row in one workgroup and du reads B in place: the same
+// results, slower (tests and one-offs).
 import { grid, type Kernels } from './kernels.ts';
 import { dropoutParams } from './lora-dropout.ts';
 import { encodeLoraDown, encodeLoraUp, hasDropout, loraModule, loraParams, splitRows, LORA_COLS, LORA_J_GROUP, type LoraModule, type LoraWeights } from './lora.ts';
@@ -38,7 +38,7 @@ export interface LoraBackwardTensors {
   dx?: Tensor;
   /**
    * Workspace of at least loraBackwardScratchBytes(...) bytes (STORAGE usage), free to overwrite:
-   * the partial sums of dA and dB over chunks of tokens. Without it the
+   * B's transpose and the partial sums of dA and dB over chunks of tokens. Without it the
    * reductions over tokens run one column block per workgroup (correct, slower).
    */
   scratch?: GPUBuffer;
@@ -69,13 +69,15 @@ export interface LoraBackwardShape {
 const OUTER_TARGET_WORKGROUPS = 512;
 const MIN_CHUNK_ROWS = 64;
 
-/** How the backward of one shape runs with a scratch (or without): the chunks of dB and dA. */
+/** How the backward of one shape runs with a scratch: B transposed or not, and the chunks of dB and dA. */
 function plan(s: LoraBackwardShape, scratch: boolean) {
   const chunks = (c: number) => (scratch ? splitRows(s.m, Math.ceil(c / LORA_COLS) * Math.ceil(s.r / LORA_J_GROUP), MIN_CHUNK_ROWS, OUTER_TARGET_WORKGROUPS) : { rows: 4 * Math.ceil(s.m / 4), blocks: 1 });
   const db = chunks(s.n);
   const da = chunks(s.k);
-  const elements = Math.max(db.blocks > 1 ? db.blocks * s.n * s.r : 0, da.blocks > 1 ? da.blocks * s.k * s.r : 0);
-  return { db, da, bytes: 4 * elements };
+  // Bᵀ serves the 16-byte loads of down, which also need whole vec4s of dy (N % 4 == 0).
+  const transpose = scratch && s.n % 4 === 0;
+  const elements = Math.max(transpose ? s.r * s.n : 0, db.blocks > 1 ? db.blocks * s.n * s.r : 0, da.blocks > 1 ? da.blocks * s.k * s.r : 0);
+  return { db, da, transpose, bytes: 4 * elements };
 }
 
 /** Bytes of the scratch encodeLoraBackward uses for this shape (0: it needs none). */
@@ -104,8 +106,14 @@ export function encodeLoraBackward(
   const drop = hasDropout(lora);
   const scratch = t.scratch;
 
-  // du = s · dy · B.
-  encodeLoraDown(kernels, pass, onDy, { g: t.dy.buffer, w: lora.b.buffer, wj: 1, wc: r, out: t.du.buffer, m, c: n, r, scale: lora.scale });
+  // du = s · dy · B, reading Bᵀ (contiguous along N) where it can.
+  if (pl.transpose && scratch) {
+    const bt = { buffer: scratch, size: 4 * r * n };
+    kernels.dispatchAt(pass, kernels.get({ ...onDy, entryPoint: 'transpose' }), [[1, lora.b.buffer], [3, bt]], loraParams({ m, k: n, r }), grid(kernels, Math.ceil((r * n) / 256)));
+    encodeLoraDown(kernels, pass, onDy, { g: t.dy.buffer, w: bt, wj: n, wc: 1, out: t.du.buffer, m, c: n, r, scale: lora.scale });
+  } else {
+    encodeLoraDown(kernels, pass, onDy, { g: t.dy.buffer, w: lora.b.buffer, wj: 1, wc: r, out: t.du.buffer, m, c: n, r, scale: lora.scale });
+  }
   // dB += s · dyᵀ u  ([N, r]), dA += duᵀ dropout(x)  ([r, K]).
   encodeOuter(kernels, pass, onDy, { g: t.dy.buffer, f: t.u.buffer, out: grads.b.buffer, outT: false, m, c: n, r, scale: lora.scale, accumulate: accGrads, chunks: pl.db, scratch });
   encodeOuter(kernels, pass, onX, { g: t.x.buffer, f: t.du.buffer, out: grads.a.buffer, outT: true, m, c: k, r, scale: 1, accumulate: accGrads, chunks: pl.da, scratch, dropout: drop ? lora : null });

@@ -256,15 +256,12 @@ export interface LoraDownArgs {
 
 /**
  * out[m, j] = scale Σ_c g[m, c] · W(j, c) (shaders/lora.wgsl down): 8 rows and all of c per
- * workgroup; 16-byte loads where c % 4 == 0 and W is contiguous along c (rows of a multiple of 4)
- * or along j (W_ALONG_J: r and the row stride multiples of 4), scalar ones otherwise.
+ * workgroup; 16-byte loads where c % 4 == 0 and W is contiguous along c, scalar ones otherwise.
  */
 export function encodeLoraDown(kernels: Kernels, pass: GPUComputePassEncoder, mod: LoraModule, a: LoraDownArgs): void {
-  const alongC = a.wc === 1 && a.wj % 4 === 0;
-  const alongJ = a.wj === 1 && a.wc % 4 === 0 && a.wc >= a.r && a.r % 4 === 0;
-  const vec4 = a.c % 4 === 0 && (alongC || alongJ);
+  const vec4 = a.c % 4 === 0 && a.wc === 1 && a.wj % 4 === 0;
   const drop = !!a.dropout && a.dropout.p > 0;
-  const kernel = kernels.get({ ...mod, entryPoint: vec4 ? 'down' : 'down_any', constants: vec4 ? { DROPOUT: drop, W_ALONG_J: !alongC } : { DROPOUT: drop } });
+  const kernel = kernels.get({ ...mod, entryPoint: vec4 ? 'down' : 'down_any', constants: { DROPOUT: drop } });
   const params = loraParams({ m: a.m, k: a.c, r: a.r, w_j: a.wj, w_c: a.wc, scale: a.scale, ...dropoutParams(drop ? a.dropout : null) });
   kernels.dispatchAt(pass, kernel, [[0, a.g], [1, a.w], [3, a.out]], params, [Math.ceil(a.m / DOWN_ROWS), Math.ceil(a.r / LORA_J_GROUP)]);
 }
