@@ -6,7 +6,8 @@
 //   denom  = sqrt(v) / sqrt(1 - β2^t) + eps
 //   param -= (lr / (1 - β1^t)) · (m / denom)            (param.addcdiv_(m, denom, -step_size))
 // The step-dependent scalars (step_size, bc2_sqrt) are computed by the wrapper in float64, as
-// torch computes them in Python floats. All buffers f32 (master weights, f32 gradients).
+// torch computes them in Python floats, for t and t + 1; clip[3] (gradnorm's count of applied
+// updates) picks. All buffers f32 (master weights, f32 gradients).
 // g is the gradient times clip[1]: gradnorm.wgsl's clip coefficient (clip_grad_norm_'s in-place
 // scaling done here, the same f32 product, a dispatch per tensor fewer), or 1 (no clipping).
 // A non-finite norm (clip[0]) leaves everything as it was: the trainer submits the update before
@@ -22,6 +23,9 @@ struct Params {
   decay: f32,     // 1 - lr · weight_decay
   step_size: f32, // lr / (1 - β1^t)
   bc2_sqrt: f32,  // sqrt(1 - β2^t)
+  step: f32,           // t: the earliest this update can be
+  step_size_next: f32, // the same for t + 1, taken where clip[3] (the applied updates, this one
+  bc2_sqrt_next: f32,  // included) is past t: the step before this one was applied, unread
 }
 
 @group(0) @binding(0) var<storage, read_write> param: array<f32>;
@@ -48,6 +52,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   let vi = v[i] * p.beta2 + p.one_minus_beta2 * g * g;
   m[i] = mi;
   v[i] = vi;
-  let denom = sqrt(vi) / p.bc2_sqrt + p.eps;
-  param[i] = param[i] * p.decay - p.step_size * (mi / denom);
+  let next = clip[3] > p.step;
+  let denom = sqrt(vi) / select(p.bc2_sqrt, p.bc2_sqrt_next, next) + p.eps;
+  param[i] = param[i] * p.decay - select(p.step_size, p.step_size_next, next) * (mi / denom);
 }

@@ -30,6 +30,9 @@ struct Params {
   decay: f32,     // 1 - lr · weight_decay
   step_size: f32, // lr / (1 - β1^t)
   bc2_sqrt: f32,  // sqrt(1 - β2^t)
+  step: f32,           // t: the earliest this update can be
+  step_size_next: f32, // the same for t + 1, taken where clip[3] (the applied updates, this one
+  bc2_sqrt_next: f32,  // included) is past t: the step before this one was applied, unread
 }
 
 @group(0) @binding(0) var<storage, read_write> param: array<f32>; // quantize: m in; dequantize: m out
@@ -116,6 +119,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
     let av = vabs[blk];
     let wm = mq[word];
     let wv = vq[word];
+    let next = clip[3] > p.step; // the bias correction of t + 1 (shaders/adamw.wgsl)
+    let step_size = select(p.step_size, p.step_size_next, next);
+    let bc2_sqrt = select(p.bc2_sqrt, p.bc2_sqrt_next, next);
     for (var c = 0u; c < 4u; c++) {
       let e = e0 + c;
       if (e < p.n) {
@@ -123,8 +129,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
         let m0 = dequant((wm >> (8u * c)) & 255u, am, SIGNED);
         let mi = m0 + p.one_minus_beta1 * (g - m0);
         let vi = dequant((wv >> (8u * c)) & 255u, av, UNSIGNED) * p.beta2 + p.one_minus_beta2 * g * g;
-        let denom = sqrt(vi) / p.bc2_sqrt + p.eps;
-        param[e] = param[e] * p.decay - p.step_size * (mi / denom);
+        let denom = sqrt(vi) / bc2_sqrt + p.eps;
+        param[e] = param[e] * p.decay - step_size * (mi / denom);
         ms[c] = mi;
         vs[c] = vi;
       }

@@ -8,9 +8,10 @@
 //     tensor from the first workgroups w0 .. w7): a training step's 448 LoRA gradients in 56
 //     dispatches, not 448 (every dispatch costs ~10 us beyond its work on the H200).
 // `main`, with the override MODE (one bind-group shape: g, partials, result):
-//   1 finish: one workgroup sums partials[0 .. count) -> result = (norm, coef, Σ g²). The norm
-//     stays on the GPU (phase 2 and the trainer's AdamW read it) and can be read back for the
-//     step's metrics.
+//   1 finish: one workgroup sums partials[0 .. count) -> result = (norm, coef, Σ g², n), where n,
+//     kept from call to call, counts the finite norms (the trainer's applied updates, whose number
+//     AdamW's bias correction needs without waiting for the CPU). The norm stays on the GPU (phase
+//     2 and the trainer's AdamW read it) and can be read back for the step's metrics.
 //   2 scale: g *= result[1], one invocation per element (per tensor).
 // A non-finite gradient makes the norm inf or NaN; the trainer reads the norm and skips the
 // step (as it must: torch would scale every gradient by NaN). All f32.
@@ -103,6 +104,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
       result[0] = norm;
       result[1] = min(1.0, p.max_norm / (norm + 1e-6));
       result[2] = total;
+      if ((bitcast<u32>(norm) & 0x7f800000u) != 0x7f800000u) { result[3] += 1.0; }
     }
   } else {
     let i = w * WG + lid;

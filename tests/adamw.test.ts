@@ -208,6 +208,36 @@ describe('AdamW with the clip coefficient on the GPU (the trainer: clip_grad_nor
     destroyAdamwState(s);
   });
 
+  it.each([32, 8] as const)("takes step + 1's bias correction where the clip's count is one past step (a step submitted unread; %i-bit states)", async (bits) => {
+    const dev = gpu.device;
+    const n = 5000;
+    const p0 = randomF32(n, 45);
+    const g0 = randomF32(n, 46);
+    const cfg = { lr: 0.05, weightDecay: 0.01 };
+    // Three updates; the third recorded as step 2 but counted 3 by the norm's pass, against one recorded as step 3.
+    const run = async (third: number) => {
+      const p = uploadTensor(dev, p0, [n], 'f32');
+      const g = uploadTensor(dev, g0, [n], 'f32');
+      const s = createAdamwState(kernels, n, { bits });
+      const norm = createGradNormScratch(kernels, [g]);
+      for (const step of [1, 2, third]) {
+        submitPass(kernels, (pass) => {
+          encodeGradNorm(kernels, pass, [g], norm, 1.0);
+          encodeAdamwStep(kernels, pass, p, g, s, cfg, step, norm.result);
+        });
+      }
+      const out = Array.from(await readTensor(dev, p));
+      for (const t of [p, g]) t.buffer.destroy();
+      destroyGradNormScratch(norm);
+      destroyAdamwState(s);
+      return out;
+    };
+    const [late, exact] = [await run(2), await run(3)];
+    expect(late).toEqual(exact);
+    // The bias correction matters: recorded as step 4 (its count 3 not past 4) differs.
+    expect(exact).not.toEqual(await run(4));
+  });
+
   it('rejects a clip tensor that is not a gradnorm result', () => {
     const p = createTensor(gpu.device, [10], 'f32');
     const g = createTensor(gpu.device, [10], 'f32');

@@ -9,6 +9,7 @@ import {
   GRADNORM_CHUNK,
   gradNormSlots,
   readGradNorm,
+  setGradNormCount,
 } from '../src/engine/gradnorm.ts';
 import { gradNormRef } from '../src/engine/reference/gradnorm.ts';
 import { createTensor, readTensor, uploadTensor, type Tensor } from '../src/engine/tensor.ts';
@@ -76,12 +77,32 @@ describe('global grad norm and clipping against float64 (torch clip_grad_norm_)'
     const b = uploadTensor(dev, new Float32Array([4]), [1], 'f32');
     const scratch = createGradNormScratch(kernels, [a, b]);
     submitPass(kernels, (pass) => encodeGradNorm(kernels, pass, [a, b], scratch));
-    expect(await readGradNorm(dev, scratch)).toEqual({ norm: 5, coef: 1, sumSquares: 25 });
+    expect(await readGradNorm(dev, scratch)).toEqual({ norm: 5, coef: 1, sumSquares: 25, count: 1 });
     // clip to 1: coef = 1 / (5 + 1e-6).
     submitPass(kernels, (pass) => encodeClipGradNorm(kernels, pass, [a, b], scratch, 1));
     const coef = Math.fround(1 / Math.fround(5 + 1e-6));
     expect((await readGradNorm(dev, scratch)).coef).toBeCloseTo(coef, 7);
     expect((await readTensor(dev, b))[0]).toBeCloseTo(4 * coef, 6);
+  });
+
+  it('counts the finite norms from call to call (from where setGradNormCount put it)', async () => {
+    const dev = gpu.device;
+    const g = uploadTensor(dev, new Float32Array([3, 4]), [2], 'f32');
+    const scratch = createGradNormScratch(kernels, [g]);
+    const norm = () => submitPass(kernels, (pass) => encodeGradNorm(kernels, pass, [g], scratch, 1));
+    norm();
+    norm();
+    expect((await readGradNorm(dev, scratch)).count).toBe(2);
+    dev.queue.writeBuffer(g.buffer, 0, new Float32Array([Number.NaN, 1]));
+    norm();
+    dev.queue.writeBuffer(g.buffer, 4, new Float32Array([Number.POSITIVE_INFINITY]));
+    norm();
+    expect(await readGradNorm(dev, scratch)).toMatchObject({ count: 2 });
+    setGradNormCount(dev, scratch, 41);
+    dev.queue.writeBuffer(g.buffer, 0, new Float32Array([3, 4]));
+    norm();
+    expect(await readGradNorm(dev, scratch)).toMatchObject({ norm: 5, count: 42 });
+    expect(() => setGradNormCount(dev, scratch, -1)).toThrow(/integer in \[0, 2\^24\)/);
   });
 
   it('rejects bad input with clear messages', () => {

@@ -90,7 +90,11 @@ export function destroyAdamwState(s: AdamwState): void {
   }
 }
 
-/** The uniform values of a step (1-based `step`), computed in float64 as torch does in Python. */
+/**
+ * The uniform values of a step (1-based `step`), computed in float64 as torch does in Python, and
+ * the bias correction's of the step after it (the kernel takes those when the clip's count says the
+ * update is one later: a step submitted before the last one's outcome was read).
+ */
 export function adamwScalars(cfg: AdamwConfig, step: number): Record<string, number> {
   const beta1 = cfg.beta1 ?? 0.9;
   const beta2 = cfg.beta2 ?? 0.999;
@@ -107,6 +111,9 @@ export function adamwScalars(cfg: AdamwConfig, step: number): Record<string, num
     decay: 1 - cfg.lr * wd,
     step_size: cfg.lr / (1 - beta1 ** step),
     bc2_sqrt: Math.sqrt(1 - beta2 ** step),
+    step,
+    step_size_next: cfg.lr / (1 - beta1 ** (step + 1)),
+    bc2_sqrt_next: Math.sqrt(1 - beta2 ** (step + 1)),
   };
 }
 
@@ -115,7 +122,9 @@ export function adamwScalars(cfg: AdamwConfig, step: number): Record<string, num
  * into `pass`, updating param and the states in place. `clip`: gradnorm's result (GradNormScratch
  * `result`: the gradient is taken times its coefficient, element 1, as clip_grad_norm_ would have
  * scaled it in place), and when its norm (element 0) is inf or NaN nothing changes (the step is
- * skipped on the GPU); absent, the gradient as it is.
+ * skipped on the GPU); absent, the gradient as it is. `step` is the earliest this update can be;
+ * where the clip's count of applied updates (element 3) is past it, the kernel takes step + 1 (the
+ * trainer submits a step before it has read whether the one before was applied).
  */
 export function encodeAdamwStep(
   kernels: Kernels,
@@ -132,7 +141,7 @@ export function encodeAdamwStep(
   if (numel(grad.shape) !== n || grad.shape.join() !== param.shape.join()) throw new Error(`adamw: grad has shape [${grad.shape}], param [${param.shape}]`);
   if (state.n !== n) throw new Error(`adamw: the state holds ${state.n} elements, the param ${n}`);
   if (grad.buffer === param.buffer) throw new Error('adamw: grad must not be param');
-  if (clip && (clip.dtype !== 'f32' || numel(clip.shape) < 2)) throw new Error(`adamw: clip must be gradnorm's f32 result (coefficient at 1), not ${clip.dtype} [${clip.shape}]`);
+  if (clip && (clip.dtype !== 'f32' || numel(clip.shape) < 4)) throw new Error(`adamw: clip must be gradnorm's f32 result (norm, coefficient, Σ g², count), not ${clip.dtype} [${clip.shape}]`);
   const params = { n, ...adamwScalars(cfg, step) };
   const coef = clip?.buffer ?? noClip(kernels.device);
   if (state.bits === 32) {

@@ -21,7 +21,10 @@ export interface GradNormScratch {
   /** Partial sums: one f32 per GRADNORM_CHUNK elements of each tensor. */
   partials: GPUBuffer;
   capacity: number;
-  /** [3] f32: norm, clip coefficient, sum of squares. */
+  /**
+   * [4] f32: norm, clip coefficient, sum of squares, and the count of finite norms measured with this
+   * scratch (the trainer's applied updates: AdamW reads it for its bias correction; setGradNormCount).
+   */
   result: Tensor;
 }
 
@@ -38,7 +41,15 @@ export function createGradNormScratch(kernels: Kernels, grads: readonly Tensor[]
     usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     label: 'gradnorm.partials',
   });
-  return { partials, capacity, result: createTensor(kernels.device, [3], 'f32', 'gradnorm.result') };
+  const result = createTensor(kernels.device, [4], 'f32', 'gradnorm.result');
+  kernels.device.queue.writeBuffer(result.buffer, 0, new Float32Array(4));
+  return { partials, capacity, result };
+}
+
+/** Sets the count of finite norms (result element 3): a trainer restored from a checkpoint. */
+export function setGradNormCount(device: GPUDevice, s: GradNormScratch, count: number): void {
+  if (!(Number.isInteger(count) && count >= 0 && count < 2 ** 24)) throw new Error(`gradnorm: the count must be an integer in [0, 2^24), not ${count}`);
+  device.queue.writeBuffer(s.result.buffer, 12, new Float32Array([count]));
 }
 
 export function destroyGradNormScratch(s: GradNormScratch): void {
@@ -96,9 +107,9 @@ export function encodeClipGradNorm(kernels: Kernels, pass: GPUComputePassEncoder
 }
 
 /** Reads (norm, coef, Σ g²) back as the queue has them at the call (readTensor: the copy is submitted before the first await). */
-export async function readGradNorm(device: GPUDevice, scratch: GradNormScratch): Promise<{ norm: number; coef: number; sumSquares: number }> {
-  const [norm, coef, sumSquares] = await readTensor(device, scratch.result);
-  return { norm, coef, sumSquares };
+export async function readGradNorm(device: GPUDevice, scratch: GradNormScratch): Promise<{ norm: number; coef: number; sumSquares: number; count: number }> {
+  const [norm, coef, sumSquares, count] = await readTensor(device, scratch.result);
+  return { norm, coef, sumSquares, count };
 }
 
 function kernel(kernels: Kernels, mode: number) {

@@ -12,6 +12,7 @@
 // can offer to resume without reading the tensors.
 import { readTensor, readU32, type Tensor } from '../tensor.ts';
 import type { Adamw8State, AdamwState } from '../adamw.ts';
+import { setGradNormCount } from '../gradnorm.ts';
 import {
   commitCheckpoint,
   listCommitted,
@@ -208,6 +209,7 @@ export async function restoreTrainer(tr: Trainer, ckpt: TrainCheckpoint): Promis
   }
   tr.step = state.step;
   tr.updates = state.updates;
+  setGradNormCount(tr.kernels.device, tr.norm, state.updates); // AdamW's bias correction reads the GPU's count
   tr.skipped = state.skipped;
   tr.skippedInARow = state.skippedInARow;
 }
