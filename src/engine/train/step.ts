@@ -51,11 +51,14 @@ export interface Trainer {
   options: TrainerOptions;
   /** Steps taken (the schedule's position). */
   step: number;
-  /** Updates applied (AdamW's step count: the bias correction). */
+  /** Updates applied (AdamW's step count: the bias correction), of the steps whose outcome is read. */
   updates: number;
-  /** Steps skipped for a non-finite grad norm, in total and in a row. */
+  /** Steps skipped for a non-finite grad norm, in total and in a row (of those read). */
   skipped: number;
   skippedInARow: number;
+  /** Steps submitted whose outcome is not read yet (submitStep: at most two), and the last one's settling. */
+  inFlight: number;
+  settled: Promise<unknown>;
 }
 
 export interface StepResult {
@@ -104,6 +107,8 @@ export function createTrainer(run: ForwardRun, options: TrainerOptions): Trainer
     updates: 0,
     skipped: 0,
     skippedInARow: 0,
+    inFlight: 0,
+    settled: Promise.resolve(),
   };
 }
 
@@ -161,8 +166,22 @@ export function accumulateGrads(tr: Trainer, microBatches: readonly PackedBatch[
   });
 }
 
-/** One optimizer step over the micro-batches of an accumulated batch. */
-export async function trainStep(tr: Trainer, microBatches: readonly PackedBatch[]): Promise<StepResult> {
+/** One optimizer step over the micro-batches of an accumulated batch: submitStep, awaited. */
+export function trainStep(tr: Trainer, microBatches: readonly PackedBatch[]): Promise<StepResult> {
+  return submitStep(tr, microBatches);
+}
+
+/**
+ * Records and submits one optimizer step before it returns; the promise resolves once the GPU has
+ * run it and its loss and grad norm are read. The next step may be submitted before that (one
+ * ahead, no more): the GPU then goes from one step to the next without waiting for the CPU to read
+ * anything. Outcomes are read in order; AdamW takes its bias correction from the GPU's count of
+ * applied updates (the step before may or may not have been), so the numbers are those of steps
+ * taken one at a time. Nothing may read the trainer's weights or states (a checkpoint, an eval)
+ * while a step is in flight.
+ */
+export function submitStep(tr: Trainer, microBatches: readonly PackedBatch[]): Promise<StepResult> {
+  if (tr.inFlight >= 2) throw new Error('trainer: two steps are in flight already; await the first before submitting another');
   const { kernels } = tr;
   const device = kernels.device;
   const lr = tr.options.schedule(tr.step);
@@ -181,20 +200,38 @@ export async function trainStep(tr: Trainer, microBatches: readonly PackedBatch[
     pass.end();
     return enc.finish();
   };
-  const grads = tr.params.map((p) => p.grad);
-  const norm = record((pass) => encodeGradNorm(kernels, pass, grads, tr.norm, tr.options.maxGradNorm ?? 1.0));
-  const cfg: AdamwConfig = { ...tr.options.adamw, lr };
-  const update = trains ? record((pass) => { for (const p of tr.params) encodeAdamwStep(kernels, pass, p.param, p.grad, p.state, cfg, tr.updates + 1, tr.norm.result); }) : null;
-  device.queue.submit([norm]);
-  const normRead = readGradNorm(device, tr.norm);
-  if (update) device.queue.submit([update]);
-  const [{ loss, trainedTokens }, { norm: gradNorm }] = await Promise.all([result, normRead]);
-  if (!trains || !Number.isFinite(gradNorm)) {
-    tr.skipped++;
-    tr.skippedInARow++;
-    return { loss, gradNorm, lr, trainedTokens, skipped: true };
+  // A step without a trained token leaves the grads at zero and takes no norm (whose pass would
+  // count it as an applied update) and no update.
+  let normRead: Promise<{ norm: number }> = Promise.resolve({ norm: 0 });
+  if (trains) {
+    const grads = tr.params.map((p) => p.grad);
+    const norm = record((pass) => encodeGradNorm(kernels, pass, grads, tr.norm, tr.options.maxGradNorm ?? 1.0));
+    const cfg: AdamwConfig = { ...tr.options.adamw, lr };
+    // The earliest this update can be: one more where the step in flight turns out applied.
+    const earliest = tr.updates + 1;
+    const update = record((pass) => { for (const p of tr.params) encodeAdamwStep(kernels, pass, p.param, p.grad, p.state, cfg, earliest, tr.norm.result); });
+    device.queue.submit([norm]);
+    normRead = readGradNorm(device, tr.norm);
+    device.queue.submit([update]);
   }
-  tr.skippedInARow = 0;
-  tr.updates++;
-  return { loss, gradNorm, lr, trainedTokens, skipped: false };
+  tr.inFlight++;
+  const before = tr.settled;
+  const outcome = (async (): Promise<StepResult> => {
+    try {
+      const [{ loss, trainedTokens }, { norm: gradNorm }] = await Promise.all([result, normRead]);
+      await before; // the counters move in the order of the steps
+      if (!trains || !Number.isFinite(gradNorm)) {
+        tr.skipped++;
+        tr.skippedInARow++;
+        return { loss, gradNorm, lr, trainedTokens, skipped: true };
+      }
+      tr.skippedInARow = 0;
+      tr.updates++;
+      return { loss, gradNorm, lr, trainedTokens, skipped: false };
+    } finally {
+      tr.inFlight--;
+    }
+  })();
+  tr.settled = outcome.catch(() => undefined);
+  return outcome;
 }
