@@ -22,7 +22,7 @@ import { gpuMemory, type MemoryCategory } from '../../src/engine/gpu-memory.ts';
 import { createNf4Weight, destroyNf4, quantizeNf4Gpu, type Nf4GpuWeight } from '../../src/engine/nf4.ts';
 import { encodeNf4Matmul, encodeNf4MatmulBackward } from '../../src/engine/nf4-matmul.ts';
 import { createTensor, numel, uploadTensor, BYTES, type DType, type Tensor } from '../../src/engine/tensor.ts';
-import { createTrainer, destroyTrainer, trainStep } from '../../src/engine/train/step.ts';
+import { createTrainer, destroyTrainer, submitStep, trainStep } from '../../src/engine/train/step.ts';
 import { encodeBackward } from '../../src/engine/train/backward.ts';
 import { randomF32 } from '../../src/util/random.ts';
 import { LOAD_CONFIGS } from './load.ts';
@@ -619,21 +619,32 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
   const { trainer, batch, free } = trainingSetup(kernels, arch, T);
   const times: number[] = [];
   const losses: number[] = [];
-  for (let s = 0; o.trainSteps > 0 && s <= o.trainSteps; s++) {
-    const t0 = performance.now();
-    const r = await trainStep(trainer, [batch]);
-    if (s > 0) times.push((performance.now() - t0) / 1000);
-    losses.push(r.loss);
+  if (o.trainSteps > 0) {
+    losses.push((await trainStep(trainer, [batch])).loss); // warm-up: the pipelines compile
+    // Each step submitted before the last one's outcome is read (submitStep), as the studio's loop
+    // runs them: a step's time is from one outcome to the next (the first: from its submission).
+    let t = performance.now();
+    let pending = submitStep(trainer, [batch]);
+    for (let s = 1; s <= o.trainSteps; s++) {
+      const next = s < o.trainSteps ? submitStep(trainer, [batch]) : null;
+      losses.push((await pending).loss);
+      const now = performance.now();
+      times.push((now - t) / 1000);
+      t = now;
+      if (next) pending = next;
+    }
   }
   // GPU time of one step's passes against its wall time: what the CPU and the gaps cost.
   if (o.trainSteps > 0 && kernels.gpu.info.timestamps) {
     const t0 = performance.now();
     const pt = await passTimes(device, () => trainStep(trainer, [batch]));
     const wall = performance.now() - t0;
-    // Two steps back to back: the GPU's waits inside a step and between one step's update and the next forward.
+    // Two steps, the second submitted before the first is read: the GPU's waits inside a step and between one step's update and the next forward.
     const two = await passTimes(device, async () => {
-      await trainStep(trainer, [batch]);
-      return trainStep(trainer, [batch]);
+      const first = submitStep(trainer, [batch]);
+      const second = submitStep(trainer, [batch]);
+      await first;
+      return second;
     });
     await device.queue.onSubmittedWorkDone();
     const all = pt.buffers.flatMap((passes, b) => passes.map((ms, i) => ({ at: `${b}.${i}`, ms })));
