@@ -94,7 +94,8 @@ describe('training loop', () => {
       if (m.step === 2) ctrl.abort();
     }, ctrl.signal);
     expect(r.stopped).toBe('aborted');
-    expect(events.length).toBe(2);
+    // Step 3 was on the GPU when step 2's metrics came (the loop runs a step ahead): it finishes.
+    expect(events.map((e) => e.step)).toEqual([1, 2, 3]);
     destroyLora(r.lora);
   });
 

@@ -125,7 +125,8 @@ describe('resume from a checkpoint continues with the same losses', () => {
         dirs.push(dir);
         store = new DirectoryCheckpointStore(dir);
       }
-      const first = await train(settings, { store, run: { modelId: 'fixture/llama', dataset: 'rows-5' } }, 5);
+      // Paused at step 4's metrics: step 5, already on the GPU (the loop runs a step ahead), is the last.
+      const first = await train(settings, { store, run: { modelId: 'fixture/llama', dataset: 'rows-5' } }, 4);
       expect(first.r.stopped).toBe('paused');
       expect(first.events.map((e) => e.step)).toEqual([1, 2, 3, 4, 5]);
       expect(first.events.map((e) => e.checkpointed)).toEqual([false, false, true, false, false]);
@@ -215,7 +216,8 @@ describe('resume from a checkpoint continues with the same losses', () => {
     const store = new MemoryCheckpointStore();
     const settings = { ...base, optimizer: 'adamw' as const, maxSteps: 4 };
     const stop = new AbortController();
-    const r = await runTraining(kernels, model, data, settings, (m) => m.step === 2 && stop.abort(), { store, signal: stop.signal });
+    // Stopped at step 1's metrics: step 2 (in flight) finishes, and its checkpoint is written.
+    const r = await runTraining(kernels, model, data, settings, (m) => m.step === 1 && stop.abort(), { store, signal: stop.signal });
     destroyLora(r.lora);
     expect(r.stopped).toBe('aborted');
     expect(r.checkpoint).toMatchObject({ step: 2, reason: 'stop' });

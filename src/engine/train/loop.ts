@@ -5,7 +5,9 @@
 // row. Checkpoints (checkpoint.ts) go to a CheckpointStore every `checkpointEvery` steps and when
 // the run pauses, stops or ends; `resumeFrom` continues a run from one exactly (same losses).
 // Rows come from a RowSource (the worker's: the prepared dataset's IndexedDB shards; tests: an
-// array), in stored order (the packer already mixed the examples), epoch after epoch.
+// array), in stored order (the packer already mixed the examples), epoch after epoch. Each step is
+// submitted before the last one's outcome is read (submitStep), so the GPU goes from step to step
+// without waiting for the loop; not past a step whose weights the loop reads (eval, checkpoint).
 import type { LinearName } from '../arch.ts';
 import { createForwardRun, destroyForwardRun, type PackedBatch } from '../forward.ts';
 import { gpuMemory } from '../gpu-memory.ts';
@@ -16,7 +18,7 @@ import type { CheckpointStore } from '../../io/checkpoint-store.ts';
 import { checkpointInfoOf, restoreTrainer, saveCheckpoint, type CheckpointInfo, type CheckpointReason, type LoopPosition, type RunIdentity, type TrainCheckpoint } from './checkpoint.ts';
 import { earlyStopMessage, evaluateLoss, FRESH_EARLY_STOP, recordEval, shouldStopEarly } from './eval.ts';
 import { lrSchedule, type ScheduleKind } from './schedule.ts';
-import { createTrainer, destroyTrainer, trainStep, type Trainer } from './step.ts';
+import { createTrainer, destroyTrainer, submitStep, type Trainer } from './step.ts';
 
 export interface TrainSettings {
   loraR: number;
@@ -129,9 +131,14 @@ export interface TrainResult {
 }
 
 export interface TrainRunOptions {
-  /** Stop after the current step (result 'aborted'; a checkpoint is written when there is a store). */
+  /**
+   * Stop after the current step (result 'aborted'; a checkpoint is written when there is a store).
+   * The current step is the one on the GPU: the loop submits a step before it reads the last one's
+   * outcome, so a stop asked at step n's metrics ends after step n + 1 (or after n where n + 1 was
+   * held back: an eval or checkpoint step, the last one).
+   */
   signal?: AbortSignal;
-  /** Pause after the current step: a checkpoint, then stop (result 'paused'). Needs a store. */
+  /** Pause after the current step (as `signal`): a checkpoint, then stop (result 'paused'). Needs a store. */
   pause?: AbortSignal;
   /** Where checkpoints go (none: no checkpoints). */
   store?: CheckpointStore;
@@ -205,6 +212,8 @@ export async function runTraining(
   const fwd = createForwardRun({ kernels, model, lora }, { batch, seqLen: data.seqLength });
   const total = totalSteps(settings, data.rows);
   let tr: Trainer | null = null;
+  /** A step submitted ahead of the one being read (its outcome is awaited before anything is freed). */
+  let inFlight: Promise<unknown> | null = null;
   const memory = gpuMemory(kernels.device);
   const peak = memory.openWindow();
   try {
@@ -256,15 +265,13 @@ export async function runTraining(
 
     let stopped: TrainStopReason = 'done';
     let message: string | undefined;
-    while (trainer.step < total) {
-      if (pause?.aborted) {
-        stopped = 'paused';
-        break;
-      }
-      if (signal?.aborted) {
-        stopped = 'aborted';
-        break;
-      }
+    const evalEvery = settings.evalEvery ?? 0;
+    const every = settings.checkpointEvery ?? 0;
+    const maxSkipped = settings.maxSkippedInARow ?? 5;
+    const evalDue = (step: number) => !!evalData && ((evalEvery > 0 && step % evalEvery === 0) || step === total);
+    const checkpointDue = (step: number) => !!store && every > 0 && step % every === 0 && step < total;
+    /** Reads the next step's micro-batches and submits it (submitStep: the promise of its outcome). */
+    const submitNext = async () => {
       const micro: PackedBatch[] = [];
       for (let m = 0; m < settings.gradAccum; m++) {
         if (pos.cursor >= data.rows) {
@@ -275,13 +282,36 @@ export async function runTraining(
         micro.push(await data.read(pos.cursor, count));
         pos.cursor += count;
       }
-      const r = await trainStep(trainer, micro);
-      const step = trainer.step;
-      pos.tokensSeen += micro.reduce((s, b) => s + b.batch * b.seqLen, 0);
+      return { outcome: submitStep(trainer, micro), step: trainer.step, epoch: pos.epoch, tokens: micro.reduce((s, b) => s + b.batch * b.seqLen, 0) };
+    };
+    // The step after the one being read goes to the GPU first (one ahead: the GPU never waits for the
+    // loop), except where the loop reads the weights after a step (eval, checkpoint), at the end, on
+    // a stop asked for, and where this step's outcome could end the run (a streak of skipped steps).
+    let ahead: Awaited<ReturnType<typeof submitNext>> | null = null;
+    for (;;) {
+      let cur = ahead;
+      ahead = null;
+      if (!cur) {
+        if (trainer.step >= total) break;
+        if (pause?.aborted) {
+          stopped = 'paused';
+          break;
+        }
+        if (signal?.aborted) {
+          stopped = 'aborted';
+          break;
+        }
+        cur = await submitNext();
+      }
+      const step = cur.step;
+      const quiet = step < total && !evalDue(step) && !checkpointDue(step) && trainer.skippedInARow + 1 < maxSkipped;
+      if (quiet && !pause?.aborted && !signal?.aborted) ahead = await submitNext();
+      inFlight = ahead?.outcome ?? null;
+      const r = await cur.outcome;
+      pos.tokensSeen += cur.tokens;
       let evalLoss: number | undefined;
-      const evalEvery = settings.evalEvery ?? 0;
-      if (evalData && ((evalEvery > 0 && step % evalEvery === 0) || step === total)) {
-        const e = await evaluateLoss(fwd, evalData, batch);
+      if (evalDue(step)) {
+        const e = await evaluateLoss(fwd, evalData!, batch);
         // A split without a trained token has no loss: no eval, rather than a NaN that counts against patience.
         if (e.trainedTokens > 0) {
           evalLoss = e.loss;
@@ -291,17 +321,16 @@ export async function runTraining(
       }
       const patience = settings.earlyStoppingPatience ?? 0;
       const early = evalLoss !== undefined && step < total && shouldStopEarly(pos.earlyStop, patience);
-      const diverged = trainer.skippedInARow >= (settings.maxSkippedInARow ?? 5);
-      const every = settings.checkpointEvery ?? 0;
+      const diverged = trainer.skippedInARow >= maxSkipped;
       // Interval checkpoints; the last step's is written below, with the reason the run ended.
-      const due = !!store && every > 0 && step % every === 0 && step < total && !early && !diverged;
+      const due = checkpointDue(step) && !early && !diverged;
       const checkpointError = due ? await trySave('interval') : undefined;
       const checkpointed = due && !checkpointError;
       const elapsedMs = performance.now() - t0;
       onMetrics({
         step,
         totalSteps: total,
-        epoch: pos.epoch,
+        epoch: cur.epoch,
         loss: r.loss,
         lr: r.lr,
         gradNorm: r.gradNorm,
@@ -352,6 +381,7 @@ export async function runTraining(
     destroyLora(lora);
     throw e;
   } finally {
+    await inFlight?.catch(() => undefined);
     peak.close();
     if (tr) destroyTrainer(tr);
     destroyForwardRun(fwd);
