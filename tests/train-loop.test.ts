@@ -62,6 +62,17 @@ describe('training loop', () => {
     destroyLora(r.lora);
   });
 
+  it('stopAfter ends the run after that step, on the schedule of the whole run (no step past it on the GPU)', async () => {
+    const linear = { ...settings, schedule: 'linear' as const, maxSteps: 6 };
+    const events: StepMetrics[] = [];
+    const whole: StepMetrics[] = [];
+    const r = await runTraining(kernels, model, arrayRowSource(rows(), f.seqLen), linear, (m) => events.push(m), { stopAfter: 3 });
+    expect(r).toMatchObject({ stopped: 'aborted', steps: 3 });
+    const w = await runTraining(kernels, model, arrayRowSource(rows(), f.seqLen), linear, (m) => whole.push(m));
+    expect(events.map((e) => [e.step, e.lr, e.loss])).toEqual(whole.slice(0, 3).map((e) => [e.step, e.lr, e.loss]));
+    for (const x of [r, w]) destroyLora(x.lora);
+  });
+
   it('reads the rows of a prepared dataset, and stops when aborted', async () => {
     const store = new PreparedStore(new MemoryKv());
     const rs = rows().map((x) => ({

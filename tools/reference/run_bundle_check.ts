@@ -112,14 +112,10 @@ async function train(kernels: Kernels, manifest: PreparedManifest, store: Prepar
   const arch = parseModelConfig(json(join(DEMO_DIR, 'config.json')));
   const weights = await openSafetensors(bytesSource(new Uint8Array(readFileSync(join(DEMO_DIR, 'model.safetensors'))), 'model.safetensors'));
   const model = await modelFromReader(kernels, arch, weights, { dtype: 'f32' });
-  const stop = new AbortController();
   const losses: StepMetrics[] = [];
   try {
     const data = await shardRowSource(store, manifest.fingerprint, 'train');
-    const r = await runTraining(kernels, model, data, SETTINGS, (m) => {
-      losses.push(m);
-      if (m.step >= stopAfter) stop.abort();
-    }, { signal: stop.signal });
+    const r = await runTraining(kernels, model, data, SETTINGS, (m) => losses.push(m), { stopAfter });
     try {
       return { losses, adapter: await adapterFromLora(kernels.device, arch, r.lora, { id: DEMO_ID }) };
     } finally {

@@ -140,6 +140,8 @@ export interface TrainRunOptions {
   signal?: AbortSignal;
   /** Pause after the current step (as `signal`): a checkpoint, then stop (result 'paused'). Needs a store. */
   pause?: AbortSignal;
+  /** Stop after this step, as `signal` would (result 'aborted'), with the schedule of the whole run. */
+  stopAfter?: number;
   /** Where checkpoints go (none: no checkpoints). */
   store?: CheckpointStore;
   /** Continue this run (loadCheckpoint); the settings must be the checkpoint's (RESUME_MAY_CHANGE aside). */
@@ -268,6 +270,7 @@ export async function runTraining(
     const evalEvery = settings.evalEvery ?? 0;
     const every = settings.checkpointEvery ?? 0;
     const maxSkipped = settings.maxSkippedInARow ?? 5;
+    const last = Math.min(total, opts.stopAfter ?? total);
     const evalDue = (step: number) => !!evalData && ((evalEvery > 0 && step % evalEvery === 0) || step === total);
     const checkpointDue = (step: number) => !!store && every > 0 && step % every === 0 && step < total;
     /** Reads the next step's micro-batches and submits it (submitStep: the promise of its outcome). */
@@ -293,6 +296,10 @@ export async function runTraining(
       ahead = null;
       if (!cur) {
         if (trainer.step >= total) break;
+        if (trainer.step >= last) {
+          stopped = 'aborted';
+          break;
+        }
         if (pause?.aborted) {
           stopped = 'paused';
           break;
@@ -304,7 +311,7 @@ export async function runTraining(
         cur = await submitNext();
       }
       const step = cur.step;
-      const quiet = step < total && !evalDue(step) && !checkpointDue(step) && trainer.skippedInARow + 1 < maxSkipped;
+      const quiet = step < last && !evalDue(step) && !checkpointDue(step) && trainer.skippedInARow + 1 < maxSkipped;
       if (quiet && !pause?.aborted && !signal?.aborted) ahead = await submitNext();
       inFlight = ahead?.outcome ?? null;
       const r = await cur.outcome;
