@@ -13,8 +13,8 @@
 //     AdamW's bias correction needs without waiting for the CPU). The norm stays on the GPU (phase
 //     2 and the trainer's AdamW read it) and can be read back for the step's metrics.
 //   2 scale: g *= result[1], one invocation per element (per tensor).
-// A non-finite gradient makes the norm inf or NaN; the trainer reads the norm and skips the
-// step (as it must: torch would scale every gradient by NaN). All f32.
+// A non-finite gradient makes the norm inf or NaN (not counted); AdamW then changes nothing, and the
+// trainer reports the step skipped (as it must be: torch would scale every gradient by NaN). All f32.
 
 struct Params {
   n: u32,         // scale: elements of g
