@@ -384,7 +384,8 @@ export async function runTraining(
       runId: run.runId,
     };
   } catch (e) {
-    // The caller gets no set when the run fails: free it here.
+    // The caller gets no set when the run fails: free it here, once no step in flight uses it.
+    await inFlight?.catch(() => undefined);
     destroyLora(lora);
     throw e;
   } finally {
