@@ -62,6 +62,25 @@ describe('training loop', () => {
     destroyLora(r.lora);
   });
 
+  it('a failure while a step is in flight ends the run with that error, after the step (the device stays usable)', async () => {
+    const errors: unknown[] = [];
+    const onError = (e: unknown) => errors.push(e);
+    gpu.device.addEventListener('uncapturederror', onError);
+    try {
+      await expect(
+        runTraining(kernels, model, arrayRowSource(rows(), f.seqLen), settings, (m) => {
+          if (m.step === 1) throw new Error('metrics sink failed');
+        }),
+      ).rejects.toThrow('metrics sink failed');
+      const again = await runTraining(kernels, model, arrayRowSource(rows(), f.seqLen), { ...settings, maxSteps: 2 }, () => undefined);
+      expect(again.stopped).toBe('done');
+      destroyLora(again.lora);
+    } finally {
+      gpu.device.removeEventListener('uncapturederror', onError);
+    }
+    expect(errors).toEqual([]);
+  });
+
   it('stopAfter ends the run after that step, on the schedule of the whole run (no step past it on the GPU)', async () => {
     const linear = { ...settings, schedule: 'linear' as const, maxSteps: 6 };
     const events: StepMetrics[] = [];
