@@ -136,38 +136,46 @@ describe('AdamW 32-bit against a float64 torch-equivalent reference', () => {
   });
 });
 
+/**
+ * AdamW updates of p0 with the gradient g0 on fresh tensors, each after the grad norm (max_norm 1)
+ * and recorded as the given step; the params and the clip coefficient after them. `clipInPlace`:
+ * the gradients clipped first (encodeClipGrads, g0 written again after each update) and AdamW
+ * given no clip; else AdamW takes the norm's result (coefficient, skip, count).
+ */
+async function normThenAdamw(bits: 8 | 32, p0: Float32Array, g0: Float32Array, steps: readonly number[], clipInPlace = false) {
+  const dev = gpu.device;
+  const n = p0.length;
+  const cfg = { lr: 0.05, weightDecay: 0.01 };
+  const p = uploadTensor(dev, p0, [n], 'f32');
+  const g = uploadTensor(dev, g0, [n], 'f32');
+  const s = createAdamwState(kernels, n, { bits });
+  const norm = createGradNormScratch(kernels, [g]);
+  for (const step of steps) {
+    submitPass(kernels, (pass) => {
+      encodeGradNorm(kernels, pass, [g], norm, 1.0);
+      if (clipInPlace) encodeClipGrads(kernels, pass, [g], norm);
+      encodeAdamwStep(kernels, pass, p, g, s, cfg, step, clipInPlace ? undefined : norm.result);
+    });
+    if (clipInPlace) dev.queue.writeBuffer(g.buffer, 0, g0); // the trainer's next gradients
+  }
+  const coef = (await readTensor(dev, norm.result))[1];
+  const out = { p: Array.from(await readTensor(dev, p)), coef };
+  for (const t of [p, g]) t.buffer.destroy();
+  destroyGradNormScratch(norm);
+  destroyAdamwState(s);
+  return out;
+}
+
 describe('AdamW with the clip coefficient on the GPU (the trainer: clip_grad_norm_ folded into the update)', () => {
   it.each([32, 8] as const)('equals clipping the gradients in place first, bit for bit (%i-bit states)', async (bits) => {
-    const dev = gpu.device;
     const n = 5000;
     const p0 = randomF32(n, 41);
     const gr = randomF32(n, 42).map((x) => 3 * x);
-    const cfg = { lr: 0.05, weightDecay: 0.01 };
-    const run = async (fold: boolean) => {
-      const p = uploadTensor(dev, p0, [n], 'f32');
-      const g = uploadTensor(dev, gr, [n], 'f32');
-      const s = createAdamwState(kernels, n, { bits });
-      const norm = createGradNormScratch(kernels, [g]);
-      for (let step = 1; step <= 3; step++) {
-        submitPass(kernels, (pass) => {
-          encodeGradNorm(kernels, pass, [g], norm, 1.0);
-          if (!fold) encodeClipGrads(kernels, pass, [g], norm);
-          encodeAdamwStep(kernels, pass, p, g, s, cfg, step, fold ? norm.result : undefined);
-        });
-        if (!fold) dev.queue.writeBuffer(g.buffer, 0, gr); // the trainer's next gradients
-      }
-      const coef = (await readTensor(dev, norm.result))[1];
-      const out = { p: await readTensor(dev, p), coef };
-      for (const t of [p, g]) t.buffer.destroy();
-      destroyGradNormScratch(norm);
-      destroyAdamwState(s);
-      return out;
-    };
-    const [clipped, folded] = [await run(false), await run(true)];
+    const [clipped, folded] = [await normThenAdamw(bits, p0, gr, [1, 2, 3], true), await normThenAdamw(bits, p0, gr, [1, 2, 3])];
     expect(folded.coef).toBeLessThan(0.05); // the norm (~100) far above max_norm 1: the clip matters
     expect(folded.coef).toBe(clipped.coef);
     expect(folded.p).toEqual(clipped.p);
-    expect(folded.p).not.toEqual(p0);
+    expect(folded.p).not.toEqual(Array.from(p0));
   });
 
   it.each([32, 8] as const)('changes nothing when the norm is inf or NaN (%i-bit states; the trainer submits the update unread)', async (bits) => {
@@ -209,29 +217,11 @@ describe('AdamW with the clip coefficient on the GPU (the trainer: clip_grad_nor
   });
 
   it.each([32, 8] as const)("takes step + 1's bias correction where the clip's count is one past step (a step submitted unread; %i-bit states)", async (bits) => {
-    const dev = gpu.device;
     const n = 5000;
     const p0 = randomF32(n, 45);
     const g0 = randomF32(n, 46);
-    const cfg = { lr: 0.05, weightDecay: 0.01 };
     // Three updates; the third recorded as step 2 but counted 3 by the norm's pass, against one recorded as step 3.
-    const run = async (third: number) => {
-      const p = uploadTensor(dev, p0, [n], 'f32');
-      const g = uploadTensor(dev, g0, [n], 'f32');
-      const s = createAdamwState(kernels, n, { bits });
-      const norm = createGradNormScratch(kernels, [g]);
-      for (const step of [1, 2, third]) {
-        submitPass(kernels, (pass) => {
-          encodeGradNorm(kernels, pass, [g], norm, 1.0);
-          encodeAdamwStep(kernels, pass, p, g, s, cfg, step, norm.result);
-        });
-      }
-      const out = Array.from(await readTensor(dev, p));
-      for (const t of [p, g]) t.buffer.destroy();
-      destroyGradNormScratch(norm);
-      destroyAdamwState(s);
-      return out;
-    };
+    const run = async (third: number) => (await normThenAdamw(bits, p0, g0, [1, 2, third])).p;
     const [late, exact] = [await run(2), await run(3)];
     expect(late).toEqual(exact);
     // The bias correction matters: recorded as step 4 (its count 3 not past 4) differs.

@@ -41,9 +41,8 @@ export function createGradNormScratch(kernels: Kernels, grads: readonly Tensor[]
     usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     label: 'gradnorm.partials',
   });
-  const result = createTensor(kernels.device, [4], 'f32', 'gradnorm.result');
-  kernels.device.queue.writeBuffer(result.buffer, 0, new Float32Array(4));
-  return { partials, capacity, result };
+  // A new buffer is zeros (WebGPU): the count starts at 0.
+  return { partials, capacity, result: createTensor(kernels.device, [4], 'f32', 'gradnorm.result') };
 }
 
 /** Sets the count of finite norms (result element 3): a trainer restored from a checkpoint. */
@@ -106,7 +105,7 @@ export function encodeClipGradNorm(kernels: Kernels, pass: GPUComputePassEncoder
   encodeClipGrads(kernels, pass, grads, scratch);
 }
 
-/** Reads (norm, coef, Σ g²) back as the queue has them at the call (readTensor: the copy is submitted before the first await). */
+/** Reads (norm, coef, Σ g², count) back as the queue has them at the call (readTensor: the copy is submitted before the first await). */
 export async function readGradNorm(device: GPUDevice, scratch: GradNormScratch): Promise<{ norm: number; coef: number; sumSquares: number; count: number }> {
   const [norm, coef, sumSquares, count] = await readTensor(device, scratch.result);
   return { norm, coef, sumSquares, count };

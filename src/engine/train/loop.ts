@@ -216,6 +216,7 @@ export async function runTraining(
   let tr: Trainer | null = null;
   /** A step submitted ahead of the one being read (its outcome is awaited before anything is freed). */
   let inFlight: Promise<unknown> | null = null;
+  let failed = false;
   const memory = gpuMemory(kernels.device);
   const peak = memory.openWindow();
   try {
@@ -295,9 +296,8 @@ export async function runTraining(
       let cur = ahead;
       ahead = null;
       if (!cur) {
-        if (trainer.step >= total) break;
         if (trainer.step >= last) {
-          stopped = 'aborted';
+          if (last < total) stopped = 'aborted';
           break;
         }
         if (pause?.aborted) {
@@ -384,12 +384,12 @@ export async function runTraining(
       runId: run.runId,
     };
   } catch (e) {
-    // The caller gets no set when the run fails: free it here, once no step in flight uses it.
-    await inFlight?.catch(() => undefined);
-    destroyLora(lora);
+    failed = true;
     throw e;
   } finally {
     await inFlight?.catch(() => undefined);
+    // The caller gets no set when the run fails: free it here, once no step in flight uses it.
+    if (failed) destroyLora(lora);
     peak.close();
     if (tr) destroyTrainer(tr);
     destroyForwardRun(fwd);
