@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { testGpu } from './gpu/device.ts';
 import { Kernels, submitPass } from '../src/engine/kernels.ts';
 import { encodeF16Rows } from '../src/engine/matmul-mma.ts';
-import { checkLmHeadMma, checkMmaMatmul, LMHEAD_MMA_TOLERANCE, MMA_TOLERANCE, mmaCases, mmaSourcesDigest, type LmHeadMmaCheck, type MmaCheck } from '../src/engine/matmul-mma-check.ts';
+import { checkLmHeadMma, checkMmaMatmul, checkMmaRows, LMHEAD_MMA_TOLERANCE, MMA_TOLERANCE, mmaCases, mmaSourcesDigest, type LmHeadMmaCheck, type MmaCheck, type MmaRowsCheck } from '../src/engine/matmul-mma-check.ts';
 import { chooseMma, MMA_TILINGS, MMA_WORKGROUP_BYTES, mmaSource, SMALL_GRID, storeLayout } from '../src/engine/matmul-mma.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -60,6 +60,39 @@ describe('f16 rows (the f32 operand of the tensor-core GEMM)', () => {
     }
     t.buffer.destroy();
   });
+
+  it("converts LoRA's down weights d_g [r_g, k] in the same dispatch, the same way, from row dRow (a's rows rounded up to 16) on, each in blocks of 16 rows", async () => {
+    const gpu = await testGpu();
+    if (!gpu.info.f16) return expect(gpu.info.features).not.toContain('shader-f16');
+    const kernels = new Kernels(gpu);
+    const [m, k] = [37, 48];
+    const a = randomF32(m * k, 7);
+    const ds = [40, 8, 16].map((r, g) => randomF32(r * k, 8 + g).map((v, i) => v * 2 ** -(Math.floor(i / k) % 9))); // rows 2^0 .. 2^-8
+    const ta = uploadTensor(gpu.device, a, [m, k], 'f32');
+    const tds = ds.map((d) => uploadTensor(gpu.device, d, [d.length / k, k], 'f32'));
+    let got!: ReturnType<typeof encodeF16Rows>;
+    submitPass(kernels, (pass) => (got = encodeF16Rows(kernels, pass, ta, m, k, tds)));
+    expect(got.dRow).toBe(48);
+    const end = 48 + 48 + 16 + 16; // whole blocks of 16 rows: the down kernel reads them
+    expect(got.values.size).toBeGreaterThanOrEqual(end * k * 2);
+    expect(got.scales.size).toBeGreaterThanOrEqual(end * 8);
+    const values = f16ArrayToF32(new Uint16Array(await readBinding(gpu.device, got.values)));
+    const scales = new Float32Array(await readBinding(gpu.device, got.scales));
+    const rowsOf = (x: Float32Array, n: number, first: number) => {
+      for (let j = 0; j < n; j++) {
+        const row = x.subarray(j * k, (j + 1) * k);
+        const s = 14 - Math.floor(Math.log2(row.reduce((y, v) => Math.max(y, Math.abs(v)), 0)));
+        const at = first + j;
+        expect([scales[2 * at], scales[2 * at + 1]], `row ${at}`).toEqual([2 ** s, 2 ** -s]);
+        expect(values.subarray(at * k, (at + 1) * k), `row ${at}`).toEqual(f16ArrayToF32(f32ArrayToF16(Float32Array.from(row, (v) => v * 2 ** s))));
+      }
+    };
+    rowsOf(a, m, 0);
+    rowsOf(ds[0], 40, 48);
+    rowsOf(ds[1], 8, 96);
+    rowsOf(ds[2], 16, 112);
+    for (const t of [ta, ...tds]) t.buffer.destroy();
+  });
 });
 
 describe('tensor-core GEMM against float64 (devices with f16 subgroup matrices)', () => {
@@ -71,6 +104,8 @@ describe('tensor-core GEMM against float64 (devices with f16 subgroup matrices)'
       const r = await checkMmaMatmul(kernels, c);
       expect(r.ok, JSON.stringify(r)).toBe(true);
     }
+    const rows = await checkMmaRows(kernels);
+    expect(rows.ok, JSON.stringify(rows)).toBe(true);
   });
 });
 
@@ -81,6 +116,7 @@ describe("the benchmark machine's record of the tensor-core GEMM checks (tests/f
     compileErrors: Record<string, string>;
     checks: (MmaCheck & { tiling: string })[];
     lmHead: LmHeadMmaCheck;
+    rows: MmaRowsCheck;
   };
   let record: ReturnType<typeof load>;
   beforeAll(() => void (record = load()));
@@ -98,6 +134,12 @@ describe("the benchmark machine's record of the tensor-core GEMM checks (tests/f
       expect(c.errRounded, JSON.stringify(c)).toBeLessThanOrEqual(MMA_TOLERANCE.rounded[c.outDtype]);
       expect(c.errExact, JSON.stringify(c)).toBeLessThanOrEqual(MMA_TOLERANCE.exact);
     }
+  });
+
+  it("has three adapters' u's from one down dispatch and a product on the shared f16 rows within tolerance (q/k/v's)", () => {
+    expect(record.rows.r).toEqual([16, 40, 8]);
+    expect(record.rows.errRounded).toBeLessThanOrEqual(MMA_TOLERANCE.rounded.f32);
+    expect(record.rows.errExact).toBeLessThanOrEqual(MMA_TOLERANCE.exact);
   });
 
   it('has the lm_head loss and backward on the tensor cores within tolerance', () => {

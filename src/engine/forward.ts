@@ -25,7 +25,7 @@ import { ATTENTION_DECODE_MAX_LORA_R, encodeAttention, takesDecodePath } from '.
 import { encodeAdd, encodeSwiglu } from './elementwise.ts';
 import { encodeEmbedding } from './embedding.ts';
 import type { Kernels } from './kernels.ts';
-import { encodeLinear, linearShape } from './linear.ts';
+import { encodeLinear, encodeLinears, linearShape } from './linear.ts';
 import { encodeNf4Gemv, NF4_GEMV_MAX_ROWS, type GemvPrologue } from './nf4-gemv.ts';
 import type { Nf4GpuWeight } from './nf4.ts';
 import { encodeLmHeadLogits, encodeLmHeadLoss } from './lmhead.ts';
@@ -271,6 +271,14 @@ export function encodeLayer(
     proj(p, name, x, tmp);
     encodeAdd(kernels, p, residual, tmp, out);
   };
+  /** proj for projections of one x (q/k/v, gate/up): encodeLinears, which shares x's f16 rows, unless they take the GEMV. */
+  const projs = (p: GPUComputePassEncoder, group: [LinearName, Tensor][], x: Tensor): void => {
+    if (group.some(([name]) => gemvWeight(name))) {
+      for (const [name, y] of group) proj(p, name, x, y);
+      return;
+    }
+    encodeLinears(kernels, p, x, group.map(([name, y]) => ({ l: W.linears[name], y, lora: lora?.[name] && { weights: lora[name]!, u: loraU(name) } })));
+  };
   const heads3 = (x: Tensor, h: number): Tensor => ({ ...x, shape: [n, h, D] });
 
   /** GEMVs of projections of one x, their adapters' u's first in one dispatch (encodeLoraUs). */
@@ -285,7 +293,7 @@ export function encodeLayer(
     gemvGroup(pass, qkv, xIn, { kind: 'rmsnorm', weight: W.inputNorm, eps });
   } else {
     encodeRmsnorm(kernels, pass, xIn, W.inputNorm, t.ln1, t.rstd1, eps);
-    for (const [name, y] of qkv) proj(pass, name, t.ln1, y);
+    projs(pass, qkv, t.ln1);
   }
   if (W.qNorm && W.kNorm && t.rstdQ && t.rstdK) {
     encodeRmsnorm(kernels, pass, heads3(t.qRaw, heads), W.qNorm, heads3(t.q, heads), t.rstdQ, eps);
@@ -336,7 +344,7 @@ export function encodeLayer(
     gemvGroup(pass, gateUp, t.mid, { kind: 'rmsnorm', weight: W.postNorm, eps });
   } else {
     encodeRmsnorm(kernels, pass, t.mid, W.postNorm, t.ln2, t.rstd2, eps);
-    for (const [name, y] of gateUp) proj(pass, name, t.ln2, y);
+    projs(pass, gateUp, t.ln2);
   }
   if (!xOut) {
     encodeSwiglu(kernels, pass, t.gate, t.up, t.act);

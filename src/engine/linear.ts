@@ -5,7 +5,8 @@
 // takes the product (matmul-mma.ts `lora`), else as its own kernels after the base.
 import { expectShape, numel, type Tensor } from './tensor.ts';
 import { FLAT_WORKGROUP, grid, type Kernels } from './kernels.ts';
-import { encodeLora, encodeLoraU, type LoraWeights } from './lora.ts';
+import { encodeLora, encodeLoraU, hasDropout, type LoraWeights } from './lora.ts';
+import { encodeMmaRows, MMA_DOWN_GROUP, mmaTakesLoraDown } from './matmul-mma.ts';
 import { encodeMatmul } from './matmul.ts';
 import { encodeNf4Matmul, nf4TakesLora } from './nf4-matmul.ts';
 import type { Nf4GpuWeight } from './nf4.ts';
@@ -35,17 +36,53 @@ export function linearTakesLora(kernels: Kernels, l: LinearWeight, rows: number)
 /**
  * Records y = x · Wᵀ (+ bias) (+ s · (x Aᵀ) Bᵀ with `lora`). x [M, in] and y [M, out] in the
  * storage type (a dense W has it too). NF4: the fused kernel (GEMV up to NF4_GEMV_MAX_ROWS rows).
- * Dense: the tiled matmul with TRANS_B, then the bias as its own dispatch. LoRA: u first, then the
- * GEMM adds its up-projection where linearTakesLora, else lora.ts's kernels after the base.
+ * Dense: the tiled matmul with TRANS_B, then the bias as its own dispatch. LoRA: where linearTakesLora
+ * the GEMM adds its up-projection, and computes u itself from its f16 rows of x where it can (else u
+ * first); otherwise lora.ts's kernels after the base.
  */
 export function encodeLinear(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, l: LinearWeight, y: Tensor, lora?: LinearLora): void {
   if (lora && l.kind === 'nf4' && nf4TakesLora(kernels, rowsOf(x), l.w)) {
-    encodeLoraU(kernels, pass, x, lora.weights, lora.u);
-    encodeNf4Matmul(kernels, pass, x, l.w, y, { bias: l.bias, lora: { u: lora.u, w: lora.weights.b, scale: lora.weights.scale } });
+    // u from the GEMM's own f16 rows of x where it can (no dropout mask to apply to x alone).
+    const down = !hasDropout(lora.weights) && mmaTakesLoraDown(x, l.w.shape[1]);
+    if (!down) encodeLoraU(kernels, pass, x, lora.weights, lora.u);
+    const { a, b, scale } = lora.weights;
+    encodeNf4Matmul(kernels, pass, x, l.w, y, { bias: l.bias, lora: { u: lora.u, w: b, scale, down: down ? { d: a, scale: 1 } : undefined } });
     return;
   }
   encodeBase(kernels, pass, x, l, y);
   if (lora) encodeLora(kernels, pass, x, lora.weights, lora.u, y);
+}
+
+/** A projection of a shared x (q/k/v, gate/up): its weight, output and adapter. */
+export interface LinearOf {
+  l: LinearWeight;
+  y: Tensor;
+  lora?: LinearLora;
+}
+
+/**
+ * Records encodeLinear for the projections of one x. Where all run on the NF4 tensor cores and compute
+ * their adapters' u there (f32 x, K % 16 == 0, no dropout, up to MMA_DOWN_GROUP adapters), x's f16
+ * rows and every u come from one f16-rows and one down dispatch for all of them (encodeMmaRows).
+ */
+export function encodeLinears(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, items: readonly LinearOf[]): void {
+  const k = x.shape[x.shape.length - 1];
+  const m = rowsOf(x);
+  const adapted = items.filter((i) => i.lora);
+  const shared =
+    items.length > 1 &&
+    adapted.length <= MMA_DOWN_GROUP &&
+    mmaTakesLoraDown(x, k) &&
+    items.every(({ l, lora }) => l.kind === 'nf4' && nf4TakesLora(kernels, m, l.w) && !(lora && hasDropout(lora.weights)));
+  if (!shared) {
+    for (const { l, y, lora } of items) encodeLinear(kernels, pass, x, l, y, lora);
+    return;
+  }
+  const rows = encodeMmaRows(kernels, pass, x, m, k, adapted.map(({ lora }) => ({ d: lora!.weights.a, u: lora!.u, scale: 1 })));
+  for (const { l, y, lora } of items) {
+    if (l.kind !== 'nf4') throw new Error('unreachable: checked above');
+    encodeNf4Matmul(kernels, pass, x, l.w, y, { bias: l.bias, rows, lora: lora && { u: lora.u, w: lora.weights.b, scale: lora.weights.scale } });
+  }
 }
 
 const rowsOf = (x: Tensor): number => numel(x.shape) / x.shape[x.shape.length - 1];

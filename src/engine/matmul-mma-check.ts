@@ -4,7 +4,7 @@
 // operands rounded to f16 (what the tensor cores multiply: only f32 accumulation and the output's
 // rounding remain, bounded by MMA_TOLERANCE.rounded), and against the unrounded operands (what a
 // caller gets: adds the f16 rounding of both operands, about 2^-11 of Σ|a·b|).
-import { encodeMmaMatmul, MMA_TILINGS, mmaSource, type MmaOperand, type MmaTiling } from './matmul-mma.ts';
+import { encodeMmaMatmul, encodeMmaRows, loraDownSource16, MMA_TILINGS, mmaSource, type MmaOperand, type MmaTiling } from './matmul-mma.ts';
 import f16RowsSource from '../../shaders/f16-rows.wgsl?raw';
 import { submitPass, type Kernels } from './kernels.ts';
 import { dequantizeNf4Gpu, destroyNf4, quantizeNf4Gpu } from './nf4.ts';
@@ -32,8 +32,9 @@ export interface MmaCase {
   accumulate?: boolean;
   /** Row i of a multiplied by 2^((i % 41) - 30): rows far below f16's normal range and above its max. */
   spreadRows?: boolean;
-  /** LoRA's term (shaders/matmul-mma-lora.wgsl): u [m, r] (its rows spread as a's), L (lora_B or lora_A), scale. */
-  lora?: { r: number; scale: number };
+  /** LoRA's term (shaders/matmul-mma-lora.wgsl): u [m, r] (its rows spread as a's), L (lora_B or lora_A), scale.
+   * With `down` u is not given but computed by the GEMM's call: u = down · a · Dᵀ for a random D [r, ki]. */
+  lora?: { r: number; scale: number; down?: number };
 }
 
 export interface MmaCheck extends MmaCase {
@@ -99,13 +100,32 @@ export async function checkMmaMatmul(kernels: Kernels, c: MmaCase, tiling?: MmaT
   const uHost = randomF32(m * r, seed + 4);
   for (let i = 0; i < m * r; i++) uHost[i] = Math.fround(uHost[i] * (c.spreadRows ? 2 ** ((Math.floor(i / r) % 41) - 30) : 1));
   const lHost = randomF32(r * nc, seed + 5).map((x) => x * 0.05);
+  const downScale = c.lora?.down;
+  const dHost = downScale !== undefined ? randomF32(r * ki, seed + 6).map((x) => x * 0.02) : undefined;
   const lora = c.lora && {
-    u: uploadTensor(device, uHost, [m, r], 'f32', 'mma-check.u'),
+    u: dHost ? createTensor(device, [m, r], 'f32', 'mma-check.u') : uploadTensor(device, uHost, [m, r], 'f32', 'mma-check.u'),
     w: uploadTensor(device, lHost, c.transB ? [nc, r] : [r, nc], 'f32', 'mma-check.l'),
     scale: c.lora.scale,
+    down: dHost && { d: uploadTensor(device, dHost, [r, ki], 'f32', 'mma-check.d'), scale: downScale! },
   };
   submitPass(kernels, (pass) => encodeMmaMatmul(kernels, pass, a, operand, out, { ...c, bias, accumulate: c.accumulate, lora }, { tiling }));
   const got = await readTensor(device, out);
+  // u computed by the call: against float64 of a · Dᵀ, of the f16-rounded rows (what the tensor cores
+  // multiply) and of the operands as stored; the output's references then take the u the GPU made
+  // (rounded) or the exact one.
+  let uErr = { rounded: 0, exact: 0 };
+  let uExact = uHost;
+  if (dHost && lora) {
+    const gotU = await readTensor(device, lora.u);
+    const uShape = { m, n: r, k: ki, transB: true };
+    const ref = (aa: Float32Array, dd: Float32Array) => {
+      const { c: want, scale } = matmulRef(aa, dd, uShape);
+      return maxRelError(gotU, want.map((x) => x * downScale!), scale.map((x) => x * downScale!));
+    };
+    uErr = { rounded: ref(toF16ByRow(aHost, rowShifts(aHost, m, ki), ki), toF16ByRow(dHost, rowShifts(dHost, r, ki), ki)), exact: ref(aHost, dHost) };
+    uExact = Float32Array.from(matmulRef(aHost, dHost, uShape).c, (x) => x * downScale!);
+    uHost.set(gotU);
+  }
   const shape = { m, n: nc, k: ki, transB: c.transB };
   const errOf = (aa: Float32Array, bb: Float32Array, uu: Float32Array, ll: Float32Array) => {
     const { c: want, scale } = matmulRef(aa, bb, shape);
@@ -123,13 +143,14 @@ export async function checkMmaMatmul(kernels: Kernels, c: MmaCase, tiling?: MmaT
   const su = uHost.map((x) => Math.fround(x * (c.lora?.scale ?? 0)));
   const uRounded = toF16ByRow(su, shifts.map((s) => s - 12), r);
   const lRounded = c.dtype === 'f32' ? toF16(lHost.map((x) => x * 4096)).map((x) => x / 4096) : toF16(lHost);
-  const errRounded = errOf(c.dtype === 'f32' ? toF16ByRow(aHost, shifts, ki) : aHost, toF16(bHost), uRounded, lRounded);
-  const errExact = errOf(aHost, bHost, su, lHost);
+  const errRounded = Math.max(uErr.rounded, errOf(c.dtype === 'f32' ? toF16ByRow(aHost, shifts, ki) : aHost, toF16(bHost), uRounded, lRounded));
+  const errExact = Math.max(uErr.exact, errOf(aHost, bHost, uExact.map((x) => Math.fround(x * (c.lora?.scale ?? 0))), lHost));
   a.buffer.destroy();
   out.buffer.destroy();
   bias?.buffer.destroy();
   lora?.u.buffer.destroy();
   lora?.w.buffer.destroy();
+  lora?.down?.d.buffer.destroy();
   if (operand.kind === 'dense') operand.b.buffer.destroy();
   else destroyNf4(operand.w);
   const ok = errRounded <= MMA_TOLERANCE.rounded[c.outDtype] && errExact <= MMA_TOLERANCE.exact;
@@ -166,7 +187,63 @@ export function mmaCases(f16: boolean): MmaCase[] {
   cases.push({ ...base, b: 'dense', transB: true, dtype: 'f32', outDtype: 'f32', lora: { r: 8, scale: 4 } });
   cases.push({ ...base, b: 'nf4', transB: false, dtype: 'f32', outDtype: 'f32', spreadRows: true, lora: { r: 16, scale: 2 } });
   if (f16) cases.push({ ...base, b: 'nf4', transB: true, dtype: 'f16', outDtype: 'f32', lora: { r: 16, scale: 2 } });
+  // u computed in the call from a's f16 rows (ki % 16 == 0; 1040: the down kernel's unrolled steps
+  // and its tail): the forward (u = x · Aᵀ), the backward (du = s · dy · B, rows spread), r over
+  // three blocks of 16 with a partial one, a short r.
+  const down = { ...base, ki: 1040, dtype: 'f32', outDtype: 'f32' } as const;
+  cases.push({ ...down, b: 'nf4', transB: true, lora: { r: 16, scale: 2, down: 1 } });
+  cases.push({ ...down, b: 'nf4', transB: false, accumulate: true, spreadRows: true, lora: { r: 16, scale: 1, down: 2 } });
+  cases.push({ ...down, b: 'nf4', transB: true, bias: true, lora: { r: 40, scale: 0.5, down: 1 } });
+  cases.push({ ...down, b: 'dense', transB: true, lora: { r: 8, scale: 4, down: 1 } });
   return cases;
+}
+
+export interface MmaRowsCheck {
+  /** Adapters' r (and their scales) of the one down dispatch. */
+  r: number[];
+  /** Worst of the u's and of the product that took the shared rows, against float64 of the f16-rounded rows, and of the operands as stored. */
+  errRounded: number;
+  errExact: number;
+  ok: boolean;
+}
+
+/**
+ * x's f16 rows and the u's of three adapters on it from one f16-rows and one down dispatch
+ * (encodeMmaRows: q/k/v's), and a product that takes those rows instead of converting x again,
+ * against float64.
+ */
+export async function checkMmaRows(kernels: Kernels, seed = 11): Promise<MmaRowsCheck> {
+  const { device } = kernels;
+  const [m, ki, nc] = [257, 1040, 200];
+  const rs = [16, 40, 8];
+  const scales = [1, 2, 0.5];
+  const x = randomF32(m * ki, seed);
+  for (let i = 0; i < m * ki; i++) x[i] = Math.fround(x[i] * 2 ** ((Math.floor(i / ki) % 41) - 30));
+  const ds = rs.map((r, g) => randomF32(r * ki, seed + 1 + g).map((v) => v * 0.02));
+  const b = toF16(randomF32(nc * ki, seed + 5));
+  const tx = uploadTensor(device, x, [m, ki], 'f32', 'mma-rows.x');
+  const tds = ds.map((d, g) => uploadTensor(device, d, [rs[g], ki], 'f32', 'mma-rows.d'));
+  const us = rs.map((r) => createTensor(device, [m, r], 'f32', 'mma-rows.u'));
+  const tb = uploadTensor(device, b, [nc, ki], 'f16', 'mma-rows.b');
+  const out = createTensor(device, [m, nc], 'f32', 'mma-rows.out');
+  submitPass(kernels, (pass) => {
+    const rows = encodeMmaRows(kernels, pass, tx, m, ki, rs.map((_, g) => ({ d: tds[g], u: us[g], scale: scales[g] })));
+    encodeMmaMatmul(kernels, pass, tx, { kind: 'dense', b: tb }, out, { m, nc, ki, transB: true, rows });
+  });
+  const [got, ...gotUs] = await Promise.all([readTensor(device, out), ...us.map((u) => readTensor(device, u))]);
+  for (const t of [tx, ...tds, ...us, tb, out]) t.buffer.destroy();
+  const x16 = toF16ByRow(x, rowShifts(x, m, ki), ki);
+  const err = (aa: Float32Array, dd: Float32Array[], bb: Float32Array) => {
+    const errs = dd.map((d, g) => {
+      const { c: want, scale } = matmulRef(aa, d, { m, n: rs[g], k: ki, transB: true });
+      return maxRelError(gotUs[g], want.map((v) => v * scales[g]), scale.map((v) => v * scales[g]));
+    });
+    const { c: want, scale } = matmulRef(aa, bb, { m, n: nc, k: ki, transB: true });
+    return Math.max(...errs, maxRelError(got, want, scale));
+  };
+  const errRounded = err(x16, ds.map((d, g) => toF16ByRow(d, rowShifts(d, rs[g], ki), ki)), b);
+  const errExact = err(x, ds, b);
+  return { r: rs, errRounded, errExact, ok: errRounded <= MMA_TOLERANCE.rounded.f32 && errExact <= MMA_TOLERANCE.exact };
 }
 
 /**
@@ -175,7 +252,7 @@ export function mmaCases(f16: boolean): MmaCase[] {
  * matrices (tests/fixtures/mma) is for the shaders with this digest.
  */
 export function mmaSourcesDigest(): string {
-  const texts = [f16RowsSource];
+  const texts = [f16RowsSource, loraDownSource16()];
   for (const tiling of Object.values(MMA_TILINGS)) {
     for (const kind of ['dense', 'nf4'] as const) {
       for (const transB of [true, false]) {

@@ -19,6 +19,7 @@ import f16RowsSource from '../../shaders/f16-rows.wgsl?raw';
 import denseSource from '../../shaders/matmul-mma-dense.wgsl?raw';
 import nf4Source from '../../shaders/matmul-mma-nf4.wgsl?raw';
 import loraSource from '../../shaders/matmul-mma-lora.wgsl?raw';
+import loraDownSource from '../../shaders/matmul-mma-lora-down.wgsl?raw';
 
 /** How a workgroup splits its block: sgr x sgc subgroups, each tm x tn result matrices of 16x16; bk per k step. */
 export interface MmaTiling {
@@ -105,6 +106,17 @@ export interface MmaLora {
   /** f32, [nc, r] with transB (lora_B), else [r, nc] (lora_A). */
   w: Tensor;
   scale: number;
+  /**
+   * u computed here first (written, then added as above): u = down.scale · a · down.dᵀ on the tensor
+   * cores from a's f16 rows, the GEMM's own (shaders/matmul-mma-lora-down.wgsl). d [r, ki] f32: the
+   * forward's lora_A (u = x · Aᵀ), the backward's Bᵀ (du = s · dy · B). Needs mmaTakesLoraDown.
+   */
+  down?: { d: Tensor; scale: number };
+}
+
+/** Whether encodeMmaMatmul can compute LoRA's u itself (`lora.down`): an f32 a (converted to f16 rows anyway), ki % 16 == 0. */
+export function mmaTakesLoraDown(a: Tensor, ki: number): boolean {
+  return a.dtype === 'f32' && ki % 16 === 0;
 }
 
 export interface MmaMatmulShape {
@@ -122,6 +134,8 @@ export interface MmaMatmulShape {
   accumulate?: boolean;
   /** LoRA's term, added before the epilogue. */
   lora?: MmaLora;
+  /** a's f16 rows as encodeMmaRows recorded them, for several products of one a (f32). */
+  rows?: F16Rows;
 }
 
 /** Whether the tensor-core kernel can take this product on this device: f16 subgroup matrices, and B
@@ -168,7 +182,9 @@ export function encodeMmaMatmul(
   const kernel = mmaKernel(kernels, v, tiling, out.dtype, force.edit);
   const bs = Math.log2(b.kind === 'nf4' ? b.w.blocksize : 1);
   if (!Number.isInteger(bs)) throw new Error(`mma matmul: blocksize is not a power of two`);
-  const a16 = v.scaled ? encodeF16Rows(kernels, pass, a, s.m, s.ki) : { values: a.buffer, scales: undefined };
+  const down = s.lora?.down;
+  if (s.rows && (down || !v.scaled)) throw new Error("mma matmul: a's f16 rows come with an f32 a, and its adapters' u's with them (encodeMmaRows)");
+  const a16 = s.rows ?? (v.scaled ? encodeMmaRows(kernels, pass, a, s.m, s.ki, down ? [{ d: down.d, u: s.lora!.u, scale: down.scale }] : []) : { values: a.buffer, scales: undefined });
   // Unused bindings take a read-only buffer of the product (never read: has_bias says so).
   const stand = b.kind === 'nf4' ? b.w.absmax : b.b.buffer;
   const bindings: [number, GPUBuffer | GPUBufferBinding][] =
@@ -231,16 +247,95 @@ function scratch(device: GPUDevice, bytes: number): GPUBuffer {
   return buffer;
 }
 
-/** Records the row-scaled f16 copy of a [m, k] (f32): its values at the start of the scratch, the scales after them. */
-export function encodeF16Rows(kernels: Kernels, pass: GPUComputePassEncoder, a: Tensor, m: number, k: number): { values: GPUBufferBinding; scales: GPUBufferBinding } {
-  const valueBytes = Math.ceil((m * k * 2) / 256) * 256; // the scales start on a binding-offset boundary
-  const buffer = scratch(kernels.device, valueBytes + m * 8);
-  const values = { buffer, offset: 0, size: valueBytes };
-  const scales = { buffer, offset: valueBytes, size: m * 8 };
-  const kernel = kernels.get({ name: 'f16-rows', source: f16RowsSource, dtype: a.dtype, entryPoint: k % 4 === 0 ? 'main4' : 'main' });
-  kernels.dispatchAt(pass, kernel, [[0, a.buffer], [1, values], [2, scales]], { m, k }, grid(kernels, m));
-  return { values, scales };
+/** The row-scaled f16 copy of a (encodeF16Rows): values [rows, k] and (2^s, 2^-s) per row. */
+export interface F16Rows {
+  values: GPUBufferBinding;
+  scales: GPUBufferBinding;
+  /** With LoRA's down weights: the row where theirs start (a multiple of 16 after a's m). */
+  dRow?: number;
 }
+
+/** An adapter's down-projection from a's f16 rows (encodeMmaRows): u = scale · a · dᵀ, d [r, ki] f32. */
+export interface MmaDown {
+  d: Tensor;
+  u: Tensor;
+  scale: number;
+}
+
+/** Adapters one down dispatch (and one f16-rows) takes: q/k/v. */
+export const MMA_DOWN_GROUP = 3;
+
+/**
+ * Records the row-scaled f16 copy of a [m, k] (f32): its values at the start of the scratch, the
+ * scales after them. With down weights `ds` (up to MMA_DOWN_GROUP, each [r_g, k] f32; k % 4 == 0)
+ * their rows too, in the same dispatch, from row dRow on, each in whole blocks of 16 rows as a's
+ * (the down kernel reads them so), the rows past m and r_g left as they are.
+ */
+export function encodeF16Rows(kernels: Kernels, pass: GPUComputePassEncoder, a: Tensor, m: number, k: number, ds: readonly Tensor[] = []): F16Rows {
+  const vec = k % 4 === 0;
+  if (ds.length > MMA_DOWN_GROUP) throw new Error(`mma matmul: ${ds.length} down weights, at most ${MMA_DOWN_GROUP}`);
+  for (const d of ds) {
+    if (d.shape.length !== 2 || d.shape[1] !== k) throw new Error(`mma matmul: LoRA's down weight has shape [${d.shape}], expected [r, ${k}]`);
+    if (d.dtype !== 'f32' || !vec) throw new Error(`mma matmul: LoRA's down weight must be f32 (not ${d.dtype}) with k % 4 == 0 (k ${k})`);
+  }
+  const blocks = (n: number) => Math.ceil(n / 16) * 16;
+  const dRow = ds.length ? blocks(m) : m;
+  const starts = [dRow];
+  for (const d of ds) starts.push(starts[starts.length - 1] + blocks(d.shape[0]));
+  const rows = starts[starts.length - 1];
+  const valueBytes = Math.ceil((rows * k * 2) / 256) * 256; // the scales start on a binding-offset boundary
+  const buffer = scratch(kernels.device, valueBytes + rows * 8);
+  const values = { buffer, offset: 0, size: valueBytes };
+  const scales = { buffer, offset: valueBytes, size: rows * 8 };
+  const kernel = kernels.get({ name: 'f16-rows', source: f16RowsSource, dtype: a.dtype, entryPoint: vec ? 'main4' : 'main' });
+  const bindings: [number, GPUBuffer | GPUBufferBinding][] = [[0, a.buffer], [1, values], [2, scales]];
+  if (vec) for (let g = 0; g < MMA_DOWN_GROUP; g++) bindings.push([4 + g, ds[g]?.buffer ?? kernels.placeholder(g)]);
+  const at = (g: number) => starts[Math.min(g, ds.length)];
+  const r = (g: number) => ds[g]?.shape[0] ?? 0;
+  kernels.dispatchAt(pass, kernel, bindings, { m, k, d_row: dRow, d1_row: at(1), d2_row: at(2), r0: r(0), r1: r(1), r2: r(2) }, grid(kernels, rows));
+  return { values, scales, dRow: ds.length ? dRow : undefined };
+}
+
+/**
+ * Records a's f16 rows for the tensor-core products of one a (encodeMmaMatmul's `rows`) and the u's
+ * of up to MMA_DOWN_GROUP adapters on it: one f16-rows dispatch and one down dispatch
+ * (shaders/matmul-mma-lora-down.wgsl) for all of them. a f32 [m, ki], ki % 16 == 0 with adapters.
+ */
+export function encodeMmaRows(kernels: Kernels, pass: GPUComputePassEncoder, a: Tensor, m: number, ki: number, downs: readonly MmaDown[] = []): F16Rows {
+  if (downs.length && !mmaTakesLoraDown(a, ki)) throw new Error(`mma matmul: LoRA's down-projection needs an f32 a and ki % 16 == 0 (a ${a.dtype}, ki ${ki})`);
+  const rows = encodeF16Rows(kernels, pass, a, m, ki, downs.map((d) => d.d));
+  if (!downs.length) return rows;
+  const blocks = downs.map((d) => Math.ceil(d.d.shape[0] / 16));
+  const b = (g: number) => blocks.slice(0, g).reduce((x, y) => x + y, 0);
+  const params: Record<string, number> = { m, k: ki, d_row: rows.dRow!, b1: b(1), b2: b(2) };
+  const bindings: [number, GPUBuffer | GPUBufferBinding][] = [[0, rows.values], [1, rows.scales]];
+  for (let g = 0; g < MMA_DOWN_GROUP; g++) {
+    const d = downs[g];
+    if (d) expectShape('mma matmul', d.u, [m, d.d.shape[0]], `LoRA's u ${g}`);
+    params[`r${g}`] = d ? d.d.shape[0] : 0;
+    params[`scale${g}`] = d?.scale ?? 0;
+    bindings.push([2 + g, d?.u.buffer ?? kernels.placeholder(g)]);
+  }
+  const kernel = kernels.get({ name: 'matmul-mma-lora-down', source: loraDownSource16(), dtype: 'f32' });
+  kernels.dispatchAt(pass, kernel, bindings, params, [Math.ceil(m / 16), b(downs.length)]);
+  return rows;
+}
+
+/** The down kernel's whole source: its header, and its AHEAD loads of each operand written out by name (matrices stay in registers). */
+export function loraDownSource16(): string {
+  if (loraDownText) return loraDownText;
+  const ahead = Number(/const AHEAD = (\d+)u;/.exec(loraDownSource)![1]);
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const steps = range(ahead).map((i) => [
+    `let x${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&rows16, at + 16u * (t + ${i}u * SUBGROUPS), p.k);`,
+    `let w${i} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&rows16, dt + 16u * (t + ${i}u * SUBGROUPS), p.k);`,
+  ]);
+  const body = [...steps.map((s) => s[0]), ...steps.map((s) => s[1]), ...range(ahead).map((i) => `acc = subgroupMatrixMultiplyAccumulate(x${i}, w${i}, acc);`)];
+  const header = ['enable f16;', 'enable chromium_experimental_subgroup_matrix;', 'diagnostic(off, chromium.subgroup_matrix_uniformity);'];
+  return (loraDownText = [...header, loraDownSource.replace('//{{AHEAD}}', body.join('\n    '))].join('\n'));
+}
+
+let loraDownText: string | undefined;
 
 /** Kernels by variant, tiling and output type: a training step records thousands of these products,
  * and building the spec (a long source, its name) on each one costs tens of microseconds of CPU. */

@@ -8,7 +8,7 @@
 import { expectShape, createTensor, numel, type DType, type Tensor } from './tensor.ts';
 import { checkBindingSizes, submitPass, withResidualType, type Kernels } from './kernels.ts';
 import { NF4_WGSL, type Nf4GpuWeight } from './nf4.ts';
-import { encodeMmaMatmul, mmaApplies, type MmaLora } from './matmul-mma.ts';
+import { encodeMmaMatmul, mmaApplies, type F16Rows, type MmaLora } from './matmul-mma.ts';
 import { encodeNf4Gemv, NF4_GEMV_MAX_ROWS } from './nf4-gemv.ts';
 import tile128 from '../../shaders/tile128.wgsl?raw';
 import source from '../../shaders/nf4-matmul.wgsl?raw';
@@ -28,6 +28,8 @@ export interface Nf4MatmulOptions {
   kernel?: 'tiled' | 'gemv';
   /** LoRA's term added by the tensor-core kernel (where nf4TakesLora says it runs). */
   lora?: MmaLora;
+  /** x's f16 rows for the tensor-core kernel, recorded once for the products of one x (encodeMmaRows). */
+  rows?: F16Rows;
 }
 
 /** Whether a product of `rows` rows by `w` runs on the tensor cores, which add LoRA's term themselves (`lora`). */
@@ -113,8 +115,8 @@ function dispatch(
   opts: Nf4MatmulOptions,
   s: { m: number; nc: number; ki: number; trans: boolean; gemv: boolean },
 ): void {
-  if (opts.lora && (s.gemv || opts.tensorCores === false || !mmaApplies(kernels.gpu.info, { kind: 'nf4', w }))) {
-    throw new Error('nf4 matmul: only the tensor-core kernel adds a LoRA term (nf4TakesLora)');
+  if ((opts.lora || opts.rows) && (s.gemv || opts.tensorCores === false || !mmaApplies(kernels.gpu.info, { kind: 'nf4', w }))) {
+    throw new Error("nf4 matmul: only the tensor-core kernel adds a LoRA term or takes x's f16 rows (nf4TakesLora)");
   }
   if (s.gemv) {
     encodeNf4Gemv(kernels, pass, a, w, out, { bias: opts.bias, accumulate: opts.accumulate });
@@ -128,7 +130,7 @@ function dispatch(
   ]);
   const operand = { kind: 'nf4', w } as const;
   if (opts.tensorCores !== false && mmaApplies(kernels.gpu.info, operand)) {
-    encodeMmaMatmul(kernels, pass, a, operand, out, { m: s.m, nc: s.nc, ki: s.ki, transB: s.trans, bias: opts.bias, accumulate: opts.accumulate, lora: opts.lora });
+    encodeMmaMatmul(kernels, pass, a, operand, out, { m: s.m, nc: s.nc, ki: s.ki, transB: s.trans, bias: opts.bias, accumulate: opts.accumulate, lora: opts.lora, rows: opts.rows });
     return;
   }
   const spec = withResidualType('nf4-matmul', NF4_WGSL + tile128 + source, a.dtype, out.dtype);

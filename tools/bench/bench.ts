@@ -194,7 +194,7 @@ async function main() {
     const mma = await benchMma(gpu, kernels, args.sizes, args.repeats, args.quick, args.checksOnly);
     results.push(mma);
     const failed = mma.checks.filter((c) => !c.ok).length;
-    summary.push(`mma checks: ${mma.checks.length - failed} passed, ${failed} failed, ${Object.keys(mma.compileErrors).length} compile errors; lm_head ${mma.lmHead?.ok ? 'ok' : 'FAILED'}`);
+    summary.push(`mma checks: ${mma.checks.length - failed} passed, ${failed} failed, ${Object.keys(mma.compileErrors).length} compile errors; lm_head ${mma.lmHead?.ok ? 'ok' : 'FAILED'}; shared rows ${mma.rows?.ok ? 'ok' : 'FAILED'}`);
     for (const r of mma.results) summary.push(`mma ${r.tiling} ${r.what} [${r.shape.join('x')}]: ${r.tflops.toPrecision(3)} TFLOP/s`);
   }
   if (args.only.includes('ceiling') && gpu.info.mmaF16) {

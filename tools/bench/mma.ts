@@ -6,7 +6,7 @@
 import type { Gpu } from '../../src/engine/gpu.ts';
 import type { Kernels } from '../../src/engine/kernels.ts';
 import { chooseMma, encodeMmaMatmul, MMA_TILINGS, mmaSource, type MmaTiling } from '../../src/engine/matmul-mma.ts';
-import { checkLmHeadMma, checkMmaMatmul, mmaCases, mmaSourcesDigest, type LmHeadMmaCheck, type MmaCheck } from '../../src/engine/matmul-mma-check.ts';
+import { checkLmHeadMma, checkMmaMatmul, checkMmaRows, mmaCases, mmaSourcesDigest, type LmHeadMmaCheck, type MmaCheck, type MmaRowsCheck } from '../../src/engine/matmul-mma-check.ts';
 import { encodeMatmul } from '../../src/engine/matmul.ts';
 import { encodeNf4Matmul, encodeNf4MatmulBackward } from '../../src/engine/nf4-matmul.ts';
 import { destroyNf4 } from '../../src/engine/nf4.ts';
@@ -36,6 +36,8 @@ export interface MmaBenchReport {
   checks: (MmaCheck & { tiling: string })[];
   /** The lm_head loss and backward on the tensor cores against float64. */
   lmHead?: LmHeadMmaCheck;
+  /** x's f16 rows and three adapters' u's from one down dispatch (q/k/v's), against float64. */
+  rows?: MmaRowsCheck;
   compileErrors: Record<string, string>;
   results: MmaBenchResult[];
 }
@@ -108,6 +110,8 @@ export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repe
 
   report.lmHead = await checkLmHeadMma(kernels);
   console.log(`mma lm_head check: lse ${report.lmHead.lseErr.toExponential(2)}, loss ${report.lmHead.lossErr.toExponential(2)}, dh ${report.lmHead.dhErr.toExponential(2)} ${report.lmHead.ok ? 'ok' : 'FAILED'}`);
+  report.rows = await checkMmaRows(kernels);
+  console.log(`mma rows check (one down dispatch, r ${report.rows.r.join('/')}): ${report.rows.errRounded.toExponential(2)}, ${report.rows.errExact.toExponential(2)} ${report.rows.ok ? 'ok' : 'FAILED'}`);
   if (checksOnly) return report;
 
   // Dense square products: f16 operands (the tensor cores' headline), and an f32 a (converted to
