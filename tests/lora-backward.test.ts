@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { submitPass, Kernels } from '../src/engine/kernels.ts';
 import type { Gpu } from '../src/engine/gpu.ts';
 import { loraScale } from '../src/engine/lora.ts';
-import { encodeLoraBackward } from '../src/engine/lora-backward.ts';
+import { encodeLoraBackward, encodeLoraBTranspose, loraBackwardScratchBytes } from '../src/engine/lora-backward.ts';
 import { dropoutMask, loraDropoutKey, type LoraDropoutDraw } from '../src/engine/lora-dropout.ts';
 import { loraRef } from '../src/engine/reference/lora.ts';
 import { loraBackwardRef } from '../src/engine/reference/lora-backward.ts';
@@ -191,6 +191,34 @@ describe('LoRA backward, f16 activations (A, B, u, du and the gradients stay f32
 });
 
 describe('LoRA backward plumbing', () => {
+  it("duGiven: dA and dB from the du it is given (the tensor-core GEMM's, made from encodeLoraBTranspose's exact Bᵀ), du left alone", async () => {
+    const s = { m: 70, k: 36, n: 48, r: 8, scale: 1.5 };
+    const x = randomF32(s.m * s.k, 31);
+    const a = randomF32(s.r * s.k, 32);
+    const b = randomF32(s.n * s.r, 33);
+    const dy = randomF32(s.m * s.n, 34);
+    const ref = loraBackwardRef(x, a, b, dy, s);
+    const given = Float32Array.from(ref.du, (v) => 2 * v); // not what a down of its own would make
+    const dev = gpu.device;
+    const t = (v: Float32Array, shape: number[]) => uploadTensor(dev, v, shape, 'f32');
+    const [tx, ta, tb, tdy, tu, tdu] = [t(x, [s.m, s.k]), t(a, [s.r, s.k]), t(b, [s.n, s.r]), t(dy, [s.m, s.n]), t(Float32Array.from(ref.u), [s.m, s.r]), t(given, [s.m, s.r])];
+    const [tda, tdb] = [createTensor(dev, [s.r, s.k], 'f32'), createTensor(dev, [s.n, s.r], 'f32')];
+    const scratch = dev.createBuffer({ size: loraBackwardScratchBytes(s), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    let bt!: Tensor | null;
+    submitPass(kernels, (pass) => (bt = encodeLoraBTranspose(kernels, pass, { a: ta, b: tb, scale: s.scale }, scratch)));
+    expect(bt!.shape).toEqual([s.r, s.n]);
+    const gotBt = (await readTensor(dev, { ...bt!, buffer: scratch })).subarray(0, s.r * s.n);
+    expect(gotBt).toEqual(Float32Array.from({ length: s.r * s.n }, (_, i) => b[(i % s.n) * s.r + Math.floor(i / s.n)]));
+    submitPass(kernels, (pass) =>
+      encodeLoraBackward(kernels, pass, { a: ta, b: tb, scale: s.scale }, { a: tda, b: tdb }, { x: tx, u: tu, dy: tdy, du: tdu, scratch }, { accumulateGrads: false, duGiven: true }),
+    );
+    expect(await readTensor(dev, tdu)).toEqual(given);
+    expect(maxRelError(await readTensor(dev, tda), ref.da.map((v) => 2 * v), ref.daScale.map((v) => 2 * v))).toBeLessThan(TOL.f32);
+    expect(maxRelError(await readTensor(dev, tdb), ref.db, ref.dbScale)).toBeLessThan(TOL.f32);
+    for (const tt of [tx, ta, tb, tdy, tu, tdu, tda, tdb]) tt.buffer.destroy();
+    scratch.destroy();
+  });
+
   it('a case checked by hand', async () => {
     // x = [1, 2], A = [[1, 0], [0, 1]], B = [[1, 2]], s = 0.5, dy = [3]: u = [1, 2],
     // dB = 0.5 · 3 · [1, 2] = [1.5, 3]; du = 0.5 · 3 · [1, 2] = [1.5, 3];

@@ -7,7 +7,8 @@
 // (lora.dropout, the forward's draw), dA and dx take the forward's mask. Reference:
 // reference/lora-backward.ts.
 //
-// Dispatches, in order: transpose B into the scratch (Bᵀ [r, N]) and du = down(dy, Bᵀ); dB by
+// Dispatches, in order: transpose B into the scratch (Bᵀ [r, N]) and du = down(dy, Bᵀ) (neither
+// with duGiven: the caller's tensor-core GEMM made du from encodeLoraBTranspose's copy); dB by
 // `outer` over dy and u, in chunks of tokens (partials in the scratch, then `sum`); dA the same
 // over x and du; dx by `up`. The reductions over tokens (dA, dB: 2048 rows at the training shape)
 // split across workgroups only through the caller's scratch (loraBackwardScratchBytes); without
@@ -49,6 +50,8 @@ export interface LoraBackwardOptions {
   accumulateGrads?: boolean;
   /** dx += du A (default: dx holds the frozen base's dy · W), or dx = du A. */
   accumulateDx?: boolean;
+  /** du already holds s · dy · B: the base's tensor-core GEMM computed it from encodeLoraBTranspose's Bᵀ (train/backward.ts). */
+  duGiven?: boolean;
 }
 
 export interface LoraBackwardShape {
@@ -107,13 +110,9 @@ export function encodeLoraBackward(
   const scratch = t.scratch;
 
   // du = s · dy · B, reading Bᵀ (contiguous along N) where it can.
-  if (pl.transpose && scratch) {
-    const bt = { buffer: scratch, size: 4 * r * n };
-    kernels.dispatchAt(pass, kernels.get({ ...onDy, entryPoint: 'transpose' }), [[1, lora.b.buffer], [3, bt]], loraParams({ m, k: n, r }), grid(kernels, Math.ceil((r * n) / 256)));
-    encodeLoraDown(kernels, pass, onDy, { g: t.dy.buffer, w: bt, wj: n, wc: 1, out: t.du.buffer, m, c: n, r, scale: lora.scale });
-  } else {
-    encodeLoraDown(kernels, pass, onDy, { g: t.dy.buffer, w: lora.b.buffer, wj: 1, wc: r, out: t.du.buffer, m, c: n, r, scale: lora.scale });
-  }
+  const bt = opts.duGiven ? null : pl.transpose ? encodeLoraBTranspose(kernels, pass, lora, scratch) : null;
+  if (bt) encodeLoraDown(kernels, pass, onDy, { g: t.dy.buffer, w: bt.buffer, wj: n, wc: 1, out: t.du.buffer, m, c: n, r, scale: lora.scale });
+  else if (!opts.duGiven) encodeLoraDown(kernels, pass, onDy, { g: t.dy.buffer, w: lora.b.buffer, wj: 1, wc: r, out: t.du.buffer, m, c: n, r, scale: lora.scale });
   // dB += s · dyᵀ u  ([N, r]), dA += duᵀ dropout(x)  ([r, K]).
   encodeOuter(kernels, pass, onDy, { g: t.dy.buffer, f: t.u.buffer, out: grads.b.buffer, outT: false, m, c: n, r, scale: lora.scale, accumulate: accGrads, chunks: pl.db, scratch });
   encodeOuter(kernels, pass, onX, { g: t.x.buffer, f: t.du.buffer, out: grads.a.buffer, outT: true, m, c: k, r, scale: 1, accumulate: accGrads, chunks: pl.da, scratch, dropout: drop ? lora : null });
@@ -121,6 +120,18 @@ export function encodeLoraBackward(
   if (t.dx) {
     encodeLoraUp(kernels, pass, onX, { f: t.du.buffer, w: lora.a.buffer, wj: k, wc: 1, y: t.dx.buffer, m, c: k, r, scale: 1, accumulate: accDx, dropout: drop ? lora.dropout : null });
   }
+}
+
+/**
+ * Records Bᵀ [r, N] (f32) into the start of `scratch`, the copy du = s · dy · B reads (here, or in
+ * the base's tensor-core GEMM: matmul-mma.ts `lora.down`); null without a scratch that holds it.
+ */
+export function encodeLoraBTranspose(kernels: Kernels, pass: GPUComputePassEncoder, lora: LoraWeights, scratch?: GPUBuffer): Tensor | null {
+  const [n, r] = lora.b.shape;
+  if (!scratch || scratch.size < 4 * r * n) return null;
+  const mod = loraModule('lora_backward', backwardSource, 'f32', 'f32', 'f32'); // transpose reads and writes f32 alone
+  kernels.dispatchAt(pass, kernels.get({ ...mod, entryPoint: 'transpose' }), [[1, lora.b.buffer], [3, { buffer: scratch, size: 4 * r * n }]], loraParams({ m: 0, k: n, r }), grid(kernels, Math.ceil((r * n) / 256)));
+  return { buffer: scratch, shape: [r, n], dtype: 'f32' };
 }
 
 interface OuterArgs {

@@ -28,7 +28,8 @@ import type { LinearName } from '../arch.ts';
 import { trackedBuffer } from '../gpu-memory.ts';
 import { linearTakesLora, type LinearWeight } from '../linear.ts';
 import { createLmHeadBackwardScratch, encodeLmHeadBackward, lmHeadBackwardChunkRows, type LmHeadBackwardScratch } from '../lmhead-backward.ts';
-import { encodeLoraBackward, loraBackwardScratchBytes } from '../lora-backward.ts';
+import { encodeLoraBackward, encodeLoraBTranspose, loraBackwardScratchBytes } from '../lora-backward.ts';
+import { mmaTakesLoraDown } from '../matmul-mma.ts';
 import { hasDropout } from '../lora.ts';
 import { encodeMatmul } from '../matmul.ts';
 import { encodeNf4MatmulBackward } from '../nf4-matmul.ts';
@@ -126,10 +127,11 @@ export function encodeLinearBackward(
   dx: Tensor,
   accumulate: boolean,
   tmp: Tensor,
-  lora?: { du: Tensor; a: Tensor },
+  /** LoRA's du · A added by the GEMM; with `down` the GEMM computes du = down.scale · dy · down.dᵀ first (matmul-mma.ts). */
+  lora?: { du: Tensor; a: Tensor; down?: { d: Tensor; scale: number } },
 ): void {
   if (l.kind === 'nf4') {
-    encodeNf4MatmulBackward(kernels, pass, dy, l.w, dx, { accumulate, lora: lora && { u: lora.du, w: lora.a, scale: 1 } });
+    encodeNf4MatmulBackward(kernels, pass, dy, l.w, dx, { accumulate, lora: lora && { u: lora.du, w: lora.a, scale: 1, down: lora.down } });
     return;
   }
   if (lora) throw new Error("backward: a dense base does not add LoRA's du · A");
@@ -225,7 +227,9 @@ function encodeLayerBackward(
   /**
    * dIn (+)= dy · W (+ LoRA's share, its dA/dB accumulated) for linear `name` with input x. LoRA's
    * du · A goes into the base's GEMM where that takes it (no dropout mask to apply to it alone):
-   * du, dA and dB first, then the GEMM; else the base first and lora-backward adds du · A.
+   * du, dA and dB first, then the GEMM; where the GEMM also computes du itself from its f16 rows of
+   * dy (an f32 dy, N % 16 == 0: mmaTakesLoraDown), Bᵀ first, then the GEMM, then dA and dB. Else
+   * the base first and lora-backward adds du · A.
    */
   const linearBack = (name: LinearName, x: Tensor, dy: Tensor, dIn: Tensor, accumulate: boolean): void => {
     const l = lora?.[name];
@@ -236,6 +240,12 @@ function encodeLayerBackward(
     const du = view(s.du, [n, l.a.shape[0]], 'f32');
     const scratch = s.lora ?? undefined;
     if (!hasDropout(l) && linearTakesLora(kernels, W.linears[name], n)) {
+      const bt = mmaTakesLoraDown(dy, dy.shape[dy.shape.length - 1]) ? encodeLoraBTranspose(kernels, pass, l, scratch) : null;
+      if (bt) {
+        encodeLinearBackward(kernels, pass, dy, W.linears[name], dIn, accumulate, v.tmp, { du, a: l.a, down: { d: bt, scale: l.scale } });
+        encodeLoraBackward(kernels, pass, l, gl, { x, u, dy, du, scratch }, { accumulateGrads: true, duGiven: true });
+        return;
+      }
       encodeLoraBackward(kernels, pass, l, gl, { x, u, dy, du, scratch }, { accumulateGrads: true });
       encodeLinearBackward(kernels, pass, dy, W.linears[name], dIn, accumulate, v.tmp, { du, a: l.a });
       return;
