@@ -1,8 +1,9 @@
 // The frozen base linear of a decoder layer, y = x · Wᵀ (+ bias), whichever way W is stored:
 // NF4 (the QLoRA path: fused dequantize-matmul, GEMV for a few rows) or dense in the activation
 // dtype (an unquantized base: parity with transformers, dequantized NF4 for checks). The LoRA
-// path next to it is lora.ts: its up-projection runs inside the NF4 tensor-core GEMM where that
-// takes the product (matmul-mma.ts `lora`), else as its own kernels after the base.
+// path next to it is lora.ts: where the NF4 tensor-core GEMM takes the product, it adds the
+// up-projection itself (matmul-mma.ts `lora`) and computes u from its own f16 rows of x (`lora.down`;
+// for q/k/v and gate/up one conversion and one down dispatch: encodeLinears), else lora.ts's kernels.
 import { expectShape, numel, type Tensor } from './tensor.ts';
 import { FLAT_WORKGROUP, grid, type Kernels } from './kernels.ts';
 import { encodeLora, encodeLoraU, hasDropout, type LoraWeights } from './lora.ts';
