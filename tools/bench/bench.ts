@@ -233,6 +233,7 @@ async function main() {
       summary.push(`lora ${r.shape} [${r.dims[1]} -> ${r.dims[2]}] at M ${r.dims[0]}: forward ${r.forwardMs.toFixed(3)} ms (${r.forwardGbps.toPrecision(3)} GB/s), backward ${r.backwardMs.toFixed(3)} ms (${r.backwardGbps.toPrecision(3)} GB/s)`);
     }
     for (const s of lora.stepMs) summary.push(`lora ${s.shape}: ${s.ms.toFixed(1)} ms of LoRA kernels per training step`);
+    for (const d of lora.downs) summary.push(`lora ${d.shape} down [${d.dims[1]}]: SIMT ${d.simtMs.toFixed(3)} ms; f16 rows ${d.rowsMs.toFixed(3)}, +1 adapter ${d.rowsAndOneMs.toFixed(3)}, +3 ${d.rowsAndThreeMs.toFixed(3)}`);
   }
   if (args.only.includes('record')) {
     for (const shape of args.engine.shapes) {

@@ -7,11 +7,16 @@
 // twice but the last layer's, its backward once).
 // The kernels before issue 10 took 418 ms (1B) / 1403 ms (8B) of LoRA per training step, against
 // 43 / 188 ms now (bench/h200-2026-11-29-lora.json).
+// Where the device has f16 subgroup matrices, also u = x · Aᵀ the ways training takes it, per
+// distinct in: the SIMT down alone (lora.wgsl), the f16 rows of x alone (what the base's GEMM makes
+// anyway), and those rows with one and with three adapters' u's (encodeMmaRows: the tensor-core
+// down); the down's own cost is the difference to the rows alone.
 import { parseModelConfig } from '../../src/engine/arch.ts';
 import type { Gpu } from '../../src/engine/gpu.ts';
 import type { Kernels } from '../../src/engine/kernels.ts';
-import { encodeLora, type LoraWeights } from '../../src/engine/lora.ts';
+import { encodeLora, encodeLoraU, type LoraWeights } from '../../src/engine/lora.ts';
 import { encodeLoraBackward, loraBackwardScratchBytes, type LoraGrads } from '../../src/engine/lora-backward.ts';
+import { encodeMmaRows } from '../../src/engine/matmul-mma.ts';
 import { createTensor } from '../../src/engine/tensor.ts';
 import { randomTensor } from './engine.ts';
 import { LOAD_CONFIGS } from './load.ts';
@@ -32,15 +37,27 @@ export interface LoraBenchResult {
   backwardGbps: number;
 }
 
+/** u = x · Aᵀ at [M, in] (f32 x, r 16), GPU ms a dispatch group (LoraBenchReport.downs). */
+export interface LoraDownResult {
+  shape: string;
+  /** [M, in, r]. */
+  dims: number[];
+  simtMs: number;
+  rowsMs: number;
+  rowsAndOneMs: number;
+  rowsAndThreeMs: number;
+}
+
 export interface LoraBenchReport {
   op: 'lora-bench';
   results: LoraBenchResult[];
+  downs: LoraDownResult[];
   /** Per model: LoRA's GPU ms in one training step at M tokens. */
   stepMs: { shape: string; ms: number }[];
 }
 
 export async function benchLora(gpu: Gpu, kernels: Kernels, shapes: string[], m: number, repeats: number): Promise<LoraBenchReport> {
-  const report: LoraBenchReport = { op: 'lora-bench', results: [], stepMs: [] };
+  const report: LoraBenchReport = { op: 'lora-bench', results: [], downs: [], stepMs: [] };
   for (const shape of shapes) {
     const arch = parseModelConfig(LOAD_CONFIGS[shape]);
     const pairs = new Map<string, { k: number; n: number; count: number }>();
@@ -62,8 +79,35 @@ export async function benchLora(gpu: Gpu, kernels: Kernels, shapes: string[], m:
     }
     report.stepMs.push({ shape, ms: step });
     console.log(`lora ${shape}: ${step.toFixed(1)} ms of LoRA kernels per training step (${arch.layers} layers, M ${m}, checkpointed)`);
+    if (!gpu.info.mmaF16) continue;
+    for (const k of new Set(arch.linears.map((l) => l.in))) {
+      const d = await benchDown(gpu, kernels, shape, m, k, repeats);
+      report.downs.push(d);
+      console.log(
+        `lora ${shape} down [M ${m}, ${k}, r ${R}]: SIMT ${d.simtMs.toFixed(3)} ms; f16 rows ${d.rowsMs.toFixed(3)}, ` +
+          `with one adapter's u ${d.rowsAndOneMs.toFixed(3)}, with three ${d.rowsAndThreeMs.toFixed(3)}`,
+      );
+    }
   }
   return report;
+}
+
+async function benchDown(gpu: Gpu, kernels: Kernels, shape: string, m: number, k: number, repeats: number): Promise<LoraDownResult> {
+  const dev = gpu.device;
+  let seed = 100;
+  const rand = (s: number[], scale = 1) => randomTensor(kernels, s, 'f32', scale, seed++, 'bench.lora.down');
+  const adapters = Array.from({ length: 3 }, () => ({ a: rand([R, k], 0.05), b: rand([R, R], 0.05), scale: 1 }) as LoraWeights);
+  const copies = rotationCopies(4 * m * k);
+  const xs = Array.from({ length: copies }, () => rand([m, k]));
+  const us = adapters.map(() => createTensor(dev, [m, R], 'f32'));
+  const downs = (n: number) => adapters.slice(0, n).map((l, g) => ({ d: l.a, u: us[g], scale: 1 }));
+  const time = (encode: (pass: GPUComputePassEncoder, x: (typeof xs)[number]) => void) => timePass(gpu, repeats, (pass, i) => encode(pass, xs[i % copies]));
+  const simt = await time((pass, x) => encodeLoraU(kernels, pass, x, adapters[0], us[0]));
+  const rows = await time((pass, x) => encodeMmaRows(kernels, pass, x, m, k));
+  const one = await time((pass, x) => encodeMmaRows(kernels, pass, x, m, k, downs(1)));
+  const three = await time((pass, x) => encodeMmaRows(kernels, pass, x, m, k, downs(3)));
+  for (const t of [...adapters.flatMap((l) => [l.a, l.b]), ...xs, ...us]) t.buffer.destroy();
+  return { shape, dims: [m, k, R], simtMs: simt * 1e3, rowsMs: rows * 1e3, rowsAndOneMs: one * 1e3, rowsAndThreeMs: three * 1e3 };
 }
 
 async function benchPair(gpu: Gpu, kernels: Kernels, shape: string, m: number, k: number, n: number, count: number, repeats: number): Promise<LoraBenchResult> {
