@@ -22,7 +22,7 @@ import { Kernels } from '../src/engine/kernels.ts';
 import { destroyLora, loraFromAdapter } from '../src/engine/lora-weights.ts';
 import { destroyModelWeights, modelFromReader } from '../src/engine/model.ts';
 import { sampleTokens } from '../src/engine/sample.ts';
-import { createTrainer, destroyTrainer, trainStep, type StepResult } from '../src/engine/train/step.ts';
+import { createTrainer, destroyTrainer, submitStep, type StepResult } from '../src/engine/train/step.ts';
 import { uploadTensor, type DType } from '../src/engine/tensor.ts';
 import { randomF32 } from '../src/util/random.ts';
 import { readParityFixture, type ParityFixture } from './forward-helpers.ts';
@@ -138,7 +138,7 @@ async function trainRun(embedDtype: DType): Promise<StepResult[]> {
   expect(memory.category('activations') - before.byCategory.activations).toBe(run.acts.bytes - (run.acts.lmScratch ? run.acts.lmScratch.partial.size + run.acts.lmScratch.tlogit.size + run.acts.lmScratch.run.size : 0));
   const results: StepResult[] = [];
   for (let s = 0; s < 2; s++) {
-    results.push(await trainStep(tr, [packed(f)]));
+    results.push(await submitStep(tr, [packed(f)]));
     check(`after step ${s + 1}`);
   }
   destroyTrainer(tr);

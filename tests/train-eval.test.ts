@@ -18,7 +18,7 @@ import { destroyModelWeights, modelFromReader, type ModelWeights } from '../src/
 import { loadCheckpoint } from '../src/engine/train/checkpoint.ts';
 import { evaluateLoss } from '../src/engine/train/eval.ts';
 import { arrayRowSource, DEFAULT_TRAIN_SETTINGS, runTraining, type RowSource, type StepMetrics, type TrainSettings } from '../src/engine/train/loop.ts';
-import { createTrainer, destroyTrainer, trainStep } from '../src/engine/train/step.ts';
+import { createTrainer, destroyTrainer, submitStep } from '../src/engine/train/step.ts';
 import { MemoryCheckpointStore } from '../src/io/checkpoint-store.ts';
 import { readParityFixture, type ParityFixture } from './forward-helpers.ts';
 import { testGpu } from './gpu/device.ts';
@@ -55,7 +55,7 @@ describe('eval loss', () => {
     const evalLoss = await evaluateLoss(run, rows, 1); // one row per forward
     const forward = await forwardBatch(other, whole(), { loss: true }); // both rows in one
     const tr = createTrainer(run, { schedule: () => 1e-3 });
-    const step = await trainStep(tr, [await rows.read(0, 1), await rows.read(1, 1)]); // accumulation 2
+    const step = await submitStep(tr, [await rows.read(0, 1), await rows.read(1, 1)]); // accumulation 2
     console.log(
       `eval loss ${evalLoss.loss.toFixed(7)} (${evalLoss.trainedTokens} tokens); forward ${forward.loss!.toFixed(7)}; step 1 ${step.loss.toFixed(7)}; torch ${f.loss.toFixed(7)}; ` +
         `max relative difference ${Math.max(rel(evalLoss.loss, forward.loss!), rel(evalLoss.loss, step.loss)).toExponential(2)}`,

@@ -15,7 +15,7 @@ import { destroyLora, loraFromAdapter } from '../src/engine/lora-weights.ts';
 import { destroyModelWeights, modelFromReader } from '../src/engine/model.ts';
 import { readLoraGrads } from '../src/engine/train/grads.ts';
 import { lrLambda } from '../src/engine/train/schedule.ts';
-import { accumulateGrads, createTrainer, destroyTrainer, trainStep, type Trainer } from '../src/engine/train/step.ts';
+import { accumulateGrads, createTrainer, destroyTrainer, submitStep, type Trainer } from '../src/engine/train/step.ts';
 import { readParityFixture, relToMax, type ParityFixture, type Variant } from './forward-helpers.ts';
 import { testGpu } from './gpu/device.ts';
 import { readFileSync } from 'node:fs';
@@ -130,7 +130,7 @@ describe.each(['llama', 'qwen2', 'llama3-tied', 'qwen3'] satisfies Variant[])('%
     let worstLoss = 0;
     let worstNorm = 0;
     for (let s = 0; s < expected.losses.length; s++) {
-      const r = await trainStep(tr, [packed(f)]);
+      const r = await submitStep(tr, [packed(f)]);
       expect(r.skipped).toBe(false);
       expect(relErr(r.lr, expected.lrs[s])).toBeLessThan(1e-12);
       losses.push(r.loss);

@@ -18,7 +18,7 @@ import { dequantizeModel, destroyModelWeights, modelFromLoaded, modelFromReader,
 import { readTensor } from '../src/engine/tensor.ts';
 import { readLoraGrads } from '../src/engine/train/grads.ts';
 import { lrSchedule } from '../src/engine/train/schedule.ts';
-import { accumulateGrads, createTrainer, destroyTrainer, submitStep, trainStep, type StepResult, type TrainerOptions } from '../src/engine/train/step.ts';
+import { accumulateGrads, createTrainer, destroyTrainer, submitStep, type StepResult, type TrainerOptions } from '../src/engine/train/step.ts';
 import { loadParityModel, readParityFixture, relToMax, type ParityFixture } from './forward-helpers.ts';
 import { testGpu } from './gpu/device.ts';
 
@@ -101,7 +101,7 @@ describe('training step', () => {
       let worst = 0;
       const losses: number[] = [];
       for (let s = 0; s < steps; s++) {
-        const r = await trainStep(t.tr, [packed(f)]);
+        const r = await submitStep(t.tr, [packed(f)]);
         losses.push(r.loss);
         worst = Math.max(worst, Math.abs(r.loss - expected.losses[s]) / expected.losses[s]);
       }
@@ -119,7 +119,7 @@ describe('training step', () => {
       gpu.device.queue.writeBuffer(b0.buffer, 0, bad);
       const other = t.lora.layers[0].v_proj!.a;
       const before = await readTensor(gpu.device, other);
-      const r = await trainStep(t.tr, [packed(f)]);
+      const r = await submitStep(t.tr, [packed(f)]);
       expect(r.skipped).toBe(true);
       expect(Number.isFinite(r.gradNorm)).toBe(false);
       expect(t.tr.skipped).toBe(1);

@@ -25,8 +25,8 @@ import { ATTENTION_DECODE_MAX_LORA_R, encodeAttention, takesDecodePath } from '.
 import { encodeAdd, encodeSwiglu } from './elementwise.ts';
 import { encodeEmbedding } from './embedding.ts';
 import type { Kernels } from './kernels.ts';
-import { encodeLinear, encodeLinears, linearShape, linearTakesLora } from './linear.ts';
-import { encodeMmaRows, mmaTakesLoraDown } from './matmul-mma.ts';
+import { encodeLinear, encodeLinears, linearComputesLoraU, linearShape } from './linear.ts';
+import { encodeMmaRows } from './matmul-mma.ts';
 import { encodeNf4Gemv, NF4_GEMV_MAX_ROWS, type GemvPrologue } from './nf4-gemv.ts';
 import type { Nf4GpuWeight } from './nf4.ts';
 import { encodeLmHeadLogits, encodeLmHeadLoss } from './lmhead.ts';
@@ -353,9 +353,8 @@ export function encodeLayer(
     // backward's dB): on the tensor cores where its GEMM computed it there (from a conversion of act
     // of its own here), else the SIMT down.
     const l = lora?.down_proj;
-    const k = linearShape(W.linears.down_proj)[1];
-    if (l && linearTakesLora(kernels, W.linears.down_proj, n) && !hasDropout(l) && mmaTakesLoraDown(t.act, k)) {
-      encodeMmaRows(kernels, pass, t.act, n, k, [{ d: l.a, u: loraU('down_proj'), scale: 1 }]);
+    if (l && linearComputesLoraU(kernels, W.linears.down_proj, t.act, l)) {
+      encodeMmaRows(kernels, pass, t.act, n, linearShape(W.linears.down_proj)[1], [{ d: l.a, u: loraU('down_proj'), scale: 1 }]);
     } else if (l) encodeLoraU(kernels, pass, t.act, l, loraU('down_proj'));
   } else if (folds('down_proj') && !W.linears.down_proj.bias) {
     gemv(pass, 'down_proj', gemvWeight('down_proj')!, t.gate, xOut, t.mid, { kind: 'swiglu', up: t.up });

@@ -35,6 +35,15 @@ export function linearTakesLora(kernels: Kernels, l: LinearWeight, rows: number)
 }
 
 /**
+ * Whether the base's tensor-core product with input `a` (x in the forward, dy in the backward)
+ * computes LoRA's u (du) itself from its f16 rows of a (matmul-mma.ts `lora.down`, encodeMmaRows):
+ * where linearTakesLora, without dropout (no mask to apply to a alone), mmaTakesLoraDown.
+ */
+export function linearComputesLoraU(kernels: Kernels, l: LinearWeight, a: Tensor, lora: LoraWeights): boolean {
+  return linearTakesLora(kernels, l, rowsOf(a)) && !hasDropout(lora) && mmaTakesLoraDown(a, a.shape[a.shape.length - 1]);
+}
+
+/**
  * Records y = x · Wᵀ (+ bias) (+ s · (x Aᵀ) Bᵀ with `lora`). x [M, in] and y [M, out] in the
  * storage type (a dense W has it too). NF4: the fused kernel (GEMV up to NF4_GEMV_MAX_ROWS rows).
  * Dense: the tiled matmul with TRANS_B, then the bias as its own dispatch. LoRA: where linearTakesLora
@@ -43,8 +52,7 @@ export function linearTakesLora(kernels: Kernels, l: LinearWeight, rows: number)
  */
 export function encodeLinear(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, l: LinearWeight, y: Tensor, lora?: LinearLora): void {
   if (lora && l.kind === 'nf4' && nf4TakesLora(kernels, rowsOf(x), l.w)) {
-    // u from the GEMM's own f16 rows of x where it can (no dropout mask to apply to x alone).
-    const down = !hasDropout(lora.weights) && mmaTakesLoraDown(x, l.w.shape[1]);
+    const down = linearComputesLoraU(kernels, l, x, lora.weights);
     if (!down) encodeLoraU(kernels, pass, x, lora.weights, lora.u);
     const { a, b, scale } = lora.weights;
     encodeNf4Matmul(kernels, pass, x, l.w, y, { bias: l.bias, lora: { u: lora.u, w: b, scale, down: down ? { d: a, scale: 1 } : undefined } });
@@ -74,7 +82,7 @@ export function encodeLinears(kernels: Kernels, pass: GPUComputePassEncoder, x: 
     items.length > 1 &&
     adapted.length <= MMA_DOWN_GROUP &&
     mmaTakesLoraDown(x, k) &&
-    items.every(({ l, lora }) => l.kind === 'nf4' && nf4TakesLora(kernels, m, l.w) && !(lora && hasDropout(lora.weights)));
+    items.every(({ l, lora }) => (lora ? linearComputesLoraU(kernels, l, x, lora.weights) : linearTakesLora(kernels, l, m)));
   if (!shared) {
     for (const { l, y, lora } of items) encodeLinear(kernels, pass, x, l, y, lora);
     return;

@@ -22,7 +22,7 @@ import { gpuMemory, type MemoryCategory } from '../../src/engine/gpu-memory.ts';
 import { createNf4Weight, destroyNf4, quantizeNf4Gpu, type Nf4GpuWeight } from '../../src/engine/nf4.ts';
 import { encodeNf4Matmul, encodeNf4MatmulBackward } from '../../src/engine/nf4-matmul.ts';
 import { createTensor, numel, uploadTensor, BYTES, type DType, type Tensor } from '../../src/engine/tensor.ts';
-import { createTrainer, destroyTrainer, submitStep, trainStep } from '../../src/engine/train/step.ts';
+import { createTrainer, destroyTrainer, submitStep } from '../../src/engine/train/step.ts';
 import { encodeBackward } from '../../src/engine/train/backward.ts';
 import { randomF32 } from '../../src/util/random.ts';
 import { LOAD_CONFIGS } from './load.ts';
@@ -620,7 +620,7 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
   const times: number[] = [];
   const losses: number[] = [];
   if (o.trainSteps > 0) {
-    losses.push((await trainStep(trainer, [batch])).loss); // warm-up: the pipelines compile
+    losses.push((await submitStep(trainer, [batch])).loss); // warm-up: the pipelines compile
     // Each step submitted before the last one's outcome is read (submitStep), as the studio's loop
     // runs them: a step's time is from one outcome to the next (the first: from its submission).
     let t = performance.now();
@@ -637,7 +637,7 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
   // GPU time of one step's passes against its wall time: what the CPU and the gaps cost.
   if (o.trainSteps > 0 && kernels.gpu.info.timestamps) {
     const t0 = performance.now();
-    const pt = await passTimes(device, () => trainStep(trainer, [batch]));
+    const pt = await passTimes(device, () => submitStep(trainer, [batch]));
     const wall = performance.now() - t0;
     // Two steps, the second submitted before the first is read: the GPU's waits inside a step and between one step's update and the next forward.
     const two = await passTimes(device, async () => {
@@ -662,7 +662,7 @@ export async function benchModel(kernels: Kernels, name: string, o: EngineBenchO
   // GPU time per kernel of one step (a timestamp around every dispatch).
   let trainKernelMs: Record<string, number> | undefined;
   if (o.trainSteps > 0 && kernels.gpu.info.timestamps) {
-    const dt = await dispatchTimes(device, () => trainStep(trainer, [batch]));
+    const dt = await dispatchTimes(device, () => submitStep(trainer, [batch]));
     {
       const total = [...dt.byKernel.values()].reduce((a, e) => a + e.ms, 0);
       trainKernelMs = Object.fromEntries([...dt.byKernel.entries()].map(([k, e]) => [k, e.ms]));

@@ -26,10 +26,9 @@ import { layerLse, type ForwardTensors } from '../activations.ts';
 import type { Kernels } from '../kernels.ts';
 import type { LinearName } from '../arch.ts';
 import { trackedBuffer } from '../gpu-memory.ts';
-import { linearTakesLora, type LinearWeight } from '../linear.ts';
+import { linearComputesLoraU, linearTakesLora, type LinearWeight } from '../linear.ts';
 import { createLmHeadBackwardScratch, encodeLmHeadBackward, lmHeadBackwardChunkRows, type LmHeadBackwardScratch } from '../lmhead-backward.ts';
 import { encodeLoraBackward, encodeLoraBTranspose, loraBackwardScratchBytes } from '../lora-backward.ts';
-import { mmaTakesLoraDown } from '../matmul-mma.ts';
 import { hasDropout } from '../lora.ts';
 import { encodeMatmul } from '../matmul.ts';
 import { encodeNf4MatmulBackward } from '../nf4-matmul.ts';
@@ -240,7 +239,7 @@ function encodeLayerBackward(
     const du = view(s.du, [n, l.a.shape[0]], 'f32');
     const scratch = s.lora ?? undefined;
     if (!hasDropout(l) && linearTakesLora(kernels, W.linears[name], n)) {
-      const bt = mmaTakesLoraDown(dy, dy.shape[dy.shape.length - 1]) ? encodeLoraBTranspose(kernels, pass, l, scratch) : null;
+      const bt = linearComputesLoraU(kernels, W.linears[name], dy, l) ? encodeLoraBTranspose(kernels, pass, l, scratch) : null;
       if (bt) {
         encodeLinearBackward(kernels, pass, dy, W.linears[name], dIn, accumulate, v.tmp, { du, a: l.a, down: { d: bt, scale: l.scale } });
         encodeLoraBackward(kernels, pass, l, gl, { x, u, dy, du, scratch }, { accumulateGrads: true, duGiven: true });

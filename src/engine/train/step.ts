@@ -166,13 +166,8 @@ export function accumulateGrads(tr: Trainer, microBatches: readonly PackedBatch[
   });
 }
 
-/** One optimizer step over the micro-batches of an accumulated batch: submitStep, awaited. */
-export function trainStep(tr: Trainer, microBatches: readonly PackedBatch[]): Promise<StepResult> {
-  return submitStep(tr, microBatches);
-}
-
 /**
- * Records and submits one optimizer step before it returns; the promise resolves once the GPU has
+ * Records and submits one optimizer step over the micro-batches of an accumulated batch before it returns; the promise resolves once the GPU has
  * run it and its loss and grad norm are read. The next step may be submitted before that (one
  * ahead, no more): the GPU then goes from one step to the next without waiting for the CPU to read
  * anything. Outcomes are read in order; AdamW takes its bias correction from the GPU's count of
