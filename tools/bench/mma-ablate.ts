@@ -10,7 +10,7 @@
 //   no-fetch    the shares staged but made up in registers (no device loads)
 //   no-barrier  the k loop's two barriers removed (races: timing only)
 //   element-order  every lane stores its share in element order (as before session 12's storeLayout:
-//               correct results, two- to four-way bank conflicts)
+//               correct results, two- to four-way bank conflicts); a-/b-element-order: one tile only
 //   no-output   the epilogue's stores to out left out (the staging and its barriers stay)
 //   no-absmax   NF4 only: the k loop's absmax loads left out (every block's scale 1.0)
 //   no-table    NF4 only: each code converted and scaled without the code's lookup (a subgroupShuffle
@@ -54,6 +54,9 @@ export const EDITS: Record<string, (s: string) => string> = {
   'no-barrier': (s) => edit(s, /\n {4}workgroupBarrier\(\);/g, ''),
   'no-output': (s) => edit(s, /if \(row < p\.m && col < p\.nc\) \{ store_out/g, 'if (row < p.m && col < p.nc && p.accumulate == 7u) { store_out'),
   'element-order': (s) => edit(s, /const ([AB])_ROT = \du;/g, 'const $1_ROT = 5u;').replace(/const A_SPREAD = \du;/, 'const A_SPREAD = 1u;'),
+  // (no throw: a tile already in element order times as the base)
+  'a-element-order': (s) => s.replace(/const A_ROT = \du;/, 'const A_ROT = 5u;').replace(/const A_SPREAD = \du;/, 'const A_SPREAD = 1u;'),
+  'b-element-order': (s) => s.replace(/const B_ROT = \du;/, 'const B_ROT = 5u;'),
 };
 
 /** Edits that only an NF4 B source has something to take out of. */
