@@ -1,4 +1,5 @@
-// Elementwise kernels over flat arrays of n values, one invocation per value:
+// Elementwise kernels over flat arrays of n values, one invocation per value (per four values in the
+// entry points ending in 4, which the wrapper takes where 4 divides n):
 //   swiglu:       out = silu(a) * b                    (a = gate, b = up; Llama MLP)
 //   add:          out = a + scale * b                  (residual add: scale = 1; LoRA: scale = α/r)
 //   add_inplace:  a   = a + scale * b                  (the residual stream updated in place)
@@ -16,6 +17,10 @@ struct Params { n: u32, scale: f32 }
 @group(0) @binding(1) var<storage, read> b: array<T>;
 @group(0) @binding(2) var<storage, read_write> out: array<R>;
 @group(0) @binding(3) var<uniform> p: Params;
+// The same buffers four elements a load (the entry points ending in 4: n % 4 == 0, p.n counts vec4s).
+@group(0) @binding(0) var<storage, read_write> a4: array<vec4<R>>;
+@group(0) @binding(1) var<storage, read> b4: array<vec4<T>>;
+@group(0) @binding(2) var<storage, read_write> out4: array<vec4<R>>;
 
 const WG = 256u;
 
@@ -44,4 +49,26 @@ fn add_inplace(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: v
   let i = flat_index(wg, nwg, lid);
   if (i >= p.n) { return; }
   a[i] = R(f32(a[i]) + p.scale * f32(b[i]));
+}
+
+@compute @workgroup_size(WG)
+fn swiglu4(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = flat_index(wg, nwg, lid);
+  if (i >= p.n) { return; }
+  let g = vec4f(a4[i]);
+  out4[i] = vec4<R>(g / (1.0 + exp(-g)) * vec4f(b4[i]));
+}
+
+@compute @workgroup_size(WG)
+fn add4(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = flat_index(wg, nwg, lid);
+  if (i >= p.n) { return; }
+  out4[i] = vec4<R>(vec4f(a4[i]) + p.scale * vec4f(b4[i]));
+}
+
+@compute @workgroup_size(WG)
+fn add_inplace4(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = flat_index(wg, nwg, lid);
+  if (i >= p.n) { return; }
+  a4[i] = vec4<R>(vec4f(a4[i]) + p.scale * vec4f(b4[i]));
 }

@@ -122,6 +122,26 @@ describe('elementwise plumbing', () => {
     expect([...(await readTensor(gpu.device, a))]).toEqual([3, 6, 9]);
   });
 
+  it('takes four values an invocation where 4 divides n, bit for bit as one at a time', async () => {
+    for (const dtype of ['f32', 'f16'] as const) {
+      const run = async (n: number) => {
+        const [g, u] = [values(n, 31, dtype, 8), values(n, 32, dtype, 8)];
+        const [tg, tu] = [uploadTensor(gpu.device, g, [n], dtype), uploadTensor(gpu.device, u, [n], dtype)];
+        const [sw, sum] = [createTensor(gpu.device, [n], dtype), createTensor(gpu.device, [n], dtype)];
+        submitPass(kernels, (pass) => {
+          encodeSwiglu(kernels, pass, tg, tu, sw);
+          encodeAdd(kernels, pass, tg, tu, sum, 0.37);
+          encodeAdd(kernels, pass, tu, tg, tu, -1.5); // in place
+        });
+        const out = [await readTensor(gpu.device, sw), await readTensor(gpu.device, sum), await readTensor(gpu.device, tu)];
+        destroy(tg, tu, sw, sum);
+        return out;
+      };
+      const [four, one] = [await run(4000), await run(3999)]; // the same values (a seed's prefix), 4000 by vec4
+      for (const [i, x] of four.entries()) expect([...x.subarray(0, 3999)], `${dtype} output ${i}`).toEqual([...one[i]]);
+    }
+  });
+
   it('uses a 2-D grid past the per-dimension workgroup limit', async () => {
     // A device limit of 3 workgroups per dimension: 7 x 130 values = 4 workgroups -> grid 3 x 2.
     const small = new Kernels({ ...gpu, info: { ...gpu.info, limits: { ...gpu.info.limits, maxComputeWorkgroupsPerDimension: 3 } } });
