@@ -113,6 +113,8 @@ describe('rmsnorm backward against float64 (component-wise)', () => {
 
   it('accumulates into dx (dx += …) when asked', async () => {
     expect(await backwardCase({ rows: 5, hidden: 77, dtype: 'f32', residual: 'f32', grad: 'f32' }, 40, true)).toBeLessThan(TOL.f32);
+    // Four values a trip (past 4 x 256) with the tail after them
+    expect(await backwardCase({ rows: 3, hidden: 2100, dtype: 'f32', residual: 'f32', grad: 'f32' }, 42, true)).toBeLessThan(TOL.f32);
   });
 
   it('uses a 2-D grid past the per-dimension workgroup limit', async () => {
