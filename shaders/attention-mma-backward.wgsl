@@ -1,6 +1,6 @@
 // Causal grouped-query attention backward on subgroup matrices: the tensor-core twin of
 // shaders/attention-backward.wgsl (its math, masks and conventions; see its header), for head dims
-// that are multiples of 32 in f16 or f32 storage (S). src/engine/attention-mma.ts prepends the head
+// that are multiples of 32 in f16 or f32 storage (S; q, k and v in Q: S, or f16 beside an f32 S). src/engine/attention-mma.ts prepends the head
 // dim's constants and writes out the marked parts: the products, unrolled, every matrix load at a
 // constant offset into its block of workgroup memory (shaders/matmul-mma.wgsl says why).
 //
@@ -27,9 +27,9 @@
 //          (staged to `kst`), lanes make pᵀ and dsᵀ (f16, shared by the pair), then dv += pᵀ·dO and
 //          dk += dsᵀ·q over all 32 queries. dk and dv sum the group's heads here: no atomics.
 
-@group(0) @binding(0) var<storage, read> q: array<vec4<S>>;
-@group(0) @binding(1) var<storage, read> k: array<vec4<S>>;
-@group(0) @binding(2) var<storage, read> v: array<vec4<S>>;
+@group(0) @binding(0) var<storage, read> q: array<vec4<Q>>;
+@group(0) @binding(1) var<storage, read> k: array<vec4<Q>>;
+@group(0) @binding(2) var<storage, read> v: array<vec4<Q>>;
 @group(0) @binding(3) var<storage, read> seg: array<u32>;
 @group(0) @binding(4) var<storage, read> dout: array<vec4<S>>;
 @group(0) @binding(5) var<storage, read_write> stats: array<f32>;
@@ -119,10 +119,10 @@ fn store_kvt(r: u32, c: u32, x: vec4<f16>) {
 }
 
 /** Share s of a 32-key tile of k (or v) from key j0, as stored (zeros past skv): rounded to f16 when stored, after the products (as in the forward). */
-fn dq_fetch_kv(from_v: bool, tid: u32, s: u32, j0: u32, b: u32, kvh: u32) -> vec4<S> {
+fn dq_fetch_kv(from_v: bool, tid: u32, s: u32, j0: u32, b: u32, kvh: u32) -> vec4<Q> {
   let f = tid + s * 128u;
   let j = j0 + f / V4;
-  var x = vec4<S>(0.0);
+  var x = vec4<Q>(0.0);
   if (j < p.skv) {
     let at = kv_at(b, j, kvh) + f % V4;
     if (from_v) { x = v[at]; } else { x = k[at]; }
@@ -130,9 +130,9 @@ fn dq_fetch_kv(from_v: bool, tid: u32, s: u32, j0: u32, b: u32, kvh: u32) -> vec
   return x;
 }
 
-fn dq_store_kv(from_v: bool, tid: u32, s: u32, x: vec4<S>) {
+fn dq_store_kv(from_v: bool, tid: u32, s: u32, x: vec4<Q>) {
   let f = tid + s * 128u;
-  store_kvt(select(0u, 32u, from_v) + f / V4, f % V4, to_f16(x));
+  store_kvt(select(0u, 32u, from_v) + f / V4, f % V4, qkv_f16(x));
 }
 
 @compute @workgroup_size(128)
@@ -166,7 +166,7 @@ fn dq_main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u
     let f = tid + s * 128u;
     let r = q0 + f / V4;
     var x = vec4<f16>(0.0);
-    if (r < p.tq) { x = to_f16(q[q_at(b, r, h) + f % V4]); }
+    if (r < p.tq) { x = qkv_f16(q[q_at(b, r, h) + f % V4]); }
     store_kvt(f / V4, f % V4, x);
   }
   workgroupBarrier();
@@ -250,24 +250,34 @@ fn store_blk(base: u32, r: u32, c: u32, x: vec4<f16>) {
   blk[bi][at + 3u] = x.w;
 }
 
-/** Share s of query row i0 + f / V4 of q (or dO), f = tid + s · 256, as stored (zeros past tq). */
-fn dkv_fetch_q(from_dout: bool, tid: u32, s: u32, i0: u32, b: u32, h: u32) -> vec4<S> {
+/** Share s of query row i0 + f / V4 of q, f = tid + s · 256, as stored (zeros past tq). */
+fn dkv_fetch_q(tid: u32, s: u32, i0: u32, b: u32, h: u32) -> vec4<Q> {
   let f = tid + s * 256u;
   let i = i0 + f / V4;
-  var x = vec4<S>(0.0);
-  if (i < p.tq) {
-    let at = q_at(b, i, h) + f % V4;
-    if (from_dout) { x = dout[at]; } else { x = q[at]; }
-  }
+  var x = vec4<Q>(0.0);
+  if (i < p.tq) { x = q[q_at(b, i, h) + f % V4]; }
   return x;
 }
 
-/** Stores a share in f16: q as it is, dO scaled by gs (at most 2 in magnitude). */
-fn dkv_store_q(from_dout: bool, tid: u32, s: u32, x: vec4<S>, gs: f32) {
+/** The same share of dO. */
+fn dkv_fetch_do(tid: u32, s: u32, i0: u32, b: u32, h: u32) -> vec4<S> {
   let f = tid + s * 256u;
-  var y = to_f16(x);
-  if (from_dout) { y = to_f16(vec4<S>(vec4f(x) * gs)); }
-  store_blk(select(0u, 4u, from_dout), f / V4, f % V4, y);
+  let i = i0 + f / V4;
+  var x = vec4<S>(0.0);
+  if (i < p.tq) { x = dout[q_at(b, i, h) + f % V4]; }
+  return x;
+}
+
+/** Stores a share of q in f16. */
+fn dkv_store_q(tid: u32, s: u32, x: vec4<Q>) {
+  let f = tid + s * 256u;
+  store_blk(0u, f / V4, f % V4, qkv_f16(x));
+}
+
+/** Stores a share of dO in f16, scaled by gs (at most 2 in magnitude). */
+fn dkv_store_do(tid: u32, s: u32, x: vec4<S>, gs: f32) {
+  let f = tid + s * 256u;
+  store_blk(4u, f / V4, f % V4, to_f16(vec4<S>(vec4f(x) * gs)));
 }
 
 @compute @workgroup_size(256)
@@ -305,7 +315,7 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t
     let f = tid + s * 256u;
     let j = kb0 + f / V4;
     var x = vec4<f16>(0.0);
-    if (j < p.skv) { x = to_f16(k[kv_at(b, j, kvh) + f % V4]); }
+    if (j < p.skv) { x = qkv_f16(k[kv_at(b, j, kvh) + f % V4]); }
     store_blk(0u, f / V4, f % V4, x);
   }
   workgroupBarrier();
@@ -316,7 +326,7 @@ fn dkv_main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t
     let f = tid + s * 256u;
     let j = kb0 + f / V4;
     var x = vec4<f16>(0.0);
-    if (j < p.skv) { x = to_f16(v[kv_at(b, j, kvh) + f % V4]); }
+    if (j < p.skv) { x = qkv_f16(v[kv_at(b, j, kvh) + f % V4]); }
     store_blk(0u, f / V4, f % V4, x);
   }
   // dO's scale for this workgroup: the largest max |dO_i| of the rows it visits, all heads of the group.

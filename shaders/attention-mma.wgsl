@@ -1,8 +1,9 @@
 // Causal grouped-query attention forward on subgroup matrices (chromium_experimental_subgroup_matrix,
 // f16 x f16 -> f32 16x16x16): the tensor-core twin of shaders/attention.wgsl, with the same inputs,
 // masks, outputs and conventions (see its header), for f16 storage and head dims that are multiples
-// of 16, in f16 or f32 storage (S; f32 q, k, v are rounded to f16 on their way into workgroup
-// memory, as PyTorch's bf16 attention rounds them, with f32 accumulation and an f32 o).
+// of 16: q, k, v in f16 or f32 (Q), o in f16 or f32 (S) (f32 q, k, v are rounded to f16 on their way
+// into workgroup memory, as PyTorch's bf16 attention rounds them, with f32 accumulation and an f32 o;
+// training keeps them f16 beside an f32 o: half the bytes and registers of its tiles' fetches).
 // src/engine/attention-mma.ts prepends the head dim's constants and writes out the marked parts: the products, unrolled, so that every matrix load reads its block of workgroup
 // memory at a constant offset (Chrome's robustness guards any other load with a branch and a copy:
 // shaders/matmul-mma.wgsl).
@@ -27,9 +28,9 @@
 // combine through subgroupShuffleXor. Masks as in the forward: causal, window, segments (the keys'
 // ids per tile in key_seg, each row's own in registers).
 
-@group(0) @binding(0) var<storage, read> q: array<vec4<S>>;
-@group(0) @binding(1) var<storage, read> k: array<vec4<S>>;
-@group(0) @binding(2) var<storage, read> v: array<vec4<S>>;
+@group(0) @binding(0) var<storage, read> q: array<vec4<Q>>;
+@group(0) @binding(1) var<storage, read> k: array<vec4<Q>>;
+@group(0) @binding(2) var<storage, read> v: array<vec4<Q>>;
 @group(0) @binding(3) var<storage, read> seg: array<u32>;
 @group(0) @binding(4) var<storage, read_write> o: array<S>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
@@ -66,10 +67,10 @@ fn share_at(tid: u32, i: u32) -> vec2u {
  * when stored into the tile, after the products (an f32 load converted at once would stall the
  * subgroup on it, and the loads would not overlap the products).
  */
-fn fetch_kv(from_v: bool, tid: u32, i: u32, j0: u32, b: u32, kvh: u32) -> vec4<S> {
+fn fetch_kv(from_v: bool, tid: u32, i: u32, j0: u32, b: u32, kvh: u32) -> vec4<Q> {
   let s = share_at(tid, i);
   let j = j0 + s.x;
-  var x = vec4<S>(0.0);
+  var x = vec4<Q>(0.0);
   if (j < p.skv) {
     let at = ((b * p.skv + j) * p.kv_heads + kvh) * V4 + s.y;
     if (from_v) { x = v[at]; } else { x = k[at]; }
@@ -78,16 +79,16 @@ fn fetch_kv(from_v: bool, tid: u32, i: u32, j0: u32, b: u32, kvh: u32) -> vec4<S
 }
 
 /** Share i of the q rows from query q0 (zeros past tq). */
-fn fetch_q(tid: u32, i: u32, q0: u32, b: u32, h: u32) -> vec4<S> {
+fn fetch_q(tid: u32, i: u32, q0: u32, b: u32, h: u32) -> vec4<Q> {
   let s = share_at(tid, i);
   let r = q0 + s.x;
-  var x = vec4<S>(0.0);
+  var x = vec4<Q>(0.0);
   if (r < p.tq) { x = q[((b * p.tq + r) * p.heads + h) * V4 + s.y]; }
   return x;
 }
 
-fn store_tile(tid: u32, i: u32, y: vec4<S>) {
-  let x = to_f16(y);
+fn store_tile(tid: u32, i: u32, y: vec4<Q>) {
+  let x = qkv_f16(y);
   let s = share_at(tid, i);
   let at = (s.x % 16u) * SK + s.y * 4u;
   tile[s.x / 16u][at] = x.x;

@@ -12,10 +12,12 @@
 // the saves of layer i (its recompute before its backward).
 // Every buffer is counted by the memory accountant (gpu-memory.ts): 'activations', the lm_head
 // loss scratch 'scratch'.
+import { attentionMmaTakesF16Qkv } from './attention-mma.ts';
 import type { LinearName, ModelArch } from './arch.ts';
 import { type U32Tensor, BYTES, type DType, type Tensor } from './tensor.ts';
 import type { Kernels } from './kernels.ts';
 import { trackedBuffer } from './gpu-memory.ts';
+import { NF4_GEMV_MAX_ROWS } from './nf4-gemv.ts';
 import { createLmHeadScratch, destroyLmHeadScratch, lmHeadChunkRows, type LmHeadScratch } from './lmhead.ts';
 
 export interface ActivationOptions {
@@ -34,6 +36,12 @@ export interface ActivationOptions {
   /** Storage type of the lm_head matrix (ModelWeights.embedDtype): sizes the loss's vocabulary
    * chunks so that a chunk of E fits one binding. Default: the activation dtype. */
   embedDtype?: DType;
+  /** Keep q, k and v in f16 where the arena is f32 and checkpointed (training), the architecture has no
+   * q/k norms, and the tensor-core attention takes f16 q, k, v beside f32 (attentionMmaTakesF16Qkv):
+   * its tiles round them to f16 anyway, and it reads half the bytes. Calls of up to NF4_GEMV_MAX_ROWS
+   * tokens keep them in the arena's type (the GEMV writes no f16 beside an f32 x), so the buffers
+   * keep its size. Default true. */
+  qkvF16?: boolean;
 }
 
 type Buf = GPUBuffer;
@@ -41,6 +49,8 @@ type Buf = GPUBuffer;
 export interface Activations {
   arch: ModelArch;
   dtype: DType;
+  /** Storage type of q, k and v (their projections write it) in calls of more than NF4_GEMV_MAX_ROWS tokens: dtype, or f16 (ActivationOptions.qkvF16). */
+  qkvDtype: DType;
   /** Tokens the buffers hold. */
   capacity: number;
   options: Required<ActivationOptions>;
@@ -81,7 +91,7 @@ export interface Activations {
 }
 
 export function createActivations(kernels: Kernels, arch: ModelArch, dtype: DType, options: ActivationOptions): Activations {
-  const o: Required<ActivationOptions> = { checkpoints: true, loss: true, logitsRows: 0, loraR: 0, ...options, embedDtype: options.embedDtype ?? dtype };
+  const o: Required<ActivationOptions> = { checkpoints: true, loss: true, logitsRows: 0, loraR: 0, qkvF16: true, ...options, embedDtype: options.embedDtype ?? dtype };
   const n = o.batch * o.seqLen;
   if (!(Number.isInteger(o.batch) && o.batch > 0 && Number.isInteger(o.seqLen) && o.seqLen > 0)) {
     throw new Error(`activations: batch ${o.batch} x seqLen ${o.seqLen} must be positive integers`);
@@ -96,6 +106,7 @@ export function createActivations(kernels: Kernels, arch: ModelArch, dtype: DTyp
     return trackedBuffer(device, { size, usage, label: `act.${label}` }, 'activations');
   };
   const act = (label: string, elems: number) => buf(label, elems, BYTES[dtype]);
+  const qkvDtype: DType = o.qkvF16 && dtype === 'f32' && o.checkpoints && !arch.qkNorm && attentionMmaTakesF16Qkv(kernels.gpu.info, D) ? 'f16' : dtype;
   const f32 = (label: string, elems: number) => buf(label, elems, 4);
   const u32 = (label: string) => buf(label, n, 4);
 
@@ -109,6 +120,7 @@ export function createActivations(kernels: Kernels, arch: ModelArch, dtype: DTyp
   return {
     arch,
     dtype,
+    qkvDtype,
     capacity: n,
     options: o,
     ids: u32('ids'),
@@ -214,8 +226,9 @@ export function forwardTensors(a: Activations, batch: number, seqLen: number): F
   const dt = a.dtype;
   const t = (buffer: Buf, shape: number[], dtype: DType = dt): Tensor => ({ buffer, shape, dtype });
   const ids = (buffer: Buf): U32Tensor => ({ buffer, length: n });
-  const q = t(a.q, [n, heads * D]);
-  const k = t(a.k, [n, kvHeads * D]);
+  const qkv = n > NF4_GEMV_MAX_ROWS ? a.qkvDtype : dt;
+  const q = t(a.q, [n, heads * D], qkv);
+  const k = t(a.k, [n, kvHeads * D], qkv);
   const u: Partial<Record<LinearName, Tensor>> = {};
   for (const [name, b] of Object.entries(a.u) as [LinearName, Buf][]) u[name] = t(b, [n, a.options.loraR], 'f32');
   return {
@@ -236,7 +249,7 @@ export function forwardTensors(a: Activations, batch: number, seqLen: number): F
     rstdK: a.rstdK ? t(a.rstdK, [n, kvHeads], 'f32') : null,
     q,
     k,
-    v: t(a.v, [n, kvHeads * D]),
+    v: t(a.v, [n, kvHeads * D], qkv),
     attn: t(a.attn, [n, heads * D]),
     lse: a.lse.map((b) => t(b, [batch, heads, seqLen], 'f32')),
     attnOut: t(a.attnOut, [n, H]),

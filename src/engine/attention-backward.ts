@@ -9,7 +9,7 @@
 import { ATTENTION_MAX_HEAD_DIM, type AttentionShape, type AttentionVariant } from './attention.ts';
 import { type U32Tensor, expectShape, createTensor, type Tensor } from './tensor.ts';
 import { grid, type Kernels } from './kernels.ts';
-import { ATTENTION_STATS_PER_ROW, attentionMmaBackwardApplies, encodeAttentionBackwardMma } from './attention-mma.ts';
+import { ATTENTION_STATS_PER_ROW, attentionMmaBackwardApplies, attentionMmaTakesF16Qkv, encodeAttentionBackwardMma } from './attention-mma.ts';
 import source from '../../shaders/attention-backward.wgsl?raw';
 
 export interface AttentionBackwardTensors {
@@ -98,7 +98,9 @@ export function encodeAttentionBackward(kernels: Kernels, pass: GPUComputePassEn
     ['dv', t.dv, kvShape],
   ] as const) {
     expectShape(what, x, shape, name);
-    if (x.dtype !== t.q.dtype) throw new Error(`${what}: ${name} is ${x.dtype} but q is ${t.q.dtype}`);
+    // q, k, v may be f16 beside f32 others on the tensor cores (as the forward: attention.ts).
+    const like = name === 'k' || name === 'v' ? t.q : t.o;
+    if (name !== 'q' && x.dtype !== like.dtype) throw new Error(`${what}: ${name} is ${x.dtype} but ${name === 'k' || name === 'v' ? 'q' : 'o'} is ${like.dtype}`);
   }
   expectShape(what, t.lse, [batch, heads, tq], 'lse');
   expectShape(what, t.stats, [batch, heads, tq, ATTENTION_STATS_PER_ROW], 'stats');
@@ -111,12 +113,16 @@ export function encodeAttentionBackward(kernels: Kernels, pass: GPUComputePassEn
   if (new Set([...outs, ...ins]).size !== outs.length + ins.length) throw new Error(`${what}: outputs and scratch must be buffers of their own`);
   if (batch * Math.max(tq, skv) * heads * headDim >= 2 ** 32) throw new Error(`${what}: tensors of 2^32 values or more`);
 
-  const dtype = t.q.dtype;
+  const dtype = t.o.dtype;
+  const qkv = t.q.dtype;
+  if (qkv !== dtype && !(qkv === 'f16' && dtype === 'f32' && attentionMmaTakesF16Qkv(kernels.gpu.info, headDim))) {
+    throw new Error(`${what}: o is ${dtype} but q is ${qkv} (f16 q, k, v beside f32 take the tensor-core backward)`);
+  }
   if (attentionMmaBackwardApplies(kernels.gpu.info, dtype, headDim)) {
     const buffers = { q: t.q.buffer, k: t.k.buffer, v: t.v.buffer, seg: t.segmentIds?.buffer ?? kernels.placeholder(), o: t.o.buffer, lse: t.lse.buffer };
     const grads = { dout: t.dout.buffer, dq: t.dq.buffer, dk: t.dk.buffer, dv: t.dv.buffer, stats: t.stats.buffer };
     const shape = { batch, tq, skv, heads, kvHeads, headDim, causalOffset, window, scale };
-    encodeAttentionBackwardMma(kernels, pass, { ...buffers, ...grads }, shape, !!t.segmentIds, dtype);
+    encodeAttentionBackwardMma(kernels, pass, { ...buffers, ...grads }, shape, !!t.segmentIds, dtype, qkv);
     return;
   }
   const limits = kernels.gpu.info.limits;

@@ -22,10 +22,12 @@ export interface AttentionMmaCase extends AttentionShape {
   seed: number;
 }
 
+/** Storage of q, k, v, o and the gradients: all f16, all f32, or q, k, v in f16 beside f32 (training's arena). */
+export type AttentionMmaStorage = 'f16' | 'f32' | 'f16qkv';
+
 export interface AttentionMmaCheck {
   case: AttentionMmaCase;
-  /** Storage type of q, k, v, o and the gradients. */
-  dtype: 'f16' | 'f32';
+  dtype: AttentionMmaStorage;
   /** Whether the tensor-core forward ran (else the SIMT one). */
   tensorCores: boolean;
   /** Whether the tensor-core backward ran (head dims multiple of 32; else the SIMT one). */
@@ -55,11 +57,14 @@ export interface AttentionMmaCheck {
  * backward rounds q, k, v, the scaled dO, p and ds to f16 (2^-11 each, a few of them per term);
  * the SIMT backward is f32 throughout but for f16 storage. Worst measured on the H200 over
  * attentionMmaCases (the fixture): f16 o 6.7e-4, lse 4.4e-7, gradients 8.2e-4 (SIMT 4.7e-4); f32 o
- * 1.9e-3 (3.6e-4 against f16 inputs), lse 1.2e-3, gradients 2.4e-3 (dv at scale 0.3; SIMT 3.0e-6).
+ * 1.9e-3 (3.6e-4 against f16 inputs), lse 1.2e-3, gradients 2.4e-3 (dv at scale 0.3; SIMT 3.0e-6);
+ * f16 q, k, v beside f32 (tensor cores only) o 3.6e-4, lse 4.4e-7, gradients 4.1e-4.
  */
 export const ATTENTION_MMA_TOLERANCE = {
   f16: { o: 2e-3, oRounded: 2e-3, lse: 1e-5, grad: 1e-3, gradTensorCores: 2e-3 },
   f32: { o: 4e-3, oRounded: 1e-3, lse: 3e-3, grad: 1e-5, gradTensorCores: 4e-3 },
+  // f16 q, k, v (exact inputs: the f16 case's scores and lse) beside an f32 o and gradients (no output rounding).
+  f16qkv: { o: 1e-3, oRounded: 1e-3, lse: 1e-5, grad: 2e-3, gradTensorCores: 2e-3 },
 } as const;
 
 /** Edges on every side (rows and keys not multiples of the tiles), GQA, documents with padding, a window, a KV-cache offset, each head dim's code path. */
@@ -92,14 +97,22 @@ export function attentionMmaCases(): AttentionMmaCase[] {
 /**
  * The checks: every case in both storage types, but the growing keys in f16 only. Their scores
  * reach tens, where f32 storage's rounding of q and k to f16 alone moves o and the gradients past
- * the tolerances (o 2e-2 against 4e-4 for the rounded inputs, measured on the H200).
+ * the tolerances (o 2e-2 against 4e-4 for the rounded inputs, measured on the H200). Then f16 q, k,
+ * v beside f32 for the same cases where the backward takes the tensor cores (head dims of 32s; only
+ * they take that storage: attentionMmaTakesF16Qkv). Not the growing keys there either: keys that get
+ * almost no weight have f32 gradients of ~1e-12 that the tensor cores' f16 p (times 2^15) and ds
+ * lose, which a relative measure without f16 storage's floor of one subnormal step calls wrong (dv
+ * 1.0, dk 0.14 on the H200, with o, lse and dq at 4.0e-4, 7.6e-7 and 6.7e-5).
  */
-export function attentionMmaChecks(): [AttentionMmaCase, 'f16' | 'f32'][] {
-  return attentionMmaCases().flatMap((c) => (c.growKeys ? [[c, 'f16']] : [[c, 'f16'], [c, 'f32']]) as [AttentionMmaCase, 'f16' | 'f32'][]);
+export function attentionMmaChecks(): [AttentionMmaCase, AttentionMmaStorage][] {
+  const cases = attentionMmaCases();
+  const uniform = cases.flatMap((c) => (c.growKeys ? [[c, 'f16']] : [[c, 'f16'], [c, 'f32']]) as [AttentionMmaCase, AttentionMmaStorage][]);
+  return [...uniform, ...cases.filter((c) => c.headDim % 32 === 0 && !c.growKeys).map((c) => [c, 'f16qkv'] as [AttentionMmaCase, AttentionMmaStorage])];
 }
 
-/** A case's random inputs (uniform in [-2, 2), as stored: rounded to f16 for f16 storage). */
-export function attentionMmaInputs(c: AttentionMmaCase, dtype: 'f16' | 'f32') {
+/** A case's random inputs (uniform in [-2, 2), as stored: rounded to f16 for f16 storage and for f16 q, k, v, dO included). */
+export function attentionMmaInputs(c: AttentionMmaCase, storage: AttentionMmaStorage) {
+  const dtype = storage === 'f32' ? 'f32' : 'f16';
   const { batch, tq, skv, heads, kvHeads, headDim: D } = c;
   const stored = (x: Float32Array) => (dtype === 'f16' ? round16(x) : x);
   const gen = (n: number, seed: number) => stored(randomF32(n, seed).map((x) => 2 * x));
@@ -125,19 +138,21 @@ function f16RelError(got: ArrayLike<number>, want: ArrayLike<number>, scale: Arr
   return worst;
 }
 
-/** Runs the forward and the backward (from the reference forward's o and lse) in `dtype` storage and compares both with float64. */
-export async function checkAttentionMma(kernels: Kernels, c: AttentionMmaCase, dtype: 'f16' | 'f32'): Promise<AttentionMmaCheck> {
+/** Runs the forward and the backward (from the reference forward's o and lse) in `storage` and compares both with float64. */
+export async function checkAttentionMma(kernels: Kernels, c: AttentionMmaCase, storage: AttentionMmaStorage): Promise<AttentionMmaCheck> {
   const { device } = kernels;
   const { batch, tq, skv, heads, kvHeads, headDim: D } = c;
+  const dtype = storage === 'f16' ? 'f16' : 'f32'; // o, dO and the gradients
+  const qkvType = storage === 'f32' ? 'f32' : 'f16';
   const stored = (x: Float32Array) => (dtype === 'f16' ? round16(x) : x);
-  const x = attentionMmaInputs(c, dtype);
+  const x = attentionMmaInputs(c, storage);
   const seg = c.docs ? segmentIdsOf(c.docs, skv) : undefined;
   const qShape = [batch, tq, heads, D];
   const kvShape = [batch, skv, kvHeads, D];
   const up = (a: Float32Array, shape: number[]) => uploadTensor(device, a, shape, dtype);
-  const q = up(x.q, qShape);
-  const k = up(x.k, kvShape);
-  const v = up(x.v, kvShape);
+  const q = uploadTensor(device, x.q, qShape, qkvType);
+  const k = uploadTensor(device, x.k, kvShape, qkvType);
+  const v = uploadTensor(device, x.v, kvShape, qkvType);
   const segmentIds = seg ? uploadU32(device, seg) : undefined;
 
   // Forward.
@@ -153,7 +168,7 @@ export async function checkAttentionMma(kernels: Kernels, c: AttentionMmaCase, d
   }
   const outErr = dtype === 'f16' ? f16RelError : maxRelError;
   const oErr = outErr(gotO, ref.o, ref.oScale);
-  const refRounded = dtype === 'f16' ? ref : attentionRef(round16(x.q), round16(x.k), round16(x.v), seg, c);
+  const refRounded = qkvType === 'f16' ? ref : attentionRef(round16(x.q), round16(x.k), round16(x.v), seg, c);
   const oRounded = outErr(gotO, refRounded.o, refRounded.oScale);
   // Again from the lse just written, as training's recompute of a layer runs it.
   const o2 = createTensor(device, qShape, dtype);
@@ -185,7 +200,7 @@ export async function checkAttentionMma(kernels: Kernels, c: AttentionMmaCase, d
 
   const tensorCores = attentionMmaApplies(kernels.gpu.info, dtype, D);
   const backwardTensorCores = attentionMmaBackwardApplies(kernels.gpu.info, dtype, D);
-  const check = { case: c, dtype, tensorCores, backwardTensorCores, o: oErr, oRounded, oKnown, lseKept, lse: lseErr, ...errs };
+  const check = { case: c, dtype: storage, tensorCores, backwardTensorCores, o: oErr, oRounded, oKnown, lseKept, lse: lseErr, ...errs };
   return { ...check, ok: withinAttentionTolerance(check) };
 }
 
@@ -212,6 +227,8 @@ export function attentionMmaDigest(): string {
   for (let D = 16; D <= 128; D += 16) {
     for (const dtype of ['f16', 'f32'] as const) {
       const texts = [attentionMmaSource(D, dtype), ...(D % 32 === 0 ? [attentionMmaBackwardSource(D, dtype)] : [])];
+      // f16 q, k, v beside f32: where the backward takes the tensor cores (attentionMmaTakesF16Qkv).
+      if (dtype === 'f32' && D % 32 === 0) texts.push(attentionMmaSource(D, 'f32', 'f16'), attentionMmaBackwardSource(D, 'f32', 'f16'));
       for (const text of texts) {
         for (let i = 0; i < text.length; i++) h = ((h ^ BigInt(text.charCodeAt(i))) * 0x100000001b3n) & 0xffffffffffffffffn;
       }

@@ -46,13 +46,16 @@ export function encodeAttentionMma(
   buffers: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; seg: GPUBuffer; o: GPUBuffer; lse: GPUBuffer },
   s: AttentionMmaParams,
   useSegments: boolean,
-  /** Storage type of q, k, v and o. */
+  /** Storage type of o (and of q, k, v unless `qkv`). */
   dtype: DType,
   /** lse holds this product's logsumexp already (AttentionTensors.lseKnown): one pass over the keys. */
   lseKnown = false,
+  /** Storage type of q, k and v: dtype, or f16 beside an f32 o. */
+  qkv: DType = dtype,
 ): void {
-  // The storage type is S (T, the spec's dtype, is unused); sources are generated once per head dim and type.
-  const kernel = kernels.get({ name: `attention-mma(D=${s.headDim},S=${dtype})`, source: attentionMmaSource(s.headDim, dtype), dtype: 'f32', constants: { LSE_KNOWN: lseKnown } });
+  // The storage types are S and Q (T, the spec's dtype, is unused); sources are generated once per head dim and types.
+  const name = `attention-mma(D=${s.headDim},${typeName(dtype, qkv)})`;
+  const kernel = kernels.get({ name, source: attentionMmaSource(s.headDim, dtype, qkv), dtype: 'f32', constants: { LSE_KNOWN: lseKnown } });
   const { q, k, v, seg, o, lse } = buffers;
   kernels.dispatch(pass, kernel, [q, k, v, seg, o, lse], uniforms(s, useSegments), [s.heads, Math.ceil(s.tq / ATTENTION_MMA_ROWS), s.batch]);
 }
@@ -123,9 +126,29 @@ fn key_segment(b: u32, j: u32) -> u32 {
 }
 `;
 
-/** The directives and constants both shaders start with. */
-function header(D: number, dtype: DType, what: string): string {
+/**
+ * Whether training's f32 arena may keep q, k and v in f16 for the tensor-core attention (forward and
+ * backward take f16 q, k, v beside an f32 o and f32 gradients): the values its tiles round them to
+ * anyway, in half the bytes (activations.ts qkvDtype).
+ */
+export function attentionMmaTakesF16Qkv(info: GpuInfo, headDim: number): boolean {
+  return attentionMmaBackwardApplies(info, 'f32', headDim);
+}
+
+/** The storage types a shader takes: S (o, dO and the gradients) and Q (q, k, v: S, or f16 beside an f32 S). */
+function checkTypes(dtype: DType, qkv: DType): void {
   if (dtype !== 'f16' && dtype !== 'f32') throw new Error(`attention mma: storage type ${dtype} is not f16 or f32`);
+  if (qkv !== dtype && !(qkv === 'f16' && dtype === 'f32')) throw new Error(`attention mma: q, k, v in ${qkv} beside ${dtype} (they take ${dtype}, or f16 beside f32)`);
+}
+
+/** A kernel's cache name: the storage type, and q/k/v's where it differs. */
+function typeName(dtype: DType, qkv: DType): string {
+  return qkv === dtype ? `S=${dtype}` : `S=${dtype},Q=${qkv}`;
+}
+
+/** The directives and constants both shaders start with. */
+function header(D: number, dtype: DType, qkv: DType, what: string): string {
+  checkTypes(dtype, qkv);
   return [
     'enable f16;',
     'enable subgroups;',
@@ -136,24 +159,26 @@ function header(D: number, dtype: DType, what: string): string {
     `const D = ${D}u;`,
     `const SK = ${D + 8}u; // row stride of a tile of whole rows (f16)`,
     `alias S = ${dtype};`,
+    `alias Q = ${qkv};`,
     dtype === 'f16'
       ? 'fn to_f16(x: vec4<f16>) -> vec4<f16> { return x; }'
       : "// Finite f32 beyond f16's range becomes its largest value, not infinity (never reached by activations).\nfn to_f16(x: vec4f) -> vec4<f16> { return vec4<f16>(clamp(x, vec4f(-65504.0), vec4f(65504.0))); }",
+    qkv === 'f16' ? 'fn qkv_f16(x: vec4<f16>) -> vec4<f16> { return x; }' : 'fn qkv_f16(x: vec4f) -> vec4<f16> { return to_f16(x); }',
     '',
   ].join('\n');
 }
 
 const sources = new Map<string, string>();
 
-/** The forward's whole shader for a head dim (a multiple of 16 up to 128) and storage type (f16 or f32). */
-export function attentionMmaSource(headDim: number, dtype: DType): string {
-  const key = `${headDim},${dtype}`;
+/** The forward's whole shader for a head dim (a multiple of 16 up to 128) and storage types (f16 or f32; q, k, v's: the same, or f16 beside f32). */
+export function attentionMmaSource(headDim: number, dtype: DType, qkv: DType = dtype): string {
+  const key = `${headDim},${dtype},${qkv}`;
   let src = sources.get(key);
-  if (!src) sources.set(key, (src = generateForward(headDim, dtype)));
+  if (!src) sources.set(key, (src = generateForward(headDim, dtype, qkv)));
   return src;
 }
 
-function generateForward(D: number, dtype: DType): string {
+function generateForward(D: number, dtype: DType, qkv: DType): string {
   if (D % 16 !== 0 || D > 128 || D < 16) throw new Error(`attention mma: head dim ${D} is not a multiple of 16 up to 128`);
   const ds = D / 16; // 16-wide steps along the head dim
   const shares = D / 8; // vec4 shares per invocation of a 64-row tile
@@ -206,7 +231,7 @@ function generateForward(D: number, dtype: DType): string {
   const body = template
     .replace('//{{Q_FETCH}}', 'for (var s = 0u; s < SH; s++) { store_tile(tid, s, fetch_q(tid, s, q0, b, h)); }')
     .replace('//{{Q_LOAD}}', lines(range(ds).map((d) => `let qm${d} = ${left('tile[sg]', 16 * d, 'SK')};`), '  '))
-    .replace('//{{KV_DECL}}', lines(range(shares).map((s) => `var x${s}: vec4<S>;`), '  '))
+    .replace('//{{KV_DECL}}', lines(range(shares).map((s) => `var x${s}: vec4<Q>;`), '  '))
     .replaceAll('//{{K_FETCH_FIRST}}', lines(fetchKv(false, 'wr.x'), '    '))
     .replaceAll('//{{K_FETCH_NEXT}}', lines(fetchKv(false, 'j0 + BC'), '      '))
     .replace('//{{V_FETCH}}', lines(fetchKv(true, 'j0'), '    '))
@@ -217,7 +242,7 @@ function generateForward(D: number, dtype: DType): string {
     .replace('//{{O_RESCALE}}', lines(oRescale, '      '))
     .replace('//{{O_STORE}}', lines(oStore, '  '));
   if (body.includes('//{{')) throw new Error('attention mma: a part of the template was left unfilled');
-  return `${header(D, dtype, 'attention forward')}const SH = ${shares}u; // vec4 shares per invocation of a 64-row tile\n${COMMON_WGSL}${body}`;
+  return `${header(D, dtype, qkv, 'attention forward')}const SH = ${shares}u; // vec4 shares per invocation of a 64-row tile\n${COMMON_WGSL}${body}`;
 }
 
 /** Whether the tensor-core backward takes this storage type and head dim (a multiple of 32: dkv's subgroups split the columns in halves of 16-wide blocks). */
@@ -238,12 +263,15 @@ export function encodeAttentionBackwardMma(
   b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; seg: GPUBuffer; o: GPUBuffer; lse: GPUBuffer; dout: GPUBuffer; dq: GPUBuffer; dk: GPUBuffer; dv: GPUBuffer; stats: GPUBuffer },
   s: AttentionMmaParams,
   useSegments: boolean,
+  /** Storage type of o, dO and the gradients (and of q, k, v unless `qkv`). */
   dtype: DType,
+  /** Storage type of q, k and v: dtype, or f16 beside f32. */
+  qkv: DType = dtype,
 ): void {
   const params = uniforms(s, useSegments);
   const rows = params.rows;
-  const source = attentionMmaBackwardSource(s.headDim, dtype);
-  const get = (entryPoint: string) => kernels.get({ name: `attention-mma-backward(D=${s.headDim},S=${dtype})`, source, dtype: 'f32', entryPoint });
+  const source = attentionMmaBackwardSource(s.headDim, dtype, qkv);
+  const get = (entryPoint: string) => kernels.get({ name: `attention-mma-backward(D=${s.headDim},${typeName(dtype, qkv)})`, source, dtype: 'f32', entryPoint });
   kernels.dispatchAt(pass, get('delta'), [[4, b.dout], [5, b.stats], [9, b.o], [10, b.lse]], params, grid(kernels, Math.ceil(rows / 64)));
   const common: [number, GPUBuffer][] = [[0, b.q], [1, b.k], [2, b.v], [3, b.seg], [4, b.dout], [5, b.stats]];
   // dkv first: its workgroups are the longest (a key block walks the queries of a whole GQA group).
@@ -252,14 +280,14 @@ export function encodeAttentionBackwardMma(
 }
 
 /** The backward's whole shader (delta, dq, dkv) for a head dim (a multiple of 32 up to 128) and storage type. */
-export function attentionMmaBackwardSource(headDim: number, dtype: DType): string {
-  const key = `backward,${headDim},${dtype}`;
+export function attentionMmaBackwardSource(headDim: number, dtype: DType, qkv: DType = dtype): string {
+  const key = `backward,${headDim},${dtype},${qkv}`;
   let src = sources.get(key);
-  if (!src) sources.set(key, (src = generateBackward(headDim, dtype)));
+  if (!src) sources.set(key, (src = generateBackward(headDim, dtype, qkv)));
   return src;
 }
 
-function generateBackward(D: number, dtype: DType): string {
+function generateBackward(D: number, dtype: DType, qkv: DType): string {
   if (D % 32 !== 0 || D > 128) throw new Error(`attention mma backward: head dim ${D} is not a multiple of 32 up to 128`);
   const ds = D / 16;
   const half = ds / 2; // 16-wide blocks in half a row
@@ -301,7 +329,7 @@ function generateBackward(D: number, dtype: DType): string {
   ]);
   // dkv: the q/dO tile's block of (tensor, row block, column half).
   const blkAt = (tensor: number, rb: string, ch: number) => `blk[${tensor * 4 + ch} + ${rb} * 2u]`;
-  const dkvFetch = range(dkvShares).flatMap((s) => [`yq${s} = dkv_fetch_q(false, tid, ${s}u, i0, b, h);`, `yo${s} = dkv_fetch_q(true, tid, ${s}u, i0, b, h);`]);
+  const dkvFetch = range(dkvShares).flatMap((s) => [`yq${s} = dkv_fetch_q(tid, ${s}u, i0, b, h);`, `yo${s} = dkv_fetch_do(tid, ${s}u, i0, b, h);`]);
   const dkvS = [
     '{',
     '  var st = subgroup_matrix_result<f32, 16, 16>();',
@@ -344,7 +372,7 @@ function generateBackward(D: number, dtype: DType): string {
     .replace('//{{DQ_O_LOAD}}', lines(range(ds).map((d) => `let om${d} = ${left('kvt[sg]', 16 * d, 'SK')};`), '  '))
     .replace(
       '//{{DQ_DECL}}',
-      lines([...range(ds).map((d) => `var dqa${d} = subgroup_matrix_result<f32, 16, 16>();`), ...range(dqShares).map((s) => `var xk${s}: vec4<S>;\n  var xv${s}: vec4<S>;`)], '  '),
+      lines([...range(ds).map((d) => `var dqa${d} = subgroup_matrix_result<f32, 16, 16>();`), ...range(dqShares).map((s) => `var xk${s}: vec4<Q>;\n  var xv${s}: vec4<Q>;`)], '  '),
     )
     .replace('//{{DQ_FETCH_FIRST}}', lines(dqFetch('wr.x'), '    '))
     .replace('//{{DQ_FETCH_NEXT}}', lines(dqFetch('j0 + 32u'), '      '))
@@ -357,12 +385,12 @@ function generateBackward(D: number, dtype: DType): string {
     .replace(
       '//{{DKV_DECL}}',
       lines(
-        [...range(half).map((n) => `var dka${n} = subgroup_matrix_result<f32, 16, 16>();\n  var dva${n} = subgroup_matrix_result<f32, 16, 16>();`), ...range(dkvShares).map((s) => `var yq${s}: vec4<S>;\n  var yo${s}: vec4<S>;`)],
+        [...range(half).map((n) => `var dka${n} = subgroup_matrix_result<f32, 16, 16>();\n  var dva${n} = subgroup_matrix_result<f32, 16, 16>();`), ...range(dkvShares).map((s) => `var yq${s}: vec4<Q>;\n  var yo${s}: vec4<S>;`)],
         '  ',
       ),
     )
     .replaceAll('//{{DKV_FETCH}}', lines(dkvFetch, '      '))
-    .replace('//{{DKV_STORE}}', lines(range(dkvShares).flatMap((s) => [`dkv_store_q(false, tid, ${s}u, yq${s}, gs.x);`, `dkv_store_q(true, tid, ${s}u, yo${s}, gs.x);`]), '    '))
+    .replace('//{{DKV_STORE}}', lines(range(dkvShares).flatMap((s) => [`dkv_store_q(tid, ${s}u, yq${s});`, `dkv_store_do(tid, ${s}u, yo${s}, gs.x);`]), '    '))
     .replace('//{{DKV_S_PRODUCT}}', lines(dkvS, '    '))
     .replace('//{{DKV_PRODUCT}}', lines(dkvProduct, '    '))
     .replace('//{{DKV_OUT}}', lines(dkvOut, '  '));
@@ -373,5 +401,5 @@ function generateBackward(D: number, dtype: DType): string {
     `const SKH = ${D / 2 + 8}u; // row stride of dkv's half-row blocks (f16)`,
     '',
   ].join('\n');
-  return `${header(D, dtype, 'attention backward')}${consts}${COMMON_WGSL}${body}`;
+  return `${header(D, dtype, qkv, 'attention backward')}${consts}${COMMON_WGSL}${body}`;
 }

@@ -7,7 +7,7 @@ import { type U32Tensor, expectShape, type Tensor } from './tensor.ts';
 import { sizeOf, type Kernels } from './kernels.ts';
 import source from '../../shaders/attention.wgsl?raw';
 import decodeSource from '../../shaders/attention-decode.wgsl?raw';
-import { attentionMmaApplies, encodeAttentionMma } from './attention-mma.ts';
+import { attentionMmaApplies, attentionMmaTakesF16Qkv, encodeAttentionMma } from './attention-mma.ts';
 
 export interface AttentionTensors {
   /** [batch, tq, heads, headDim], storage type. */
@@ -163,9 +163,15 @@ export function encodeAttention(
   expectShape('attention', t.v, [batch, skv, kvHeads, headDim], 'v');
   expectShape('attention', t.o, [batch, tq, heads, headDim], 'o');
   expectShape('attention', t.lse, [batch, heads, tq], 'lse');
-  const dtype = t.q.dtype;
-  for (const [name, x] of [['k', t.k], ['v', t.v], ['o', t.o]] as const) {
-    if (x.dtype !== dtype) throw new Error(`attention: ${name} is ${x.dtype} but q is ${dtype}`);
+  // dtype: o's; q, k, v share it, or are f16 beside an f32 o on the tensor cores (training's arena: activations.ts qkvDtype).
+  const dtype = t.o.dtype;
+  const qkv = t.q.dtype;
+  for (const [name, x] of [['k', t.k], ['v', t.v]] as const) {
+    if (x.dtype !== qkv) throw new Error(`attention: ${name} is ${x.dtype} but q is ${qkv}`);
+  }
+  const mixed = qkv !== dtype;
+  if (mixed && !(qkv === 'f16' && dtype === 'f32' && attentionMmaTakesF16Qkv(kernels.gpu.info, headDim) && !takesDecodePath(t, tq, headDim))) {
+    throw new Error(`attention: o is ${dtype} but q is ${qkv} (f16 q, k, v beside an f32 o take the tensor-core attention, without a KV cache's decode path)`);
   }
   if (t.lse.dtype !== 'f32') throw new Error(`attention: lse must be f32, not ${t.lse.dtype}`);
   if (t.segmentIds && t.segmentIds.length !== batch * skv) {
@@ -187,7 +193,7 @@ export function encodeAttention(
   const seg = t.segmentIds?.buffer ?? kernels.placeholder();
   if (attentionMmaApplies(kernels.gpu.info, dtype, headDim)) {
     const buffers = { q: t.q.buffer, k: t.k.buffer, v: t.v.buffer, seg, o: t.o.buffer, lse: t.lse.buffer };
-    encodeAttentionMma(kernels, pass, buffers, { batch, tq, skv: keys, heads, kvHeads, headDim, causalOffset, window, scale }, !!t.segmentIds, dtype, t.lseKnown);
+    encodeAttentionMma(kernels, pass, buffers, { batch, tq, skv: keys, heads, kvHeads, headDim, causalOffset, window, scale }, !!t.segmentIds, dtype, t.lseKnown, qkv);
     return;
   }
   // One pipeline per storage type, head dims up to 64 or 128, and device: the head dim itself

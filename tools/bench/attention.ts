@@ -61,14 +61,14 @@ export async function checkAttention(kernels: Kernels): Promise<AttentionChecksR
   return { op: 'attention-mma-checks', digest: attentionMmaDigest(), checks };
 }
 
-/** Forward and backward seconds at T (batch 1, one packed document) in `dtype` on `kernels`. */
-async function timeAttention(gpu: Gpu, kernels: Kernels, dtype: DType, arch: { heads: number; kvHeads: number; headDim: number }, T: number, repeats: number) {
+/** Forward and backward seconds at T (batch 1, one packed document) in `dtype` (q, k, v in `qkv`) on `kernels`. */
+async function timeAttention(gpu: Gpu, kernels: Kernels, dtype: DType, arch: { heads: number; kvHeads: number; headDim: number }, T: number, repeats: number, qkv: DType = dtype) {
   const { heads, kvHeads, headDim: D } = arch;
   const dev = gpu.device;
-  const rand = (shape: number[], seed: number): Tensor => uploadTensor(dev, randomF32(shape.reduce((a, b) => a * b, 1), seed), shape, dtype);
-  const q = rand([1, T, heads, D], 1);
-  const k = rand([1, T, kvHeads, D], 2);
-  const v = rand([1, T, kvHeads, D], 3);
+  const rand = (shape: number[], seed: number, type = dtype): Tensor => uploadTensor(dev, randomF32(shape.reduce((a, b) => a * b, 1), seed), shape, type);
+  const q = rand([1, T, heads, D], 1, qkv);
+  const k = rand([1, T, kvHeads, D], 2, qkv);
+  const v = rand([1, T, kvHeads, D], 3, qkv);
   const dout = rand([1, T, heads, D], 4);
   const o = createTensor(dev, [1, T, heads, D], dtype);
   const lse = createTensor(dev, [1, heads, T], 'f32');
@@ -89,9 +89,10 @@ export async function benchAttention(gpu: Gpu, kernels: Kernels, opts: EngineBen
   const results: AttentionBenchResult[] = [];
   const T = opts.seqLen;
   const simt = kernels.gpu.info.mmaF16 ? new Kernels({ ...kernels.gpu, info: { ...kernels.gpu.info, mmaF16: false } }) : kernels;
-  const variants: [string, DType, Kernels][] = [['f32 simt', 'f32', simt]];
+  const variants: [string, DType, Kernels, DType?][] = [['f32 simt', 'f32', simt]];
   if (gpu.info.f16) variants.push(['f16 simt', 'f16', simt]);
-  if (kernels.gpu.info.mmaF16) variants.push(['f32 tensor cores', 'f32', kernels], ['f16 tensor cores', 'f16', kernels]);
+  // Training's: f16 q, k, v beside an f32 o and gradients (activations.ts qkvDtype).
+  if (kernels.gpu.info.mmaF16) variants.push(['f32 tensor cores', 'f32', kernels], ['f16 tensor cores', 'f16', kernels], ['f16 q/k/v, f32 tensor cores', 'f32', kernels, 'f16']);
   for (const shape of opts.shapes) {
     const arch = parseModelConfig({ ...LOAD_CONFIGS[shape], ...(opts.vocab ? { vocab_size: opts.vocab } : {}) });
     const { heads, kvHeads, headDim: D, layers } = arch;
@@ -99,8 +100,8 @@ export async function benchAttention(gpu: Gpu, kernels: Kernels, opts: EngineBen
     const rand = (shape: number[], seed: number): Tensor => uploadTensor(dev, randomF32(shape.reduce((a, b) => a * b, 1), seed), shape, 'f32');
     const flops = 2 * T * T * heads * D;
     const timed: AttentionVariantResult[] = [];
-    for (const [variant, dtype, on] of variants) {
-      const { fwd, bwd } = await timeAttention(gpu, on, dtype, arch, T, repeats);
+    for (const [variant, dtype, on, qkv] of variants) {
+      const { fwd, bwd } = await timeAttention(gpu, on, dtype, arch, T, repeats, qkv);
       const r = {
         variant,
         forwardMs: fwd * 1e3,
