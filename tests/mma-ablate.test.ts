@@ -28,6 +28,10 @@ describe('mma ablate edits', () => {
       expect(inOrder).toContain('const A_SPREAD = 1u;');
       const order = /const (A_SPREAD|[AB]_ROT) = \du;/g;
       expect(inOrder.replace(order, '')).toBe(source.replace(order, ''));
+      const layout = (x: string) => [...x.matchAll(/subgroup_matrix_right<f16, 16, 16>, (row|col)_major>/g)].map((m) => m[1]);
+      const swapped = layout(EDITS['b-other-layout'](source));
+      expect(swapped.length).toBeGreaterThan(0);
+      expect(swapped).toEqual(layout(source).map((l) => (l === 'row' ? 'col' : 'row')));
       expect(EDITS['no-output'](source)).toContain('if (row < p.m && col < p.nc && p.accumulate == 7u) { store_out');
       if (what === 'dense-f16') expect(() => NF4_EDITS['no-table'](source)).toThrow(/not found/);
       else {

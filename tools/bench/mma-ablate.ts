@@ -11,6 +11,8 @@
 //   no-barrier  the k loop's two barriers removed (races: timing only)
 //   element-order  every lane stores its share in element order (as before session 12's storeLayout:
 //               correct results, two- to four-way bank conflicts); a-/b-element-order: one tile only
+//   b-other-layout  B's matrix loads read the same tile rows in the other layout (row- for column-major
+//               and back): what the forward's column-major loads cost against the backward's row-major ones
 //   no-output   the epilogue's stores to out left out (the staging and its barriers stay)
 //   no-absmax   NF4 only: the k loop's absmax loads left out (every block's scale 1.0)
 //   no-table    NF4 only: each code converted and scaled without the code's lookup (a subgroupShuffle
@@ -57,6 +59,12 @@ export const EDITS: Record<string, (s: string) => string> = {
   // (no throw: a tile already in element order times as the base)
   'a-element-order': (s) => s.replace(/const A_ROT = \du;/, 'const A_ROT = 5u;').replace(/const A_SPREAD = \du;/, 'const A_SPREAD = 1u;'),
   'b-element-order': (s) => s.replace(/const B_ROT = \du;/, 'const B_ROT = 5u;'),
+  // B's matrix loads in the other layout (the same 16 rows of the tile, read transposed: the cost of the layout alone)
+  'b-other-layout': (s) => {
+    const out = s.replace(/(subgroup_matrix_right<f16, 16, 16>, )(row|col)(_major>)/g, (_m, a: string, l: string, b: string) => `${a}${l === 'row' ? 'col' : 'row'}${b}`);
+    if (out === s) throw new Error('mma ablate: no right-matrix loads in the shader');
+    return out;
+  },
 };
 
 /** Edits that only an NF4 B source has something to take out of. */
