@@ -33,8 +33,6 @@ struct Params {
   step: f32,           // t: the earliest this update can be
   step_size_next: f32, // the same for t + 1, taken where clip[3] (the applied updates, this one
   bc2_sqrt_next: f32,  // included) is past t: the step before this one was applied, unread
-  n1: u32,             // two tensors a dispatch (adamw.ts pairSource): the second's elements,
-  blocks0: u32,        // and the first's blocks (the workgroups before the second's)
 }
 
 @group(0) @binding(0) var<storage, read_write> param: array<f32>; // quantize: m in; dequantize: m out
@@ -79,12 +77,8 @@ fn quant(x: f32, a: f32, map: u32) -> u32 {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  update_block(wg.y * nwg.x + wg.x, lid); // (`block` is a keyword to the WGSL parser webgpu-utils uses)
-}
-
-/** Block blk of the tensor (uniform per workgroup); src/engine/adamw.ts copies this function for a second tensor. */
-fn update_block(blk: u32, lid: u32) {
-  if (blk * 256u >= p.n) { return; }
+  let blk = wg.y * nwg.x + wg.x; // (`block` is a keyword to the WGSL parser webgpu-utils uses)
+  if (blk * 256u >= p.n) { return; } // uniform per workgroup
   if (lid == 0u) { norm_wg = clip[0]; }
   let norm = workgroupUniformLoad(&norm_wg);
   if (MODE == 0u && !finite(norm)) { return; }

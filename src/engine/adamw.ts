@@ -1,9 +1,7 @@
 // AdamW (torch.optim.AdamW semantics: decoupled weight decay, bias correction), with 32-bit
 // states (shaders/adamw.wgsl) or bitsandbytes-style 8-bit blockwise states (shaders/adamw8bit.wgsl:
 // block 256, signed dynamic map for m, unsigned for v, f32 absmax per block; adamw_8bit, the
-// seed recipe's optimizer). One dispatch per parameter tensor, or per two 8-bit ones (encodeAdamwSteps:
-// the LoRA A and B of a target together, where the device binds 14 storage buffers a stage): the
-// 8B's 448 small updates cost ~16 us a dispatch timed one by one, for microseconds of bytes.
+// seed recipe's optimizer). One dispatch per parameter tensor (the LoRA A and B of each target).
 // The gradient is taken times a clip coefficient read on the GPU (gradnorm.ts's result), so that
 // clip_grad_norm_'s scaling costs no dispatch of its own.
 // As bnb does by default, a tensor of fewer than 4096 elements keeps 32-bit states even when
@@ -138,7 +136,12 @@ export function encodeAdamwStep(
   step: number,
   clip?: Tensor,
 ): void {
-  const n = checkStep(param, grad, state, clip);
+  const n = numel(param.shape);
+  if (param.dtype !== 'f32' || grad.dtype !== 'f32') throw new Error(`adamw: param and grad must be f32, not ${param.dtype}/${grad.dtype}`);
+  if (numel(grad.shape) !== n || grad.shape.join() !== param.shape.join()) throw new Error(`adamw: grad has shape [${grad.shape}], param [${param.shape}]`);
+  if (state.n !== n) throw new Error(`adamw: the state holds ${state.n} elements, the param ${n}`);
+  if (grad.buffer === param.buffer) throw new Error('adamw: grad must not be param');
+  if (clip && (clip.dtype !== 'f32' || numel(clip.shape) < 4)) throw new Error(`adamw: clip must be gradnorm's f32 result (norm, coefficient, Σ g², count), not ${clip.dtype} [${clip.shape}]`);
   const params = { n, ...adamwScalars(cfg, step) };
   const coef = clip?.buffer ?? noClip(kernels.device);
   if (state.bits === 32) {
@@ -147,82 +150,6 @@ export function encodeAdamwStep(
   } else {
     dispatch8(kernels, pass, 0, [param.buffer, grad.buffer], state, params, coef);
   }
-}
-
-/** A parameter tensor with its gradient and optimizer state (what encodeAdamwSteps updates). */
-export interface AdamwItem {
-  param: Tensor;
-  grad: Tensor;
-  state: AdamwState;
-}
-
-/** Storage buffers the two-tensor 8-bit kernel binds (6 a tensor, the map and the clip). */
-const PAIR_BINDINGS = 14;
-
-/**
- * Records encodeAdamwStep for every item, in order, two consecutive 8-bit items a dispatch where the
- * device allows (the same values bit for bit as one at a time: each workgroup updates one block of
- * one tensor either way).
- */
-export function encodeAdamwSteps(kernels: Kernels, pass: GPUComputePassEncoder, items: readonly AdamwItem[], cfg: AdamwConfig, step: number, clip?: Tensor): void {
-  const pairs = kernels.gpu.info.limits.maxStorageBuffersPerShaderStage >= PAIR_BINDINGS;
-  for (let i = 0; i < items.length; i++) {
-    const [a, b] = [items[i], items[i + 1]];
-    if (!(pairs && b && a.state.bits === 8 && b.state.bits === 8)) {
-      encodeAdamwStep(kernels, pass, a.param, a.grad, a.state, cfg, step, clip);
-      continue;
-    }
-    const [n0, n1] = [checkStep(a.param, a.grad, a.state, clip), checkStep(b.param, b.grad, b.state, clip)];
-    const blocks0 = Math.ceil(n0 / ADAMW8_BLOCK);
-    const kernel = kernels.get({ name: 'adamw8bit-pair', source: pairSource8(), dtype: 'f32', entryPoint: 'main_pair', constants: { MODE: 0 } });
-    const maps = dynamicMaps();
-    const set = (x: AdamwItem, s: Adamw8State) => [x.param.buffer, x.grad.buffer, s.m, s.v, s.mAbsmax.buffer, s.vAbsmax.buffer];
-    const shared = [qmapBuffer(kernels.device), clip?.buffer ?? noClip(kernels.device)];
-    const bindings = [...set(a, a.state as Adamw8State), ...shared].map((buffer, k): [number, GPUBuffer] => [k, buffer]);
-    bindings.push(...set(b, b.state as Adamw8State).map((buffer, k): [number, GPUBuffer] => [9 + k, buffer]));
-    const params = { n: n0, n1, blocks0, ...adamwScalars(cfg, step), zero_signed: maps.zeroSigned, zero_unsigned: maps.zeroUnsigned };
-    kernels.dispatchAt(pass, kernel, bindings, params, grid(kernels, blocks0 + Math.ceil(n1 / ADAMW8_BLOCK)));
-    i++;
-  }
-}
-
-let pairText: string | undefined;
-
-/**
- * The 8-bit kernel for two tensors: update_block copied for a second set of bindings (9 .. 14) and
- * p.n1, and an entry point whose first p.blocks0 workgroups take the first tensor (WGSL cannot pass
- * storage buffers to a function, so the copy is made here, from the one source).
- */
-export function pairSource8(): string {
-  if (pairText) return pairText;
-  const at = source8.indexOf('fn update_block(');
-  const body = source8.slice(at);
-  const second = body
-    .replace('fn update_block(', 'fn update_block1(')
-    .replace(/\b(param|grad|mq|vq|mabs|vabs)\b/g, (_m, name: string) => `${name}1`)
-    .replace(/\bp\.n\b/g, 'p.n1');
-  const names = ['param', 'grad', 'mq', 'vq', 'mabs', 'vabs'];
-  const decls = names.map((name, k) => {
-    const m = new RegExp(`^@group\\(0\\) @binding\\(${k}\\) var<storage, read_write> ${name}: (array<\\w+>);`, 'm').exec(source8);
-    if (!m) throw new Error(`adamw8bit: binding ${k} is not ${name}`);
-    return `@group(0) @binding(${9 + k}) var<storage, read_write> ${name}1: ${m[1]};`;
-  });
-  const entry = `@compute @workgroup_size(WG)
-fn main_pair(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let blk = wg.y * nwg.x + wg.x;
-  if (blk < p.blocks0) { update_block(blk, lid); } else { update_block1(blk - p.blocks0, lid); }
-}`;
-  return (pairText = [source8, ...decls, second, entry].join('\n'));
-}
-
-function checkStep(param: Tensor, grad: Tensor, state: AdamwState, clip?: Tensor): number {
-  const n = numel(param.shape);
-  if (param.dtype !== 'f32' || grad.dtype !== 'f32') throw new Error(`adamw: param and grad must be f32, not ${param.dtype}/${grad.dtype}`);
-  if (numel(grad.shape) !== n || grad.shape.join() !== param.shape.join()) throw new Error(`adamw: grad has shape [${grad.shape}], param [${param.shape}]`);
-  if (state.n !== n) throw new Error(`adamw: the state holds ${state.n} elements, the param ${n}`);
-  if (grad.buffer === param.buffer) throw new Error('adamw: grad must not be param');
-  if (clip && (clip.dtype !== 'f32' || numel(clip.shape) < 4)) throw new Error(`adamw: clip must be gradnorm's f32 result (norm, coefficient, Σ g², count), not ${clip.dtype} [${clip.shape}]`);
-  return n;
 }
 
 const noClips = new WeakMap<GPUDevice, GPUBuffer>();

@@ -5,7 +5,7 @@
 // or 8-bit blockwise states) at the schedule's lr. A non-finite norm skips the update (counted
 // and reported; AdamW's kernels read the norm and change nothing, so that the update is submitted
 // without waiting for the CPU to read the norm); the schedule still advances, as the step was taken.
-import { createAdamwState, destroyAdamwState, encodeAdamwSteps, type AdamwConfig, type AdamwState } from '../adamw.ts';
+import { createAdamwState, destroyAdamwState, encodeAdamwStep, type AdamwConfig, type AdamwState } from '../adamw.ts';
 import { nextTokenTargets, submitForward, writeBatch, type ForwardRun, type PackedBatch } from '../forward.ts';
 import { createGradNormScratch, destroyGradNormScratch, encodeGradNorm, readGradNorm, type GradNormScratch } from '../gradnorm.ts';
 import type { Kernels } from '../kernels.ts';
@@ -204,7 +204,7 @@ export function submitStep(tr: Trainer, microBatches: readonly PackedBatch[]): P
     const cfg: AdamwConfig = { ...tr.options.adamw, lr };
     // The earliest this update can be: one more where the step in flight turns out applied.
     const earliest = tr.updates + 1;
-    const update = record((pass) => encodeAdamwSteps(kernels, pass, tr.params, cfg, earliest, tr.norm.result));
+    const update = record((pass) => { for (const p of tr.params) encodeAdamwStep(kernels, pass, p.param, p.grad, p.state, cfg, earliest, tr.norm.result); });
     device.queue.submit([norm]);
     normRead = readGradNorm(device, tr.norm);
     device.queue.submit([update]);
