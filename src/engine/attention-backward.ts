@@ -9,7 +9,7 @@
 import { ATTENTION_MAX_HEAD_DIM, type AttentionShape, type AttentionVariant } from './attention.ts';
 import { type U32Tensor, expectShape, createTensor, type Tensor } from './tensor.ts';
 import { grid, type Kernels } from './kernels.ts';
-import { ATTENTION_STATS_PER_ROW, attentionMmaBackwardApplies, attentionMmaTakesF16Qkv, encodeAttentionBackwardMma } from './attention-mma.ts';
+import { ATTENTION_STATS_PER_ROW, attentionMmaBackwardApplies, attentionMmaTakesTypes, encodeAttentionBackwardMma } from './attention-mma.ts';
 import source from '../../shaders/attention-backward.wgsl?raw';
 
 export interface AttentionBackwardTensors {
@@ -87,20 +87,20 @@ export function encodeAttentionBackward(kernels: Kernels, pass: GPUComputePassEn
   if (!Number.isFinite(scale)) throw new Error(`${what}: scale must be finite, not ${scale}`);
   const qShape = [batch, tq, heads, headDim];
   const kvShape = [batch, skv, kvHeads, headDim];
-  for (const [name, x, shape] of [
-    ['q', t.q, qShape],
-    ['k', t.k, kvShape],
-    ['v', t.v, kvShape],
-    ['o', t.o, qShape],
-    ['dout', t.dout, qShape],
-    ['dq', t.dq, qShape],
-    ['dk', t.dk, kvShape],
-    ['dv', t.dv, kvShape],
+  // Each tensor's shape, and its type: k and v q's, dO and the gradients o's (q, k, v may be f16
+  // beside f32 others on the tensor cores, as in the forward: attentionMmaTakesTypes).
+  for (const [name, x, shape, like] of [
+    ['q', t.q, qShape, 'q'],
+    ['k', t.k, kvShape, 'q'],
+    ['v', t.v, kvShape, 'q'],
+    ['o', t.o, qShape, 'o'],
+    ['dout', t.dout, qShape, 'o'],
+    ['dq', t.dq, qShape, 'o'],
+    ['dk', t.dk, kvShape, 'o'],
+    ['dv', t.dv, kvShape, 'o'],
   ] as const) {
     expectShape(what, x, shape, name);
-    // q, k, v may be f16 beside f32 others on the tensor cores (as the forward: attention.ts).
-    const like = name === 'k' || name === 'v' ? t.q : t.o;
-    if (name !== 'q' && x.dtype !== like.dtype) throw new Error(`${what}: ${name} is ${x.dtype} but ${name === 'k' || name === 'v' ? 'q' : 'o'} is ${like.dtype}`);
+    if (x.dtype !== t[like].dtype) throw new Error(`${what}: ${name} is ${x.dtype} but ${like} is ${t[like].dtype}`);
   }
   expectShape(what, t.lse, [batch, heads, tq], 'lse');
   expectShape(what, t.stats, [batch, heads, tq, ATTENTION_STATS_PER_ROW], 'stats');
@@ -115,7 +115,7 @@ export function encodeAttentionBackward(kernels: Kernels, pass: GPUComputePassEn
 
   const dtype = t.o.dtype;
   const qkv = t.q.dtype;
-  if (qkv !== dtype && !(qkv === 'f16' && dtype === 'f32' && attentionMmaTakesF16Qkv(kernels.gpu.info, headDim))) {
+  if (!attentionMmaTakesTypes(kernels.gpu.info, dtype, qkv, headDim)) {
     throw new Error(`${what}: o is ${dtype} but q is ${qkv} (f16 q, k, v beside f32 take the tensor-core backward)`);
   }
   if (attentionMmaBackwardApplies(kernels.gpu.info, dtype, headDim)) {

@@ -135,6 +135,11 @@ export function attentionMmaTakesF16Qkv(info: GpuInfo, headDim: number): boolean
   return attentionMmaBackwardApplies(info, 'f32', headDim);
 }
 
+/** Whether attention takes q, k, v of type qkv beside o (and dO, the gradients) of type dtype: one type, or f16 beside f32 where attentionMmaTakesF16Qkv. */
+export function attentionMmaTakesTypes(info: GpuInfo, dtype: DType, qkv: DType, headDim: number): boolean {
+  return qkv === dtype || (qkv === 'f16' && dtype === 'f32' && attentionMmaTakesF16Qkv(info, headDim));
+}
+
 /** The storage types a shader takes: S (o, dO and the gradients) and Q (q, k, v: S, or f16 beside an f32 S). */
 function checkTypes(dtype: DType, qkv: DType): void {
   if (dtype !== 'f16' && dtype !== 'f32') throw new Error(`attention mma: storage type ${dtype} is not f16 or f32`);

@@ -7,7 +7,7 @@ import { type U32Tensor, expectShape, type Tensor } from './tensor.ts';
 import { sizeOf, type Kernels } from './kernels.ts';
 import source from '../../shaders/attention.wgsl?raw';
 import decodeSource from '../../shaders/attention-decode.wgsl?raw';
-import { attentionMmaApplies, attentionMmaTakesF16Qkv, encodeAttentionMma } from './attention-mma.ts';
+import { attentionMmaApplies, attentionMmaTakesTypes, encodeAttentionMma } from './attention-mma.ts';
 
 export interface AttentionTensors {
   /** [batch, tq, heads, headDim], storage type. */
@@ -169,8 +169,7 @@ export function encodeAttention(
   for (const [name, x] of [['k', t.k], ['v', t.v]] as const) {
     if (x.dtype !== qkv) throw new Error(`attention: ${name} is ${x.dtype} but q is ${qkv}`);
   }
-  const mixed = qkv !== dtype;
-  if (mixed && !(qkv === 'f16' && dtype === 'f32' && attentionMmaTakesF16Qkv(kernels.gpu.info, headDim) && !takesDecodePath(t, tq, headDim))) {
+  if (!attentionMmaTakesTypes(kernels.gpu.info, dtype, qkv, headDim) || (qkv !== dtype && takesDecodePath(t, tq, headDim))) {
     throw new Error(`attention: o is ${dtype} but q is ${qkv} (f16 q, k, v beside an f32 o take the tensor-core attention, without a KV cache's decode path)`);
   }
   if (t.lse.dtype !== 'f32') throw new Error(`attention: lse must be f32, not ${t.lse.dtype}`);
