@@ -35,7 +35,7 @@ export function f16Advice(info: Pick<GpuInfo, 'vendor' | 'description' | 'f16' |
  * -- --no-tensor-cores), tokens/s at seq 2048; tests/f16-advice.test.ts checks these against the files. */
 export const TENSOR_CORE_GAIN = {
   where: 'on an H200 with a Llama-3.2-1B-shaped model',
-  files: ['bench/h200-2026-11-29-s6-models-simt-1b.json', 'bench/h200-2026-11-29-s6-models-mma-1b.json'],
-  train: [2176, 6499],
-  prefill: [9665, 31548],
+  files: ['bench/h200-2026-11-30-s16-models-simt-1b.json', 'bench/h200-2026-11-30-s16-models-mma-1b.json'],
+  train: [2464, 12475],
+  prefill: [9760, 47574],
 } as const;
