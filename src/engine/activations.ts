@@ -10,6 +10,8 @@
 // tokens: the recompute then takes one pass over the keys, attention.ts `lseKnown`). Everything else
 // is one layer's worth, overwritten layer by layer, so that after encodeLayer(i) it holds exactly
 // the saves of layer i (its recompute before its backward).
+// Tensors take the arena's type, but for the f32 residual stream, rstd/lse/u (f32) and, in training on
+// the tensor cores, q, k and v (f16: ActivationOptions.qkvF16).
 // Every buffer is counted by the memory accountant (gpu-memory.ts): 'activations', the lm_head
 // loss scratch 'scratch'.
 import { attentionMmaTakesF16Qkv } from './attention-mma.ts';
