@@ -25,8 +25,7 @@ import { ATTENTION_DECODE_MAX_LORA_R, encodeAttention, takesDecodePath } from '.
 import { encodeAdd, encodeSwiglu } from './elementwise.ts';
 import { encodeEmbedding } from './embedding.ts';
 import type { Kernels } from './kernels.ts';
-import { encodeLinear, encodeLinears, linearComputesLoraU, linearShape } from './linear.ts';
-import { encodeMmaRows } from './matmul-mma.ts';
+import { encodeLinear, encodeLinearLoraU, encodeLinears, linearShape } from './linear.ts';
 import { encodeNf4Gemv, NF4_GEMV_MAX_ROWS, type GemvPrologue } from './nf4-gemv.ts';
 import type { Nf4GpuWeight } from './nf4.ts';
 import { encodeLmHeadLogits, encodeLmHeadLoss } from './lmhead.ts';
@@ -349,13 +348,9 @@ export function encodeLayer(
   }
   if (!xOut) {
     encodeSwiglu(kernels, pass, t.gate, t.up, t.act);
-    // The recompute needs down_proj's u alone, made as the forward made it (the same values for the
-    // backward's dB): on the tensor cores where its GEMM computed it there (from a conversion of act
-    // of its own here), else the SIMT down.
+    // The recompute needs down_proj's u alone, made as the forward made it (the same values for the backward's dB).
     const l = lora?.down_proj;
-    if (l && linearComputesLoraU(kernels, W.linears.down_proj, t.act, l)) {
-      encodeMmaRows(kernels, pass, t.act, n, linearShape(W.linears.down_proj)[1], [{ d: l.a, u: loraU('down_proj'), scale: 1 }]);
-    } else if (l) encodeLoraU(kernels, pass, t.act, l, loraU('down_proj'));
+    if (l) encodeLinearLoraU(kernels, pass, t.act, W.linears.down_proj, { weights: l, u: loraU('down_proj') });
   } else if (folds('down_proj') && !W.linears.down_proj.bias) {
     gemv(pass, 'down_proj', gemvWeight('down_proj')!, t.gate, xOut, t.mid, { kind: 'swiglu', up: t.up });
   } else {

@@ -44,6 +44,16 @@ export function linearComputesLoraU(kernels: Kernels, l: LinearWeight, a: Tensor
 }
 
 /**
+ * Records LoRA's u = x · Aᵀ alone, made as encodeLinear makes it for this linear (the same values:
+ * on the tensor cores from x's f16 rows where linearComputesLoraU, else lora.ts's down): the
+ * recompute before a layer's backward, which skips down_proj's base product but needs its u.
+ */
+export function encodeLinearLoraU(kernels: Kernels, pass: GPUComputePassEncoder, x: Tensor, l: LinearWeight, lora: LinearLora): void {
+  if (linearComputesLoraU(kernels, l, x, lora.weights)) encodeMmaRows(kernels, pass, x, rowsOf(x), x.shape[x.shape.length - 1], [{ d: lora.weights.a, u: lora.u, scale: 1 }]);
+  else encodeLoraU(kernels, pass, x, lora.weights, lora.u);
+}
+
+/**
  * Records y = x · Wᵀ (+ bias) (+ s · (x Aᵀ) Bᵀ with `lora`). x [M, in] and y [M, out] in the
  * storage type (a dense W has it too). NF4: the fused kernel (GEMV up to NF4_GEMV_MAX_ROWS rows).
  * Dense: the tiled matmul with TRANS_B, then the bias as its own dispatch. LoRA: where linearTakesLora
