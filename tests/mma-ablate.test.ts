@@ -3,22 +3,28 @@
 // this checks that every edit still applies to each shader the bench times, and takes out what it says.
 import { describe, expect, it } from 'vitest';
 import { EDITS, NF4_EDITS } from '../tools/bench/mma-ablate.ts';
-import { chooseMma, mmaSource } from '../src/engine/matmul-mma.ts';
+import { chooseMma, mmaSource, stagesPerRound, storesBFirst } from '../src/engine/matmul-mma.ts';
 
-const shaders = {
-  'dense-f16': { ...chooseMma('dense'), source: mmaSource({ kind: 'dense', transB: true, vec: true, scaled: false, lora: 0, vecOut: true }, chooseMma('dense').tiling) },
-  'nf4-forward': { ...chooseMma('nf4'), source: mmaSource({ kind: 'nf4', transB: true, vec: true, scaled: true, lora: 0, vecOut: true }, chooseMma('nf4').tiling) },
-  'nf4-backward': { ...chooseMma('nf4'), source: mmaSource({ kind: 'nf4', transB: false, vec: true, scaled: true, lora: 0, vecOut: true }, chooseMma('nf4').tiling) },
-};
+const variants = {
+  'dense-f16': { kind: 'dense', transB: true, vec: true, scaled: false, lora: 0, vecOut: true },
+  'nf4-forward': { kind: 'nf4', transB: true, vec: true, scaled: true, lora: 0, vecOut: true },
+  'nf4-backward': { kind: 'nf4', transB: false, vec: true, scaled: true, lora: 0, vecOut: true },
+} as const;
+const shaders = Object.fromEntries(
+  Object.entries(variants).map(([what, variant]) => {
+    const { tiling } = chooseMma(variant.kind);
+    return [what, { tiling, variant, source: mmaSource(variant, tiling) }];
+  }),
+);
 const count = (s: string, re: RegExp) => (s.match(re) ?? []).length;
 
 describe('mma ablate edits', () => {
-  for (const [what, { tiling, source }] of Object.entries(shaders)) {
+  for (const [what, { tiling, variant, source }] of Object.entries(shaders)) {
     it(`apply to ${what}`, () => {
       const products = count(source, /subgroupMatrixMultiplyAccumulate/g);
       const one = EDITS['one-product'](source);
       expect(count(one, /subgroupMatrixMultiplyAccumulate/g)).toBe(products / (tiling.tm * tiling.tn)); // acc0_0's alone
-      expect(EDITS['no-store'](source)).toContain('if (more && p.accumulate == 7u)');
+      expect(EDITS['no-store'](source)).toMatch(/if \(more && p\.accumulate == 7u\) \{\s*store_[ab]/);
       const noFetch = EDITS['no-fetch'](source);
       expect(noFetch).not.toMatch(/fn fetch_a_in[^\n]*fetch_a4_in/);
       expect(count(noFetch, /words\[/g)).toBe(count(source, /words\[/g) ? 1 : 0); // the checked fetch_b keeps its load
@@ -32,12 +38,36 @@ describe('mma ablate edits', () => {
       const swapped = layout(EDITS['b-other-layout'](source));
       expect(swapped.length).toBeGreaterThan(0);
       expect(swapped).toEqual(layout(source).map((l) => (l === 'row' ? 'col' : 'row')));
+      expect(EDITS['no-b-fetch'](EDITS['no-a-fetch'](source))).toBe(noFetch);
+      expect(count(EDITS['no-a-store'](source), /if \(p\.accumulate == 7u\) \{ store_a/g)).toBe(count(source, /store_a\(a_slot/g));
+      expect(count(EDITS['no-b-store'](source), /if \(p\.accumulate == 7u\) \{ store_b/g)).toBe(count(source, /store_b\(tid, \d/g));
+      // The reorderings keep every line, in another order.
+      const lines = (x: string) => x.split('\n').sort();
+      for (const e of ['fetch-b-first', 'stores-swapped', 'stores-b-mid', 'lazy-left']) {
+        expect(EDITS[e](source)).not.toBe(source);
+        expect(lines(EDITS[e](source))).toEqual(lines(source));
+      }
+      // The kernel's own order (B first for x·Wᵀ from NF4), which the swap undoes.
+      const firstStore = (x: string) => /store_(a|b)\((?:a_slot\(tid|tid), 0u/.exec(x.slice(x.indexOf('for (var t = 0u')))?.[1];
+      expect(firstStore(source)).toBe(storesBFirst(variant) ? 'b' : 'a');
+      expect(firstStore(EDITS['stores-swapped'](source))).toBe(storesBFirst(variant) ? 'a' : 'b');
+      expect(EDITS['stores-swapped'](EDITS['stores-swapped'](source))).toBe(source);
+      expect(EDITS['order-g2'](source)).toContain('let row0 = (grp * 2u + within % rows) * BM;');
       expect(EDITS['no-output'](source)).toContain('if (row < p.m && col < p.nc && p.accumulate == 7u) { store_out');
+      // The epilogue's barriers go (two a round: a round stages one or two result matrices), the k loop's stay.
+      const rounds = count(source, /subgroupMatrixStore<row_major>\(&stage\[sg\], 0u/g);
+      expect(rounds * stagesPerRound(variant, tiling)).toBe(tiling.tm * tiling.tn);
+      expect(count(source, /workgroupBarrier/g) - count(EDITS['epilogue-no-barrier'](source), /workgroupBarrier/g)).toBe(2 * rounds);
       if (what === 'dense-f16') expect(() => NF4_EDITS['no-table'](source)).toThrow(/not found/);
       else {
         expect(NF4_EDITS['no-table'](source)).not.toMatch(/subgroupShuffle\(nf4_code_lane/);
         // The checked fetch_b keeps its absmax load; the one inside blocks loads none.
         expect(count(NF4_EDITS['no-absmax'](source), /absmax\[/g)).toBe(count(source, /absmax\[/g) - 1);
+        expect(NF4_EDITS['b-tiled-fetch'](source)).toContain('select((k0 + s.x) * p.wc + col0 + s.y, k0 * p.nc + (col0 + s.x) * BK + s.y, TRANS_B)');
+        // Every result matrix goes straight to out; nothing is staged.
+        const direct = NF4_EDITS['direct-out'](source);
+        expect(count(direct, /subgroupMatrixStore<row_major>\(&out, /g)).toBe(rounds);
+        expect(direct).not.toMatch(/&stage\[sg\], \d|write_stage4?\(sg, \d/);
       }
     });
   }

@@ -546,6 +546,16 @@ export function stagesPerRound(v: MmaVariant, t: MmaTiling): 1 | 2 {
   return v.kind === 'dense' && (t.tm * t.tn) % 2 === 0 && tiles + scales + 2 * stage <= MMA_WORKGROUP_BYTES ? 2 : 1;
 }
 
+/**
+ * Whether the k loop stages B's shares before A's. The same work in the other order, and the driver's
+ * schedule of the loop differs: x·Wᵀ from NF4 with B first ran 1.54 -> 1.28 ms at the 8B's MLP shape
+ * (156 -> 189 TFLOP/s), the down's 1.64 -> 1.25, while dy·W went 1.26 -> 1.70 and a dense B moved
+ * under 1% either way (bench/h200-2026-11-30-s17-ablate-store-order.json).
+ */
+export function storesBFirst(v: MmaVariant): boolean {
+  return v.kind === 'nf4' && v.transB;
+}
+
 function generate(v: MmaVariant, t: MmaTiling): string {
   const { kind, transB } = v;
   const { bm, bn, threads, sa, sb, bSub, aFetches, bFetches } = tileShape(v, t);
@@ -564,10 +574,9 @@ function generate(v: MmaVariant, t: MmaTiling): string {
       } else {
         ${fetches('')}
       }`;
-  const storeNext = (indent: string) =>
-    [...range(aFetches).map((i) => `store_a(a_slot(tid, ${i}u), na${i}, lane);`), ...range(bFetches).map((i) => `store_b(tid, ${i}u, nb${i});`)].join(
-      `\n${indent}`,
-    );
+  const storesA = range(aFetches).map((i) => `store_a(a_slot(tid, ${i}u), na${i}, lane);`);
+  const storesB = range(bFetches).map((i) => `store_b(tid, ${i}u, nb${i});`);
+  const storeNext = (indent: string) => (storesBFirst(v) ? [...storesB, ...storesA] : [...storesA, ...storesB]).join(`\n${indent}`);
   // Unrolled k steps: every load reads its subgroup's block at a constant offset (see the template).
   const right = (j: number, kk: number) =>
     transB

@@ -60,6 +60,8 @@ interface Args {
   load: LoadBenchOptions;
   engine: EngineBenchOptions;
   export: ExportBenchOptions;
+  /** ablate: only these products and variants (names; empty: all). */
+  ablate: string[];
 }
 
 function parseArgs(argv: string[]): Args {
@@ -74,6 +76,7 @@ function parseArgs(argv: string[]): Args {
     // --quick: the 1B's layer shapes, 2 of its 16 layers and a 16k vocab (about 0.16 B params).
     engine: engineDefaults(quick),
     export: { shapes: ['demo'] },
+    ablate: [],
     load: { shape: '1b', dir: tmpdir(), keep: false, repeats: quick ? 2 : 3, ...(quick ? { layers: 2, vocab: 16384 } : {}) },
   };
   const num = (flag: string, v: string | undefined): number => {
@@ -110,6 +113,7 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--load-dir') args.load.dir = v;
     else if (flag === '--load-shard-bytes') args.load.shardBytes = num(flag, v);
     else if (flag === '--model-shapes') args.engine.shapes = v.split(',');
+    else if (flag === '--ablate') args.ablate = v.split(',');
     else if (flag === '--model-layers') args.engine.layers = num(flag, v);
     else if (flag === '--model-vocab') args.engine.vocab = num(flag, v);
     else if (flag === '--seq') args.engine.seqLen = num(flag, v);
@@ -203,7 +207,7 @@ async function main() {
     for (const r of ceiling) summary.push(`mma ceiling (${r.mode}, ${r.tm}x${r.tn} a subgroup): ${r.tflops.toPrecision(3)} TFLOP/s`);
   }
   if (args.only.includes('ablate')) {
-    const ablate = await benchMmaAblate(gpu, kernels, args.repeats);
+    const ablate = await benchMmaAblate(gpu, kernels, args.repeats, args.ablate);
     results.push(...ablate);
     for (const r of ablate) summary.push(`mma ablate ${r.what} ${r.variant}: ${r.ms.toFixed(3)} ms, ${r.tflops.toPrecision(3)} TFLOP/s`);
   }

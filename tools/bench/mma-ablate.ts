@@ -7,14 +7,29 @@
 //   one-product one of the subgroup's result matrices multiplied per k step (TM x TN in the kernel):
 //               the fetches, the staging and the barriers with almost no products
 //   no-store    the shares fetched but not staged (the stores behind a condition that never holds)
-//   no-fetch    the shares staged but made up in registers (no device loads)
+//   no-fetch    the shares staged but made up in registers (no device loads); no-a-fetch, no-b-fetch: one tile's
+//   no-a-store, no-b-store  one tile's shares fetched but not staged
 //   no-barrier  the k loop's two barriers removed (races: timing only)
+//   fetch-b-first  the k loop's B fetches before A's: the same work in another order
+//   stores-swapped  the k loop's stores of A's and B's shares in the other order (storesBFirst)
+//   stores-b-mid  B's stores between the two halves of A's
+//   lazy-left   each left matrix loaded just before its row of products (fewer operands live at once)
 //   element-order  every lane stores its share in element order (as before session 12's storeLayout:
 //               correct results, two- to four-way bank conflicts); a-/b-element-order: one tile only
 //   b-other-layout  B's matrix loads read the same tile rows in the other layout (row- for column-major
 //               and back): what the forward's column-major loads cost against the backward's row-major ones
+//   order-gG    the grid walked in groups of G row blocks (rows fastest within a group, then the next
+//               column block; the grid's size unchanged): G 1 walks columns first, G >= the row blocks
+//               rows first (the x·Wᵀ products' order since session 12)
 //   no-output   the epilogue's stores to out left out (the staging and its barriers stay)
+//   epilogue-no-barrier  the epilogue's barriers removed (each subgroup reads back only its own stage:
+//               races in principle, timing only)
+//   direct-out  every result matrix stored straight to out with subgroupMatrixStore (no stage, no
+//               barriers; no row scale, bias or bounds: timing only), f32 out only
 //   no-absmax   NF4 only: the k loop's absmax loads left out (every block's scale 1.0)
+//   b-tiled-fetch  NF4 forward only: W's shares fetched as if W were stored k step by k step (the BK
+//               elements of every row of one k step together: a warp's eight rows one 128-byte run,
+//               where W's rows put them 8 KB apart): wrong data, the same bytes, another address pattern
 //   no-table    NF4 only: each code converted and scaled without the code's lookup (a subgroupShuffle
 //               since session 11, a workgroup-memory read before; the multiply and the rounding stay)
 import type { Gpu } from '../../src/engine/gpu.ts';
@@ -27,7 +42,7 @@ import { rotationCopies, timePass } from './timing.ts';
 
 export interface MmaAblateResult {
   op: 'mma-ablate';
-  what: 'dense-f16' | 'nf4-forward' | 'nf4-backward';
+  what: 'dense-f16' | 'dense-f16-n' | 'nf4-forward' | 'nf4-forward-down' | 'nf4-backward';
   variant: string;
   /** [m, k, n]. */
   shape: number[];
@@ -36,25 +51,93 @@ export interface MmaAblateResult {
 }
 
 /** Replaces `pattern` in `source`, throwing if it is not there (an edit that silently did nothing would time the base kernel). */
-function edit(source: string, pattern: RegExp, replacement: string): string {
-  const out = source.replace(pattern, replacement);
+function edit(source: string, pattern: RegExp, replacement: string | ((m: string, ...groups: string[]) => string)): string {
+  const out = source.replace(pattern, replacement as (m: string, ...groups: string[]) => string);
   if (out === source) throw new Error(`mma ablate: ${pattern} not found in the shader`);
   return out;
 }
 
+/** The block a workgroup takes, walking the grid in groups of g row blocks (the dispatch's grid as it is). */
+function groupOrder(s: string, g: number): string {
+  return edit(
+    s,
+    /let row0 = select\(wg\.y, wg\.x, ROWS_FASTEST\) \* BM;\s*let col0 = select\(wg\.x, wg\.y, ROWS_FASTEST\) \* BN;/,
+    [
+      'let nrb = (p.m + BM - 1u) / BM;',
+      'let ncb = (p.nc + BN - 1u) / BN;',
+      'let lin = select(wg.x + wg.y * ncb, wg.x + wg.y * nrb, ROWS_FASTEST);',
+      `let grp = lin / (${g}u * ncb);`,
+      `let within = lin % (${g}u * ncb);`,
+      `let rows = min(${g}u, nrb - grp * ${g}u);`,
+      `let row0 = (grp * ${g}u + within % rows) * BM;`,
+      'let col0 = (within / rows) * BN;',
+    ].join('\n  '),
+  );
+}
+
+/** The A tile's shares made up in registers (no device loads) inside the matrices. */
+function noFetchA(s: string): string {
+  return edit(s, /fn fetch_a_in\(r: u32, k: u32\) -> vec4<f16> \{[^\n]*\}/, 'fn fetch_a_in(r: u32, k: u32) -> vec4<f16> { return vec4<f16>(f16(r & 7u), f16(k & 15u), 1.0h, 0.5h); }');
+}
+
+/** The B tile's likewise. */
+function noFetchB(s: string): string {
+  return edit(
+    s,
+    /fn fetch_b_in\(tid: u32, i: u32, k0: u32, col0: u32\) -> BShare \{[\s\S]*?\n\}/,
+    s.includes('alias BShare = vec2<u32>')
+      ? 'fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare { return BShare(tid * 0x9e3779b9u + k0 + i, 0x3c000000u); }'
+      : 'fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare { return BShare(f16(tid & 7u), f16(k0 & 15u), f16(i), 0.25h); }',
+  );
+}
+
+/** The k loop's fetch lists with B's fetches before A's (both branches). */
+function fetchBFirst(s: string): string {
+  return edit(s, /((?:\n\s*na\d+ = fetch_a(?:_in)?\([^\n]*;)+)((?:\n\s*nb\d+ = fetch_b(?:_in)?\([^\n]*;)+)/g, '$2$1');
+}
+
+/** Every multiply step's left matrices loaded one at a time, each just before its row of products (4 + 1 live operands, not 4 + 4). */
+function lazyLeft(s: string): string {
+  return edit(s, /((?:\n\s*let l\d+ = subgroupMatrixLoad[^\n]*;)+)((?:\n\s*let r\d+ = subgroupMatrixLoad[^\n]*;)+)((?:\n\s*acc\d+_\d+ = [^\n]*;)+)/g, (_m, ls: string, rs: string, accs: string) => {
+    const left = new Map([...ls.matchAll(/\n\s*let (l\d+) = [^\n]*;/g)].map((x) => [x[1], x[0]]));
+    let out = rs;
+    for (const line of accs.matchAll(/\n\s*acc\d+_\d+ = subgroupMatrixMultiplyAccumulate\((l\d+)[^\n]*;/g)) {
+      const l = left.get(line[1]);
+      if (l) {
+        out += l;
+        left.delete(line[1]);
+      }
+      out += line[0];
+    }
+    return out;
+  });
+}
+
 export const EDITS: Record<string, (s: string) => string> = {
   'one-product': (s) => edit(s, /\n\s*acc(?!0_0 )\d+_\d+ = subgroupMatrixMultiplyAccumulate\([^;]*;/g, ''),
-  'no-store': (s) => edit(s, /if \(more\) \{(\s*)store_a/, 'if (more && p.accumulate == 7u) {$1store_a'),
-  'no-fetch': (s) =>
-    edit(
-      edit(s, /fn fetch_a_in\(r: u32, k: u32\) -> vec4<f16> \{[^\n]*\}/, 'fn fetch_a_in(r: u32, k: u32) -> vec4<f16> { return vec4<f16>(f16(r & 7u), f16(k & 15u), 1.0h, 0.5h); }'),
-      /fn fetch_b_in\(tid: u32, i: u32, k0: u32, col0: u32\) -> BShare \{[\s\S]*?\n\}/,
-      s.includes('alias BShare = vec2<u32>')
-        ? 'fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare { return BShare(tid * 0x9e3779b9u + k0 + i, 0x3c000000u); }'
-        : 'fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare { return BShare(f16(tid & 7u), f16(k0 & 15u), f16(i), 0.25h); }',
-    ),
+  'no-store': (s) => edit(s, /if \(more\) \{(\s*)store_(a|b)/, 'if (more && p.accumulate == 7u) {$1store_$2'),
+  'no-fetch': (s) => noFetchB(noFetchA(s)),
+  'no-a-fetch': (s) => noFetchA(s),
+  'no-b-fetch': (s) => noFetchB(s),
+  'no-a-store': (s) => edit(s, /(store_a\(a_slot\(tid, \d+u\), na\d+, lane\);)/g, 'if (p.accumulate == 7u) { $1 }'),
+  'no-b-store': (s) => edit(s, /(store_b\(tid, \d+u, nb\d+\);)/g, 'if (p.accumulate == 7u) { $1 }'),
   'no-barrier': (s) => edit(s, /\n {4}workgroupBarrier\(\);/g, ''),
   'no-output': (s) => edit(s, /if \(row < p\.m && col < p\.nc\) \{ store_out/g, 'if (row < p.m && col < p.nc && p.accumulate == 7u) { store_out'),
+  'epilogue-no-barrier': (s) =>
+    edit(s, /(subgroupMatrixStore<row_major>\(&stage[^;]*;|write_stage4?\([^;]*;)\s*workgroupBarrier\(\);/g, '$1'),
+  ...Object.fromEntries([1, 2, 4].map((g) => [`order-g${g}`, (s: string) => groupOrder(s, g)])),
+  'fetch-b-first': fetchBFirst,
+  'stores-swapped': (s) => {
+    const aFirst = /((?:\n\s*store_a\(a_slot[^\n]*;)+)((?:\n\s*store_b\(tid[^\n]*;)+)/g;
+    return aFirst.test(s) ? edit(s, aFirst, '$2$1') : edit(s, /((?:\n\s*store_b\(tid[^\n]*;)+)((?:\n\s*store_a\(a_slot[^\n]*;)+)/g, '$2$1');
+  },
+  'lazy-left': lazyLeft,
+  // B's stores between the first and the second half of A's
+  'stores-b-mid': (s) =>
+    edit(s, /((?:\n\s*store_b\(tid[^\n]*;)+)((?:\n\s*store_a\(a_slot[^\n]*;)+)|((?:\n\s*store_a\(a_slot[^\n]*;)+)((?:\n\s*store_b\(tid[^\n]*;)+)/g, (_m, b1?: string, a1?: string, a2?: string, b2?: string) => {
+      const [as, bs] = [(a1 ?? a2 ?? '').match(/\n[^\n]*/g) ?? [], b1 ?? b2 ?? ''];
+      return as.slice(0, as.length / 2).join('') + bs + as.slice(as.length / 2).join('');
+    }),
   'element-order': (s) => edit(s, /const ([AB])_ROT = \du;/g, 'const $1_ROT = 5u;').replace(/const A_SPREAD = \du;/, 'const A_SPREAD = 1u;'),
   // (no throw: a tile already in element order times as the base)
   'a-element-order': (s) => s.replace(/const A_ROT = \du;/, 'const A_ROT = 5u;').replace(/const A_SPREAD = \du;/, 'const A_SPREAD = 1u;'),
@@ -67,23 +150,39 @@ export const EDITS: Record<string, (s: string) => string> = {
   },
 };
 
-/** Edits that only an NF4 B source has something to take out of. */
+/** Edits that only an NF4 B source (here: with an f32 out) has something to take out of. */
 export const NF4_EDITS: Record<string, (s: string) => string> = {
+  'direct-out': (s) =>
+    edit(
+      s,
+      /subgroupMatrixStore<row_major>\(&stage\[sg\], \d+u, (acc\d+_\d+), 16u\);\s*workgroupBarrier\(\);\s*write_stage4?\(sg, \d+u, lane, row0, (sr \+ \d+u), (col0 \+ sc \+ \d+u)\);\s*workgroupBarrier\(\);/g,
+      'subgroupMatrixStore<row_major>(&out, (row0 + $2) * p.nc + $3, $1, p.nc);',
+      // bias's binding stays in the layout the engine's bind group has
+    ).replace(/(subgroupMatrixStore<row_major>\(&out, [^\n]*\n)(?![\s\S]*subgroupMatrixStore<row_major>\(&out)/, '$1  if (p.accumulate == 7u) { store_out(0u, 0u, 0u, bias[0]); }\n'),
   'no-absmax': (s) => edit(s, /(fn fetch_b_in[\s\S]*?)bitcast<u32>\(absmax\[e0 >> p\.bs_shift\]\)/, '$10x3c000000u'),
+  'b-tiled-fetch': (s) => edit(s, /\(col0 \+ s\.x\) \* p\.wc \+ k0 \+ s\.y, TRANS_B\)/, 'k0 * p.nc + (col0 + s.x) * BK + s.y, TRANS_B)'),
   'no-table': (s) => edit(s, /subgroupShuffle\(nf4_code_lane, \(v\.x >> nf4_shift\((\w)\)\) & 15u\)/, 'f32((v.x >> nf4_shift($1)) & 15u)'),
 };
 
-export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number): Promise<MmaAblateResult[]> {
+/** `only`: the products and variants to time (`--ablate nf4-forward,base,direct-out`; the base always, all where empty). */
+export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number, only: string[] = []): Promise<MmaAblateResult[]> {
+  const whats = ['dense-f16', 'dense-f16-n', 'nf4-forward', 'nf4-backward', 'nf4-forward-down'];
+  const wanted = (names: string[], name: string) => !names.some((n) => only.includes(n)) || only.includes(name);
   const results: MmaAblateResult[] = [];
   if (!gpu.info.mmaF16) {
     console.log('mma ablate: this device has no f16 16x16x16 subgroup matrices; skipped');
     return results;
   }
   const run = async (what: MmaAblateResult['what'], shape: number[], inputs: (zeros: boolean) => { a: Tensor[]; b: MmaOperand[]; out: Tensor; s: MmaMatmulShape; free: () => void }) => {
+    if (!wanted(whats, what)) return;
+    const edits = what.startsWith('dense') ? EDITS : { ...EDITS, ...NF4_EDITS };
+    const names = ['zeros', ...Object.keys(edits)];
     for (const zeros of [false, true]) {
+      if (zeros && !wanted(names, 'zeros')) continue;
       const { a, b, out, s, free } = inputs(zeros);
-      const edits = what === 'dense-f16' ? EDITS : { ...EDITS, ...NF4_EDITS };
-      const variants: [string, ((s: string) => string) | undefined][] = zeros ? [['zeros', undefined]] : [['base', undefined], ...Object.entries(edits)];
+      const variants: [string, ((s: string) => string) | undefined][] = zeros
+        ? [['zeros', undefined]]
+        : [['base', undefined], ...Object.entries(edits).filter(([name]) => wanted(names, name))];
       for (const [variant, source] of variants) {
         const force = source ? { edit: { tag: variant, source } } : {};
         const seconds = await timePass(gpu, repeats, (pass, i) => encodeMmaMatmul(kernels, pass, a[i % a.length], b[i % b.length], out, s, force));
@@ -96,19 +195,26 @@ export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number
     }
   };
 
+  // a · Bᵀ (B [n, k]: the engine's x·Wᵀ, the figure the notes quote) and a · B (B [k, n]: the backward's layout).
   const n = 4096;
-  await run('dense-f16', [n, n, n], (zeros) => {
-    const copies = rotationCopies(2 * n * n * 2);
-    const make = (seed: number, label: string) => (zeros ? createTensor(kernels.device, [n, n], 'f16', label) : randomTensor(kernels, [n, n], 'f16', 1, seed, label));
-    const a = Array.from({ length: copies }, (_, i) => make(10 + i, 'bench.ablate.a'));
-    const bs = Array.from({ length: copies }, (_, i) => make(20 + i, 'bench.ablate.b'));
-    const out = createTensor(kernels.device, [n, n], 'f16', 'bench.ablate.c');
-    return { a, b: bs.map((b) => ({ kind: 'dense' as const, b })), out, s: { m: n, nc: n, ki: n, transB: true }, free: () => [...a, ...bs, out].forEach((t) => t.buffer.destroy()) };
-  });
+  for (const what of ['dense-f16', 'dense-f16-n'] as const) {
+    await run(what, [n, n, n], (zeros) => {
+      const copies = rotationCopies(2 * n * n * 2);
+      const make = (seed: number, label: string) => (zeros ? createTensor(kernels.device, [n, n], 'f16', label) : randomTensor(kernels, [n, n], 'f16', 1, seed, label));
+      const a = Array.from({ length: copies }, (_, i) => make(10 + i, 'bench.ablate.a'));
+      const bs = Array.from({ length: copies }, (_, i) => make(20 + i, 'bench.ablate.b'));
+      const out = createTensor(kernels.device, [n, n], 'f16', 'bench.ablate.c');
+      return { a, b: bs.map((b) => ({ kind: 'dense' as const, b })), out, s: { m: n, nc: n, ki: n, transB: what === 'dense-f16' }, free: () => [...a, ...bs, out].forEach((t) => t.buffer.destroy()) };
+    });
+  }
 
-  const [tokens, inp, outDim] = [2048, 4096, 14336];
-  for (const what of ['nf4-forward', 'nf4-backward'] as const) {
-    const forward = what === 'nf4-forward';
+  // The MLP's up (x·Wᵀ into 14336 columns, 128 k steps a block), its backward (dy·W into 4096, 448
+  // k steps) and the down's forward (x·Wᵀ into 4096, 448 k steps): the same FLOPs, so the two
+  // forwards differ by what a block pays apart from its k steps.
+  const [tokens, wide] = [2048, 14336];
+  for (const what of ['nf4-forward', 'nf4-backward', 'nf4-forward-down'] as const) {
+    const forward = what !== 'nf4-backward';
+    const [outDim, inp] = what === 'nf4-forward-down' ? [4096, wide] : [wide, 4096];
     await run(what, [tokens, forward ? inp : outDim, forward ? outDim : inp], (zeros) => {
       const copies = rotationCopies((outDim * inp) / 2);
       const ws = Array.from({ length: copies }, (_, i) => randomNf4(kernels, outDim, inp, 100 + i));
