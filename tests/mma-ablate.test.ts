@@ -43,7 +43,8 @@ describe('mma ablate edits', () => {
       expect(count(EDITS['no-b-store'](source), /if \(p\.accumulate == 7u\) \{ store_b/g)).toBe(count(source, /store_b\(tid, \d/g));
       // The reorderings keep every line, in another order.
       const lines = (x: string) => x.split('\n').sort();
-      for (const e of ['fetch-b-first', 'stores-swapped', 'stores-b-mid', 'lazy-left']) {
+      expect(() => EDITS['fetch-late'](EDITS['fetch-late'](source))).toThrow(/already/);
+      for (const e of ['fetch-b-first', 'stores-swapped', 'stores-b-mid', 'stores-interleaved', 'stores-reversed', 'fetch-mid', 'fetch-late', 'lazy-left']) {
         expect(EDITS[e](source)).not.toBe(source);
         expect(lines(EDITS[e](source))).toEqual(lines(source));
       }

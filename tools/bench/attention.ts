@@ -62,7 +62,7 @@ export async function checkAttention(kernels: Kernels): Promise<AttentionChecksR
 }
 
 /** Forward and backward seconds at T (batch 1, one packed document) in `dtype` (q, k, v in `qkv`) on `kernels`. */
-async function timeAttention(gpu: Gpu, kernels: Kernels, dtype: DType, arch: { heads: number; kvHeads: number; headDim: number }, T: number, repeats: number, qkv: DType = dtype) {
+export async function timeAttention(gpu: Gpu, kernels: Kernels, dtype: DType, arch: { heads: number; kvHeads: number; headDim: number }, T: number, repeats: number, qkv: DType = dtype) {
   const { heads, kvHeads, headDim: D } = arch;
   const dev = gpu.device;
   const rand = (shape: number[], seed: number, type = dtype): Tensor => uploadTensor(dev, randomF32(shape.reduce((a, b) => a * b, 1), seed), shape, type);

@@ -37,13 +37,14 @@ import { benchNf4, NF4_SHAPES, type Nf4Result } from './nf4.ts';
 import { benchAttention, checkAttention, type AttentionBenchResult, type AttentionChecksReport } from './attention.ts';
 import { benchMmaCeiling, type MmaCeilingResult } from './mma-ceiling.ts';
 import { benchMmaAblate, type MmaAblateResult } from './mma-ablate.ts';
+import { benchAttentionAblate, type AttentionAblateResult } from './attention-ablate.ts';
 import { benchMma, type MmaBenchReport } from './mma.ts';
 import { benchSample, type SampleBenchResult } from './sample.ts';
 import { benchLora, type LoraBenchReport } from './lora.ts';
 import { benchExport, describeExport, type ExportBenchOptions, type ExportResult } from './export.ts';
 import { benchDecodeRecording, benchModel, benchTrainRecording, benchNf4Matmul, engineDefaults, type EngineBenchOptions, type ModelBenchResult, type Nf4MatmulResult } from './engine.ts';
 
-const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'mma', 'ceiling', 'ablate', 'sample', 'attn', 'lora', 'record', 'model', 'export'] as const;
+const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'mma', 'ceiling', 'ablate', 'attn-ablate', 'sample', 'attn', 'lora', 'record', 'model', 'export'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -167,7 +168,7 @@ async function main() {
   // --no-tensor-cores: every product on the SIMT kernels, for a side-by-side run of the same figures.
   const kernels = new Kernels(args.tensorCores ? gpu : { ...gpu, info: { ...gpu.info, mmaF16: false } });
   console.log(describeGpu(gpu.info));
-  const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult | AttentionBenchResult | AttentionChecksReport | MmaBenchReport | MmaCeilingResult | MmaAblateResult | SampleBenchResult | LoraBenchReport)[] = [];
+  const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult | AttentionBenchResult | AttentionChecksReport | MmaBenchReport | MmaCeilingResult | MmaAblateResult | AttentionAblateResult | SampleBenchResult | LoraBenchReport)[] = [];
   const summary: string[] = [];
 
   if (args.only.includes('matmul')) {
@@ -210,6 +211,11 @@ async function main() {
     const ablate = await benchMmaAblate(gpu, kernels, args.repeats, args.ablate);
     results.push(...ablate);
     for (const r of ablate) summary.push(`mma ablate ${r.what} ${r.variant}: ${r.ms.toFixed(3)} ms, ${r.tflops.toPrecision(3)} TFLOP/s`);
+  }
+  if (args.only.includes('attn-ablate')) {
+    const ablate = await benchAttentionAblate(gpu, args.repeats, args.ablate);
+    results.push(...ablate);
+    for (const r of ablate) summary.push(`attention ablate ${r.variant}: forward ${r.forwardMs.toFixed(3)} ms, backward ${r.backwardMs.toFixed(3)} ms`);
   }
   if (args.only.includes('sample')) {
     const sample = await benchSample(gpu, kernels, args.quick ? 32000 : 128256, args.repeats);

@@ -13,6 +13,10 @@
 //   fetch-b-first  the k loop's B fetches before A's: the same work in another order
 //   stores-swapped  the k loop's stores of A's and B's shares in the other order (storesBFirst)
 //   stores-b-mid  B's stores between the two halves of A's
+//   stores-interleaved, stores-reversed  the stores one of A's, one of B's ..., or last to first
+//   fetch-mid, fetch-late  the next k step's fetches issued after the first multiply step, or after all of
+//               them, instead of before the products (dense 4096^3 late: 143 -> 157 TFLOP/s, but the 8B
+//               lm_head's x·Eᵀ 20.6 -> 27.8 ms a step: not taken; NF4 slower either way)
 //   lazy-left   each left matrix loaded just before its row of products (fewer operands live at once)
 //   element-order  every lane stores its share in element order (as before session 12's storeLayout:
 //               correct results, two- to four-way bank conflicts); a-/b-element-order: one tile only
@@ -91,6 +95,35 @@ function noFetchB(s: string): string {
   );
 }
 
+/** The k loop's fetch of the next k step placed before its products, between its first two steps, or after them. */
+function placeFetch(s: string, where: 'early' | 'mid' | 'late'): string {
+  const at = s.indexOf('for (var t = 0u; t < tiles; t++) {');
+  const loop = s.slice(at);
+  const block = /\n {4}if \(more\) \{\n\s*let k0 = \(t \+ 1u\) \* BK;[\s\S]*?\n {4}\}/.exec(loop)?.[0];
+  if (at < 0 || !block) throw new Error("mma ablate: the k loop's fetch not found in the shader");
+  const rest = loop.replace(block, '');
+  const placed =
+    where === 'early'
+      ? rest.replace('let more = t + 1u < tiles;', `let more = t + 1u < tiles;${block}`)
+      : where === 'mid'
+        ? rest.replace(/\n {4}\{[\s\S]*?\n {4}\}/, `$&${block}`)
+        : rest.replace(/\n {4}workgroupBarrier\(\);/, `${block}$&`);
+  if (placed === loop) throw new Error(`mma ablate: the k loop's fetch is ${where} already`);
+  return s.slice(0, at) + placed;
+}
+
+/** The k loop's (and the prologue's) stores of the shares in the order `order` gives them from A's and B's. */
+function reorderStores(s: string, order: (as: string[], bs: string[]) => string[]): string {
+  return edit(s, /(?:\n\s*store_[ab]\((?:a_slot\(tid|tid)[^\n]*;)+/g, (block) => {
+    const lines = block.match(/\n[^\n]*/g) ?? [];
+    const indent = lines[0]?.match(/^\n\s*/)?.[0] ?? '\n';
+    const bare = lines.map((l) => l.trim());
+    return order(bare.filter((l) => l.startsWith('store_a')), bare.filter((l) => l.startsWith('store_b')))
+      .map((l) => indent + l)
+      .join('');
+  });
+}
+
 /** The k loop's fetch lists with B's fetches before A's (both branches). */
 function fetchBFirst(s: string): string {
   return edit(s, /((?:\n\s*na\d+ = fetch_a(?:_in)?\([^\n]*;)+)((?:\n\s*nb\d+ = fetch_b(?:_in)?\([^\n]*;)+)/g, '$2$1');
@@ -132,12 +165,11 @@ export const EDITS: Record<string, (s: string) => string> = {
     return aFirst.test(s) ? edit(s, aFirst, '$2$1') : edit(s, /((?:\n\s*store_b\(tid[^\n]*;)+)((?:\n\s*store_a\(a_slot[^\n]*;)+)/g, '$2$1');
   },
   'lazy-left': lazyLeft,
-  // B's stores between the first and the second half of A's
-  'stores-b-mid': (s) =>
-    edit(s, /((?:\n\s*store_b\(tid[^\n]*;)+)((?:\n\s*store_a\(a_slot[^\n]*;)+)|((?:\n\s*store_a\(a_slot[^\n]*;)+)((?:\n\s*store_b\(tid[^\n]*;)+)/g, (_m, b1?: string, a1?: string, a2?: string, b2?: string) => {
-      const [as, bs] = [(a1 ?? a2 ?? '').match(/\n[^\n]*/g) ?? [], b1 ?? b2 ?? ''];
-      return as.slice(0, as.length / 2).join('') + bs + as.slice(as.length / 2).join('');
-    }),
+  'stores-interleaved': (s) => reorderStores(s, (as, bs) => as.flatMap((a, i) => [a, ...(bs[i] ? [bs[i]] : [])])),
+  'stores-reversed': (s) => reorderStores(s, (as, bs) => [...as, ...bs].reverse()),
+  'stores-b-mid': (s) => reorderStores(s, (as, bs) => [...as.slice(0, as.length / 2), ...bs, ...as.slice(as.length / 2)]),
+  'fetch-mid': (s) => placeFetch(s, 'mid'),
+  'fetch-late': (s) => placeFetch(s, 'late'),
   'element-order': (s) => edit(s, /const ([AB])_ROT = \du;/g, 'const $1_ROT = 5u;').replace(/const A_SPREAD = \du;/, 'const A_SPREAD = 1u;'),
   // (no throw: a tile already in element order times as the base)
   'a-element-order': (s) => s.replace(/const A_ROT = \du;/, 'const A_ROT = 5u;').replace(/const A_SPREAD = \du;/, 'const A_SPREAD = 1u;'),

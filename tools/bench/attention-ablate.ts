@@ -1,0 +1,78 @@
+// Where the training attention's time goes by the order of its work: the 8B's tensor-core forward and
+// backward (f16 q, k, v beside f32, as training runs them) timed with lines of the generated shaders
+// permuted (the same work in another order; the driver schedules each order differently, which moved
+// the NF4 GEMM by 18%: bench/tensor-core-notes.md, session 17). Every edit keeps the shader's length,
+// so it can stand in for the engine's under the same kernel name (Kernels.get checks lengths).
+//   base               the shaders the engine runs
+//   v-fetch-late       forward: the tile's v fetched after q·kᵀ instead of before it
+//   dkv-stores-q-first, dkv-stores-do-first   backward dkv: a tile's q stores all before (after) dO's, not in pairs
+//   dkv-fetch-q-first, dkv-fetch-do-first     the same for the next tile's fetches
+//   dkv-fetch-late     backward dkv: the next tile's fetches after the scores' products
+import type { Gpu } from '../../src/engine/gpu.ts';
+import { Kernels } from '../../src/engine/kernels.ts';
+import { attentionMmaBackwardSource, attentionMmaSource } from '../../src/engine/attention-mma.ts';
+import { parseModelConfig } from '../../src/engine/arch.ts';
+import { LOAD_CONFIGS } from './load.ts';
+import { timeAttention } from './attention.ts';
+
+export interface AttentionAblateResult {
+  op: 'attention-ablate';
+  variant: string;
+  forwardMs: number;
+  backwardMs: number;
+}
+
+/** Replaces `pattern`, throwing where it is not found or the length changes (the edit must be a permutation). */
+function permute(source: string, pattern: RegExp, replacement: (m: string, ...groups: string[]) => string): string {
+  const out = source.replace(pattern, replacement);
+  if (out === source) throw new Error(`attention ablate: ${pattern} not found`);
+  if (out.length !== source.length) throw new Error(`attention ablate: ${pattern} changed the shader's length`);
+  return out;
+}
+
+/** Consecutive lines matching `line` regrouped: those matching `first` before the rest. */
+function group(source: string, line: string, first: RegExp): string {
+  return permute(source, new RegExp(`(?:\\n\\s*${line}[^\\n]*;)+`, 'g'), (block) => {
+    const lines = block.match(/\n[^\n]*/g) ?? [];
+    return [...lines.filter((l) => first.test(l)), ...lines.filter((l) => !first.test(l))].join('');
+  });
+}
+
+type Edit = { forward?: (s: string) => string; backward?: (s: string) => string };
+
+export const ATTENTION_EDITS: Record<string, Edit> = {
+  'v-fetch-late': { forward: (s) => permute(s, /((?:\n\s*x\d+ = fetch_kv\(true[^\n]*;)+)(\n {4}\{[\s\S]*?\n {4}\})/, (_m, f, p) => p + f) },
+  'dkv-stores-q-first': { backward: (s) => group(s, 'dkv_store_(?:q|do)\\(', /dkv_store_q/) },
+  'dkv-stores-do-first': { backward: (s) => group(s, 'dkv_store_(?:q|do)\\(', /dkv_store_do/) },
+  'dkv-fetch-q-first': { backward: (s) => group(s, 'y(?:q|o)\\d+ = dkv_fetch_(?:q|do)\\(', /dkv_fetch_q/) },
+  'dkv-fetch-do-first': { backward: (s) => group(s, 'y(?:q|o)\\d+ = dkv_fetch_(?:q|do)\\(', /dkv_fetch_do/) },
+  'dkv-fetch-late': {
+    backward: (s) => permute(s, /(\n {4}if \(it \+ 1u < total\) \{[\s\S]*?\n {4}\})(\n {4}\{\n\s*var st = [\s\S]*?\n {4}\})/, (_m, f, p) => p + f),
+  },
+};
+
+/** `only`: the variants to time (empty: all); the base always. */
+export async function benchAttentionAblate(gpu: Gpu, repeats: number, only: string[] = []): Promise<AttentionAblateResult[]> {
+  const results: AttentionAblateResult[] = [];
+  if (!gpu.info.mmaF16) {
+    console.log('attention ablate: this device has no f16 16x16x16 subgroup matrices; skipped');
+    return results;
+  }
+  const arch = parseModelConfig(LOAD_CONFIGS['8b']);
+  const D = arch.headDim;
+  const names = Object.keys(ATTENTION_EDITS);
+  const variants = ['base', ...names.filter((n) => !names.some((x) => only.includes(x)) || only.includes(n))];
+  for (const variant of variants) {
+    const edit = ATTENTION_EDITS[variant] ?? {};
+    // A fresh cache, holding the edited shaders under the engine's names before the engine asks for them.
+    const kernels = new Kernels(gpu);
+    kernels.get({ name: `attention-mma(D=${D},S=f32,Q=f16)`, source: (edit.forward ?? ((s) => s))(attentionMmaSource(D, 'f32', 'f16')), dtype: 'f32', constants: { LSE_KNOWN: false } });
+    const backward = (edit.backward ?? ((s) => s))(attentionMmaBackwardSource(D, 'f32', 'f16'));
+    for (const entryPoint of ['delta', 'dkv_main', 'dq_main']) kernels.get({ name: `attention-mma-backward(D=${D},S=f32,Q=f16)`, source: backward, dtype: 'f32', entryPoint });
+    const { fwd, bwd } = await timeAttention(gpu, kernels, 'f32', arch, 2048, repeats, 'f16');
+    const r: AttentionAblateResult = { op: 'attention-ablate', variant, forwardMs: fwd * 1e3, backwardMs: bwd * 1e3 };
+    results.push(r);
+    console.log(`attention ablate 8b ${variant}: forward ${r.forwardMs.toFixed(3)} ms, backward ${r.backwardMs.toFixed(3)} ms`);
+  }
+  return results;
+}
