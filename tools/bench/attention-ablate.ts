@@ -8,6 +8,10 @@
 //   dkv-stores-q-first, dkv-stores-do-first   backward dkv: a tile's q stores all before (after) dO's, not in pairs
 //   dkv-fetch-q-first, dkv-fetch-do-first     the same for the next tile's fetches
 //   dkv-fetch-late     backward dkv: the next tile's fetches after the scores' products
+//   fwd-stores-reversed, fwd-fetches-reversed  forward: the tile's stores (fetches) last to first
+//   fwd-k-fetch-late   forward: the next tile's k fetched after p·v instead of before it
+//   dq-stores-k-first, dq-stores-v-first, dq-fetch-k-first  backward dq: k's and v's grouped, not in pairs
+//   dq-fetch-late      backward dq: the next tile's fetches after the scores' products
 import type { Gpu } from '../../src/engine/gpu.ts';
 import { Kernels } from '../../src/engine/kernels.ts';
 import { attentionMmaBackwardSource, attentionMmaSource } from '../../src/engine/attention-mma.ts';
@@ -38,6 +42,11 @@ function group(source: string, line: string, first: RegExp): string {
   });
 }
 
+/** Runs of consecutive lines matching `line`, each reversed. */
+function reverseRuns(source: string, line: string): string {
+  return permute(source, new RegExp(`(?:\\n\\s*${line}[^\\n]*;)+`, 'g'), (block) => (block.match(/\n[^\n]*/g) ?? []).reverse().join(''));
+}
+
 type Edit = { forward?: (s: string) => string; backward?: (s: string) => string };
 
 export const ATTENTION_EDITS: Record<string, Edit> = {
@@ -46,6 +55,17 @@ export const ATTENTION_EDITS: Record<string, Edit> = {
   'dkv-stores-do-first': { backward: (s) => group(s, 'dkv_store_(?:q|do)\\(', /dkv_store_do/) },
   'dkv-fetch-q-first': { backward: (s) => group(s, 'y(?:q|o)\\d+ = dkv_fetch_(?:q|do)\\(', /dkv_fetch_q/) },
   'dkv-fetch-do-first': { backward: (s) => group(s, 'y(?:q|o)\\d+ = dkv_fetch_(?:q|do)\\(', /dkv_fetch_do/) },
+  'fwd-stores-reversed': { forward: (s) => reverseRuns(s, 'store_tile\\(') },
+  'fwd-fetches-reversed': { forward: (s) => reverseRuns(s, 'x\\d+ = fetch_kv\\(') },
+  'fwd-k-fetch-late': {
+    forward: (s) => permute(s, /(\n {4}if \(t \+ 1u < tiles\) \{[\s\S]*?\n {4}\})(\n {4}\{[\s\S]*?\n {4}\})(\n {2}\})/, (_m, f, p, end) => p + f + end),
+  },
+  'dq-stores-k-first': { backward: (s) => group(s, 'dq_store_kv\\(', /dq_store_kv\(false/) },
+  'dq-stores-v-first': { backward: (s) => group(s, 'dq_store_kv\\(', /dq_store_kv\(true/) },
+  'dq-fetch-k-first': { backward: (s) => group(s, 'x[kv]\\d+ = dq_fetch_kv\\(', /dq_fetch_kv\(false/) },
+  'dq-fetch-late': {
+    backward: (s) => permute(s, /(\n {4}if \(t \+ 1u < tiles\) \{\n\s*xk0 = [\s\S]*?\n {4}\})(\n {4}\{\n\s*var s0 = [\s\S]*?\n {4}\})/, (_m, f, p) => p + f),
+  },
   'dkv-fetch-late': {
     backward: (s) => permute(s, /(\n {4}if \(it \+ 1u < total\) \{[\s\S]*?\n {4}\})(\n {4}\{\n\s*var st = [\s\S]*?\n {4}\})/, (_m, f, p) => p + f),
   },

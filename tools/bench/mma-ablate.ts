@@ -46,7 +46,7 @@ import { rotationCopies, timePass } from './timing.ts';
 
 export interface MmaAblateResult {
   op: 'mma-ablate';
-  what: 'dense-f16' | 'dense-f16-n' | 'nf4-forward' | 'nf4-forward-down' | 'nf4-backward';
+  what: 'dense-f16' | 'dense-f16-n' | 'nf4-forward' | 'nf4-forward-down' | 'nf4-forward-kv' | 'nf4-backward';
   variant: string;
   /** [m, k, n]. */
   shape: number[];
@@ -196,9 +196,9 @@ export const NF4_EDITS: Record<string, (s: string) => string> = {
   'no-table': (s) => edit(s, /subgroupShuffle\(nf4_code_lane, \(v\.x >> nf4_shift\((\w)\)\) & 15u\)/, 'f32((v.x >> nf4_shift($1)) & 15u)'),
 };
 
-/** `only`: the products and variants to time (`--ablate nf4-forward,base,direct-out`; the base always, all where empty). */
+/** `only`: the products and variants to time (`--ablate nf4-forward,base,direct-out`; the base always, all where empty; `a+b` composes edits). */
 export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number, only: string[] = []): Promise<MmaAblateResult[]> {
-  const whats = ['dense-f16', 'dense-f16-n', 'nf4-forward', 'nf4-backward', 'nf4-forward-down'];
+  const whats = ['dense-f16', 'dense-f16-n', 'nf4-forward', 'nf4-backward', 'nf4-forward-down', 'nf4-forward-kv'];
   const wanted = (names: string[], name: string) => !names.some((n) => only.includes(n)) || only.includes(name);
   const results: MmaAblateResult[] = [];
   if (!gpu.info.mmaF16) {
@@ -212,9 +212,15 @@ export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number
     for (const zeros of [false, true]) {
       if (zeros && !wanted(names, 'zeros')) continue;
       const { a, b, out, s, free } = inputs(zeros);
+      // Names joined by '+' in `only` compose their edits, left to right.
+      const combos = only.filter((n) => n.includes('+') && n.split('+').every((e) => e in edits));
       const variants: [string, ((s: string) => string) | undefined][] = zeros
         ? [['zeros', undefined]]
-        : [['base', undefined], ...Object.entries(edits).filter(([name]) => wanted(names, name))];
+        : [
+            ['base', undefined],
+            ...Object.entries(edits).filter(([name]) => (combos.length ? only.includes(name) : wanted(names, name))),
+            ...combos.map((c): [string, (s: string) => string] => [c, (s) => c.split('+').reduce((x, e) => edits[e](x), s)]),
+          ];
       for (const [variant, source] of variants) {
         const force = source ? { edit: { tag: variant, source } } : {};
         const seconds = await timePass(gpu, repeats, (pass, i) => encodeMmaMatmul(kernels, pass, a[i % a.length], b[i % b.length], out, s, force));
@@ -242,17 +248,19 @@ export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number
 
   // The MLP's up (x·Wᵀ into 14336 columns, 128 k steps a block), its backward (dy·W into 4096, 448
   // k steps) and the down's forward (x·Wᵀ into 4096, 448 k steps): the same FLOPs, so the two
-  // forwards differ by what a block pays apart from its k steps.
+  // forwards differ by what a block pays apart from its k steps. And the k (v) projection's forward
+  // into f16 (4096 -> 1024: a grid small enough for the 128x128 tiling).
   const [tokens, wide] = [2048, 14336];
-  for (const what of ['nf4-forward', 'nf4-backward', 'nf4-forward-down'] as const) {
+  for (const what of ['nf4-forward', 'nf4-backward', 'nf4-forward-down', 'nf4-forward-kv'] as const) {
     const forward = what !== 'nf4-backward';
-    const [outDim, inp] = what === 'nf4-forward-down' ? [4096, wide] : [wide, 4096];
+    const [outDim, inp] = what === 'nf4-forward-down' ? [4096, wide] : what === 'nf4-forward-kv' ? [1024, 4096] : [wide, 4096];
+    const yType = what === 'nf4-forward-kv' ? 'f16' : 'f32';
     await run(what, [tokens, forward ? inp : outDim, forward ? outDim : inp], (zeros) => {
       const copies = rotationCopies((outDim * inp) / 2);
       const ws = Array.from({ length: copies }, (_, i) => randomNf4(kernels, outDim, inp, 100 + i));
       if (zeros) for (const w of ws) kernels.device.queue.writeBuffer(w.absmax, 0, new Float32Array(w.absmax.size / 4));
       const x = zeros ? createTensor(kernels.device, [tokens, inp], 'f32', 'bench.ablate.x') : randomTensor(kernels, [tokens, inp], 'f32', 1, 7, 'bench.ablate.x');
-      const y = zeros ? createTensor(kernels.device, [tokens, outDim], 'f32', 'bench.ablate.y') : randomTensor(kernels, [tokens, outDim], 'f32', 1, 8, 'bench.ablate.y');
+      const y = zeros ? createTensor(kernels.device, [tokens, outDim], yType, 'bench.ablate.y') : randomTensor(kernels, [tokens, outDim], yType, 1, 8, 'bench.ablate.y');
       const free = () => {
         ws.forEach(destroyNf4);
         x.buffer.destroy();
