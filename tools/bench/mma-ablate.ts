@@ -112,13 +112,13 @@ function placeFetch(s: string, where: 'early' | 'mid' | 'late'): string {
   return s.slice(0, at) + placed;
 }
 
-/** The k loop's (and the prologue's) stores of the shares in the order `order` gives them from A's and B's. */
-function reorderStores(s: string, order: (as: string[], bs: string[]) => string[]): string {
+/** The k loop's (and the prologue's) stores of the shares in the order `order` gives them from A's and B's (and whether A's came first). */
+function reorderStores(s: string, order: (as: string[], bs: string[], aFirst: boolean) => string[]): string {
   return edit(s, /(?:\n\s*store_[ab]\((?:a_slot\(tid|tid)[^\n]*;)+/g, (block) => {
     const lines = block.match(/\n[^\n]*/g) ?? [];
     const indent = lines[0]?.match(/^\n\s*/)?.[0] ?? '\n';
     const bare = lines.map((l) => l.trim());
-    return order(bare.filter((l) => l.startsWith('store_a')), bare.filter((l) => l.startsWith('store_b')))
+    return order(bare.filter((l) => l.startsWith('store_a')), bare.filter((l) => l.startsWith('store_b')), bare[0]?.startsWith('store_a') ?? true)
       .map((l) => indent + l)
       .join('');
   });
@@ -160,10 +160,7 @@ export const EDITS: Record<string, (s: string) => string> = {
     edit(s, /(subgroupMatrixStore<row_major>\(&stage[^;]*;|write_stage4?\([^;]*;)\s*workgroupBarrier\(\);/g, '$1'),
   ...Object.fromEntries([1, 2, 4].map((g) => [`order-g${g}`, (s: string) => groupOrder(s, g)])),
   'fetch-b-first': fetchBFirst,
-  'stores-swapped': (s) => {
-    const aFirst = /((?:\n\s*store_a\(a_slot[^\n]*;)+)((?:\n\s*store_b\(tid[^\n]*;)+)/g;
-    return aFirst.test(s) ? edit(s, aFirst, '$2$1') : edit(s, /((?:\n\s*store_b\(tid[^\n]*;)+)((?:\n\s*store_a\(a_slot[^\n]*;)+)/g, '$2$1');
-  },
+  'stores-swapped': (s) => reorderStores(s, (as, bs, aFirst) => (aFirst ? [...bs, ...as] : [...as, ...bs])),
   'lazy-left': lazyLeft,
   'stores-interleaved': (s) => reorderStores(s, (as, bs) => as.flatMap((a, i) => [a, ...(bs[i] ? [bs[i]] : [])])),
   'stores-reversed': (s) => reorderStores(s, (as, bs) => [...as, ...bs].reverse()),
