@@ -18,6 +18,7 @@ import { attentionMmaBackwardSource, attentionMmaSource } from '../../src/engine
 import { parseModelConfig } from '../../src/engine/arch.ts';
 import { LOAD_CONFIGS } from './load.ts';
 import { timeAttention } from './attention.ts';
+import { edit, reorderRuns } from './shader-edit.ts';
 
 export interface AttentionAblateResult {
   op: 'attention-ablate';
@@ -26,25 +27,21 @@ export interface AttentionAblateResult {
   backwardMs: number;
 }
 
-/** Replaces `pattern`, throwing where it is not found or the length changes (the edit must be a permutation). */
+/** `edit`, checked to keep the shader's length (the stand-in must only permute its lines). */
 function permute(source: string, pattern: RegExp, replacement: (m: string, ...groups: string[]) => string): string {
-  const out = source.replace(pattern, replacement);
-  if (out === source) throw new Error(`attention ablate: ${pattern} not found`);
+  const out = edit(source, pattern, replacement);
   if (out.length !== source.length) throw new Error(`attention ablate: ${pattern} changed the shader's length`);
   return out;
 }
 
-/** Consecutive lines matching `line` regrouped: those matching `first` before the rest. */
+/** Runs of consecutive lines matching `line` regrouped: those matching `first` before the rest. */
 function group(source: string, line: string, first: RegExp): string {
-  return permute(source, new RegExp(`(?:\\n\\s*${line}[^\\n]*;)+`, 'g'), (block) => {
-    const lines = block.match(/\n[^\n]*/g) ?? [];
-    return [...lines.filter((l) => first.test(l)), ...lines.filter((l) => !first.test(l))].join('');
-  });
+  return reorderRuns(source, line, (lines) => [...lines.filter((l) => first.test(l)), ...lines.filter((l) => !first.test(l))]);
 }
 
 /** Runs of consecutive lines matching `line`, each reversed. */
 function reverseRuns(source: string, line: string): string {
-  return permute(source, new RegExp(`(?:\\n\\s*${line}[^\\n]*;)+`, 'g'), (block) => (block.match(/\n[^\n]*/g) ?? []).reverse().join(''));
+  return reorderRuns(source, line, (lines) => lines.reverse());
 }
 
 type Edit = { forward?: (s: string) => string; backward?: (s: string) => string };

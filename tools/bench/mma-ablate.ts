@@ -43,6 +43,7 @@ import { destroyNf4 } from '../../src/engine/nf4.ts';
 import { createTensor, type Tensor } from '../../src/engine/tensor.ts';
 import { randomNf4, randomTensor } from './engine.ts';
 import { rotationCopies, timePass } from './timing.ts';
+import { edit, reorderRuns } from './shader-edit.ts';
 
 export interface MmaAblateResult {
   op: 'mma-ablate';
@@ -52,13 +53,6 @@ export interface MmaAblateResult {
   shape: number[];
   ms: number;
   tflops: number;
-}
-
-/** Replaces `pattern` in `source`, throwing if it is not there (an edit that silently did nothing would time the base kernel). */
-function edit(source: string, pattern: RegExp, replacement: string | ((m: string, ...groups: string[]) => string)): string {
-  const out = source.replace(pattern, replacement as (m: string, ...groups: string[]) => string);
-  if (out === source) throw new Error(`mma ablate: ${pattern} not found in the shader`);
-  return out;
 }
 
 /** The block a workgroup takes, walking the grid in groups of g row blocks (the dispatch's grid as it is). */
@@ -114,14 +108,8 @@ function placeFetch(s: string, where: 'early' | 'mid' | 'late'): string {
 
 /** The k loop's (and the prologue's) stores of the shares in the order `order` gives them from A's and B's (and whether A's came first). */
 function reorderStores(s: string, order: (as: string[], bs: string[], aFirst: boolean) => string[]): string {
-  return edit(s, /(?:\n\s*store_[ab]\((?:a_slot\(tid|tid)[^\n]*;)+/g, (block) => {
-    const lines = block.match(/\n[^\n]*/g) ?? [];
-    const indent = lines[0]?.match(/^\n\s*/)?.[0] ?? '\n';
-    const bare = lines.map((l) => l.trim());
-    return order(bare.filter((l) => l.startsWith('store_a')), bare.filter((l) => l.startsWith('store_b')), bare[0]?.startsWith('store_a') ?? true)
-      .map((l) => indent + l)
-      .join('');
-  });
+  const isA = (l: string) => l.trimStart().startsWith('store_a');
+  return reorderRuns(s, 'store_[ab]\\((?:a_slot\\(tid|tid)', (lines) => order(lines.filter(isA), lines.filter((l) => !isA(l)), isA(lines[0] ?? '')));
 }
 
 /** The k loop's fetch lists with B's fetches before A's (both branches). */

@@ -170,10 +170,10 @@ export function accumulateGrads(tr: Trainer, microBatches: readonly PackedBatch[
  * Records and submits one optimizer step over the micro-batches of an accumulated batch before it
  * returns; the promise resolves once the GPU has run it and its loss and grad norm are read. The
  * next step may be submitted before that (one ahead, no more): the GPU then goes from one step to
- * the next without waiting for the CPU to read anything. Outcomes are read in order; AdamW takes its bias correction from the GPU's count of
- * applied updates (the step before may or may not have been), so the numbers are those of steps
- * taken one at a time. Nothing may read the trainer's weights or states (a checkpoint, an eval)
- * while a step is in flight.
+ * the next without waiting for the CPU to read anything. Outcomes are read in order; AdamW takes
+ * its bias correction from the GPU's count of applied updates (the step before may or may not have
+ * been), so the numbers are those of steps taken one at a time. Nothing may read the trainer's
+ * weights or states (a checkpoint, an eval) while a step is in flight.
  */
 export function submitStep(tr: Trainer, microBatches: readonly PackedBatch[]): Promise<StepResult> {
   if (tr.inFlight >= 2) throw new Error('trainer: two steps are in flight already; await the first before submitting another');
