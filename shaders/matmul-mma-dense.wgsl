@@ -34,15 +34,18 @@ fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare {
   return fetch_b4_in(k0 + s.x, col0 + s.y, p.nc);
 }
 
-/** Stores share i; lanes with bit B_ROT set store its second word first (as store_a). */
+/** Stores share i; lanes with bit B_ROT set store its second word first (as store_a). Its tile
+ * position (blk, o) is b_at(b_slot(tid, i)) as scalar lets reduced by constants (the generator's
+ * bStoreIndex: Tint's range analysis follows no vectors), so that robustness clamps none of them. */
 fn store_b(tid: u32, i: u32, v: BShare) {
-  let at = b_at(b_slot(tid, i));
-  let sw = ((tid % 32u) >> B_ROT) & 1u;
+  let f = tid + i * THREADS;
+  //{{B_STORE_INDEX}}
+  let sw = ((tid % 32u) >> B_ROT) % 2u;
   let w = select(v, v.zwxy, sw == 1u);
-  let o0 = at.y + 2u * sw;
-  let o1 = at.y + 2u - 2u * sw;
-  tile_b[at.x][o0] = w.x;
-  tile_b[at.x][o0 + 1u] = w.y;
-  tile_b[at.x][o1] = w.z;
-  tile_b[at.x][o1 + 1u] = w.w;
+  let o0 = o + 2u * sw;
+  let o1 = o + 2u - 2u * sw;
+  tile_b[blk][o0] = w.x;
+  tile_b[blk][o0 + 1u] = w.y;
+  tile_b[blk][o1] = w.z;
+  tile_b[blk][o1 + 1u] = w.w;
 }

@@ -57,13 +57,15 @@ fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare {
   return BShare(words[e0 >> 3u], bitcast<u32>(absmax[e0 >> p.bs_shift]));
 }
 
-/** Dequantizes and stores share i, starting at word (lane >> B_ROT) % 4 of its four (as store_a). */
+/** Dequantizes and stores share i, starting at word (lane >> B_ROT) % 4 of its four (as store_a).
+ * (blk, o): b_at(b_slot(tid, i)) reduced by constants, as the dense source's store_b. */
 fn store_b(tid: u32, i: u32, v: BShare) {
-  let at = b_at(b_slot(tid, i));
+  let f = tid + i * THREADS;
+  //{{B_STORE_INDEX}}
   let am = bitcast<f32>(v.y);
-  let first = 2u * (((tid % 32u) >> B_ROT) & 3u);
+  let first = 2u * (((tid % 32u) >> B_ROT) % 4u);
   for (var j = 0u; j < 8u; j++) {
-    let e = (j + first) & 7u;
-    tile_b[at.x][at.y + e] = f16(subgroupShuffle(nf4_code_lane, (v.x >> nf4_shift(e)) & 15u) * am);
+    let e = (j + first) % 8u;
+    tile_b[blk][o + e] = f16(subgroupShuffle(nf4_code_lane, (v.x >> nf4_shift(e)) & 15u) * am);
   }
 }

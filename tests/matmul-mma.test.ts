@@ -220,6 +220,33 @@ describe('the generated GEMM shaders (every tiling and variant, checked as text:
     for (const [, tile, offset, stride] of loads) expect(Number(offset) + 15 * constant(stride) + 16, `${tile} at ${offset}`).toBeLessThanOrEqual(sizes[tile]);
   });
 
+  // store_b's position is written as scalar lets reduced by constants (so that Tint's range analysis
+  // bounds it and Chrome's robustness adds no clamp); evaluated here for every share of every
+  // invocation, it is where b_slot and b_at put the share, and the share's last element stays inside.
+  it.each(variants)("$name: store_b's tile position is b_at(b_slot()), inside the tile without a clamp", ({ v, tiling }) => {
+    const source = mmaSource(v, tiling);
+    const constant = (name: string) => BigInt(source.match(new RegExp(`const ${name} = (\\d+)u;`))![1]);
+    const [BK, BN, TN, SB, SGC, THREADS, B_SUB] = ['BK', 'BN', 'TN', 'SB', 'SGC', 'THREADS', 'B_SUB'].map(constant);
+    const lets = /fn store_b\(tid: u32, i: u32, v: BShare\) \{\n  let f = tid \+ i \* THREADS;\n  let blk = ([^;]*);\n  let o = ([^;]*);/.exec(source);
+    expect(lets, 'store_b begins with its position as scalar lets').not.toBeNull();
+    // u32 arithmetic on non-negative values: BigInt's / truncates as WGSL's does.
+    const u32 = (expr: string) => new Function('f', 'BK', 'BN', 'TN', 'SB', 'SGC', `return ${expr.replace(/(\d+)u/g, '$1n')};`) as (...x: bigint[]) => bigint;
+    const [blkOf, oOf] = [u32(lets![1]), u32(lets![2])];
+    const per = v.kind === 'nf4' ? 8n : 4n;
+    const shares = (BN * BK) / (per * THREADS);
+    for (let tid = 0n; tid < THREADS; tid++) {
+      for (let i = 0n; i < shares; i++) {
+        const f = tid + i * THREADS;
+        // b_slot: (n, k) with TRANS_B, else (k, n); b_at: (column block, offset in it)
+        const [x, y] = v.transB ? [f / (BK / per), (f % (BK / per)) * per] : [f / (BN / per), (f % (BN / per)) * per];
+        const at = v.transB ? [x / (TN * 16n), (x % (TN * 16n)) * SB + y] : [y / (TN * 16n), x * SB + (y % (TN * 16n))];
+        const [blk, o] = [blkOf(f, BK, BN, TN, SB, SGC), oOf(f, BK, BN, TN, SB, SGC)];
+        if (blk !== at[0] || o !== at[1]) expect([blk, o], `share ${i} of invocation ${tid}`).toEqual(at);
+        expect(blk < SGC && o + per <= B_SUB).toBe(true);
+      }
+    }
+  });
+
   it.each(variants)('$name: the epilogue stages two result matrices a round for a dense B where 47 KiB of workgroup memory holds them', ({ v, tiling }) => {
     const source = mmaSource(v, tiling);
     const constant = (name: string) => Number(source.match(new RegExp(`const ${name} = (\\d+)u;`))![1]);

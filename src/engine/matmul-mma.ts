@@ -550,10 +550,27 @@ export function stagesPerRound(v: MmaVariant, t: MmaTiling): 1 | 2 {
  * Whether the k loop stages B's shares before A's. The same work in the other order, and the driver's
  * schedule of the loop differs: x·Wᵀ from NF4 with B first ran 1.54 -> 1.28 ms at the 8B's MLP shape
  * (156 -> 189 TFLOP/s), the down's 1.64 -> 1.25, while dy·W went 1.26 -> 1.70 and a dense B moved
- * under 1% either way (bench/h200-2026-11-30-s17-ablate-store-order.json).
+ * under 1% either way (bench/h200-2026-11-30-s17-ablate-store-order.json). With the stores' indices
+ * free of robustness clamps (session 18) dy·W too runs faster with B first: 136 -> 205 TFLOP/s
+ * (A first with the clamps: 190; bench/h200-2026-11-30-s18-ablate-search-nf4.json).
  */
 export function storesBFirst(v: MmaVariant): boolean {
-  return v.kind === 'nf4' && v.transB;
+  return v.kind === 'nf4';
+}
+
+/**
+ * store_b's position in the B tile, (blk, o) = b_at(b_slot(tid, i)) for f = tid + i * THREADS, as
+ * scalar lets each reduced by constants: Tint's range analysis then bounds both (it follows no
+ * vectors and no function parameters), so that Chrome's robustness clamps no store of the k loop.
+ * With it (and store_a's likewise) the 8B step's NF4 GEMMs took 13 ms less, but the lm_head's dense
+ * x·Eᵀ 20.6 -> 28.0 ms (the driver's schedule of that variant; not yet looked into: session 18's notes).
+ */
+function bStoreIndex(v: MmaVariant): string {
+  const per = v.kind === 'nf4' ? 8 : 4;
+  const [blk, o] = v.transB
+    ? [`((f / (BK / ${per}u)) / (TN * 16u)) % SGC`, `((f / (BK / ${per}u)) % (TN * 16u)) * SB + (f % (BK / ${per}u)) * ${per}u`]
+    : [`(((f % (BN / ${per}u)) * ${per}u) / (TN * 16u)) % SGC`, `((f / (BN / ${per}u)) % BK) * SB + ((f % (BN / ${per}u)) * ${per}u) % (TN * 16u)`];
+  return `let blk = ${blk};\n  let o = ${o};`;
 }
 
 function generate(v: MmaVariant, t: MmaTiling): string {
@@ -662,5 +679,5 @@ function generate(v: MmaVariant, t: MmaTiling): string {
           '//{{B4_SOURCE}}',
           fetch4('b', 'b', v.vec),
         );
-  return header + bSource + body.replace('//{{A_SOURCE}}', aSource(v) + (v.lora ? `\n${loraSource}` : ''));
+  return header + bSource.replace('//{{B_STORE_INDEX}}', bStoreIndex(v)) + body.replace('//{{A_SOURCE}}', aSource(v) + (v.lora ? `\n${loraSource}` : ''));
 }
