@@ -7,6 +7,7 @@ import { chooseMma, mmaSource, stagesPerRound, storesBFirst } from '../src/engin
 
 const variants = {
   'dense-f16': { kind: 'dense', transB: true, vec: true, scaled: false, lora: 0, vecOut: true },
+  'dense-lmhead': { kind: 'dense', transB: true, vec: true, scaled: true, lora: 0, vecOut: true },
   'nf4-forward': { kind: 'nf4', transB: true, vec: true, scaled: true, lora: 0, vecOut: true },
   'nf4-backward': { kind: 'nf4', transB: false, vec: true, scaled: true, lora: 0, vecOut: true },
 } as const;
@@ -59,7 +60,20 @@ describe('mma ablate edits', () => {
       const rounds = count(source, /subgroupMatrixStore<row_major>\(&stage\[sg\], 0u/g);
       expect(rounds * stagesPerRound(variant, tiling)).toBe(tiling.tm * tiling.tn);
       expect(count(source, /workgroupBarrier/g) - count(EDITS['epilogue-no-barrier'](source), /workgroupBarrier/g)).toBe(2 * rounds);
-      if (what === 'dense-f16') expect(() => NF4_EDITS['no-table'](source)).toThrow(/not found/);
+      // The loop forms: one header replaced, the body as it was.
+      for (const e of ['const-loop', 'down-loop', 'neg-loop']) {
+        const looped = EDITS[e](source);
+        expect(looped).not.toContain('for (var t = 0u; t < tiles; t++)');
+        expect(count(looped, /\n\s*for \(var t\w? = /g)).toBe(count(source, /\n\s*for \(var t\w? = /g));
+      }
+      // Inlined stores: no calls left of the helpers they replace, four tile stores a share.
+      const inlined = EDITS['inline-stores'](source);
+      const dense = variant.kind === 'dense';
+      expect(count(inlined, /store_a\(a_slot/g)).toBe(0);
+      expect(count(inlined, /store_b\(tid, \d/g)).toBe(dense ? 0 : count(source, /store_b\(tid, \d/g));
+      const inlinedShares = count(source, /store_a\(a_slot/g) + (dense ? count(source, /store_b\(tid, \d/g) : 0);
+      expect(count(inlined, /tile_[ab]\[blk\]\[o[01](?: \+ 1u)?\] = w\./g) - count(source, /tile_[ab]\[blk\]\[o[01](?: \+ 1u)?\] = w\./g)).toBe(4 * inlinedShares);
+      if (dense) expect(() => NF4_EDITS['no-table'](source)).toThrow(/not found/);
       else {
         expect(NF4_EDITS['no-table'](source)).not.toMatch(/subgroupShuffle\(nf4_code_lane/);
         // The checked fetch_b keeps its absmax load; the one inside blocks loads none.

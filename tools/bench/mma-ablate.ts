@@ -1,5 +1,6 @@
 // Where the tensor-core GEMM's time goes, measured on the GEMM itself: the chosen kernel for the
-// dense 4096^3 product and the NF4 forward and backward at the 8B's MLP shape, timed whole and with
+// dense 4096^3 product (and the 8B lm_head's x·Eᵀ: f32 rows scaled to f16, one 8192-row chunk of E) and
+// the NF4 forward and backward at the 8B's MLP shape, timed whole and with
 // one part taken out of its k loop at a time (wrong results, by design: these only time). Tells the
 // share of each part where the ceiling bench (mma-ceiling.ts) builds up from products alone.
 //   base        the kernel the engine runs
@@ -34,11 +35,16 @@
 //   b-tiled-fetch  NF4 forward only: W's shares fetched as if W were stored k step by k step (the BK
 //               elements of every row of one k step together: a warp's eight rows one 128-byte run,
 //               where W's rows put them 8 KB apart): wrong data, the same bytes, another address pattern
+//   inline-stores  the stores of A's shares (and a dense B's) written out in main, every index a chain of
+//               lets from tid (bounded by Tint's range analysis, as the engine's helpers are since session 18)
+//   const-loop  the k loop bounded by a constant and left by a break: no guard from Tint (which adds a
+//               64-bit iteration counter to every loop whose bound is not a constant), no plain trip count
+//   down-loop, neg-loop  the k loop counting down to 0 (or an i32 up to 0): no guard, a plain trip count
 //   no-table    NF4 only: each code converted and scaled without the code's lookup (a subgroupShuffle
 //               since session 11, a workgroup-memory read before; the multiply and the rounding stay)
 import type { Gpu } from '../../src/engine/gpu.ts';
-import type { Kernels } from '../../src/engine/kernels.ts';
-import { encodeMmaMatmul, type MmaOperand, type MmaMatmulShape } from '../../src/engine/matmul-mma.ts';
+import { submitPass, type Kernels } from '../../src/engine/kernels.ts';
+import { encodeMmaMatmul, encodeMmaRows, type F16Rows, type MmaOperand, type MmaMatmulShape } from '../../src/engine/matmul-mma.ts';
 import { destroyNf4 } from '../../src/engine/nf4.ts';
 import { createTensor, type Tensor } from '../../src/engine/tensor.ts';
 import { randomNf4, randomTensor } from './engine.ts';
@@ -47,7 +53,7 @@ import { edit, reorderRuns } from './shader-edit.ts';
 
 export interface MmaAblateResult {
   op: 'mma-ablate';
-  what: 'dense-f16' | 'dense-f16-n' | 'nf4-forward' | 'nf4-forward-down' | 'nf4-forward-kv' | 'nf4-backward';
+  what: 'dense-f16' | 'dense-f16-n' | 'dense-lmhead' | 'nf4-forward' | 'nf4-forward-down' | 'nf4-forward-kv' | 'nf4-backward';
   variant: string;
   /** [m, k, n]. */
   shape: number[];
@@ -134,6 +140,41 @@ function lazyLeft(s: string): string {
   });
 }
 
+/**
+ * The k loop's (and the prologue's) stores of A's shares, and of a dense B's, written out in main
+ * with every index a chain of lets from tid and constants: bounded by Tint's range analysis (on by
+ * default in this Dawn) as the engine's store helpers are, in another shape (dense 4096^3 155 against
+ * 154 TFLOP/s for the helpers; NF4 backward 137 against 205: bench/tensor-core-notes.md, session 18).
+ */
+function inlineStores(s: string): string {
+  const put = (tile: string, v: string, rot: string) =>
+    [
+      `let sw = ((tid % 32u) >> ${rot}) % 2u;`,
+      `let w = select(${v}, ${v}.zwxy, sw == 1u);`,
+      'let o0 = o + 2u * sw;',
+      'let o1 = o + 2u - 2u * sw;',
+      `${tile}[blk][o0] = w.x; ${tile}[blk][o0 + 1u] = w.y; ${tile}[blk][o1] = w.z; ${tile}[blk][o1 + 1u] = w.w;`,
+    ].join(' ');
+  let out = edit(s, /store_a\(a_slot\(tid, (\d+)u\), (na\d+), lane\);/g, (_m, i: string, v: string) =>
+    [
+      `{ let f = tid + ${i}u * THREADS; let q = f / (BK / 4u); let w_ = q / (32u / (BK / 4u));`,
+      'let row = (w_ / A_SPREAD) * (32u / (BK / 4u)) * A_SPREAD + (q % (32u / (BK / 4u))) * A_SPREAD + w_ % A_SPREAD;',
+      'let blk = row / (TM * 16u);',
+      'let o = (row % (TM * 16u)) * SA + (f % (BK / 4u)) * 4u;',
+      put('tile_a', v, 'A_ROT'),
+      '}',
+    ].join(' '),
+  );
+  if (s.includes('alias BShare = vec4<f16>')) {
+    out = edit(out, /store_b\(tid, (\d+)u, (nb\d+)\);/g, (_m, i: string, v: string) =>
+      [`{ let f = tid + ${i}u * THREADS; //{{B_STORE_INDEX}}`, put('tile_b', v, 'B_ROT'), '}'].join(' '),
+    );
+    // the position as the engine's store_b takes it
+    out = out.replaceAll('//{{B_STORE_INDEX}}', /fn store_b\(tid: u32, i: u32, v: BShare\) \{\n  let f = tid \+ i \* THREADS;\n  (let blk = [^\n]*)\n  (let o = [^\n]*)/.exec(s)?.slice(1).join(' ') ?? '');
+  }
+  return out;
+}
+
 export const EDITS: Record<string, (s: string) => string> = {
   'one-product': (s) => edit(s, /\n\s*acc(?!0_0 )\d+_\d+ = subgroupMatrixMultiplyAccumulate\([^;]*;/g, ''),
   'no-store': (s) => edit(s, /if \(more\) \{(\s*)store_(a|b)/, 'if (more && p.accumulate == 7u) {$1store_$2'),
@@ -148,6 +189,14 @@ export const EDITS: Record<string, (s: string) => string> = {
     edit(s, /(subgroupMatrixStore<row_major>\(&stage[^;]*;|write_stage4?\([^;]*;)\s*workgroupBarrier\(\);/g, '$1'),
   ...Object.fromEntries([1, 2, 4].map((g) => [`order-g${g}`, (s: string) => groupOrder(s, g)])),
   'fetch-b-first': fetchBFirst,
+  'inline-stores': inlineStores,
+  // The k loop bounded by a constant, left by a break at the run-time count: Tint then sees it finite
+  // and does not add its 64-bit iteration guard (a vec2<u32> counter checked every iteration).
+  'const-loop': (s) => edit(s, /for \(var t = 0u; t < tiles; t\+\+\) \{/, 'for (var t = 0u; t < 0xffffffffu; t++) {\n    if (t >= tiles) { break; }'),
+  // The k loop counting down to 0 (or an i32 up from -tiles to 0): finite by Tint's analysis (a
+  // constant bound) with its trip count still plain for the driver.
+  'down-loop': (s) => edit(s, /for \(var t = 0u; t < tiles; t\+\+\) \{/, 'for (var tt = tiles; tt > 0u; tt--) {\n    let t = tiles - tt;'),
+  'neg-loop': (s) => edit(s, /for \(var t = 0u; t < tiles; t\+\+\) \{/, 'for (var ti = -i32(tiles); ti < 0i; ti++) {\n    let t = u32(ti + i32(tiles));'),
   'stores-swapped': (s) => reorderStores(s, (as, bs, aFirst) => (aFirst ? [...bs, ...as] : [...as, ...bs])),
   'lazy-left': lazyLeft,
   'stores-interleaved': (s) => reorderStores(s, (as, bs) => as.flatMap((a, i) => [a, ...(bs[i] ? [bs[i]] : [])])),
@@ -183,7 +232,7 @@ export const NF4_EDITS: Record<string, (s: string) => string> = {
 
 /** `only`: the products and variants to time (`--ablate nf4-forward,base,direct-out`; the base always, all where empty; `a+b` composes edits). */
 export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number, only: string[] = []): Promise<MmaAblateResult[]> {
-  const whats = ['dense-f16', 'dense-f16-n', 'nf4-forward', 'nf4-backward', 'nf4-forward-down', 'nf4-forward-kv'];
+  const whats = ['dense-f16', 'dense-f16-n', 'dense-lmhead', 'nf4-forward', 'nf4-backward', 'nf4-forward-down', 'nf4-forward-kv'];
   const wanted = (names: string[], name: string) => !names.some((n) => only.includes(n)) || only.includes(name);
   const results: MmaAblateResult[] = [];
   if (!gpu.info.mmaF16) {
@@ -230,6 +279,20 @@ export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number
       return { a, b: bs.map((b) => ({ kind: 'dense' as const, b })), out, s: { m: n, nc: n, ki: n, transB: what === 'dense-f16' }, free: () => [...a, ...bs, out].forEach((t) => t.buffer.destroy()) };
     });
   }
+
+  // The 8B lm_head's x·Eᵀ as training runs it: 2048 f32 rows of h, already converted to scaled f16
+  // rows (timed apart, as the step's f16-rows), against one 8192-row chunk of E (f32 logits out).
+  const [rows, hidden, chunk] = [2048, 4096, 8192];
+  await run('dense-lmhead', [rows, hidden, chunk], (zeros) => {
+    const h = zeros ? createTensor(kernels.device, [rows, hidden], 'f32', 'bench.ablate.h') : randomTensor(kernels, [rows, hidden], 'f32', 1, 30, 'bench.ablate.h');
+    let f16: F16Rows | undefined;
+    submitPass(kernels, (pass) => (f16 = encodeMmaRows(kernels, pass, h, rows, hidden)));
+    const copies = rotationCopies(chunk * hidden * 2);
+    const es = Array.from({ length: copies }, (_, i) => (zeros ? createTensor(kernels.device, [chunk, hidden], 'f16', 'bench.ablate.e') : randomTensor(kernels, [chunk, hidden], 'f16', 1, 40 + i, 'bench.ablate.e')));
+    const out = createTensor(kernels.device, [rows, chunk], 'f32', 'bench.ablate.logits');
+    const s: MmaMatmulShape = { m: rows, nc: chunk, ki: hidden, transB: true, rows: f16 };
+    return { a: [h], b: es.map((b) => ({ kind: 'dense' as const, b })), out, s, free: () => [h, ...es, out].forEach((t) => t.buffer.destroy()) };
+  });
 
   // The MLP's up (x·Wᵀ into 14336 columns, 128 k steps a block), its backward (dy·W into 4096, 448
   // k steps) and the down's forward (x·Wᵀ into 4096, 448 k steps): the same FLOPs, so the two
