@@ -8,7 +8,7 @@ import { testGpu } from './gpu/device.ts';
 import { Kernels, submitPass } from '../src/engine/kernels.ts';
 import { encodeF16Rows } from '../src/engine/matmul-mma.ts';
 import { checkLmHeadMma, checkMmaMatmul, checkMmaRows, LMHEAD_MMA_TOLERANCE, MMA_TOLERANCE, mmaCases, mmaSourcesDigest, type LmHeadMmaCheck, type MmaCheck, type MmaRowsCheck } from '../src/engine/matmul-mma-check.ts';
-import { chooseMma, MMA_TILINGS, MMA_WORKGROUP_BYTES, mmaSource, SMALL_GRID, storeLayout } from '../src/engine/matmul-mma.ts';
+import { bShareOffset, chooseMma, MMA_TILINGS, MMA_WORKGROUP_BYTES, mmaSource, SMALL_GRID, storeLayout } from '../src/engine/matmul-mma.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { uploadTensor } from '../src/engine/tensor.ts';
@@ -222,7 +222,8 @@ describe('the generated GEMM shaders (every tiling and variant, checked as text:
 
   // store_b's position is written as scalar lets reduced by constants (so that Tint's range analysis
   // bounds it and Chrome's robustness adds no clamp); evaluated here for every share of every
-  // invocation, it is where b_slot and b_at put the share, and the share's last element stays inside.
+  // invocation, it is where b_slot and b_at put the share (bShareOffset, which storeLayout counts
+  // banks by), and the share's last element stays inside its block.
   it.each(variants)("$name: store_b's tile position is b_at(b_slot()), inside the tile without a clamp", ({ v, tiling }) => {
     const source = mmaSource(v, tiling);
     const constant = (name: string) => BigInt(source.match(new RegExp(`const ${name} = (\\d+)u;`))![1]);
@@ -233,15 +234,13 @@ describe('the generated GEMM shaders (every tiling and variant, checked as text:
     const u32 = (expr: string) => new Function('f', 'BK', 'BN', 'TN', 'SB', 'SGC', `return ${expr.replace(/(\d+)u/g, '$1n')};`) as (...x: bigint[]) => bigint;
     const [blkOf, oOf] = [u32(lets![1]), u32(lets![2])];
     const per = v.kind === 'nf4' ? 8n : 4n;
-    const shares = (BN * BK) / (per * THREADS);
+    const at = bShareOffset(v, tiling);
     for (let tid = 0n; tid < THREADS; tid++) {
-      for (let i = 0n; i < shares; i++) {
+      for (let i = 0n; i < (BN * BK) / (per * THREADS); i++) {
         const f = tid + i * THREADS;
-        // b_slot: (n, k) with TRANS_B, else (k, n); b_at: (column block, offset in it)
-        const [x, y] = v.transB ? [f / (BK / per), (f % (BK / per)) * per] : [f / (BN / per), (f % (BN / per)) * per];
-        const at = v.transB ? [x / (TN * 16n), (x % (TN * 16n)) * SB + y] : [y / (TN * 16n), x * SB + (y % (TN * 16n))];
         const [blk, o] = [blkOf(f, BK, BN, TN, SB, SGC), oOf(f, BK, BN, TN, SB, SGC)];
-        if (blk !== at[0] || o !== at[1]) expect([blk, o], `share ${i} of invocation ${tid}`).toEqual(at);
+        const want = at(Number(tid), Number(i));
+        if (Number(blk * B_SUB + o) !== want) expect(Number(blk * B_SUB + o), `share ${i} of invocation ${tid}`).toBe(want);
         expect(blk < SGC && o + per <= B_SUB).toBe(true);
       }
     }

@@ -430,7 +430,7 @@ const LORA_W = 1.0;`;
 }
 
 /** The tiles' geometry of a tiling (as the shader's constants): row strides, block sizes, shares. */
-function tileShape(v: MmaVariant, t: MmaTiling) {
+function tileShape(v: Pick<MmaVariant, 'kind' | 'transB'>, t: MmaTiling) {
   const { bm, bn, threads } = blockOf(t);
   const sa = t.bk + 8;
   // B's rows: k (transposed) or the TN * 16 columns of one subgroup column block, padded.
@@ -465,7 +465,7 @@ export interface StoreLayout {
  * share) hit the same bank two to four ways.
  */
 export function storeLayout(v: MmaVariant, t: MmaTiling): StoreLayout {
-  const { bn, threads, sa, sb, bSub, perShare, aFetches, bFetches } = tileShape(v, t);
+  const { threads, sa, perShare, aFetches, bFetches } = tileShape(v, t);
   // Where share i of invocation tid starts in its tile (f16 elements), as a_slot / b_slot / b_at place it.
   const aRows = 32 / (t.bk / 4); // rows one subgroup's shares of a cover
   const aOffset = (spread: number) => (tid: number, i: number) => {
@@ -475,14 +475,7 @@ export function storeLayout(v: MmaVariant, t: MmaTiling): StoreLayout {
     const row = Math.floor(w / spread) * aRows * spread + (q % aRows) * spread + (w % spread);
     return Math.floor(row / (16 * t.tm)) * 16 * t.tm * sa + (row % (16 * t.tm)) * sa + k;
   };
-  const bOffset = (tid: number, i: number) => {
-    const f = tid + i * threads;
-    const along = v.transB ? t.bk : bn; // a tile row's length in the share's direction
-    const [x, y] = [Math.floor(f / (along / perShare)), (f % (along / perShare)) * perShare];
-    const [n, k] = v.transB ? [x, y] : [y, x];
-    const offset = v.transB ? (n % (16 * t.tn)) * sb + k : k * sb + (n % (16 * t.tn));
-    return Math.floor(n / (16 * t.tn)) * bSub + offset;
-  };
+  const bOffset = bShareOffset(v, t);
   // The fewest wavefronts; among equals the smallest spread (a subgroup's loads stay closest).
   const a = [1, 2, 4]
     .filter((spread) => (16 * t.tm) % (aRows * spread) === 0)
@@ -495,6 +488,20 @@ export function storeLayout(v: MmaVariant, t: MmaTiling): StoreLayout {
     bRot: b.shift,
     wavefronts: { a: a.wavefronts, b: b.wavefronts },
     least: { a: aFetches * threads / 8, b: bFetches * threads * perShare / 32 },
+  };
+}
+
+/** Where share i of invocation tid starts in the B tile (f16 elements from tile_b[0]'s start), as
+ * b_slot and b_at place it: column block * B_SUB + the offset in the block. */
+export function bShareOffset(v: Pick<MmaVariant, 'kind' | 'transB'>, t: MmaTiling): (tid: number, i: number) => number {
+  const { bn, threads, sb, bSub, perShare } = tileShape(v, t);
+  return (tid, i) => {
+    const f = tid + i * threads;
+    const along = v.transB ? t.bk : bn; // a tile row's length in the share's direction
+    const [x, y] = [Math.floor(f / (along / perShare)), (f % (along / perShare)) * perShare];
+    const [n, k] = v.transB ? [x, y] : [y, x];
+    const offset = v.transB ? (n % (16 * t.tn)) * sb + k : k * sb + (n % (16 * t.tn));
+    return Math.floor(n / (16 * t.tn)) * bSub + offset;
   };
 }
 

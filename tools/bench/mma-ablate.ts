@@ -95,9 +95,18 @@ function noFetchB(s: string): string {
   );
 }
 
+/** The k loop's header as the template writes it. */
+const K_LOOP = 'for (var t = 0u; t < tiles; t++) {';
+
+/** The k loop under another header (`t` defined by it, as the body uses it). */
+function kLoopAs(s: string, header: string): string {
+  if (!s.includes(K_LOOP)) throw new Error("mma ablate: the k loop's header not found in the shader");
+  return s.replace(K_LOOP, header);
+}
+
 /** The k loop's fetch of the next k step placed before its products, between its first two steps, or after them. */
 function placeFetch(s: string, where: 'early' | 'mid' | 'late'): string {
-  const at = s.indexOf('for (var t = 0u; t < tiles; t++) {');
+  const at = s.indexOf(K_LOOP);
   const loop = s.slice(at);
   const block = /\n {4}if \(more\) \{\n\s*let k0 = \(t \+ 1u\) \* BK;[\s\S]*?\n {4}\}/.exec(loop)?.[0];
   if (at < 0 || !block) throw new Error("mma ablate: the k loop's fetch not found in the shader");
@@ -166,11 +175,12 @@ function inlineStores(s: string): string {
     ].join(' '),
   );
   if (s.includes('alias BShare = vec4<f16>')) {
-    out = edit(out, /store_b\(tid, (\d+)u, (nb\d+)\);/g, (_m, i: string, v: string) =>
-      [`{ let f = tid + ${i}u * THREADS; //{{B_STORE_INDEX}}`, put('tile_b', v, 'B_ROT'), '}'].join(' '),
-    );
     // the position as the engine's store_b takes it
-    out = out.replaceAll('//{{B_STORE_INDEX}}', /fn store_b\(tid: u32, i: u32, v: BShare\) \{\n  let f = tid \+ i \* THREADS;\n  (let blk = [^\n]*)\n  (let o = [^\n]*)/.exec(s)?.slice(1).join(' ') ?? '');
+    const index = /fn store_b\(tid: u32, i: u32, v: BShare\) \{\n  let f = tid \+ i \* THREADS;\n  (let blk = [^\n]*)\n  (let o = [^\n]*)/.exec(s);
+    if (!index) throw new Error("mma ablate: store_b's position lets not found in the shader");
+    out = edit(out, /store_b\(tid, (\d+)u, (nb\d+)\);/g, (_m, i: string, v: string) =>
+      [`{ let f = tid + ${i}u * THREADS;`, index[1], index[2], put('tile_b', v, 'B_ROT'), '}'].join(' '),
+    );
   }
   return out;
 }
@@ -192,11 +202,11 @@ export const EDITS: Record<string, (s: string) => string> = {
   'inline-stores': inlineStores,
   // The k loop bounded by a constant, left by a break at the run-time count: Tint then sees it finite
   // and does not add its 64-bit iteration guard (a vec2<u32> counter checked every iteration).
-  'const-loop': (s) => edit(s, /for \(var t = 0u; t < tiles; t\+\+\) \{/, 'for (var t = 0u; t < 0xffffffffu; t++) {\n    if (t >= tiles) { break; }'),
+  'const-loop': (s) => kLoopAs(s, 'for (var t = 0u; t < 0xffffffffu; t++) {\n    if (t >= tiles) { break; }'),
   // The k loop counting down to 0 (or an i32 up from -tiles to 0): finite by Tint's analysis (a
   // constant bound) with its trip count still plain for the driver.
-  'down-loop': (s) => edit(s, /for \(var t = 0u; t < tiles; t\+\+\) \{/, 'for (var tt = tiles; tt > 0u; tt--) {\n    let t = tiles - tt;'),
-  'neg-loop': (s) => edit(s, /for \(var t = 0u; t < tiles; t\+\+\) \{/, 'for (var ti = -i32(tiles); ti < 0i; ti++) {\n    let t = u32(ti + i32(tiles));'),
+  'down-loop': (s) => kLoopAs(s, 'for (var tt = tiles; tt > 0u; tt--) {\n    let t = tiles - tt;'),
+  'neg-loop': (s) => kLoopAs(s, 'for (var ti = -i32(tiles); ti < 0i; ti++) {\n    let t = u32(ti + i32(tiles));'),
   'stores-swapped': (s) => reorderStores(s, (as, bs, aFirst) => (aFirst ? [...bs, ...as] : [...as, ...bs])),
   'lazy-left': lazyLeft,
   'stores-interleaved': (s) => reorderStores(s, (as, bs) => as.flatMap((a, i) => [a, ...(bs[i] ? [bs[i]] : [])])),
