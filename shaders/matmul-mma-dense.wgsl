@@ -35,12 +35,10 @@ fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare {
 }
 
 /** Stores share i; lanes with bit B_ROT set store its second word first (as store_a). Its tile
- * position (blk, o) is b_at(b_slot(tid, i)) as scalar lets reduced by constants (the generator's
- * bStoreIndex: Tint's range analysis follows no vectors), so that robustness clamps none of them. */
+ * position (blk, o) and sw come from the generator (bStoreIndex: b_at(b_slot(tid, i)), with
+ * boundedStores as scalar lets reduced by constants). */
 fn store_b(tid: u32, i: u32, v: BShare) {
-  let f = tid + i * THREADS;
   //{{B_STORE_INDEX}}
-  let sw = ((tid % 32u) >> B_ROT) % 2u;
   let w = select(v, v.zwxy, sw == 1u);
   let o0 = o + 2u * sw;
   let o1 = o + 2u - 2u * sw;

@@ -60,7 +60,6 @@ fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare {
 /** Dequantizes and stores share i, starting at word (lane >> B_ROT) % 4 of its four (as store_a).
  * (blk, o): b_at(b_slot(tid, i)) reduced by constants, as the dense source's store_b. */
 fn store_b(tid: u32, i: u32, v: BShare) {
-  let f = tid + i * THREADS;
   //{{B_STORE_INDEX}}
   let am = bitcast<f32>(v.y);
   let first = 2u * (((tid % 32u) >> B_ROT) % 4u);

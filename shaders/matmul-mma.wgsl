@@ -65,15 +65,11 @@ fn a_slot(tid: u32, i: u32) -> vec2<u32> {
 
 /**
  * Stores a share of four at `at`; lanes with bit A_ROT set store its second word first (storeLayout).
- * Every tile index is reduced by constants (% where nothing or & would do), so that Tint's range
- * analysis bounds it inside this function and Chrome's robustness adds no clamp (a min per store,
- * which also kept the driver from folding the four addresses): dense 4096^3 147 -> 154 TFLOP/s, NF4
- * forward 188 -> 190, backward (with storesBFirst) 190 -> 205 (bench/tensor-core-notes.md, session 18).
+ * (blk, o) and sw come from the generator (aStoreIndex): with boundedStores reduced by constants, so
+ * that Tint's range analysis bounds them inside this function and Chrome's robustness adds no clamp.
  */
 fn store_a(at: vec2<u32>, v: vec4<f16>, lane: u32) {
-  let blk = (at.x / (TM * 16u)) % (BM / (TM * 16u));
-  let o = (at.x % (TM * 16u)) * SA + at.y % BK;
-  let sw = (lane >> A_ROT) % 2u;
+  //{{A_STORE_INDEX}}
   let w = select(v, v.zwxy, sw == 1u);
   let o0 = o + 2u * sw;
   let o1 = o + 2u - 2u * sw;

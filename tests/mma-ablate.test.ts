@@ -60,6 +60,11 @@ describe('mma ablate edits', () => {
       const rounds = count(source, /subgroupMatrixStore<row_major>\(&stage\[sg\], 0u/g);
       expect(rounds * stagesPerRound(variant, tiling)).toBe(tiling.tm * tiling.tn);
       expect(count(source, /workgroupBarrier/g) - count(EDITS['epilogue-no-barrier'](source), /workgroupBarrier/g)).toBe(2 * rounds);
+      // The stores' other form, and back.
+      const other = EDITS['stores-other-form'](source);
+      expect(other).not.toBe(source);
+      expect(EDITS['stores-other-form'](other)).toBe(source);
+      expect(other.includes('let sw = (lane >> A_ROT) % 2u;')).toBe(!source.includes('let sw = (lane >> A_ROT) % 2u;'));
       // The loop forms: one header replaced, the body as it was.
       for (const e of ['const-loop', 'down-loop', 'neg-loop']) {
         const looped = EDITS[e](source);

@@ -566,18 +566,37 @@ export function storesBFirst(v: MmaVariant): boolean {
 }
 
 /**
- * store_b's position in the B tile, (blk, o) = b_at(b_slot(tid, i)) for f = tid + i * THREADS, as
- * scalar lets each reduced by constants: Tint's range analysis then bounds both (it follows no
- * vectors and no function parameters), so that Chrome's robustness clamps no store of the k loop.
- * With it (and store_a's likewise) the 8B step's NF4 GEMMs took 13 ms less, but the lm_head's dense
- * x·Eᵀ 20.6 -> 28.0 ms (the driver's schedule of that variant; not yet looked into: session 18's notes).
+ * Whether the k loop's tile stores take indices that Tint's range analysis bounds, so that Chrome's
+ * robustness clamps none of them (scalar lets reduced by constants: aStoreIndex, bStoreIndex). NF4:
+ * the 8B step's NF4 GEMMs 13 ms less (forward 188 -> 190 TFLOP/s, backward with B first 190 -> 205).
+ * A dense B keeps the clamped form: with the bounded one the lm_head's x·Eᵀ ran 20.6 -> 28.0 ms a step
+ * (209 -> 154 TFLOP/s at its shape; 4096^3 147 -> 154): the driver's schedule of that variant
+ * (bench/tensor-core-notes.md, session 18).
  */
-function bStoreIndex(v: MmaVariant): string {
+export function boundedStores(v: MmaVariant): boolean {
+  return v.kind === 'nf4';
+}
+
+/** store_a's (blk, o) for `at` and its lane's word order sw (see boundedStores). */
+export function aStoreIndex(bounded: boolean): string {
+  return bounded
+    ? 'let blk = (at.x / (TM * 16u)) % (BM / (TM * 16u));\n  let o = (at.x % (TM * 16u)) * SA + at.y % BK;\n  let sw = (lane >> A_ROT) % 2u;'
+    : 'let blk = at.x / (TM * 16u);\n  let o = (at.x % (TM * 16u)) * SA + at.y;\n  let sw = (lane >> A_ROT) & 1u;';
+}
+
+/**
+ * store_b's position in the B tile, (blk, o) = b_at(b_slot(tid, i)), and for a dense B its lane's
+ * word order sw. With boundedStores: for f = tid + i * THREADS, scalar lets each reduced by
+ * constants, which Tint's range analysis bounds (it follows no vectors and no function parameters).
+ */
+export function bStoreIndex(v: Pick<MmaVariant, 'kind' | 'transB'>, bounded: boolean): string {
+  const sw = v.kind === 'dense' ? `\n  let sw = ((tid % 32u) >> B_ROT) ${bounded ? '% 2u' : '& 1u'};` : '';
+  if (!bounded) return `let at = b_at(b_slot(tid, i));\n  let blk = at.x;\n  let o = at.y;${sw}`;
   const per = v.kind === 'nf4' ? 8 : 4;
   const [blk, o] = v.transB
     ? [`((f / (BK / ${per}u)) / (TN * 16u)) % SGC`, `((f / (BK / ${per}u)) % (TN * 16u)) * SB + (f % (BK / ${per}u)) * ${per}u`]
     : [`(((f % (BN / ${per}u)) * ${per}u) / (TN * 16u)) % SGC`, `((f / (BN / ${per}u)) % BK) * SB + ((f % (BN / ${per}u)) * ${per}u) % (TN * 16u)`];
-  return `let blk = ${blk};\n  let o = ${o};`;
+  return `let f = tid + i * THREADS;\n  let blk = ${blk};\n  let o = ${o};${sw}`;
 }
 
 function generate(v: MmaVariant, t: MmaTiling): string {
@@ -686,5 +705,9 @@ function generate(v: MmaVariant, t: MmaTiling): string {
           '//{{B4_SOURCE}}',
           fetch4('b', 'b', v.vec),
         );
-  return header + bSource.replace('//{{B_STORE_INDEX}}', bStoreIndex(v)) + body.replace('//{{A_SOURCE}}', aSource(v) + (v.lora ? `\n${loraSource}` : ''));
+  return (
+    header +
+    bSource.replace('//{{B_STORE_INDEX}}', bStoreIndex(v, boundedStores(v))) +
+    body.replace('//{{A_STORE_INDEX}}', aStoreIndex(boundedStores(v))).replace('//{{A_SOURCE}}', aSource(v) + (v.lora ? `\n${loraSource}` : ''))
+  );
 }

@@ -37,6 +37,8 @@
 //               where W's rows put them 8 KB apart): wrong data, the same bytes, another address pattern
 //   inline-stores  the stores of A's shares (and a dense B's) written out in main, every index a chain of
 //               lets from tid (bounded by Tint's range analysis, as the engine's helpers are since session 18)
+//   stores-other-form  the tile stores' indices in the form the kernel does not take (boundedStores):
+//               bounded by Tint's range analysis for a dense B, clamped by robustness for NF4
 //   const-loop  the k loop bounded by a constant and left by a break: no guard from Tint (which adds a
 //               64-bit iteration counter to every loop whose bound is not a constant), no plain trip count
 //   down-loop, neg-loop  the k loop counting down to 0 (or an i32 up to 0): no guard, a plain trip count
@@ -44,7 +46,7 @@
 //               since session 11, a workgroup-memory read before; the multiply and the rounding stay)
 import type { Gpu } from '../../src/engine/gpu.ts';
 import { submitPass, type Kernels } from '../../src/engine/kernels.ts';
-import { encodeMmaMatmul, encodeMmaRows, type F16Rows, type MmaOperand, type MmaMatmulShape } from '../../src/engine/matmul-mma.ts';
+import { aStoreIndex, bStoreIndex, encodeMmaMatmul, encodeMmaRows, type F16Rows, type MmaOperand, type MmaMatmulShape } from '../../src/engine/matmul-mma.ts';
 import { destroyNf4 } from '../../src/engine/nf4.ts';
 import { createTensor, type Tensor } from '../../src/engine/tensor.ts';
 import { randomNf4, randomTensor } from './engine.ts';
@@ -175,14 +177,21 @@ function inlineStores(s: string): string {
     ].join(' '),
   );
   if (s.includes('alias BShare = vec4<f16>')) {
-    // the position as the engine's store_b takes it
-    const index = /fn store_b\(tid: u32, i: u32, v: BShare\) \{\n  let f = tid \+ i \* THREADS;\n  (let blk = [^\n]*)\n  (let o = [^\n]*)/.exec(s);
-    if (!index) throw new Error("mma ablate: store_b's position lets not found in the shader");
+    // the position as the engine's bounded store_b takes it (its own f and sw left out)
+    const index = bStoreIndex({ kind: 'dense', transB: s.includes('const TRANS_B = true;') }, true).split('\n').slice(1, 3).map((l) => l.trim());
     out = edit(out, /store_b\(tid, (\d+)u, (nb\d+)\);/g, (_m, i: string, v: string) =>
-      [`{ let f = tid + ${i}u * THREADS;`, index[1], index[2], put('tile_b', v, 'B_ROT'), '}'].join(' '),
+      [`{ let f = tid + ${i}u * THREADS;`, ...index, put('tile_b', v, 'B_ROT'), '}'].join(' '),
     );
   }
   return out;
+}
+
+/** store_a's and store_b's index lines in the form the kernel does not take (boundedStores). */
+function otherStores(s: string): string {
+  const v = { kind: s.includes('alias BShare = vec2<u32>') ? ('nf4' as const) : ('dense' as const), transB: s.includes('const TRANS_B = true;') };
+  const bounded = !s.includes(aStoreIndex(false));
+  const swap = (x: string, from: string, to: string) => edit(x, new RegExp(from.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), to);
+  return swap(swap(s, aStoreIndex(bounded), aStoreIndex(!bounded)), bStoreIndex(v, bounded), bStoreIndex(v, !bounded));
 }
 
 export const EDITS: Record<string, (s: string) => string> = {
@@ -200,6 +209,9 @@ export const EDITS: Record<string, (s: string) => string> = {
   ...Object.fromEntries([1, 2, 4].map((g) => [`order-g${g}`, (s: string) => groupOrder(s, g)])),
   'fetch-b-first': fetchBFirst,
   'inline-stores': inlineStores,
+  // The stores' indices in the form the kernel does not take (boundedStores): bounded by Tint's range
+  // analysis (no robustness clamps) for a dense B, clamped (the helpers' plain arithmetic) for NF4.
+  'stores-other-form': otherStores,
   // The k loop bounded by a constant, left by a break at the run-time count: Tint then sees it finite
   // and does not add its 64-bit iteration guard (a vec2<u32> counter checked every iteration).
   'const-loop': (s) => kLoopAs(s, 'for (var t = 0u; t < 0xffffffffu; t++) {\n    if (t >= tiles) { break; }'),
