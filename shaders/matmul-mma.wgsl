@@ -149,12 +149,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: 
   //{{FETCH_DECL}}
   //{{STORE_NEXT}}
   workgroupBarrier();
+  // Each k step: the multiply steps, with the next tiles' fetch (if (more) { let k0 = (t + 1u) * BK;
+  // ... }) before or after the first of them (the generator's fetchAfterFirstStep), then the stores.
   for (var t = 0u; t < tiles; t++) {
     let more = t + 1u < tiles;
-    if (more) {
-      let k0 = (t + 1u) * BK;
-      //{{FETCH_NEXT}}
-    }
     //{{MMA_STEP}}
     workgroupBarrier();
     if (more) {

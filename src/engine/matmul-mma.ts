@@ -462,7 +462,8 @@ export interface StoreLayout {
  * chosen by counting banks: a scalar f16 store instruction takes one pass through shared memory
  * per distinct 4-byte word in its busiest of 32 banks. In element order, lanes whose shares start a
  * multiple of 128 bytes apart (tile rows padded for the matrix loads, four or eight elements a
- * share) hit the same bank two to four ways.
+ * share) hit the same bank two to four ways. A dense B keeps element order all the same
+ * (elementOrderStores); the counts then say what it costs.
  */
 export function storeLayout(v: MmaVariant, t: MmaTiling): StoreLayout {
   const { threads, sa, perShare, aFetches, bFetches } = tileShape(v, t);
@@ -476,19 +477,18 @@ export function storeLayout(v: MmaVariant, t: MmaTiling): StoreLayout {
     return Math.floor(row / (16 * t.tm)) * 16 * t.tm * sa + (row % (16 * t.tm)) * sa + k;
   };
   const bOffset = bShareOffset(v, t);
+  const least = { a: (aFetches * threads) / 8, b: (bFetches * threads * perShare) / 32 };
+  if (elementOrderStores(v)) {
+    const a = storeWavefronts(aOffset(1), 4, threads, aFetches, 5);
+    return { aSpread: 1, aRot: 5, bRot: 5, wavefronts: { a, b: storeWavefronts(bOffset, perShare, threads, bFetches, 5) }, least };
+  }
   // The fewest wavefronts; among equals the smallest spread (a subgroup's loads stay closest).
   const a = [1, 2, 4]
     .filter((spread) => (16 * t.tm) % (aRows * spread) === 0)
     .map((spread) => ({ spread, ...storeOrder(aOffset(spread), 4, threads, aFetches) }))
     .reduce((x, y) => (y.wavefronts < x.wavefronts ? y : x));
   const b = storeOrder(bOffset, perShare, threads, bFetches);
-  return {
-    aSpread: a.spread,
-    aRot: a.shift,
-    bRot: b.shift,
-    wavefronts: { a: a.wavefronts, b: b.wavefronts },
-    least: { a: aFetches * threads / 8, b: bFetches * threads * perShare / 32 },
-  };
+  return { aSpread: a.spread, aRot: a.shift, bRot: b.shift, wavefronts: { a: a.wavefronts, b: b.wavefronts }, least };
 }
 
 /** Where share i of invocation tid starts in the B tile (f16 elements from tile_b[0]'s start), as
@@ -505,30 +505,32 @@ export function bShareOffset(v: Pick<MmaVariant, 'kind' | 'transB'>, t: MmaTilin
   };
 }
 
-/** The best shift for shares of `size` elements starting at offset(tid, i) (storeLayout), and its wavefronts. */
-function storeOrder(offset: (tid: number, i: number) => number, size: number, threads: number, shares: number): { shift: number; wavefronts: number } {
+/** Bank rows (wavefronts) the stores of shares of `size` elements starting at offset(tid, i) take, lane l starting at word (l >> shift) % (words in a share). */
+function storeWavefronts(offset: (tid: number, i: number) => number, size: number, threads: number, shares: number, shift: number): number {
   const words = size / 2;
-  const wavefronts = (shift: number) => {
-    let total = 0;
-    for (let sg = 0; sg < threads / 32; sg++) {
-      for (let i = 0; i < shares; i++) {
-        for (let j = 0; j < size; j++) {
-          const banks = new Map<number, Set<number>>();
-          for (let l = 0; l < 32; l++) {
-            const e = (j + 2 * ((l >> shift) % words)) % size;
-            const word = Math.floor((offset(sg * 32 + l, i) + e) / 2);
-            banks.set(word % 32, (banks.get(word % 32) ?? new Set<number>()).add(word));
-          }
-          total += Math.max(...[...banks.values()].map((b) => b.size));
+  let total = 0;
+  for (let sg = 0; sg < threads / 32; sg++) {
+    for (let i = 0; i < shares; i++) {
+      for (let j = 0; j < size; j++) {
+        const banks = new Map<number, Set<number>>();
+        for (let l = 0; l < 32; l++) {
+          const e = (j + 2 * ((l >> shift) % words)) % size;
+          const word = Math.floor((offset(sg * 32 + l, i) + e) / 2);
+          banks.set(word % 32, (banks.get(word % 32) ?? new Set<number>()).add(word));
         }
+        total += Math.max(...[...banks.values()].map((b) => b.size));
       }
     }
-    return total;
-  };
+  }
+  return total;
+}
+
+/** The best shift for shares of `size` elements starting at offset(tid, i) (storeLayout), and its wavefronts. */
+function storeOrder(offset: (tid: number, i: number) => number, size: number, threads: number, shares: number): { shift: number; wavefronts: number } {
   // shift 5: every lane in element order.
-  let best = { shift: 5, wavefronts: wavefronts(5) };
+  let best = { shift: 5, wavefronts: storeWavefronts(offset, size, threads, shares, 5) };
   for (let shift = 0; shift < 5; shift++) {
-    const w = wavefronts(shift);
+    const w = storeWavefronts(offset, size, threads, shares, shift);
     if (w < best.wavefronts) best = { shift, wavefronts: w };
   }
   return best;
@@ -566,18 +568,33 @@ export function storesBFirst(v: MmaVariant): boolean {
 }
 
 /**
- * Whether the k loop's tile stores take indices that Tint's range analysis bounds, so that Chrome's
- * robustness clamps none of them (scalar lets reduced by constants: aStoreIndex, bStoreIndex). NF4:
- * the 8B step's NF4 GEMMs 13 ms less (forward 188 -> 190 TFLOP/s, backward with B first 190 -> 205).
- * A dense B keeps the clamped form: with the bounded one the lm_head's x·Eᵀ ran 20.6 -> 28.0 ms a step
- * (209 -> 154 TFLOP/s at its shape; 4096^3 147 -> 154): the driver's schedule of that variant
- * (bench/tensor-core-notes.md, session 18).
+ * Whether a dense B's GEMM and its a store their shares in element order (a store instruction then
+ * takes two passes through shared memory where storeLayout's order takes one). With the stores'
+ * bounded indices (aStoreIndex) the driver schedules them faster so, by variant: x·Bᵀ 146 -> 163
+ * TFLOP/s at 4096^3 (202 with fetchAfterFirstStep), a·B 156 -> 209 (with it), the lm_head's scaled
+ * x·Eᵀ 211 -> 232 and its dlogits·E 154 -> 205 (with it); in storeLayout's order the bounded stores
+ * had cost the lm_head 211 -> 152 (bench/h200-2026-11-30-s19-ablate-*.json). NF4 keeps storeLayout's
+ * order: a's in element order 189 -> 165 forward.
  */
-export function boundedStores(v: MmaVariant): boolean {
-  return v.kind === 'nf4';
+export function elementOrderStores(v: Pick<MmaVariant, 'kind'>): boolean {
+  return v.kind === 'dense';
 }
 
-/** store_a's (blk, o) for `at` and its lane's word order sw (see boundedStores). */
+/**
+ * Whether the k loop fetches the next tiles' shares after its first multiply step rather than before
+ * it. Dense B but for the scaled x·Bᵀ (the lm_head's x·Eᵀ): x·Bᵀ 163 -> 202 TFLOP/s, a·B 162 -> 209,
+ * scaled a·B 158 -> 205, scaled x·Bᵀ 232 -> 169 (so not there); NF4 forward 189 -> 189, backward
+ * 205 -> 173 (bench/h200-2026-11-30-s19-ablate-dense-search.json, -nf4-fetch.json).
+ */
+export function fetchAfterFirstStep(v: Pick<MmaVariant, 'kind' | 'scaled' | 'transB'>): boolean {
+  return v.kind === 'dense' && !(v.scaled && v.transB);
+}
+
+/**
+ * store_a's (blk, o) for `at` and its lane's word order sw. Bounded: reduced by constants, so that
+ * Tint's range analysis bounds them inside the function and Chrome's robustness clamps no store of
+ * the k loop (the kernels take this form; the other, clamped by robustness, is the ablation's).
+ */
 export function aStoreIndex(bounded: boolean): string {
   return bounded
     ? 'let blk = (at.x / (TM * 16u)) % (BM / (TM * 16u));\n  let o = (at.x % (TM * 16u)) * SA + at.y % BK;\n  let sw = (lane >> A_ROT) % 2u;'
@@ -586,7 +603,7 @@ export function aStoreIndex(bounded: boolean): string {
 
 /**
  * store_b's position in the B tile, (blk, o) = b_at(b_slot(tid, i)), and for a dense B its lane's
- * word order sw. With boundedStores: for f = tid + i * THREADS, scalar lets each reduced by
+ * word order sw. Bounded (as aStoreIndex): for f = tid + i * THREADS, scalar lets each reduced by
  * constants, which Tint's range analysis bounds (it follows no vectors and no function parameters).
  */
 export function bStoreIndex(v: Pick<MmaVariant, 'kind' | 'transB'>, bounded: boolean): string {
@@ -631,9 +648,9 @@ function generate(v: MmaVariant, t: MmaTiling): string {
       ...range(t.tn).map((j) => `let r${j} = ${right(j, kk)};`),
       ...cells.map(([i, j]) => `acc${i}_${j} = subgroupMatrixMultiplyAccumulate(l${i}, r${j}, acc${i}_${j});`),
     ].join('\n      ');
-  const mma = range(t.bk / 16)
-    .map((q) => `{\n      ${step(16 * q)}\n    }`)
-    .join('\n    ');
+  const fetchBlock = `if (more) {\n      let k0 = (t + 1u) * BK;\n      ${fetchNext}\n    }`;
+  const steps = range(t.bk / 16).map((q) => `{\n      ${step(16 * q)}\n    }`);
+  const mma = steps.toSpliced(fetchAfterFirstStep(v) ? 1 : 0, 0, fetchBlock).join('\n    ');
   // LoRA's term: r in chunks of up to BK staged into the tiles (stage_lora), each multiplied as k steps.
   const loraK = 16 * Math.min(Math.max(1, v.lora), t.bk / 16);
   const lora = range(Math.ceil((16 * v.lora) / loraK))
@@ -693,7 +710,6 @@ function generate(v: MmaVariant, t: MmaTiling): string {
         `\n  {\n    let k0 = 0u;\n    ${fetchNext.replaceAll('\n      ', '\n    ')}\n  }`,
     )
     .replace('//{{STORE_NEXT}}', storeNext('  '))
-    .replace('//{{FETCH_NEXT}}', fetchNext)
     .replace('//{{MMA_STEP}}', mma)
     .replace('//{{STORE_NEXT}}', storeNext('      '))
     .replace('//{{LORA}}', lora)
@@ -707,7 +723,7 @@ function generate(v: MmaVariant, t: MmaTiling): string {
         );
   return (
     header +
-    bSource.replace('//{{B_STORE_INDEX}}', bStoreIndex(v, boundedStores(v))) +
-    body.replace('//{{A_STORE_INDEX}}', aStoreIndex(boundedStores(v))).replace('//{{A_SOURCE}}', aSource(v) + (v.lora ? `\n${loraSource}` : ''))
+    bSource.replace('//{{B_STORE_INDEX}}', bStoreIndex(v, true)) +
+    body.replace('//{{A_STORE_INDEX}}', aStoreIndex(true)).replace('//{{A_SOURCE}}', aSource(v) + (v.lora ? `\n${loraSource}` : ''))
   );
 }

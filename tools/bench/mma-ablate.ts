@@ -15,9 +15,8 @@
 //   stores-swapped  the k loop's stores of A's and B's shares in the other order (storesBFirst)
 //   stores-b-mid  B's stores between the two halves of A's
 //   stores-interleaved, stores-reversed  the stores one of A's, one of B's ..., or last to first
-//   fetch-mid, fetch-late  the next k step's fetches issued after the first multiply step, or after all of
-//               them, instead of before the products (dense 4096^3 late: 143 -> 157 TFLOP/s, but the 8B
-//               lm_head's x·Eᵀ 20.6 -> 27.8 ms a step: not taken; NF4 slower either way)
+//   fetch-early, fetch-mid, fetch-late  the next k step's fetches issued before the products, after the
+//               first multiply step, or after all of them (the kernel's own place, fetchAfterFirstStep, throws)
 //   lazy-left   each left matrix loaded just before its row of products (fewer operands live at once)
 //   element-order  every lane stores its share in element order (as before session 12's storeLayout:
 //               correct results, two- to four-way bank conflicts); a-/b-element-order: one tile only
@@ -37,8 +36,8 @@
 //               where W's rows put them 8 KB apart): wrong data, the same bytes, another address pattern
 //   inline-stores  the stores of A's shares (and a dense B's) written out in main, every index a chain of
 //               lets from tid (bounded by Tint's range analysis, as the engine's helpers are since session 18)
-//   stores-other-form  the tile stores' indices in the form the kernel does not take (boundedStores):
-//               bounded by Tint's range analysis for a dense B, clamped by robustness for NF4
+//   clamped-stores  the tile stores' indices in the helpers' plain arithmetic, which Chrome's robustness
+//               clamps (the kernels' form before session 18, a dense B's before session 19)
 //   const-loop  the k loop bounded by a constant and left by a break: no guard from Tint (which adds a
 //               64-bit iteration counter to every loop whose bound is not a constant), no plain trip count
 //   down-loop, neg-loop  the k loop counting down to 0 (or an i32 up to 0): no guard, a plain trip count
@@ -55,7 +54,7 @@ import { edit, reorderRuns } from './shader-edit.ts';
 
 export interface MmaAblateResult {
   op: 'mma-ablate';
-  what: 'dense-f16' | 'dense-f16-n' | 'dense-lmhead' | 'nf4-forward' | 'nf4-forward-down' | 'nf4-forward-kv' | 'nf4-backward';
+  what: 'dense-f16' | 'dense-f16-n' | 'dense-f32a' | 'dense-lmhead' | 'dense-lmhead-dy' | 'nf4-forward' | 'nf4-forward-down' | 'nf4-forward-kv' | 'nf4-backward';
   variant: string;
   /** [m, k, n]. */
   shape: number[];
@@ -186,12 +185,11 @@ function inlineStores(s: string): string {
   return out;
 }
 
-/** store_a's and store_b's index lines in the form the kernel does not take (boundedStores). */
-function otherStores(s: string): string {
+/** store_a's and store_b's index lines in the clamped form (aStoreIndex(false), bStoreIndex(v, false)). */
+function clampedStores(s: string): string {
   const v = { kind: s.includes('alias BShare = vec2<u32>') ? ('nf4' as const) : ('dense' as const), transB: s.includes('const TRANS_B = true;') };
-  const bounded = !s.includes(aStoreIndex(false));
   const swap = (x: string, from: string, to: string) => edit(x, new RegExp(from.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), to);
-  return swap(swap(s, aStoreIndex(bounded), aStoreIndex(!bounded)), bStoreIndex(v, bounded), bStoreIndex(v, !bounded));
+  return swap(swap(s, aStoreIndex(true), aStoreIndex(false)), bStoreIndex(v, true), bStoreIndex(v, false));
 }
 
 export const EDITS: Record<string, (s: string) => string> = {
@@ -209,9 +207,7 @@ export const EDITS: Record<string, (s: string) => string> = {
   ...Object.fromEntries([1, 2, 4].map((g) => [`order-g${g}`, (s: string) => groupOrder(s, g)])),
   'fetch-b-first': fetchBFirst,
   'inline-stores': inlineStores,
-  // The stores' indices in the form the kernel does not take (boundedStores): bounded by Tint's range
-  // analysis (no robustness clamps) for a dense B, clamped (the helpers' plain arithmetic) for NF4.
-  'stores-other-form': otherStores,
+  'clamped-stores': clampedStores,
   // The k loop bounded by a constant, left by a break at the run-time count: Tint then sees it finite
   // and does not add its 64-bit iteration guard (a vec2<u32> counter checked every iteration).
   'const-loop': (s) => kLoopAs(s, 'for (var t = 0u; t < 0xffffffffu; t++) {\n    if (t >= tiles) { break; }'),
@@ -224,6 +220,7 @@ export const EDITS: Record<string, (s: string) => string> = {
   'stores-interleaved': (s) => reorderStores(s, (as, bs) => as.flatMap((a, i) => [a, ...(bs[i] ? [bs[i]] : [])])),
   'stores-reversed': (s) => reorderStores(s, (as, bs) => [...as, ...bs].reverse()),
   'stores-b-mid': (s) => reorderStores(s, (as, bs) => [...as.slice(0, as.length / 2), ...bs, ...as.slice(as.length / 2)]),
+  'fetch-early': (s) => placeFetch(s, 'early'),
   'fetch-mid': (s) => placeFetch(s, 'mid'),
   'fetch-late': (s) => placeFetch(s, 'late'),
   'element-order': (s) => edit(s, /const ([AB])_ROT = \du;/g, 'const $1_ROT = 5u;').replace(/const A_SPREAD = \du;/, 'const A_SPREAD = 1u;'),
@@ -254,14 +251,14 @@ export const NF4_EDITS: Record<string, (s: string) => string> = {
 
 /** `only`: the products and variants to time (`--ablate nf4-forward,base,direct-out`; the base always, all where empty; `a+b` composes edits). */
 export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number, only: string[] = []): Promise<MmaAblateResult[]> {
-  const whats = ['dense-f16', 'dense-f16-n', 'dense-lmhead', 'nf4-forward', 'nf4-backward', 'nf4-forward-down', 'nf4-forward-kv'];
+  const whats = ['dense-f16', 'dense-f16-n', 'dense-f32a', 'dense-lmhead', 'dense-lmhead-dy', 'nf4-forward', 'nf4-backward', 'nf4-forward-down', 'nf4-forward-kv'];
   const wanted = (names: string[], name: string) => !names.some((n) => only.includes(n)) || only.includes(name);
   const results: MmaAblateResult[] = [];
   if (!gpu.info.mmaF16) {
     console.log('mma ablate: this device has no f16 16x16x16 subgroup matrices; skipped');
     return results;
   }
-  const run = async (what: MmaAblateResult['what'], shape: number[], inputs: (zeros: boolean) => { a: Tensor[]; b: MmaOperand[]; out: Tensor; s: MmaMatmulShape; free: () => void }) => {
+  const run = async (what: MmaAblateResult['what'], shape: number[], inputs: (zeros: boolean) => { a: Tensor[]; b: MmaOperand[]; out: Tensor; s: MmaMatmulShape | MmaMatmulShape[]; free: () => void }) => {
     if (!wanted(whats, what)) return;
     const edits = what.startsWith('dense') ? EDITS : { ...EDITS, ...NF4_EDITS };
     const names = ['zeros', ...Object.keys(edits)];
@@ -279,7 +276,16 @@ export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number
           ];
       for (const [variant, source] of variants) {
         const force = source ? { edit: { tag: variant, source } } : {};
-        const seconds = await timePass(gpu, repeats, (pass, i) => encodeMmaMatmul(kernels, pass, a[i % a.length], b[i % b.length], out, s, force));
+        const encode = (pass: GPUComputePassEncoder, i: number) => encodeMmaMatmul(kernels, pass, a[i % a.length], b[i % b.length], out, Array.isArray(s) ? s[i % s.length] : s, force);
+        // An edit that does not apply to this kernel (its fetch already where the edit puts it) throws
+        // while the first pass is recorded: reported and skipped, the other variants still timed.
+        let seconds: number;
+        try {
+          seconds = await timePass(gpu, repeats, encode);
+        } catch (e) {
+          console.log(`mma ablate ${what} ${variant}: skipped (${(e as Error).message})`);
+          continue;
+        }
         const [m, k, n] = shape;
         const r: MmaAblateResult = { op: 'mma-ablate', what, variant, shape, ms: seconds * 1e3, tflops: (2 * m * k * n) / seconds / 1e12 };
         results.push(r);
@@ -302,19 +308,35 @@ export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number
     });
   }
 
-  // The 8B lm_head's x·Eᵀ as training runs it: 2048 f32 rows of h, already converted to scaled f16
-  // rows (timed apart, as the step's f16-rows), against one 8192-row chunk of E (f32 logits out).
-  const [rows, hidden, chunk] = [2048, 4096, 8192];
-  await run('dense-lmhead', [rows, hidden, chunk], (zeros) => {
-    const h = zeros ? createTensor(kernels.device, [rows, hidden], 'f32', 'bench.ablate.h') : randomTensor(kernels, [rows, hidden], 'f32', 1, 30, 'bench.ablate.h');
-    let f16: F16Rows | undefined;
-    submitPass(kernels, (pass) => (f16 = encodeMmaRows(kernels, pass, h, rows, hidden)));
-    const copies = rotationCopies(chunk * hidden * 2);
-    const es = Array.from({ length: copies }, (_, i) => (zeros ? createTensor(kernels.device, [chunk, hidden], 'f16', 'bench.ablate.e') : randomTensor(kernels, [chunk, hidden], 'f16', 1, 40 + i, 'bench.ablate.e')));
-    const out = createTensor(kernels.device, [rows, chunk], 'f32', 'bench.ablate.logits');
-    const s: MmaMatmulShape = { m: rows, nc: chunk, ki: hidden, transB: true, rows: f16 };
-    return { a: [h], b: es.map((b) => ({ kind: 'dense' as const, b })), out, s, free: () => [h, ...es, out].forEach((t) => t.buffer.destroy()) };
-  });
+  // f32 rows of a converted to scaled f16 rows (timed apart, as the engine's f16-rows), f16 B, f32 out:
+  // the variants the engine runs for the lm_head. At 4096^3 (dense-f32a: a · Bᵀ, a's rows rotated like
+  // B), the 8B lm_head's x·Eᵀ as training runs it (dense-lmhead: 2048 rows of h, one copy as in the
+  // step's 16 chunks, against one 8192-row chunk of E) and its dh += dlogits · E (dense-lmhead-dy: E's
+  // chunk as b [8192, 4096], the chunk's 2048 x 8192 dlogits one copy).
+  const scaledRows = async (what: 'dense-f32a' | 'dense-lmhead' | 'dense-lmhead-dy', [rows, ki, nc]: number[], aCopies: (bytes: number) => number) => {
+    const transB = what !== 'dense-lmhead-dy';
+    await run(what, [rows, ki, nc], (zeros) => {
+      const hs = Array.from({ length: aCopies(rows * ki * 2) }, (_, i) =>
+        zeros ? createTensor(kernels.device, [rows, ki], 'f32', 'bench.ablate.h') : randomTensor(kernels, [rows, ki], 'f32', 1, 30 + i, 'bench.ablate.h'),
+      );
+      const f16 = hs.map((h) => {
+        let r: F16Rows | undefined;
+        submitPass(kernels, (pass) => (r = encodeMmaRows(kernels, pass, h, rows, ki)));
+        return r!;
+      });
+      const eShape = transB ? [nc, ki] : [ki, nc];
+      const es = Array.from({ length: rotationCopies(nc * ki * 2) }, (_, i) =>
+        zeros ? createTensor(kernels.device, eShape, 'f16', 'bench.ablate.e') : randomTensor(kernels, eShape, 'f16', 1, 40 + i, 'bench.ablate.e'),
+      );
+      const out = createTensor(kernels.device, [rows, nc], 'f32', 'bench.ablate.out');
+      // The shape names a's rows per product: each copy of h brings its own.
+      const shapes: MmaMatmulShape[] = f16.map((r) => ({ m: rows, nc, ki, transB, rows: r, accumulate: !transB }));
+      return { a: hs, b: es.map((b) => ({ kind: 'dense' as const, b })), out, s: shapes, free: () => [...hs, ...es, out].forEach((t) => t.buffer.destroy()) };
+    });
+  };
+  await scaledRows('dense-f32a', [4096, 4096, 4096], rotationCopies);
+  await scaledRows('dense-lmhead', [2048, 4096, 8192], () => 1);
+  await scaledRows('dense-lmhead-dy', [2048, 8192, 4096], () => 1);
 
   // The MLP's up (x·Wᵀ into 14336 columns, 128 k steps a block), its backward (dy·W into 4096, 448
   // k steps) and the down's forward (x·Wᵀ into 4096, 448 k steps): the same FLOPs, so the two
