@@ -12,6 +12,10 @@
 //   fwd-k-fetch-late   forward: the next tile's k fetched after p·v instead of before it
 //   dq-stores-k-first, dq-stores-v-first, dq-fetch-k-first  backward dq: k's and v's grouped, not in pairs
 //   dq-fetch-late      backward dq: the next tile's fetches after the scores' products
+//   fwd-clamped, bwd-clamped, clamped  the tiles' stores and the lanes' score reads and weight stores with
+//               the plain indices that Chrome's robustness clamps (before session 19: the shaders reduce them
+//               by constants, which Tint's range analysis bounds). These edits change the text: comments are
+//               dropped to keep the length.
 import type { Gpu } from '../../src/engine/gpu.ts';
 import { Kernels } from '../../src/engine/kernels.ts';
 import { attentionMmaBackwardSource, attentionMmaSource } from '../../src/engine/attention-mma.ts';
@@ -44,6 +48,50 @@ function reverseRuns(source: string, line: string): string {
   return reorderRuns(source, line, (lines) => lines.reverse());
 }
 
+/** `from` replaced by `to` (each must be there), then the shader without its comments, padded to its length (Kernels.get). */
+function rewrite(source: string, pairs: [string, string][]): string {
+  let out = source;
+  for (const [from, to] of pairs) {
+    if (!out.includes(from)) throw new Error(`attention ablate: ${JSON.stringify(from.slice(0, 60))} not found in the shader`);
+    out = out.replaceAll(from, to);
+  }
+  const bare = out.replace(/\/\*[\s\S]*?\*\//g, '').replace(/[ \t]*\/\/[^\n]*/g, '');
+  if (bare.length > source.length) throw new Error('attention ablate: the edited shader is longer than the original even without comments');
+  return bare + ' '.repeat(source.length - bare.length);
+}
+
+// [plain, bounded] forms of the index lines (the shaders take the bounded ones): c, a multiple of 4
+// below n, as ((c / 4u) % (n / 4u)) * 4u.
+const c4 = (n: string) => `((c / 4u) % (${n} / 4u)) * 4u`;
+
+const FWD_INDEX_FORMS: [string, string][] = [
+  [
+    '  let s = share_at(tid, i);\n  let at = (s.x % 16u) * SK + s.y * 4u;\n  tile[s.x / 16u][at] = x.x;\n  tile[s.x / 16u][at + 1u] = x.y;\n  tile[s.x / 16u][at + 2u] = x.z;\n  tile[s.x / 16u][at + 3u] = x.w;',
+    '  let f = tid + i * 128u;\n  let r = (f / V4) % 64u;\n  let at = (r % 16u) * SK + (f % V4) * 4u;\n  tile[r / 16u][at] = x.x;\n  tile[r / 16u][at + 1u] = x.y;\n  tile[r / 16u][at + 2u] = x.z;\n  tile[r / 16u][at + 3u] = x.w;',
+  ],
+  [
+    '  let at = rl * SS + c;\n  let s = vec4f(stage[sg][at], stage[sg][at + 1u], stage[sg][at + 2u], stage[sg][at + 3u]) * p.scale_log2;',
+    `  let cb = ${c4('BC')};\n  let at = (rl % 16u) * SS + cb;\n  let s = vec4f(stage[sg % 4u][at], stage[sg % 4u][at + 1u], stage[sg % 4u][at + 2u], stage[sg % 4u][at + 3u]) * p.scale_log2;`,
+  ],
+  ['key_seg[ks][c], key_seg[ks][c + 1u], key_seg[ks][c + 2u], key_seg[ks][c + 3u]', 'key_seg[ks][cb], key_seg[ks][cb + 1u], key_seg[ks][cb + 2u], key_seg[ks][cb + 3u]'],
+  ['      let at = rl * SP + c;\n      pw[sg][at]', `      let at = rl * SP + ${c4('BC')};\n      pw[sg][at]`],
+];
+
+const BWD_INDEX_FORMS: [string, string][] = [
+  [
+    '  let at = (r % 16u) * SK + c * 4u;\n  kvt[r / 16u][at] = x.x;\n  kvt[r / 16u][at + 1u] = x.y;\n  kvt[r / 16u][at + 2u] = x.z;\n  kvt[r / 16u][at + 3u] = x.w;',
+    '  let rr = r % 64u;\n  let at = (rr % 16u) * SK + (c % V4) * 4u;\n  kvt[rr / 16u][at] = x.x;\n  kvt[rr / 16u][at + 1u] = x.y;\n  kvt[rr / 16u][at + 2u] = x.z;\n  kvt[rr / 16u][at + 3u] = x.w;',
+  ],
+  ['      let at = rl * SQ + c;\n      let s4', `      let cb = ${c4('32u')};\n      let at = rl * SQ + cb;\n      let s4`],
+  ['dq_seg[t % 2u][c], dq_seg[t % 2u][c + 1u], dq_seg[t % 2u][c + 2u], dq_seg[t % 2u][c + 3u]', 'dq_seg[t % 2u][cb], dq_seg[t % 2u][cb + 1u], dq_seg[t % 2u][cb + 2u], dq_seg[t % 2u][cb + 3u]'],
+  [
+    '  let col = c * 4u;\n  let bi = base + (r / 16u) * 2u + col / DH;\n  let at = (r % 16u) * SKH + col % DH;',
+    '  let col = (c % V4) * 4u;\n  let bi = (base + ((r % 64u) / 16u) * 2u + col / DH) % 8u;\n  let at = (r % 16u) * SKH + col % DH;',
+  ],
+];
+
+const plain = (forms: [string, string][]) => forms.map(([p, b]): [string, string] => [b, p]);
+
 type Edit = { forward?: (s: string) => string; backward?: (s: string) => string };
 
 export const ATTENTION_EDITS: Record<string, Edit> = {
@@ -63,6 +111,9 @@ export const ATTENTION_EDITS: Record<string, Edit> = {
   'dq-fetch-late': {
     backward: (s) => permute(s, /(\n {4}if \(t \+ 1u < tiles\) \{\n\s*xk0 = [\s\S]*?\n {4}\})(\n {4}\{\n\s*var s0 = [\s\S]*?\n {4}\})/, (_m, f, p) => p + f),
   },
+  'fwd-clamped': { forward: (s) => rewrite(s, plain(FWD_INDEX_FORMS)) },
+  'bwd-clamped': { backward: (s) => rewrite(s, plain(BWD_INDEX_FORMS)) },
+  clamped: { forward: (s) => rewrite(s, plain(FWD_INDEX_FORMS)), backward: (s) => rewrite(s, plain(BWD_INDEX_FORMS)) },
   'dkv-fetch-late': {
     backward: (s) => permute(s, /(\n {4}if \(it \+ 1u < total\) \{[\s\S]*?\n {4}\})(\n {4}\{\n\s*var st = [\s\S]*?\n {4}\})/, (_m, f, p) => p + f),
   },
