@@ -74,6 +74,10 @@ describe('mma ablate edits', () => {
       expect(clamped).toContain('let sw = (lane >> A_ROT) & 1u;');
       expect(clamped).toContain(variant.kind === 'dense' ? 'let at = b_at(b_slot(tid, i));' : 'let o = at.y;');
       expect(() => EDITS['clamped-stores'](clamped)).toThrow();
+      // The epilogue's stage reads (and a scaled variant's row scales) bounded by constants.
+      const bounded = EDITS['bounded-epilogue'](source);
+      expect(count(bounded, /stage\[sg % \(THREADS \/ 32u\)\]/g)).toBe(5); // write_stage's read, write_stage4's four
+      expect(count(bounded, /a_scale\[rb % BM\]/g)).toBe(variant.scaled ? 2 : 0);
       // The loop forms: one header replaced, the body as it was.
       for (const e of ['const-loop', 'down-loop', 'neg-loop']) {
         const looped = EDITS[e](source);

@@ -38,6 +38,8 @@
 //               lets from tid (bounded by Tint's range analysis, as the engine's helpers are since session 18)
 //   clamped-stores  the tile stores' indices in the helpers' plain arithmetic, which Chrome's robustness
 //               clamps (the kernels' form before session 18, a dense B's before session 19)
+//   bounded-epilogue  the epilogue's stage reads (write_stage, write_stage4) and row scales (a_scale[rb])
+//               with indices reduced by constants, which Tint's range analysis bounds (no robustness clamps)
 //   const-loop  the k loop bounded by a constant and left by a break: no guard from Tint (which adds a
 //               64-bit iteration counter to every loop whose bound is not a constant), no plain trip count
 //   down-loop, neg-loop  the k loop counting down to 0 (or an i32 up to 0): no guard, a plain trip count
@@ -208,6 +210,16 @@ export const EDITS: Record<string, (s: string) => string> = {
   'fetch-b-first': fetchBFirst,
   'inline-stores': inlineStores,
   'clamped-stores': clampedStores,
+  'bounded-epilogue': (s) => {
+    const literal = (x: string) => new RegExp(x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    let out = edit(
+      s,
+      literal('    let s = at + idx;\n    let v = vec4<f32>(stage[sg][s], stage[sg][s + 1u], stage[sg][s + 2u], stage[sg][s + 3u]);'),
+      '    let s = ((at + idx) / 4u % (64u * STAGE)) * 4u;\n    let v = vec4<f32>(stage[sg % (THREADS / 32u)][s], stage[sg % (THREADS / 32u)][s + 1u], stage[sg % (THREADS / 32u)][s + 2u], stage[sg % (THREADS / 32u)][s + 3u]);',
+    );
+    out = edit(out, literal('stage[sg][at + idx]'), 'stage[sg % (THREADS / 32u)][(at + idx) % (256u * STAGE)]');
+    return out.includes('a_scale[rb]') ? edit(out, /a_scale\[rb\]/g, 'a_scale[rb % BM]') : out;
+  },
   // The k loop bounded by a constant, left by a break at the run-time count: Tint then sees it finite
   // and does not add its 64-bit iteration guard (a vec2<u32> counter checked every iteration).
   'const-loop': (s) => kLoopAs(s, 'for (var t = 0u; t < 0xffffffffu; t++) {\n    if (t >= tiles) { break; }'),
