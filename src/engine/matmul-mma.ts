@@ -568,8 +568,8 @@ export function storesBFirst(v: MmaVariant): boolean {
 }
 
 /**
- * Whether a dense B's GEMM and its a store their shares in element order (a store instruction then
- * takes two passes through shared memory where storeLayout's order takes one). With the stores'
+ * Whether a dense B's GEMM and its a store their shares in element order (a's stores then take 1.5
+ * passes through shared memory each at 256x128-k32, where storeLayout's order takes one). With the stores'
  * bounded indices (aStoreIndex) the driver schedules them faster so, by variant: x·Bᵀ 146 -> 163
  * TFLOP/s at 4096^3 (202 with fetchAfterFirstStep), a·B 156 -> 209 (with it), the lm_head's scaled
  * x·Eᵀ 211 -> 232 and its dlogits·E 154 -> 205 (with it); in storeLayout's order the bounded stores
