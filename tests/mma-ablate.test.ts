@@ -8,6 +8,8 @@ import { chooseMma, fetchAfterFirstStep, mmaSource, stagesPerRound, storesBFirst
 const variants = {
   'dense-f16': { kind: 'dense', transB: true, vec: true, scaled: false, lora: 0, vecOut: true },
   'dense-lmhead': { kind: 'dense', transB: true, vec: true, scaled: true, lora: 0, vecOut: true },
+  'dense-f16-n': { kind: 'dense', transB: false, vec: true, scaled: false, lora: 0, vecOut: true },
+  'dense-lmhead-dy': { kind: 'dense', transB: false, vec: true, scaled: true, lora: 0, vecOut: true },
   'nf4-forward': { kind: 'nf4', transB: true, vec: true, scaled: true, lora: 0, vecOut: true },
   'nf4-backward': { kind: 'nf4', transB: false, vec: true, scaled: true, lora: 0, vecOut: true },
 } as const;
