@@ -1,8 +1,12 @@
-// Where the tensor-core GEMM's time goes, measured on the GEMM itself: the chosen kernel for the
-// dense 4096^3 product (and the 8B lm_head's x·Eᵀ: f32 rows scaled to f16, one 8192-row chunk of E) and
-// the NF4 forward and backward at the 8B's MLP shape, timed whole and with
+// Where the tensor-core GEMM's time goes, measured on the GEMM itself: the chosen kernel for each
+// product, timed whole and with
 // one part taken out of its k loop at a time (wrong results, by design: these only time). Tells the
 // share of each part where the ceiling bench (mma-ceiling.ts) builds up from products alone.
+// Products: dense-f16 (a · Bᵀ 4096^3, f16 a and out), dense-f16-n (a · B), dense-f32a (a · Bᵀ from f32
+// rows scaled to f16, f32 out: the lm_head's variant), dense-lmhead (the 8B lm_head's x·Eᵀ, one 8192-row
+// chunk of E), dense-lmhead-dy (its dlogits · E), nf4-forward / nf4-backward (the 8B's MLP), and
+// nf4-forward-down, nf4-forward-kv. The four dense variants are scheduled differently by the driver
+// (session 19): an edit is only known for the variant it was timed on.
 //   base        the kernel the engine runs
 //   zeros       the same on all-zero operands (the products' power draw depends on the data)
 //   one-product one of the subgroup's result matrices multiplied per k step (TM x TN in the kernel):
