@@ -22,7 +22,7 @@ import { attentionMmaBackwardSource, attentionMmaSource } from '../../src/engine
 import { parseModelConfig } from '../../src/engine/arch.ts';
 import { LOAD_CONFIGS } from './load.ts';
 import { timeAttention } from './attention.ts';
-import { edit, reorderRuns } from './shader-edit.ts';
+import { edit, editText, reorderRuns } from './shader-edit.ts';
 
 export interface AttentionAblateResult {
   op: 'attention-ablate';
@@ -50,11 +50,7 @@ function reverseRuns(source: string, line: string): string {
 
 /** `from` replaced by `to` (each must be there), then the shader without its comments, padded to its length (Kernels.get). */
 function rewrite(source: string, pairs: [string, string][]): string {
-  let out = source;
-  for (const [from, to] of pairs) {
-    if (!out.includes(from)) throw new Error(`attention ablate: ${JSON.stringify(from.slice(0, 60))} not found in the shader`);
-    out = out.replaceAll(from, to);
-  }
+  const out = pairs.reduce((x, [from, to]) => editText(x, from, to), source);
   const bare = out.replace(/\/\*[\s\S]*?\*\//g, '').replace(/[ \t]*\/\/[^\n]*/g, '');
   if (bare.length > source.length) throw new Error('attention ablate: the edited shader is longer than the original even without comments');
   return bare + ' '.repeat(source.length - bare.length);

@@ -56,7 +56,7 @@ import { destroyNf4 } from '../../src/engine/nf4.ts';
 import { createTensor, type Tensor } from '../../src/engine/tensor.ts';
 import { randomNf4, randomTensor } from './engine.ts';
 import { rotationCopies, timePass } from './timing.ts';
-import { edit, reorderRuns } from './shader-edit.ts';
+import { edit, editText, reorderRuns } from './shader-edit.ts';
 
 export interface MmaAblateResult {
   op: 'mma-ablate';
@@ -194,8 +194,7 @@ function inlineStores(s: string): string {
 /** store_a's and store_b's index lines in the clamped form (aStoreIndex(false), bStoreIndex(v, false)). */
 function clampedStores(s: string): string {
   const v = { kind: s.includes('alias BShare = vec2<u32>') ? ('nf4' as const) : ('dense' as const), transB: s.includes('const TRANS_B = true;') };
-  const swap = (x: string, from: string, to: string) => edit(x, new RegExp(from.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), to);
-  return swap(swap(s, aStoreIndex(true), aStoreIndex(false)), bStoreIndex(v, true), bStoreIndex(v, false));
+  return editText(editText(s, aStoreIndex(true), aStoreIndex(false)), bStoreIndex(v, true), bStoreIndex(v, false));
 }
 
 export const EDITS: Record<string, (s: string) => string> = {
@@ -215,14 +214,13 @@ export const EDITS: Record<string, (s: string) => string> = {
   'inline-stores': inlineStores,
   'clamped-stores': clampedStores,
   'bounded-epilogue': (s) => {
-    const literal = (x: string) => new RegExp(x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-    let out = edit(
+    let out = editText(
       s,
-      literal('    let s = at + idx;\n    let v = vec4<f32>(stage[sg][s], stage[sg][s + 1u], stage[sg][s + 2u], stage[sg][s + 3u]);'),
+      '    let s = at + idx;\n    let v = vec4<f32>(stage[sg][s], stage[sg][s + 1u], stage[sg][s + 2u], stage[sg][s + 3u]);',
       '    let s = ((at + idx) / 4u % (64u * STAGE)) * 4u;\n    let v = vec4<f32>(stage[sg % (THREADS / 32u)][s], stage[sg % (THREADS / 32u)][s + 1u], stage[sg % (THREADS / 32u)][s + 2u], stage[sg % (THREADS / 32u)][s + 3u]);',
     );
-    out = edit(out, literal('stage[sg][at + idx]'), 'stage[sg % (THREADS / 32u)][(at + idx) % (256u * STAGE)]');
-    return out.includes('a_scale[rb]') ? edit(out, /a_scale\[rb\]/g, 'a_scale[rb % BM]') : out;
+    out = editText(out, 'stage[sg][at + idx]', 'stage[sg % (THREADS / 32u)][(at + idx) % (256u * STAGE)]');
+    return out.includes('a_scale[rb]') ? editText(out, 'a_scale[rb]', 'a_scale[rb % BM]') : out;
   },
   // The k loop bounded by a constant, left by a break at the run-time count: Tint then sees it finite
   // and does not add its 64-bit iteration guard (a vec2<u32> counter checked every iteration).

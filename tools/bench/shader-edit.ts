@@ -9,6 +9,12 @@ export function edit(source: string, pattern: RegExp, replacement: string | ((m:
   return out;
 }
 
+/** Every occurrence of the text `from` replaced by `to`, throwing if there is none. */
+export function editText(source: string, from: string, to: string): string {
+  if (!source.includes(from)) throw new Error(`shader edit: ${JSON.stringify(from.slice(0, 60))} not found in the shader`);
+  return source.replaceAll(from, to);
+}
+
 /** Every run of consecutive statements (one a line) matching `line` (a regex source), in the order `order` gives its lines. */
 export function reorderRuns(source: string, line: string, order: (lines: string[]) => string[]): string {
   return edit(source, new RegExp(`(?:\\n\\s*${line}[^\\n]*;)+`, 'g'), (run) => order(run.match(/\n[^\n]*/g) ?? []).join(''));
