@@ -35,8 +35,8 @@ fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare {
 }
 
 /** Stores share i; lanes with bit B_ROT set store its second word first (as store_a). Its tile
- * position (blk, o) and sw come from the generator (bStoreIndex: b_at(b_slot(tid, i)), with
- * boundedStores as scalar lets reduced by constants). */
+ * position (blk, o) and sw come from the generator (bStoreIndex: b_at(b_slot(tid, i)) as scalar
+ * lets reduced by constants). */
 fn store_b(tid: u32, i: u32, v: BShare) {
   //{{B_STORE_INDEX}}
   let w = select(v, v.zwxy, sw == 1u);

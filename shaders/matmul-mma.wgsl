@@ -65,8 +65,8 @@ fn a_slot(tid: u32, i: u32) -> vec2<u32> {
 
 /**
  * Stores a share of four at `at`; lanes with bit A_ROT set store its second word first (storeLayout).
- * (blk, o) and sw come from the generator (aStoreIndex): with boundedStores reduced by constants, so
- * that Tint's range analysis bounds them inside this function and Chrome's robustness adds no clamp.
+ * (blk, o) and sw come from the generator (aStoreIndex): reduced by constants, so that Tint's range
+ * analysis bounds them inside this function and Chrome's robustness adds no clamp.
  */
 fn store_a(at: vec2<u32>, v: vec4<f16>, lane: u32) {
   //{{A_STORE_INDEX}}
