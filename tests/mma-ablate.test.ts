@@ -107,3 +107,48 @@ describe('mma ablate edits', () => {
     });
   }
 });
+
+describe('mma ablate edits of session 20 (operands from device memory, deeper fetches, halves, buffer views)', () => {
+  for (const [what, { tiling, variant, source }] of Object.entries(shaders)) {
+    const loop = (x: string) => x.slice(x.indexOf('for (var t = 0u'));
+    const loads = (x: string, from: string) => count(x, new RegExp(`subgroupMatrixLoad<[^>]*>, (?:row|col)_major>\\(&${from}[,\\[]`, 'g'));
+    const steps = tiling.bk / 16;
+    it(`apply to ${what}`, () => {
+      // a's left matrices from device memory: none from the tile in the k loop, its shares neither fetched nor stored there.
+      for (const [name, ahead] of [['a-direct', false], ['a-direct-ahead', true]] as const) {
+        const direct = EDITS[name](source);
+        expect(loads(loop(direct), 'tile_a')).toBe(0);
+        expect(loads(direct, 'a')).toBe(tiling.tm * steps * (ahead ? 2 : 1)); // -ahead: the prologue's first loads too
+        expect(loop(direct)).not.toMatch(/store_a\(a_slot|na\d+ = fetch_a/);
+        expect(direct).toContain('var<storage, read> a: array<f16>;');
+      }
+      const denseT = variant.kind === 'dense' && variant.transB;
+      if (denseT) {
+        const direct = EDITS['b-direct'](source);
+        expect(loads(loop(direct), 'tile_b')).toBe(0);
+        expect(loop(direct)).not.toMatch(/store_b\(tid|nb\d+ = fetch_b/);
+      } else expect(() => EDITS['b-direct'](source)).toThrow(/transB/);
+      // Two k steps ahead: the second set declared and fetched for t + 2, the first stored; unrolled: t1's body with the sets swapped.
+      const ahead = EDITS['fetch-ahead2'](source);
+      expect(count(ahead, /\bvar m[ab]\d+: /g)).toBe(count(source, /\bvar n[ab]\d+: /g));
+      expect(loop(ahead)).toContain('let k0 = (t + 2u) * BK;');
+      expect(loop(ahead)).toMatch(/na0 = ma0;/);
+      const unrolled = EDITS['fetch-ahead2-unrolled'](source);
+      expect(unrolled).toContain('for (var t = 0u; t < tiles; t += 2u) {');
+      expect(loop(unrolled)).toContain('let k0 = (t1 + 2u) * BK;');
+      expect(count(loop(unrolled), /store_a\(a_slot\(tid, 0u\), ma0/g)).toBe(1);
+      expect(count(loop(unrolled), /subgroupMatrixMultiplyAccumulate/g)).toBe(2 * count(loop(source), /subgroupMatrixMultiplyAccumulate/g));
+      // Halves: the second half of one tile's interior shares copies the first.
+      const half = EDITS['half-a-fetch'](source);
+      expect(count(half, /na\d+ = fetch_a_in\(/g)).toBe(count(source, /na\d+ = fetch_a_in\(/g) / 2);
+      expect(count(EDITS['half-stores'](source), /tile_[ab]\[blk\]\[o[01] \+ 1u\]/g)).toBe(0);
+      // Buffer views: the tile an untyped buffer, each share one vec2<u32> store.
+      const view = EDITS['view-a-stores'](source);
+      expect(view).toMatch(/var<workgroup> tile_a_mem: buffer<\d+>;/);
+      expect(view).toContain('words[(blk * (TM * 16u * SA) + o) / 4u] = bitcast<vec2<u32>>(v);');
+      expect(view).not.toMatch(/tile_a\[blk\]\[o[01]/);
+      if (variant.kind === 'dense') expect(EDITS['view-b-stores'](source)).toContain('words[(blk * (B_SUB) + o) / 4u] = bitcast<vec2<u32>>(v);');
+      else expect(() => EDITS['view-b-stores'](source)).toThrow(/dense/);
+    });
+  }
+});

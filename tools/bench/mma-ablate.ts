@@ -44,6 +44,14 @@
 //               clamps (the kernels' form before session 18, a dense B's before session 19)
 //   bounded-epilogue  the epilogue's stage reads (write_stage, write_stage4) and row scales (a_scale[rb])
 //               with indices reduced by constants, which Tint's range analysis bounds (no robustness clamps)
+//   a-direct, b-direct  the k loop's left (right: a dense b with transB) matrices loaded straight from device
+//               memory (no shares fetched or staged for that operand); -ahead: each one a k step early
+//   fetch-ahead2  the next tiles fetched two k steps ahead into a second set of share registers (moved
+//               into the first after each step); -unrolled: the loop twice a trip, the sets' roles swapped
+//   half-a-fetch, half-b-fetch  half of one tile's interior shares loaded, the rest copies (a bound on wider loads)
+//   half-stores  every other element of a share stored (whether the driver merges a share's pairs)
+//   view-a-stores, view-b-stores  the tile's memory an untyped buffer (buffer_view): each share stored
+//               as one vec2<u32> (8 bytes), the matrix loads through an f16 view
 //   const-loop  the k loop bounded by a constant and left by a break: no guard from Tint (which adds a
 //               64-bit iteration counter to every loop whose bound is not a constant), no plain trip count
 //   down-loop, neg-loop  the k loop counting down to 0 (or an i32 up to 0): no guard, a plain trip count
@@ -197,6 +205,111 @@ function clampedStores(s: string): string {
   return editText(editText(s, aStoreIndex(true), aStoreIndex(false)), bStoreIndex(v, true), bStoreIndex(v, false));
 }
 
+/**
+ * The k loop's matrix loads of one operand read straight from device memory (subgroupMatrixLoad on the
+ * f16 rows of a, or of a dense b with transB, at run-time offsets: robustness clamps them), its shares
+ * neither fetched nor staged. `ahead`: each matrix loaded one k step early into a variable (registers
+ * across the loop's back edge), as a cp.async pipeline would have it in workgroup memory. Timing only:
+ * interior blocks' values (edges read past rows and k).
+ */
+function directOperand(s: string, which: 'a' | 'b', ahead: boolean): string {
+  const at = s.indexOf(K_LOOP);
+  if (at < 0) throw new Error("mma ablate: the k loop's header not found in the shader");
+  if (which === 'b' && !(s.includes('alias BShare = vec4<f16>') && s.includes('const TRANS_B = true;'))) throw new Error('mma ablate: b-direct needs a dense b with transB');
+  const stride = Number((which === 'a' ? /const SA = (\d+)u;/ : /const SB = (\d+)u;/).exec(s)![1]);
+  const [kind, tile, name, first, layout] =
+    which === 'a' ? ['left', '&tile_a\\[sgr\\]', 'l', '(row0 + sr', 'row_major'] : ['right', '&tile_b\\[sgc\\]', 'r', '(col0 + sc', 'col_major'];
+  const load = new RegExp(`let (${name}\\d+) = subgroupMatrixLoad<subgroup_matrix_${kind}<f16, 16, 16>, ${layout}>\\(${tile}, (\\d+)u, S[AB]\\);`, 'g');
+  const from = (off: number, t: string) =>
+    `subgroupMatrixLoad<subgroup_matrix_${kind}<f16, 16, 16>, ${layout}>(&${which}, ${first} + ${Math.floor(off / (16 * stride)) * 16}u) * p.ki + ${t} * BK + ${off % (16 * stride)}u, p.ki)`;
+  let loop = s.slice(at);
+  const vars: string[] = [];
+  loop = edit(loop, load, (_m, v: string, off: string) => {
+    if (!ahead) return `let ${v} = ${from(Number(off), 't')};`;
+    const pv = `p${v}_${vars.length}`;
+    vars.push(`var ${pv} = ${from(Number(off), '0u')};`);
+    return `let ${v} = ${pv};\n      ${pv} = ${from(Number(off), '(t + 1u)')};`;
+  });
+  // the operand's shares: neither fetched (the k loop's fetch lists) nor stored
+  loop = edit(loop, new RegExp(`\\n\\s*n${which}\\d+ = fetch_${which}(?:_in)?\\([^\\n]*;`, 'g'), '');
+  loop = edit(loop, which === 'a' ? /\n\s*store_a\(a_slot\(tid, \d+u\), na\d+, lane\);/g : /\n\s*store_b\(tid, \d+u, nb\d+\);/g, '');
+  // The operand's binding as f16 elements (an entry point may not use two variables of one binding);
+  // its vector fetches (the prologue's) then read four elements.
+  let head = s.slice(0, at);
+  const vec = `var<storage, read> ${which}: array<vec4<f16>>;`;
+  if (head.includes(vec)) {
+    const e = (i: number) => `${which}[r * width + c${i ? ` + ${i}u` : ''}]`;
+    head = editText(editText(head, vec, `var<storage, read> ${which}: array<f16>;`), `${which}[(r * width + c) / 4u]`, `vec4<f16>(${[0, 1, 2, 3].map(e).join(', ')})`);
+  }
+  return head + (ahead ? `${vars.join('\n  ')}\n  ` : '') + loop;
+}
+
+/**
+ * The k loop's fetches two k steps ahead: a second set of share registers (ma, mb) takes the tiles of
+ * step t + 2 while the first's (na, nb: step t + 1) are stored, so a fetch has a whole k step to land
+ * before its stores wait on it. `unrolled`: the loop written out twice per trip with the sets' roles
+ * swapped; else one body and the second set moved into the first after each step.
+ */
+function fetchTwoAhead(s: string, unrolled: boolean): string {
+  const at = s.indexOf(K_LOOP);
+  if (at < 0) throw new Error("mma ablate: the k loop's header not found in the shader");
+  let head = s.slice(0, at);
+  const loopAndRest = s.slice(at);
+  const close = '\n    workgroupBarrier();\n  }\n'; // the loop's last barrier and its end
+  const end = loopAndRest.indexOf(close) + close.length;
+  if (end < close.length) throw new Error("mma ablate: the k loop's end not found in the shader");
+  const body = loopAndRest.slice(K_LOOP.length, end - '  }\n'.length);
+  const rest = loopAndRest.slice(end);
+  const names = [...head.matchAll(/\bvar (n[ab]\d+): /g)].map((m) => m[1]);
+  if (!names.length) throw new Error('mma ablate: the share registers not found in the shader');
+  const other = (x: string) => x.replace(/\bn([ab]\d+)\b/g, 'm$1');
+  // declarations of the second set, and the prologue's fetch of step 1 after its stores of step 0
+  head = edit(head, /((?:\n\s*var n[ab]\d+: [^;]*;)+)/, (m) => m + other(m));
+  const prologue = /\n {2}\{\n {4}let k0 = 0u;[\s\S]*?\n {2}\}/.exec(head)?.[0];
+  if (!prologue) throw new Error("mma ablate: the prologue's fetch not found in the shader");
+  head = edit(head, /\n {2}workgroupBarrier\(\);\n(\s*\/\/[^\n]*\n)*\s*$/, (m) => `\n  if (1u < tiles)${prologue.replace('\n  {', ' {').replace('let k0 = 0u;', 'let k0 = BK;')}${m}`);
+  // the loop's fetch: step t + 2 into the second set
+  const fetch = /\n {4}if \(more\) \{\n\s*let k0 = \(t \+ 1u\) \* BK;[\s\S]*?\n {4}\}/;
+  const ahead = edit(body, fetch, (m) => other(m).replace('if (more) {', 'if (t + 2u < tiles) {').replace('(t + 1u) * BK', '(t + 2u) * BK'));
+  if (!unrolled) {
+    const moves = names.map((n) => `${n} = ${other(n)};`).join(' ');
+    return `${head}${K_LOOP}${ahead}    ${moves}\n  }\n${rest}`;
+  }
+  // odd steps: t1 = t + 1, the sets' roles swapped
+  const swap = (x: string) => x.replace(/\b([nm])([ab]\d+)\b/g, (_m, set: string, r: string) => (set === 'n' ? 'm' : 'n') + r);
+  const odd = swap(ahead).replace('let more = t + 1u < tiles;', 'let more = t1 + 1u < tiles;').replaceAll('(t + 2u)', '(t1 + 2u)').replace('if (t + 2u < tiles)', 'if (t1 + 2u < tiles)');
+  return `${head}for (var t = 0u; t < tiles; t += 2u) {${ahead}    if (t + 1u < tiles) {\n    let t1 = t + 1u;${odd}    }\n  }\n${rest}`;
+}
+
+/** One tile's interior fetches halved: its shares past the first half copy the first half's values
+ * (half the device loads and bytes: a bound on what wider loads could save). */
+function halfFetch(s: string, which: 'a' | 'b'): string {
+  const n = new Set([...s.matchAll(new RegExp(`\\bn${which}(\\d+) = fetch_${which}_in\\(`, 'g'))].map((m) => Number(m[1]))).size;
+  return edit(s, new RegExp(`\\bn${which}(\\d+) = fetch_${which}_in\\([^\\n]*;`, 'g'), (m, i: string) => (Number(i) < n / 2 ? m : `n${which}${i} = n${which}${Number(i) - n / 2};`));
+}
+
+/**
+ * One tile's memory declared as an untyped workgroup buffer (WGSL's buffer_view) read by the matrix
+ * loads through an f16 view, and each share stored whole through a vec2<u32> view: one 8-byte store
+ * in place of four f16 ones (Tint lowers a buffer to an array of its smallest access, here the
+ * matrix loads' f16: whether the driver merges the four 16-bit stores back is what this times).
+ */
+function viewStores(s: string, which: 'a' | 'b'): string {
+  const num = (name: string) => Number(new RegExp(`const ${name} = (\\d+)u;`).exec(s)![1]);
+  const [type, bytes, block] =
+    which === 'a'
+      ? ['array<array<f16, TM * 16u * SA>, BM / (TM * 16u)>', num('BM') * num('SA') * 2, 'TM * 16u * SA']
+      : ['array<array<f16, B_SUB>, SGC>', num('B_SUB') * num('SGC') * 2, 'B_SUB'];
+  if (which === 'b' && !s.includes('alias BShare = vec4<f16>')) throw new Error('mma ablate: view-b-stores needs a dense b');
+  let out = editText(s, `var<workgroup> tile_${which}: ${type};`, `var<workgroup> tile_${which}_mem: buffer<${bytes}>;`);
+  out = edit(out, /(\nfn main\([^\n]*\{)/, `$1\n  let tile_${which} = bufferView<${type}>(&tile_${which}_mem, 0u);`);
+  return edit(
+    out,
+    new RegExp(`\\n {2}tile_${which}\\[blk\\]\\[o0\\] = w\\.x;\\n {2}tile_${which}\\[blk\\]\\[o0 \\+ 1u\\] = w\\.y;\\n {2}tile_${which}\\[blk\\]\\[o1\\] = w\\.z;\\n {2}tile_${which}\\[blk\\]\\[o1 \\+ 1u\\] = w\\.w;`),
+    `\n  let words = bufferView<array<vec2<u32>, ${bytes / 8}>>(&tile_${which}_mem, 0u);\n  words[(blk * (${block}) + o) / 4u] = bitcast<vec2<u32>>(v);`,
+  );
+}
+
 export const EDITS: Record<string, (s: string) => string> = {
   'one-product': (s) => edit(s, /\n\s*acc(?!0_0 )\d+_\d+ = subgroupMatrixMultiplyAccumulate\([^;]*;/g, ''),
   'no-store': (s) => edit(s, /if \(more\) \{(\s*)store_(a|b)/, 'if (more && p.accumulate == 7u) {$1store_$2'),
@@ -234,6 +347,18 @@ export const EDITS: Record<string, (s: string) => string> = {
   'stores-interleaved': (s) => reorderStores(s, (as, bs) => as.flatMap((a, i) => [a, ...(bs[i] ? [bs[i]] : [])])),
   'stores-reversed': (s) => reorderStores(s, (as, bs) => [...as, ...bs].reverse()),
   'stores-b-mid': (s) => reorderStores(s, (as, bs) => [...as.slice(0, as.length / 2), ...bs, ...as.slice(as.length / 2)]),
+  'a-direct': (s) => directOperand(s, 'a', false),
+  'a-direct-ahead': (s) => directOperand(s, 'a', true),
+  'b-direct': (s) => directOperand(s, 'b', false),
+  'b-direct-ahead': (s) => directOperand(s, 'b', true),
+  'fetch-ahead2': (s) => fetchTwoAhead(s, false),
+  'fetch-ahead2-unrolled': (s) => fetchTwoAhead(s, true),
+  'half-a-fetch': (s) => halfFetch(s, 'a'),
+  'half-b-fetch': (s) => halfFetch(s, 'b'),
+  // every other element of a share stored (pairs that the driver could merge into one 4-byte store, if it does)
+  'half-stores': (s) => edit(s, /\n\s*tile_([ab])\[blk\]\[o([01]) \+ 1u\] = w\.[yw];/g, ''),
+  'view-a-stores': (s) => viewStores(s, 'a'),
+  'view-b-stores': (s) => viewStores(s, 'b'),
   'fetch-early': (s) => placeFetch(s, 'early'),
   'fetch-mid': (s) => placeFetch(s, 'mid'),
   'fetch-late': (s) => placeFetch(s, 'late'),
@@ -293,11 +418,19 @@ export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number
         const encode = (pass: GPUComputePassEncoder, i: number) => encodeMmaMatmul(kernels, pass, a[i % a.length], b[i % b.length], out, Array.isArray(s) ? s[i % s.length] : s, force);
         // An edit that does not apply to this kernel (its fetch already where the edit puts it) throws
         // while the first pass is recorded: reported and skipped, the other variants still timed.
+        // An edit whose shader does not compile is reported likewise (its passes would time as nothing).
         let seconds: number;
+        gpu.device.pushErrorScope('validation');
         try {
           seconds = await timePass(gpu, repeats, encode);
         } catch (e) {
+          await gpu.device.popErrorScope();
           console.log(`mma ablate ${what} ${variant}: skipped (${(e as Error).message})`);
+          continue;
+        }
+        const invalid = await gpu.device.popErrorScope();
+        if (invalid) {
+          console.log(`mma ablate ${what} ${variant}: skipped (invalid: ${invalid.message.split('\n')[0]})`);
           continue;
         }
         const [m, k, n] = shape;
