@@ -104,7 +104,7 @@ function noFetchB(s: string): string {
   return edit(
     s,
     /fn fetch_b_in\(tid: u32, i: u32, k0: u32, col0: u32\) -> BShare \{[\s\S]*?\n\}/,
-    s.includes('alias BShare = vec2<u32>')
+    variantOf(s).kind === 'nf4'
       ? 'fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare { return BShare(tid * 0x9e3779b9u + k0 + i, 0x3c000000u); }'
       : 'fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare { return BShare(f16(tid & 7u), f16(k0 & 15u), f16(i), 0.25h); }',
   );
@@ -113,18 +113,30 @@ function noFetchB(s: string): string {
 /** The k loop's header as the template writes it. */
 const K_LOOP = 'for (var t = 0u; t < tiles; t++) {';
 
+/** Where the k loop starts in the shader (throwing where it is not there). */
+function kLoopAt(s: string): number {
+  const at = s.indexOf(K_LOOP);
+  if (at < 0) throw new Error("mma ablate: the k loop's header not found in the shader");
+  return at;
+}
+
+/** The generated shader's B source and layout, read from its text. */
+function variantOf(s: string): { kind: 'dense' | 'nf4'; transB: boolean } {
+  return { kind: s.includes('alias BShare = vec2<u32>') ? 'nf4' : 'dense', transB: s.includes('const TRANS_B = true;') };
+}
+
 /** The k loop under another header (`t` defined by it, as the body uses it). */
 function kLoopAs(s: string, header: string): string {
-  if (!s.includes(K_LOOP)) throw new Error("mma ablate: the k loop's header not found in the shader");
+  kLoopAt(s);
   return s.replace(K_LOOP, header);
 }
 
 /** The k loop's fetch of the next k step placed before its products, between its first two steps, or after them. */
 function placeFetch(s: string, where: 'early' | 'mid' | 'late'): string {
-  const at = s.indexOf(K_LOOP);
+  const at = kLoopAt(s);
   const loop = s.slice(at);
   const block = /\n {4}if \(more\) \{\n\s*let k0 = \(t \+ 1u\) \* BK;[\s\S]*?\n {4}\}/.exec(loop)?.[0];
-  if (at < 0 || !block) throw new Error("mma ablate: the k loop's fetch not found in the shader");
+  if (!block) throw new Error("mma ablate: the k loop's fetch not found in the shader");
   const rest = loop.replace(block, '');
   const placed =
     where === 'early'
@@ -189,9 +201,10 @@ function inlineStores(s: string): string {
       '}',
     ].join(' '),
   );
-  if (s.includes('alias BShare = vec4<f16>')) {
+  const v = variantOf(s);
+  if (v.kind === 'dense') {
     // the position as the engine's bounded store_b takes it (its own f and sw left out)
-    const index = bStoreIndex({ kind: 'dense', transB: s.includes('const TRANS_B = true;') }, true).split('\n').slice(1, 3).map((l) => l.trim());
+    const index = bStoreIndex(v, true).split('\n').slice(1, 3).map((l) => l.trim());
     out = edit(out, /store_b\(tid, (\d+)u, (nb\d+)\);/g, (_m, i: string, v: string) =>
       [`{ let f = tid + ${i}u * THREADS;`, ...index, put('tile_b', v, 'B_ROT'), '}'].join(' '),
     );
@@ -201,7 +214,7 @@ function inlineStores(s: string): string {
 
 /** store_a's and store_b's index lines in the clamped form (aStoreIndex(false), bStoreIndex(v, false)). */
 function clampedStores(s: string): string {
-  const v = { kind: s.includes('alias BShare = vec2<u32>') ? ('nf4' as const) : ('dense' as const), transB: s.includes('const TRANS_B = true;') };
+  const v = variantOf(s);
   return editText(editText(s, aStoreIndex(true), aStoreIndex(false)), bStoreIndex(v, true), bStoreIndex(v, false));
 }
 
@@ -213,9 +226,9 @@ function clampedStores(s: string): string {
  * interior blocks' values (edges read past rows and k).
  */
 function directOperand(s: string, which: 'a' | 'b', ahead: boolean): string {
-  const at = s.indexOf(K_LOOP);
-  if (at < 0) throw new Error("mma ablate: the k loop's header not found in the shader");
-  if (which === 'b' && !(s.includes('alias BShare = vec4<f16>') && s.includes('const TRANS_B = true;'))) throw new Error('mma ablate: b-direct needs a dense b with transB');
+  const at = kLoopAt(s);
+  const v = variantOf(s);
+  if (which === 'b' && !(v.kind === 'dense' && v.transB)) throw new Error('mma ablate: b-direct needs a dense b with transB');
   const stride = Number((which === 'a' ? /const SA = (\d+)u;/ : /const SB = (\d+)u;/).exec(s)![1]);
   const [kind, tile, name, first, layout] =
     which === 'a' ? ['left', '&tile_a\\[sgr\\]', 'l', '(row0 + sr', 'row_major'] : ['right', '&tile_b\\[sgc\\]', 'r', '(col0 + sc', 'col_major'];
@@ -251,8 +264,7 @@ function directOperand(s: string, which: 'a' | 'b', ahead: boolean): string {
  * swapped; else one body and the second set moved into the first after each step.
  */
 function fetchTwoAhead(s: string, unrolled: boolean): string {
-  const at = s.indexOf(K_LOOP);
-  if (at < 0) throw new Error("mma ablate: the k loop's header not found in the shader");
+  const at = kLoopAt(s);
   let head = s.slice(0, at);
   const loopAndRest = s.slice(at);
   const close = '\n    workgroupBarrier();\n  }\n'; // the loop's last barrier and its end
@@ -300,7 +312,7 @@ function viewStores(s: string, which: 'a' | 'b'): string {
     which === 'a'
       ? ['array<array<f16, TM * 16u * SA>, BM / (TM * 16u)>', num('BM') * num('SA') * 2, 'TM * 16u * SA']
       : ['array<array<f16, B_SUB>, SGC>', num('B_SUB') * num('SGC') * 2, 'B_SUB'];
-  if (which === 'b' && !s.includes('alias BShare = vec4<f16>')) throw new Error('mma ablate: view-b-stores needs a dense b');
+  if (which === 'b' && variantOf(s).kind !== 'dense') throw new Error('mma ablate: view-b-stores needs a dense b');
   let out = editText(s, `var<workgroup> tile_${which}: ${type};`, `var<workgroup> tile_${which}_mem: buffer<${bytes}>;`);
   out = edit(out, /(\nfn main\([^\n]*\{)/, `$1\n  let tile_${which} = bufferView<${type}>(&tile_${which}_mem, 0u);`);
   return edit(

@@ -11,6 +11,7 @@ import type { Gpu } from '../../src/engine/gpu.ts';
 import { encodeMmaMatmul } from '../../src/engine/matmul-mma.ts';
 import type { Kernels } from '../../src/engine/kernels.ts';
 import { createTensor, type Tensor } from '../../src/engine/tensor.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../../src/io/dtype.ts';
 import { timePass } from './timing.ts';
 
 export interface MmaSpecializedResult {
@@ -165,18 +166,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: 
 }`;
 }
 
-/** f16 bits of the values the inputs take (multiples of 1/4 in [-1, 1]: products and sums exact in f32). */
-const F16_QUARTERS: Record<number, number> = { [-4]: 0xbc00, [-3]: 0xba00, [-2]: 0xb800, [-1]: 0xb400, 0: 0, 1: 0x3400, 2: 0x3800, 3: 0x3a00, 4: 0x3c00 };
-
-function f16ToNumber(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
-
 /** Times each layout (and the engine's kernel) on a · Bᵀ at n^3, two copies of the inputs rotated. */
 export async function benchMmaSpecialized(gpu: Gpu, kernels: Kernels, repeats: number, n = 4096, only: string[] = []): Promise<MmaSpecializedResult[]> {
   const device = gpu.device;
@@ -185,13 +174,13 @@ export async function benchMmaSpecialized(gpu: Gpu, kernels: Kernels, repeats: n
     console.log('mma specialized: this device has no f16 16x16x16 subgroup matrices; skipped');
     return results;
   }
-  // quarters in [-1, 1] from a small LCG, as integers -4..4
+  // quarters in [-1, 1] from a small LCG, as integers -4..4 (products and sums exact in f32)
   let seed = 12345;
   const next = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) % 9 - 4;
   const quarters = Array.from({ length: 2 }, () => Int8Array.from({ length: n * n }, next));
   const upload = (q: Int8Array, label: string): Tensor => {
     const t = createTensor(device, [n, n], 'f16', label);
-    device.queue.writeBuffer(t.buffer, 0, Uint16Array.from(q, (x) => F16_QUARTERS[x]));
+    device.queue.writeBuffer(t.buffer, 0, Uint16Array.from(q, (x) => f32ToF16Bits(x / 4)));
     return t;
   };
   const copies = 2;
@@ -216,7 +205,7 @@ export async function benchMmaSpecialized(gpu: Gpu, kernels: Kernels, repeats: n
     device.queue.submit([encoder.finish()]);
     await read.mapAsync(GPUMapMode.READ);
     const got = new Uint16Array(read.getMappedRange());
-    const err = Math.max(...samples.map(([r, c], s) => Math.abs(f16ToNumber(got[r * n + c]) - want[s]) / (Math.abs(want[s]) + 1)));
+    const err = Math.max(...samples.map(([r, c], s) => Math.abs(f16BitsToF32(got[r * n + c]) - want[s]) / (Math.abs(want[s]) + 1)));
     read.unmap();
     read.destroy();
     return Number.isNaN(err) ? Infinity : err;
