@@ -170,6 +170,9 @@ describe('the tiling the tensor-core GEMM takes (chooseMma)', () => {
     expect(nf4(4096, 1024)).toBe(MMA_TILINGS['256x128-w8-k32']); // two rows of 2048: 16 x 8
     expect(chooseMma('nf4').tiling).toBe(MMA_TILINGS['256x128-w8-k32']);
     expect(chooseMma('dense', 2048, 512).tiling).toBe(MMA_TILINGS['256x128-w8-k32']);
+    // a · B (transB false) on 128x256 blocks with k steps of 48; x·Bᵀ and NF4 never.
+    expect(chooseMma('dense', 2048, 4096, false).tiling).toBe(MMA_TILINGS['128x256-w8-k48']);
+    expect(chooseMma('nf4', 2048, 4096, false).tiling).toBe(MMA_TILINGS['256x128-w8-k32']);
     expect(chooseMma('nf4', 2048, 512).vec && chooseMma('dense').vec).toBe(true);
   });
 });
@@ -177,7 +180,14 @@ describe('the tiling the tensor-core GEMM takes (chooseMma)', () => {
 describe("the tiles' store order (storeLayout)", () => {
   // A scalar f16 store instruction takes one pass through shared memory per distinct word in its
   // busiest bank; in element order the tilings below took two (a) and four (NF4 b) passes a store.
-  it.each(Object.entries(MMA_TILINGS))('stores every share of %s in one pass a store instruction (NF4)', (name, tiling) => {
+  // Where a subgroup's 32 lanes take whole rows of a's k step (BK / 4 shares a row divides 32): k steps
+  // of 48 leave rows split between subgroups, and only a dense B (element order) runs on them.
+  const wholeRows = Object.entries(MMA_TILINGS).filter(([, t]) => 32 % (t.bk / 4) === 0);
+  it('runs NF4 only on tilings whose k step fills whole rows a subgroup', () => {
+    for (const [m, nc] of [[2048, 1024], [2048, 14336], [64, 64]]) expect(32 % (chooseMma('nf4', m, nc).tiling.bk / 4)).toBe(0);
+    expect(wholeRows.length).toBe(Object.keys(MMA_TILINGS).length - 1);
+  });
+  it.each(wholeRows)('stores every share of %s in one pass a store instruction (NF4)', (name, tiling) => {
     for (const transB of [true, false]) {
       const order = storeLayout({ kind: 'nf4', transB, vec: true, scaled: true, lora: 0, vecOut: true }, tiling);
       expect(order.wavefronts.a, `${name} a`).toBe(order.least.a);
@@ -264,15 +274,28 @@ describe('the generated GEMM shaders (every tiling and variant, checked as text:
     const constant = (name: string) => Number(source.match(new RegExp(`const ${name} = (\\d+)u;`))![1]);
     const stages = constant('STAGE');
     const scales = source.includes('var<workgroup> a_scale: array<f32, BM>;') ? 4 * constant('BM') : 0;
-    const bytes = 2 * constant('BM') * constant('SA') + 2 * constant('SGC') * constant('B_SUB') + scales + (constant('THREADS') / 32) * 256 * stages * 4;
+    // The stage's areas: one a subgroup, or one for each of half the subgroups (two turns).
+    const per = Number(source.match(/var<workgroup> stage: array<array<f32, 256u \* STAGE>, THREADS \/ (\d+)u>;/)![1]);
+    const turns = per / 32;
+    const tiles = 2 * constant('BM') * constant('SA') + 2 * constant('SGC') * constant('B_SUB');
+    const bytes = tiles + scales + (constant('THREADS') / per) * 256 * stages * 4;
     expect(bytes).toBeLessThanOrEqual(MMA_WORKGROUP_BYTES);
+    // Two turns only where one stage a subgroup does not fit (128x256 blocks with k steps of 48: 41 KB of tiles).
+    expect(turns).toBe(tiles + scales + (constant('THREADS') / 32) * 1024 <= MMA_WORKGROUP_BYTES ? 1 : 2);
+    if (tiling === MMA_TILINGS['128x256-w8-k48']) expect(turns).toBe(2);
     // Two for a dense B wherever a second stage fits (256x128 blocks with k steps of 32: 30 KB of tiles, 1 KB of row scales, 16 KB of stages).
-    expect(stages).toBe(v.kind === 'dense' && bytes + (stages === 1 ? 8192 : 0) <= MMA_WORKGROUP_BYTES ? 2 : 1);
+    expect(stages).toBe(v.kind === 'dense' && turns === 1 && bytes + (stages === 1 ? 8192 : 0) <= MMA_WORKGROUP_BYTES ? 2 : 1);
     if (tiling === MMA_TILINGS['256x128-w8-k32']) expect(stages).toBe(v.kind === 'dense' ? 2 : 1);
     const cells = tiling.tm * tiling.tn;
-    expect([...source.matchAll(/subgroupMatrixStore<row_major>\(&stage\[sg\], (\d+)u, acc/g)].map((m) => Number(m[1]))).toEqual(Array.from({ length: cells }, (_, i) => 256 * (i % stages)));
-    expect([...source.matchAll(/write_stage4?\(sg, /g)]).toHaveLength(cells);
+    const area = turns === 1 ? 'sg' : `sg % ${constant('THREADS') / per}u`;
+    const stores = [...source.matchAll(/subgroupMatrixStore<row_major>\(&stage\[([^\]]*)\], (\d+)u, (acc\d_\d)/g)];
+    expect(stores.map((m) => m[1])).toEqual(Array(cells * turns).fill(area));
+    expect(stores.map((m) => Number(m[2]))).toEqual(Array.from({ length: cells * turns }, (_, i) => 256 * (Math.floor(i / turns) % stages)));
+    // Every result matrix staged once in each turn (by the turn's subgroups), and written out.
+    expect(stores.map((m) => m[3])).toEqual(Array.from({ length: cells * turns }, (_, i) => `acc${Math.floor(Math.floor(i / turns) / tiling.tn)}_${Math.floor(i / turns) % tiling.tn}`));
+    expect([...source.matchAll(/write_stage4?\(sg(?: % \d+u)?, /g)]).toHaveLength(cells * turns);
+    if (turns === 2) expect(source).toContain(`if (sg / ${constant('THREADS') / 64}u == 1u) {`);
     const epilogue = source.slice(source.indexOf('subgroupMatrixStore<row_major>(&stage'));
-    expect([...epilogue.matchAll(/workgroupBarrier\(\);/g)]).toHaveLength((2 * cells) / stages);
+    expect([...epilogue.matchAll(/workgroupBarrier\(\);/g)]).toHaveLength((2 * cells * turns) / stages);
   });
 });

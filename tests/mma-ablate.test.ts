@@ -3,7 +3,7 @@
 // this checks that every edit still applies to each shader the bench times, and takes out what it says.
 import { describe, expect, it } from 'vitest';
 import { EDITS, NF4_EDITS } from '../tools/bench/mma-ablate.ts';
-import { chooseMma, fetchAfterFirstStep, mmaSource, stagesPerRound, storesBFirst } from '../src/engine/matmul-mma.ts';
+import { chooseMma, fetchAfterFirstStep, mmaSource, stagesPerRound, stageTurns, storesBFirst } from '../src/engine/matmul-mma.ts';
 
 const variants = {
   'dense-f16': { kind: 'dense', transB: true, vec: true, scaled: false, lora: 0, vecOut: true },
@@ -15,7 +15,7 @@ const variants = {
 } as const;
 const shaders = Object.fromEntries(
   Object.entries(variants).map(([what, variant]) => {
-    const { tiling } = chooseMma(variant.kind);
+    const { tiling } = chooseMma(variant.kind, Infinity, Infinity, variant.transB);
     return [what, { tiling, variant, source: mmaSource(variant, tiling) }];
   }),
 );
@@ -67,8 +67,9 @@ describe('mma ablate edits', () => {
       expect(EDITS['order-g2'](source)).toContain('let row0 = (grp * 2u + within % rows) * BM;');
       expect(EDITS['no-output'](source)).toContain('if (row < p.m && col < p.nc && p.accumulate == 7u) { store_out');
       // The epilogue's barriers go (two a round: a round stages one or two result matrices), the k loop's stay.
-      const rounds = count(source, /subgroupMatrixStore<row_major>\(&stage\[sg\], 0u/g);
-      expect(rounds * stagesPerRound(variant, tiling)).toBe(tiling.tm * tiling.tn);
+      // (A round in turns, stageTurns, is one round of each turn.)
+      const rounds = count(source, /subgroupMatrixStore<row_major>\(&stage\[sg(?: % \d+u)?\], 0u/g);
+      expect(rounds * stagesPerRound(variant, tiling)).toBe(tiling.tm * tiling.tn * stageTurns(variant, tiling));
       expect(count(source, /workgroupBarrier/g) - count(EDITS['epilogue-no-barrier'](source), /workgroupBarrier/g)).toBe(2 * rounds);
       // The stores' clamped form (the kernels take the bounded one).
       const clamped = EDITS['clamped-stores'](source);

@@ -38,6 +38,7 @@ export const MMA_TILINGS: Record<string, MmaTiling> = {
   '128x128-w4-k64': { tm: 4, tn: 4, sgr: 2, sgc: 2, bk: 64 },
   '128x256-w8-k32': { tm: 4, tn: 4, sgr: 2, sgc: 4, bk: 32 },
   '256x128-w8-k32': { tm: 4, tn: 4, sgr: 4, sgc: 2, bk: 32 },
+  '128x256-w8-k48': { tm: 4, tn: 4, sgr: 2, sgc: 4, bk: 48 },
 };
 
 /**
@@ -54,9 +55,13 @@ export const MMA_TILINGS: Record<string, MmaTiling> = {
  * An NF4 product whose 256x128 grid is shorter than SMALL_GRID workgroups (the k and v projections'
  * forward: 64 at an 8B's 4096 -> 1024, 32 at a 1B's) takes 128x128 blocks instead: twice the
  * workgroups for a GPU that runs one such workgroup per SM (the H200: 132 SMs).
+ * A dense a · B (transB false: in training, the lm_head's dlogits · E) takes 128x256
+ * blocks with k steps of 48 (the epilogue's stage in two turns to fit): 207-210 -> 250-253 TFLOP/s at
+ * 4096^3, the lm_head's dlogits · E 202-205 -> 233-238, in three calls (session 21,
+ * bench/h200-2026-11-30-s21-*.json); the same tiling takes x·Bᵀ 200 -> 178, NF4 188 / 205 -> 152 / 164.
  */
-export function chooseMma(kind: MmaOperand['kind'], m = Infinity, nc = Infinity): { tiling: MmaTiling; vec: boolean } {
-  if (kind === 'dense') return { tiling: MMA_TILINGS['256x128-w8-k32'], vec: true };
+export function chooseMma(kind: MmaOperand['kind'], m = Infinity, nc = Infinity, transB = true): { tiling: MmaTiling; vec: boolean } {
+  if (kind === 'dense') return { tiling: MMA_TILINGS[transB ? '256x128-w8-k32' : '128x256-w8-k48'], vec: true };
   const wide = MMA_TILINGS['256x128-w8-k32'];
   const { bm, bn } = blockOf(wide);
   const small = Math.ceil(m / bm) * Math.ceil(nc / bn) < SMALL_GRID;
@@ -174,7 +179,7 @@ export function encodeMmaMatmul(
     if (s.bias.dtype !== 'f32') throw new Error(`mma matmul: bias must be f32, not ${s.bias.dtype}`);
   }
   const r = s.lora ? checkLora(s.lora, s) : 0;
-  const chosen = chooseMma(b.kind, s.m, s.nc);
+  const chosen = chooseMma(b.kind, s.m, s.nc, s.transB);
   const tiling = force.tiling ?? chosen.tiling;
   const aligned = s.ki % 4 === 0 && (b.kind === 'nf4' || s.transB || s.nc % 4 === 0);
   const v: MmaVariant = { kind: b.kind, transB: s.transB, vec: force.vec ?? (chosen.vec && aligned), scaled: a.dtype === 'f32', lora: Math.ceil(r / 16), vecOut: s.nc % 4 === 0 };
@@ -468,7 +473,7 @@ export interface StoreLayout {
 export function storeLayout(v: MmaVariant, t: MmaTiling): StoreLayout {
   const { threads, sa, perShare, aFetches, bFetches } = tileShape(v, t);
   // Where share i of invocation tid starts in its tile (f16 elements), as a_slot / b_slot / b_at place it.
-  const aRows = 32 / (t.bk / 4); // rows one subgroup's shares of a cover
+  const aRows = Math.floor(32 / (t.bk / 4)); // rows one subgroup's shares of a cover (a_slot's integer division)
   const aOffset = (spread: number) => (tid: number, i: number) => {
     const f = tid + i * threads;
     const [q, k] = [Math.floor(f / (t.bk / 4)), (f % (t.bk / 4)) * 4];
@@ -548,11 +553,26 @@ export const MMA_WORKGROUP_BYTES = 47 * 1024;
  * products took 5-16 ms a step more with two (bench/h200-2026-11-30-s14-models-8b-stage2-*.json).
  */
 export function stagesPerRound(v: MmaVariant, t: MmaTiling): 1 | 2 {
-  const { bm, threads, sa, bSub } = tileShape(v, t);
-  const tiles = 2 * (bm * sa + t.sgc * bSub);
-  const scales = v.scaled ? 4 * bm : 0;
-  const stage = (threads / 32) * 256 * 4;
+  const { tiles, scales, stage } = workgroupBytes(v, t);
   return v.kind === 'dense' && (t.tm * t.tn) % 2 === 0 && tiles + scales + 2 * stage <= MMA_WORKGROUP_BYTES ? 2 : 1;
+}
+
+/** Workgroup memory of a tiling's parts: both tiles, a's row scales, and one result matrix a subgroup of stage. */
+function workgroupBytes(v: MmaVariant, t: MmaTiling): { tiles: number; scales: number; stage: number } {
+  const { bm, threads, sa, bSub } = tileShape(v, t);
+  return { tiles: 2 * (bm * sa + t.sgc * bSub), scales: v.scaled ? 4 * bm : 0, stage: (threads / 32) * 256 * 4 };
+}
+
+/**
+ * Turns the subgroups take at the epilogue's stage: 1 (each its own area), or 2 where the tiles
+ * leave room for half the subgroups' areas only (k steps of 48 at 128x256: half the subgroups stage
+ * and write while the others wait at the barrier).
+ */
+export function stageTurns(v: MmaVariant, t: MmaTiling): 1 | 2 {
+  const { tiles, scales, stage } = workgroupBytes(v, t);
+  if (tiles + scales + stage <= MMA_WORKGROUP_BYTES) return 1;
+  if (tiles + scales + stage / 2 <= MMA_WORKGROUP_BYTES) return 2;
+  throw new Error(`mma matmul: tiling ${JSON.stringify(t)} takes more than ${MMA_WORKGROUP_BYTES} bytes of workgroup memory`);
 }
 
 /**
@@ -616,6 +636,9 @@ export function bStoreIndex(v: Pick<MmaVariant, 'kind' | 'transB'>, bounded: boo
   return `let f = tid + i * THREADS;\n  let blk = ${blk};\n  let o = ${o};${sw}`;
 }
 
+/** The template's stage: one area a subgroup (THREADS / 32u), which the generator divides among turns (stageTurns). */
+const STAGE_AREAS = '256u * STAGE>, THREADS / 32u>';
+
 function generate(v: MmaVariant, t: MmaTiling): string {
   const { kind, transB } = v;
   const { bm, bn, threads, sa, sb, bSub, aFetches, bFetches } = tileShape(v, t);
@@ -666,13 +689,17 @@ function generate(v: MmaVariant, t: MmaTiling): string {
   // The epilogue stages `stages` result matrices a round (two: half the rounds, each two barriers),
   // then writes them out.
   const stages = stagesPerRound(v, t);
+  const turns = stageTurns(v, t);
+  const area = turns === 1 ? 'sg' : `sg % ${threads / 32 / turns}u`;
+  const inTurn = (turn: number, lines: string[]) => (turns === 1 ? lines : [`if (sg / ${threads / 32 / turns}u == ${turn}u) {`, ...lines.map((l) => `  ${l}`), '}']);
   const epilogue = range(cells.length / stages)
-    .map((r) => {
+    .flatMap((r) => range(turns).map((turn) => [r, turn]))
+    .map(([r, turn]) => {
       const round = cells.slice(r * stages, (r + 1) * stages);
       return [
-        ...round.map(([i, j], s) => `subgroupMatrixStore<row_major>(&stage[sg], ${256 * s}u, acc${i}_${j}, 16u);`),
+        ...inTurn(turn, round.map(([i, j], s) => `subgroupMatrixStore<row_major>(&stage[${area}], ${256 * s}u, acc${i}_${j}, 16u);`)),
         'workgroupBarrier();',
-        ...round.map(([i, j], s) => `write_stage${v.vecOut ? '4' : ''}(sg, ${256 * s}u, lane, row0, sr + ${16 * i}u, col0 + sc + ${16 * j}u);`),
+        ...inTurn(turn, round.map(([i, j], s) => `write_stage${v.vecOut ? '4' : ''}(${area}, ${256 * s}u, lane, row0, sr + ${16 * i}u, col0 + sc + ${16 * j}u);`)),
         'workgroupBarrier();',
       ].join('\n  ');
     })
@@ -713,7 +740,9 @@ function generate(v: MmaVariant, t: MmaTiling): string {
     .replace('//{{MMA_STEP}}', mma)
     .replace('//{{STORE_NEXT}}', storeNext('      '))
     .replace('//{{LORA}}', lora)
-    .replace('//{{EPILOGUE}}', epilogue);
+    .replace('//{{EPILOGUE}}', epilogue)
+    .replace(STAGE_AREAS, `256u * STAGE>, THREADS / ${32 * turns}u>`);
+  if (!template.includes(STAGE_AREAS)) throw new Error("mma matmul: the template's stage declaration changed (STAGE_AREAS)");
   const bSource =
     kind === 'nf4'
       ? NF4_WGSL + nf4Source

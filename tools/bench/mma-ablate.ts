@@ -59,7 +59,7 @@
 //               since session 11, a workgroup-memory read before; the multiply and the rounding stay)
 import type { Gpu } from '../../src/engine/gpu.ts';
 import { submitPass, type Kernels } from '../../src/engine/kernels.ts';
-import { aStoreIndex, bStoreIndex, encodeMmaMatmul, encodeMmaRows, type F16Rows, type MmaOperand, type MmaMatmulShape } from '../../src/engine/matmul-mma.ts';
+import { aStoreIndex, bStoreIndex, encodeMmaMatmul, encodeMmaRows, MMA_TILINGS, type F16Rows, type MmaOperand, type MmaMatmulShape, type MmaTiling } from '../../src/engine/matmul-mma.ts';
 import { destroyNf4 } from '../../src/engine/nf4.ts';
 import { createTensor, type Tensor } from '../../src/engine/tensor.ts';
 import { randomNf4, randomTensor } from './engine.ts';
@@ -333,7 +333,7 @@ export const EDITS: Record<string, (s: string) => string> = {
   'no-barrier': (s) => edit(s, /\n {4}workgroupBarrier\(\);/g, ''),
   'no-output': (s) => edit(s, /if \(row < p\.m && col < p\.nc\) \{ store_out/g, 'if (row < p.m && col < p.nc && p.accumulate == 7u) { store_out'),
   'epilogue-no-barrier': (s) =>
-    edit(s, /(subgroupMatrixStore<row_major>\(&stage[^;]*;|write_stage4?\([^;]*;)\s*workgroupBarrier\(\);/g, '$1'),
+    edit(s, /(subgroupMatrixStore<row_major>\(&stage[^;]*;|write_stage4?\([^;]*;)(\s*\})?\s*workgroupBarrier\(\);/g, '$1$2'),
   ...Object.fromEntries([1, 2, 4].map((g) => [`order-g${g}`, (s: string) => groupOrder(s, g)])),
   'fetch-b-first': fetchBFirst,
   'inline-stores': inlineStores,
@@ -356,7 +356,7 @@ export const EDITS: Record<string, (s: string) => string> = {
   'neg-loop': (s) => kLoopAs(s, 'for (var ti = -i32(tiles); ti < 0i; ti++) {\n    let t = u32(ti + i32(tiles));'),
   'stores-swapped': (s) => reorderStores(s, (as, bs, aFirst) => (aFirst ? [...bs, ...as] : [...as, ...bs])),
   'lazy-left': lazyLeft,
-  'stores-interleaved': (s) => reorderStores(s, (as, bs) => as.flatMap((a, i) => [a, ...(bs[i] ? [bs[i]] : [])])),
+  'stores-interleaved': (s) => reorderStores(s, (as, bs) => [...as.flatMap((a, i) => [a, ...(bs[i] ? [bs[i]] : [])]), ...bs.slice(as.length)]),
   'stores-reversed': (s) => reorderStores(s, (as, bs) => [...as, ...bs].reverse()),
   'stores-b-mid': (s) => reorderStores(s, (as, bs) => [...as.slice(0, as.length / 2), ...bs, ...as.slice(as.length / 2)]),
   'a-direct': (s) => directOperand(s, 'a', false),
@@ -384,6 +384,16 @@ export const EDITS: Record<string, (s: string) => string> = {
     if (out === s) throw new Error('mma ablate: no right-matrix loads in the shader');
     return out;
   },
+};
+
+/** Tilings timed here and not in MMA_TILINGS (no engine product ran faster on them in session 21):
+ * k steps of 48 at 256x128 (the epilogue's stage in two turns: stageTurns), 183-187 TFLOP/s at
+ * 4096^3 against 200-210; 16 subgroups of 4x2 or 2x4 result matrices, 177-219 against 199-250. */
+export const TRIAL_TILINGS: Record<string, MmaTiling> = {
+  '256x128-w8-k48': { tm: 4, tn: 4, sgr: 4, sgc: 2, bk: 48 },
+  '256x128-w16-k32': { tm: 4, tn: 2, sgr: 4, sgc: 4, bk: 32 },
+  '256x128-w16t-k32': { tm: 2, tn: 4, sgr: 8, sgc: 2, bk: 32 },
+  '128x256-w16-k32': { tm: 2, tn: 4, sgr: 4, sgc: 4, bk: 32 },
 };
 
 /** Edits that only an NF4 B source (here: with an f32 out) has something to take out of. */
@@ -418,15 +428,23 @@ export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number
       const { a, b, out, s, free } = inputs(zeros);
       // Names joined by '+' in `only` compose their edits, left to right.
       const combos = only.filter((n) => n.includes('+') && n.split('+').every((e) => e in edits));
-      const variants: [string, ((s: string) => string) | undefined][] = zeros
+      // `tiling=NAME` (or `tiling=NAME+edit...`): the kernel on another tiling (MMA_TILINGS, TRIAL_TILINGS).
+      const tilingRuns = only.filter((n) => n.startsWith('tiling=') && n.split('+').slice(1).every((e) => e in edits));
+      const variants: [string, ((s: string) => string) | undefined, MmaTiling?][] = zeros
         ? [['zeros', undefined]]
         : [
             ['base', undefined],
-            ...Object.entries(edits).filter(([name]) => (combos.length ? only.includes(name) : wanted(names, name))),
+            ...Object.entries(edits).filter(([name]) => (combos.length || tilingRuns.length ? only.includes(name) : wanted(names, name))),
             ...combos.map((c): [string, (s: string) => string] => [c, (s) => c.split('+').reduce((x, e) => edits[e](x), s)]),
+            ...tilingRuns.map((c): [string, ((s: string) => string) | undefined, MmaTiling] => {
+              const [tiling, ...es] = c.slice('tiling='.length).split('+');
+              const t = MMA_TILINGS[tiling] ?? TRIAL_TILINGS[tiling];
+              if (!t) throw new Error(`mma ablate: no tiling ${tiling} (${[...Object.keys(MMA_TILINGS), ...Object.keys(TRIAL_TILINGS)].join(', ')})`);
+              return [c, es.length ? (s) => es.reduce((x, e) => edits[e](x), s) : undefined, t];
+            }),
           ];
-      for (const [variant, source] of variants) {
-        const force = source ? { edit: { tag: variant, source } } : {};
+      for (const [variant, source, tiling] of variants) {
+        const force = { ...(source ? { edit: { tag: variant, source } } : {}), ...(tiling ? { tiling } : {}) };
         const encode = (pass: GPUComputePassEncoder, i: number) => encodeMmaMatmul(kernels, pass, a[i % a.length], b[i % b.length], out, Array.isArray(s) ? s[i % s.length] : s, force);
         // An edit that does not apply to this kernel (its fetch already where the edit puts it) throws
         // while the first pass is recorded: reported and skipped, the other variants still timed.
