@@ -5,8 +5,11 @@
 //     bash .gpu/run.sh node dist-bench/bench.js --only ablate --ablate dense-f16
 // then here:   node tools/bench/sass.mjs GLC_DIR OUT_DIR [--disasm]
 // Each compiled pipeline becomes OUT_DIR/code_N.bin (raw SM90 instructions) with a count of its memory,
-// tensor and barrier instructions; --disasm runs nvdisasm on them (the GPU machine has it under
-// /usr/local/cuda/bin; entries are zstd frames, decompressed with the `zstd` program).
+// tensor and barrier instructions; --disasm runs nvdisasm on them. Entries are zstd frames, read with
+// the `zstd` program (here: tools/setup-test-env.sh installs it); nvdisasm is on the GPU machine
+// (/usr/local/cuda/bin), so session 21 split the cache here and carried code_N.bin back to run
+// `nvdisasm -b SM90 code_N.bin` there. The driver caches every pipeline the process compiles: time
+// only the variants to read, and tell them apart by their counts (HMMA: 64 a k step of 256x128-k32).
 // The format is the driver's, not documented: what is read here (bench/tensor-core-notes.md, session 21)
 // is checked on every entry, and an entry that does not match is reported and skipped.
 import { spawnSync } from 'node:child_process';
