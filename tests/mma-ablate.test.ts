@@ -71,6 +71,14 @@ describe('mma ablate edits', () => {
       const rounds = count(source, /subgroupMatrixStore<row_major>\(&stage\[sg(?: % \d+u)?\], 0u/g);
       expect(rounds * stagesPerRound(variant, tiling)).toBe(tiling.tm * tiling.tn * stageTurns(variant, tiling));
       expect(count(source, /workgroupBarrier/g) - count(EDITS['epilogue-no-barrier'](source), /workgroupBarrier/g)).toBe(2 * rounds);
+      // hoist-fetch: no fetch_a_in (nor a dense b's fetch_b_in) left in the k loop, one offset a share before it.
+      const loopOf = (x: string) => x.slice(x.indexOf('for (var t = 0u'));
+      const hoisted = EDITS['hoist-fetch'](source);
+      expect(count(loopOf(hoisted), /fetch_a_in\(/g)).toBe(0);
+      expect(count(hoisted, /let fa\d+ = /g)).toBe(count(loopOf(source), /fetch_a_in\(/g));
+      expect(count(loopOf(hoisted), /fetch_b_in\(/g)).toBe(variant.kind === 'dense' ? 0 : count(loopOf(source), /fetch_b_in\(/g));
+      expect(count(loopOf(hoisted), /= [ab]\[f[ab]\d+ \+ k0/g)).toBe(count(loopOf(source), /fetch_[ab]_in\(/g) - (variant.kind === 'dense' ? 0 : count(loopOf(source), /fetch_b_in\(/g)));
+      expect(() => EDITS['hoist-fetch'](mmaSource({ ...variant, vec: false }, tiling))).toThrow(/vector loads/);
       // The stores' clamped form (the kernels take the bounded one).
       const clamped = EDITS['clamped-stores'](source);
       expect(source).toContain('let sw = (lane >> A_ROT) % 2u;');

@@ -48,6 +48,8 @@
 //               memory (no shares fetched or staged for that operand); -ahead: each one a k step early
 //   fetch-ahead2  the next tiles fetched two k steps ahead into a second set of share registers (moved
 //               into the first after each step); -unrolled: the loop twice a trip, the sets' roles swapped
+//   hoist-fetch  the interior fetches indexed from offsets computed before the k loop (a step adds k0
+//               to each instead of recomputing row * width + column: ~6 integer instructions a load)
 //   half-a-fetch, half-b-fetch  half of one tile's interior shares loaded, the rest copies (a bound on wider loads)
 //   half-stores  every other element of a share stored (whether the driver merges a share's pairs)
 //   view-a-stores, view-b-stores  the tile's memory an untyped buffer (buffer_view): each share stored
@@ -129,6 +131,33 @@ function variantOf(s: string): { kind: 'dense' | 'nf4'; transB: boolean } {
 function kLoopAs(s: string, header: string): string {
   kLoopAt(s);
   return s.replace(K_LOOP, header);
+}
+
+/**
+ * The k loop's interior fetches indexed from offsets computed once before the loop (a's, and a dense
+ * b's: the share's row times the row length, plus its column), so that a step adds k0 to each
+ * instead of multiplying it out again (session 21's SASS: ~6 integer instructions before each load).
+ * Vector loads only (the offsets count vec4<f16>).
+ */
+function hoistFetch(s: string): string {
+  if (!s.includes('var<storage, read> a: array<vec4<f16>>')) throw new Error('mma ablate: hoist-fetch needs vector loads of a');
+  const { kind, transB } = variantOf(s);
+  const at = kLoopAt(s);
+  const a = [...s.slice(at).matchAll(/na(\d+) = fetch_a_in\(/g)].map((m) => m[1]);
+  const b = kind === 'dense' ? [...s.slice(at).matchAll(/nb(\d+) = fetch_b_in\(/g)].map((m) => m[1]) : [];
+  if (!a.length) throw new Error("mma ablate: the k loop's interior fetches not found in the shader");
+  const lets = [
+    ...a.map((i) => `let fa${i} = ((row0 + a_slot(tid, ${i}u).x) * p.ki + a_slot(tid, ${i}u).y) / 4u;`),
+    ...b.map((i) =>
+      transB
+        ? `let fb${i} = ((col0 + b_slot(tid, ${i}u).x) * p.ki + b_slot(tid, ${i}u).y) / 4u;`
+        : `let fb${i} = (b_slot(tid, ${i}u).x * p.nc + col0 + b_slot(tid, ${i}u).y) / 4u;`,
+    ),
+  ];
+  let loop = s.slice(at);
+  loop = edit(loop, /na(\d+) = fetch_a_in\(row0 \+ a_slot\(tid, \d+u\)\.x, k0 \+ a_slot\(tid, \d+u\)\.y\);/g, 'na$1 = a[fa$1 + k0 / 4u];');
+  if (b.length) loop = edit(loop, /nb(\d+) = fetch_b_in\(tid, \d+u, k0, col0\);/g, transB ? 'nb$1 = b[fb$1 + k0 / 4u];' : 'nb$1 = b[fb$1 + k0 * (p.nc / 4u)];');
+  return `${s.slice(0, at)}${lets.join('\n  ')}\n  ${loop}`;
 }
 
 /** The k loop's fetch of the next k step placed before its products, between its first two steps, or after them. */
@@ -363,6 +392,7 @@ export const EDITS: Record<string, (s: string) => string> = {
   'a-direct-ahead': (s) => directOperand(s, 'a', true),
   'b-direct': (s) => directOperand(s, 'b', false),
   'b-direct-ahead': (s) => directOperand(s, 'b', true),
+  'hoist-fetch': hoistFetch,
   'fetch-ahead2': (s) => fetchTwoAhead(s, false),
   'fetch-ahead2-unrolled': (s) => fetchTwoAhead(s, true),
   'half-a-fetch': (s) => halfFetch(s, 'a'),
