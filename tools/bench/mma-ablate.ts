@@ -8,6 +8,7 @@
 // nf4-forward-down, nf4-forward-kv. The four dense variants are scheduled differently by the driver
 // (session 19): an edit is only known for the variant it was timed on.
 //   base        the kernel the engine runs
+//   tiling=NAME the kernel on another tiling (MMA_TILINGS or TRIAL_TILINGS; `tiling=NAME+edit` with edits)
 //   zeros       the same on all-zero operands (the products' power draw depends on the data)
 //   one-product one of the subgroup's result matrices multiplied per k step (TM x TN in the kernel):
 //               the fetches, the staging and the barriers with almost no products
