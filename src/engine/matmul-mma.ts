@@ -638,6 +638,7 @@ export function bStoreIndex(v: Pick<MmaVariant, 'kind' | 'transB'>, bounded: boo
 
 /** The template's stage: one area a subgroup (THREADS / 32u), which the generator divides among turns (stageTurns). */
 const STAGE_AREAS = '256u * STAGE>, THREADS / 32u>';
+if (!template.includes(STAGE_AREAS)) throw new Error("mma matmul: the template's stage declaration changed (STAGE_AREAS)");
 
 function generate(v: MmaVariant, t: MmaTiling): string {
   const { kind, transB } = v;
@@ -690,8 +691,9 @@ function generate(v: MmaVariant, t: MmaTiling): string {
   // then writes them out.
   const stages = stagesPerRound(v, t);
   const turns = stageTurns(v, t);
-  const area = turns === 1 ? 'sg' : `sg % ${threads / 32 / turns}u`;
-  const inTurn = (turn: number, lines: string[]) => (turns === 1 ? lines : [`if (sg / ${threads / 32 / turns}u == ${turn}u) {`, ...lines.map((l) => `  ${l}`), '}']);
+  const perTurn = threads / 32 / turns; // subgroups staging at once
+  const area = turns === 1 ? 'sg' : `sg % ${perTurn}u`;
+  const inTurn = (turn: number, lines: string[]) => (turns === 1 ? lines : [`if (sg / ${perTurn}u == ${turn}u) {`, ...lines.map((l) => `  ${l}`), '}']);
   const epilogue = range(cells.length / stages)
     .flatMap((r) => range(turns).map((turn) => [r, turn]))
     .map(([r, turn]) => {
@@ -742,7 +744,6 @@ function generate(v: MmaVariant, t: MmaTiling): string {
     .replace('//{{LORA}}', lora)
     .replace('//{{EPILOGUE}}', epilogue)
     .replace(STAGE_AREAS, `256u * STAGE>, THREADS / ${32 * turns}u>`);
-  if (!template.includes(STAGE_AREAS)) throw new Error("mma matmul: the template's stage declaration changed (STAGE_AREAS)");
   const bSource =
     kind === 'nf4'
       ? NF4_WGSL + nf4Source

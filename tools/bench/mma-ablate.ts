@@ -459,6 +459,7 @@ export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number
       const { a, b, out, s, free } = inputs(zeros);
       // Names joined by '+' in `only` compose their edits, left to right.
       const combos = only.filter((n) => n.includes('+') && n.split('+').every((e) => e in edits));
+      const compose = (es: string[]) => (x: string) => es.reduce((y, e) => edits[e](y), x);
       // `tiling=NAME` (or `tiling=NAME+edit...`): the kernel on another tiling (MMA_TILINGS, TRIAL_TILINGS).
       const tilingRuns = only.filter((n) => n.startsWith('tiling=') && n.split('+').slice(1).every((e) => e in edits));
       const variants: [string, ((s: string) => string) | undefined, MmaTiling?][] = zeros
@@ -466,12 +467,12 @@ export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number
         : [
             ['base', undefined],
             ...Object.entries(edits).filter(([name]) => (combos.length || tilingRuns.length ? only.includes(name) : wanted(names, name))),
-            ...combos.map((c): [string, (s: string) => string] => [c, (s) => c.split('+').reduce((x, e) => edits[e](x), s)]),
+            ...combos.map((c): [string, (s: string) => string] => [c, compose(c.split('+'))]),
             ...tilingRuns.map((c): [string, ((s: string) => string) | undefined, MmaTiling] => {
               const [tiling, ...es] = c.slice('tiling='.length).split('+');
               const t = MMA_TILINGS[tiling] ?? TRIAL_TILINGS[tiling];
               if (!t) throw new Error(`mma ablate: no tiling ${tiling} (${[...Object.keys(MMA_TILINGS), ...Object.keys(TRIAL_TILINGS)].join(', ')})`);
-              return [c, es.length ? (s) => es.reduce((x, e) => edits[e](x), s) : undefined, t];
+              return [c, es.length ? compose(es) : undefined, t];
             }),
           ];
       for (const [variant, source, tiling] of variants) {
