@@ -54,29 +54,24 @@ var<workgroup> stage: array<array<f32, 256u * STAGE>, THREADS / 32u>; // STAGE r
 //{{A_SOURCE}}
 
 /** Where fetch i (0 .. A_FETCHES - 1) of invocation tid goes in the A tile: (row, k). A subgroup's
- * lanes cover 32 / (BK / 4) rows, A_SPREAD rows apart (storeLayout: rows whose starts share banks). */
+ * lanes cover 32 / (BK / PER) rows, A_SPREAD rows apart (storeLayout: rows whose starts share banks). */
 fn a_slot(tid: u32, i: u32) -> vec2<u32> {
   let f = tid + i * THREADS;
-  let q = f / (BK / 4u);
-  let rows = 32u / (BK / 4u);
+  let q = f / (BK / PER);
+  let rows = 32u / (BK / PER);
   let w = q / rows;
-  return vec2<u32>((w / A_SPREAD) * rows * A_SPREAD + (q % rows) * A_SPREAD + w % A_SPREAD, (f % (BK / 4u)) * 4u);
+  return vec2<u32>((w / A_SPREAD) * rows * A_SPREAD + (q % rows) * A_SPREAD + w % A_SPREAD, (f % (BK / PER)) * PER);
 }
 
 /**
- * Stores a share of four at `at`; lanes with bit A_ROT set store its second word first (storeLayout).
- * (blk, o) and sw come from the generator (aStoreIndex): reduced by constants, so that Tint's range
- * analysis bounds them inside this function and Chrome's robustness adds no clamp.
+ * Stores a share of PER elements at `at` (the generator's store_share: with four, lanes with bit A_ROT
+ * set store its second word first, storeLayout). (blk, o) and sw come from the generator
+ * (aStoreIndex): reduced by constants, so that Tint's range analysis bounds them inside this function
+ * and Chrome's robustness adds no clamp.
  */
-fn store_a(at: vec2<u32>, v: vec4<f16>, lane: u32) {
+fn store_a(at: vec2<u32>, v: Share, lane: u32) {
   //{{A_STORE_INDEX}}
-  let w = select(v, v.zwxy, sw == 1u);
-  let o0 = o + 2u * sw;
-  let o1 = o + 2u - 2u * sw;
-  tile_a[blk][o0] = w.x;
-  tile_a[blk][o0 + 1u] = w.y;
-  tile_a[blk][o1] = w.z;
-  tile_a[blk][o1 + 1u] = w.w;
+  //{{A_STORE}}
 }
 
 /** (column block, offset in it) of position s of the B tile (the source's b_slot: (n, k) with

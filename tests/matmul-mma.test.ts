@@ -8,7 +8,7 @@ import { testGpu } from './gpu/device.ts';
 import { Kernels, submitPass } from '../src/engine/kernels.ts';
 import { encodeF16Rows } from '../src/engine/matmul-mma.ts';
 import { checkLmHeadMma, checkMmaMatmul, checkMmaRows, LMHEAD_MMA_TOLERANCE, MMA_TOLERANCE, mmaCases, mmaSourcesDigest, type LmHeadMmaCheck, type MmaCheck, type MmaRowsCheck } from '../src/engine/matmul-mma-check.ts';
-import { bShareOffset, elementOrderStores, chooseMma, MMA_TILINGS, MMA_WORKGROUP_BYTES, mmaSource, SMALL_GRID, storeLayout } from '../src/engine/matmul-mma.ts';
+import { bShareOffset, constKLoop, elementOrderStores, chooseMma, fetchAfterFirstStep, fetchesBFirst, K_LOOP, K_LOOP_CONST, MMA_TILINGS, MMA_WORKGROUP_BYTES, mmaSource, SMALL_GRID, storeLayout, wideShares } from '../src/engine/matmul-mma.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { uploadTensor } from '../src/engine/tensor.ts';
@@ -189,7 +189,7 @@ describe("the tiles' store order (storeLayout)", () => {
   });
   it.each(wholeRows)('stores every share of %s in one pass a store instruction (NF4)', (name, tiling) => {
     for (const transB of [true, false]) {
-      const order = storeLayout({ kind: 'nf4', transB, vec: true, scaled: true, lora: 0, vecOut: true }, tiling);
+      const order = storeLayout({ kind: 'nf4', transB, vec: true, wide: false, scaled: true, lora: 0, vecOut: true }, tiling);
       expect(order.wavefronts.a, `${name} a`).toBe(order.least.a);
       expect(order.wavefronts.b, `${name} b`).toBe(order.least.b);
     }
@@ -197,9 +197,9 @@ describe("the tiles' store order (storeLayout)", () => {
 
   it('takes more passes in element order (the count would catch a layout that made conflicts)', () => {
     const t = MMA_TILINGS['256x128-w8-k32'];
-    const order = storeLayout({ kind: 'nf4', transB: true, vec: true, scaled: true, lora: 0, vecOut: true }, t);
+    const order = storeLayout({ kind: 'nf4', transB: true, vec: true, wide: false, scaled: true, lora: 0, vecOut: true }, t);
     // The generated shader carries the chosen order; element order is shift 5 with spread 1.
-    const source = mmaSource({ kind: 'nf4', transB: true, vec: true, scaled: true, lora: 0, vecOut: true }, t);
+    const source = mmaSource({ kind: 'nf4', transB: true, vec: true, wide: false, scaled: true, lora: 0, vecOut: true }, t);
     expect(source).toContain(`const A_SPREAD = ${order.aSpread}u;`);
     expect(source).toContain(`const B_ROT = ${order.bRot}u;`);
     expect([order.aRot, order.bRot]).not.toContain(5);
@@ -209,7 +209,7 @@ describe("the tiles' store order (storeLayout)", () => {
   it("keeps a dense B's GEMM in element order, and counts what that costs", () => {
     const t = MMA_TILINGS['256x128-w8-k32'];
     for (const transB of [true, false]) {
-      const v = { kind: 'dense', transB, vec: true, scaled: true, lora: 0, vecOut: true } as const;
+      const v = { kind: 'dense', transB, vec: true, wide: true, scaled: true, lora: 0, vecOut: true } as const;
       expect(elementOrderStores(v)).toBe(true);
       const order = storeLayout(v, t);
       expect([order.aSpread, order.aRot, order.bRot]).toEqual([1, 5, 5]);
@@ -222,6 +222,38 @@ describe("the tiles' store order (storeLayout)", () => {
   });
 });
 
+describe("a dense b's shares of eight (wideShares)", () => {
+  const t = MMA_TILINGS['256x128-w8-k32'];
+  const dense = (wide: boolean, transB = true) => mmaSource({ kind: 'dense', transB, vec: true, wide, scaled: false, lora: 0, vecOut: true }, t);
+  it('loads 16 bytes a share and stores its eight elements from four words', () => {
+    const wide = dense(true);
+    expect(wide).toContain('const PER = 8u;');
+    for (const x of ['a', 'b']) expect(wide).toContain(`var<storage, read> ${x}: array<vec4<u32>>;`);
+    expect(wide.match(/\[blk\]\[o \+ 7u\] = hi\.w;/g)).toHaveLength(2); // store_a and store_b
+    // A k step of 256x128-k32: 8 (a) + 4 (b) shares of four, half as many of eight.
+    expect(wide.match(/\bvar n[ab]\d+: /g)).toHaveLength(6);
+    expect(dense(false).match(/\bvar n[ab]\d+: /g)).toHaveLength(12);
+    expect(dense(false)).toContain('var<storage, read> a: array<vec4<f16>>;');
+  });
+  it('takes the constant-bounded k loop, and a·B fetches B first, only with shares of eight', () => {
+    for (const transB of [true, false]) {
+      const v = { kind: 'dense', transB, wide: true } as const;
+      expect(constKLoop(v)).toBe(true);
+      expect(constKLoop({ ...v, wide: false })).toBe(false);
+      expect(constKLoop({ kind: 'nf4', wide: false })).toBe(false);
+      expect(fetchesBFirst(v)).toBe(!transB);
+      expect(fetchAfterFirstStep({ ...v, scaled: false })).toBe(false);
+      const source = dense(true, transB);
+      expect(source).toContain(K_LOOP_CONST);
+      const loop = source.slice(source.indexOf(K_LOOP_CONST));
+      expect(loop.indexOf('nb0 = fetch_b_in(') < loop.indexOf('na0 = fetch_a_in(')).toBe(!transB);
+      expect(dense(false, transB)).toContain(K_LOOP);
+    }
+    expect(wideShares('dense')).toBe(true);
+    expect(wideShares('nf4')).toBe(false);
+  });
+});
+
 describe('the generated GEMM shaders (every tiling and variant, checked as text: no GPU needed)', () => {
   // Tint rejects a subgroupMatrixLoad whose 16x16 access can pass the end of its workgroup array (a
   // generator change that read B's tile on from A's offsets did, on the GPU machine only); this
@@ -230,7 +262,13 @@ describe('the generated GEMM shaders (every tiling and variant, checked as text:
   const variants = Object.entries(MMA_TILINGS).flatMap(([name, tiling]) =>
     (['dense', 'nf4'] as const).flatMap((kind) =>
       [true, false].flatMap((transB) =>
-        [0, tiling.bk / 16 + 1].map((lora) => ({ name: `${name} ${kind} ${transB ? 'T' : 'N'}${lora ? ` lora${lora}` : ''}`, tiling, v: { kind, transB, vec: true, scaled: true, lora, vecOut: true } })),
+        (kind === 'dense' ? [true, false] : [false]).flatMap((wide) =>
+          [0, tiling.bk / 16 + 1].map((lora) => ({
+            name: `${name} ${kind} ${transB ? 'T' : 'N'}${wide ? ' wide' : ''}${lora ? ` lora${lora}` : ''}`,
+            tiling,
+            v: { kind, transB, vec: true, wide, scaled: true, lora, vecOut: true },
+          })),
+        ),
       ),
     ),
   );
@@ -256,7 +294,7 @@ describe('the generated GEMM shaders (every tiling and variant, checked as text:
     // u32 arithmetic on non-negative values: BigInt's / truncates as WGSL's does.
     const u32 = (expr: string) => new Function('f', 'BK', 'BN', 'TN', 'SB', 'SGC', `return ${expr.replace(/(\d+)u/g, '$1n')};`) as (...x: bigint[]) => bigint;
     const [blkOf, oOf] = [u32(lets![1]), u32(lets![2])];
-    const per = v.kind === 'nf4' ? 8n : 4n;
+    const per = v.kind === 'nf4' || v.wide ? 8n : 4n;
     const at = bShareOffset(v, tiling);
     for (let tid = 0n; tid < THREADS; tid++) {
       for (let i = 0n; i < (BN * BK) / (per * THREADS); i++) {

@@ -168,6 +168,9 @@ export function mmaCases(f16: boolean): MmaCase[] {
   }
   cases.push({ ...base, ki: 4104, b: 'nf4', transB: true, dtype: 'f32', outDtype: 'f32' });
   cases.push({ ...base, ki: 261, b: 'dense', transB: true, dtype: 'f32', outDtype: 'f32' });
+  // a dense b's shares of four where rows hold a multiple of 4 but not of 8 (wideShares takes eight otherwise)
+  cases.push({ ...base, ki: 268, b: 'dense', transB: true, dtype: 'f32', outDtype: 'f32' });
+  cases.push({ ...base, nc: 204, b: 'dense', transB: false, dtype: 'f32', outDtype: 'f32', accumulate: true });
   cases.push({ ...base, nc: 201, b: 'nf4', transB: true, dtype: 'f32', outDtype: 'f32', bias: true }); // scalar stores (nc % 4 != 0)
   cases.push({ ...base, nc: 203, b: 'dense', transB: false, dtype: 'f32', outDtype: 'f32', accumulate: true, lora: { r: 16, scale: 1 } });
   cases.push({ ...base, b: 'nf4', transB: true, dtype: 'f32', outDtype: 'f32', bias: true });
@@ -256,10 +259,10 @@ export function mmaSourcesDigest(): string {
   for (const tiling of Object.values(MMA_TILINGS)) {
     for (const kind of ['dense', 'nf4'] as const) {
       for (const transB of [true, false]) {
-        for (const vec of [true, false]) {
+        for (const [vec, wide] of kind === 'dense' ? [[true, true], [true, false], [false, false]] : [[true, false], [false, false]]) {
           for (const scaled of [true, false]) {
             for (let lora = 0; lora <= tiling.bk / 16 + 1; lora++) {
-              for (const vecOut of [true, false]) texts.push(mmaSource({ kind, transB, vec, scaled, lora, vecOut }, tiling));
+              for (const vecOut of [true, false]) texts.push(mmaSource({ kind, transB, vec, wide, scaled, lora, vecOut }, tiling));
             }
           }
         }

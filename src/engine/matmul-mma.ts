@@ -59,6 +59,9 @@ export const MMA_TILINGS: Record<string, MmaTiling> = {
  * blocks with k steps of 48 (the epilogue's stage in two turns to fit): 207-210 -> 250-253 TFLOP/s at
  * 4096^3, the lm_head's dlogits · E 202-205 -> 233-238, in three calls (session 21,
  * bench/h200-2026-11-30-s21-*.json); the same tiling takes x·Bᵀ 200 -> 178, NF4 188 / 205 -> 152 / 164.
+ * Since session 22 a dense b's products stage shares of eight (wideShares), on which the other tilings
+ * were compared again: 256x128-k48 x·Bᵀ 238 against 233 (+2%, not taken), the rest slower or even
+ * (bench/h200-2026-11-30-s22-ablate-tilings.json).
  */
 export function chooseMma(kind: MmaOperand['kind'], m = Infinity, nc = Infinity, transB = true): { tiling: MmaTiling; vec: boolean } {
   if (kind === 'dense') return { tiling: MMA_TILINGS[transB ? '256x128-w8-k32' : '128x256-w8-k48'], vec: true };
@@ -94,6 +97,9 @@ export interface MmaVariant {
   transB: boolean;
   /** Rows of a (and of a dense b) hold a multiple of 4 elements: one vector load per share. */
   vec: boolean;
+  /** A dense b's product whose rows hold a multiple of 8 (a's and b's): shares of eight elements, one
+   * 16-byte load each (wideShares). */
+  wide: boolean;
   /** a came as f32 and was scaled row by row (shaders/f16-rows.wgsl): the epilogue scales back. */
   scaled: boolean;
   /** 16-wide k steps of LoRA's term, ceil(r / 16) (shaders/matmul-mma-lora.wgsl), 0: none. */
@@ -160,7 +166,7 @@ export function encodeMmaMatmul(
   s: MmaMatmulShape,
   /** Benchmark experiments only: a tiling and load width other than chooseMma's, or the shader
    * edited (tools/bench/mma-ablate.ts times it with parts taken out). */
-  force: { tiling?: MmaTiling; vec?: boolean; edit?: MmaEdit } = {},
+  force: { tiling?: MmaTiling; vec?: boolean; wide?: boolean; edit?: MmaEdit } = {},
 ): void {
   if (!kernels.gpu.info.mmaF16) throw new Error('mma matmul: this device has no f16 16x16x16 subgroup matrices');
   if (numel(a.shape) !== s.m * s.ki) throw new Error(`mma matmul: a has shape [${a.shape}], expected ${s.m} x ${s.ki} elements`);
@@ -181,9 +187,12 @@ export function encodeMmaMatmul(
   const r = s.lora ? checkLora(s.lora, s) : 0;
   const chosen = chooseMma(b.kind, s.m, s.nc, s.transB);
   const tiling = force.tiling ?? chosen.tiling;
-  const aligned = s.ki % 4 === 0 && (b.kind === 'nf4' || s.transB || s.nc % 4 === 0);
-  const v: MmaVariant = { kind: b.kind, transB: s.transB, vec: force.vec ?? (chosen.vec && aligned), scaled: a.dtype === 'f32', lora: Math.ceil(r / 16), vecOut: s.nc % 4 === 0 };
-  if (v.vec && (s.ki % 4 !== 0 || (b.kind === 'dense' && !s.transB && s.nc % 4 !== 0))) throw new Error('mma matmul: vector loads need rows of a multiple of 4');
+  const aligned = (n: number) => s.ki % n === 0 && (b.kind === 'nf4' || s.transB || s.nc % n === 0);
+  const vec = force.vec ?? (chosen.vec && aligned(4));
+  const wide = force.wide ?? (vec && wideShares(b.kind) && aligned(8));
+  const v: MmaVariant = { kind: b.kind, transB: s.transB, vec, wide, scaled: a.dtype === 'f32', lora: Math.ceil(r / 16), vecOut: s.nc % 4 === 0 };
+  if (v.vec && !aligned(4)) throw new Error('mma matmul: vector loads need rows of a multiple of 4');
+  if (v.wide && (!v.vec || b.kind !== 'dense' || !aligned(8))) throw new Error('mma matmul: shares of eight need a dense b, vector loads and rows of a multiple of 8');
   const kernel = mmaKernel(kernels, v, tiling, out.dtype, force.edit);
   const bs = Math.log2(b.kind === 'nf4' ? b.w.blocksize : 1);
   if (!Number.isInteger(bs)) throw new Error(`mma matmul: blocksize is not a power of two`);
@@ -361,7 +370,7 @@ function mmaKernel(kernels: Kernels, v: MmaVariant, tiling: MmaTiling, out: DTyp
 }
 
 function variantName(v: MmaVariant): string {
-  return `${v.kind},${v.transB ? 'T' : 'N'}${v.vec ? ',vec' : ''}${v.scaled ? ',scaled' : ''}${v.lora ? `,lora${v.lora}` : ''}${v.vecOut ? ',vo' : ''}`;
+  return `${v.kind},${v.transB ? 'T' : 'N'}${v.vec ? ',vec' : ''}${v.wide ? ',wide' : ''}${v.scaled ? ',scaled' : ''}${v.lora ? `,lora${v.lora}` : ''}${v.vecOut ? ',vo' : ''}`;
 }
 
 function blockOf(t: MmaTiling): { bm: number; bn: number; threads: number } {
@@ -379,11 +388,24 @@ export function mmaSource(v: MmaVariant, t: MmaTiling): string {
 }
 
 /**
- * fetch_NAME4(r, c, rows, width): four consecutive f16 elements of row r of `buffer` (rows of
- * `width`) from column c (zeros outside). With `vec` (width and c multiples of 4) one vector load,
- * else element by element.
+ * fetch_NAME_share(r, c, rows, width): a share of row r of `buffer` (rows of `width`) from column c
+ * (zeros outside): with `per` 8 one 16-byte load (width and c multiples of 8: eight f16 as four
+ * words), else four f16, with `vec` (width and c multiples of 4) one vector load, else element by element.
  */
-function fetch4(name: string, buffer: string, vec: boolean): string {
+function fetchShare(name: string, buffer: string, vec: boolean, per: 4 | 8): string {
+  const binding = `@group(0) @binding(${buffer === 'a' ? 0 : 1}) var<storage, read> ${buffer}`;
+  if (per === 8) {
+    return `${binding}: array<vec4<u32>>;
+fn fetch_${name}_share(r: u32, c: u32, rows: u32, width: u32) -> Share {
+  var v = Share(0u);
+  if (r < rows && c < width) { v = ${buffer}[(r * width + c) / 8u]; }
+  return v;
+}
+/** The same where r and c + 7 are known to be inside (no checks). */
+fn fetch_${name}_share_in(r: u32, c: u32, width: u32) -> Share {
+  return ${buffer}[(r * width + c) / 8u];
+}`;
+  }
   const inside = vec
     ? `return ${buffer}[(r * width + c) / 4u];`
     : `let base = r * width + c;
@@ -398,8 +420,8 @@ function fetch4(name: string, buffer: string, vec: boolean): string {
         if (c + i < width) { v[i] = ${buffer}[base + i]; }
       }
     }`;
-  return `@group(0) @binding(${buffer === 'a' ? 0 : 1}) var<storage, read> ${buffer}: array<${vec ? 'vec4<f16>' : 'f16'}>;
-fn fetch_${name}4(r: u32, c: u32, rows: u32, width: u32) -> vec4<f16> {
+  return `${binding}: array<${vec ? 'vec4<f16>' : 'f16'}>;
+fn fetch_${name}_share(r: u32, c: u32, rows: u32, width: u32) -> vec4<f16> {
   var v = vec4<f16>(0.0);
   if (r < rows) {
     ${load}
@@ -407,15 +429,36 @@ fn fetch_${name}4(r: u32, c: u32, rows: u32, width: u32) -> vec4<f16> {
   return v;
 }
 /** The same where r and c + 3 are known to be inside (no checks). */
-fn fetch_${name}4_in(r: u32, c: u32, width: u32) -> vec4<f16> {
+fn fetch_${name}_share_in(r: u32, c: u32, width: u32) -> vec4<f16> {
   ${inside}
 }`;
 }
 
+/**
+ * The statements that store a share v at (blk, o) of `tile`: eight elements from four words (PER 8),
+ * or four with the lane's word order sw (storeLayout: the second word first where sw is 1).
+ */
+function storeShare(tile: string, per: 4 | 8): string {
+  if (per === 8) {
+    const e = (i: number) => `${tile}[blk][o${i ? ` + ${i}u` : ''}] = ${i < 4 ? 'lo' : 'hi'}.${'xyzw'[i % 4]};`;
+    return ['let lo = bitcast<vec4<f16>>(v.xy);', 'let hi = bitcast<vec4<f16>>(v.zw);', ...Array.from({ length: 8 }, (_, i) => e(i))].join('\n  ');
+  }
+  return [
+    'let w = select(v, v.zwxy, sw == 1u);',
+    'let o0 = o + 2u * sw;',
+    'let o1 = o + 2u - 2u * sw;',
+    `${tile}[blk][o0] = w.x;`,
+    `${tile}[blk][o0 + 1u] = w.y;`,
+    `${tile}[blk][o1] = w.z;`,
+    `${tile}[blk][o1 + 1u] = w.w;`,
+  ].join('\n  ');
+}
+
 function aSource(v: MmaVariant): string {
-  const fetch = `${fetch4('a', 'a', v.vec)}
-fn fetch_a(r: u32, k: u32) -> vec4<f16> { return fetch_a4(r, k, p.m, p.ki); }
-fn fetch_a_in(r: u32, k: u32) -> vec4<f16> { return fetch_a4_in(r, k, p.ki); }`;
+  const fetch = `alias Share = ${v.wide ? 'vec4<u32>' : 'vec4<f16>'};
+${fetchShare('a', 'a', v.vec, sharePer(v))}
+fn fetch_a(r: u32, k: u32) -> Share { return fetch_a_share(r, k, p.m, p.ki); }
+fn fetch_a_in(r: u32, k: u32) -> Share { return fetch_a_share_in(r, k, p.ki); }`;
   return v.scaled
     ? `${fetch}
 @group(0) @binding(6) var<storage, read> row_scale: array<vec2<f32>>; // (2^s, 2^-s) per row of a
@@ -435,19 +478,20 @@ const LORA_W = 1.0;`;
 }
 
 /** The tiles' geometry of a tiling (as the shader's constants): row strides, block sizes, shares. */
-function tileShape(v: Pick<MmaVariant, 'kind' | 'transB'>, t: MmaTiling) {
+function tileShape(v: Pick<MmaVariant, 'kind' | 'transB' | 'wide'>, t: MmaTiling) {
   const { bm, bn, threads } = blockOf(t);
   const sa = t.bk + 8;
   // B's rows: k (transposed) or the TN * 16 columns of one subgroup column block, padded.
   const sb = v.transB ? t.bk + 8 : 16 * t.tn + 8;
   const bSub = v.transB ? 16 * t.tn * sb : t.bk * sb;
-  const perShare = v.kind === 'nf4' ? 8 : 4;
-  const aFetches = (bm * t.bk) / (4 * threads);
+  const aPer = sharePer(v);
+  const perShare = v.kind === 'nf4' ? 8 : aPer;
+  const aFetches = (bm * t.bk) / (aPer * threads);
   const bFetches = (bn * t.bk) / (perShare * threads);
   if (!Number.isInteger(aFetches) || !Number.isInteger(bFetches) || t.bk % 16 !== 0) {
     throw new Error(`mma matmul: tiling ${JSON.stringify(t)} does not divide into whole shares`);
   }
-  return { bm, bn, threads, sa, sb, bSub, perShare, aFetches, bFetches };
+  return { bm, bn, threads, sa, sb, bSub, aPer, perShare, aFetches, bFetches };
 }
 
 export interface StoreLayout {
@@ -471,20 +515,20 @@ export interface StoreLayout {
  * (elementOrderStores); the counts then say what it costs.
  */
 export function storeLayout(v: MmaVariant, t: MmaTiling): StoreLayout {
-  const { threads, sa, perShare, aFetches, bFetches } = tileShape(v, t);
+  const { threads, sa, aPer, perShare, aFetches, bFetches } = tileShape(v, t);
   // Where share i of invocation tid starts in its tile (f16 elements), as a_slot / b_slot / b_at place it.
-  const aRows = Math.floor(32 / (t.bk / 4)); // rows one subgroup's shares of a cover (a_slot's integer division)
+  const aRows = Math.floor(32 / (t.bk / aPer)); // rows one subgroup's shares of a cover (a_slot's integer division)
   const aOffset = (spread: number) => (tid: number, i: number) => {
     const f = tid + i * threads;
-    const [q, k] = [Math.floor(f / (t.bk / 4)), (f % (t.bk / 4)) * 4];
+    const [q, k] = [Math.floor(f / (t.bk / aPer)), (f % (t.bk / aPer)) * aPer];
     const w = Math.floor(q / aRows);
     const row = Math.floor(w / spread) * aRows * spread + (q % aRows) * spread + (w % spread);
     return Math.floor(row / (16 * t.tm)) * 16 * t.tm * sa + (row % (16 * t.tm)) * sa + k;
   };
   const bOffset = bShareOffset(v, t);
-  const least = { a: (aFetches * threads) / 8, b: (bFetches * threads * perShare) / 32 };
+  const least = { a: (aFetches * threads * aPer) / 32, b: (bFetches * threads * perShare) / 32 };
   if (elementOrderStores(v)) {
-    const a = storeWavefronts(aOffset(1), 4, threads, aFetches, 5);
+    const a = storeWavefronts(aOffset(1), aPer, threads, aFetches, 5);
     return { aSpread: 1, aRot: 5, bRot: 5, wavefronts: { a, b: storeWavefronts(bOffset, perShare, threads, bFetches, 5) }, least };
   }
   // The fewest wavefronts; among equals the smallest spread (a subgroup's loads stay closest).
@@ -498,7 +542,7 @@ export function storeLayout(v: MmaVariant, t: MmaTiling): StoreLayout {
 
 /** Where share i of invocation tid starts in the B tile (f16 elements from tile_b[0]'s start), as
  * b_slot and b_at place it: column block * B_SUB + the offset in the block. */
-export function bShareOffset(v: Pick<MmaVariant, 'kind' | 'transB'>, t: MmaTiling): (tid: number, i: number) => number {
+export function bShareOffset(v: Pick<MmaVariant, 'kind' | 'transB' | 'wide'>, t: MmaTiling): (tid: number, i: number) => number {
   const { bn, threads, sb, bSub, perShare } = tileShape(v, t);
   return (tid, i) => {
     const f = tid + i * threads;
@@ -601,13 +645,52 @@ export function elementOrderStores(v: Pick<MmaVariant, 'kind'>): boolean {
 }
 
 /**
+ * Whether a dense b's product takes shares of eight elements (one 16-byte load each, where rows hold a
+ * multiple of 8) rather than four (8-byte loads). The k loop's staging, not its products, bounds these
+ * kernels: with the products cut to one in sixteen x·Bᵀ ran at 216 TFLOP/s against 201 whole, and
+ * deeper prefetch changed nothing (214), so the rate at which each SM's loads bring tiles in is the
+ * limit; 16-byte loads halve the load instructions (LDG.E.128 in the driver's code) and took the
+ * one-product bound to 239 (a·B 272 -> 294). With constKLoop and fetchesBFirst, at 4096^3 on the H200:
+ * x·Bᵀ 199-202 -> 233-236, a·B 250-251 -> 260-265, the lm_head's dlogits·E 236-237 -> 244-250, its
+ * x·Eᵀ 232 -> 230-231 (bench/h200-2026-11-30-s22-*.json; NF4 keeps its own B shares).
+ */
+export function wideShares(kind: MmaOperand['kind']): boolean {
+  return kind === 'dense';
+}
+
+/** Elements a share of a (and of a dense b) holds. */
+function sharePer(v: Pick<MmaVariant, 'wide'>): 4 | 8 {
+  return v.wide ? 8 : 4;
+}
+
+/**
+ * Whether the k loop is bounded by a constant and left by a break: Tint guards every loop whose bound
+ * is not a constant with a 64-bit iteration counter, and the driver schedules the two forms
+ * differently. With shares of eight the constant bound is the faster form (x·Bᵀ 223-225 -> 233-236,
+ * a·B 235-241 -> 260-264, dlogits·E 222-229 -> 244-249); with shares of four it was the slower one
+ * (209 / 197 / 189 against 201 / 251 / 237: bench/h200-2026-11-30-s22-ablate-search.json).
+ */
+export function constKLoop(v: Pick<MmaVariant, 'kind' | 'wide'>): boolean {
+  return v.kind === 'dense' && v.wide;
+}
+
+/**
+ * Whether the k loop fetches B's shares before A's (the same loads in another order): a dense a·B with
+ * shares of eight, 260 -> 265 TFLOP/s at 4096^3 and the lm_head's dlogits·E 244 -> 250 in one call; x·Bᵀ
+ * 236 either way (bench/h200-2026-11-30-s22-ablate-search.json).
+ */
+export function fetchesBFirst(v: Pick<MmaVariant, 'kind' | 'wide' | 'transB'>): boolean {
+  return v.kind === 'dense' && v.wide && !v.transB;
+}
+
+/**
  * Whether the k loop fetches the next tiles' shares after its first multiply step rather than before
  * it. Dense B but for the scaled x·Bᵀ (the lm_head's x·Eᵀ): x·Bᵀ 163 -> 202 TFLOP/s, a·B 162 -> 209,
  * scaled a·B 158 -> 205, scaled x·Bᵀ 232 -> 169 (so not there); NF4 forward 189 -> 189, backward
  * 205 -> 173 (bench/h200-2026-11-30-s19-ablate-dense-search.json, -nf4-fetch.json).
  */
-export function fetchAfterFirstStep(v: Pick<MmaVariant, 'kind' | 'scaled' | 'transB'>): boolean {
-  return v.kind === 'dense' && !(v.scaled && v.transB);
+export function fetchAfterFirstStep(v: Pick<MmaVariant, 'kind' | 'scaled' | 'transB' | 'wide'>): boolean {
+  return v.kind === 'dense' && !v.wide && !(v.scaled && v.transB);
 }
 
 /**
@@ -626,15 +709,20 @@ export function aStoreIndex(bounded: boolean): string {
  * word order sw. Bounded (as aStoreIndex): for f = tid + i * THREADS, scalar lets each reduced by
  * constants, which Tint's range analysis bounds (it follows no vectors and no function parameters).
  */
-export function bStoreIndex(v: Pick<MmaVariant, 'kind' | 'transB'>, bounded: boolean): string {
+export function bStoreIndex(v: Pick<MmaVariant, 'kind' | 'transB' | 'wide'>, bounded: boolean): string {
   const sw = v.kind === 'dense' ? `\n  let sw = ((tid % 32u) >> B_ROT) ${bounded ? '% 2u' : '& 1u'};` : '';
   if (!bounded) return `let at = b_at(b_slot(tid, i));\n  let blk = at.x;\n  let o = at.y;${sw}`;
-  const per = v.kind === 'nf4' ? 8 : 4;
+  const per = v.kind === 'nf4' ? 8 : sharePer(v);
   const [blk, o] = v.transB
     ? [`((f / (BK / ${per}u)) / (TN * 16u)) % SGC`, `((f / (BK / ${per}u)) % (TN * 16u)) * SB + (f % (BK / ${per}u)) * ${per}u`]
     : [`(((f % (BN / ${per}u)) * ${per}u) / (TN * 16u)) % SGC`, `((f / (BN / ${per}u)) % BK) * SB + ((f % (BN / ${per}u)) * ${per}u) % (TN * 16u)`];
   return `let f = tid + i * THREADS;\n  let blk = ${blk};\n  let o = ${o};${sw}`;
 }
+
+/** The template's k loop, and its form bounded by a constant (constKLoop). */
+export const K_LOOP = 'for (var t = 0u; t < tiles; t++) {';
+export const K_LOOP_CONST = 'for (var t = 0u; t < 0xffffffffu; t++) {\n    if (t >= tiles) { break; }';
+if (!template.includes(K_LOOP)) throw new Error("mma matmul: the template's k loop changed (K_LOOP)");
 
 /** The template's stage: one area a subgroup (THREADS / 32u), which the generator divides among turns (stageTurns). */
 const STAGE_AREAS = '256u * STAGE>, THREADS / 32u>';
@@ -648,11 +736,11 @@ function generate(v: MmaVariant, t: MmaTiling): string {
   const cells = range(t.tm).flatMap((i) => range(t.tn).map((j) => [i, j] as const));
   // Blocks and k steps wholly inside the matrices fetch without the bounds checks (they cost a
   // quarter of the products' rate in a kernel that only staged tiles: bench/tensor-core-notes.md).
-  const fetches = (suffix: string) =>
-    [
-      ...range(aFetches).map((i) => `na${i} = fetch_a${suffix}(row0 + a_slot(tid, ${i}u).x, k0 + a_slot(tid, ${i}u).y);`),
-      ...range(bFetches).map((i) => `nb${i} = fetch_b${suffix}(tid, ${i}u, k0, col0);`),
-    ].join('\n        ');
+  const fetches = (suffix: string) => {
+    const as = range(aFetches).map((i) => `na${i} = fetch_a${suffix}(row0 + a_slot(tid, ${i}u).x, k0 + a_slot(tid, ${i}u).y);`);
+    const bs = range(bFetches).map((i) => `nb${i} = fetch_b${suffix}(tid, ${i}u, k0, col0);`);
+    return (fetchesBFirst(v) ? [...bs, ...as] : [...as, ...bs]).join('\n        ');
+  };
   const fetchNext = `if (inside && k0 + BK <= p.ki) {
         ${fetches('_in')}
       } else {
@@ -724,6 +812,7 @@ function generate(v: MmaVariant, t: MmaTiling): string {
     `const TN = ${t.tn}u;`,
     `const SGC = ${t.sgc}u;`,
     `const THREADS = ${threads}u;`,
+    `const PER = ${sharePer(v)}u;`,
     `const A_SPREAD = ${order.aSpread}u;`,
     `const A_ROT = ${order.aRot}u;`,
     `const B_ROT = ${order.bRot}u;`,
@@ -735,11 +824,12 @@ function generate(v: MmaVariant, t: MmaTiling): string {
     .replace('//{{ACC_DECL}}', cells.map(([i, j]) => `var acc${i}_${j} = subgroup_matrix_result<f32, 16, 16>();`).join('\n  '))
     .replace(
       '//{{FETCH_DECL}}',
-      [...range(aFetches).map((i) => `var na${i}: vec4<f16>;`), ...range(bFetches).map((i) => `var nb${i}: BShare;`)].join('\n  ') +
+      [...range(aFetches).map((i) => `var na${i}: Share;`), ...range(bFetches).map((i) => `var nb${i}: BShare;`)].join('\n  ') +
         `\n  {\n    let k0 = 0u;\n    ${fetchNext.replaceAll('\n      ', '\n    ')}\n  }`,
     )
     .replace('//{{STORE_NEXT}}', storeNext('  '))
     .replace('//{{MMA_STEP}}', mma)
+    .replace(K_LOOP, constKLoop(v) ? K_LOOP_CONST : K_LOOP)
     .replace('//{{STORE_NEXT}}', storeNext('      '))
     .replace('//{{LORA}}', lora)
     .replace('//{{EPILOGUE}}', epilogue)
@@ -747,13 +837,13 @@ function generate(v: MmaVariant, t: MmaTiling): string {
   const bSource =
     kind === 'nf4'
       ? NF4_WGSL + nf4Source
-      : denseSource.replace(
-          '//{{B4_SOURCE}}',
-          fetch4('b', 'b', v.vec),
-        );
+      : denseSource.replace('//{{B_SHARE_SOURCE}}', fetchShare('b', 'b', v.vec, sharePer(v))).replace('//{{B_STORE}}', storeShare('tile_b', sharePer(v)));
   return (
     header +
     bSource.replace('//{{B_STORE_INDEX}}', bStoreIndex(v, true)) +
-    body.replace('//{{A_STORE_INDEX}}', aStoreIndex(true)).replace('//{{A_SOURCE}}', aSource(v) + (v.lora ? `\n${loraSource}` : ''))
+    body
+      .replace('//{{A_STORE_INDEX}}', aStoreIndex(true))
+      .replace('//{{A_STORE}}', storeShare('tile_a', sharePer(v)))
+      .replace('//{{A_SOURCE}}', aSource(v) + (v.lora ? `\n${loraSource}` : ''))
   );
 }

@@ -9,6 +9,8 @@
 // (session 19): an edit is only known for the variant it was timed on.
 //   base        the kernel the engine runs
 //   tiling=NAME the kernel on another tiling (MMA_TILINGS or TRIAL_TILINGS; `tiling=NAME+edit` with edits)
+//   narrow      a dense b's product with shares of four elements (8-byte loads) where the engine takes eight
+//               (wideShares); composes as an edit does (`narrow+fetch-mid`, `tiling=NAME+narrow`)
 //   zeros       the same on all-zero operands (the products' power draw depends on the data)
 //   one-product one of the subgroup's result matrices multiplied per k step (TM x TN in the kernel):
 //               the fetches, the staging and the barriers with almost no products
@@ -49,20 +51,19 @@
 //               memory (no shares fetched or staged for that operand); -ahead: each one a k step early
 //   fetch-ahead2  the next tiles fetched two k steps ahead into a second set of share registers (moved
 //               into the first after each step); -unrolled: the loop twice a trip, the sets' roles swapped
-//   hoist-fetch  the interior fetches indexed from offsets computed before the k loop (a step adds k0
-//               to each instead of recomputing row * width + column: ~6 integer instructions a load)
 //   half-a-fetch, half-b-fetch  half of one tile's interior shares loaded, the rest copies (a bound on wider loads)
 //   half-stores  every other element of a share stored (whether the driver merges a share's pairs)
 //   view-a-stores, view-b-stores  the tile's memory an untyped buffer (buffer_view): each share stored
 //               as one vec2<u32> (8 bytes), the matrix loads through an f16 view
 //   const-loop  the k loop bounded by a constant and left by a break: no guard from Tint (which adds a
-//               64-bit iteration counter to every loop whose bound is not a constant), no plain trip count
+//               64-bit iteration counter to every loop whose bound is not a constant), no plain trip count;
+//               tiles-loop: the other way (the template's loop where the engine takes const-loop's, constKLoop)
 //   down-loop, neg-loop  the k loop counting down to 0 (or an i32 up to 0): no guard, a plain trip count
 //   no-table    NF4 only: each code converted and scaled without the code's lookup (a subgroupShuffle
 //               since session 11, a workgroup-memory read before; the multiply and the rounding stay)
 import type { Gpu } from '../../src/engine/gpu.ts';
 import { submitPass, type Kernels } from '../../src/engine/kernels.ts';
-import { aStoreIndex, bStoreIndex, encodeMmaMatmul, encodeMmaRows, MMA_TILINGS, type F16Rows, type MmaOperand, type MmaMatmulShape, type MmaTiling } from '../../src/engine/matmul-mma.ts';
+import { aStoreIndex, bStoreIndex, encodeMmaMatmul, encodeMmaRows, K_LOOP, K_LOOP_CONST, MMA_TILINGS, type F16Rows, type MmaOperand, type MmaMatmulShape, type MmaTiling } from '../../src/engine/matmul-mma.ts';
 import { destroyNf4 } from '../../src/engine/nf4.ts';
 import { createTensor, type Tensor } from '../../src/engine/tensor.ts';
 import { randomNf4, randomTensor } from './engine.ts';
@@ -97,9 +98,14 @@ function groupOrder(s: string, g: number): string {
   );
 }
 
+/** A share of a (or of a dense b) made up from two u32 expressions: four f16 or, with shares of eight, four words. */
+function madeUp(s: string, x: string, y: string): string {
+  return variantOf(s).wide ? `Share(${x}, ${y}, 0x3c003c00u, 0x38003800u)` : `Share(f16(${x}), f16((${y}) & 15u), 1.0h, 0.5h)`;
+}
+
 /** The A tile's shares made up in registers (no device loads) inside the matrices. */
 function noFetchA(s: string): string {
-  return edit(s, /fn fetch_a_in\(r: u32, k: u32\) -> vec4<f16> \{[^\n]*\}/, 'fn fetch_a_in(r: u32, k: u32) -> vec4<f16> { return vec4<f16>(f16(r & 7u), f16(k & 15u), 1.0h, 0.5h); }');
+  return edit(s, /fn fetch_a_in\(r: u32, k: u32\) -> Share \{[^\n]*\}/, `fn fetch_a_in(r: u32, k: u32) -> Share { return ${madeUp(s, 'r & 7u', 'k & 15u')}; }`);
 }
 
 /** The B tile's likewise. */
@@ -109,56 +115,36 @@ function noFetchB(s: string): string {
     /fn fetch_b_in\(tid: u32, i: u32, k0: u32, col0: u32\) -> BShare \{[\s\S]*?\n\}/,
     variantOf(s).kind === 'nf4'
       ? 'fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare { return BShare(tid * 0x9e3779b9u + k0 + i, 0x3c000000u); }'
-      : 'fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare { return BShare(f16(tid & 7u), f16(k0 & 15u), f16(i), 0.25h); }',
+      : `fn fetch_b_in(tid: u32, i: u32, k0: u32, col0: u32) -> BShare { return ${madeUp(s, 'tid & 7u', 'k0 + i')}; }`,
   );
 }
 
 /** The k loop's header as the template writes it. */
-const K_LOOP = 'for (var t = 0u; t < tiles; t++) {';
+
+/** The k loop's header in the shader: the template's or its constant-bounded form (constKLoop). */
+function kLoopHeader(s: string): string {
+  const header = [K_LOOP, K_LOOP_CONST].find((h) => s.includes(h));
+  if (!header) throw new Error("mma ablate: the k loop's header not found in the shader");
+  return header;
+}
 
 /** Where the k loop starts in the shader (throwing where it is not there). */
 function kLoopAt(s: string): number {
-  const at = s.indexOf(K_LOOP);
+  const at = s.indexOf(kLoopHeader(s));
   if (at < 0) throw new Error("mma ablate: the k loop's header not found in the shader");
   return at;
 }
 
 /** The generated shader's B source and layout, read from its text. */
-function variantOf(s: string): { kind: 'dense' | 'nf4'; transB: boolean } {
-  return { kind: s.includes('alias BShare = vec2<u32>') ? 'nf4' : 'dense', transB: s.includes('const TRANS_B = true;') };
+function variantOf(s: string): { kind: 'dense' | 'nf4'; transB: boolean; wide: boolean } {
+  return { kind: s.includes('alias BShare = vec2<u32>') ? 'nf4' : 'dense', transB: s.includes('const TRANS_B = true;'), wide: s.includes('const PER = 8u;') };
 }
 
 /** The k loop under another header (`t` defined by it, as the body uses it). */
 function kLoopAs(s: string, header: string): string {
-  kLoopAt(s);
-  return s.replace(K_LOOP, header);
-}
-
-/**
- * The k loop's interior fetches indexed from offsets computed once before the loop (a's, and a dense
- * b's: the share's row times the row length, plus its column), so that a step adds k0 to each
- * instead of multiplying it out again (session 21's SASS: ~6 integer instructions before each load).
- * Vector loads only (the offsets count vec4<f16>).
- */
-function hoistFetch(s: string): string {
-  if (!s.includes('var<storage, read> a: array<vec4<f16>>')) throw new Error('mma ablate: hoist-fetch needs vector loads of a');
-  const { kind, transB } = variantOf(s);
-  const at = kLoopAt(s);
-  const a = [...s.slice(at).matchAll(/na(\d+) = fetch_a_in\(/g)].map((m) => m[1]);
-  const b = kind === 'dense' ? [...s.slice(at).matchAll(/nb(\d+) = fetch_b_in\(/g)].map((m) => m[1]) : [];
-  if (!a.length) throw new Error("mma ablate: the k loop's interior fetches not found in the shader");
-  const lets = [
-    ...a.map((i) => `let fa${i} = ((row0 + a_slot(tid, ${i}u).x) * p.ki + a_slot(tid, ${i}u).y) / 4u;`),
-    ...b.map((i) =>
-      transB
-        ? `let fb${i} = ((col0 + b_slot(tid, ${i}u).x) * p.ki + b_slot(tid, ${i}u).y) / 4u;`
-        : `let fb${i} = (b_slot(tid, ${i}u).x * p.nc + col0 + b_slot(tid, ${i}u).y) / 4u;`,
-    ),
-  ];
-  let loop = s.slice(at);
-  loop = edit(loop, /na(\d+) = fetch_a_in\(row0 \+ a_slot\(tid, \d+u\)\.x, k0 \+ a_slot\(tid, \d+u\)\.y\);/g, 'na$1 = a[fa$1 + k0 / 4u];');
-  if (b.length) loop = edit(loop, /nb(\d+) = fetch_b_in\(tid, \d+u, k0, col0\);/g, transB ? 'nb$1 = b[fb$1 + k0 / 4u];' : 'nb$1 = b[fb$1 + k0 * (p.nc / 4u)];');
-  return `${s.slice(0, at)}${lets.join('\n  ')}\n  ${loop}`;
+  const from = kLoopHeader(s);
+  if (from === header) throw new Error('mma ablate: the k loop has that form already');
+  return s.replace(from, header);
 }
 
 /** The k loop's fetch of the next k step placed before its products, between its first two steps, or after them. */
@@ -300,7 +286,8 @@ function fetchTwoAhead(s: string, unrolled: boolean): string {
   const close = '\n    workgroupBarrier();\n  }\n'; // the loop's last barrier and its end
   const end = loopAndRest.indexOf(close) + close.length;
   if (end < close.length) throw new Error("mma ablate: the k loop's end not found in the shader");
-  const body = loopAndRest.slice(K_LOOP.length, end - '  }\n'.length);
+  const header = kLoopHeader(s);
+  const body = loopAndRest.slice(header.length, end - '  }\n'.length);
   const rest = loopAndRest.slice(end);
   const names = [...head.matchAll(/\bvar (n[ab]\d+): /g)].map((m) => m[1]);
   if (!names.length) throw new Error('mma ablate: the share registers not found in the shader');
@@ -315,7 +302,7 @@ function fetchTwoAhead(s: string, unrolled: boolean): string {
   const ahead = edit(body, fetch, (m) => other(m).replace('if (more) {', 'if (t + 2u < tiles) {').replace('(t + 1u) * BK', '(t + 2u) * BK'));
   if (!unrolled) {
     const moves = names.map((n) => `${n} = ${other(n)};`).join(' ');
-    return `${head}${K_LOOP}${ahead}    ${moves}\n  }\n${rest}`;
+    return `${head}${header}${ahead}    ${moves}\n  }\n${rest}`;
   }
   // odd steps: t1 = t + 1, the sets' roles swapped
   const swap = (x: string) => x.replace(/\b([nm])([ab]\d+)\b/g, (_m, set: string, r: string) => (set === 'n' ? 'm' : 'n') + r);
@@ -379,7 +366,8 @@ export const EDITS: Record<string, (s: string) => string> = {
   },
   // The k loop bounded by a constant, left by a break at the run-time count: Tint then sees it finite
   // and does not add its 64-bit iteration guard (a vec2<u32> counter checked every iteration).
-  'const-loop': (s) => kLoopAs(s, 'for (var t = 0u; t < 0xffffffffu; t++) {\n    if (t >= tiles) { break; }'),
+  'const-loop': (s) => kLoopAs(s, K_LOOP_CONST),
+  'tiles-loop': (s) => kLoopAs(s, K_LOOP),
   // The k loop counting down to 0 (or an i32 up from -tiles to 0): finite by Tint's analysis (a
   // constant bound) with its trip count still plain for the driver.
   'down-loop': (s) => kLoopAs(s, 'for (var tt = tiles; tt > 0u; tt--) {\n    let t = tiles - tt;'),
@@ -393,7 +381,6 @@ export const EDITS: Record<string, (s: string) => string> = {
   'a-direct-ahead': (s) => directOperand(s, 'a', true),
   'b-direct': (s) => directOperand(s, 'b', false),
   'b-direct-ahead': (s) => directOperand(s, 'b', true),
-  'hoist-fetch': hoistFetch,
   'fetch-ahead2': (s) => fetchTwoAhead(s, false),
   'fetch-ahead2-unrolled': (s) => fetchTwoAhead(s, true),
   'half-a-fetch': (s) => halfFetch(s, 'a'),
@@ -441,6 +428,9 @@ export const NF4_EDITS: Record<string, (s: string) => string> = {
   'no-table': (s) => edit(s, /subgroupShuffle\(nf4_code_lane, \(v\.x >> nf4_shift\((\w)\)\) & 15u\)/, 'f32((v.x >> nf4_shift($1)) & 15u)'),
 };
 
+/** The variant name (alone or among edits joined by '+') for a dense b's product with shares of four. */
+const NARROW = 'narrow';
+
 /** `only`: the products and variants to time (`--ablate nf4-forward,base,direct-out`; the base always, all where empty; `a+b` composes edits). */
 export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number, only: string[] = []): Promise<MmaAblateResult[]> {
   const whats = ['dense-f16', 'dense-f16-n', 'dense-f32a', 'dense-lmhead', 'dense-lmhead-dy', 'nf4-forward', 'nf4-backward', 'nf4-forward-down', 'nf4-forward-kv'];
@@ -457,26 +447,31 @@ export async function benchMmaAblate(gpu: Gpu, kernels: Kernels, repeats: number
     for (const zeros of [false, true]) {
       if (zeros && !wanted(names, 'zeros')) continue;
       const { a, b, out, s, free } = inputs(zeros);
-      // Names joined by '+' in `only` compose their edits, left to right.
-      const combos = only.filter((n) => n.includes('+') && n.split('+').every((e) => e in edits));
-      const compose = (es: string[]) => (x: string) => es.reduce((y, e) => edits[e](y), x);
+      // Names joined by '+' in `only` compose their edits, left to right; `narrow` among them (or alone)
+      // takes a dense b's product with shares of four (wideShares' other choice).
+      const known = (e: string) => e in edits || e === NARROW;
+      const combos = only.filter((n) => (n.includes('+') || n === NARROW) && n.split('+').every(known));
+      const compose = (es: string[]) => (es.length ? (x: string) => es.reduce((y, e) => edits[e](y), x) : undefined);
+      type Variant = [name: string, source: ((s: string) => string) | undefined, tiling?: MmaTiling, wide?: boolean];
+      const parse = (name: string, es: string[], tiling?: MmaTiling): Variant => [name, compose(es.filter((e) => e !== NARROW)), tiling, es.includes(NARROW) ? false : undefined];
       // `tiling=NAME` (or `tiling=NAME+edit...`): the kernel on another tiling (MMA_TILINGS, TRIAL_TILINGS).
-      const tilingRuns = only.filter((n) => n.startsWith('tiling=') && n.split('+').slice(1).every((e) => e in edits));
-      const variants: [string, ((s: string) => string) | undefined, MmaTiling?][] = zeros
+      const tilingRuns = only.filter((n) => n.startsWith('tiling=') && n.split('+').slice(1).every(known));
+      const variants: Variant[] = zeros
         ? [['zeros', undefined]]
         : [
             ['base', undefined],
             ...Object.entries(edits).filter(([name]) => (combos.length || tilingRuns.length ? only.includes(name) : wanted(names, name))),
-            ...combos.map((c): [string, (s: string) => string] => [c, compose(c.split('+'))]),
-            ...tilingRuns.map((c): [string, ((s: string) => string) | undefined, MmaTiling] => {
+            ...combos.map((c) => parse(c, c.split('+'))),
+            ...tilingRuns.map((c) => {
               const [tiling, ...es] = c.slice('tiling='.length).split('+');
               const t = MMA_TILINGS[tiling] ?? TRIAL_TILINGS[tiling];
               if (!t) throw new Error(`mma ablate: no tiling ${tiling} (${[...Object.keys(MMA_TILINGS), ...Object.keys(TRIAL_TILINGS)].join(', ')})`);
-              return [c, es.length ? compose(es) : undefined, t];
+              return parse(c, es, t);
             }),
           ];
-      for (const [variant, source, tiling] of variants) {
-        const force = { ...(source ? { edit: { tag: variant, source } } : {}), ...(tiling ? { tiling } : {}) };
+      for (const [variant, source, tiling, wide] of variants) {
+        if (wide === false && !what.startsWith('dense')) continue;
+        const force = { ...(source ? { edit: { tag: variant, source } } : {}), ...(tiling ? { tiling } : {}), ...(wide === undefined ? {} : { wide }) };
         const encode = (pass: GPUComputePassEncoder, i: number) => encodeMmaMatmul(kernels, pass, a[i % a.length], b[i % b.length], out, Array.isArray(s) ? s[i % s.length] : s, force);
         // An edit that does not apply to this kernel (its fetch already where the edit puts it) throws
         // while the first pass is recorded: reported and skipped, the other variants still timed.

@@ -77,7 +77,7 @@ export async function benchMma(gpu: Gpu, kernels: Kernels, sizes: number[], repe
     for (const kind of ['dense', 'nf4'] as const) {
       for (const transB of [true, false]) {
         for (const [vec, scaled] of [[true, true], [false, false]]) {
-          const v = { kind, transB, vec, scaled, lora: scaled ? tiling.bk / 16 + 1 : 0, vecOut: vec };
+          const v = { kind, transB, vec, wide: vec && kind === 'dense', scaled, lora: scaled ? tiling.bk / 16 + 1 : 0, vecOut: vec };
           const err = await compileErrors(gpu, name, specialise(`alias R = f32;\n${mmaSource(v, tiling)}`, 'f32'));
           if (err) {
             report.compileErrors[`${name}/${JSON.stringify(v)}`] = err;
