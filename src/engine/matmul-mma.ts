@@ -687,7 +687,9 @@ export function fetchesBFirst(v: Pick<MmaVariant, 'kind' | 'wide' | 'transB'>): 
  * Whether the k loop fetches the next tiles' shares after its first multiply step rather than before
  * it. Dense B but for the scaled x·Bᵀ (the lm_head's x·Eᵀ): x·Bᵀ 163 -> 202 TFLOP/s, a·B 162 -> 209,
  * scaled a·B 158 -> 205, scaled x·Bᵀ 232 -> 169 (so not there); NF4 forward 189 -> 189, backward
- * 205 -> 173 (bench/h200-2026-11-30-s19-ablate-dense-search.json, -nf4-fetch.json).
+ * 205 -> 173 (bench/h200-2026-11-30-s19-ablate-dense-search.json, -nf4-fetch.json). With shares of
+ * eight every dense product fetches before them: after, x·Bᵀ 224 -> 196, the lm_head's x·Eᵀ 223 -> 194,
+ * and with the constant-bounded loop a·B 260 -> 255, dlogits·E 244 -> 240 (-s22-ablate-wide.json, -search.json).
  */
 export function fetchAfterFirstStep(v: Pick<MmaVariant, 'kind' | 'scaled' | 'transB' | 'wide'>): boolean {
   return v.kind === 'dense' && !v.wide && !(v.scaled && v.transB);
