@@ -240,7 +240,7 @@ describe("a dense b's shares of eight (wideShares)", () => {
       const v = { kind: 'dense', transB, wide: true } as const;
       expect(constKLoop(v)).toBe(true);
       expect(constKLoop({ ...v, wide: false })).toBe(false);
-      expect(constKLoop({ kind: 'nf4', wide: false })).toBe(false);
+      expect(constKLoop({ wide: wideShares('nf4') })).toBe(false); // NF4's products keep the template's loop
       expect(fetchesBFirst(v)).toBe(!transB);
       expect(fetchAfterFirstStep({ ...v, scaled: false })).toBe(false);
       const source = dense(true, transB);

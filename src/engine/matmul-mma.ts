@@ -192,7 +192,7 @@ export function encodeMmaMatmul(
   const wide = force.wide ?? (vec && wideShares(b.kind) && aligned(8));
   const v: MmaVariant = { kind: b.kind, transB: s.transB, vec, wide, scaled: a.dtype === 'f32', lora: Math.ceil(r / 16), vecOut: s.nc % 4 === 0 };
   if (v.vec && !aligned(4)) throw new Error('mma matmul: vector loads need rows of a multiple of 4');
-  if (v.wide && (!v.vec || b.kind !== 'dense' || !aligned(8))) throw new Error('mma matmul: shares of eight need a dense b, vector loads and rows of a multiple of 8');
+  if (v.wide && (!v.vec || !wideShares(b.kind) || !aligned(8))) throw new Error('mma matmul: shares of eight need a dense b, vector loads and rows of a multiple of 8');
   const kernel = mmaKernel(kernels, v, tiling, out.dtype, force.edit);
   const bs = Math.log2(b.kind === 'nf4' ? b.w.blocksize : 1);
   if (!Number.isInteger(bs)) throw new Error(`mma matmul: blocksize is not a power of two`);
@@ -388,36 +388,36 @@ export function mmaSource(v: MmaVariant, t: MmaTiling): string {
 }
 
 /**
- * fetch_NAME_share(r, c, rows, width): a share of row r of `buffer` (rows of `width`) from column c
+ * fetch_NAME_share(r, c, rows, width): a share of row r of the binding NAME (rows of `width`) from column c
  * (zeros outside): with `per` 8 one 16-byte load (width and c multiples of 8: eight f16 as four
  * words), else four f16, with `vec` (width and c multiples of 4) one vector load, else element by element.
  */
-function fetchShare(name: string, buffer: string, vec: boolean, per: 4 | 8): string {
-  const binding = `@group(0) @binding(${buffer === 'a' ? 0 : 1}) var<storage, read> ${buffer}`;
+function fetchShare(name: 'a' | 'b', vec: boolean, per: 4 | 8): string {
+  const binding = `@group(0) @binding(${name === 'a' ? 0 : 1}) var<storage, read> ${name}`;
   if (per === 8) {
     return `${binding}: array<vec4<u32>>;
 fn fetch_${name}_share(r: u32, c: u32, rows: u32, width: u32) -> Share {
   var v = Share(0u);
-  if (r < rows && c < width) { v = ${buffer}[(r * width + c) / 8u]; }
+  if (r < rows && c < width) { v = ${name}[(r * width + c) / 8u]; }
   return v;
 }
 /** The same where r and c + 7 are known to be inside (no checks). */
 fn fetch_${name}_share_in(r: u32, c: u32, width: u32) -> Share {
-  return ${buffer}[(r * width + c) / 8u];
+  return ${name}[(r * width + c) / 8u];
 }`;
   }
   const inside = vec
-    ? `return ${buffer}[(r * width + c) / 4u];`
+    ? `return ${name}[(r * width + c) / 4u];`
     : `let base = r * width + c;
-  return vec4<f16>(${buffer}[base], ${buffer}[base + 1u], ${buffer}[base + 2u], ${buffer}[base + 3u]);`;
+  return vec4<f16>(${name}[base], ${name}[base + 1u], ${name}[base + 2u], ${name}[base + 3u]);`;
   const load = vec
-    ? `if (c < width) { v = ${buffer}[(r * width + c) / 4u]; }`
+    ? `if (c < width) { v = ${name}[(r * width + c) / 4u]; }`
     : `let base = r * width + c;
     if (c + 3u < width) {
-      v = vec4<f16>(${buffer}[base], ${buffer}[base + 1u], ${buffer}[base + 2u], ${buffer}[base + 3u]);
+      v = vec4<f16>(${name}[base], ${name}[base + 1u], ${name}[base + 2u], ${name}[base + 3u]);
     } else {
       for (var i = 0u; i < 4u; i++) {
-        if (c + i < width) { v[i] = ${buffer}[base + i]; }
+        if (c + i < width) { v[i] = ${name}[base + i]; }
       }
     }`;
   return `${binding}: array<${vec ? 'vec4<f16>' : 'f16'}>;
@@ -456,7 +456,7 @@ function storeShare(tile: string, per: 4 | 8): string {
 
 function aSource(v: MmaVariant): string {
   const fetch = `alias Share = ${v.wide ? 'vec4<u32>' : 'vec4<f16>'};
-${fetchShare('a', 'a', v.vec, sharePer(v))}
+${fetchShare('a', v.vec, sharePer(v))}
 fn fetch_a(r: u32, k: u32) -> Share { return fetch_a_share(r, k, p.m, p.ki); }
 fn fetch_a_in(r: u32, k: u32) -> Share { return fetch_a_share_in(r, k, p.ki); }`;
   return v.scaled
@@ -670,8 +670,8 @@ function sharePer(v: Pick<MmaVariant, 'wide'>): 4 | 8 {
  * a·B 235-241 -> 260-264, dlogits·E 222-229 -> 244-249); with shares of four it was the slower one
  * (209 / 197 / 189 against 201 / 251 / 237: bench/h200-2026-11-30-s22-ablate-search.json).
  */
-export function constKLoop(v: Pick<MmaVariant, 'kind' | 'wide'>): boolean {
-  return v.kind === 'dense' && v.wide;
+export function constKLoop(v: Pick<MmaVariant, 'wide'>): boolean {
+  return v.wide;
 }
 
 /**
@@ -679,8 +679,8 @@ export function constKLoop(v: Pick<MmaVariant, 'kind' | 'wide'>): boolean {
  * shares of eight, 260 -> 265 TFLOP/s at 4096^3 and the lm_head's dlogits·E 244 -> 250 in one call; x·Bᵀ
  * 236 either way (bench/h200-2026-11-30-s22-ablate-search.json).
  */
-export function fetchesBFirst(v: Pick<MmaVariant, 'kind' | 'wide' | 'transB'>): boolean {
-  return v.kind === 'dense' && v.wide && !v.transB;
+export function fetchesBFirst(v: Pick<MmaVariant, 'wide' | 'transB'>): boolean {
+  return v.wide && !v.transB;
 }
 
 /**
@@ -839,7 +839,7 @@ function generate(v: MmaVariant, t: MmaTiling): string {
   const bSource =
     kind === 'nf4'
       ? NF4_WGSL + nf4Source
-      : denseSource.replace('//{{B_SHARE_SOURCE}}', fetchShare('b', 'b', v.vec, sharePer(v))).replace('//{{B_STORE}}', storeShare('tile_b', sharePer(v)));
+      : denseSource.replace('//{{B_SHARE_SOURCE}}', fetchShare('b', v.vec, sharePer(v))).replace('//{{B_STORE}}', storeShare('tile_b', sharePer(v)));
   return (
     header +
     bSource.replace('//{{B_STORE_INDEX}}', bStoreIndex(v, true)) +
