@@ -4,7 +4,8 @@
 //   load    load time of a 1B-shape model from the cache to the GPU (load.ts)
 //   nf4mm   the fused NF4 matmul at the 8B MLP's training shape, forward and backward (engine.ts)
 //   mma     the tensor-core GEMM (subgroup matrices) beside the SIMT kernels, every tiling checked first (mma.ts)
-//   specialized  a warp-specialized, double-buffered GEMM prototype beside the engine's (mma-specialized.ts; --ablate names layouts)
+//   specialized  GEMM prototypes beside the engine's: warp-specialized (mma-specialized.ts), ping-pong (mma-pingpong.ts); --ablate names layouts
+//   l2      how fast loads bring data in from L2 (and DRAM) in the GEMM's patterns (l2-probe.ts; --ablate names probes)
 //   attn    attention forward and backward at the 1B / 8B training shapes (attention.ts)
 //   lora    LoRA forward and backward per (in, out) of the 1B / 8B linears at --seq tokens, and per training step (lora.ts)
 //   record  CPU time to record one decode step, without submitting (for node --cpu-prof)
@@ -38,6 +39,7 @@ import { benchNf4, NF4_SHAPES, type Nf4Result } from './nf4.ts';
 import { benchAttention, checkAttention, type AttentionBenchResult, type AttentionChecksReport } from './attention.ts';
 import { benchMmaCeiling, type MmaCeilingResult } from './mma-ceiling.ts';
 import { benchMmaSpecialized, type MmaSpecializedResult } from './mma-specialized.ts';
+import { benchL2Probe, type L2ProbeResult } from './l2-probe.ts';
 import { benchMmaAblate, type MmaAblateResult } from './mma-ablate.ts';
 import { benchAttentionAblate, type AttentionAblateResult } from './attention-ablate.ts';
 import { benchMma, type MmaBenchReport } from './mma.ts';
@@ -46,7 +48,7 @@ import { benchLora, type LoraBenchReport } from './lora.ts';
 import { benchExport, describeExport, type ExportBenchOptions, type ExportResult } from './export.ts';
 import { benchDecodeRecording, benchModel, benchTrainRecording, benchNf4Matmul, engineDefaults, type EngineBenchOptions, type ModelBenchResult, type Nf4MatmulResult } from './engine.ts';
 
-const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'mma', 'ceiling', 'specialized', 'ablate', 'attn-ablate', 'sample', 'attn', 'lora', 'record', 'model', 'export'] as const;
+const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'mma', 'ceiling', 'specialized', 'l2', 'ablate', 'attn-ablate', 'sample', 'attn', 'lora', 'record', 'model', 'export'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -170,7 +172,7 @@ async function main() {
   // --no-tensor-cores: every product on the SIMT kernels, for a side-by-side run of the same figures.
   const kernels = new Kernels(args.tensorCores ? gpu : { ...gpu, info: { ...gpu.info, mmaF16: false } });
   console.log(describeGpu(gpu.info));
-  const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult | AttentionBenchResult | AttentionChecksReport | MmaBenchReport | MmaCeilingResult | MmaSpecializedResult | MmaAblateResult | AttentionAblateResult | SampleBenchResult | LoraBenchReport)[] = [];
+  const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult | AttentionBenchResult | AttentionChecksReport | MmaBenchReport | MmaCeilingResult | MmaSpecializedResult | L2ProbeResult | MmaAblateResult | AttentionAblateResult | SampleBenchResult | LoraBenchReport)[] = [];
   const summary: string[] = [];
 
   if (args.only.includes('matmul')) {
@@ -213,6 +215,11 @@ async function main() {
     const ws = await benchMmaSpecialized(gpu, kernels, args.repeats, 4096, args.ablate);
     results.push(...ws);
     for (const r of ws) summary.push(`mma specialized ${r.name}: ${r.ms.toFixed(3)} ms, ${r.tflops.toPrecision(3)} TFLOP/s, max error ${r.maxError.toExponential(2)}`);
+  }
+  if (args.only.includes('l2')) {
+    const probes = await benchL2Probe(gpu, args.repeats, args.ablate);
+    results.push(...probes);
+    for (const r of probes) summary.push(`l2 probe ${r.name}: ${r.tbps.toFixed(2)} TB/s`);
   }
   if (args.only.includes('ablate')) {
     const ablate = await benchMmaAblate(gpu, kernels, args.repeats, args.ablate);

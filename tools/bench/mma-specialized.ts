@@ -13,6 +13,14 @@ import type { Kernels } from '../../src/engine/kernels.ts';
 import { createTensor, type Tensor } from '../../src/engine/tensor.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/io/dtype.ts';
 import { timePass } from './timing.ts';
+import { DOUBLE_PROTOTYPES, PING_PONG_PROTOTYPES } from './mma-pingpong.ts';
+
+/** A prototype kernel timed here: its shader for n^3 and its grid. */
+export interface PrototypeLayout {
+  name: string;
+  source: (n: number) => string;
+  grid: (n: number) => [number, number];
+}
 
 export interface MmaSpecializedResult {
   op: 'mma-specialized';
@@ -220,11 +228,19 @@ export async function benchMmaSpecialized(gpu: Gpu, kernels: Kernels, repeats: n
   const engineError = await check((pass) => engine(pass, 0));
   record('engine', await timePass(gpu, repeats, engine), engineError);
 
-  for (const [name, layout] of Object.entries(SPECIALIZED)) {
+  const prototypes: PrototypeLayout[] = [
+    ...Object.entries(SPECIALIZED).map(([name, l]): PrototypeLayout => ({
+      name,
+      source: (n) => specializedSource(l, n),
+      grid: (n) => [n / (l.sgr * l.tm * 16), n / (l.sgc * l.tn * 16)],
+    })),
+    ...PING_PONG_PROTOTYPES,
+    ...DOUBLE_PROTOTYPES,
+  ];
+  for (const { name, source, grid } of prototypes) {
     if (only.length && !only.includes(name)) continue;
-    const [bm, bn] = [layout.sgr * layout.tm * 16, layout.sgc * layout.tn * 16];
     device.pushErrorScope('validation');
-    const module = device.createShaderModule({ code: specializedSource(layout, n), label: `mma-specialized ${name}` });
+    const module = device.createShaderModule({ code: source(n), label: `mma-specialized ${name}` });
     const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
     if (errors.length) {
       await device.popErrorScope();
@@ -241,7 +257,7 @@ export async function benchMmaSpecialized(gpu: Gpu, kernels: Kernels, repeats: n
     const encode = (pass: GPUComputePassEncoder, i: number) => {
       pass.setPipeline(pipeline);
       pass.setBindGroup(0, groups[i % copies]);
-      pass.dispatchWorkgroups(n / bm, n / bn);
+      pass.dispatchWorkgroups(...grid(n));
     };
     const error = await check((pass) => encode(pass, 0));
     const seconds = await timePass(gpu, repeats, encode);
