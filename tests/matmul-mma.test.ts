@@ -8,7 +8,7 @@ import { testGpu } from './gpu/device.ts';
 import { Kernels, submitPass } from '../src/engine/kernels.ts';
 import { encodeF16Rows } from '../src/engine/matmul-mma.ts';
 import { checkLmHeadMma, checkMmaMatmul, checkMmaRows, LMHEAD_MMA_TOLERANCE, MMA_TOLERANCE, mmaCases, mmaSourcesDigest, type LmHeadMmaCheck, type MmaCheck, type MmaRowsCheck } from '../src/engine/matmul-mma-check.ts';
-import { bShareOffset, constKLoop, elementOrderStores, chooseMma, fetchAfterFirstStep, fetchesBFirst, K_LOOP, K_LOOP_CONST, MMA_TILINGS, MMA_WORKGROUP_BYTES, mmaSource, SMALL_GRID, storeLayout, wideShares } from '../src/engine/matmul-mma.ts';
+import { bShareOffset, shareOrder, spreadRows, constKLoop, elementOrderStores, chooseMma, fetchAfterFirstStep, fetchesBFirst, K_LOOP, K_LOOP_CONST, MMA_TILINGS, MMA_WORKGROUP_BYTES, mmaSource, SMALL_GRID, storeLayout, wideShares } from '../src/engine/matmul-mma.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { uploadTensor } from '../src/engine/tensor.ts';
@@ -254,6 +254,58 @@ describe("a dense b's shares of eight (wideShares)", () => {
   });
 });
 
+describe("x·Bᵀ's shares in spread rows (spreadRows)", () => {
+  const t = MMA_TILINGS['256x128-w8-k32'];
+  const xbt = { kind: 'dense', transB: true, vec: true, wide: true, scaled: false, lora: 0, vecOut: true } as const;
+  it('permutes only the rows of a subgroup: a half-warp takes rows 0, 2, 4, 6 or 1, 3, 5, 7, each lane its own k', () => {
+    const share = shareOrder(xbt, t);
+    for (let f = 0; f < 1024; f++) {
+      const g = share(f);
+      expect(g >> 5, `share ${f} stays in its subgroup's set`).toBe(f >> 5);
+      expect(g & 3, `share ${f} keeps its k`).toBe(f & 3);
+    }
+    expect(new Set(Array.from({ length: 1024 }, (_, f) => share(f))).size).toBe(1024);
+    const rowsOf = (lanes: number[]) => [...new Set(lanes.map((l) => share(l) >> 2))].sort();
+    expect(rowsOf(Array.from({ length: 16 }, (_, l) => l))).toEqual([0, 2, 4, 6]);
+    expect(rowsOf(Array.from({ length: 16 }, (_, l) => 16 + l))).toEqual([1, 3, 5, 7]);
+  });
+  it("the shader's spread_rows is the same permutation", () => {
+    const source = mmaSource(xbt, t);
+    const body = /fn spread_rows\(f: u32\) -> u32 \{\n([\s\S]*?)\n\}/.exec(source)![1];
+    const js = new Function('f', body.replace(/\blet\b/g, 'const').replace(/(0x[0-9a-f]+|\d+)u\b/g, '$1')) as (f: number) => number;
+    const share = shareOrder(xbt, t);
+    for (let f = 0; f < 4096; f++) expect(js(f) >>> 0).toBe(share(f));
+    // a_slot, b_slot and store_b take their share through it
+    expect(source.match(/let f = spread_rows\(tid \+ i \* THREADS\);/g)).toHaveLength(3);
+  });
+  it('takes two passes a 8-byte store where rows in order take three (counted per half-warp)', () => {
+    const order = storeLayout(xbt, t);
+    expect(order.wavefronts.a).toBe(2 * order.least.a);
+    expect(order.wavefronts.b).toBe(2 * order.least.b);
+    // The same count, written out here for one subgroup's share (rows of 40 elements, four shares a
+    // row), in row order and in spread rows: a half-warp's busiest bank, each of the two stores.
+    const passes = (rowOf: (lane: number) => number) =>
+      [0, 1].flatMap((half) => [0, 16].map((first) => {
+        const words = new Map<number, Set<number>>();
+        for (let l = first; l < first + 16; l++) {
+          const word = (rowOf(l) * 40 + (l & 3) * 8 + 4 * half) / 2;
+          for (const w of [word, word + 1]) words.set(w % 32, (words.get(w % 32) ?? new Set<number>()).add(w));
+        }
+        return Math.max(...[...words.values()].map((x) => x.size));
+      })).reduce((a, b) => a + b);
+    expect(passes((l) => l >> 2)).toBe(12);
+    expect(passes((l) => shareOrder(xbt, t)(l) >> 2)).toBe(8);
+  });
+  it('leaves every other product as it was', () => {
+    expect(spreadRows(xbt, t)).toBe(true);
+    expect(spreadRows({ ...xbt, wide: false }, t)).toBe(false);
+    expect(spreadRows({ ...xbt, transB: false }, t)).toBe(false);
+    expect(spreadRows(xbt, MMA_TILINGS['128x256-w8-k48'])).toBe(false);
+    expect(mmaSource({ ...xbt, transB: false }, MMA_TILINGS['128x256-w8-k48'])).not.toContain('spread_rows');
+    expect(mmaSource({ kind: 'nf4', transB: true, vec: true, wide: false, scaled: true, lora: 0, vecOut: true }, t)).not.toContain('spread_rows');
+  });
+});
+
 describe('the generated GEMM shaders (every tiling and variant, checked as text: no GPU needed)', () => {
   // Tint rejects a subgroupMatrixLoad whose 16x16 access can pass the end of its workgroup array (a
   // generator change that read B's tile on from A's offsets did, on the GPU machine only); this
@@ -289,16 +341,18 @@ describe('the generated GEMM shaders (every tiling and variant, checked as text:
     const source = mmaSource(v, tiling);
     const constant = (name: string) => BigInt(source.match(new RegExp(`const ${name} = (\\d+)u;`))![1]);
     const [BK, BN, TN, SB, SGC, THREADS, B_SUB] = ['BK', 'BN', 'TN', 'SB', 'SGC', 'THREADS', 'B_SUB'].map(constant);
-    const lets = /fn store_b\(tid: u32, i: u32, v: BShare\) \{\n  let f = tid \+ i \* THREADS;\n  let blk = ([^;]*);\n  let o = ([^;]*);/.exec(source);
+    const lets = /fn store_b\(tid: u32, i: u32, v: BShare\) \{\n  let f = (tid \+ i \* THREADS|spread_rows\(tid \+ i \* THREADS\));\n  let blk = ([^;]*);\n  let o = ([^;]*);/.exec(source);
     expect(lets, 'store_b begins with its position as scalar lets').not.toBeNull();
     // u32 arithmetic on non-negative values: BigInt's / truncates as WGSL's does.
     const u32 = (expr: string) => new Function('f', 'BK', 'BN', 'TN', 'SB', 'SGC', `return ${expr.replace(/(\d+)u/g, '$1n')};`) as (...x: bigint[]) => bigint;
-    const [blkOf, oOf] = [u32(lets![1]), u32(lets![2])];
+    const [blkOf, oOf] = [u32(lets![2]), u32(lets![3])];
+    expect(lets![1].startsWith('spread_rows')).toBe(spreadRows(v, tiling));
+    const share = shareOrder(v, tiling); // spread_rows, as the engine's own mirror of it (tested below)
     const per = v.kind === 'nf4' || v.wide ? 8n : 4n;
     const at = bShareOffset(v, tiling);
     for (let tid = 0n; tid < THREADS; tid++) {
       for (let i = 0n; i < (BN * BK) / (per * THREADS); i++) {
-        const f = tid + i * THREADS;
+        const f = BigInt(share(Number(tid + i * THREADS)));
         const [blk, o] = [blkOf(f, BK, BN, TN, SB, SGC), oOf(f, BK, BN, TN, SB, SGC)];
         const want = at(Number(tid), Number(i));
         if (Number(blk * B_SUB + o) !== want) expect(Number(blk * B_SUB + o), `share ${i} of invocation ${tid}`).toBe(want);

@@ -179,6 +179,18 @@ describe("mma ablate edits on a dense b's shares of eight (the engine's form: wi
       const ahead = EDITS['fetch-ahead2'](source);
       expect(ahead).toContain('let k0 = (t + 2u) * BK;');
       expect(ahead).toContain('if (t >= tiles) { break; }');
+      // x·Bᵀ's spread rows (spreadRows) undone, and its halves' order swapped by lane.
+      if (transB) {
+        const inOrder = EDITS['rows-in-order'](source);
+        expect(inOrder).not.toContain('spread_rows(tid');
+        expect(count(inOrder, /let f = tid \+ i \* THREADS;/g)).toBe(3);
+        const swapped = EDITS['swap-halves'](source);
+        expect(count(swapped, /\[blk\]\[o1 \+ 3u\] = second\.w;/g)).toBe(2);
+        expect(count(swapped, /\[blk\]\[o \+ \du\] = /g)).toBe(0);
+      } else {
+        expect(() => EDITS['rows-in-order'](source)).toThrow(/not found/);
+        expect(() => EDITS['swap-halves'](source)).toThrow(/spread rows/);
+      }
     });
   }
 });

@@ -516,16 +516,23 @@ export interface StoreLayout {
  */
 export function storeLayout(v: MmaVariant, t: MmaTiling): StoreLayout {
   const { threads, sa, aPer, perShare, aFetches, bFetches } = tileShape(v, t);
+  const share = shareOrder(v, t);
   // Where share i of invocation tid starts in its tile (f16 elements), as a_slot / b_slot / b_at place it.
   const aRows = Math.floor(32 / (t.bk / aPer)); // rows one subgroup's shares of a cover (a_slot's integer division)
   const aOffset = (spread: number) => (tid: number, i: number) => {
-    const f = tid + i * threads;
+    const f = share(tid + i * threads);
     const [q, k] = [Math.floor(f / (t.bk / aPer)), (f % (t.bk / aPer)) * aPer];
     const w = Math.floor(q / aRows);
     const row = Math.floor(w / spread) * aRows * spread + (q % aRows) * spread + (w % spread);
     return Math.floor(row / (16 * t.tm)) * 16 * t.tm * sa + (row % (16 * t.tm)) * sa + k;
   };
   const bOffset = bShareOffset(v, t);
+  if (v.wide) {
+    // Shares of eight: the driver stores each as two 8-byte stores (STS.64 in its SASS), which
+    // shared memory takes a half-warp at a time: at least two passes a store.
+    const least = { a: (aFetches * threads) / 8, b: (bFetches * threads) / 8 };
+    return { aSpread: 1, aRot: 5, bRot: 5, wavefronts: { a: store8Passes(aOffset(1), threads, aFetches), b: store8Passes(bOffset, threads, bFetches) }, least };
+  }
   const least = { a: (aFetches * threads * aPer) / 32, b: (bFetches * threads * perShare) / 32 };
   if (elementOrderStores(v)) {
     const a = storeWavefronts(aOffset(1), aPer, threads, aFetches, 5);
@@ -540,12 +547,64 @@ export function storeLayout(v: MmaVariant, t: MmaTiling): StoreLayout {
   return { aSpread: a.spread, aRot: a.shift, bRot: b.shift, wavefronts: { a: a.wavefronts, b: b.wavefronts }, least };
 }
 
+/**
+ * Whether a subgroup's shares go to its tiles' rows in the order 0, 2, 4, 6, 1, 3, 5, 7 rather than
+ * 0 .. 7: shares of eight along k at k steps of 32 (x·Bᵀ's a and b: four lanes a row, eight rows a
+ * subgroup). The driver stores a share of eight as two 8-byte stores; in row order a half-warp's
+ * lanes (rows 0-3, 80 bytes apart) meet up to three words in one bank, 12 passes a share where 4 is
+ * the least; in this order 8 (store8Passes). The order that would reach 4 (half the lanes storing the
+ * share's second half first) needs run-time offsets, which cost more than they saved: x·Bᵀ 233 -> 214
+ * TFLOP/s, while this order took it 233 -> 239-240 and the lm_head's x·Eᵀ 230 -> 234 (H200, two calls,
+ * bench/h200-2026-11-30-s23-ablate-spread*.json).
+ */
+export function spreadRows(v: Pick<MmaVariant, 'wide' | 'transB'>, t: MmaTiling): boolean {
+  return v.wide && v.transB && t.bk / sharePer(v) === 4;
+}
+
+/** The share an invocation's f-th takes (a_slot, b_slot, store_b): f itself, or with spreadRows its lane's row permuted. */
+export function shareOrder(v: Pick<MmaVariant, 'wide' | 'transB'>, t: MmaTiling): (f: number) => number {
+  if (!spreadRows(v, t)) return (f) => f;
+  return (f) => {
+    const p = (f >> 2) & 7;
+    return (f & ~28) | ((((p & 3) << 1) | (p >> 2)) << 2);
+  };
+}
+
+/** shareOrder's permutation in WGSL (spread_rows). */
+const SPREAD_ROWS_WGSL = `/** Share f with its lane's row in the subgroup permuted, (lane >> 2) = p -> row (p % 4) * 2 + p / 4 (spreadRows). */
+fn spread_rows(f: u32) -> u32 {
+  let p = (f >> 2u) & 7u;
+  return (f & 0xffffffe3u) | ((((p & 3u) << 1u) | (p >> 2u)) << 2u);
+}
+`;
+
+/** Passes through shared memory of shares of eight stored as two 8-byte stores each: per half-warp, its busiest bank's distinct words. */
+function store8Passes(offset: (tid: number, i: number) => number, threads: number, shares: number): number {
+  let total = 0;
+  for (let sg = 0; sg < threads / 32; sg++) {
+    for (let i = 0; i < shares; i++) {
+      for (let half = 0; half < 2; half++) {
+        for (let hw = 0; hw < 2; hw++) {
+          const banks = new Map<number, Set<number>>();
+          for (let l = 16 * hw; l < 16 * hw + 16; l++) {
+            const word = (offset(sg * 32 + l, i) + 4 * half) / 2;
+            for (const w of [word, word + 1]) banks.set(w % 32, (banks.get(w % 32) ?? new Set<number>()).add(w));
+          }
+          total += Math.max(...[...banks.values()].map((b) => b.size));
+        }
+      }
+    }
+  }
+  return total;
+}
+
 /** Where share i of invocation tid starts in the B tile (f16 elements from tile_b[0]'s start), as
  * b_slot and b_at place it: column block * B_SUB + the offset in the block. */
 export function bShareOffset(v: Pick<MmaVariant, 'kind' | 'transB' | 'wide'>, t: MmaTiling): (tid: number, i: number) => number {
   const { bn, threads, sb, bSub, perShare } = tileShape(v, t);
+  const share = shareOrder(v, t);
   return (tid, i) => {
-    const f = tid + i * threads;
+    const f = share(tid + i * threads);
     const along = v.transB ? t.bk : bn; // a tile row's length in the share's direction
     const [x, y] = [Math.floor(f / (along / perShare)), (f % (along / perShare)) * perShare];
     const [n, k] = v.transB ? [x, y] : [y, x];
@@ -721,6 +780,9 @@ export function bStoreIndex(v: Pick<MmaVariant, 'kind' | 'transB' | 'wide'>, bou
   return `let f = tid + i * THREADS;\n  let blk = ${blk};\n  let o = ${o};${sw}`;
 }
 
+/** How a_slot, b_slot and store_b begin: the invocation's f-th share (shareOrder). */
+const SHARE_INDEX = 'let f = tid + i * THREADS;';
+
 /** The template's k loop, and its form bounded by a constant (constKLoop). */
 export const K_LOOP = 'for (var t = 0u; t < tiles; t++) {';
 export const K_LOOP_CONST = 'for (var t = 0u; t < 0xffffffffu; t++) {\n    if (t >= tiles) { break; }';
@@ -840,10 +902,12 @@ function generate(v: MmaVariant, t: MmaTiling): string {
     kind === 'nf4'
       ? NF4_WGSL + nf4Source
       : denseSource.replace('//{{B_SHARE_SOURCE}}', fetchShare('b', v.vec, sharePer(v))).replace('//{{B_STORE}}', storeShare('tile_b', sharePer(v)));
+  const shares = (text: string) => (spreadRows(v, t) ? text.replaceAll(SHARE_INDEX, 'let f = spread_rows(tid + i * THREADS);') : text);
   return (
     header +
-    bSource.replace('//{{B_STORE_INDEX}}', bStoreIndex(v, true)) +
-    body
+    (spreadRows(v, t) ? SPREAD_ROWS_WGSL : '') +
+    shares(bSource.replace('//{{B_STORE_INDEX}}', bStoreIndex(v, true))) +
+    shares(body)
       .replace('//{{A_STORE_INDEX}}', aStoreIndex(true))
       .replace('//{{A_STORE}}', storeShare('tile_a', sharePer(v)))
       .replace('//{{A_SOURCE}}', aSource(v) + (v.lora ? `\n${loraSource}` : ''))

@@ -224,6 +224,32 @@ function inlineStores(s: string): string {
   return out;
 }
 
+/**
+ * Shares of eight in spread rows (the engine's x·Bᵀ: spreadRows) take two passes a 8-byte store; with
+ * lanes whose bit 2 is set storing their share's second half first, one (the least). Timed in session
+ * 23: x·Bᵀ 239 -> 214 TFLOP/s (the run-time offsets and selects cost more than the passes saved).
+ */
+function swapHalves(s: string): string {
+  if (!s.includes('fn spread_rows(')) throw new Error('mma ablate: swap-halves is for shares in spread rows (spreadRows)');
+  let out = s;
+  for (const [tile, lane] of [['tile_a', 'lane'], ['tile_b', '(tid % 32u)']]) {
+    const stores = new RegExp(`\\n(\\s*)${tile}\\[blk\\]\\[o\\] = lo\\.x;(?:\\n\\s*${tile}\\[blk\\]\\[o \\+ \\du\\] = (?:lo|hi)\\.[xyzw];){7}`);
+    out = edit(out, stores, (_m, sp: string) =>
+      [
+        '',
+        `let sw8 = (${lane} >> 2u) % 2u;`, // % bounds it for Tint's range analysis (with & the stores were clamped, and 16-bit)
+        'let first = select(lo, hi, sw8 == 1u);',
+        'let second = select(hi, lo, sw8 == 1u);',
+        'let o0 = o + 4u * sw8;',
+        'let o1 = o + 4u - 4u * sw8;',
+        ...['x', 'y', 'z', 'w'].map((c, e) => `${tile}[blk][o0${e ? ` + ${e}u` : ''}] = first.${c};`),
+        ...['x', 'y', 'z', 'w'].map((c, e) => `${tile}[blk][o1${e ? ` + ${e}u` : ''}] = second.${c};`),
+      ].join(`\n${sp}`),
+    );
+  }
+  return out;
+}
+
 /** store_a's and store_b's index lines in the clamped form (aStoreIndex(false), bStoreIndex(v, false)). */
 function clampedStores(s: string): string {
   const v = variantOf(s);
@@ -351,6 +377,8 @@ export const EDITS: Record<string, (s: string) => string> = {
   'fetch-b-first': fetchBFirst,
   'inline-stores': inlineStores,
   'clamped-stores': clampedStores,
+  'swap-halves': swapHalves,
+  'rows-in-order': (s) => edit(s, /let f = spread_rows\(tid \+ i \* THREADS\);/g, 'let f = tid + i * THREADS;'),
   'bounded-epilogue': (s) => {
     let out = editText(
       s,
