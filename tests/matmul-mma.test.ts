@@ -278,7 +278,7 @@ describe("x·Bᵀ's shares in spread rows (spreadRows)", () => {
     // a_slot, b_slot and store_b take their share through it
     expect(source.match(/let f = spread_rows\(tid \+ i \* THREADS\);/g)).toHaveLength(3);
   });
-  it('takes two passes a 8-byte store where rows in order take three (counted per half-warp)', () => {
+  it('takes two passes an 8-byte store where rows in order take three (counted per half-warp)', () => {
     const order = storeLayout(xbt, t);
     expect(order.wavefronts.a).toBe(2 * order.least.a);
     expect(order.wavefronts.b).toBe(2 * order.least.b);

@@ -501,7 +501,7 @@ export interface StoreLayout {
   aRot: number;
   bRot: number;
   /** Bank rows (wavefronts) a k step's stores take over all subgroups, and the least possible (one
-   * per store instruction: 32 lanes, 32 banks). */
+   * per scalar store instruction: 32 lanes, 32 banks; with shares of eight, two per 8-byte store). */
   wavefronts: { a: number; b: number };
   least: { a: number; b: number };
 }
@@ -512,7 +512,8 @@ export interface StoreLayout {
  * per distinct 4-byte word in its busiest of 32 banks. In element order, lanes whose shares start a
  * multiple of 128 bytes apart (tile rows padded for the matrix loads, four or eight elements a
  * share) hit the same bank two to four ways. A dense B keeps element order all the same
- * (elementOrderStores); the counts then say what it costs.
+ * (elementOrderStores); the counts then say what it costs. Shares of eight are counted as the
+ * driver stores them, two 8-byte stores each (store8Passes), in the rows shareOrder gives them.
  */
 export function storeLayout(v: MmaVariant, t: MmaTiling): StoreLayout {
   const { threads, sa, aPer, perShare, aFetches, bFetches } = tileShape(v, t);

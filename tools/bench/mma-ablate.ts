@@ -225,7 +225,7 @@ function inlineStores(s: string): string {
 }
 
 /**
- * Shares of eight in spread rows (the engine's x·Bᵀ: spreadRows) take two passes a 8-byte store; with
+ * Shares of eight in spread rows (the engine's x·Bᵀ: spreadRows) take two passes an 8-byte store; with
  * lanes whose bit 2 is set storing their share's second half first, one (the least). Timed in session
  * 23: x·Bᵀ 239 -> 214 TFLOP/s (the run-time offsets and selects cost more than the passes saved).
  */
