@@ -708,9 +708,10 @@ export function elementOrderStores(v: Pick<MmaVariant, 'kind'>): boolean {
  * Whether a dense b's product takes shares of eight elements (one 16-byte load each, where rows hold a
  * multiple of 8) rather than four (8-byte loads). The k loop's staging, not its products, bounds these
  * kernels: with the products cut to one in sixteen x·Bᵀ ran at 216 TFLOP/s against 201 whole, and
- * deeper prefetch changed nothing (214), so the rate at which each SM's loads bring tiles in is the
- * limit; 16-byte loads halve the load instructions (LDG.E.128 in the driver's code) and took the
- * one-product bound to 239 (a·B 272 -> 294). With constKLoop and fetchesBFirst, at 4096^3 on the H200:
+ * deeper prefetch changed nothing (214); 16-byte loads halve the load instructions (LDG.E.128 in the
+ * driver's code) and took that bound to 239 (a·B 272 -> 294). (Not the L2's rate: it gives the same
+ * occupancy and pattern 8 TB/s, session 23's probe; the loop runs its products, then its stores and
+ * barriers, one after the other.) With constKLoop and fetchesBFirst, at 4096^3 on the H200:
  * x·Bᵀ 199-202 -> 233-236, a·B 250-251 -> 260-265, the lm_head's dlogits·E 236-237 -> 244-250, its
  * x·Eᵀ 232 -> 230-231 (bench/h200-2026-11-30-s22-*.json; NF4 keeps its own B shares).
  */
