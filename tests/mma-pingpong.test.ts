@@ -48,22 +48,24 @@ describe('mma double-buffer prototype', () => {
     it(`generates ${name}`, () => {
       const s = doubleSource(l, 4096);
       const loop = s.slice(s.indexOf('for (var t = 0u'), s.indexOf('// the epilogue'));
-      // two k steps a trip, one barrier each; every step stores 4 + 4 shares into the other buffer and fetches as many
-      expect(count(loop, /subgroupMatrixMultiplyAccumulate/g)).toBe(2 * 32);
+      const threads = 64 * (128 / (16 * l.tm));
+      const shares = 512 / threads; // a tile's 128 rows x 4 shares of eight
+      // two k steps a trip, one barrier each; every step stores its shares of A and B into the other buffer and fetches as many
+      expect(count(loop, /subgroupMatrixMultiplyAccumulate/g)).toBe(2 * 2 * 4 * l.tm);
       expect(count(loop, /workgroupBarrier/g)).toBe(2);
-      expect(count(loop, /store_a\(1u,/g)).toBe(4);
-      expect(count(loop, /store_a\(0u,/g)).toBe(4);
-      expect(count(loop, /store_b\(/g)).toBe(8);
-      expect(count(loop, /\b[nm]a\d+ = a\[/g)).toBe(8);
+      expect(count(loop, /store_a\(1u,/g)).toBe(shares);
+      expect(count(loop, /store_a\(0u,/g)).toBe(shares);
+      expect(count(loop, /store_b\(/g)).toBe(2 * shares);
+      expect(count(loop, /\b[nm]a\d+ = a\[/g)).toBe(2 * shares);
       // step j reads buffer 0 after storing into buffer 1, step j + 1 the other way round
       const first = loop.slice(0, loop.indexOf('workgroupBarrier'));
       expect(first.indexOf('store_a(1u,')).toBeLessThan(first.indexOf('&tile_a[0u + wr]'));
-      expect(first).not.toContain('&tile_a[2u + wr]');
-      // both tiles twice (128 rows of 40 f16 each) and 4 KB of stage: 44 KB, two workgroups a SM
+      expect(first).not.toMatch(/&tile_a\[[1-9]\du \+ wr\]|&tile_a\[[1-9]u \+ wr\]/);
+      // both tiles twice (128 rows of 40 f16 each) and 1 KB of stage a subgroup: 44 KB (four subgroups: two workgroups a SM) or 48 KB
       expect(count(s, /var<workgroup>/g)).toBe(3);
-      expect(workgroupBytes(s)).toBe(45056);
-      expect(s).toContain('@workgroup_size(128)');
-      expect(count(s, /\bvar m[ab]\d+: /g)).toBe(l.fetchFirst ? 8 : 0);
+      expect(workgroupBytes(s)).toBe(40960 + (threads / 32) * 1024);
+      expect(s).toContain(`@workgroup_size(${threads})`);
+      expect(count(s, /\bvar m[ab]\d+: /g)).toBe(l.fetchFirst ? 2 * shares : 0);
     });
   }
 });

@@ -46,14 +46,14 @@ const SA = 40; // BK 32 + 8: a matrix load's 16 rows in different banks (the eng
 const A_SHARES = 4; // 128 rows x 4 shares of eight / 128 invocations of a group
 const B_SHARES = 2; // 64 rows (a group's half of B) x 4 / 128
 
-/** The two 16-wide k steps of a subgroup's 4x4 result matrices on A block `a` and B block `b` (WGSL expressions). */
-function products(a: string, b: string): string {
+/** The two 16-wide k steps of a subgroup's tm x 4 result matrices on A block `a` and B block `b` (WGSL expressions). */
+function products(a: string, b: string, tm = 4): string {
   return range(2)
     .map((q) =>
       [
-        ...range(4).map((i) => `let l${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&tile_a[${a}], ${16 * i * SA + 16 * q}u, SA);`),
+        ...range(tm).map((i) => `let l${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&tile_a[${a}], ${16 * i * SA + 16 * q}u, SA);`),
         ...range(4).map((j) => `let r${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&tile_b[${b}], ${16 * j * SA + 16 * q}u, SA);`),
-        ...range(4).flatMap((i) => range(4).map((j) => `acc${i}_${j} = subgroupMatrixMultiplyAccumulate(l${i}, r${j}, acc${i}_${j});`)),
+        ...range(tm).flatMap((i) => range(4).map((j) => `acc${i}_${j} = subgroupMatrixMultiplyAccumulate(l${i}, r${j}, acc${i}_${j});`)),
       ].join('\n      '),
     )
     .map((x) => `{\n      ${x}\n    }`)
@@ -79,14 +79,16 @@ function storeEight(tile: string, blk = 'blk'): string {
   return ['let lo = bitcast<vec4<f16>>(v.xy);', 'let hi = bitcast<vec4<f16>>(v.zw);', ...range(8).map((e) => `${tile}[${blk}][o${e ? ` + ${e}u` : ''}] = ${e < 4 ? 'lo' : 'hi'}.${'xyzw'[e % 4]};`)].join('\n  ');
 }
 
-/** The 16 accumulators of a subgroup's 4x4 result matrices. */
-const ACCUMULATORS = range(4)
-  .flatMap((i) => range(4).map((j) => `var acc${i}_${j} = subgroup_matrix_result<f32, 16, 16>();`))
-  .join('\n  ');
+/** The accumulators of a subgroup's tm x 4 result matrices. */
+function accumulators(tm = 4): string {
+  return range(tm)
+    .flatMap((i) => range(4).map((j) => `var acc${i}_${j} = subgroup_matrix_result<f32, 16, 16>();`))
+    .join('\n  ');
+}
 
-/** The epilogue: each subgroup's 16 result matrices (rows from r0, columns from c0) through its 1 KB of stage, to f16. */
-function epilogue(): string {
-  return range(4)
+/** The epilogue: each subgroup's tm x 4 result matrices (rows from r0, columns from c0) through its 1 KB of stage, to f16. */
+function epilogue(tm = 4): string {
+  return range(tm)
     .flatMap((i) =>
       range(4).map((j) =>
         [
@@ -179,7 +181,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: 
   let lt = tid % 128u; // the invocation in its group
   let wr = (sg % 4u) / 2u; // the subgroup's 64-row block in its group
   let wc = sg % 2u; // and 64-column block
-  ${ACCUMULATORS}
+  ${accumulators()}
   ${sets.map((s) => [...range(A_SHARES).map((i) => `var ${s}a${i}: vec4<u32>;`), ...range(B_SHARES).map((i) => `var ${s}b${i}: vec4<u32>;`)].join(' ')).join('\n  ')}
   // before the loop: B of step 0 whole; group 0 its A of step 0; then the shares each group stores first
   if (g == 0u) {
@@ -218,52 +220,68 @@ export const PING_PONG_PROTOTYPES: PrototypeLayout[] = Object.entries(PING_PONG)
  */
 export interface DoubleLayout {
   rowsFastest: boolean;
+  /** Result matrices a subgroup along the rows (x 4 along the columns): 4 (four subgroups, 2 x 2) or 2
+   * (eight, 4 x 2: half the accumulators). */
+  tm: 2 | 4;
   /** Stores before the fetch (the fetched registers free first) or the fetch first (two register sets). */
   fetchFirst: boolean;
 }
 
 export const DOUBLE: Record<string, DoubleLayout> = {
-  'db-128x128-w4-k32': { rowsFastest: true, fetchFirst: false },
-  'db-128x128-w4-k32-cols': { rowsFastest: false, fetchFirst: false },
-  'db-128x128-w4-k32-fetch-first': { rowsFastest: true, fetchFirst: true },
+  'db-128x128-w4-k32': { rowsFastest: true, tm: 4, fetchFirst: false },
+  'db-128x128-w4-k32-cols': { rowsFastest: false, tm: 4, fetchFirst: false },
+  'db-128x128-w4-k32-fetch-first': { rowsFastest: true, tm: 4, fetchFirst: true },
+  'db-128x128-w8-k32': { rowsFastest: true, tm: 2, fetchFirst: false },
 };
 
 export function doubleSource(l: DoubleLayout, n: number): string {
   if (n % 128 || n < 64) throw new Error('mma double: n must be a multiple of 128');
+  const sgr = 128 / (16 * l.tm); // subgroups along the rows (two along the columns)
+  const threads = 64 * sgr;
+  const shares = 512 / threads; // of A and of B a k step per invocation (128 rows x 4 shares)
   // four shares of eight of A and of B a k step per invocation (128 rows x 4 shares / 128)
   const fetch = (step: string, set: string) =>
-    range(4).flatMap((i) => [
-      `${set}a${i} = a[((row0 + (tid + ${128 * i}u) / 4u) * K + (${step}) * 32u + (tid % 4u) * 8u) / 8u];`,
-      `${set}b${i} = b[((col0 + (tid + ${128 * i}u) / 4u) * K + (${step}) * 32u + (tid % 4u) * 8u) / 8u];`,
+    range(shares).flatMap((i) => [
+      `${set}a${i} = a[((row0 + (tid + ${threads * i}u) / 4u) * K + (${step}) * 32u + (tid % 4u) * 8u) / 8u];`,
+      `${set}b${i} = b[((col0 + (tid + ${threads * i}u) / 4u) * K + (${step}) * 32u + (tid % 4u) * 8u) / 8u];`,
     ]);
   const store = (buf: number, set: string) =>
-    range(4).flatMap((i) => [`store_a(${buf}u, (tid + ${128 * i}u) / 4u, tid % 4u, ${set}a${i});`, `store_b(${buf}u, (tid + ${128 * i}u) / 4u, tid % 4u, ${set}b${i});`]);
+    range(shares).flatMap((i) => [`store_a(${buf}u, (tid + ${threads * i}u) / 4u, tid % 4u, ${set}a${i});`, `store_b(${buf}u, (tid + ${threads * i}u) / 4u, tid % 4u, ${set}b${i});`]);
 
   const last = (s: string) => `min(${s}, TILES - 1u)`;
   // step `step` (its tiles in buffer `buf`; the registers hold step + 1's shares)
   const kStep = (step: string, buf: number) => {
     const next = l.fetchFirst
-      ? [...fetch(last(`${step} + 2u`), 'm'), ...store(1 - buf, 'n'), ...range(4).flatMap((i) => [`na${i} = ma${i};`, `nb${i} = mb${i};`])]
+      ? [...fetch(last(`${step} + 2u`), 'm'), ...store(1 - buf, 'n'), ...range(shares).flatMap((i) => [`na${i} = ma${i};`, `nb${i} = mb${i};`])]
       : [...store(1 - buf, 'n'), ...fetch(last(`${step} + 2u`), 'n')];
     return `// k step ${step}: the next step's shares into buffer ${1 - buf}, then this step's products
     ${next.join('\n    ')}
-    ${products(`${2 * buf}u + wr`, `${2 * buf}u + wc`)}
+    ${products(`${sgr * buf}u + wr`, `${2 * buf}u + wc`, l.tm)}
     workgroupBarrier();`;
   };
   return `${header(n)}
-// per-subgroup blocks of 64 rows (buffer * 2 + the subgroup's row or column block), rows of SA
-var<workgroup> tile_a: array<array<f16, 64u * SA>, 4u>;
+// per-subgroup blocks (buffer * blocks + the subgroup's row or column block), rows of SA
+var<workgroup> tile_a: array<array<f16, ${16 * l.tm}u * SA>, ${2 * sgr}u>;
 var<workgroup> tile_b: array<array<f16, 64u * SA>, 4u>;
-var<workgroup> stage: array<array<f32, 256u>, 4u>;
+var<workgroup> stage: array<array<f32, 256u>, ${2 * sgr}u>;
 
-${['a', 'b'].map((t) => `/** Share (row, q) of ${t}'s tile in buffer buf: eight k from q * 8 of row 0 .. 127. */
+${(
+    [
+      ['a', 16 * l.tm, sgr],
+      ['b', 64, 2],
+    ] as const
+  )
+    .map(
+      ([t, rows, blocks]) => `/** Share (row, q) of ${t}'s tile in buffer buf: eight k from q * 8 of row 0 .. 127. */
 fn store_${t}(buf: u32, row: u32, q: u32, v: vec4<u32>) {
-  let blk = (buf * 2u + (row % 128u) / 64u) % 4u;
-  let o = (row % 64u) * SA + (q % 4u) * 8u;
+  let blk = (buf * ${blocks}u + (row % 128u) / ${rows}u) % ${2 * blocks}u;
+  let o = (row % ${rows}u) * SA + (q % 4u) * 8u;
   ${storeEight(`tile_${t}`)}
-}`).join('\n\n')}
+}`,
+    )
+    .join('\n\n')}
 
-@compute @workgroup_size(128)
+@compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: u32) {
   let row0 = wg.${l.rowsFastest ? 'x' : 'y'} * 128u;
   let col0 = wg.${l.rowsFastest ? 'y' : 'x'} * 128u;
@@ -271,8 +289,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: 
   let lane = tid % 32u;
   let wr = sg / 2u;
   let wc = sg % 2u;
-  ${ACCUMULATORS}
-  ${(l.fetchFirst ? ['n', 'm'] : ['n']).map((s) => range(4).map((i) => `var ${s}a${i}: vec4<u32>; var ${s}b${i}: vec4<u32>;`).join(' ')).join('\n  ')}
+  ${accumulators(l.tm)}
+  ${(l.fetchFirst ? ['n', 'm'] : ['n']).map((x) => range(shares).map((i) => `var ${x}a${i}: vec4<u32>; var ${x}b${i}: vec4<u32>;`).join(' ')).join('\n  ')}
   ${[...fetch('0u', 'n'), ...store(0, 'n'), ...fetch('1u', 'n')].join('\n  ')}
   workgroupBarrier();
   for (var t = 0u; t < 0xffffffffu; t++) {
@@ -282,9 +300,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: 
     ${kStep('j + 1u', 1)}
   }
   // the epilogue: each subgroup's 16 result matrices through its 1 KB of stage
-  let r0 = row0 + wr * 64u;
+  let r0 = row0 + wr * ${16 * l.tm}u;
   let c0 = col0 + wc * 64u;
-  ${epilogue()}
+  ${epilogue(l.tm)}
 }`;
 }
 
