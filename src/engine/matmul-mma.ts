@@ -767,6 +767,9 @@ export function aStoreIndex(bounded: boolean): string {
     : 'let blk = at.x / (TM * 16u);\n  let o = (at.x % (TM * 16u)) * SA + at.y;\n  let sw = (lane >> A_ROT) & 1u;';
 }
 
+/** How a_slot, b_slot and store_b begin: the invocation's f-th share (with spreadRows: spread_rows of it). */
+const SHARE_INDEX = 'let f = tid + i * THREADS;';
+
 /**
  * store_b's position in the B tile, (blk, o) = b_at(b_slot(tid, i)), and for a dense B its lane's
  * word order sw. Bounded (as aStoreIndex): for f = tid + i * THREADS, scalar lets each reduced by
@@ -779,11 +782,8 @@ export function bStoreIndex(v: Pick<MmaVariant, 'kind' | 'transB' | 'wide'>, bou
   const [blk, o] = v.transB
     ? [`((f / (BK / ${per}u)) / (TN * 16u)) % SGC`, `((f / (BK / ${per}u)) % (TN * 16u)) * SB + (f % (BK / ${per}u)) * ${per}u`]
     : [`(((f % (BN / ${per}u)) * ${per}u) / (TN * 16u)) % SGC`, `((f / (BN / ${per}u)) % BK) * SB + ((f % (BN / ${per}u)) * ${per}u) % (TN * 16u)`];
-  return `let f = tid + i * THREADS;\n  let blk = ${blk};\n  let o = ${o};${sw}`;
+  return `${SHARE_INDEX}\n  let blk = ${blk};\n  let o = ${o};${sw}`;
 }
-
-/** How a_slot, b_slot and store_b begin: the invocation's f-th share (shareOrder). */
-const SHARE_INDEX = 'let f = tid + i * THREADS;';
 
 /** The template's k loop, and its form bounded by a constant (constKLoop). */
 export const K_LOOP = 'for (var t = 0u; t < tiles; t++) {';
@@ -904,10 +904,11 @@ function generate(v: MmaVariant, t: MmaTiling): string {
     kind === 'nf4'
       ? NF4_WGSL + nf4Source
       : denseSource.replace('//{{B_SHARE_SOURCE}}', fetchShare('b', v.vec, sharePer(v))).replace('//{{B_STORE}}', storeShare('tile_b', sharePer(v)));
-  const shares = (text: string) => (spreadRows(v, t) ? text.replaceAll(SHARE_INDEX, 'let f = spread_rows(tid + i * THREADS);') : text);
+  const spread = spreadRows(v, t);
+  const shares = (text: string) => (spread ? text.replaceAll(SHARE_INDEX, 'let f = spread_rows(tid + i * THREADS);') : text);
   return (
     header +
-    (spreadRows(v, t) ? SPREAD_ROWS_WGSL : '') +
+    (spread ? SPREAD_ROWS_WGSL : '') +
     shares(bSource.replace('//{{B_STORE_INDEX}}', bStoreIndex(v, true))) +
     shares(body)
       .replace('//{{A_STORE_INDEX}}', aStoreIndex(true))

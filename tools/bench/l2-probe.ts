@@ -80,7 +80,8 @@ export async function benchL2Probe(gpu: Gpu, repeats: number, only: string[] = [
   const results: L2ProbeResult[] = [];
   const probes = Object.entries(PROBES).filter(([name]) => !only.length || only.includes(name));
   const src = device.createBuffer({ size: Math.max(...probes.map(([, p]) => p.mib)) << 20, usage: GPUBufferUsage.STORAGE, label: 'bench.l2.src' });
-  const out = device.createBuffer({ size: 1024 * 8 * SMS * 16, usage: GPUBufferUsage.STORAGE, label: 'bench.l2.out' });
+  const invocations = Math.max(...probes.map(([, p]) => p.threads * p.perSm * SMS));
+  const out = device.createBuffer({ size: invocations * 16, usage: GPUBufferUsage.STORAGE, label: 'bench.l2.out' });
   for (const [name, p] of probes) {
     const module = device.createShaderModule({ code: probeSource(p), label: `l2-probe ${name}` });
     const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });

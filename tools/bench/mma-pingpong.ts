@@ -86,9 +86,13 @@ function accumulators(tm = 4): string {
     .join('\n  ');
 }
 
-/** The epilogue: each subgroup's tm x 4 result matrices (rows from r0, columns from c0) through its 1 KB of stage, to f16. */
-function epilogue(tm = 4): string {
-  return range(tm)
+/**
+ * The k loop, two steps a trip (kStep(step, parity): so that every buffer index is a constant), then
+ * the epilogue: each subgroup's tm x 4 result matrices (rows from `r0`, columns from its 64-column
+ * block) through its 1 KB of stage, to f16.
+ */
+function loopAndEpilogue(kStep: (step: string, parity: number) => string, r0: string, tm = 4): string {
+  const epilogue = range(tm)
     .flatMap((i) =>
       range(4).map((j) =>
         [
@@ -104,6 +108,16 @@ function epilogue(tm = 4): string {
       ),
     )
     .join('\n  ');
+  return `for (var t = 0u; t < 0xffffffffu; t++) {
+    if (t >= TILES / 2u) { break; }
+    let j = 2u * t;
+    ${kStep('j', 0)}
+    ${kStep('j + 1u', 1)}
+  }
+  // the epilogue
+  let r0 = ${r0};
+  let c0 = col0 + wc * 64u;
+  ${epilogue}`;
 }
 
 export function pingPongSource(l: PingPongLayout, n: number): string {
@@ -190,16 +204,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: 
     ${[...fetchB(1, '0u', set(1)), ...storeB(1, 0, set(1)), ...(l.fetchInInterval ? [] : [...fetchA(1, '0u', set(1)), ...fetchB(1, '1u', set(1))])].join('\n    ')}
   }
   workgroupBarrier();
-  for (var t = 0u; t < 0xffffffffu; t++) {
-    if (t >= TILES / 2u) { break; }
-    let j = 2u * t;
-    ${kStep('j', 0)}
-    ${kStep('j + 1u', 1)}
-  }
-  // the epilogue: each subgroup's 16 result matrices through its 1 KB of stage
-  let r0 = row0 + g * 128u + wr * 64u;
-  let c0 = col0 + wc * 64u;
-  ${epilogue()}
+  ${loopAndEpilogue(kStep, 'row0 + g * 128u + wr * 64u')}
 }`;
 }
 
@@ -293,16 +298,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: 
   ${(l.fetchFirst ? ['n', 'm'] : ['n']).map((x) => range(shares).map((i) => `var ${x}a${i}: vec4<u32>; var ${x}b${i}: vec4<u32>;`).join(' ')).join('\n  ')}
   ${[...fetch('0u', 'n'), ...store(0, 'n'), ...fetch('1u', 'n')].join('\n  ')}
   workgroupBarrier();
-  for (var t = 0u; t < 0xffffffffu; t++) {
-    if (t >= TILES / 2u) { break; }
-    let j = 2u * t;
-    ${kStep('j', 0)}
-    ${kStep('j + 1u', 1)}
-  }
-  // the epilogue: each subgroup's 16 result matrices through its 1 KB of stage
-  let r0 = row0 + wr * ${16 * l.tm}u;
-  let c0 = col0 + wc * 64u;
-  ${epilogue(l.tm)}
+  ${loopAndEpilogue(kStep, `row0 + wr * ${16 * l.tm}u`, l.tm)}
 }`;
 }
 
