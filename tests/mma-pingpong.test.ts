@@ -1,9 +1,10 @@
-// The ping-pong GEMM prototype (tools/bench/mma-pingpong.ts) and the L2 probe (tools/bench/l2-probe.ts)
-// are timed only on the H200 (the prototype's results are checked there against float64); this checks
+// The ping-pong GEMM prototype (tools/bench/mma-pingpong.ts), the L2 probe (tools/bench/l2-probe.ts)
+// and the residency probe (tools/bench/residency-probe.ts) are timed only on the H200 (the prototype's results are checked there against float64); this checks
 // what their generated sources must hold for the timings to mean anything.
 import { describe, expect, it } from 'vitest';
 import { DOUBLE, doubleSource, PING_PONG, pingPongSource } from '../tools/bench/mma-pingpong.ts';
 import { PROBES, probeSource } from '../tools/bench/l2-probe.ts';
+import { parseProbe, PROBES as RESIDENCY_PROBES, probeSource as residencySource } from '../tools/bench/residency-probe.ts';
 
 const count = (s: string, re: RegExp) => (s.match(re) ?? []).length;
 /** Bytes of the shader's workgroup arrays (array<array<f16 | f32, N[u * SA]>, M>). */
@@ -94,4 +95,28 @@ describe('L2 probe', () => {
       for (const w of seen) if (w < 0 || w >= buffer) expect(w).toBeLessThan(buffer);
     });
   }
+});
+
+describe('residency probe', () => {
+  it('reads its probes from their names and says what a name must look like', () => {
+    expect(parseProbe('w128-20k-r200')).toEqual({ threads: 128, kib: 20, regs: 200 });
+    expect(parseProbe('w256-47k')).toEqual({ threads: 256, kib: 47, regs: 8 });
+    for (const bad of ['w128', '128-20k', 'w128-20kb', 'w128-20k-r', 'x']) expect(() => parseProbe(bad)).toThrow(/w\{threads\}-\{KiB\}k/);
+    expect(RESIDENCY_PROBES.map(parseProbe).length).toBe(RESIDENCY_PROBES.length);
+  });
+  it.each(['w128-20k-r200', 'w256-47k', 'w32-1k'])('%s: declares its workgroup memory, size and live values, and counts each workgroup in and out once', (name) => {
+    const p = parseProbe(name);
+    const s = residencySource(p);
+    expect(s).toContain(`var<workgroup> pad: array<vec4<u32>, ${(p.kib * 1024) / 16}>;`);
+    expect(s).toContain(`@workgroup_size(${p.threads})`);
+    expect(count(s, /\bvar r\d+ = /g)).toBe(p.regs);
+    expect(count(s, /r\d+ = fma\(/g)).toBe(p.regs);
+    // every live value reaches the output, so the driver cannot drop it
+    const out = /out\[[^\n]*\] = ([^;]*);/.exec(s)![1];
+    expect(count(out, /\br\d+\b/g)).toBe(p.regs);
+    expect(count(s, /atomicAdd\(&counts\[0\], 1u\)/g)).toBe(1);
+    expect(count(s, /atomicSub\(&counts\[0\], 1u\)/g)).toBe(1);
+    expect(s.indexOf('atomicAdd')).toBeLessThan(s.indexOf('atomicLoad'));
+    expect(s.indexOf('atomicLoad')).toBeLessThan(s.indexOf('atomicSub'));
+  });
 });

@@ -6,6 +6,7 @@
 //   mma     the tensor-core GEMM (subgroup matrices) beside the SIMT kernels, every tiling checked first (mma.ts)
 //   specialized  GEMM prototypes beside the engine's: warp-specialized (mma-specialized.ts), ping-pong (mma-pingpong.ts); --ablate names layouts
 //   l2      how fast loads bring data in from L2 (and DRAM) in the GEMM's patterns (l2-probe.ts; --ablate names probes)
+//   residency  how many workgroups of a given size, workgroup memory and registers run at once (residency-probe.ts; --ablate names probes)
 //   attn    attention forward and backward at the 1B / 8B training shapes (attention.ts)
 //   lora    LoRA forward and backward per (in, out) of the 1B / 8B linears at --seq tokens, and per training step (lora.ts)
 //   record  CPU time to record one decode step, without submitting (for node --cpu-prof)
@@ -40,6 +41,7 @@ import { benchAttention, checkAttention, type AttentionBenchResult, type Attenti
 import { benchMmaCeiling, type MmaCeilingResult } from './mma-ceiling.ts';
 import { benchMmaSpecialized, type MmaSpecializedResult } from './mma-specialized.ts';
 import { benchL2Probe, type L2ProbeResult } from './l2-probe.ts';
+import { benchResidency, type ResidencyResult } from './residency-probe.ts';
 import { benchMmaAblate, type MmaAblateResult } from './mma-ablate.ts';
 import { benchAttentionAblate, type AttentionAblateResult } from './attention-ablate.ts';
 import { benchMma, type MmaBenchReport } from './mma.ts';
@@ -48,7 +50,7 @@ import { benchLora, type LoraBenchReport } from './lora.ts';
 import { benchExport, describeExport, type ExportBenchOptions, type ExportResult } from './export.ts';
 import { benchDecodeRecording, benchModel, benchTrainRecording, benchNf4Matmul, engineDefaults, type EngineBenchOptions, type ModelBenchResult, type Nf4MatmulResult } from './engine.ts';
 
-const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'mma', 'ceiling', 'specialized', 'l2', 'ablate', 'attn-ablate', 'sample', 'attn', 'lora', 'record', 'model', 'export'] as const;
+const SECTIONS = ['matmul', 'nf4', 'load', 'nf4mm', 'mma', 'ceiling', 'specialized', 'l2', 'residency', 'ablate', 'attn-ablate', 'sample', 'attn', 'lora', 'record', 'model', 'export'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -172,7 +174,7 @@ async function main() {
   // --no-tensor-cores: every product on the SIMT kernels, for a side-by-side run of the same figures.
   const kernels = new Kernels(args.tensorCores ? gpu : { ...gpu, info: { ...gpu.info, mmaF16: false } });
   console.log(describeGpu(gpu.info));
-  const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult | AttentionBenchResult | AttentionChecksReport | MmaBenchReport | MmaCeilingResult | MmaSpecializedResult | L2ProbeResult | MmaAblateResult | AttentionAblateResult | SampleBenchResult | LoraBenchReport)[] = [];
+  const results: (MatmulResult | Nf4Result | LoadResult | Nf4MatmulResult | ModelBenchResult | ExportResult | AttentionBenchResult | AttentionChecksReport | MmaBenchReport | MmaCeilingResult | MmaSpecializedResult | L2ProbeResult | ResidencyResult | MmaAblateResult | AttentionAblateResult | SampleBenchResult | LoraBenchReport)[] = [];
   const summary: string[] = [];
 
   if (args.only.includes('matmul')) {
@@ -220,6 +222,11 @@ async function main() {
     const probes = await benchL2Probe(gpu, args.repeats, args.ablate);
     results.push(...probes);
     for (const r of probes) summary.push(`l2 probe ${r.name}: ${r.tbps.toFixed(2)} TB/s`);
+  }
+  if (args.only.includes('residency')) {
+    const probes = await benchResidency(gpu, args.ablate);
+    results.push(...probes);
+    for (const r of probes) summary.push(`residency ${r.name}: ${r.maxActive} workgroups at once, ${r.perSm.toFixed(2)} an SM`);
   }
   if (args.only.includes('ablate')) {
     const ablate = await benchMmaAblate(gpu, kernels, args.repeats, args.ablate);

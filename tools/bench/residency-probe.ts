@@ -1,0 +1,107 @@
+// How many workgroups of a given shape the GPU runs at once: the notes' open question (bench/
+// tensor-core-notes.md, sessions 21-23) whether a 128-invocation GEMM workgroup of ~200-250 registers
+// and 36-44 KB of workgroup memory shares its SM with a second one (the driver picks the split of an
+// SM's 256 KB between L1 and shared memory, which Vulkan does not let us ask for). Each workgroup
+// counts itself into an atomic on arrival, spins a fixed time with REGS values live in registers
+// (chains of fma, so the driver keeps them), notes the most workgroups it saw active, and counts
+// itself out; the most any saw, over the SM count, is the residency.
+import type { Gpu } from '../../src/engine/gpu.ts';
+
+export interface ResidencyResult {
+  op: 'residency-probe';
+  name: string;
+  threads: number;
+  /** Bytes of workgroup memory each workgroup declares (and touches). */
+  workgroupBytes: number;
+  /** f32 values each invocation keeps live through the spin. */
+  regs: number;
+  /** The most workgroups seen active at once, and that over the SMs. */
+  maxActive: number;
+  perSm: number;
+}
+
+interface Probe {
+  threads: number;
+  kib: number;
+  regs: number;
+}
+
+const SMS = 132;
+const SPIN = 4000;
+
+/** The probes run by default; any name of the form w{threads}-{KiB}k[-r{values}] may be asked for (--ablate). */
+export const PROBES = ['w256-47k', 'w256-20k', 'w256-47k-r200', 'w128-20k', 'w128-36k', 'w128-44k', 'w128-48k', 'w128-20k-r200', 'w128-36k-r200', 'w128-44k-r200', 'w128-44k-r240'];
+
+export function parseProbe(name: string): Probe {
+  const m = /^w(\d+)-(\d+)k(?:-r(\d+))?$/.exec(name);
+  if (!m) throw new Error(`residency probe: "${name}" is not w{threads}-{KiB}k[-r{values}] (e.g. w128-20k-r200)`);
+  return { threads: Number(m[1]), kib: Number(m[2]), regs: Number(m[3] ?? 8) };
+}
+
+export function probeSource(p: Probe): string {
+  const words = Math.max(1, (p.kib * 1024) / 16);
+  const r = Array.from({ length: p.regs }, (_, i) => i);
+  return `@group(0) @binding(0) var<storage, read_write> counts: array<atomic<u32>, 2>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+var<workgroup> pad: array<vec4<u32>, ${words}>;
+@compute @workgroup_size(${p.threads})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: u32) {
+  for (var i = tid; i < ${words}u; i += ${p.threads}u) { pad[i] = vec4<u32>(i, wg.x, 0u, 1u); }
+  workgroupBarrier();
+  if (tid == 0u) { atomicAdd(&counts[0], 1u); }
+  let x = f32(tid) * 1e-6;
+  ${r.map((i) => `var r${i} = f32(pad[(tid + ${i}u) % ${words}u].x);`).join('\n  ')}
+  var seen = 0u;
+  for (var s = 0u; s < ${SPIN}u; s++) {
+    if (tid == 0u) { seen = max(seen, atomicLoad(&counts[0])); }
+    ${r.map((i) => `r${i} = fma(r${i}, x, ${(i + 1) * 1e-3});`).join('\n    ')}
+  }
+  workgroupBarrier();
+  if (tid == 0u) { atomicMax(&counts[1], seen); atomicSub(&counts[0], 1u); }
+  out[wg.x * ${p.threads}u + tid] = ${r.length ? r.map((i) => `r${i}`).join(' + ') : '0.0'} + f32(pad[(tid + 1u) % ${words}u].y);
+}`;
+}
+
+export async function benchResidency(gpu: Gpu, only: string[] = []): Promise<ResidencyResult[]> {
+  const device = gpu.device;
+  const results: ResidencyResult[] = [];
+  const probes = (only.length ? only : PROBES).map((name) => [name, parseProbe(name)] as const);
+  const groups = 16 * SMS;
+  const counts = device.createBuffer({ size: 8, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: 'bench.residency.active' });
+  const read = device.createBuffer({ size: 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'bench.residency.read' });
+  const out = device.createBuffer({ size: groups * 256 * 4, usage: GPUBufferUsage.STORAGE, label: 'bench.residency.out' });
+  for (const [name, p] of probes) {
+    const module = device.createShaderModule({ code: probeSource(p), label: `residency-probe ${name}` });
+    const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    const group = device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: counts } },
+        { binding: 1, resource: { buffer: out } },
+      ],
+    });
+    let maxActive = 0;
+    // Three rounds, the first to bring the clock up; the most seen in any.
+    for (let round = 0; round < 3; round++) {
+      device.queue.writeBuffer(counts, 0, new Uint32Array([0, 0]));
+      const encoder = device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(groups);
+      pass.end();
+      encoder.copyBufferToBuffer(counts, 0, read, 0, 8);
+      device.queue.submit([encoder.finish()]);
+      await read.mapAsync(GPUMapMode.READ);
+      const [left, seen] = new Uint32Array(read.getMappedRange().slice(0));
+      read.unmap();
+      if (left !== 0) throw new Error(`residency probe ${name}: ${left} workgroups never counted themselves out`);
+      maxActive = Math.max(maxActive, seen);
+    }
+    const r: ResidencyResult = { op: 'residency-probe', name, threads: p.threads, workgroupBytes: p.kib * 1024, regs: p.regs, maxActive, perSm: maxActive / SMS };
+    results.push(r);
+    console.log(`residency ${name}: ${maxActive} workgroups at once (${r.perSm.toFixed(2)} an SM of ${SMS})`);
+  }
+  for (const b of [counts, read, out]) b.destroy();
+  return results;
+}
