@@ -361,6 +361,25 @@ describe('the generated GEMM shaders (every tiling and variant, checked as text:
     }
   });
 
+  it('a tiling with a workgroup-memory budget of its own (two workgroups an SM) stays within it', () => {
+    // The H200's driver gives an SM's workgroups ~48 KiB in all (tools/bench/residency-probe.ts): a
+    // second 128x128 workgroup shares the SM only at under 24 KiB. One stage a round, in two turns
+    // (20 KiB of tiles and one KiB of stage a subgroup would be exactly 24).
+    const tiling = { ...MMA_TILINGS['128x128-w4-k32'], memory: 23 * 1024 };
+    for (const scaled of [false, true]) {
+      const source = mmaSource({ kind: 'dense', transB: true, vec: true, wide: true, scaled, lora: 0, vecOut: true }, tiling);
+      const constant = (name: string) => Number(source.match(new RegExp(`const ${name} = (\\d+)u;`))![1]);
+      const per = Number(source.match(/var<workgroup> stage: array<array<f32, 256u \* STAGE>, THREADS \/ (\d+)u>;/)![1]);
+      const bytes = 2 * constant('BM') * constant('SA') + 2 * constant('SGC') * constant('B_SUB') + (scaled ? 4 * constant('BM') : 0) + (constant('THREADS') / per) * 1024 * constant('STAGE');
+      expect(bytes).toBeLessThanOrEqual(23 * 1024);
+      expect(constant('STAGE')).toBe(1);
+      expect(per).toBe(64);
+    }
+    // The engine's own 128x128-w4-k32 takes two stages a round: 28 KiB, one workgroup an SM.
+    expect(mmaSource({ kind: 'dense', transB: true, vec: true, wide: true, scaled: false, lora: 0, vecOut: true }, MMA_TILINGS['128x128-w4-k32'])).toContain('const STAGE = 2u;');
+    expect(() => mmaSource({ kind: 'dense', transB: true, vec: true, wide: true, scaled: false, lora: 0, vecOut: true }, { ...tiling, memory: 16 * 1024 })).toThrow(/more than 16384 bytes/);
+  });
+
   it.each(variants)('$name: the epilogue stages two result matrices a round for a dense B where 47 KiB of workgroup memory holds them', ({ v, tiling }) => {
     const source = mmaSource(v, tiling);
     const constant = (name: string) => Number(source.match(new RegExp(`const ${name} = (\\d+)u;`))![1]);

@@ -28,6 +28,8 @@ export interface MmaTiling {
   sgr: number;
   sgc: number;
   bk: number;
+  /** Workgroup memory the kernel may take, if less than MMA_WORKGROUP_BYTES (e.g. half, for two workgroups an SM). */
+  memory?: number;
 }
 
 /** Tilings the benchmark compares (chooseMma picks among them). */
@@ -358,7 +360,7 @@ const mmaKernels = new WeakMap<Kernels, Map<string, Kernel>>();
 function mmaKernel(kernels: Kernels, v: MmaVariant, tiling: MmaTiling, out: DType, edit?: MmaEdit): Kernel {
   let cache = mmaKernels.get(kernels);
   if (!cache) mmaKernels.set(kernels, (cache = new Map()));
-  const name = `matmul-mma(${variantName(v)},${tiling.tm}x${tiling.tn}/${tiling.sgr}x${tiling.sgc}/${tiling.bk})(R=${out})${edit ? `[${edit.tag}]` : ''}`;
+  const name = `matmul-mma(${variantName(v)},${tiling.tm}x${tiling.tn}/${tiling.sgr}x${tiling.sgc}/${tiling.bk}${tiling.memory ? `/m${tiling.memory}` : ''})(R=${out})${edit ? `[${edit.tag}]` : ''}`;
   let kernel = cache.get(name);
   if (!kernel) {
     // f16 throughout whatever the storage type (T is unused); R is the output's type.
@@ -658,7 +660,7 @@ export const MMA_WORKGROUP_BYTES = 47 * 1024;
  */
 export function stagesPerRound(v: MmaVariant, t: MmaTiling): 1 | 2 {
   const { tiles, scales, stage } = workgroupBytes(v, t);
-  return v.kind === 'dense' && (t.tm * t.tn) % 2 === 0 && tiles + scales + 2 * stage <= MMA_WORKGROUP_BYTES ? 2 : 1;
+  return v.kind === 'dense' && (t.tm * t.tn) % 2 === 0 && tiles + scales + 2 * stage <= (t.memory ?? MMA_WORKGROUP_BYTES) ? 2 : 1;
 }
 
 /** Workgroup memory of a tiling's parts: both tiles, a's row scales, and one result matrix a subgroup of stage. */
@@ -674,9 +676,10 @@ function workgroupBytes(v: MmaVariant, t: MmaTiling): { tiles: number; scales: n
  */
 export function stageTurns(v: MmaVariant, t: MmaTiling): 1 | 2 {
   const { tiles, scales, stage } = workgroupBytes(v, t);
-  if (tiles + scales + stage <= MMA_WORKGROUP_BYTES) return 1;
-  if (tiles + scales + stage / 2 <= MMA_WORKGROUP_BYTES) return 2;
-  throw new Error(`mma matmul: tiling ${JSON.stringify(t)} takes more than ${MMA_WORKGROUP_BYTES} bytes of workgroup memory`);
+  const memory = t.memory ?? MMA_WORKGROUP_BYTES;
+  if (tiles + scales + stage <= memory) return 1;
+  if (tiles + scales + stage / 2 <= memory) return 2;
+  throw new Error(`mma matmul: tiling ${JSON.stringify(t)} takes more than ${memory} bytes of workgroup memory`);
 }
 
 /**

@@ -436,6 +436,10 @@ export const TRIAL_TILINGS: Record<string, MmaTiling> = {
   '256x128-w16-k32': { tm: 4, tn: 2, sgr: 4, sgc: 4, bk: 32 },
   '256x128-w16t-k32': { tm: 2, tn: 4, sgr: 8, sgc: 2, bk: 32 },
   '128x256-w16-k32': { tm: 2, tn: 4, sgr: 4, sgc: 4, bk: 32 },
+  // Two workgroups an SM: the H200's driver gives an SM's workgroups ~48 KiB in all (the residency
+  // probe). x·Bᵀ's at 24 KiB (20 of tiles, 4 of stage) ran one an SM (141 TFLOP/s, as the engine's
+  // 28 KiB form); in 23 (22: the stage in two turns) 233; a·B's (23 KiB) 147 -> 240.
+  '128x128-w4-k32-half': { tm: 4, tn: 4, sgr: 2, sgc: 2, bk: 32, memory: 23 * 1024 },
 };
 
 /** Edits that only an NF4 B source (here: with an f32 out) has something to take out of. */
