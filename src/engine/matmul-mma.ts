@@ -650,6 +650,8 @@ function storeOrder(offset: (tid: number, i: number) => number, size: number, th
 /**
  * Workgroup memory a tensor-core GEMM may take: a KiB below the H200's Vulkan limit of 48 KiB, at
  * which (49,152 bytes by Dawn's count) the forward with two stages computed wrong results there.
+ * 48 KiB is also all that an SM's workgroups get together there (tools/bench/residency-probe.ts), so
+ * such a kernel runs one workgroup an SM; two need under 24 KiB each (MmaTiling.memory).
  */
 export const MMA_WORKGROUP_BYTES = 47 * 1024;
 

@@ -4,7 +4,9 @@
 // SM's 256 KB between L1 and shared memory, which Vulkan does not let us ask for). Each workgroup
 // counts itself into an atomic on arrival, spins a fixed time with REGS values live in registers
 // (chains of fma, so the driver keeps them), notes the most workgroups it saw active, and counts
-// itself out; the most any saw, over the SM count, is the residency.
+// itself out; the most any saw, over the SM count, is the residency. On the H200 (session 24) an SM's
+// workgroups get ~48 KiB of workgroup memory in all, whatever their invocations or registers: 12 at
+// 4 KiB, 2 at 20-24, 1 from 26 (bench/h200-2026-12-01-s24-residency*.json).
 import type { Gpu } from '../../src/engine/gpu.ts';
 
 export interface ResidencyResult {
@@ -29,8 +31,9 @@ interface Probe {
 const SMS = 132;
 const SPIN = 4000;
 
-/** The probes run by default; any name of the form w{threads}-{KiB}k[-r{values}] may be asked for (--ablate). */
-export const PROBES = ['w256-47k', 'w256-20k', 'w256-47k-r200', 'w128-20k', 'w128-36k', 'w128-44k', 'w128-48k', 'w128-20k-r200', 'w128-36k-r200', 'w128-44k-r200', 'w128-44k-r240'];
+/** The probes run by default (the memory grid around the H200's steps, and GEMM-like registers);
+ * any name of the form w{threads}-{KiB}k[-r{values}] may be asked for (--ablate). */
+export const PROBES = ['w128-4k', 'w128-8k', 'w128-12k', 'w128-16k', 'w128-24k', 'w128-26k', 'w128-36k', 'w128-48k', 'w256-24k', 'w256-28k', 'w128-24k-r240', 'w128-44k-r240', 'w256-47k-r200'];
 
 export function parseProbe(name: string): Probe {
   const m = /^w(\d+)-(\d+)k(?:-r(\d+))?$/.exec(name);
@@ -69,7 +72,7 @@ export async function benchResidency(gpu: Gpu, only: string[] = []): Promise<Res
   const groups = 16 * SMS;
   const counts = device.createBuffer({ size: 8, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: 'bench.residency.active' });
   const read = device.createBuffer({ size: 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'bench.residency.read' });
-  const out = device.createBuffer({ size: groups * 256 * 4, usage: GPUBufferUsage.STORAGE, label: 'bench.residency.out' });
+  const out = device.createBuffer({ size: groups * Math.max(...probes.map(([, p]) => p.threads)) * 4, usage: GPUBufferUsage.STORAGE, label: 'bench.residency.out' });
   for (const [name, p] of probes) {
     const module = device.createShaderModule({ code: probeSource(p), label: `residency-probe ${name}` });
     const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
