@@ -219,12 +219,12 @@ async function main() {
     for (const r of ws) summary.push(`mma specialized ${r.name}: ${r.ms.toFixed(3)} ms, ${r.tflops.toPrecision(3)} TFLOP/s, max error ${r.maxError.toExponential(2)}`);
   }
   if (args.only.includes('l2')) {
-    const probes = await benchL2Probe(gpu, args.repeats, args.ablate);
+    const probes = await benchL2Probe(kernels, args.repeats, args.ablate);
     results.push(...probes);
     for (const r of probes) summary.push(`l2 probe ${r.name}: ${r.tbps.toFixed(2)} TB/s`);
   }
   if (args.only.includes('residency')) {
-    const probes = await benchResidency(gpu, args.ablate);
+    const probes = await benchResidency(kernels, args.ablate);
     results.push(...probes);
     for (const r of probes) summary.push(`residency ${r.name}: ${r.maxActive} workgroups at once, ${r.perSm.toFixed(2)} an SM`);
   }

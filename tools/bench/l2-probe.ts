@@ -6,7 +6,7 @@
 // together, as the GEMM's fetch of a k step), with a warp's 32 loads in runs of RUN contiguous bytes
 // RUN_STRIDE apart (512: one coalesced 512-byte piece; 64: eight rows of 64 bytes 8 KB apart, the
 // x·Bᵀ fetch's pattern at k steps of 32). The grid holds `perSm` workgroups per SM of the H200 (132).
-import type { Gpu } from '../../src/engine/gpu.ts';
+import type { Kernels } from '../../src/engine/kernels.ts';
 import { timePass } from './timing.ts';
 
 export interface L2ProbeResult {
@@ -75,28 +75,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: 
 }`;
 }
 
-export async function benchL2Probe(gpu: Gpu, repeats: number, only: string[] = []): Promise<L2ProbeResult[]> {
-  const device = gpu.device;
+export async function benchL2Probe(kernels: Kernels, repeats: number, only: string[] = []): Promise<L2ProbeResult[]> {
+  const { device } = kernels.gpu;
   const results: L2ProbeResult[] = [];
   const probes = Object.entries(PROBES).filter(([name]) => !only.length || only.includes(name));
   const src = device.createBuffer({ size: Math.max(...probes.map(([, p]) => p.mib)) << 20, usage: GPUBufferUsage.STORAGE, label: 'bench.l2.src' });
   const invocations = Math.max(...probes.map(([, p]) => p.threads * p.perSm * SMS));
   const out = device.createBuffer({ size: invocations * 16, usage: GPUBufferUsage.STORAGE, label: 'bench.l2.out' });
   for (const [name, p] of probes) {
-    const module = device.createShaderModule({ code: probeSource(p), label: `l2-probe ${name}` });
-    const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-    const group = device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: src, size: p.mib << 20 } },
-        { binding: 1, resource: { buffer: out } },
-      ],
-    });
-    const seconds = await timePass(gpu, repeats, (pass) => {
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, group);
-      pass.dispatchWorkgroups(p.perSm * SMS);
-    });
+    const kernel = kernels.get({ name: `l2-probe ${name}`, source: probeSource(p), dtype: 'f32' });
+    const seconds = await timePass(kernels.gpu, repeats, (pass) => kernels.dispatchAt(pass, kernel, [[0, { buffer: src, size: p.mib << 20 }], [1, out]], {}, [p.perSm * SMS]));
     const bytes = p.threads * p.perSm * SMS * ROUNDS * p.unroll * 16;
     const r: L2ProbeResult = { op: 'l2-probe', name, tbps: bytes / seconds / 1e12, ms: seconds * 1e3, bytes };
     results.push(r);

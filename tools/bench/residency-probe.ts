@@ -7,7 +7,8 @@
 // itself out; the most any saw, over the SM count, is the residency. On the H200 (session 24) an SM's
 // workgroups get ~48 KiB of workgroup memory in all, whatever their invocations or registers: 12 at
 // 4 KiB, 2 at 20-24, 1 from 26 (bench/h200-2026-12-01-s24-residency*.json).
-import type { Gpu } from '../../src/engine/gpu.ts';
+import type { Kernels } from '../../src/engine/kernels.ts';
+import { readU32, uploadU32 } from '../../src/engine/tensor.ts';
 
 export interface ResidencyResult {
   op: 'residency-probe';
@@ -65,39 +66,23 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) tid: 
 }`;
 }
 
-export async function benchResidency(gpu: Gpu, only: string[] = []): Promise<ResidencyResult[]> {
-  const device = gpu.device;
+export async function benchResidency(kernels: Kernels, only: string[] = []): Promise<ResidencyResult[]> {
+  const { device } = kernels.gpu;
   const results: ResidencyResult[] = [];
-  const probes = (only.length ? only : PROBES).map((name) => [name, parseProbe(name)] as const);
+  // --ablate is shared with other sections: this one takes the names that start as its probes' do.
+  const asked = only.filter((name) => /^w\d/.test(name));
+  const probes = (asked.length ? asked : PROBES).map((name) => [name, parseProbe(name)] as const);
   const groups = 16 * SMS;
-  const counts = device.createBuffer({ size: 8, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: 'bench.residency.active' });
-  const read = device.createBuffer({ size: 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'bench.residency.read' });
+  const counts = uploadU32(device, [0, 0], 'bench.residency.counts'); // [active now, most seen]
   const out = device.createBuffer({ size: groups * Math.max(...probes.map(([, p]) => p.threads)) * 4, usage: GPUBufferUsage.STORAGE, label: 'bench.residency.out' });
   for (const [name, p] of probes) {
-    const module = device.createShaderModule({ code: probeSource(p), label: `residency-probe ${name}` });
-    const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-    const group = device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: counts } },
-        { binding: 1, resource: { buffer: out } },
-      ],
-    });
+    const kernel = kernels.get({ name: `residency-probe ${name}`, source: probeSource(p), dtype: 'f32' });
     let maxActive = 0;
     // Three rounds, the first to bring the clock up; the most seen in any.
     for (let round = 0; round < 3; round++) {
-      device.queue.writeBuffer(counts, 0, new Uint32Array([0, 0]));
-      const encoder = device.createCommandEncoder();
-      const pass = encoder.beginComputePass();
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, group);
-      pass.dispatchWorkgroups(groups);
-      pass.end();
-      encoder.copyBufferToBuffer(counts, 0, read, 0, 8);
-      device.queue.submit([encoder.finish()]);
-      await read.mapAsync(GPUMapMode.READ);
-      const [left, seen] = new Uint32Array(read.getMappedRange().slice(0));
-      read.unmap();
+      device.queue.writeBuffer(counts.buffer, 0, new Uint32Array(2));
+      kernels.run(kernel, [counts.buffer, out], {}, [groups]);
+      const [left, seen] = await readU32(device, counts);
       if (left !== 0) throw new Error(`residency probe ${name}: ${left} workgroups never counted themselves out`);
       maxActive = Math.max(maxActive, seen);
     }
@@ -105,6 +90,7 @@ export async function benchResidency(gpu: Gpu, only: string[] = []): Promise<Res
     results.push(r);
     console.log(`residency ${name}: ${maxActive} workgroups at once (${r.perSm.toFixed(2)} an SM of ${SMS})`);
   }
-  for (const b of [counts, read, out]) b.destroy();
+  counts.buffer.destroy();
+  out.destroy();
   return results;
 }
